@@ -1,0 +1,67 @@
+"""The hook every part of commercekit reports through, and business events.
+
+Components take a ``metrics`` argument (a :class:`Metrics`) and create their
+instruments once; :class:`NullMetrics` is the default everywhere.
+``PrometheusMetrics`` needs the ``[prometheus]`` extra and
+``OpenTelemetryMetrics`` the ``[otel]`` extra; both are imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._composite import CompositeMetrics
+from ._event import AttributeValue, Event, EventChannel
+from ._memory import HistogramSnapshot, InMemoryMetrics, MetricsSnapshot
+from ._null import NullMetrics
+from ._series import DEFAULT_MAX_SERIES_PER_METRIC, OVERFLOW_TAG_VALUE
+from ._sketch import QuantileSketch
+from ._typing import Counter, EventSink, Gauge, Histogram, Metrics, Tags, Timer
+
+if TYPE_CHECKING:
+    from ._otel import OpenTelemetryMetrics
+    from ._prometheus import PrometheusMetrics
+
+__all__ = [
+    "DEFAULT_MAX_SERIES_PER_METRIC",
+    "OVERFLOW_TAG_VALUE",
+    "AttributeValue",
+    "CompositeMetrics",
+    "Counter",
+    "Event",
+    "EventChannel",
+    "EventSink",
+    "Gauge",
+    "Histogram",
+    "HistogramSnapshot",
+    "InMemoryMetrics",
+    "Metrics",
+    "MetricsSnapshot",
+    "NullMetrics",
+    "OpenTelemetryMetrics",
+    "PrometheusMetrics",
+    "QuantileSketch",
+    "Tags",
+    "Timer",
+]
+
+_OPTIONAL = {
+    "PrometheusMetrics": ("._prometheus", "prometheus"),
+    "OpenTelemetryMetrics": ("._otel", "otel"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The exporters import their third-party library, which is an optional extra.
+    if name not in _OPTIONAL:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module_name, extra = _OPTIONAL[name]
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name, __name__)
+    except ImportError as exc:
+        raise ImportError(
+            f"{name} needs the {extra!r} extra: pip install 'commercekit[{extra}]' ({exc})"
+        ) from exc
+    return getattr(module, name)

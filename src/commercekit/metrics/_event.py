@@ -1,0 +1,168 @@
+"""Business events (product viewed, item added to cart, order placed) and their channel.
+
+``EventChannel.emit`` is called on request paths, so it never blocks and never
+raises: it appends to a bounded buffer, and a background thread hands batches
+to the sink. When the buffer is full the event is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from types import MappingProxyType, TracebackType
+
+import attrs
+
+from commercekit.errors import ConfigurationError, InvalidInputError, InvalidStateError
+
+from . import _self
+from ._typing import EventSink, Metrics
+
+__all__ = ["AttributeValue", "Event", "EventChannel"]
+
+AttributeValue = str | int | bool
+"""Event attributes are plain values; money travels as minor units plus a currency code."""
+
+
+def _freeze(value: Mapping[str, AttributeValue]) -> Mapping[str, AttributeValue]:
+    for key, item in value.items():
+        if isinstance(item, float) or not isinstance(item, str | int | bool):
+            raise InvalidInputError(
+                f"event attribute {key!r} is a {type(item).__name__}; attributes must be "
+                "str, int or bool (send money as amount_minor and currency)"
+            )
+    return MappingProxyType(dict(value))
+
+
+@attrs.frozen
+class Event:
+    """One business event, such as ``Event("cart.item_added", {"sku": "TEE-M", "qty": 1})``.
+
+    ``at_s`` is wall-clock seconds since the epoch; it defaults to now.
+    """
+
+    name: str = attrs.field()
+    attributes: Mapping[str, AttributeValue] = attrs.field(factory=dict, converter=_freeze)
+    at_s: float = attrs.field(factory=time.time)
+
+    @name.validator
+    def _check_name(self, _attribute: object, value: str) -> None:
+        if not value or not value.replace(".", "").replace("_", "").isalnum():
+            raise InvalidInputError(
+                f"event name {value!r} is not valid; use dotted lower-case words "
+                "such as 'checkout.completed'"
+            )
+
+
+class EventChannel:
+    """A bounded, non-blocking queue of events drained into *sink* by one background thread.
+
+    ``emit`` appends and returns; it never waits for the sink, and a full buffer
+    (or a closed channel) drops the event and counts it in
+    ``commercekit_metrics_events_dropped_total``. A sink that raises loses that
+    batch, which is counted in ``commercekit_metrics_event_batches_failed_total``;
+    the channel goes on. Use it as a context manager, or call :meth:`start` and
+    :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        sink: EventSink,
+        *,
+        capacity: int = 10_000,
+        batch_size: int = 500,
+        flush_interval_s: float = 0.05,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if capacity < 1 or batch_size < 1:
+            raise ConfigurationError(
+                f"capacity ({capacity}) and batch_size ({batch_size}) must both be at least 1"
+            )
+        if flush_interval_s <= 0:
+            raise ConfigurationError(f"flush_interval_s must be positive, not {flush_interval_s}")
+        from ._null import NullMetrics
+
+        metrics = metrics if metrics is not None else NullMetrics()
+        self._sink = sink
+        self._capacity = capacity
+        self._batch_size = batch_size
+        self._interval_s = flush_interval_s
+        self._buffer: deque[Event] = deque()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._delivering = False
+        self._thread: threading.Thread | None = None
+        self._emitted = _self.events_emitted(metrics)
+        self._dropped = _self.events_dropped(metrics)
+        self._failed = _self.event_batches_failed(metrics)
+        self._depth = _self.events_queued(metrics)
+
+    def start(self) -> EventChannel:
+        """Start the delivery thread; return self."""
+        if self._thread is not None:
+            raise InvalidStateError("this EventChannel was started already; start it once")
+        self._thread = threading.Thread(target=self._run, name="commercekit-events", daemon=True)
+        self._thread.start()
+        return self
+
+    def emit(self, event: Event, /) -> None:
+        """Queue *event* for delivery; drop and count it if the buffer is full or closed."""
+        buffer = self._buffer
+        if self._stopping or len(buffer) >= self._capacity:
+            self._dropped.inc()
+            return
+        buffer.append(event)
+        self._emitted.inc()
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until everything emitted so far reached the sink; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while (self._buffer or self._delivering) and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(min(0.001, self._interval_s))
+        return not (self._buffer or self._delivering)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop accepting events, deliver what is queued, and stop the thread."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def __enter__(self) -> EventChannel:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stopping
+            self._drain()
+            if stopping:
+                return
+            self._wake.wait(self._interval_s)
+            self._wake.clear()
+
+    def _drain(self) -> None:
+        buffer = self._buffer
+        self._delivering = True
+        while buffer:
+            batch: list[Event] = []
+            while buffer and len(batch) < self._batch_size:
+                batch.append(buffer.popleft())
+            self._depth.set(len(buffer))
+            try:
+                self._sink(batch)
+            except Exception:
+                # The channel promises never to raise into the application, and a
+                # misbehaving sink must not stop later batches: count and go on.
+                self._failed.inc()
+        self._delivering = False

@@ -1,0 +1,167 @@
+"""``OpenTelemetryMetrics``: commercekit's instruments on an OpenTelemetry ``Meter``.
+
+Only ``opentelemetry-api`` is needed: measurements go to whatever
+``MeterProvider`` the application configured (the SDK with an OTLP exporter,
+a Prometheus reader, ...), or to the API's no-op provider if it set none.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+
+from opentelemetry import metrics as otel
+
+from commercekit import __version__
+
+from . import _self
+from ._event import Event, EventChannel
+from ._series import DEFAULT_MAX_SERIES_PER_METRIC, Kind, MetricSpec, SeriesTable, TagItems
+from ._timer import Clock, RecordingTimer
+from ._typing import Counter, Gauge, Histogram, Tags, Timer
+from ._units import default_buckets, ucum
+
+__all__ = ["OpenTelemetryMetrics"]
+
+_Attributes = Mapping[str, str]
+
+
+class _OtelCounter:
+    __slots__ = ("_add", "_attributes")
+
+    def __init__(self, instrument: otel.Counter, attributes: _Attributes) -> None:
+        self._add = instrument.add
+        self._attributes = attributes
+
+    def inc(self, amount: float = 1, /) -> None:
+        self._add(amount, self._attributes)
+
+
+class _OtelGauge:
+    """An UpDownCounter; ``set`` adds the difference from the value it tracks."""
+
+    __slots__ = ("_add", "_attributes", "_lock", "_value")
+
+    def __init__(self, instrument: otel.UpDownCounter, attributes: _Attributes) -> None:
+        self._add = instrument.add
+        self._attributes = attributes
+        self._lock = threading.Lock()
+        self._value: float = 0
+
+    def add(self, delta: float, /) -> None:
+        with self._lock:
+            self._value += delta
+            self._add(delta, self._attributes)
+
+    def set(self, value: float, /) -> None:
+        with self._lock:
+            delta, self._value = value - self._value, value
+            self._add(delta, self._attributes)
+
+
+class _OtelHistogram:
+    __slots__ = ("_attributes", "_clock", "_record")
+
+    def __init__(self, instrument: otel.Histogram, attributes: _Attributes, clock: Clock) -> None:
+        self._record = instrument.record
+        self._attributes = attributes
+        self._clock = clock
+
+    def record(self, value: float, /) -> None:
+        self._record(value, self._attributes)
+
+    def time(self) -> Timer:
+        return RecordingTimer(self.record, self._clock)
+
+
+_OtelSeries = _OtelCounter | _OtelGauge | _OtelHistogram
+_Instrument = otel.Counter | otel.UpDownCounter | otel.Histogram
+
+
+class OpenTelemetryMetrics:
+    """A metrics backend that records through an OpenTelemetry meter named ``commercekit``.
+
+    *meter_provider* defaults to the global one. Units are sent in UCUM
+    ("seconds" as "s", "bytes" as "By"); histograms advise the same bucket
+    bounds as the Prometheus backend. Up-down gauges are UpDownCounters.
+    Business events go to *events* when given, and are dropped otherwise.
+    """
+
+    def __init__(
+        self,
+        meter_provider: otel.MeterProvider | None = None,
+        *,
+        buckets: Mapping[str, Sequence[float]] | None = None,
+        max_series_per_metric: int = DEFAULT_MAX_SERIES_PER_METRIC,
+        events: EventChannel | None = None,
+        clock: Clock = time.perf_counter,
+    ) -> None:
+        self.meter = otel.get_meter("commercekit", __version__, meter_provider=meter_provider)
+        self._buckets = dict(buckets or {})
+        self._events = events
+        self._clock = clock
+        self._instruments: dict[str, _Instrument] = {}
+        self._table: SeriesTable[_OtelSeries] = SeriesTable(
+            self._make,
+            max_series_per_metric=max_series_per_metric,
+            on_overflow=lambda name: _self.series_overflow(self, name).inc(),
+        )
+
+    def counter(
+        self, name: str, *, description: str, unit: str = "1", tags: Tags | None = None
+    ) -> Counter:
+        """Create (or find) a counter series."""
+        series = self._table.get(Kind.COUNTER, name, unit, description, tags)
+        assert isinstance(series, _OtelCounter)
+        return series
+
+    def gauge(
+        self, name: str, *, description: str, unit: str = "1", tags: Tags | None = None
+    ) -> Gauge:
+        """Create (or find) an up-down gauge series."""
+        series = self._table.get(Kind.GAUGE, name, unit, description, tags)
+        assert isinstance(series, _OtelGauge)
+        return series
+
+    def histogram(
+        self, name: str, *, description: str, unit: str = "seconds", tags: Tags | None = None
+    ) -> Histogram:
+        """Create (or find) a histogram series."""
+        series = self._table.get(Kind.HISTOGRAM, name, unit, description, tags)
+        assert isinstance(series, _OtelHistogram)
+        return series
+
+    def emit(self, event: Event, /) -> None:
+        """Hand *event* to the event channel, if this backend has one."""
+        if self._events is not None:
+            self._events.emit(event)
+
+    def _make(self, spec: MetricSpec, tags: TagItems) -> _OtelSeries:
+        instrument = self._instruments.get(spec.name)
+        if instrument is None:
+            instrument = self._instruments[spec.name] = self._instrument(spec)
+        attributes = dict(tags)
+        if isinstance(instrument, otel.Counter):
+            return _OtelCounter(instrument, attributes)
+        if isinstance(instrument, otel.UpDownCounter):
+            return _OtelGauge(instrument, attributes)
+        return _OtelHistogram(instrument, attributes, self._clock)
+
+    def _instrument(self, spec: MetricSpec) -> _Instrument:
+        unit = ucum(spec.unit)
+        if spec.kind is Kind.COUNTER:
+            return self.meter.create_counter(spec.name, unit, spec.description)
+        if spec.kind is Kind.GAUGE:
+            return self.meter.create_up_down_counter(spec.name, unit, spec.description)
+        return self.meter.create_histogram(
+            spec.name,
+            unit,
+            spec.description,
+            explicit_bucket_boundaries_advisory=default_buckets(
+                spec.name, spec.unit, self._buckets
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenTelemetryMetrics(metrics={len(self._instruments)})"

@@ -1,0 +1,156 @@
+"""``PrometheusMetrics``: commercekit's instruments as ``prometheus_client`` metrics.
+
+Each commercekit series is a labelled child of one ``prometheus_client``
+metric, and its hot-path method *is* the child's method, so recording costs
+what ``prometheus_client`` costs and nothing more. Expose the registry the
+usual way (``prometheus_client.start_http_server(port, registry=...)``, or
+:meth:`PrometheusMetrics.exposition` from a web framework's route).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import prometheus_client
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics import MetricWrapperBase
+
+from . import _self
+from ._event import Event, EventChannel
+from ._series import DEFAULT_MAX_SERIES_PER_METRIC, Kind, MetricSpec, SeriesTable, TagItems
+from ._timer import Clock, RecordingTimer
+from ._typing import Counter, Gauge, Histogram, Tags, Timer
+from ._units import default_buckets
+
+__all__ = ["PrometheusMetrics"]
+
+
+class _Amount(Protocol):
+    def __call__(self, amount: float = 1, /) -> None: ...
+
+
+class _Value(Protocol):
+    def __call__(self, value: float, /) -> None: ...
+
+
+class _PromCounter:
+    __slots__ = ("inc",)
+
+    def __init__(self, child: prometheus_client.Counter) -> None:
+        self.inc: _Amount = child.inc
+
+
+class _PromGauge:
+    __slots__ = ("add", "set")
+
+    def __init__(self, child: prometheus_client.Gauge) -> None:
+        self.add: _Value = child.inc
+        self.set: _Value = child.set
+
+
+class _PromHistogram:
+    __slots__ = ("_clock", "record")
+
+    def __init__(self, child: prometheus_client.Histogram, clock: Clock) -> None:
+        self.record: _Value = child.observe
+        self._clock = clock
+
+    def time(self) -> Timer:
+        return RecordingTimer(self.record, self._clock)
+
+
+_PromSeries = _PromCounter | _PromGauge | _PromHistogram
+
+
+class PrometheusMetrics:
+    """A metrics backend that records into a ``prometheus_client`` registry.
+
+    *registry* defaults to a new ``CollectorRegistry`` of this backend's own
+    (pass ``prometheus_client.REGISTRY`` to share the process-wide one).
+    Histogram buckets follow the unit (seconds: 0.5 ms to 60 s; bytes: 1 KiB
+    to 1 GiB) unless *buckets* names the metric. Business events go to
+    *events* when given, and are dropped otherwise.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        buckets: Mapping[str, Sequence[float]] | None = None,
+        max_series_per_metric: int = DEFAULT_MAX_SERIES_PER_METRIC,
+        events: EventChannel | None = None,
+        clock: Clock = time.perf_counter,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._buckets = dict(buckets or {})
+        self._events = events
+        self._clock = clock
+        self._parents: dict[str, MetricWrapperBase] = {}
+        self._table: SeriesTable[_PromSeries] = SeriesTable(
+            self._make,
+            max_series_per_metric=max_series_per_metric,
+            on_overflow=lambda name: _self.series_overflow(self, name).inc(),
+        )
+
+    def counter(
+        self, name: str, *, description: str, unit: str = "1", tags: Tags | None = None
+    ) -> Counter:
+        """Create (or find) a counter series."""
+        series = self._table.get(Kind.COUNTER, name, unit, description, tags)
+        assert isinstance(series, _PromCounter)
+        return series
+
+    def gauge(
+        self, name: str, *, description: str, unit: str = "1", tags: Tags | None = None
+    ) -> Gauge:
+        """Create (or find) an up-down gauge series."""
+        series = self._table.get(Kind.GAUGE, name, unit, description, tags)
+        assert isinstance(series, _PromGauge)
+        return series
+
+    def histogram(
+        self, name: str, *, description: str, unit: str = "seconds", tags: Tags | None = None
+    ) -> Histogram:
+        """Create (or find) a histogram series, with buckets chosen by unit or override."""
+        series = self._table.get(Kind.HISTOGRAM, name, unit, description, tags)
+        assert isinstance(series, _PromHistogram)
+        return series
+
+    def emit(self, event: Event, /) -> None:
+        """Hand *event* to the event channel, if this backend has one."""
+        if self._events is not None:
+            self._events.emit(event)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The registry in the text exposition format, and its Content-Type."""
+        return prometheus_client.generate_latest(
+            self.registry
+        ), prometheus_client.CONTENT_TYPE_LATEST
+
+    def _make(self, spec: MetricSpec, tags: TagItems) -> _PromSeries:
+        parent = self._parents.get(spec.name)
+        if parent is None:
+            parent = self._parents[spec.name] = self._parent(spec)
+        child = parent.labels(*(value for _, value in tags)) if tags else parent
+        if spec.kind is Kind.COUNTER:
+            assert isinstance(child, prometheus_client.Counter)
+            return _PromCounter(child)
+        if spec.kind is Kind.GAUGE:
+            assert isinstance(child, prometheus_client.Gauge)
+            return _PromGauge(child)
+        assert isinstance(child, prometheus_client.Histogram)
+        return _PromHistogram(child, self._clock)
+
+    def _parent(self, spec: MetricSpec) -> MetricWrapperBase:
+        name, doc, labels, registry = spec.name, spec.description, spec.tag_names, self.registry
+        if spec.kind is Kind.COUNTER:
+            return prometheus_client.Counter(name, doc, labels, registry=registry)
+        if spec.kind is Kind.GAUGE:
+            return prometheus_client.Gauge(name, doc, labels, registry=registry)
+        buckets = default_buckets(spec.name, spec.unit, self._buckets)
+        return prometheus_client.Histogram(name, doc, labels, registry=registry, buckets=buckets)
+
+    def __repr__(self) -> str:
+        return f"PrometheusMetrics(metrics={len(self._parents)})"
