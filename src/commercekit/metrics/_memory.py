@@ -14,23 +14,22 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from commercekit.errors import InvalidInputError
-
 from . import _self
 from ._event import Event
-from ._series import DEFAULT_MAX_SERIES_PER_METRIC, Kind, MetricSpec, SeriesTable, TagItems
+from ._series import (
+    DEFAULT_MAX_SERIES_PER_METRIC,
+    Kind,
+    MetricSpec,
+    SeriesTable,
+    TagItems,
+    negative_increment,
+)
 from ._shards import Shards
 from ._sketch import QuantileSketch
 from ._timer import Clock, RecordingTimer
 from ._typing import Counter, Gauge, Histogram, Tags, Timer
 
 __all__ = ["HistogramSnapshot", "InMemoryMetrics", "MetricsSnapshot"]
-
-
-def _negative_increment(amount: float) -> InvalidInputError:
-    return InvalidInputError(
-        f"a counter only goes up; inc({amount}) is negative (use a gauge for values that fall)"
-    )
 
 
 class _Counter:
@@ -42,7 +41,7 @@ class _Counter:
 
     def inc(self, amount: float = 1, /) -> None:
         if amount < 0:
-            raise _negative_increment(amount)
+            raise negative_increment(amount)
         try:
             self._local.cell[0] += amount
         except AttributeError:

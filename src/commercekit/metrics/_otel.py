@@ -17,7 +17,14 @@ from commercekit import __version__
 
 from . import _self
 from ._event import Event, EventChannel
-from ._series import DEFAULT_MAX_SERIES_PER_METRIC, Kind, MetricSpec, SeriesTable, TagItems
+from ._series import (
+    DEFAULT_MAX_SERIES_PER_METRIC,
+    Kind,
+    MetricSpec,
+    SeriesTable,
+    TagItems,
+    negative_increment,
+)
 from ._timer import Clock, RecordingTimer
 from ._typing import Counter, Gauge, Histogram, Tags, Timer
 from ._units import default_buckets, ucum
@@ -35,6 +42,8 @@ class _OtelCounter:
         self._attributes = attributes
 
     def inc(self, amount: float = 1, /) -> None:
+        if amount < 0:
+            raise negative_increment(amount)
         self._add(amount, self._attributes)
 
 

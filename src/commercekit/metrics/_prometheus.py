@@ -1,8 +1,8 @@
 """``PrometheusMetrics``: commercekit's instruments as ``prometheus_client`` metrics.
 
 Each commercekit series is a labelled child of one ``prometheus_client``
-metric, and its hot-path method *is* the child's method, so recording costs
-what ``prometheus_client`` costs and nothing more. Expose the registry the
+metric, and its hot-path method calls the child's method directly, so recording
+costs what ``prometheus_client`` costs plus one call. Expose the registry the
 usual way (``prometheus_client.start_http_server(port, registry=...)``, or
 :meth:`PrometheusMetrics.exposition` from a web framework's route).
 """
@@ -19,7 +19,14 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from . import _self
 from ._event import Event, EventChannel
-from ._series import DEFAULT_MAX_SERIES_PER_METRIC, Kind, MetricSpec, SeriesTable, TagItems
+from ._series import (
+    DEFAULT_MAX_SERIES_PER_METRIC,
+    Kind,
+    MetricSpec,
+    SeriesTable,
+    TagItems,
+    negative_increment,
+)
 from ._timer import Clock, RecordingTimer
 from ._typing import Counter, Gauge, Histogram, Tags, Timer
 from ._units import default_buckets
@@ -27,19 +34,20 @@ from ._units import default_buckets
 __all__ = ["PrometheusMetrics"]
 
 
-class _Amount(Protocol):
-    def __call__(self, amount: float = 1, /) -> None: ...
-
-
 class _Value(Protocol):
     def __call__(self, value: float, /) -> None: ...
 
 
 class _PromCounter:
-    __slots__ = ("inc",)
+    __slots__ = ("_inc",)
 
     def __init__(self, child: prometheus_client.Counter) -> None:
-        self.inc: _Amount = child.inc
+        self._inc: _Value = child.inc
+
+    def inc(self, amount: float = 1, /) -> None:
+        if amount < 0:
+            raise negative_increment(amount)
+        self._inc(amount)
 
 
 class _PromGauge:

@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 
 import attrs
 
-from commercekit.errors import ConfigurationError
+from commercekit.errors import ConfigurationError, InvalidInputError
 
 from ._self import SERIES_OVERFLOW
 from ._typing import Tags
@@ -31,6 +31,7 @@ __all__ = [
     "SeriesKey",
     "SeriesTable",
     "TagItems",
+    "negative_increment",
 ]
 
 DEFAULT_MAX_SERIES_PER_METRIC = 2000
@@ -62,6 +63,13 @@ class MetricSpec:
     unit: str
     description: str
     tag_names: tuple[str, ...]
+
+
+def negative_increment(amount: float) -> InvalidInputError:
+    """The error for ``counter.inc(amount)`` with a negative *amount*, the same in every backend."""
+    return InvalidInputError(
+        f"a counter only goes up; inc({amount}) is negative (use a gauge for values that fall)"
+    )
 
 
 def tag_items(name: str, tags: Tags | None) -> TagItems:
