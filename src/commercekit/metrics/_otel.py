@@ -31,7 +31,7 @@ from ._units import default_buckets, ucum
 
 __all__ = ["OpenTelemetryMetrics"]
 
-_Attributes = Mapping[str, str]
+_Attributes = Mapping[str, str] | None
 
 
 class _OtelCounter:
@@ -150,7 +150,8 @@ class OpenTelemetryMetrics:
         instrument = self._instruments.get(spec.name)
         if instrument is None:
             instrument = self._instruments[spec.name] = self._instrument(spec)
-        attributes = dict(tags)
+        # None, not {}, for untagged series: the SDK cleans any attributes it is given.
+        attributes = dict(tags) if tags else None
         if isinstance(instrument, otel.Counter):
             return _OtelCounter(instrument, attributes)
         if isinstance(instrument, otel.UpDownCounter):

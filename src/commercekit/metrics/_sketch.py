@@ -12,7 +12,8 @@ Memory is bounded: past ``max_buckets`` the lowest buckets fold into one,
 which keeps the upper quantiles (the ones latency work reads) exact to ``a``.
 The default range, 1 us to 1 h at a = 0.5 %, needs about 2,200 buckets.
 
-Not thread-safe by itself: the histograms that own one hold a lock.
+Not thread-safe by itself: each writing thread of an ``InMemoryMetrics`` histogram
+has a sketch of its own (see ``_shards``), and reads merge copies.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ __all__ = ["QuantileSketch"]
 _DEFAULT_ACCURACY = 0.005
 _DEFAULT_MAX_BUCKETS = 4096
 _MIN_POSITIVE = 1e-12  # values at or below this (and zero) are counted as zero
-_log = math.log
+_log2 = math.log2  # faster than math.log on CPython, and as exact for indexing
 _ceil = math.ceil
 
 
@@ -42,7 +43,7 @@ class QuantileSketch:
         "_buckets",
         "_count",
         "_gamma",
-        "_inv_log_gamma",
+        "_inv_log2_gamma",
         "_max",
         "_max_buckets",
         "_min",
@@ -66,7 +67,7 @@ class QuantileSketch:
             raise ConfigurationError(f"max_buckets must be at least 16, not {max_buckets}")
         self.relative_accuracy = relative_accuracy
         self._gamma = (1 + relative_accuracy) / (1 - relative_accuracy)
-        self._inv_log_gamma = 1 / math.log(self._gamma)
+        self._inv_log2_gamma = 1 / math.log2(self._gamma)
         self._max_buckets = max_buckets
         self._buckets: dict[int, int] = {}
         self._negative: dict[int, int] = {}
@@ -107,7 +108,7 @@ class QuantileSketch:
         # steps as it can be written (an infinity overflows math.ceil).
         if value > _MIN_POSITIVE:
             try:
-                key = _ceil(_log(value) * self._inv_log_gamma)
+                key = _ceil(_log2(value) * self._inv_log2_gamma)
             except OverflowError:
                 raise _infinite() from None
             buckets = self._buckets
@@ -129,7 +130,7 @@ class QuantileSketch:
     def _add_rare(self, value: float) -> None:
         if value < -_MIN_POSITIVE:
             try:
-                key = _ceil(_log(-value) * self._inv_log_gamma)
+                key = _ceil(_log2(-value) * self._inv_log2_gamma)
             except OverflowError:
                 raise _infinite() from None
             negative = self._negative
