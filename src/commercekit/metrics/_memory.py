@@ -15,19 +15,19 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 from . import _self
+from ._backend import RecordingBackend
 from ._event import Event
 from ._series import (
     DEFAULT_MAX_SERIES_PER_METRIC,
     Kind,
     MetricSpec,
-    SeriesTable,
     TagItems,
     negative_increment,
 )
 from ._shards import Shards
 from ._sketch import QuantileSketch
 from ._timer import Clock, RecordingTimer
-from ._typing import Counter, Gauge, Histogram, Tags, Timer
+from ._typing import Timer
 
 __all__ = ["HistogramSnapshot", "InMemoryMetrics", "MetricsSnapshot"]
 
@@ -192,7 +192,7 @@ class MetricsSnapshot:
 _Series = _Counter | _Gauge | _Histogram
 
 
-class InMemoryMetrics:
+class InMemoryMetrics(RecordingBackend):
     """A metrics backend that keeps everything in process, with exact quantile sketches.
 
     For tests, demos and small reports. Histogram quantiles are within
@@ -217,48 +217,22 @@ class InMemoryMetrics:
         QuantileSketch(relative_accuracy)  # validates the accuracy once, up front
         self._accuracy = relative_accuracy
         self._clock = clock
-        self._table: SeriesTable[_Series] = SeriesTable(
-            self._make, max_series_per_metric=max_series_per_metric, on_overflow=self._overflowed
-        )
-        self._events: deque[Event] = deque()
+        super().__init__(max_series_per_metric=max_series_per_metric, events=None)
+        self._kept: deque[Event] = deque()
         self._max_events = max_events
         self._events_dropped = _self.events_dropped(self)
 
-    def counter(
-        self, name: str, *, description: str, unit: str = "1", tags: Tags | None = None
-    ) -> Counter:
-        """Create (or find) a counter series."""
-        series = self._table.get(Kind.COUNTER, name, unit, description, tags)
-        assert isinstance(series, _Counter)
-        return series
-
-    def gauge(
-        self, name: str, *, description: str, unit: str = "1", tags: Tags | None = None
-    ) -> Gauge:
-        """Create (or find) an up-down gauge series."""
-        series = self._table.get(Kind.GAUGE, name, unit, description, tags)
-        assert isinstance(series, _Gauge)
-        return series
-
-    def histogram(
-        self, name: str, *, description: str, unit: str = "seconds", tags: Tags | None = None
-    ) -> Histogram:
-        """Create (or find) a histogram series."""
-        series = self._table.get(Kind.HISTOGRAM, name, unit, description, tags)
-        assert isinstance(series, _Histogram)
-        return series
-
     def emit(self, event: Event, /) -> None:
         """Keep *event*; drop and count it once *max_events* are kept."""
-        if len(self._events) >= self._max_events:
+        if len(self._kept) >= self._max_events:
             self._events_dropped.inc()
         else:
-            self._events.append(event)
+            self._kept.append(event)
 
     @property
     def events(self) -> list[Event]:
         """The events emitted so far, oldest first."""
-        return list(self._events)
+        return list(self._kept)
 
     def value(self, name: str, /, **tags: str) -> float:
         """The current value of counter or gauge *name* with exactly *tags*."""
@@ -282,9 +256,9 @@ class InMemoryMetrics:
                 counters[key] = series.value()
             elif isinstance(series, _Gauge):
                 gauges[key] = series.value()
-            else:
+            elif isinstance(series, _Histogram):
                 histograms[key] = HistogramSnapshot(series.sketch())
-        return MetricsSnapshot(counters, gauges, histograms, tuple(self._events))
+        return MetricsSnapshot(counters, gauges, histograms, tuple(self._kept))
 
     def _make(self, spec: MetricSpec, _tags: TagItems) -> _Series:
         if spec.kind is Kind.COUNTER:
@@ -293,8 +267,5 @@ class InMemoryMetrics:
             return _Gauge()
         return _Histogram(self._accuracy, self._clock)
 
-    def _overflowed(self, name: str) -> None:
-        _self.series_overflow(self, name).inc()
-
     def __repr__(self) -> str:
-        return f"InMemoryMetrics(series={len(self._table.items())}, events={len(self._events)})"
+        return f"InMemoryMetrics(series={len(self._table.items())}, events={len(self._kept)})"

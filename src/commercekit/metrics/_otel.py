@@ -15,18 +15,17 @@ from opentelemetry import metrics as otel
 
 from commercekit import __version__
 
-from . import _self
-from ._event import Event, EventChannel
+from ._backend import RecordingBackend
+from ._event import EventChannel
 from ._series import (
     DEFAULT_MAX_SERIES_PER_METRIC,
     Kind,
     MetricSpec,
-    SeriesTable,
     TagItems,
     negative_increment,
 )
 from ._timer import Clock, RecordingTimer
-from ._typing import Counter, Gauge, Histogram, Tags, Timer
+from ._typing import Timer
 from ._units import default_buckets, ucum
 
 __all__ = ["OpenTelemetryMetrics"]
@@ -88,7 +87,7 @@ _OtelSeries = _OtelCounter | _OtelGauge | _OtelHistogram
 _Instrument = otel.Counter | otel.UpDownCounter | otel.Histogram
 
 
-class OpenTelemetryMetrics:
+class OpenTelemetryMetrics(RecordingBackend):
     """A metrics backend that records through an OpenTelemetry meter named ``commercekit``.
 
     *meter_provider* defaults to the global one. Units are sent in UCUM
@@ -108,43 +107,9 @@ class OpenTelemetryMetrics:
     ) -> None:
         self.meter = otel.get_meter("commercekit", __version__, meter_provider=meter_provider)
         self._buckets = dict(buckets or {})
-        self._events = events
         self._clock = clock
         self._instruments: dict[str, _Instrument] = {}
-        self._table: SeriesTable[_OtelSeries] = SeriesTable(
-            self._make,
-            max_series_per_metric=max_series_per_metric,
-            on_overflow=lambda name: _self.series_overflow(self, name).inc(),
-        )
-
-    def counter(
-        self, name: str, *, description: str, unit: str = "1", tags: Tags | None = None
-    ) -> Counter:
-        """Create (or find) a counter series."""
-        series = self._table.get(Kind.COUNTER, name, unit, description, tags)
-        assert isinstance(series, _OtelCounter)
-        return series
-
-    def gauge(
-        self, name: str, *, description: str, unit: str = "1", tags: Tags | None = None
-    ) -> Gauge:
-        """Create (or find) an up-down gauge series."""
-        series = self._table.get(Kind.GAUGE, name, unit, description, tags)
-        assert isinstance(series, _OtelGauge)
-        return series
-
-    def histogram(
-        self, name: str, *, description: str, unit: str = "seconds", tags: Tags | None = None
-    ) -> Histogram:
-        """Create (or find) a histogram series."""
-        series = self._table.get(Kind.HISTOGRAM, name, unit, description, tags)
-        assert isinstance(series, _OtelHistogram)
-        return series
-
-    def emit(self, event: Event, /) -> None:
-        """Hand *event* to the event channel, if this backend has one."""
-        if self._events is not None:
-            self._events.emit(event)
+        super().__init__(max_series_per_metric=max_series_per_metric, events=events)
 
     def _make(self, spec: MetricSpec, tags: TagItems) -> _OtelSeries:
         instrument = self._instruments.get(spec.name)

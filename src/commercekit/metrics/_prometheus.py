@@ -17,18 +17,17 @@ import prometheus_client
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
-from . import _self
-from ._event import Event, EventChannel
+from ._backend import RecordingBackend
+from ._event import EventChannel
 from ._series import (
     DEFAULT_MAX_SERIES_PER_METRIC,
     Kind,
     MetricSpec,
-    SeriesTable,
     TagItems,
     negative_increment,
 )
 from ._timer import Clock, RecordingTimer
-from ._typing import Counter, Gauge, Histogram, Tags, Timer
+from ._typing import Timer
 from ._units import default_buckets
 
 __all__ = ["PrometheusMetrics"]
@@ -72,7 +71,7 @@ class _PromHistogram:
 _PromSeries = _PromCounter | _PromGauge | _PromHistogram
 
 
-class PrometheusMetrics:
+class PrometheusMetrics(RecordingBackend):
     """A metrics backend that records into a ``prometheus_client`` registry.
 
     *registry* defaults to a new ``CollectorRegistry`` of this backend's own
@@ -93,43 +92,9 @@ class PrometheusMetrics:
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._buckets = dict(buckets or {})
-        self._events = events
         self._clock = clock
         self._parents: dict[str, MetricWrapperBase] = {}
-        self._table: SeriesTable[_PromSeries] = SeriesTable(
-            self._make,
-            max_series_per_metric=max_series_per_metric,
-            on_overflow=lambda name: _self.series_overflow(self, name).inc(),
-        )
-
-    def counter(
-        self, name: str, *, description: str, unit: str = "1", tags: Tags | None = None
-    ) -> Counter:
-        """Create (or find) a counter series."""
-        series = self._table.get(Kind.COUNTER, name, unit, description, tags)
-        assert isinstance(series, _PromCounter)
-        return series
-
-    def gauge(
-        self, name: str, *, description: str, unit: str = "1", tags: Tags | None = None
-    ) -> Gauge:
-        """Create (or find) an up-down gauge series."""
-        series = self._table.get(Kind.GAUGE, name, unit, description, tags)
-        assert isinstance(series, _PromGauge)
-        return series
-
-    def histogram(
-        self, name: str, *, description: str, unit: str = "seconds", tags: Tags | None = None
-    ) -> Histogram:
-        """Create (or find) a histogram series, with buckets chosen by unit or override."""
-        series = self._table.get(Kind.HISTOGRAM, name, unit, description, tags)
-        assert isinstance(series, _PromHistogram)
-        return series
-
-    def emit(self, event: Event, /) -> None:
-        """Hand *event* to the event channel, if this backend has one."""
-        if self._events is not None:
-            self._events.emit(event)
+        super().__init__(max_series_per_metric=max_series_per_metric, events=events)
 
     def exposition(self) -> tuple[bytes, str]:
         """The registry in the text exposition format, and its Content-Type."""
