@@ -9,16 +9,31 @@ against the builtin keeps working (``except ValueError`` catches bad input,
      ├── InvalidInputError (ValueError) ........ the call is wrong: fix the input
      │    ├── ConfigurationError ............... a component was set up wrongly
      │    ├── CurrencyMismatchError ............ two currencies in one operation
-     │    └── PrecisionError ................... more digits than the currency has
+     │    ├── PrecisionError ................... more digits than the currency has
+     │    ├── MalformedHeaderError ............. an HTTP header too large or unparseable
+     │    ├── SignatureError ................... a signed URL or cookie does not verify
+     │    │    └── SignatureExpiredError ....... it verifies, but outside its validity window
+     │    └── PurgeRejectedError ............... a CDN purge API refused the request
      ├── UnsupportedTypeError (TypeError) ...... a refused type (a float for money)
      ├── NotFoundError (LookupError) ........... nothing by that name or key
      │    └── UnknownCurrencyError ............. not an ISO 4217 currency
      ├── ConflictError ......................... the request clashes with what is stored
-     │    └── DuplicateError ................... it exists already
+     │    ├── DuplicateError ................... it exists already
+     │    └── StaleVersionError ................ another writer changed the row first
      ├── InvalidStateError ..................... not allowed in the object's current state
+     │    └── ReadOnlyError .................... a write in read-only work or on a replica
+     ├── RepositoryError ....................... any other database error (``__cause__`` has it)
      ├── TransientError ........................ failed, and safe to retry as it is
+     │    ├── SerializationFailureError ........ the database aborted it: retry the whole work
+     │    ├── OperationInFlightError ........... another worker holds the key: retry it later
      │    └── UnavailableError ................. no healthy backend right now
+     │         ├── DatabaseUnavailableError .... a database node unreachable; nothing committed
+     │         ├── OriginError ................. a CDN origin unreachable or answering garbage
+     │         ├── PurgeUnavailableError ....... a CDN purge API down or at its limits
+     │         ├── RateLimitedError ............ a provider said 429: wait retry_after_s
+     │         └── StoreUnavailableError ....... a shared cache store (Redis) unreachable
      └── OutcomeUnknownError ................... may have happened: reconcile, never retry blindly
+          └── CommitOutcomeUnknownError ........ lost during COMMIT: look the data up first
 
 Errors caused by a foreign library (a driver, an HTTP client) are raised
 ``from`` the foreign error, so ``__cause__`` keeps it. Messages say what went
@@ -30,15 +45,30 @@ from __future__ import annotations
 
 __all__ = [
     "CommerceKitError",
+    "CommitOutcomeUnknownError",
     "ConfigurationError",
     "ConflictError",
     "CurrencyMismatchError",
+    "DatabaseUnavailableError",
     "DuplicateError",
     "InvalidInputError",
     "InvalidStateError",
+    "MalformedHeaderError",
     "NotFoundError",
+    "OperationInFlightError",
+    "OriginError",
     "OutcomeUnknownError",
     "PrecisionError",
+    "PurgeRejectedError",
+    "PurgeUnavailableError",
+    "RateLimitedError",
+    "ReadOnlyError",
+    "RepositoryError",
+    "SerializationFailureError",
+    "SignatureError",
+    "SignatureExpiredError",
+    "StaleVersionError",
+    "StoreUnavailableError",
     "TransientError",
     "UnavailableError",
     "UnknownCurrencyError",
@@ -69,6 +99,22 @@ class PrecisionError(InvalidInputError):
     Pass a rounding mode (``rounding=decimal.ROUND_HALF_EVEN`` and so on) to
     round explicitly, or fix the amount.
     """
+
+
+class MalformedHeaderError(InvalidInputError):
+    """An HTTP header is larger than the configured limit or cannot be parsed at all."""
+
+
+class SignatureError(InvalidInputError):
+    """A signed URL or cookie is missing its signature or the signature does not match."""
+
+
+class SignatureExpiredError(SignatureError):
+    """The signature is valid but the URL has expired or is not valid yet."""
+
+
+class PurgeRejectedError(InvalidInputError):
+    """A CDN purge API refused the request (bad credentials, bad input): fix it, do not retry."""
 
 
 class UnsupportedTypeError(CommerceKitError, TypeError):
@@ -106,12 +152,86 @@ class UnavailableError(TransientError):
     """No healthy backend can take the request right now; try again shortly."""
 
 
+class OriginError(UnavailableError):
+    """A CDN origin could not be reached, timed out, or sent a response that cannot be parsed.
+
+    Raised only for requests that are safe to repeat (GET and HEAD), so it is
+    transient: retry it, or let ``stale-if-error`` serve a stored copy.
+    """
+
+
+class PurgeUnavailableError(UnavailableError):
+    """A purge API did not answer, answered 5xx or 429, or its in-progress limit was reached."""
+
+
+class StoreUnavailableError(UnavailableError):
+    """A shared cache store (Redis) could not be reached; the edge falls back to the origin."""
+
+
 class OutcomeUnknownError(CommerceKitError):
     """The request may or may not have taken effect (a timeout after sending, a lost COMMIT).
 
     Never retry it blindly: look the outcome up first (the payment at the
     provider, the row in the database), then decide.
     """
+
+
+class StaleVersionError(ConflictError):
+    """Someone else changed the row first: reload it, reapply the change, try again."""
+
+
+class SerializationFailureError(TransientError):
+    """The database aborted the transaction (serialization failure, deadlock); nothing was kept.
+
+    Safe to retry the whole unit of work, never a single statement of it.
+    """
+
+
+class DatabaseUnavailableError(UnavailableError):
+    """A node could not be reached, or was lost before COMMIT was sent; nothing was kept."""
+
+    orig: BaseException | None = None
+
+
+class CommitOutcomeUnknownError(OutcomeUnknownError):
+    """COMMIT was sent, outcome unknown (connection lost, sync-replication wait cancelled).
+
+    The transaction may be durable on the primary. Look the row up before doing
+    the work again; commercekit never retries this by itself.
+    """
+
+
+class ReadOnlyError(InvalidStateError):
+    """A write was attempted in a read-only unit of work (or reached a read-only node)."""
+
+
+class RepositoryError(CommerceKitError):
+    """A database error with no more specific meaning; ``__cause__`` has the driver's error."""
+
+
+class RateLimitedError(UnavailableError):
+    """The provider refused the request for now (HTTP 429); nothing happened.
+
+    Retry with the same idempotency key after :attr:`retry_after_s` seconds
+    (``None`` when the provider did not say).
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class OperationInFlightError(TransientError):
+    """Another worker holds this idempotency key, or another operation on this payment.
+
+    Nothing was sent. Retry with the same key once the other attempt has
+    finished (its lease is :attr:`retry_after_s` seconds away at most); the
+    retry then returns that attempt's recorded result.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 def is_transient(exc: BaseException) -> bool:

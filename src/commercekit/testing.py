@@ -1,11 +1,23 @@
 """Test doubles and recorders that commercekit ships for its users' tests.
 
 Each one passes the same contract tests as the real implementations it
-stands in for.
+stands in for (``tests/contract/``).
 """
 
 from __future__ import annotations
 
-from .metrics import InMemoryMetrics
+from commercekit.metrics import InMemoryMetrics
+from commercekit.payments import (
+    InMemoryIdempotencyStore,
+    InMemoryVaultStore,
+    MockTransport,
+    SandboxGateway,
+)
 
-__all__ = ["InMemoryMetrics"]
+__all__ = [
+    "InMemoryIdempotencyStore",
+    "InMemoryMetrics",
+    "InMemoryVaultStore",
+    "MockTransport",
+    "SandboxGateway",
+]

@@ -1,0 +1,202 @@
+"""Benchmark of commercekit.repository: overhead against plain SQLAlchemy, replica read throughput.
+
+One run measures, on SQLite (a WAL file) and on a PostgreSQL cluster started
+in a temporary folder (a primary and two streaming standbys, when the
+PostgreSQL binaries are installed), the microseconds per operation of
+
+* ``get``: a primary-key get (ours: ``db.repository(Item).get(k)``; plain:
+  ``Session(engine).get(Item, k)``),
+* ``insert``: one row in its own transaction (ours: a unit of work; plain:
+  ``with Session(engine).begin()``),
+* ``query``: a filtered, ordered page of 20 (ours: ``find``; plain: ``select``),
+
+both on the same engine, alternating in rounds (best round kept), and prints
+ours, plain SQLAlchemy and the ratio (target: <= 1.15). Then the read
+throughput (gets per second, 4 threads) of ours with 0, 1 and 2 replicas::
+
+    .venv/bin/python benchmarks/repository.py            # the table
+    .venv/bin/python benchmarks/repository.py --json     # the same figures as one JSON object
+    .venv/bin/python benchmarks/repository.py --quick    # fewer operations (rougher figures)
+
+The script reports; it does not fail when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.integration._histories import HBase, Item
+
+from commercekit.repository import (
+    Database,
+    Node,
+    ReplicatedTopology,
+    engine_from_url,
+    sqlite_engine,
+)
+
+TARGET = 1.15
+
+
+def _time(fn: Callable[[int], None], n: int, start: int) -> float:
+    t0 = time.perf_counter()
+    for i in range(start, start + n):
+        fn(i)
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+def measure(engine: Engine, *, n: int, rounds: int) -> dict[str, dict[str, float]]:
+    HBase.metadata.drop_all(engine)
+    HBase.metadata.create_all(engine)
+    db = Database(ReplicatedTopology(Node("primary", engine)))
+    repo = db.repository(Item)
+    key = [10_000_000]
+
+    def ours_insert(i: int) -> None:
+        key[0] += 1
+        with db.unit_of_work() as uow:
+            uow.repository(Item).add(Item(id=key[0], value=i))
+
+    def plain_insert(i: int) -> None:
+        key[0] += 1
+        with Session(engine) as s, s.begin():
+            s.add(Item(id=key[0], value=i))
+
+    def ours_get(i: int) -> None:
+        repo.get(10_000_001 + i % 200)
+
+    def plain_get(i: int) -> None:
+        with Session(engine) as s:
+            s.get(Item, 10_000_001 + i % 200)
+
+    def ours_query(i: int) -> None:
+        repo.find(Item.value >= i % 100, order_by=["value"], limit=20)
+
+    def plain_query(i: int) -> None:
+        with Session(engine) as s:
+            list(
+                s.scalars(
+                    select(Item)
+                    .where(Item.value >= i % 100)
+                    .order_by(Item.value, Item.id)
+                    .limit(21)
+                )
+            )
+
+    cases = {
+        "insert": (ours_insert, plain_insert),
+        "get": (ours_get, plain_get),
+        "query": (ours_query, plain_query),
+    }
+    best: dict[str, dict[str, float]] = {
+        op: {"ours_us": float("inf"), "plain_us": float("inf")} for op in cases
+    }
+    for r in range(rounds):
+        for op, (ours, plain) in cases.items():
+            pair = [("ours_us", ours), ("plain_us", plain)]
+            for name, fn in pair if r % 2 == 0 else reversed(pair):
+                best[op][name] = min(best[op][name], _time(fn, n, r * n))
+    for figures in best.values():
+        figures["ratio"] = figures["ours_us"] / figures["plain_us"]
+    db.close()
+    return best
+
+
+def replica_throughput(urls: list[str], *, seconds: float) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for replicas in (0, 1, 2):
+        topology = ReplicatedTopology.from_urls(urls[0], urls[1 : 1 + replicas], pool_size=8)
+        db = Database(topology)
+        repo = db.repository(Item)
+        count = [0]
+        lock = threading.Lock()
+        stop = time.monotonic() + seconds
+
+        def work(
+            repo: Any = repo,
+            stop: float = stop,
+            lock: threading.Lock = lock,
+            count: list[int] = count,
+        ) -> None:
+            n = 0
+            while time.monotonic() < stop:
+                repo.get(10_000_001 + n % 200)
+                n += 1
+            with lock:
+                count[0] += n
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        out[f"{replicas}_replicas_reads_per_s"] = count[0] / seconds
+        db.close()
+        topology.dispose()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n, rounds = (100, 3) if args.quick else (400, 5)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = sqlite_engine(Path(tmp) / "bench.db")
+        results["sqlite"] = measure(engine, n=n, rounds=rounds)
+        engine.dispose()
+    from tests.integration._servers import PgCluster, pg_missing
+
+    if pg_missing() is None:
+        with PgCluster(standbys=2) as cluster:
+            engine = engine_from_url(cluster.url("primary"))
+            results["postgresql"] = measure(engine, n=n, rounds=rounds)
+            engine.dispose()
+            cluster.wait_caught_up()
+            urls = [cluster.url(x) for x in ("primary", *cluster.standby_names)]
+            results["postgresql_read_throughput"] = replica_throughput(
+                urls, seconds=1.0 if args.quick else 3.0
+            )
+    ratios = [
+        figures["ratio"]
+        for engine_name in ("sqlite", "postgresql")
+        for figures in results.get(engine_name, {}).values()
+    ]
+    results["target_ratio"] = TARGET
+    results["meets_overhead_1_15x"] = bool(ratios) and max(ratios) <= TARGET
+    if args.json:
+        print(json.dumps(results, indent=2, sort_keys=True))
+        return
+    print(f"{'engine':<11} {'operation':<8} {'ours us':>9} {'plain us':>9} {'ratio':>7}")
+    for engine_name in ("sqlite", "postgresql"):
+        for op, f in results.get(engine_name, {}).items():
+            print(
+                f"{engine_name:<11} {op:<8} {f['ours_us']:>9.1f} {f['plain_us']:>9.1f} "
+                f"{f['ratio']:>6.2f}x"
+            )
+    print(f"target: ratio <= {TARGET}x  met: {results['meets_overhead_1_15x']}")
+    if "postgresql_read_throughput" in results:
+        print("\nPostgreSQL read throughput (4 threads, ours)")
+        for name, value in results["postgresql_read_throughput"].items():
+            print(f"  {name:<28} {value:>10.0f}")
+    else:
+        print("\n(PostgreSQL not installed: no PostgreSQL figures)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Payments: one interface over several providers, exactly once, with card data kept safe.
+
+::
+
+    from commercekit.payments import Card, InMemoryIdempotencyStore, PaymentService, SandboxGateway
+    from commercekit.money import Money
+
+    service = PaymentService(SandboxGateway(), InMemoryIdempotencyStore())
+    card = Card("4242 4242 4242 4242", 12, 2030, cvv="123")
+    service.authorize("order-42", Money.of("19.99", "USD"), card)
+    service.capture("order-42")
+
+See ``docs/payments.md``: the gateway protocol, the state machine and ledger,
+idempotency and reconciliation, the vault, webhooks, metrics and failure
+behaviour.
+"""
+
+from commercekit.errors import OperationInFlightError, RateLimitedError
+from commercekit.payments._amounts import ISO_AMOUNTS, STRIPE_AMOUNTS, AmountRules
+from commercekit.payments._card import (
+    Card,
+    CardBrand,
+    CardNumber,
+    ProviderToken,
+    SecurityCode,
+    luhn_valid,
+    mask_number,
+)
+from commercekit.payments._http import HttpRequest, HttpResponse, MockTransport, UrllibTransport
+from commercekit.payments._idempotency import InMemoryIdempotencyStore
+from commercekit.payments._ledger import Payment
+from commercekit.payments._records import Claim, ClaimKind, IdempotencyRecord, RecordStatus
+from commercekit.payments._results import (
+    ActionRequired,
+    AnyResult,
+    DeclineCode,
+    Operation,
+    Outcome,
+    PaymentResult,
+)
+from commercekit.payments._retry import RetryPolicy
+from commercekit.payments._sandbox import SANDBOX_CARDS, SandboxFault, SandboxGateway
+from commercekit.payments._service import PaymentService, ServiceSource
+from commercekit.payments._sql import SqlAlchemyIdempotencyStore
+from commercekit.payments._state import TRANSITIONS, PaymentEvent, PaymentState, transition
+from commercekit.payments._stripe import STRIPE_DECLINE_CODES, StripeGateway
+from commercekit.payments._typing import (
+    Clock,
+    GatewayCapabilities,
+    HttpTransport,
+    IdempotencyStore,
+    KeyRing,
+    PaymentGateway,
+    PaymentSource,
+    Sleep,
+    VaultRecord,
+    VaultStore,
+)
+from commercekit.payments._vault import CardToken, CardVault, InMemoryVaultStore, StaticKeyRing
+from commercekit.payments._webhooks import (
+    HmacSignatureVerifier,
+    StripeSignatureVerifier,
+    WebhookEvent,
+    WebhookOutcome,
+    WebhookProcessor,
+    stripe_signature,
+)
+
+__all__ = [
+    "ISO_AMOUNTS",
+    "SANDBOX_CARDS",
+    "STRIPE_AMOUNTS",
+    "STRIPE_DECLINE_CODES",
+    "TRANSITIONS",
+    "ActionRequired",
+    "AmountRules",
+    "AnyResult",
+    "Card",
+    "CardBrand",
+    "CardNumber",
+    "CardToken",
+    "CardVault",
+    "Claim",
+    "ClaimKind",
+    "Clock",
+    "DeclineCode",
+    "GatewayCapabilities",
+    "HmacSignatureVerifier",
+    "HttpRequest",
+    "HttpResponse",
+    "HttpTransport",
+    "IdempotencyRecord",
+    "IdempotencyStore",
+    "InMemoryIdempotencyStore",
+    "InMemoryVaultStore",
+    "KeyRing",
+    "MockTransport",
+    "Operation",
+    "OperationInFlightError",
+    "Outcome",
+    "Payment",
+    "PaymentEvent",
+    "PaymentGateway",
+    "PaymentResult",
+    "PaymentService",
+    "PaymentSource",
+    "PaymentState",
+    "ProviderToken",
+    "RateLimitedError",
+    "RecordStatus",
+    "RetryPolicy",
+    "SandboxFault",
+    "SandboxGateway",
+    "SecurityCode",
+    "ServiceSource",
+    "Sleep",
+    "SqlAlchemyIdempotencyStore",
+    "StaticKeyRing",
+    "StripeGateway",
+    "StripeSignatureVerifier",
+    "UrllibTransport",
+    "VaultRecord",
+    "VaultStore",
+    "WebhookEvent",
+    "WebhookOutcome",
+    "WebhookProcessor",
+    "luhn_valid",
+    "mask_number",
+    "stripe_signature",
+    "transition",
+]

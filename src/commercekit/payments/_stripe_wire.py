@@ -1,0 +1,170 @@
+"""Stripe's wire format: form encoding, headers, and HTTP statuses mapped to commercekit errors.
+
+Stripe takes ``application/x-www-form-urlencoded`` bodies with nested keys in
+brackets (``metadata[order]=42``, ``card[number]=...``), an ``Authorization:
+Bearer`` key, and an ``Idempotency-Key`` header on every POST. Its statuses
+mean, for a payment:
+
+====================  ==============================================  =====================
+status                meaning                                          raised here
+====================  ==============================================  =====================
+2xx                   done                                             (the JSON object)
+402                   the card was declined                            (a decline result)
+400, 404              the request is wrong or names nothing            InvalidInputError,
+                                                                       NotFoundError
+400 idempotency_error the key was used with other parameters           ConflictError
+401, 403              the API key is wrong                             ConfigurationError
+409                   a request with the same key is in flight         OperationInFlightError
+429                   too many requests (``Retry-After``)              RateLimitedError
+5xx                   may or may not have happened                     OutcomeUnknownError
+====================  ==============================================  =====================
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from commercekit.errors import (
+    ConfigurationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    OperationInFlightError,
+    OutcomeUnknownError,
+    RateLimitedError,
+)
+from commercekit.payments._http import HttpRequest, HttpResponse
+from commercekit.payments._typing import HttpTransport
+
+__all__ = ["CardError", "StripeClient", "form_encode"]
+
+Params = Mapping[str, Any]
+_MAX_MESSAGE: Final = 200
+
+
+def form_encode(params: Params) -> str:
+    """Encode *params* as Stripe does: nested mappings and lists as ``a[b]`` and ``a[0]``."""
+    pairs: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                walk(f"{prefix}[{key}]" if prefix else str(key), inner)
+        elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
+            for i, inner in enumerate(value):
+                walk(f"{prefix}[{i}]", inner)
+        elif isinstance(value, bool):
+            pairs.append((prefix, "true" if value else "false"))
+        else:
+            pairs.append((prefix, str(value)))
+
+    walk("", params)
+    return urllib.parse.urlencode(pairs)
+
+
+class CardError(Exception):
+    """Stripe answered 402: the card was declined. Carries Stripe's ``error`` object."""
+
+    def __init__(self, error: Mapping[str, Any]) -> None:
+        super().__init__(f"card declined: {error.get('code')}")
+        self.error = error
+
+
+def _retry_after(response: HttpResponse) -> float | None:
+    value = response.header("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class StripeClient:
+    """Sends one Stripe API call over a transport and maps the answer."""
+
+    def __init__(
+        self,
+        api_key: str,
+        transport: HttpTransport,
+        *,
+        base_url: str,
+        timeout_s: float,
+        stripe_version: str | None,
+    ) -> None:
+        if not api_key:
+            raise ConfigurationError("a Stripe secret key (sk_...) is needed")
+        self._api_key = api_key
+        self._transport = transport
+        self._base_url = base_url.rstrip("/")
+        self._timeout_s = timeout_s
+        self._version = stripe_version
+
+    def post(self, path: str, params: Params, *, idempotency_key: str) -> dict[str, Any]:
+        """POST *params* to *path* with *idempotency_key*."""
+        headers = self._headers()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        headers["Idempotency-Key"] = idempotency_key
+        body = form_encode(params).encode()
+        return self._send(
+            HttpRequest("POST", self._base_url + path, headers, body, self._timeout_s)
+        )
+
+    def get(self, path: str, params: Params | None = None) -> dict[str, Any]:
+        """GET *path* with *params* in the query string."""
+        query = form_encode(params or {})
+        url = self._base_url + path + (f"?{query}" if query else "")
+        return self._send(HttpRequest("GET", url, self._headers(), b"", self._timeout_s))
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
+        if self._version:
+            headers["Stripe-Version"] = self._version
+        return headers
+
+    def _send(self, request: HttpRequest) -> dict[str, Any]:
+        response = self._transport.handle(request)
+        status = response.status
+        data = _json(response)
+        if 200 <= status < 300:
+            if data is None:
+                raise OutcomeUnknownError(
+                    f"Stripe answered {status} to {request.method} with a body that is not "
+                    "JSON; the call may have taken effect"
+                )
+            return data
+        error: Mapping[str, Any] = (data or {}).get("error") or {}
+        message = str(error.get("message") or "")[:_MAX_MESSAGE]
+        what = f"Stripe {status} on {request.method} {urllib.parse.urlsplit(request.url).path}"
+        if status == 402:
+            raise CardError(error)
+        if status == 409:
+            raise OperationInFlightError(
+                f"{what}: a request with this idempotency key is in flight; retry it as it is",
+                retry_after_s=_retry_after(response),
+            )
+        if status == 429:
+            raise RateLimitedError(f"{what}: rate limited", retry_after_s=_retry_after(response))
+        if status >= 500:
+            raise OutcomeUnknownError(f"{what}: {message or 'server error'}; look it up first")
+        if status in (401, 403):
+            raise ConfigurationError(f"{what}: the API key was refused")
+        if status == 404:
+            raise NotFoundError(f"{what}: {message or 'no such object'}")
+        if error.get("type") == "idempotency_error":
+            raise ConflictError(f"{what}: {message}")
+        raise InvalidInputError(f"{what}: {message or 'bad request'}")
+
+    def __repr__(self) -> str:
+        return f"StripeClient(base_url={self._base_url!r})"
+
+
+def _json(response: HttpResponse) -> dict[str, Any] | None:
+    try:
+        data = json.loads(response.body)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

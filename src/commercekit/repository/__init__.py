@@ -1,0 +1,98 @@
+"""Repositories and units of work over replicated, sharded SQLAlchemy topologies.
+
+Applications define their SQLAlchemy 2.x models; a :class:`Database` over a
+topology (a primary and its replicas, or shards of such groups) hands out
+units of work (on the primary, or read-only on one replica) and routed
+reads. Writes return a consistency token; reads that carry it are served
+only by replicas that have replayed it. See ``docs/repository.md``.
+"""
+
+from __future__ import annotations
+
+from commercekit.errors import (
+    CommitOutcomeUnknownError,
+    DatabaseUnavailableError,
+    ReadOnlyError,
+    RepositoryError,
+    SerializationFailureError,
+    StaleVersionError,
+)
+
+from ._database import Committed, Database
+from ._group import ReadSettings
+from ._keyset import OrderSpec
+from ._pick import RoundRobinChooser, ShardRing
+from ._position import CommitTime, GtidPosition, Lsn, Position
+from ._reads import ReadRepository
+from ._repository import Page, Repository, Versioned
+from ._reshard import keys_to_move
+from ._retry import RetryPolicy
+from ._routing import (
+    FallbackReason,
+    ReplicaView,
+    Role,
+    Route,
+    RoutingPolicy,
+    Target,
+    in_rotation,
+    route_read,
+    route_write,
+)
+from ._sources import CommitTimePositions, MariaDbPositions, PostgresPositions
+from ._sqlite import configure_sqlite, sqlite_engine
+from ._token import ConsistencyToken, TokenLike
+from ._topology import Node, ReplicatedTopology, ShardedTopology, engine_from_url
+from ._typing import Clock, PositionSource, ReplicaChooser, ReplicaStatus, Topology, TopologyNode
+from ._uow import UnitOfWork
+
+__all__ = [
+    "Clock",
+    "CommitOutcomeUnknownError",
+    "CommitTime",
+    "CommitTimePositions",
+    "Committed",
+    "ConsistencyToken",
+    "Database",
+    "DatabaseUnavailableError",
+    "FallbackReason",
+    "GtidPosition",
+    "Lsn",
+    "MariaDbPositions",
+    "Node",
+    "OrderSpec",
+    "Page",
+    "Position",
+    "PositionSource",
+    "PostgresPositions",
+    "ReadOnlyError",
+    "ReadRepository",
+    "ReadSettings",
+    "ReplicaChooser",
+    "ReplicaStatus",
+    "ReplicaView",
+    "ReplicatedTopology",
+    "Repository",
+    "RepositoryError",
+    "RetryPolicy",
+    "Role",
+    "RoundRobinChooser",
+    "Route",
+    "RoutingPolicy",
+    "SerializationFailureError",
+    "ShardRing",
+    "ShardedTopology",
+    "StaleVersionError",
+    "Target",
+    "TokenLike",
+    "Topology",
+    "TopologyNode",
+    "UnitOfWork",
+    "Versioned",
+    "configure_sqlite",
+    "engine_from_url",
+    "in_rotation",
+    "keys_to_move",
+    "route_read",
+    "route_write",
+    "sqlite_engine",
+]

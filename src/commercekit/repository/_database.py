@@ -1,0 +1,308 @@
+"""``Database``: the composition root of the repository part.
+
+It takes a topology (one replication group, or shards of them), builds the
+instruments and the per-group runtimes once, and hands out units of work and
+read repositories. Nothing connects until the first statement.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, Generic, TypeVar
+
+import attrs
+from sqlalchemy import Engine, MetaData, event, inspect
+
+from commercekit.errors import CommerceKitError, ConfigurationError, InvalidInputError
+from commercekit.metrics import Metrics, NullMetrics
+
+from ._group import GroupRuntime, ReadSettings
+from ._metrics import RepositoryMetrics
+from ._pick import RoundRobinChooser, ShardRing
+from ._reads import ReadRepository
+from ._retry import RetryPolicy, call_with_retries
+from ._routing import Role, RoutingPolicy
+from ._token import ConsistencyToken, TokenLike, as_token
+from ._topology import ShardedTopology
+from ._typing import Clock, PositionSource, ReplicaChooser, Topology
+from ._uow import NOTICES_KEY, UnitOfWork
+
+__all__ = ["Committed", "Database"]
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+@attrs.frozen
+class Committed(Generic[R]):
+    """What :meth:`Database.run` returns: the work's value and the unit of work it ran in."""
+
+    value: R
+    unit_of_work: UnitOfWork = attrs.field(repr=False)
+
+    @property
+    def token(self) -> str | None:
+        """The consistency token of the commit (None for read-only work without a token)."""
+        return self.unit_of_work.token
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_token(text: str) -> ConsistencyToken | None:
+    return as_token(text)
+
+
+class Database:
+    """Units of work and routed reads over a replicated, optionally sharded topology.
+
+    * ``unit_of_work()`` runs on the primary from first statement to commit;
+      ``unit_of_work(read_only=True, token=...)`` on one replica that has
+      replayed *token* (or the primary).
+    * ``repository(Model)`` reads outside a unit of work: from a healthy
+      replica chosen by the chooser, honouring a token, retried when transient.
+    * ``run(work, retry=True)`` runs a whole unit of work again on a transient
+      failure; read-only work is always retried.
+
+    *shard_keys* maps a model to the attribute that picks its shard (needed
+    only with a :class:`ShardedTopology`). Clocks and sleep are injectable.
+    """
+
+    def __init__(
+        self,
+        topology: Topology | ShardedTopology,
+        *,
+        metrics: Metrics | None = None,
+        policy: RoutingPolicy | None = None,
+        reads: ReadSettings | None = None,
+        retry: RetryPolicy | None = None,
+        chooser: ReplicaChooser | None = None,
+        shard_keys: Mapping[type[Any], str] | None = None,
+        position_source: PositionSource | None = None,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        groups = topology.groups if isinstance(topology, ShardedTopology) else (topology,)
+        nodes: list[tuple[str, str, Role]] = []
+        for group in groups:
+            nodes.append((group.name, group.primary.name, Role.PRIMARY))
+            nodes.extend((group.name, r.name, Role.REPLICA) for r in group.replicas)
+        self._metrics = RepositoryMetrics(metrics or NullMetrics(), nodes)
+        self._policy = policy or RoutingPolicy()
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._clock = clock
+        self._wall_clock = wall_clock
+        chooser = chooser or RoundRobinChooser()
+        self._groups = {
+            group.name: GroupRuntime(
+                group,
+                policy=self._policy,
+                settings=reads or ReadSettings(),
+                chooser=chooser,
+                metrics=self._metrics,
+                clock=clock,
+                wall_clock=wall_clock,
+                source=position_source,
+            )
+            for group in groups
+        }
+        self._ring = ShardRing(self._groups)
+        self._shard_keys = dict(shard_keys or {})
+        if len(self._groups) > 1:
+            for model, attr in self._shard_keys.items():
+                if attr not in {a.key for a in inspect(model).column_attrs}:
+                    raise ConfigurationError(f"{model.__name__} has no attribute {attr!r}")
+        self._listeners: list[tuple[Engine, str, Callable[..., None]]] = []
+        for group in groups:
+            for node in (group.primary, *group.replicas):
+                self._listen(group.name, node.name, node.engine)
+
+    def _listen(self, group: str, node: str, engine: Engine) -> None:
+        inc = self._metrics.statements[(group, node)].inc
+
+        def on_statement(*_args: Any) -> None:
+            inc()
+
+        event.listen(engine, "before_cursor_execute", on_statement)
+        self._listeners.append((engine, "before_cursor_execute", on_statement))
+        if engine.dialect.name == "postgresql":
+
+            def on_connect(dbapi_connection: Any, record: Any) -> None:
+                notices: list[str] = []
+                record.info[NOTICES_KEY] = notices
+                dbapi_connection.add_notice_handler(
+                    lambda diag: notices.append(str(diag.message_primary or ""))
+                )
+
+            event.listen(engine, "connect", on_connect)
+            self._listeners.append((engine, "connect", on_connect))
+
+    def close(self) -> None:
+        """Remove the listeners this database put on the engines (the engines stay open)."""
+        for engine, name, fn in self._listeners:
+            if event.contains(engine, name, fn):
+                event.remove(engine, name, fn)
+        self._listeners.clear()
+
+    # -- shards -------------------------------------------------------------
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        """The names of the replication groups, in topology order."""
+        return tuple(self._groups)
+
+    def shard_for(self, key: Hashable) -> str:
+        """The shard that owns *key* (consistent hash)."""
+        return self._ring.shard_for(key)
+
+    def _group(self, shard_key: Hashable | None) -> GroupRuntime:
+        if len(self._groups) == 1:
+            return next(iter(self._groups.values()))
+        if shard_key is None:
+            raise InvalidInputError(
+                f"this database has {len(self._groups)} shards: pass shard_key= to pick one"
+            )
+        return self._groups[self._ring.shard_for(shard_key)]
+
+    def _guard(self, group: str) -> Callable[[type[Any]], Callable[[object], None] | None]:
+        def guard_for(model: type[Any]) -> Callable[[object], None] | None:
+            attr = self._shard_keys.get(model)
+            if attr is None or len(self._groups) == 1:
+                return None
+
+            def check(obj: object) -> None:
+                owner = self._ring.shard_for(getattr(obj, attr))
+                if owner != group:
+                    raise InvalidInputError(
+                        f"{model.__name__} with {attr}={getattr(obj, attr)!r} belongs to shard "
+                        f"{owner!r}, not {group!r}: open the unit of work with that shard_key"
+                    )
+
+            return check
+
+        return guard_for
+
+    # -- units of work ------------------------------------------------------
+
+    def unit_of_work(
+        self,
+        *,
+        read_only: bool = False,
+        token: TokenLike = None,
+        shard_key: Hashable | None = None,
+        key: Hashable | None = None,
+    ) -> UnitOfWork:
+        """A unit of work (use it in ``with``): on the primary, or on one replica if read-only.
+
+        *token* (read-only) picks a replica that has replayed it; *shard_key*
+        picks the shard; *key* steers replica choice (same key, same replica).
+        """
+        group = self._group(shard_key)
+        return UnitOfWork(
+            group,
+            read_only=read_only,
+            token=self._token(token),
+            key=key,
+            guard=self._guard(group.name),
+            metrics=self._metrics,
+            wall_clock=self._wall_clock,
+        )
+
+    def run(
+        self,
+        work: Callable[[UnitOfWork], R],
+        *,
+        read_only: bool = False,
+        retry: bool = False,
+        token: TokenLike = None,
+        shard_key: Hashable | None = None,
+        key: Hashable | None = None,
+    ) -> Committed[R]:
+        """Run *work* in a unit of work and commit; return its value and the commit's token.
+
+        Transient failures (lost connections before COMMIT, serialization
+        failures, deadlocks) run *work* again from the start in a new
+        transaction, when *read_only* or *retry* says that is safe: *work*
+        must then have no effects outside the database. A lost COMMIT is never
+        retried (:class:`CommitOutcomeUnknownError`).
+        """
+
+        def once() -> Committed[R]:
+            with self.unit_of_work(
+                read_only=read_only, token=token, shard_key=shard_key, key=key
+            ) as uow:
+                value = work(uow)
+            return Committed(value, uow)
+
+        if not (read_only or retry):
+            return once()
+        return call_with_retries(
+            once,
+            self._retry,
+            on_retry=self._metrics.retries["unit_of_work"].inc,
+            sleep=self._sleep,
+        )
+
+    # -- reads outside a unit of work -----------------------------------------
+
+    def repository(self, model: type[T]) -> ReadRepository[T]:
+        """Routed reads of *model* outside any unit of work (replicas first)."""
+        return ReadRepository(model, self)
+
+    def _token(self, token: TokenLike) -> ConsistencyToken | None:
+        if token is None or isinstance(token, ConsistencyToken):
+            return token or None
+        return _parse_token(token)
+
+    def _read_in(
+        self,
+        group: GroupRuntime,
+        fn: Callable[[Any, Any, Role], R],
+        token: ConsistencyToken | None,
+        key: Hashable | None,
+    ) -> R:
+        wanted = None if token is None else token.get(group.name)
+        try:
+            return call_with_retries(
+                lambda: group.run_read(fn, wanted, key),
+                self._retry,
+                on_retry=self._metrics.retries["read"].inc,
+                sleep=self._sleep,
+            )
+        except CommerceKitError as exc:
+            self._metrics.error(exc)
+            raise
+
+    def _groups_for(
+        self, model: type[Any], shard_key: Hashable | None, key: Any = None
+    ) -> list[GroupRuntime]:
+        if len(self._groups) == 1:
+            return list(self._groups.values())
+        if shard_key is not None:
+            return [self._groups[self._ring.shard_for(shard_key)]]
+        attr = self._shard_keys.get(model)
+        if key is not None and attr is not None:
+            mapper = inspect(model)
+            pk = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
+            if pk == [attr]:
+                return [self._groups[self._ring.shard_for(key)]]
+        return list(self._groups.values())
+
+    # -- operations -----------------------------------------------------------
+
+    def probe(self) -> None:
+        """Probe every replica now (lag, replayed position, liveness)."""
+        for group in self._groups.values():
+            group.probe()
+
+    def create_all(self, metadata: MetaData) -> None:
+        """Create *metadata*'s tables on every primary (replicas get them by replication)."""
+        for group in self._groups.values():
+            metadata.create_all(group.primary.engine)
+
+    def drop_all(self, metadata: MetaData) -> None:
+        """Drop *metadata*'s tables on every primary."""
+        for group in self._groups.values():
+            metadata.drop_all(group.primary.engine)

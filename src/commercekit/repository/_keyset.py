@@ -1,0 +1,181 @@
+"""Ordering and keyset pagination: order keys, the "after this row" predicate, cursors.
+
+A page is fetched with ``WHERE (k1, k2, ...) > (v1, v2, ...)`` written as an
+OR-chain (so each key may be ascending or descending, on every engine), and
+the primary key is appended to the order so the order is total. The cursor is
+the last row's key values, as an opaque URL-safe string. Order columns must
+not hold NULLs.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import functools
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+from sqlalchemy import and_, inspect, or_
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql import ColumnElement, operators
+from sqlalchemy.sql.elements import UnaryExpression
+
+from commercekit.errors import InvalidInputError
+
+__all__ = [
+    "OrderKey",
+    "OrderSpec",
+    "after_clause",
+    "decode_cursor",
+    "encode_cursor",
+    "merge_key",
+    "order_clauses",
+    "order_keys",
+    "row_values",
+]
+
+OrderSpec = str | InstrumentedAttribute[Any] | UnaryExpression[Any]
+"""An order key: ``"name"``, ``"-name"`` (descending), ``Model.name`` or ``desc(Model.name)``."""
+
+
+@attrs.frozen
+class OrderKey:
+    """One mapped attribute to order by, and its direction."""
+
+    name: str
+    descending: bool = False
+
+
+def _key_of(model: type[Any], spec: OrderSpec, names: set[str]) -> OrderKey:
+    if isinstance(spec, str):
+        descending = spec.startswith("-")
+        name = spec.lstrip("-+")
+    elif isinstance(spec, UnaryExpression):
+        descending = spec.modifier is operators.desc_op
+        element = spec.element
+        name = str(getattr(element, "key", None) or getattr(element, "name", ""))
+    else:
+        descending, name = False, spec.key
+    if name not in names:
+        raise InvalidInputError(f"{model.__name__} has no column attribute {name!r} to order by")
+    return OrderKey(name, descending)
+
+
+def order_keys(model: type[Any], order_by: Sequence[OrderSpec]) -> tuple[OrderKey, ...]:
+    """Normalize *order_by* for *model*, appending its primary key to make the order total."""
+    mapper = inspect(model)
+    names = {attr.key for attr in mapper.column_attrs}
+    keys = [_key_of(model, spec, names) for spec in order_by]
+    seen = {k.name for k in keys}
+    for column in mapper.primary_key:
+        name = mapper.get_property_by_column(column).key
+        if name not in seen:
+            keys.append(OrderKey(name))
+    return tuple(keys)
+
+
+def order_clauses(model: type[Any], keys: Sequence[OrderKey]) -> list[ColumnElement[Any]]:
+    """ORDER BY clauses for *keys*."""
+    return [
+        getattr(model, k.name).desc() if k.descending else getattr(model, k.name).asc()
+        for k in keys
+    ]
+
+
+def after_clause(
+    model: type[Any], keys: Sequence[OrderKey], values: Sequence[object]
+) -> ColumnElement[bool]:
+    """The predicate "comes after the row whose key values are *values*" in *keys* order."""
+    if len(values) != len(keys):
+        raise InvalidInputError(
+            f"the cursor has {len(values)} values but the order has {len(keys)} keys"
+        )
+    branches = []
+    for i, key in enumerate(keys):
+        column = getattr(model, key.name)
+        equal = [getattr(model, k.name) == v for k, v in zip(keys[:i], values[:i], strict=True)]
+        step = column < values[i] if key.descending else column > values[i]
+        branches.append(and_(*equal, step))
+    return or_(*branches)
+
+
+def row_values(obj: object, keys: Sequence[OrderKey]) -> tuple[object, ...]:
+    """The key values of *obj*, the cursor of the page that ends with it."""
+    return tuple(getattr(obj, k.name) for k in keys)
+
+
+def merge_key(keys: Sequence[OrderKey]) -> Callable[[object], Any]:
+    """A sort key for objects in *keys* order (for merging pages from several shards)."""
+
+    def compare(a: object, b: object) -> int:
+        for key in keys:
+            x, y = getattr(a, key.name), getattr(b, key.name)
+            if x != y:
+                less = x < y
+                return (1 if less else -1) if key.descending else (-1 if less else 1)
+        return 0
+
+    return functools.cmp_to_key(compare)
+
+
+def _tag(value: object) -> list[object]:
+    if value is None or isinstance(value, bool | int | float | str):
+        return ["v", value]
+    if isinstance(value, dt.datetime):
+        return ["dt", value.isoformat()]
+    if isinstance(value, dt.date):
+        return ["d", value.isoformat()]
+    if isinstance(value, decimal.Decimal):
+        return ["dec", str(value)]
+    if isinstance(value, uuid.UUID):
+        return ["u", str(value)]
+    if isinstance(value, bytes):
+        return ["b", base64.urlsafe_b64encode(value).decode()]
+    raise InvalidInputError(f"cannot put a {type(value).__name__} in a page cursor")
+
+
+def _untag(item: object) -> object:
+    if not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str):
+        raise InvalidInputError("malformed page cursor")
+    tag, raw = item
+    if tag == "v":
+        return raw
+    if not isinstance(raw, str):
+        raise InvalidInputError("malformed page cursor")
+    parse: dict[str, Callable[[str], object]] = {
+        "dt": dt.datetime.fromisoformat,
+        "d": dt.date.fromisoformat,
+        "dec": decimal.Decimal,
+        "u": uuid.UUID,
+        "b": base64.urlsafe_b64decode,
+    }
+    if tag not in parse:
+        raise InvalidInputError("malformed page cursor")
+    return parse[tag](raw)
+
+
+def encode_cursor(values: Sequence[object]) -> str:
+    """An opaque, URL-safe cursor for *values*."""
+    text = json.dumps([_tag(v) for v in values], separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[object, ...]:
+    """The values of a cursor made by :func:`encode_cursor`."""
+    if len(cursor) > 4096:
+        raise InvalidInputError("a page cursor is at most 4096 characters")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        items = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"malformed page cursor: {cursor[:40]!r}") from exc
+    if not isinstance(items, list):
+        raise InvalidInputError("malformed page cursor")
+    try:
+        return tuple(_untag(item) for item in items)
+    except (ValueError, decimal.InvalidOperation) as exc:
+        raise InvalidInputError(f"malformed page cursor: {cursor[:40]!r}") from exc

@@ -1,0 +1,127 @@
+"""Topologies declared in code or from URLs: replication groups and shards of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+from commercekit.errors import ConfigurationError
+
+from ._sqlite import configure_sqlite
+from ._typing import Topology
+
+__all__ = ["Node", "ReplicatedTopology", "ShardedTopology", "engine_from_url"]
+
+_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+}
+_CONNECT_TIMEOUT = {"psycopg": "connect_timeout", "pymysql": "connect_timeout"}
+
+
+def engine_from_url(url: str, *, connect_timeout_s: float = 3.0, **engine_options: Any) -> Engine:
+    """Create an engine for *url*, with commercekit's defaults.
+
+    ``postgresql://`` means psycopg 3 and ``mysql://``/``mariadb://`` mean
+    PyMySQL; connections time out after *connect_timeout_s* (so a dead node is
+    noticed quickly); SQLite gets the BEGIN fix and WAL mode.
+    """
+    parsed = make_url(url)
+    if parsed.drivername in _DRIVERS:
+        parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
+    if parsed.get_backend_name() == "sqlite":
+        return configure_sqlite(create_engine(parsed, **engine_options))
+    driver = parsed.get_driver_name()
+    connect_args = dict(engine_options.pop("connect_args", {}))
+    if driver in _CONNECT_TIMEOUT:
+        connect_args.setdefault(_CONNECT_TIMEOUT[driver], max(1, round(connect_timeout_s)))
+    return create_engine(parsed, connect_args=connect_args, **engine_options)
+
+
+@attrs.frozen
+class Node:
+    """One database node: a name unique in its topology and the engine that reaches it."""
+
+    name: str
+    engine: Engine = attrs.field(repr=lambda e: f"<{e.dialect.name}>")
+
+
+def _nodes(value: Iterable[Node]) -> tuple[Node, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class ReplicatedTopology:
+    """A primary and zero or more read replicas: one replication group.
+
+    *name* keys the group's position in consistency tokens and names its shard.
+    """
+
+    primary: Node
+    replicas: tuple[Node, ...] = attrs.field(default=(), converter=_nodes)
+    name: str = "main"
+
+    def __attrs_post_init__(self) -> None:
+        names = [n.name for n in self.nodes]
+        if len(names) != len(set(names)):
+            raise ConfigurationError(f"node names must be unique in a topology: {names}")
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        """The primary, then the replicas."""
+        return (self.primary, *self.replicas)
+
+    @classmethod
+    def from_urls(
+        cls,
+        primary: str,
+        replicas: Sequence[str] = (),
+        *,
+        name: str = "main",
+        **engine_options: Any,
+    ) -> ReplicatedTopology:
+        """Create engines for a primary and replica URLs (``primary``, ``replica1``, ...)."""
+        return cls(
+            Node("primary", engine_from_url(primary, **engine_options)),
+            [
+                Node(f"replica{i}", engine_from_url(url, **engine_options))
+                for i, url in enumerate(replicas, 1)
+            ],
+            name=name,
+        )
+
+    def dispose(self) -> None:
+        """Close every pooled connection of every node."""
+        for node in self.nodes:
+            node.engine.dispose()
+
+
+def _groups(value: Iterable[Topology] | Mapping[str, Topology]) -> tuple[Topology, ...]:
+    if isinstance(value, Mapping):
+        return tuple(value.values())
+    return tuple(value)
+
+
+@attrs.frozen
+class ShardedTopology:
+    """Several replication groups (shards); a shard key picks one by consistent hash."""
+
+    groups: tuple[Topology, ...] = attrs.field(converter=_groups)
+
+    def __attrs_post_init__(self) -> None:
+        names = [g.name for g in self.groups]
+        if not names:
+            raise ConfigurationError("a sharded topology needs at least one group")
+        if len(names) != len(set(names)):
+            raise ConfigurationError(f"shard names must be unique: {names}")
+
+    def dispose(self) -> None:
+        """Close every pooled connection of every node of every shard."""
+        for group in self.groups:
+            for node in (group.primary, *group.replicas):
+                node.engine.dispose()

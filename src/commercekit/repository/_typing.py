@@ -1,0 +1,103 @@
+"""The repository's seams: topologies of engines, position sources, replica choice, clocks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from typing import Protocol
+
+import attrs
+from sqlalchemy import Connection, Engine
+
+from ._position import Position
+
+__all__ = [
+    "Clock",
+    "PositionSource",
+    "ReplicaChooser",
+    "ReplicaStatus",
+    "Topology",
+    "TopologyNode",
+]
+
+Clock = Callable[[], float]
+"""A clock in seconds: ``time.monotonic`` for intervals, ``time.time`` for commit times."""
+
+
+@attrs.frozen
+class ReplicaStatus:
+    """What a probe of one replica found."""
+
+    replayed: Position | None
+    """The position it has replayed (None when it cannot tell)."""
+    lag_s: float | None
+    """Seconds it is behind its primary (None when it cannot tell)."""
+    replicating: bool = True
+    """False when it is not a replica any more, or its replication is stopped."""
+
+
+class PositionSource(Protocol):
+    """The consistency-token source of one engine kind (PostgreSQL LSN, MariaDB GTID, time).
+
+    Every method runs on a connection it is handed and leaves that connection's
+    transaction as it found it, except where said.
+    """
+
+    def after_commit(self, connection: Connection) -> Position:
+        """On the primary, right after COMMIT on *connection*: a position covering that commit."""
+        ...
+
+    def wait(self, connection: Connection, wanted: Position, timeout_s: float) -> Position | None:
+        """On a replica: wait up to *timeout_s* until it has replayed *wanted*.
+
+        Return a replayed position that covers *wanted*, or None on time-out.
+        """
+        ...
+
+    def status(self, connection: Connection) -> ReplicaStatus:
+        """On a replica: its replay position and lag, for the health probe."""
+        ...
+
+
+class TopologyNode(Protocol):
+    """One database node: a name unique in its topology, and its engine."""
+
+    @property
+    def name(self) -> str:
+        """A name unique in the topology, used in metrics tags and errors."""
+        ...
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine that reaches the node."""
+        ...
+
+
+class Topology(Protocol):
+    """A replication group: one primary and its read replicas."""
+
+    @property
+    def name(self) -> str:
+        """The group's name (``main``, or the shard's name); it keys the consistency token."""
+        ...
+
+    @property
+    def primary(self) -> TopologyNode:
+        """The node that takes every write."""
+        ...
+
+    @property
+    def replicas(self) -> Sequence[TopologyNode]:
+        """The nodes that may serve reads; may be empty."""
+        ...
+
+
+class ReplicaChooser(Protocol):
+    """Orders a group's replicas for one read: the preferred replica first.
+
+    The default spreads reads round robin; an adapter over
+    ``commercekit.balancer`` picks by consistent hash of the read's key.
+    """
+
+    def order(self, names: Sequence[str], key: Hashable | None) -> list[str]:
+        """Return *names* (every one of them) in the order to try them for *key*."""
+        ...

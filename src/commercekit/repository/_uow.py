@@ -1,0 +1,269 @@
+"""``UnitOfWork``: one transaction on one node, from its first statement to its end.
+
+A unit of work that may write runs on its group's primary; a read-only one on
+a single replica (one that has replayed the caller's token) or the primary.
+As a context manager it commits when the block ends normally and rolls back
+when it raises. After a commit, ``token`` is the consistency token that makes
+later reads see this commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Hashable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import exc as orm_exc
+
+from commercekit.errors import CommitOutcomeUnknownError, InvalidStateError, ReadOnlyError
+
+from ._errors import translate
+from ._group import GroupRuntime
+from ._metrics import RepositoryMetrics
+from ._position import CommitTime, Position
+from ._repository import Repository
+from ._routing import Role
+from ._sources import CommitTimePositions
+from ._sqlite import BEGIN_OPTION
+from ._token import ConsistencyToken
+from ._typing import Clock, PositionSource, TopologyNode
+
+__all__ = ["NOTICES_KEY", "UnitOfWork"]
+
+T = TypeVar("T")
+
+NOTICES_KEY = "commercekit_notices"
+"""Where a PostgreSQL connection's notices are collected (connection-record info)."""
+_SYNC_REP_CANCEL = "wait for synchronous replication"
+
+
+class _ReadOnlySession(Session):
+    """A session whose ORM flushes refuse to write (a read-only unit of work)."""
+
+    def flush(self, objects: Any = None) -> None:
+        if self.new or self.deleted or self.dirty:
+            raise ReadOnlyError(
+                "a read-only unit of work cannot write; open one with read_only=False"
+            )
+        super().flush(objects)
+
+
+class UnitOfWork:
+    """A transaction on one node, with repositories over its session.
+
+    Get one from :meth:`Database.unit_of_work`. ``session`` is the plain
+    SQLAlchemy session for anything the repositories do not cover.
+    """
+
+    def __init__(
+        self,
+        group: GroupRuntime,
+        *,
+        read_only: bool,
+        token: ConsistencyToken | None,
+        key: Hashable | None,
+        guard: Callable[[type[Any]], Callable[[object], None] | None],
+        metrics: RepositoryMetrics,
+        wall_clock: Clock = time.time,
+    ) -> None:
+        self._group = group
+        self._read_only = read_only
+        self._incoming = token
+        self._key = key
+        self._guard = guard
+        self._metrics = metrics
+        self._wall_clock = wall_clock
+        self._conn: Connection | None = None
+        self._session: Session | None = None
+        self._node: TopologyNode | None = None
+        self._role = Role.PRIMARY
+        self._repos: dict[type[Any], Repository[Any]] = {}
+        self._committed_at: float | None = None
+        self._token: ConsistencyToken | None = None
+        self._finished = False
+        self._source: PositionSource | None = None
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def begin(self) -> UnitOfWork:
+        """Open the connection and the session (``with`` does this)."""
+        if self._session is not None:
+            raise InvalidStateError("this unit of work has begun already")
+        group = self._group
+        if self._read_only:
+            wanted = None if self._incoming is None else self._incoming.get(group.name)
+            conn, node, role = group.acquire_read(wanted, self._key)
+            session: Session = _ReadOnlySession(bind=conn, autoflush=False)
+        else:
+            node, role = group.primary, Role.PRIMARY
+            try:
+                conn = node.engine.connect()
+            except Exception as exc:
+                error = translate(exc, node=node.name)
+                self._metrics.error(error)
+                raise error from exc
+            if conn.dialect.name == "sqlite":
+                conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+            session = Session(bind=conn, expire_on_commit=False)
+            self._source = group.source(conn)
+        self._conn, self._node, self._role, self._session = conn, node, role, session
+        return self
+
+    def __enter__(self) -> UnitOfWork:
+        return self.begin()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            try:
+                if not self._finished:
+                    self.commit()
+            finally:
+                self.close()
+            return
+        self.rollback()
+        self.close()
+        if isinstance(exc, sa_exc.DBAPIError | orm_exc.StaleDataError):
+            error = translate(exc, node=self.node)
+            self._metrics.error(error)
+            raise error from exc
+
+    def commit(self) -> None:
+        """Commit (a read-only unit of work just ends its transaction).
+
+        Raises :class:`CommitOutcomeUnknownError` when the connection is lost
+        during COMMIT or PostgreSQL reports its synchronous-replication wait
+        cancelled: the transaction may be durable; look before redoing it.
+        """
+        session = self._require()
+        if self._finished:
+            raise InvalidStateError("this unit of work has finished already")
+        if self._read_only:
+            session.rollback()
+            self._finished = True
+            return
+        try:
+            session.flush()
+        except (sa_exc.DBAPIError, orm_exc.StaleDataError) as exc:
+            self._fail(exc, committing=False)
+        assert self._conn is not None
+        notices: list[str] | None = self._conn.connection.info.get(NOTICES_KEY)
+        if notices:
+            notices.clear()
+        try:
+            session.commit()
+        except sa_exc.DBAPIError as exc:
+            self._fail(exc, committing=True)
+        self._finished = True
+        self._committed_at = self._wall_clock()
+        if notices and any(_SYNC_REP_CANCEL in n for n in notices):
+            error = CommitOutcomeUnknownError(
+                f"the synchronous-replication wait of a COMMIT on {self.node} was cancelled: "
+                f"the transaction committed there but may not be on any standby ({notices[-1]})"
+            )
+            self._metrics.error(error)
+            raise error
+
+    def _fail(self, exc: Exception, *, committing: bool) -> None:
+        self._finished = True
+        with contextlib.suppress(Exception):  # the connection is gone; the error says so
+            self._require().rollback()
+        error = translate(exc, node=self.node, committing=committing)
+        self._metrics.error(error)
+        raise error from exc
+
+    def rollback(self) -> None:
+        """Roll back and end the unit of work."""
+        if self._session is not None and not self._finished:
+            self._finished = True
+            with contextlib.suppress(Exception):  # rolling back a broken connection
+                self._session.rollback()
+
+    def close(self) -> None:
+        """Release the connection (rolling back anything uncommitted)."""
+        if self._session is not None:
+            self._session.close()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection
+                self._conn.close()
+
+    def _require(self) -> Session:
+        if self._session is None:
+            raise InvalidStateError("the unit of work has not begun: use it in a with block")
+        return self._session
+
+    # -- access ---------------------------------------------------------------
+
+    @property
+    def session(self) -> Session:
+        """The SQLAlchemy session (plain SQLAlchemy for anything else)."""
+        return self._require()
+
+    @property
+    def read_only(self) -> bool:
+        """True for a read-only unit of work."""
+        return self._read_only
+
+    @property
+    def node(self) -> str:
+        """The name of the node this unit of work runs on."""
+        return self._node.name if self._node is not None else self._group.primary.name
+
+    @property
+    def role(self) -> Role:
+        """Whether it runs on the primary or a replica."""
+        return self._role
+
+    @property
+    def group(self) -> str:
+        """The replication group (shard) it runs in."""
+        return self._group.name
+
+    def repository(self, model: type[T]) -> Repository[T]:
+        """The repository of *model* over this unit of work's session."""
+        repo = self._repos.get(model)
+        if repo is None:
+            repo = Repository(model, self._require(), node=self.node, guard=self._guard(model))
+            self._repos[model] = repo
+        return repo
+
+    @property
+    def consistency_token(self) -> ConsistencyToken | None:
+        """After a commit: the token covering it (and the token this unit of work was given).
+
+        Computed on first access: PostgreSQL and MariaDB need one query on the
+        primary, so callers that never read it never pay for it.
+        """
+        if self._read_only or self._committed_at is None:
+            return self._incoming
+        if self._token is None:
+            self._token = ConsistencyToken.of(self._group.name, self._position()).merge(
+                self._incoming
+            )
+        return self._token
+
+    @property
+    def token(self) -> str | None:
+        """:attr:`consistency_token` as a string for a cookie or a header (None before commit)."""
+        token = self.consistency_token
+        return str(token) if token else None
+
+    def _position(self) -> Position:
+        assert self._committed_at is not None
+        source = self._source
+        if source is None or isinstance(source, CommitTimePositions):
+            return CommitTime(self._committed_at)
+        try:
+            with self._group.primary.engine.connect() as conn:
+                return source.after_commit(conn)
+        except Exception:  # fall back to the commit time
+            return CommitTime(self._committed_at)

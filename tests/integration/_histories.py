@@ -1,0 +1,95 @@
+"""Randomized write-then-read histories against a replicated Database (shared by PG and MariaDB)."""
+
+from __future__ import annotations
+
+import random
+import threading
+import traceback
+from collections.abc import Callable
+
+import attrs
+from sqlalchemy import String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from commercekit.repository import Database, Versioned
+
+
+class HBase(DeclarativeBase):
+    pass
+
+
+class Item(Versioned, HBase):
+    __tablename__ = "ck_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    value: Mapped[int]
+    label: Mapped[str] = mapped_column(String(40), default="")
+
+
+@attrs.define
+class Tally:
+    histories: int = 0
+    stale: int = 0
+    failures: int = 0
+    errors: list[str] = attrs.field(factory=list)
+
+
+def run_histories(
+    db: Database,
+    *,
+    count: int,
+    with_tokens: bool,
+    threads: int = 4,
+    keys_per_thread: int = 200,
+    seed: int = 7,
+    on_progress: Callable[[int], None] | None = None,
+    base_key: int = 0,
+) -> Tally:
+    """Each history writes a new value to a random key, then reads the key back.
+
+    Each thread owns its keys, so the value just written is the only right answer.
+    """
+    tally = Tally()
+    lock = threading.Lock()
+    done = [0]
+
+    def worker(t: int) -> None:
+        rng = random.Random(seed * 1000 + t)
+        keys = range(base_key + t * keys_per_thread, base_key + (t + 1) * keys_per_thread)
+        repo = db.repository(Item)
+        for n in range(count // threads):
+            key = rng.choice(keys)
+            value = rng.randrange(1, 2**31)
+            try:
+
+                def write(uow: object, key: int = key, value: int = value) -> None:
+                    items = uow.repository(Item)  # type: ignore[attr-defined]
+                    found = items.get(key)
+                    if found is None:
+                        items.add(Item(id=key, value=value))
+                    else:
+                        items.update(found, value=value)
+
+                token = db.run(write, retry=True).token
+                got = repo.get(key, token=token if with_tokens else None)
+                stale = got is None or got.value != value
+            except Exception:  # counted and reported by the test
+                with lock:
+                    tally.failures += 1
+                    if len(tally.errors) < 5:
+                        tally.errors.append(traceback.format_exc()[-1500:])
+                continue
+            with lock:
+                tally.histories += 1
+                tally.stale += stale
+                done[0] += 1
+                progress = done[0]
+            if on_progress is not None and n % 25 == 0:
+                on_progress(progress)
+
+    workers = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=600)
+    return tally

@@ -1,0 +1,136 @@
+"""The repository on a real MariaDB primary with a GTID replica."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from commercekit.metrics import InMemoryMetrics
+from commercekit.repository import (
+    Database,
+    DatabaseUnavailableError,
+    GtidPosition,
+    ReadSettings,
+    ReplicatedTopology,
+    RetryPolicy,
+    RoutingPolicy,
+)
+from tests.integration._histories import HBase, Item, run_histories
+from tests.integration._servers import MariaDbPair
+
+pytestmark = pytest.mark.integration
+M = "commercekit_repository_"
+
+
+@pytest.fixture(scope="module")
+def maria(mariadb_pair: MariaDbPair) -> Iterator[tuple[Database, InMemoryMetrics, MariaDbPair]]:
+    topology = ReplicatedTopology.from_urls(
+        mariadb_pair.url("primary"), [mariadb_pair.url("replica")], pool_size=8
+    )
+    metrics = InMemoryMetrics()
+    db = Database(
+        topology,
+        metrics=metrics,
+        policy=RoutingPolicy(max_lag_s=2.0, tolerable_lag_s=30.0, min_replicas=1),
+        reads=ReadSettings(token_wait_s=0.05, probe_interval_s=0.2, eject_s=0.2, max_eject_s=1.0),
+        retry=RetryPolicy(attempts=4),
+    )
+    HBase.metadata.drop_all(topology.primary.engine)
+    db.create_all(HBase.metadata)
+    mariadb_pair.wait_caught_up()
+    yield db, metrics, mariadb_pair
+    db.close()
+    topology.dispose()
+
+
+def reads(metrics: InMemoryMetrics) -> tuple[float, float]:
+    return (
+        metrics.value(f"{M}reads_total", role="replica"),
+        metrics.value(f"{M}reads_total", role="primary"),
+    )
+
+
+def test_tokens_are_gtid_positions(maria: tuple[Database, InMemoryMetrics, MariaDbPair]) -> None:
+    db, _, _ = maria
+    done = db.run(lambda uow: uow.repository(Item).add(Item(id=1, value=1)))
+    assert done.token is not None
+    assert "=gtid:" in done.token
+    assert db.repository(Item).require(1, token=done.token).value == 1
+    assert isinstance(
+        db.unit_of_work().begin().close() or GtidPosition.parse("0-1-1"), GtidPosition
+    )
+
+
+def test_token_reads_are_never_stale_while_the_replica_pauses_stops_and_restarts(
+    maria: tuple[Database, InMemoryMetrics, MariaDbPair],
+) -> None:
+    db, _, pair = maria
+    total = 10_000
+    steps = [
+        (0.15, lambda: pair.execute("replica", "STOP SLAVE SQL_THREAD")),
+        (0.35, lambda: pair.execute("replica", "START SLAVE SQL_THREAD")),
+        (0.50, lambda: pair.stop_node("replica")),
+        (0.70, lambda: pair.start_node("replica")),
+    ]
+    pending = list(steps)
+    lock = threading.Lock()
+
+    def on_progress(done: int) -> None:
+        with lock:
+            while pending and done >= pending[0][0] * total:
+                pending.pop(0)[1]()
+
+    started = time.monotonic()
+    tally = run_histories(db, count=total, with_tokens=True, on_progress=on_progress)
+    elapsed = time.monotonic() - started
+    for _, step in pending:
+        step()
+    print(f"\nMariaDB token histories: {tally} in {elapsed:.1f}s")
+    assert tally.failures == 0, tally.errors
+    assert tally.histories == total
+    assert tally.stale == 0
+
+
+def test_replica_serves_token_reads_when_caught_up_and_naive_reads_are_stale(
+    maria: tuple[Database, InMemoryMetrics, MariaDbPair],
+) -> None:
+    db, metrics, pair = maria
+    if "replica" not in pair.procs:
+        pair.start_node("replica")
+    pair.wait_caught_up()
+    time.sleep(0.5)
+    db.probe()
+    before = reads(metrics)
+    tally = run_histories(db, count=1000, with_tokens=True, base_key=10_000, seed=11)
+    replica, primary = (a - b for a, b in zip(reads(metrics), before, strict=True))
+    share = replica / (replica + primary)
+    control = run_histories(db, count=1000, with_tokens=False, base_key=20_000, seed=13)
+    print(
+        f"\nMariaDB caught up: token reads stale {tally.stale}/{tally.histories}, replica share "
+        f"{share:.1%}; without tokens stale {control.stale}/{control.histories} "
+        f"({control.stale / control.histories:.1%})"
+    )
+    assert tally.stale == 0
+    assert share >= 0.95
+
+
+def test_primary_down_writes_fail_typed_and_reads_go_on(
+    maria: tuple[Database, InMemoryMetrics, MariaDbPair],
+) -> None:
+    db, _, pair = maria
+    token = None
+    ids = list(range(600_000, 600_100))
+    for i in ids:
+        token = db.run(lambda uow, i=i: uow.repository(Item).add(Item(id=i, value=i))).token
+    pair.wait_caught_up()
+    pair.stop_node("primary")
+    try:
+        with pytest.raises(DatabaseUnavailableError), db.unit_of_work() as uow:
+            uow.repository(Item).add(Item(id=600_999, value=1))
+        found = db.repository(Item).get_many(ids, token=token)
+        assert [f.id for f in found] == ids
+    finally:
+        pair.start_node("primary")

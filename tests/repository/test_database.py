@@ -1,0 +1,229 @@
+"""The read executor over a SQLite stand-in for a replicated group (no server needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from commercekit.errors import InvalidInputError
+from commercekit.metrics import InMemoryMetrics
+from commercekit.repository import (
+    Database,
+    Node,
+    ReadSettings,
+    ReplicatedTopology,
+    Role,
+    RoutingPolicy,
+    SerializationFailureError,
+    sqlite_engine,
+)
+
+from .fakes import FakeClock, FakePositions, dead_path, replicate
+from .models import Base, Customer, customer
+
+M = "commercekit_repository_"
+
+
+@attrs.define
+class Group:
+    db: Database
+    metrics: InMemoryMetrics
+    positions: FakePositions
+    clock: FakeClock
+    topology: ReplicatedTopology
+
+    def reads(self, role: str) -> float:
+        return self.metrics.value(f"{M}reads_total", role=role)
+
+    def statements(self, node: str) -> float:
+        role = "primary" if node == "primary" else "replica"
+        return self.metrics.value(f"{M}statements_total", group="main", node=node, role=role)
+
+    def replicate(self) -> None:
+        for r in self.topology.replicas:
+            if r.name != "dead":
+                replicate(self.topology.primary.engine, r.engine)
+
+
+def make_group(tmp_path: Path, *, dead: bool = False, policy: RoutingPolicy | None = None) -> Group:
+    primary = sqlite_engine(tmp_path / "primary.db")
+    replicas = [Node(n, sqlite_engine(tmp_path / f"{n}.db")) for n in ("r1", "r2")]
+    if dead:
+        replicas[1] = Node("dead", sqlite_engine(dead_path(tmp_path)))
+    for engine in (primary, *(r.engine for r in replicas if r.name != "dead")):
+        Base.metadata.create_all(engine)
+    positions = FakePositions({str(r.engine.url.database): r.name for r in replicas})
+    metrics = InMemoryMetrics()
+    clock = FakeClock()
+    topology = ReplicatedTopology(Node("primary", primary), replicas)
+    db = Database(
+        topology,
+        metrics=metrics,
+        policy=policy,
+        reads=ReadSettings(token_wait_s=0.0, probe_interval_s=5.0, eject_s=2.0),
+        position_source=positions,
+        clock=clock,
+        sleep=lambda _s: None,
+    )
+    return Group(db, metrics, positions, clock, topology)
+
+
+@pytest.fixture
+def group(tmp_path: Path) -> Iterator[Group]:
+    g = make_group(tmp_path)
+    yield g
+    g.db.close()
+    g.topology.dispose()
+
+
+def write(g: Group, i: int, **kw: object) -> str:
+    with g.db.unit_of_work() as uow:
+        uow.repository(Customer).add(customer(i, **kw))
+    assert uow.token is not None
+    return uow.token
+
+
+def test_reads_without_a_token_spread_over_replicas(group: Group) -> None:
+    write(group, 1)
+    group.replicate()
+    for _ in range(10):
+        assert group.db.repository(Customer).require(1).id == 1
+    assert group.reads("replica") == 10
+    assert group.reads("primary") == 0
+    assert group.statements("r1") >= 5
+    assert group.statements("r2") >= 5
+
+
+def test_writes_never_reach_a_replica(group: Group) -> None:
+    for i in range(1, 6):
+        write(group, i)
+        with group.db.unit_of_work() as uow:
+            uow.repository(Customer).update(i, name="x")
+    assert group.statements("r1") + group.statements("r2") <= 2  # only the first probe
+    assert group.statements("primary") >= 20
+
+
+def test_a_token_is_honoured_and_falls_back_to_the_primary(group: Group) -> None:
+    token = write(group, 1)
+    group.replicate()
+    group.positions.replayed = {"r1": 0, "r2": 0}  # copied, but "not replayed" as far as LSNs go
+    found = group.db.repository(Customer).get(1, token=token)
+    assert found is not None
+    assert group.reads("primary") == 1
+    assert group.metrics.value(f"{M}fallbacks_total", reason="token_timeout") == 1
+    assert group.metrics.value(f"{M}token_waits_total", outcome="timeout") == 1
+    group.positions.replayed = {"r1": 1, "r2": 1}
+    group.clock.now += 3  # past the stall backoff (1 s), before the next probe (5 s)
+    assert group.db.repository(Customer).get(1, token=token) is not None
+    assert group.reads("replica") == 1
+    assert group.metrics.value(f"{M}token_waits_total", outcome="reached") == 1
+    # the replica is now known to have the position: no more waits for it
+    waits = len(group.positions.waits)
+    group.db.repository(Customer).get(1, token=token)
+    assert len(group.positions.waits) == waits
+
+
+def test_a_dead_replica_is_ejected_and_reads_keep_working(tmp_path: Path) -> None:
+    g = make_group(tmp_path, dead=True)
+    write(g, 1)
+    g.replicate()
+    for _ in range(6):
+        assert g.db.repository(Customer).require(1).id == 1
+    assert g.metrics.value(f"{M}replica_ejections_total", group="main", node="dead") == 1
+    assert g.reads("replica") == 6  # all served by r1 after the failover
+    g.clock.now += 100  # ejection over: it is tried again, fails, is ejected again
+    g.db.repository(Customer).require(1)
+    assert g.metrics.value(f"{M}replica_ejections_total", group="main", node="dead") == 2
+
+
+def test_with_every_replica_gone_reads_go_to_the_primary(tmp_path: Path) -> None:
+    primary = sqlite_engine(tmp_path / "p.db")
+    Base.metadata.create_all(primary)
+    dead = [Node(f"d{i}", sqlite_engine(tmp_path / f"gone{i}" / "x.db")) for i in (1, 2)]
+    metrics = InMemoryMetrics()
+    db = Database(ReplicatedTopology(Node("primary", primary), dead), metrics=metrics)
+    with db.unit_of_work() as uow:
+        uow.repository(Customer).add(customer(1))
+    for _ in range(3):
+        assert db.repository(Customer).require(1).id == 1
+    assert metrics.value(f"{M}reads_total", role="primary") == 3
+
+
+def test_lagging_replicas_leave_the_rotation(tmp_path: Path) -> None:
+    g = make_group(tmp_path, policy=RoutingPolicy(max_lag_s=1.0, min_replicas=0))
+    write(g, 1)
+    g.replicate()
+    g.positions.lag = {"r1": 30.0, "r2": 30.0}
+    g.db.probe()
+    g.db.repository(Customer).require(1)
+    assert g.reads("primary") == 1
+    assert g.metrics.value(f"{M}fallbacks_total", reason="no_replica") == 1
+    assert g.metrics.value(f"{M}replica_lag_seconds", group="main", node="r1") == 30.0
+
+
+def test_min_replicas_keeps_one_slow_replica_serving(tmp_path: Path) -> None:
+    policy = RoutingPolicy(max_lag_s=1.0, tolerable_lag_s=60.0, min_replicas=1)
+    g = make_group(tmp_path, policy=policy)
+    write(g, 1)
+    g.replicate()
+    g.positions.lag = {"r1": 30.0, "r2": 20.0}
+    g.db.probe()
+    before = g.statements("r1")
+    for _ in range(3):
+        g.db.repository(Customer).require(1)
+    assert g.reads("replica") == 3
+    assert g.statements("r1") == before  # r2 lags less, so it is the one kept
+
+
+def test_read_only_unit_of_work_stays_on_one_replica(group: Group) -> None:
+    write(group, 1)
+    write(group, 2)
+    group.replicate()
+    before = {n: group.statements(n) for n in ("primary", "r1", "r2")}
+    with group.db.unit_of_work(read_only=True) as uow:
+        assert uow.role is Role.REPLICA
+        repo = uow.repository(Customer)
+        for _ in range(5):
+            repo.get_many([1, 2])
+            repo.count()
+        node = uow.node
+    other = "r2" if node == "r1" else "r1"
+    assert group.statements(node) - before[node] >= 10
+    assert group.statements(other) - before[other] == 0
+    assert group.statements("primary") == before["primary"]
+
+
+def test_read_only_work_is_retried_and_writes_only_when_marked(group: Group) -> None:
+    calls = {"n": 0}
+
+    def flaky(uow: object) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise SerializationFailureError("deadlock (simulated)")
+        return calls["n"]
+
+    assert group.db.run(flaky, read_only=True).value == 2
+    calls["n"] = 0
+    with pytest.raises(SerializationFailureError):
+        group.db.run(flaky)
+    calls["n"] = 0
+    assert group.db.run(flaky, retry=True).value == 2
+    assert group.metrics.value(f"{M}retries_total", work="unit_of_work") == 2
+
+
+def test_run_returns_a_token(group: Group) -> None:
+    done = group.db.run(lambda uow: uow.repository(Customer).add(customer(9)).id)
+    assert done.value == 9
+    assert done.token == "ck1;main=lsn:0/1"
+    follow = group.db.run(
+        lambda uow: uow.repository(Customer).count(), read_only=True, token=done.token
+    )
+    assert follow.token == done.token
+
+
+def test_bad_token_is_a_typed_error(group: Group) -> None:
+    with pytest.raises(InvalidInputError):
+        group.db.repository(Customer).get(1, token="garbage")

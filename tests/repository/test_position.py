@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+
+from commercekit.errors import InvalidInputError
+from commercekit.repository import CommitTime, ConsistencyToken, GtidPosition, Lsn
+from commercekit.repository._position import covers, format_position, later, parse_position
+
+from .strategies import gtids, lsns, positions
+
+
+def test_lsn_parses_postgres_form() -> None:
+    assert Lsn.parse("16/B374D848").value == (0x16 << 32) | 0xB374D848
+    assert str(Lsn.parse("0/3000148")) == "0/3000148"
+
+
+@pytest.mark.parametrize("bad", ["", "16", "x/1", "1/2/3", "123456789/0"])
+def test_bad_lsn_is_refused(bad: str) -> None:
+    with pytest.raises(InvalidInputError):
+        Lsn.parse(bad)
+
+
+def test_gtid_covers_per_domain() -> None:
+    have = GtidPosition.parse("0-1-10,1-2-5")
+    assert covers(have, GtidPosition.parse("0-1-10"))
+    assert covers(have, GtidPosition.parse("0-3-9,1-2-5"))
+    assert not covers(have, GtidPosition.parse("0-1-11"))
+    assert not covers(have, GtidPosition.parse("2-1-1"))
+
+
+def test_kinds_never_cover_each_other() -> None:
+    assert not covers(Lsn(10), GtidPosition.parse("0-1-1"))
+    assert not covers(CommitTime(10.0), CommitTime(1.0))
+
+
+@given(positions())
+def test_positions_round_trip(position: Lsn | GtidPosition | CommitTime) -> None:
+    assert parse_position(format_position(position)) == position
+
+
+@given(lsns(), lsns())
+def test_later_lsn_covers_both(a: Lsn, b: Lsn) -> None:
+    merged = later(a, b)
+    assert covers(merged, a)
+    assert covers(merged, b)
+
+
+@given(gtids(), gtids())
+def test_later_gtid_covers_both(a: GtidPosition, b: GtidPosition) -> None:
+    merged = later(a, b)
+    assert covers(merged, a)
+    assert covers(merged, b)
+
+
+def test_token_round_trips_and_merges() -> None:
+    a = ConsistencyToken.of("main", Lsn.parse("0/10"))
+    b = ConsistencyToken.of("s2", GtidPosition.parse("0-1-7"))
+    c = ConsistencyToken.of("main", Lsn.parse("0/20"))
+    merged = a.merge(b).merge(c)
+    text = str(merged)
+    assert text == "ck1;main=lsn:0/20;s2=gtid:0-1-7"
+    assert ConsistencyToken.parse(text) == merged
+    assert merged.get("main") == Lsn.parse("0/20")
+    assert merged.get("nope") is None
+    assert str(ConsistencyToken()) == ""
+    assert not ConsistencyToken.parse("")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["x", "ck2;main=lsn:0/1", "ck1;main", "ck1;a=lsn:0/1;a=lsn:0/2", "ck1;m=zz:1", "ck1;" * 2000],
+)
+def test_bad_tokens_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidInputError):
+        ConsistencyToken.parse(bad)
+
+
+@given(positions(), positions())
+def test_any_token_round_trips(
+    a: Lsn | GtidPosition | CommitTime, b: Lsn | GtidPosition | CommitTime
+) -> None:
+    token = ConsistencyToken.of("g1", a).merge(ConsistencyToken.of("g2", b))
+    assert ConsistencyToken.parse(str(token)) == token

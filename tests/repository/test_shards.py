@@ -1,0 +1,93 @@
+"""Shards: several replication groups, a shard key picks one by consistent hash."""
+
+from __future__ import annotations
+
+import pytest
+
+from commercekit.errors import InvalidInputError
+from commercekit.repository import (
+    Database,
+    Node,
+    ReplicatedTopology,
+    ShardedTopology,
+    keys_to_move,
+    sqlite_engine,
+)
+
+from .models import Base, Customer, Order, customer
+
+
+@pytest.fixture
+def sharded() -> Database:
+    groups = [
+        ReplicatedTopology(Node("primary", sqlite_engine()), name=f"s{i}") for i in range(1, 4)
+    ]
+    db = Database(ShardedTopology(groups), shard_keys={Customer: "id", Order: "customer_id"})
+    db.create_all(Base.metadata)
+    for i in range(1, 61):
+        with db.unit_of_work(shard_key=i) as uow:
+            uow.repository(Customer).add(customer(i))
+            uow.repository(Order).add(Order(id=i, customer_id=i, total_minor=i * 100))
+    return db
+
+
+def test_rows_spread_over_shards_and_get_goes_straight_to_its_shard(sharded: Database) -> None:
+    counts = {}
+    for shard in sharded.shards:
+        with sharded.unit_of_work(shard_key=_key_in(sharded, shard)) as uow:
+            counts[shard] = uow.repository(Customer).count()
+    assert sum(counts.values()) == 60
+    assert all(c >= 5 for c in counts.values())
+    assert sharded.repository(Customer).require(17).id == 17
+    assert [c.id for c in sharded.repository(Customer).get_many([5, 60, 1])] == [5, 60, 1]
+
+
+def test_queries_fan_out_and_merge_in_order(sharded: Database) -> None:
+    repo = sharded.repository(Customer)
+    assert repo.count() == 60
+    seen: list[int] = []
+    after = None
+    while True:
+        page = repo.find(order_by=["-id"], limit=13, after=after)
+        seen.extend(c.id for c in page)
+        after = page.next_after
+        if after is None:
+            break
+    assert seen == list(range(60, 0, -1))
+    assert [o.id for o in sharded.repository(Order).list(Order.total_minor > 5500)] == [
+        56, 57, 58, 59, 60,
+    ]  # fmt: skip
+    assert sharded.repository(Order).count(customer_id=7, shard_key=7) == 1
+
+
+def test_a_row_must_go_to_its_own_shard(sharded: Database) -> None:
+    with pytest.raises(InvalidInputError):
+        sharded.unit_of_work()
+    owner = sharded.shard_for(1000)
+    other = next(s for s in sharded.shards if s != owner)
+    with (
+        pytest.raises(InvalidInputError),
+        sharded.unit_of_work(shard_key=_key_in(sharded, other)) as uow,
+    ):
+        uow.repository(Customer).add(customer(1000))
+
+
+def test_tokens_keep_one_position_per_shard(sharded: Database) -> None:
+    a = sharded.run(lambda u: u.repository(Customer).update(1, name="a"), shard_key=1).token
+    b = sharded.run(
+        lambda u: u.repository(Customer).update(2, name="b"), shard_key=2, token=a
+    ).token
+    assert a is not None
+    assert b is not None
+    if sharded.shard_for(1) != sharded.shard_for(2):
+        assert b.count("=ts:") == 2
+
+
+def test_adding_a_shard_moves_about_a_quarter_of_the_keys_all_to_the_new_one() -> None:
+    moves = keys_to_move(range(10_000), ["s1", "s2", "s3"], ["s1", "s2", "s3", "s4"])
+    assert 1800 < len(moves) < 3200
+    assert {new for _, new in moves.values()} == {"s4"}
+
+
+def _key_in(db: Database, shard: str) -> int:
+    return next(k for k in range(10_000) if db.shard_for(k) == shard)
