@@ -205,9 +205,12 @@ def test_transient_errors_are_retried_with_the_same_key_and_retry_after() -> Non
 
 def test_an_unknown_outcome_that_cannot_be_looked_up_stays_unresolved() -> None:
     calls: list[str] = []
+    faulty = [True]
 
     def faults(op: str, key: str) -> SandboxFault | None:
         calls.append(op)
+        if not faulty[0]:
+            return None
         if op == "authorize":
             return SandboxFault.TIMEOUT_AFTER_COMMIT
         return SandboxFault.RESET_BEFORE_SEND if op == "lookup" else None
@@ -220,7 +223,7 @@ def test_an_unknown_outcome_that_cannot_be_looked_up_stays_unresolved() -> None:
     assert record.status is RecordStatus.UNKNOWN
     with pytest.raises(OperationInFlightError, match="unknown"):  # nothing else runs meanwhile
         env.service.capture("p1", usd("1.00"))
-    env.gateway._faults = None
+    faulty[0] = False
     found = env.service.reconcile()
     assert [r.status for r in found] == [PaymentState.AUTHORIZED]
     assert env.service.payment("p1").state is PaymentState.AUTHORIZED

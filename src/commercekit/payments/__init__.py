@@ -16,6 +16,8 @@ behaviour.
 """
 
 from commercekit.errors import OperationInFlightError, RateLimitedError
+from commercekit.payments._adyen import AdyenGateway, RedirectDetails
+from commercekit.payments._adyen_codes import ADYEN_AMOUNTS, ADYEN_REFUSAL_CODES
 from commercekit.payments._amounts import ISO_AMOUNTS, STRIPE_AMOUNTS, AmountRules
 from commercekit.payments._card import (
     Card,
@@ -39,11 +41,15 @@ from commercekit.payments._results import (
     PaymentResult,
 )
 from commercekit.payments._retry import RetryPolicy
-from commercekit.payments._sandbox import SANDBOX_CARDS, SandboxFault, SandboxGateway
+from commercekit.payments._sandbox import SandboxGateway
+from commercekit.payments._sandbox_cards import SANDBOX_CARDS
+from commercekit.payments._sandbox_faults import SandboxFault
 from commercekit.payments._service import PaymentService, ServiceSource
 from commercekit.payments._sql import SqlAlchemyIdempotencyStore
+from commercekit.payments._sql_vault import SqlAlchemyVaultStore
 from commercekit.payments._state import TRANSITIONS, PaymentEvent, PaymentState, transition
-from commercekit.payments._stripe import STRIPE_DECLINE_CODES, StripeGateway
+from commercekit.payments._stripe import StripeGateway
+from commercekit.payments._stripe_declines import STRIPE_DECLINE_CODES
 from commercekit.payments._typing import (
     Clock,
     GatewayCapabilities,
@@ -67,12 +73,15 @@ from commercekit.payments._webhooks import (
 )
 
 __all__ = [
+    "ADYEN_AMOUNTS",
+    "ADYEN_REFUSAL_CODES",
     "ISO_AMOUNTS",
     "SANDBOX_CARDS",
     "STRIPE_AMOUNTS",
     "STRIPE_DECLINE_CODES",
     "TRANSITIONS",
     "ActionRequired",
+    "AdyenGateway",
     "AmountRules",
     "AnyResult",
     "Card",
@@ -108,6 +117,7 @@ __all__ = [
     "ProviderToken",
     "RateLimitedError",
     "RecordStatus",
+    "RedirectDetails",
     "RetryPolicy",
     "SandboxFault",
     "SandboxGateway",
@@ -115,6 +125,7 @@ __all__ = [
     "ServiceSource",
     "Sleep",
     "SqlAlchemyIdempotencyStore",
+    "SqlAlchemyVaultStore",
     "StaticKeyRing",
     "StripeGateway",
     "StripeSignatureVerifier",

@@ -3,47 +3,25 @@
 It behaves as a careful provider does: it keeps its own payments, honours
 idempotency keys (unless told not to, as some imitations do not), finds an
 operation by its key (:meth:`SandboxGateway.lookup`) and refuses what a
-provider refuses. Test cards pick the answer, in the style providers use:
-
-=====================  ==========================================
-card number            answer
-=====================  ==========================================
-4242 4242 4242 4242    approved (any brand's approved test cards too)
-4000 0000 0000 0002    declined: card_declined
-4000 0000 0000 9995    declined: insufficient_funds
-4000 0000 0000 0069    declined: expired_card
-4000 0000 0000 0127    declined: incorrect_cvc
-4000 0000 0000 0119    declined: processing_error
-4000 0000 0000 3220    3-D Secure required (:meth:`authenticate` answers it)
-4000 0000 0000 0093    approved, then the answer is lost (a timeout after the charge)
-=====================  ==========================================
-
-A *faults* hook injects transport faults per call for chaos tests
-(:class:`SandboxFault`).
+provider refuses. Test cards pick the answer, in the style providers use
+(``_sandbox_cards.py`` has the table, :data:`SANDBOX_CARDS` the numbers), and
+a *faults* hook injects transport faults per call for chaos tests
+(:class:`SandboxFault`, ``_sandbox_faults.py``).
 """
 
 from __future__ import annotations
 
-import enum
 import threading
 from collections.abc import Callable
-from typing import Final
-
-import attrs
 
 from commercekit.errors import (
-    CommerceKitError,
     InvalidInputError,
     InvalidStateError,
     NotFoundError,
-    OperationInFlightError,
     OutcomeUnknownError,
-    RateLimitedError,
-    UnavailableError,
 )
 from commercekit.money import Currency, Money
 from commercekit.payments._amounts import ISO_AMOUNTS, AmountRules
-from commercekit.payments._card import ProviderToken
 from commercekit.payments._results import (
     ActionRequired,
     AnyResult,
@@ -52,86 +30,19 @@ from commercekit.payments._results import (
     Outcome,
     PaymentResult,
 )
+from commercekit.payments._sandbox_books import Charge, Logged
+from commercekit.payments._sandbox_cards import (
+    APPROVED,
+    THREE_D_SECURE,
+    TIMEOUT_AFTER_CHARGE,
+    card_behaviour,
+    source_id,
+)
+from commercekit.payments._sandbox_faults import FaultHook, FaultInjector
 from commercekit.payments._state import PaymentState
 from commercekit.payments._typing import GatewayCapabilities, PaymentSource
 
-__all__ = ["SANDBOX_CARDS", "SandboxFault", "SandboxGateway"]
-
-APPROVED: Final = "approved"
-THREE_D_SECURE: Final = "three_d_secure"
-TIMEOUT_AFTER_CHARGE: Final = "timeout_after_charge"
-
-SANDBOX_CARDS: Final[dict[str, str]] = {
-    "4242424242424242": APPROVED,
-    "5555555555554444": APPROVED,
-    "378282246310005": APPROVED,
-    "4000000000000002": DeclineCode.CARD_DECLINED.value,
-    "4000000000009995": DeclineCode.INSUFFICIENT_FUNDS.value,
-    "4000000000000069": DeclineCode.EXPIRED_CARD.value,
-    "4000000000000127": DeclineCode.INCORRECT_CVC.value,
-    "4000000000000119": DeclineCode.PROCESSING_ERROR.value,
-    "4000000000003220": THREE_D_SECURE,
-    "4000000000000093": TIMEOUT_AFTER_CHARGE,
-}
-"""Test card numbers and what the sandbox answers; other valid numbers are approved."""
-
-_TOKENS: Final = {
-    "pm_card_visa": APPROVED,
-    "pm_card_chargeDeclined": DeclineCode.CARD_DECLINED.value,
-    "pm_card_threeDSecureRequired": THREE_D_SECURE,
-}
-
-
-class SandboxFault(enum.Enum):
-    """A transport fault the sandbox injects into one call."""
-
-    RESET_BEFORE_SEND = "reset_before_send"
-    RESET_AFTER_COMMIT = "reset_after_commit"
-    TIMEOUT_BEFORE_COMMIT = "timeout_before_commit"
-    TIMEOUT_AFTER_COMMIT = "timeout_after_commit"
-    SERVER_ERROR = "server_error"
-    SERVER_ERROR_AFTER_COMMIT = "server_error_after_commit"
-    RATE_LIMITED = "rate_limited"
-    IN_FLIGHT = "in_flight"
-
-
-FaultHook = Callable[[str, str], "SandboxFault | None"]
-"""Called with (operation or ``"lookup"``, idempotency key); returns the fault to inject."""
-
-_BEFORE: Final[dict[SandboxFault, Callable[[], CommerceKitError]]] = {
-    SandboxFault.RESET_BEFORE_SEND: lambda: UnavailableError("sandbox: connection reset"),
-    SandboxFault.TIMEOUT_BEFORE_COMMIT: lambda: OutcomeUnknownError("sandbox: read timed out"),
-    SandboxFault.SERVER_ERROR: lambda: OutcomeUnknownError("sandbox: HTTP 500"),
-    SandboxFault.RATE_LIMITED: lambda: RateLimitedError("sandbox: HTTP 429", retry_after_s=1.0),
-    SandboxFault.IN_FLIGHT: lambda: OperationInFlightError("sandbox: HTTP 409, key in use"),
-}
-_AFTER: Final = {
-    SandboxFault.RESET_AFTER_COMMIT: "sandbox: connection reset after the request was sent",
-    SandboxFault.TIMEOUT_AFTER_COMMIT: "sandbox: read timed out after the request was sent",
-    SandboxFault.SERVER_ERROR_AFTER_COMMIT: "sandbox: HTTP 500 after the change was made",
-}
-
-
-@attrs.define
-class _Charge:
-    reference: str
-    currency: Currency
-    authorized: int
-    status: PaymentState
-    behaviour: str
-    captured: int = 0
-    refunded: int = 0
-    captures: int = 0
-    capture_on_action: bool = False
-    authenticated: bool | None = None
-    decline: DeclineCode | None = None
-
-
-@attrs.frozen
-class _Logged:
-    key: str
-    fingerprint: tuple[object, ...]
-    result: AnyResult
+__all__ = ["SandboxGateway"]
 
 
 class SandboxGateway:
@@ -160,13 +71,12 @@ class SandboxGateway:
         )
         self._idempotent = honor_idempotency_keys
         self._strict = strict
-        self._faults = faults
+        self._faults = FaultInjector(faults)
         self._lock = threading.Lock()
-        self._charges: dict[str, _Charge] = {}
-        self._log: list[_Logged] = []
-        self._by_key: dict[str, _Logged] = {}
+        self._charges: dict[str, Charge] = {}
+        self._log: list[Logged] = []
+        self._by_key: dict[str, Logged] = {}
         self._counter = 0
-        self._pending_after: dict[str, SandboxFault] = {}
 
     @property
     def name(self) -> str:
@@ -214,7 +124,7 @@ class SandboxGateway:
         return self._run(
             Operation.AUTHORIZE,
             idempotency_key,
-            ("authorize", amount, _source_id(source)),
+            ("authorize", amount, source_id(source)),
             lambda: self._start(Operation.AUTHORIZE, amount, source, capture=False),
         )
 
@@ -230,7 +140,7 @@ class SandboxGateway:
         return self._run(
             Operation.PURCHASE,
             idempotency_key,
-            ("purchase", amount, _source_id(source)),
+            ("purchase", amount, source_id(source)),
             lambda: self._start(Operation.PURCHASE, amount, source, capture=True),
         )
 
@@ -242,7 +152,7 @@ class SandboxGateway:
         result = self._run(
             Operation.VERIFY,
             idempotency_key,
-            ("verify", zero, _source_id(source)),
+            ("verify", zero, source_id(source)),
             lambda: self._start(Operation.VERIFY, zero, source, capture=False),
         )
         assert isinstance(result, PaymentResult)
@@ -280,42 +190,22 @@ class SandboxGateway:
 
     def complete_action(self, reference: str, *, idempotency_key: str) -> AnyResult:
         """Read the payment after the customer's 3-D Secure step."""
-        self._fault(Operation.COMPLETE_ACTION.value, idempotency_key)
+        self._faults.before(Operation.COMPLETE_ACTION.value, idempotency_key)
         with self._lock:
             result = self._complete(reference)
-        self._lost(idempotency_key)
+        self._faults.after(idempotency_key)
         return result
 
     def lookup(
         self, operation: Operation, *, idempotency_key: str, reference: str | None
     ) -> AnyResult | None:
         """The first result carried out with *idempotency_key*, or None."""
-        if self._faults is not None and self._faults("lookup", idempotency_key) is not None:
-            raise UnavailableError("sandbox: the lookup failed; nothing changed")
+        self._faults.lookup(idempotency_key)
         with self._lock:
             entry = self._by_key.get(idempotency_key)
             return None if entry is None else entry.result
 
     # -- internals -----------------------------------------------------------------------
-
-    def _fault(self, operation: str, key: str) -> None:
-        """Raise a fault that strikes before the provider acts, or arm one for after."""
-        if self._faults is None:
-            return
-        fault = self._faults(operation, key)
-        if fault is None:
-            return
-        if fault in _BEFORE:
-            raise _BEFORE[fault]()
-        with self._lock:
-            self._pending_after[key] = fault
-
-    def _lost(self, key: str) -> None:
-        """Raise the armed after-commit fault of *key*: the change stands, the answer is lost."""
-        with self._lock:
-            fault = self._pending_after.pop(key, None)
-        if fault is not None:
-            raise OutcomeUnknownError(_AFTER[fault])
 
     def _run(
         self,
@@ -324,7 +214,7 @@ class SandboxGateway:
         fingerprint: tuple[object, ...],
         act: Callable[[], AnyResult],
     ) -> AnyResult:
-        self._fault(operation.value, key)
+        self._faults.before(operation.value, key)
         with self._lock:
             seen = self._by_key.get(key)
             if seen is not None and self._idempotent:
@@ -335,10 +225,10 @@ class SandboxGateway:
                 result = seen.result
             else:
                 result = act()
-                entry = _Logged(key, fingerprint, result)
+                entry = Logged(key, fingerprint, result)
                 self._log.append(entry)
                 self._by_key.setdefault(key, entry)
-        self._lost(key)
+        self._faults.after(key)
         if isinstance(result, PaymentResult) and result.approved:
             charge = self._charges.get(result.reference)
             lose = charge is not None and charge.behaviour == TIMEOUT_AFTER_CHARGE
@@ -350,7 +240,7 @@ class SandboxGateway:
         self._counter += 1
         return f"{prefix}_{self._counter:08d}"
 
-    def _charge(self, reference: str) -> _Charge:
+    def _charge(self, reference: str) -> Charge:
         charge = self._charges.get(reference)
         if charge is None:
             raise NotFoundError(f"sandbox: no payment {reference!r}")
@@ -360,30 +250,22 @@ class SandboxGateway:
         self, operation: Operation, amount: Money, source: PaymentSource, *, capture: bool
     ) -> AnyResult:
         self._capabilities.amounts.to_provider(amount)
-        behaviour = _behaviour(source)
+        behaviour = card_behaviour(source)
         reference = self._next_reference("sbx")
-        charge = _Charge(reference, amount.currency, 0, PaymentState.CREATED, behaviour)
+        charge = Charge(reference, amount.currency, 0, PaymentState.CREATED, behaviour)
         self._charges[reference] = charge
         if behaviour == THREE_D_SECURE and operation is not Operation.VERIFY:
             charge.status = PaymentState.REQUIRES_ACTION
             charge.authorized = amount.amount_minor
             charge.capture_on_action = capture
-            return ActionRequired(
-                operation=operation,
-                reference=reference,
-                amount=amount,
-                provider=self._name,
-                action_type="three_d_secure",
-                redirect_url=f"https://sandbox.invalid/3ds/{reference}",
-                client_secret=f"{reference}_secret",
-            )
+            return self._challenge(operation, reference, amount, f"{reference}_secret")
         if behaviour not in (APPROVED, TIMEOUT_AFTER_CHARGE, THREE_D_SECURE):
             charge.status = PaymentState.FAILED
             return self._result(operation, charge, amount, decline=DeclineCode(behaviour))
         return self._approve(operation, charge, amount, capture=capture)
 
     def _approve(
-        self, operation: Operation, charge: _Charge, amount: Money, *, capture: bool
+        self, operation: Operation, charge: Charge, amount: Money, *, capture: bool
     ) -> PaymentResult:
         if operation is Operation.VERIFY:
             charge.status = PaymentState.VOIDED
@@ -403,14 +285,7 @@ class SandboxGateway:
         if charge.status is not PaymentState.REQUIRES_ACTION:
             return self._result(operation, charge, amount, decline=charge.decline)
         if charge.authenticated is None:
-            return ActionRequired(
-                operation=operation,
-                reference=reference,
-                amount=amount,
-                provider=self._name,
-                action_type="three_d_secure",
-                redirect_url=f"https://sandbox.invalid/3ds/{reference}",
-            )
+            return self._challenge(operation, reference, amount, None)
         if not charge.authenticated:
             charge.status = PaymentState.FAILED
             charge.decline = DeclineCode.AUTHENTICATION_FAILED
@@ -419,7 +294,7 @@ class SandboxGateway:
 
     def _capture(self, reference: str, amount: Money) -> PaymentResult:
         charge = self._charge(reference)
-        _same_currency(charge, amount)
+        charge.check_currency(amount)
         self._capabilities.amounts.to_provider(amount)
         if charge.status not in (PaymentState.AUTHORIZED, PaymentState.PARTIALLY_CAPTURED):
             raise InvalidStateError(f"sandbox: payment {reference} is {charge.status.value}")
@@ -446,7 +321,7 @@ class SandboxGateway:
 
     def _refund(self, reference: str, amount: Money) -> PaymentResult:
         charge = self._charge(reference)
-        _same_currency(charge, amount)
+        charge.check_currency(amount)
         self._capabilities.amounts.to_provider(amount)
         moved = (PaymentState.CAPTURED, PaymentState.PARTIALLY_CAPTURED)
         if charge.status not in (*moved, PaymentState.PARTIALLY_REFUNDED):
@@ -460,10 +335,23 @@ class SandboxGateway:
             Operation.REFUND, charge, amount, operation_reference=self._next_reference("sbx_re")
         )
 
+    def _challenge(
+        self, operation: Operation, reference: str, amount: Money, secret: str | None
+    ) -> ActionRequired:
+        return ActionRequired(
+            operation=operation,
+            reference=reference,
+            amount=amount,
+            provider=self._name,
+            action_type="three_d_secure",
+            redirect_url=f"https://sandbox.invalid/3ds/{reference}",
+            client_secret=secret,
+        )
+
     def _result(
         self,
         operation: Operation,
-        charge: _Charge,
+        charge: Charge,
         amount: Money,
         *,
         decline: DeclineCode | None = None,
@@ -484,23 +372,3 @@ class SandboxGateway:
 
     def __repr__(self) -> str:
         return f"SandboxGateway(name={self._name!r}, payments={len(self._charges)})"
-
-
-def _source_id(source: PaymentSource) -> str:
-    if isinstance(source, ProviderToken):
-        return source.value
-    return source.number.masked + f"{source.exp_month:02d}{source.exp_year}"
-
-
-def _behaviour(source: PaymentSource) -> str:
-    if isinstance(source, ProviderToken):
-        return _TOKENS.get(source.value, APPROVED)
-    return SANDBOX_CARDS.get(source.number.reveal(), APPROVED)
-
-
-def _same_currency(charge: _Charge, amount: Money) -> None:
-    if amount.currency != charge.currency:
-        raise InvalidInputError(
-            f"sandbox: payment {charge.reference} is in {charge.currency.code}, not "
-            f"{amount.currency.code}"
-        )

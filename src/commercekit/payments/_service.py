@@ -21,9 +21,6 @@ the operation up at the provider and records what it finds.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import hmac
 import json
 import logging
 import random
@@ -32,11 +29,8 @@ import uuid
 from collections.abc import Callable
 from typing import Final
 
-import attrs
-
 from commercekit.errors import (
     CommerceKitError,
-    ConflictError,
     InvalidInputError,
     InvalidStateError,
     OperationInFlightError,
@@ -45,41 +39,24 @@ from commercekit.errors import (
 )
 from commercekit.metrics import Metrics, NullMetrics
 from commercekit.money import Currency, Money
-from commercekit.payments._card import Card, ProviderToken
+from commercekit.payments._journal import PaymentJournal, recorded_result
 from commercekit.payments._ledger import Payment
 from commercekit.payments._metrics import PaymentInstruments
-from commercekit.payments._records import ClaimKind, IdempotencyRecord, fingerprint
-from commercekit.payments._results import (
-    AnyResult,
-    Operation,
-    PaymentResult,
-    result_from_json,
-    result_to_json,
-)
+from commercekit.payments._reconcile import LookupFailedError, Reconciler
+from commercekit.payments._records import ClaimKind, fingerprint
+from commercekit.payments._results import AnyResult, Operation, PaymentResult
 from commercekit.payments._retry import RetryPolicy
+from commercekit.payments._sources import ServiceSource, SourceFingerprinter, resolve_source
 from commercekit.payments._state import PaymentState
-from commercekit.payments._typing import (
-    Clock,
-    IdempotencyStore,
-    PaymentGateway,
-    PaymentSource,
-    Sleep,
-)
-from commercekit.payments._vault import CardToken, CardVault
+from commercekit.payments._typing import Clock, IdempotencyStore, PaymentGateway, Sleep
+from commercekit.payments._vault import CardVault
 
 __all__ = ["PaymentService", "ServiceSource"]
 
 log = logging.getLogger("commercekit.payments")
 
-ServiceSource = Card | ProviderToken | CardToken
-"""What the service charges: a card, a provider's token, or a token of the card vault."""
-
 _MAX_ID: Final = 200
 _BLOCKED_ROUNDS: Final = 4
-
-
-class _LookupFailed(OutcomeUnknownError):
-    """The outcome is unknown and the provider could not be asked; the key stays unresolved."""
 
 
 class PaymentService:
@@ -112,12 +89,23 @@ class PaymentService:
         self._clock = clock
         self._sleep = sleep
         self._lease_s = lease_s
-        self._fingerprint_key = fingerprint_key
+        self._sources = SourceFingerprinter(fingerprint_key)
         self._vault = vault
         self._rng = rng if rng is not None else random.Random()
         self._caps = gateway.capabilities
         self._m = PaymentInstruments(
             metrics if metrics is not None else NullMetrics(), gateway.name
+        )
+        self._journal = PaymentJournal(store, clock=clock, m=self._m)
+        self._reconciler = Reconciler(
+            gateway,
+            self._journal,
+            retry=self._retry,
+            clock=clock,
+            sleep=sleep,
+            rng=self._rng,
+            lease_s=lease_s,
+            m=self._m,
         )
 
     # -- operations ----------------------------------------------------------------------
@@ -200,9 +188,9 @@ class PaymentService:
     def complete_action(self, payment_id: str, *, idempotency_key: str | None = None) -> AnyResult:
         """Carry a payment on after the customer's action (3-D Secure, a redirect)."""
         history = self._store.history(payment_id)
-        payment = Payment.replay(payment_id, [_result(r) for r in history])
+        payment = Payment.replay(payment_id, [recorded_result(r) for r in history])
         if payment.state is not PaymentState.REQUIRES_ACTION and history:
-            last = _result(history[-1])
+            last = recorded_result(history[-1])
             if last.operation is Operation.COMPLETE_ACTION:
                 self._m.replays[Operation.COMPLETE_ACTION].inc()
                 return last  # asked again after it completed: the same answer
@@ -213,7 +201,7 @@ class PaymentService:
     def payment(self, payment_id: str) -> Payment:
         """The payment as its recorded operations leave it (state, ledger, reference)."""
         _check_id(payment_id)
-        return Payment.replay(payment_id, [_result(r) for r in self._store.history(payment_id)])
+        return self._journal.payment(payment_id)
 
     def reconcile(self, *, limit: int = 100) -> list[AnyResult]:
         """Settle up to *limit* keys whose outcome is unknown; return what was found.
@@ -221,16 +209,7 @@ class PaymentService:
         Each is looked up at the provider: found, it is recorded; absent, it is
         forgotten, so the caller's retry with the same key sends it afresh.
         """
-        found: list[AnyResult] = []
-        for record in self._store.unresolved(self._clock())[:limit]:
-            try:
-                result = self._resolve(record)
-            except (TransientError, OutcomeUnknownError) as exc:
-                log.warning("payment key %s is still unresolved: %s", record.key, exc)
-                continue
-            if result is not None:
-                found.append(result)
-        return found
+        return self._reconciler.reconcile(limit=limit)
 
     # -- the one path every operation takes -----------------------------------------------
 
@@ -247,10 +226,10 @@ class PaymentService:
         if operation is not Operation.VERIFY:
             Payment(payment_id).check(operation, amount)
         self._caps.amounts.to_provider(amount)
-        source_id = self._source_id(source)
+        source_id = self._sources.source_id(source)
 
         def send(payment: Payment, k: str) -> AnyResult:
-            card = self._resolve_source(source)
+            card = resolve_source(source, self._vault)
             if operation is Operation.AUTHORIZE:
                 return self._gateway.authorize(
                     amount, card, idempotency_key=k, return_url=return_url
@@ -320,7 +299,7 @@ class PaymentService:
             if claim.kind is not ClaimKind.BLOCKED:
                 break
             try:
-                self._resolve(claim.record)
+                self._reconciler.resolve(claim.record)
             except (TransientError, OutcomeUnknownError) as exc:
                 raise OperationInFlightError(
                     f"payment {payment_id!r} waits on {claim.record.operation} with key "
@@ -333,33 +312,33 @@ class PaymentService:
             )
         if claim.kind is ClaimKind.REPLAY:
             self._m.replays[operation].inc()
-            return _result(claim.record)
+            return recorded_result(claim.record)
         payment = self.payment(payment_id)
         if claim.kind is ClaimKind.RECOVER:
             try:
-                found = self._lookup(operation, key, payment.reference)
+                found = self._reconciler.lookup(operation, key, payment.reference)
             except BaseException:
-                self._release(key, owner, unknown=True)
+                self._journal.release(key, owner, unknown=True)
                 raise
             if found is not None:
-                return self._commit(key, owner, found, payment)
+                return self._journal.commit(key, owner, found, payment)
         try:
             payment.check(operation, amount, multiple_captures=self._caps.multiple_captures)
         except CommerceKitError:
-            self._release(key, owner, unknown=False)
+            self._journal.release(key, owner, unknown=False)
             raise
         try:
             result = self._send(operation, key, payment, send)
         except OutcomeUnknownError:
-            self._release(key, owner, unknown=True)
+            self._journal.release(key, owner, unknown=True)
             raise
         except CommerceKitError:
-            self._release(key, owner, unknown=False)  # the provider did nothing
+            self._journal.release(key, owner, unknown=False)  # the provider did nothing
             raise
         except BaseException:
-            self._release(key, owner, unknown=True)
+            self._journal.release(key, owner, unknown=True)
             raise
-        return self._commit(key, owner, result, payment)
+        return self._journal.commit(key, owner, result, payment)
 
     def _send(
         self,
@@ -377,12 +356,12 @@ class PaymentService:
                     rng=self._rng,
                     on_retry=lambda exc: self._m.retries[operation].inc(),
                 )
-            except _LookupFailed:
+            except LookupFailedError:
                 raise
             except OutcomeUnknownError as exc:
                 self._m.unknown[operation].inc()
                 log.info("outcome of %s %s unknown (%s); looking it up", operation.value, key, exc)
-                found = self._lookup(operation, key, payment.reference)
+                found = self._reconciler.lookup(operation, key, payment.reference)
                 if found is not None:
                     return found
                 last = exc  # the provider never saw it: sending again with the key is safe
@@ -403,114 +382,8 @@ class PaymentService:
         with self._m.latency[operation].time():
             return send(payment, key)
 
-    def _lookup(self, operation: Operation, key: str, reference: str | None) -> AnyResult | None:
-        try:
-            found = self._retry.call(
-                lambda: self._gateway.lookup(operation, idempotency_key=key, reference=reference),
-                sleep=self._sleep,
-                rng=self._rng,
-            )
-        except (TransientError, OutcomeUnknownError) as exc:
-            self._m.reconciliation(operation, "failed").inc()
-            raise _LookupFailed(
-                f"the outcome of {operation.value} with key {key!r} is unknown and the provider "
-                "cannot be asked now; retry with the same key or call reconcile() later"
-            ) from exc
-        self._m.reconciliation(operation, "absent" if found is None else "found").inc()
-        return found
-
-    def _commit(self, key: str, owner: str, result: AnyResult, payment: Payment) -> AnyResult:
-        if isinstance(result, PaymentResult):
-            try:
-                state = payment.apply(result).state  # the ledger's word on the payment's state
-            except InvalidStateError:
-                state = result.status  # recorded as the provider said; replay() will tell
-            if state is not result.status:
-                result = attrs.evolve(result, status=state)
-        try:
-            self._store.complete(key, owner=owner, result=result_to_json(result), now=self._clock())
-        except ConflictError:
-            record = self._store.get(key)
-            if record is not None and record.result is not None:
-                return result_from_json(record.result)  # another worker recorded it first
-            raise
-        if isinstance(result, PaymentResult) and result.decline_code is not None:
-            self._m.decline(result.operation, result.decline_code).inc()
-        return result
-
-    def _release(self, key: str, owner: str, *, unknown: bool) -> None:
-        try:
-            self._store.release(key, owner=owner, unknown=unknown)
-        except CommerceKitError as exc:  # the original error matters more
-            log.warning("could not release payment key %s: %s", key, exc)
-
-    def _resolve(self, record: IdempotencyRecord) -> AnyResult | None:
-        """Reconcile another key whose outcome is unknown: record it if found, else forget it."""
-        owner = uuid.uuid4().hex
-        claim = self._store.begin(
-            record.key,
-            scope=record.scope,
-            operation=record.operation,
-            fingerprint=record.fingerprint,
-            request=record.request,
-            owner=owner,
-            now=self._clock(),
-            lease_s=self._lease_s,
-        )
-        if claim.kind is ClaimKind.REPLAY:
-            return _result(claim.record)
-        operation = Operation(record.operation)
-        payment = self.payment(record.scope)
-        try:
-            found = self._lookup(operation, record.key, payment.reference)
-        except BaseException:
-            self._release(record.key, owner, unknown=True)
-            raise
-        if found is None:
-            self._release(record.key, owner, unknown=False)
-            return None
-        return self._commit(record.key, owner, found, payment)
-
-    # -- sources -------------------------------------------------------------------------
-
-    def _resolve_source(self, source: ServiceSource) -> PaymentSource:
-        if isinstance(source, CardToken):
-            if self._vault is None:
-                raise InvalidInputError("a vault token needs a PaymentService built with vault=")
-            return self._vault.detokenize(source)
-        return source
-
-    def _source_id(self, source: ServiceSource) -> str:
-        if isinstance(source, ProviderToken):
-            return f"token:{source.value}"
-        if isinstance(source, CardToken):
-            return f"vault:{source.token}"
-        if not isinstance(source, Card):
-            raise InvalidInputError(
-                f"a payment source is a Card, a ProviderToken or a CardToken, not "
-                f"{type(source).__name__}"
-            )
-        expiry = f"{source.exp_month:02d}/{source.exp_year}"
-        if self._fingerprint_key is not None:
-            digest = hmac.new(
-                self._fingerprint_key, f"{source.number.reveal()}|{expiry}".encode(), hashlib.sha256
-            )
-            return f"card:{digest.hexdigest()}"
-        return f"card:{source.number.masked}|{expiry}"
-
     def __repr__(self) -> str:
         return f"PaymentService(gateway={self._gateway!r}, store={self._store!r})"
-
-
-def _result(record: IdempotencyRecord) -> AnyResult:
-    assert record.result is not None
-    return _parse(record.result)
-
-
-@functools.lru_cache(maxsize=4096)
-def _parse(text: str) -> AnyResult:
-    """Read a recorded result; results are immutable, so the same text reads once."""
-    return result_from_json(text)
 
 
 def _check_id(payment_id: str) -> None:

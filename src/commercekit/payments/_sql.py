@@ -18,7 +18,6 @@ recorded, safe to retry), raised ``from`` the driver error.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -29,10 +28,10 @@ from commercekit.errors import (
     ConflictError,
     NotFoundError,
     OperationInFlightError,
-    UnavailableError,
 )
 from commercekit.payments._idempotency import decide_claim, scope_in_flight
 from commercekit.payments._records import Claim, ClaimKind, IdempotencyRecord, RecordStatus
+from commercekit.payments._sqltx import SqlRunner
 
 __all__ = ["SqlAlchemyIdempotencyStore"]
 
@@ -49,10 +48,7 @@ class SqlAlchemyIdempotencyStore:
 
     def __init__(self, engine: Engine, *, table_prefix: str = "commercekit_payments_") -> None:
         self._engine = engine
-        # SQLite has one writer at a time anyway, and an in-memory database shares one
-        # connection between threads (a rollback in one thread would undo another's
-        # insert), so this process's transactions on SQLite take turns.
-        self._serial = threading.Lock() if engine.dialect.name == "sqlite" else None
+        self._sql = SqlRunner(engine, what="the idempotency store", unsaved="nothing was recorded")
         self.metadata = sa.MetaData()
         self._records = sa.Table(
             f"{table_prefix}idempotency",
@@ -290,25 +286,10 @@ class SqlAlchemyIdempotencyStore:
         return True
 
     def _tx(self, work: Callable[[Connection], _T]) -> _T:
-        def run() -> _T:
-            if self._serial is None:
-                with self._engine.begin() as conn:
-                    return work(conn)
-            with self._serial, self._engine.begin() as conn:
-                return work(conn)
-
-        return self._guard(run)
+        return self._sql.tx(work)
 
     def _guard(self, work: Callable[[], _T]) -> _T:
-        try:
-            return work()
-        except sa.exc.IntegrityError:
-            raise
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            raise UnavailableError(
-                f"the idempotency store is unavailable ({type(exc.orig).__name__}); "
-                "nothing was recorded, retry shortly"
-            ) from exc
+        return self._sql.guard(work)
 
     def __repr__(self) -> str:
         return f"SqlAlchemyIdempotencyStore({self._engine.url.render_as_string()!r})"

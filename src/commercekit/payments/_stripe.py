@@ -30,51 +30,14 @@ from commercekit.payments._results import (
     PaymentResult,
 )
 from commercekit.payments._state import PaymentState
+from commercekit.payments._stripe_declines import decline as _decline
 from commercekit.payments._stripe_wire import CardError, StripeClient
 from commercekit.payments._typing import GatewayCapabilities, HttpTransport, PaymentSource
 
-__all__ = ["STRIPE_DECLINE_CODES", "StripeGateway"]
+__all__ = ["StripeGateway"]
 
 KEY_FIELD: Final = "commercekit_idempotency_key"
 LOOKUP_PAGE: Final = 100
-
-STRIPE_DECLINE_CODES: Final[Mapping[str, DeclineCode]] = {
-    "card_declined": DeclineCode.CARD_DECLINED,
-    "generic_decline": DeclineCode.CARD_DECLINED,
-    "do_not_honor": DeclineCode.CARD_DECLINED,
-    "insufficient_funds": DeclineCode.INSUFFICIENT_FUNDS,
-    "expired_card": DeclineCode.EXPIRED_CARD,
-    "incorrect_cvc": DeclineCode.INCORRECT_CVC,
-    "invalid_cvc": DeclineCode.INCORRECT_CVC,
-    "incorrect_number": DeclineCode.INCORRECT_NUMBER,
-    "invalid_number": DeclineCode.INCORRECT_NUMBER,
-    "invalid_expiry_month": DeclineCode.INVALID_EXPIRY_DATE,
-    "invalid_expiry_year": DeclineCode.INVALID_EXPIRY_DATE,
-    "incorrect_zip": DeclineCode.INCORRECT_ZIP,
-    "processing_error": DeclineCode.PROCESSING_ERROR,
-    "call_issuer": DeclineCode.CALL_ISSUER,
-    "pickup_card": DeclineCode.PICKUP_CARD,
-    "lost_card": DeclineCode.PICKUP_CARD,
-    "stolen_card": DeclineCode.PICKUP_CARD,
-    "fraudulent": DeclineCode.FRAUD_SUSPECTED,
-    "authentication_required": DeclineCode.AUTHENTICATION_FAILED,
-    "payment_intent_authentication_failure": DeclineCode.AUTHENTICATION_FAILED,
-    "setup_intent_authentication_failure": DeclineCode.AUTHENTICATION_FAILED,
-    "card_velocity_exceeded": DeclineCode.LIMIT_EXCEEDED,
-    "withdrawal_count_limit_exceeded": DeclineCode.LIMIT_EXCEEDED,
-    "amount_too_large": DeclineCode.INVALID_AMOUNT,
-    "amount_too_small": DeclineCode.INVALID_AMOUNT,
-    "card_not_supported": DeclineCode.UNSUPPORTED,
-    "currency_not_supported": DeclineCode.UNSUPPORTED,
-    "try_again_later": DeclineCode.TRY_AGAIN_LATER,
-}
-"""Stripe's ``decline_code`` and ``code`` values, mapped onto the standard set."""
-
-
-def _decline(error: Mapping[str, Any] | None) -> tuple[DeclineCode, str]:
-    error = error or {}
-    raw = str(error.get("decline_code") or error.get("code") or "card_declined")
-    return STRIPE_DECLINE_CODES.get(raw, DeclineCode.CARD_DECLINED), raw
 
 
 class StripeGateway:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import attrs
 
+from commercekit.errors import InvalidInputError
 from commercekit.payments._amounts import ISO_AMOUNTS, AmountRules
 
 if TYPE_CHECKING:
@@ -202,18 +203,59 @@ class KeyRing(Protocol):
         ...
 
 
+def _text(limit: int, prefix: str = "") -> Callable[[object, attrs.Attribute[str], str], None]:
+    def check(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+        if (
+            not isinstance(value, str)
+            or not value.startswith(prefix)
+            or not 0 < len(value) <= limit
+        ):
+            raise InvalidInputError(
+                f"a vault record's {attribute.name} is a str of 1 to {limit} characters"
+                + (f" that starts with {prefix!r}" if prefix else "")
+            )
+
+    return check
+
+
+def _blob(instance: VaultRecord, attribute: attrs.Attribute[bytes], value: bytes) -> None:
+    size = _NONCE_BYTES if attribute.name == "nonce" else None
+    if not isinstance(value, bytes) or (len(value) != size if size else len(value) <= _TAG_BYTES):
+        raise InvalidInputError(
+            f"a vault record's {attribute.name} is bytes "
+            + (f"of exactly {size} bytes" if size else f"longer than the {_TAG_BYTES}-byte tag")
+        )
+
+
+def _within(low: int, high: int) -> Callable[[object, attrs.Attribute[int], int], None]:
+    def check(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidInputError(f"a vault record's {attribute.name} is {low} to {high}")
+
+    return check
+
+
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
+
+
 @attrs.frozen
 class VaultRecord:
-    """An encrypted card as a vault store keeps it: no clear number, never a CVV."""
+    """An encrypted card as a vault store keeps it: no clear number, never a CVV.
 
-    token: str
-    key_id: str
-    nonce: bytes = attrs.field(repr=False)
-    ciphertext: bytes = attrs.field(repr=False)
-    masked: str
-    brand: str
-    exp_month: int
-    exp_year: int
+    Every field is checked when the record is made, so a store is never handed
+    a record it would keep half of: a bad value raises
+    :class:`~commercekit.errors.InvalidInputError` before anything is written.
+    """
+
+    token: str = attrs.field(validator=_text(64, "vt_"))
+    key_id: str = attrs.field(validator=_text(64))
+    nonce: bytes = attrs.field(repr=False, validator=_blob)
+    ciphertext: bytes = attrs.field(repr=False, validator=_blob)
+    masked: str = attrs.field(validator=_text(19))
+    brand: str = attrs.field(validator=_text(16))
+    exp_month: int = attrs.field(validator=_within(1, 12))
+    exp_year: int = attrs.field(validator=_within(2000, 2999))
 
 
 class VaultStore(Protocol):

@@ -19,11 +19,23 @@ import attrs
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from commercekit.errors import ConfigurationError, InvalidInputError, NotFoundError
+from commercekit.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    NotFoundError,
+    UnsupportedTypeError,
+)
 from commercekit.payments._card import Card
 from commercekit.payments._typing import KeyRing, VaultRecord, VaultStore
 
-__all__ = ["CardToken", "CardVault", "InMemoryVaultStore", "StaticKeyRing"]
+__all__ = [
+    "CardToken",
+    "CardVault",
+    "InMemoryVaultStore",
+    "StaticKeyRing",
+    "check_replacement",
+    "check_vault_record",
+]
 
 _NONCE_BYTES = 12
 
@@ -76,6 +88,25 @@ class StaticKeyRing:
         return f"StaticKeyRing(key_ids={sorted(self.keys)!r}, current_id={self.current_id!r})"
 
 
+def check_vault_record(record: object) -> VaultRecord:
+    """Return *record* if it is a :class:`VaultRecord`; refuse anything else before writing."""
+    if not isinstance(record, VaultRecord):
+        raise UnsupportedTypeError(
+            f"a vault store keeps VaultRecord values, not {type(record).__name__}"
+        )
+    return record
+
+
+def check_replacement(old: VaultRecord, new: VaultRecord) -> None:
+    """Refuse a replacement that is not a VaultRecord or changes the token."""
+    check_vault_record(old)
+    check_vault_record(new)
+    if old.token != new.token:
+        raise InvalidInputError(
+            f"a replacement keeps its token: {new.token!r} cannot replace {old.token!r}"
+        )
+
+
 class InMemoryVaultStore:
     """A :class:`VaultStore` in a dict, for tests and demos."""
 
@@ -85,6 +116,7 @@ class InMemoryVaultStore:
 
     def put(self, record: VaultRecord) -> None:
         """Insert or replace the record of ``record.token``."""
+        check_vault_record(record)
         with self._lock:
             self._records[record.token] = record
 
@@ -105,6 +137,7 @@ class InMemoryVaultStore:
 
     def replace(self, old: VaultRecord, new: VaultRecord) -> bool:
         """Swap *old* for *new* if *old* is still stored."""
+        check_replacement(old, new)
         with self._lock:
             if self._records.get(old.token) != old:
                 return False

@@ -1,0 +1,121 @@
+"""Reconciler: settles idempotency keys whose outcome is unknown by asking the provider.
+
+An outcome is unknown when the answer was lost after sending (a timeout, a
+reset, a 5xx), when a process died between the provider's answer and the
+local commit (the key's lease runs out), or when an earlier lookup failed (the
+key is marked unknown and holds its payment). Each is looked up at the
+provider by its idempotency key (:meth:`PaymentGateway.lookup`): found, the
+provider's result is recorded; absent, the key is forgotten, so a retry with
+the same key sends it afresh. A lookup that fails leaves the key unknown.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+
+from commercekit.errors import OutcomeUnknownError, TransientError
+from commercekit.payments._journal import PaymentJournal, recorded_result
+from commercekit.payments._metrics import PaymentInstruments
+from commercekit.payments._records import ClaimKind, IdempotencyRecord
+from commercekit.payments._results import AnyResult, Operation
+from commercekit.payments._retry import RetryPolicy
+from commercekit.payments._typing import Clock, PaymentGateway, Sleep
+
+__all__ = ["LookupFailedError", "Reconciler"]
+
+log = logging.getLogger("commercekit.payments")
+
+
+class LookupFailedError(OutcomeUnknownError):
+    """The outcome is unknown and the provider could not be asked; the key stays unresolved."""
+
+
+class Reconciler:
+    """Looks unknown outcomes up at *gateway* and records them through *journal*."""
+
+    def __init__(
+        self,
+        gateway: PaymentGateway,
+        journal: PaymentJournal,
+        *,
+        retry: RetryPolicy,
+        clock: Clock,
+        sleep: Sleep,
+        rng: random.Random,
+        lease_s: float,
+        m: PaymentInstruments,
+    ) -> None:
+        self._gateway = gateway
+        self._journal = journal
+        self._retry = retry
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self._lease_s = lease_s
+        self._m = m
+
+    def reconcile(self, *, limit: int = 100) -> list[AnyResult]:
+        """Settle up to *limit* unresolved keys; return the results found."""
+        found: list[AnyResult] = []
+        for record in self._journal.store.unresolved(self._clock())[:limit]:
+            try:
+                result = self.resolve(record)
+            except (TransientError, OutcomeUnknownError) as exc:
+                log.warning("payment key %s is still unresolved: %s", record.key, exc)
+                continue
+            if result is not None:
+                found.append(result)
+        return found
+
+    def lookup(self, operation: Operation, key: str, reference: str | None) -> AnyResult | None:
+        """Ask the provider for the operation sent with *key*; None when it never saw it.
+
+        Raises:
+            LookupFailedError: the provider could not be asked (after the safe retries).
+        """
+        try:
+            found = self._retry.call(
+                lambda: self._gateway.lookup(operation, idempotency_key=key, reference=reference),
+                sleep=self._sleep,
+                rng=self._rng,
+            )
+        except (TransientError, OutcomeUnknownError) as exc:
+            self._m.reconciliation(operation, "failed").inc()
+            raise LookupFailedError(
+                f"the outcome of {operation.value} with key {key!r} is unknown and the provider "
+                "cannot be asked now; retry with the same key or call reconcile() later"
+            ) from exc
+        self._m.reconciliation(operation, "absent" if found is None else "found").inc()
+        return found
+
+    def resolve(self, record: IdempotencyRecord) -> AnyResult | None:
+        """Reconcile the key of *record*: record it if found, else forget it."""
+        owner = uuid.uuid4().hex
+        claim = self._journal.store.begin(
+            record.key,
+            scope=record.scope,
+            operation=record.operation,
+            fingerprint=record.fingerprint,
+            request=record.request,
+            owner=owner,
+            now=self._clock(),
+            lease_s=self._lease_s,
+        )
+        if claim.kind is ClaimKind.REPLAY:
+            return recorded_result(claim.record)
+        operation = Operation(record.operation)
+        payment = self._journal.payment(record.scope)
+        try:
+            found = self.lookup(operation, record.key, payment.reference)
+        except BaseException:
+            self._journal.release(record.key, owner, unknown=True)
+            raise
+        if found is None:
+            self._journal.release(record.key, owner, unknown=False)
+            return None
+        return self._journal.commit(record.key, owner, found, payment)
+
+    def __repr__(self) -> str:
+        return f"Reconciler(gateway={self._gateway!r})"

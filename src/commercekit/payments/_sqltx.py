@@ -1,0 +1,68 @@
+"""One transaction at a time through a SQLAlchemy engine, with driver errors translated.
+
+Shared by the SQL stores of this package. A lost connection or a locked
+database becomes an :class:`~commercekit.errors.UnavailableError` (nothing was
+kept, safe to retry), a value the database refuses an
+:class:`~commercekit.errors.InvalidInputError`, each raised ``from`` the driver
+error. Unique-constraint violations (:class:`sqlalchemy.exc.IntegrityError`)
+pass through untouched: the stores use them as their atomic "someone else won".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from commercekit.errors import InvalidInputError, UnavailableError
+
+__all__ = ["SqlRunner"]
+
+_T = TypeVar("_T")
+
+
+class SqlRunner:
+    """Runs units of work on *engine* in transactions; *what* names the store in errors."""
+
+    def __init__(self, engine: Engine, *, what: str, unsaved: str) -> None:
+        self.engine = engine
+        self._what = what
+        self._unsaved = unsaved
+        # SQLite has one writer at a time anyway, and an in-memory database shares one
+        # connection between threads (a rollback in one thread would undo another's
+        # insert), so this process's transactions on SQLite take turns.
+        self._serial = threading.Lock() if engine.dialect.name == "sqlite" else None
+
+    def tx(self, work: Callable[[Connection], _T]) -> _T:
+        """Run *work* in one transaction: committed if it returns, rolled back if it raises."""
+
+        def run() -> _T:
+            if self._serial is None:
+                with self.engine.begin() as conn:
+                    return work(conn)
+            with self._serial, self.engine.begin() as conn:
+                return work(conn)
+
+        return self.guard(run)
+
+    def guard(self, work: Callable[[], _T]) -> _T:
+        """Run *work*, translating driver errors (see the module docstring)."""
+        try:
+            return work()
+        except sa.exc.IntegrityError:
+            raise
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise UnavailableError(
+                f"{self._what} is unavailable ({type(exc.orig).__name__}); "
+                f"{self._unsaved}, retry shortly"
+            ) from exc
+        except sa.exc.DataError as exc:
+            raise InvalidInputError(
+                f"{self._what} refused a value ({type(exc.orig).__name__}); nothing was kept"
+            ) from exc
+
+    def __repr__(self) -> str:
+        return f"SqlRunner({self.engine.url.render_as_string()!r})"
