@@ -6,6 +6,7 @@ stands in for (``tests/contract/``).
 
 from __future__ import annotations
 
+from commercekit.cdn import ManualClock, MockOrigin
 from commercekit.metrics import InMemoryMetrics
 from commercekit.payments import (
     InMemoryIdempotencyStore,
@@ -18,6 +19,8 @@ __all__ = [
     "InMemoryIdempotencyStore",
     "InMemoryMetrics",
     "InMemoryVaultStore",
+    "ManualClock",
+    "MockOrigin",
     "MockTransport",
     "SandboxGateway",
 ]

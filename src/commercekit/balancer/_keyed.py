@@ -1,0 +1,168 @@
+"""What every keyed (consistent-hash) balancer does the same way, whatever its placement.
+
+A placement supplies :meth:`KeyedPool.pick` (its hot path) and
+:meth:`KeyedPool._walk`, the key's candidate nodes in preference order. From
+that walk this class derives the rest, so that they always agree with
+``pick``:
+
+- the reroute when the key's first node is out of service (its next node in
+  service takes it: only that node's keys move, and they come back when it
+  recovers);
+- ``pick_n``: the first *n* distinct nodes in service, in preference order;
+- ``acquire``: bounded loads (Mirrokni, Thorup and Zadimoghaddam, 2016): the
+  first node in preference order whose leases are under
+  ``ceil(c * (in_flight + 1) * weight / total weight)``.
+
+A walk is bounded; past its end, the remaining nodes follow in rendezvous
+order (highest ``xxh3(key, seed=node)`` first), so every node is reachable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+from commercekit.errors import InvalidInputError, UnavailableError
+
+from ._hashing import key_bytes, node_hash, xxh3_64_intdigest
+from ._health import NodeHealth
+from ._lease import Lease
+from ._member import Member
+from ._options import check_balance_factor
+from ._pool import Pool
+from ._typing import Key
+
+__all__ = ["KeyedPool"]
+
+
+class KeyedPool(Pool):
+    """A consistent-hash balancer; subclasses place keys, this class does the rest."""
+
+    _balance_factor: float
+    _uncounted_pick: Callable[[Key], str]
+
+    def _init_keyed(self, balance_factor: float) -> None:
+        """Finish construction: validate *balance_factor*, and count picks if metrics are on."""
+        self._balance_factor = check_balance_factor(balance_factor)
+        if self._counting:
+            # Count picks only when someone records them: with NullMetrics, pick() keeps
+            # its bare hot path (a counter call would cost a third of a pick).
+            self._uncounted_pick = self.pick
+            self.pick = self._counted_pick  # type: ignore[method-assign]
+
+    def _counted_pick(self, key: Key) -> str:
+        self._instruments.picks.inc()
+        return self._uncounted_pick(key)
+
+    # --- supplied by the placement --------------------------------------------------------
+
+    def pick(self, key: Key) -> str:
+        """The node for *key*: its first node in service."""
+        raise NotImplementedError
+
+    def _walk(self, data: bytes) -> tuple[float, Iterator[Member]]:
+        """The key's slow-start coordinate in ``[0, 1)`` and its candidates, best first.
+
+        Candidates may repeat and may be out of service; the walk is finite.
+        """
+        raise NotImplementedError
+
+    # --- derived from the walk ------------------------------------------------------------
+
+    def _preferred(self, data: bytes) -> Iterator[Member]:
+        """The distinct nodes that take *data* now, best first; in panic, every member."""
+        u, walk = self._walk(data)
+        panic = self._panic
+        seen: set[int] = set()
+        for member in walk:
+            if id(member) in seen:
+                continue
+            if member.ok or (member.live if panic else self._admits(member, u)):
+                seen.add(id(member))
+                yield member
+        rest = [m for m in list(self._members.values()) if id(m) not in seen]
+        rest.sort(key=lambda m: xxh3_64_intdigest(data, node_hash(m.name, 0)), reverse=True)
+        found = bool(seen)
+        for member in rest:
+            if member.ok or (member.live if panic else self._admits(member, u)):
+                found = True
+                yield member
+        if not found:
+            # Every node in service is warming up and none takes this key yet: give it to
+            # them anyway rather than to nobody.
+            yield from (m for m in rest if m.live and m.health is NodeHealth.UP)
+
+    def _reroute(self, data: bytes) -> str:
+        """The slow path of ``pick``: the key's first node was not fully in service."""
+        self._instruments.reroutes.inc()
+        for member in self._preferred(data):
+            return member.name
+        raise self._unavailable()
+
+    def _unavailable(self) -> UnavailableError:
+        if not self._members:
+            return UnavailableError(
+                f"balancer {self._name!r} has no nodes; add one with add() before picking"
+            )
+        return UnavailableError(
+            f"none of the {len(self._members)} nodes of balancer {self._name!r} is in service "
+            f"(panic mode is off below panic_threshold={self._panic_threshold}); retry shortly"
+        )
+
+    def pick_n(self, key: Key, n: int) -> list[str]:
+        """Up to *n* distinct nodes in service for *key*, in preference order (replica sets).
+
+        The first is ``pick(key)``. Fewer than *n* come back when fewer are in service.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidInputError(f"n must be an int of at least 1, got {n!r}")
+        if n > len(self._members):
+            raise InvalidInputError(
+                f"asked for {n} distinct nodes but balancer {self._name!r} has {len(self._members)}"
+            )
+        chosen: list[str] = []
+        for member in self._preferred(key_bytes(key)):
+            chosen.append(member.name)
+            if len(chosen) == n:
+                break
+        if not chosen:
+            raise self._unavailable()
+        return chosen
+
+    def acquire(self, key: Key) -> Lease:
+        """A lease on the key's first node in service whose leases are under its cap.
+
+        The cap of a node of weight *w* is ``ceil(c * (in_flight + 1) * w / W)``, with *c*
+        the balancer's ``balance_factor`` and *W* the weight in service; with equal
+        weights, ``ceil(c * mean)`` counting this request. Release the lease (or use it as
+        a context manager) when the request ends.
+        """
+        data = key_bytes(key)
+        factor = self._balance_factor
+        with self._lock:
+            demand = factor * (self._in_flight + 1)
+            weight = self._total_weight if self._panic else self._up_weight
+            weight = max(weight, 1e-12)
+            spilled = False
+            fallback: Member | None = None
+            for member in self._preferred(data):
+                if member.in_flight < math.ceil(demand * member.weight / weight):
+                    if spilled:
+                        self._instruments.spills.inc()
+                    if self._counting:
+                        self._instruments.picks.inc()
+                    return self._lease(member)
+                spilled = True
+                if fallback is None or (
+                    member.in_flight / member.weight < fallback.in_flight / fallback.weight
+                ):
+                    fallback = member
+            if fallback is None:
+                raise self._unavailable()
+            self._instruments.spills.inc()
+            return self._lease(fallback)
+
+    @property
+    def balance_factor(self) -> float:
+        """The bounded-load factor *c* of :meth:`acquire`."""
+        return self._balance_factor

@@ -1,0 +1,404 @@
+"""The machinery every balancer shares: membership, the health overlay, ejection, slow start.
+
+A subclass supplies the placement: it rebuilds its lookup table in
+:meth:`Pool._rebuild` (called under the lock after every membership change)
+and reads ``Member.serving`` on its hot path. Everything else lives here:
+
+- membership (add, remove, reweight, reconcile), each change one rebuild;
+- health as an overlay on the table: a flip writes ``Member.serving`` and moves a
+  few counters, and rebuilds nothing;
+- passive outlier detection (consecutive failures eject for a time that grows
+  with repeated ejections) and slow start (a share that grows with time),
+  both read from the injected clock, never from a timer thread;
+- panic mode: below *panic_threshold* of the weight in service, picks ignore
+  health and spread over every node;
+- in-flight accounting for leases.
+
+Mutations take one re-entrant lock; picks take none.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from commercekit.errors import DuplicateError, InvalidInputError, NotFoundError
+from commercekit.metrics import Metrics, NullMetrics
+
+from ._health import NodeHealth, can_transition, transition
+from ._instruments import BalancerInstruments, NodeInstruments
+from ._lease import Lease
+from ._member import Member, Nodes, NodeStatus, check_name, check_weight, parse_nodes
+from ._options import OutlierDetection, SlowStart, check_panic_threshold
+from ._typing import Clock
+
+__all__ = ["Pool"]
+
+_UP = NodeHealth.UP
+_DOWN = NodeHealth.DOWN
+_EJECTED = NodeHealth.EJECTED
+
+
+class Pool:
+    """Membership, health, ejection, slow start and leases; a placement subclasses it."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        metrics: Metrics | None,
+        clock: Clock,
+        panic_threshold: float,
+        outlier_detection: OutlierDetection | None,
+        slow_start: SlowStart | None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(f"a balancer name must be a non-empty str, got {name!r}")
+        self._name = name
+        self._metrics: Metrics = NullMetrics() if metrics is None else metrics
+        self._counting = not isinstance(self._metrics, NullMetrics)
+        self._clock = clock
+        self._panic_threshold = check_panic_threshold(panic_threshold)
+        self._outlier = outlier_detection
+        self._slow_start = slow_start
+        self._lock = threading.RLock()
+        self._members: dict[str, Member] = {}
+        self._in_flight = 0
+        self._up_count = 0
+        self._up_weight = 0.0
+        self._total_weight = 0.0
+        self._ejected = 0
+        self._panic = False
+        self._instruments = BalancerInstruments.create(self._metrics, name)
+
+    # --- placement hooks ------------------------------------------------------------------
+
+    def _rebuild(self) -> None:
+        """Build and swap in a new lookup table from ``self._members`` (called under the lock)."""
+        raise NotImplementedError
+
+    def _timed_rebuild(self) -> None:
+        start = time.perf_counter()
+        self._rebuild()
+        self._instruments.rebuild.record(time.perf_counter() - start)
+        self._recount()
+
+    # --- membership -----------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The balancer's name, the ``balancer`` tag of its metrics."""
+        return self._name
+
+    def _populate(self, nodes: Nodes) -> None:
+        """Add the initial nodes, fully warm, with one rebuild (the subclass's last init step)."""
+        with self._lock:
+            for node, weight in parse_nodes(nodes).items():
+                self._members[node] = self._new_member(node, weight, warm=False)
+            self._timed_rebuild()
+
+    def _new_member(self, name: str, weight: float, *, warm: bool) -> Member:
+        member = Member(name, weight, NodeInstruments.create(self._metrics, self._name, name))
+        if warm and self._slow_start is not None:
+            member.serving = None
+            member.warm_since = self._clock()
+        return member
+
+    def add(self, name: str, weight: float = 1.0) -> None:
+        """Add node *name* with *weight* (a positive number; shares follow weights).
+
+        Raises :class:`~commercekit.errors.DuplicateError` if it is already a member.
+        With slow start, the node takes its share gradually.
+        """
+        check_name(name)
+        weight = check_weight(name, weight)
+        with self._lock:
+            if name in self._members:
+                raise DuplicateError(
+                    f"node {name!r} is already in balancer {self._name!r}; "
+                    f"use set_weight() to change its weight"
+                )
+            self._members[name] = self._new_member(name, weight, warm=True)
+            self._timed_rebuild()
+
+    def remove(self, name: str) -> None:
+        """Remove node *name*; only its keys move, to their next node."""
+        with self._lock:
+            member = self._get(name)
+            member.serving = None
+            member.live = False
+            del self._members[name]
+            self._timed_rebuild()
+
+    def set_weight(self, name: str, weight: float) -> None:
+        """Change the weight of node *name*."""
+        weight = check_weight(name, weight)
+        with self._lock:
+            member = self._get(name)
+            if member.weight != weight:
+                member.weight = weight
+                self._timed_rebuild()
+
+    def update(self, nodes: Nodes) -> None:
+        """Make the membership exactly *nodes*: add, remove and reweight, with one rebuild."""
+        wanted = parse_nodes(nodes)
+        with self._lock:
+            changed = False
+            for name in [n for n in self._members if n not in wanted]:
+                member = self._members.pop(name)
+                member.serving = None
+                member.live = False
+                changed = True
+            for name, weight in wanted.items():
+                current = self._members.get(name)
+                if current is None:
+                    self._members[name] = self._new_member(name, weight, warm=True)
+                    changed = True
+                elif current.weight != weight:
+                    current.weight = weight
+                    changed = True
+            if changed:
+                self._timed_rebuild()
+
+    def node_names(self) -> list[str]:
+        """Every member's name, in the order they were added."""
+        return list(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._members
+
+    def _get(self, name: str) -> Member:
+        try:
+            return self._members[name]
+        except (KeyError, TypeError):
+            known = ", ".join(repr(n) for n in list(self._members)[:10]) or "none"
+            raise NotFoundError(
+                f"no node {name!r} in balancer {self._name!r} (nodes: {known}"
+                f"{', ...' if len(self._members) > 10 else ''})"
+            ) from None
+
+    # --- health overlay -------------------------------------------------------------------
+
+    def mark_down(self, name: str, /) -> bool:
+        """Take *name* out of service; its keys go to their next node. Say if anything changed."""
+        with self._lock:
+            return self._set_health(self._get(name), _DOWN)
+
+    def mark_up(self, name: str, /) -> bool:
+        """Put *name* back in service (ending an ejection too). Say if anything changed."""
+        with self._lock:
+            return self._set_health(self._get(name), _UP)
+
+    def health(self, name: str, /) -> NodeHealth:
+        """The current health of *name* (an ejection whose time is up has ended)."""
+        member = self._get(name)
+        self._catch_up(member, self._clock())
+        return member.health
+
+    def _set_health(self, member: Member, target: NodeHealth, at: float | None = None) -> bool:
+        """Move *member* to *target* if that is a legal change (call under the lock).
+
+        *at* is when the change happened, if not now (an ejection that ran out a
+        while ago, noticed only now: its slow start began when it ran out).
+        """
+        old = member.health
+        if old is target or not member.live or not can_transition(old, target):
+            return False
+        member.health = transition(member.name, old, target)
+        now = self._clock() if at is None else at
+        if old is _EJECTED:
+            self._ejected -= 1
+            member.last_ejection_end = now
+        elif target is _EJECTED:
+            self._ejected += 1
+        if target is _UP:
+            member.failures = 0
+            if self._slow_start is not None:
+                member.warm_since = now
+            else:
+                member.serving = member.name
+            self._up_count += 1
+            self._up_weight += member.weight
+        elif old is _UP:
+            member.serving = None
+            member.warm_since = None
+            self._up_count -= 1
+            self._up_weight -= member.weight
+        if member.instruments is not None:
+            member.instruments.transitions[target].inc()
+        self._refresh()
+        return True
+
+    def _recount(self) -> None:
+        """Recompute the health totals from scratch (after membership changes)."""
+        members = self._members.values()
+        up = [m for m in members if m.health is _UP]
+        self._up_count = len(up)
+        self._up_weight = math.fsum(m.weight for m in up)
+        self._total_weight = math.fsum(m.weight for m in members)
+        self._ejected = sum(1 for m in members if m.health is _EJECTED)
+        self._instruments.nodes.set(len(self._members))
+        self._refresh()
+
+    def _refresh(self) -> None:
+        total = self._total_weight
+        self._panic = total > 0 and self._up_weight < self._panic_threshold * total * (1 - 1e-9)
+        self._instruments.healthy_nodes.set(self._up_count)
+        self._instruments.panic.set(1 if self._panic else 0)
+
+    @property
+    def panicking(self) -> bool:
+        """Whether too few nodes are in service, so that picks ignore health."""
+        return self._panic
+
+    # --- time: ejections that run out, slow starts that end ------------------------------
+
+    def tick(self) -> None:
+        """End ejections whose time is up and slow starts that are over.
+
+        Picks do this lazily for the nodes they meet; a health checker calls it
+        every round. Call it yourself to apply them at once.
+        """
+        now = self._clock()
+        with self._lock:
+            for member in list(self._members.values()):
+                self._catch_up(member, now)
+
+    def _catch_up(self, member: Member, now: float) -> None:
+        """Apply to *member* what time alone has changed by *now*."""
+        if member.health is _EJECTED and now >= member.eject_until:
+            with self._lock:
+                if member.health is _EJECTED and now >= member.eject_until:
+                    self._set_health(member, _UP, at=member.eject_until)
+        if member.warm_since is not None:
+            self._warm_share(member, member.warm_since, now)
+
+    def _warm_share(self, member: Member, since: float, now: float) -> float:
+        """The share *member* takes at *now*, ending its slow start once it reaches 1."""
+        assert self._slow_start is not None
+        share = self._slow_start.share(now - since)
+        if share >= 1.0:
+            with self._lock:
+                if member.warm_since == since and member.health is _UP and member.live:
+                    member.warm_since = None
+                    member.serving = member.name
+        return share
+
+    def _admits(self, member: Member, u: float) -> bool:
+        """Whether *member*, not ``ok``, takes a key hashed to *u* in ``[0, 1)`` right now."""
+        if not member.live:
+            return False
+        health = member.health
+        if health is _UP:
+            since = member.warm_since
+            if since is None:
+                return True
+            return u < self._warm_share(member, since, self._clock())
+        if health is _EJECTED and self._clock() >= member.eject_until:
+            self._catch_up(member, self._clock())
+            return member.ok or (member.health is _UP and self._admits(member, u))
+        return False
+
+    # --- passive outlier detection --------------------------------------------------------
+
+    def report_failure(self, name: str, /) -> None:
+        """Count a failed request on *name*; enough in a row eject it (with outlier detection)."""
+        self._failure(self._get(name))
+
+    def report_success(self, name: str, /) -> None:
+        """Reset the run of consecutive failures of *name*."""
+        self._get(name).failures = 0
+
+    def _failure(self, member: Member) -> None:
+        detection = self._outlier
+        with self._lock:
+            member.failures += 1
+            if (
+                detection is None
+                or member.failures < detection.consecutive_failures
+                or member.health is not _UP
+                or not member.live
+            ):
+                return
+            limit = max(1, math.floor(detection.max_ejected_fraction * len(self._members)))
+            if self._ejected >= limit:
+                return
+            now = self._clock()
+            quiet = (now - member.last_ejection_end) / detection.base_ejection_s
+            decay = int(quiet) if math.isfinite(quiet) else member.ejection_level
+            member.ejection_level = max(0, member.ejection_level - decay) + 1
+            member.eject_until = now + detection.ejection_s(member.ejection_level)
+            member.ejections += 1
+            member.failures = 0
+            self._set_health(member, _EJECTED)
+            if member.instruments is not None:
+                member.instruments.ejections.inc()
+
+    # --- leases ---------------------------------------------------------------------------
+
+    def _lease(self, member: Member) -> Lease:
+        """Take a lease on *member* (call under the lock)."""
+        member.in_flight += 1
+        self._in_flight += 1
+        if member.instruments is not None:
+            member.instruments.in_flight.add(1)
+        return Lease(self, member)
+
+    def _release(self, lease: Lease, member: Member) -> None:
+        with self._lock:
+            if lease._released:
+                return
+            lease._released = True
+            member.in_flight -= 1
+            self._in_flight -= 1
+        if member.instruments is not None:
+            member.instruments.in_flight.add(-1)
+
+    @property
+    def in_flight(self) -> int:
+        """Leases held on all nodes."""
+        return self._in_flight
+
+    # --- snapshots ------------------------------------------------------------------------
+
+    def status(self, name: str, /) -> NodeStatus:
+        """A snapshot of node *name*: health, share, leases, ejections."""
+        member = self._get(name)
+        now = self._clock()
+        self._catch_up(member, now)
+        return self._status(member, now)
+
+    def statuses(self) -> list[NodeStatus]:
+        """A snapshot of every node, in the order they were added."""
+        now = self._clock()
+        members = list(self._members.values())
+        for member in members:
+            self._catch_up(member, now)
+        return [self._status(m, now) for m in members]
+
+    def _status(self, member: Member, now: float) -> NodeStatus:
+        if member.health is not _UP:
+            share = 0.0
+        elif member.warm_since is None or self._slow_start is None:
+            share = 1.0
+        else:
+            share = self._slow_start.share(now - member.warm_since)
+        return NodeStatus(
+            name=member.name,
+            weight=member.weight,
+            health=member.health,
+            share=share,
+            in_flight=member.in_flight,
+            ejections=member.ejections,
+            consecutive_failures=member.failures,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self._name!r} nodes={len(self._members)} "
+            f"up={self._up_count}{' PANIC' if self._panic else ''}>"
+        )

@@ -1,0 +1,381 @@
+"""``EdgeCache``: a shared HTTP cache (RFC 9111, RFC 5861, RFC 9213) in front of one origin.
+
+The decisions are the pure functions of ``_policy`` and ``_conditional``;
+this module does the I/O around them: it looks up the store, asks the origin
+through a :class:`Coalescer` (one request per key however many callers),
+stores what may be stored, refreshes in the background for
+``stale-while-revalidate`` (one refresh per key), and serves stale copies when
+the origin fails within ``stale-if-error``.
+
+A purge is visible to the very next request: it detaches the fetches in
+flight (new requests start a new fetch) and forbids them to store what they
+bring back, since it may predate the purge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import attrs
+
+from commercekit.errors import CommerceKitError, OriginError, UnavailableError
+from commercekit.metrics import Metrics, NullMetrics
+
+from ._cache_control import EMPTY, parse_cache_control
+from ._coalesce import Coalescer
+from ._conditional import apply_range, not_modified_for
+from ._dates import format_http_date
+from ._edge_metrics import EdgeInstruments
+from ._freshness import age_header_value
+from ._headers import HOP_BY_HOP, Headers
+from ._keys import normalize_url, url_key
+from ._memory_store import MemoryStore
+from ._messages import CacheOutcome, Request, Response
+from ._policy import (
+    DEFAULT_POLICY,
+    Action,
+    CachePolicy,
+    conditional_headers,
+    decide,
+    invalidation_urls,
+    merge_not_modified,
+    select_variant,
+    shareable,
+    store_decision,
+    usable_on_error,
+)
+from ._purge import PurgeKind, PurgeResult, PurgeSelector
+from ._stored import StoredResponse
+from ._typing import CacheStore, Clock, Origin
+from ._vary import variant_of, vary_names
+
+__all__ = ["EdgeCache"]
+
+_CLIENT_ONLY = frozenset(
+    {"if-none-match", "if-modified-since", "if-range", "if-match", "if-unmodified-since", "range"}
+)
+_DEFAULT_STORE_BYTES = 64 * 1024 * 1024
+
+
+@attrs.frozen(slots=True)
+class _Flight:
+    """What one origin fetch brought back, shared by every waiter."""
+
+    request: Request
+    response: Response
+    stored: StoredResponse | None
+    outcome: CacheOutcome
+
+
+class EdgeCache:
+    """A shared cache in front of *origin*, keeping responses in *store*.
+
+    Use it from one event loop. ``await edge.handle(request)`` returns the
+    response to send; ``await edge.purge(selector, soft=...)`` purges. The
+    default store is a :class:`MemoryStore` of 64 MiB. *origin_timeout_s*
+    bounds each origin request (then :class:`OriginError`, and stale copies
+    within ``stale-if-error``). ``aclose()`` stops background refreshes and
+    closes the origin and the store.
+    """
+
+    def __init__(
+        self,
+        origin: Origin,
+        store: CacheStore | None = None,
+        *,
+        policy: CachePolicy = DEFAULT_POLICY,
+        clock: Clock = time.time,
+        metrics: Metrics | None = None,
+        name: str = "edge",
+        key: Callable[[Request], str] = url_key,
+        origin_timeout_s: float | None = 30.0,
+    ) -> None:
+        self._origin = origin
+        self._store: CacheStore = (
+            store if store is not None else MemoryStore(_DEFAULT_STORE_BYTES, clock=clock)
+        )
+        self._policy = policy
+        self._clock = clock
+        self._key = key
+        self._name = name
+        self._timeout = origin_timeout_s
+        self._m = EdgeInstruments(metrics if metrics is not None else NullMetrics(), name)
+        self._flights: Coalescer[_Flight] = Coalescer(on_wait=self._m.coalesced.inc)
+        self._vary_hints: dict[str, tuple[str, ...]] = {}
+        self._background: set[asyncio.Future[_Flight]] = set()
+        self._purge_seq = 0
+
+    @property
+    def name(self) -> str:
+        """The edge's name (its ``edge`` metrics tag and ``Cache-Status`` name)."""
+        return self._name
+
+    @property
+    def store(self) -> CacheStore:
+        """Where this edge keeps responses."""
+        return self._store
+
+    async def get(self, url: str, headers: Headers | dict[str, str] | None = None) -> Response:
+        """Shorthand for ``handle(Request("GET", url, headers))``."""
+        return await self.handle(Request("GET", url, Headers(headers or ())))
+
+    async def handle(self, request: Request) -> Response:
+        """Return the response for *request*, from the store or the origin."""
+        method = request.method.upper()
+        if method not in ("GET", "HEAD"):
+            return await self._unsafe(request)
+        req_cc = (
+            parse_cache_control(request.headers.joined("cache-control"))
+            if "cache-control" in request.headers
+            else EMPTY
+        )
+        if req_cc.no_store or "authorization" in request.headers:
+            # Not ours to share; store_decision would refuse most of these anyway.
+            return await self._pass(request)
+        key = self._key(request)
+        try:
+            entries = await self._store.get(key)
+        except UnavailableError:
+            self._m.store_errors.inc()  # a broken shared tier degrades to the origin
+            entries = ()
+        entry = select_variant(entries, request) if entries else None
+        if entry is not None:
+            now = self._clock()
+            action = decide(entry, now, req_cc, self._policy)
+            if action is Action.SERVE:
+                self._m.hits.inc()
+                return self._serve(request, entry, now, CacheOutcome.HIT)
+            if action is Action.SERVE_STALE_AND_REFRESH:
+                self._refresh(key, request, entry)
+                self._m.stale_while_revalidate.inc()
+                return self._serve(request, entry, now, CacheOutcome.STALE_WHILE_REVALIDATE)
+        if req_cc.only_if_cached:
+            return Response(504, Headers({"content-length": "0"}), b"", CacheOutcome.MISS)
+        if entry is None:
+            self._m.misses.inc()
+        return await self._fetch(key, request, entry)
+
+    async def purge(self, selector: PurgeSelector, /, *, soft: bool = False) -> PurgeResult:
+        """Purge what *selector* picks (URLs and prefixes are normalized like keys).
+
+        Visible to the next request: fetches in flight are detached and will not store.
+        """
+        if selector.kind in (PurgeKind.URL, PurgeKind.PREFIX):
+            normalize = (
+                (lambda u: self._key(Request("GET", u)))
+                if selector.kind is PurgeKind.URL
+                else normalize_url
+            )
+            selector = PurgeSelector(selector.kind, tuple(normalize(v) for v in selector.values))
+        self._purge_seq += 1
+        self._flights.forget()
+        count = await self._store.purge(selector, soft=soft, now=self._clock())
+        self._m.purges[(selector.kind, soft)].inc()
+        return PurgeResult(purged=count)
+
+    async def aclose(self) -> None:
+        """Cancel background refreshes, then close the origin and the store."""
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self._origin.aclose()
+        await self._store.aclose()
+
+    async def __aenter__(self) -> EdgeCache:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"EdgeCache(name={self._name!r}, origin={self._origin!r}, store={self._store!r})"
+
+    # -- serving ------------------------------------------------------------------------
+
+    def _serve(
+        self, request: Request, entry: StoredResponse, now: float, outcome: CacheOutcome
+    ) -> Response:
+        headers = entry.headers.extended(
+            ("age", age_header_value(entry.age(now))),
+            ("cache-status", self._cache_status(outcome, entry.fresh_until - now)),
+        )
+        return self._finish(request, Response(entry.status, headers, entry.body, outcome))
+
+    def _cache_status(self, outcome: CacheOutcome, ttl: float) -> str:
+        if outcome is CacheOutcome.HIT:
+            return f"{self._name}; hit; ttl={int(ttl)}"
+        if outcome is CacheOutcome.STALE_WHILE_REVALIDATE or outcome is CacheOutcome.STALE_IF_ERROR:
+            return f"{self._name}; hit; ttl={int(ttl)}; detail={outcome.value}"
+        if outcome is CacheOutcome.REVALIDATED:
+            return f"{self._name}; fwd=stale; fwd-status=304; stored"
+        return f"{self._name}; fwd=uri-miss; stored"
+
+    def _finish(self, request: Request, response: Response) -> Response:
+        not_modified = not_modified_for(request, response)
+        if not_modified is not None:
+            return not_modified
+        response = apply_range(request, response)
+        if request.method.upper() == "HEAD":
+            return attrs.evolve(response, body=b"")
+        self._m.served_bytes.inc(len(response.body))
+        return response
+
+    # -- fetching -----------------------------------------------------------------------
+
+    def _flight_key(self, key: str, request: Request) -> str:
+        names = self._vary_hints.get(key)
+        if not names:
+            return key
+        return f"{key}\x00{variant_of(names, request.headers)!r}"
+
+    async def _fetch(self, key: str, request: Request, entry: StoredResponse | None) -> Response:
+        for _ in range(2):  # a second round only when the Vary hint was learnt in the first
+            flight_key = self._flight_key(key, request)
+            try:
+                flight = await self._flights.run(
+                    flight_key, lambda: self._work(key, request, entry, self._purge_seq)
+                )
+            except OriginError:
+                if entry is not None and usable_on_error(entry, self._clock()):
+                    self._m.stale_if_error.inc()
+                    return self._serve(request, entry, self._clock(), CacheOutcome.STALE_IF_ERROR)
+                raise
+            if flight.request is not request:
+                if not shareable(flight.response):
+                    return await self._pass(request)
+                names = vary_names(flight.response.headers)
+                if names and variant_of(names, request.headers) != variant_of(
+                    names, flight.request.headers
+                ):
+                    continue  # another variant: fetch ours (now keyed by its Vary values)
+            status = flight.response.status
+            if status >= 500 and entry is not None and usable_on_error(entry, self._clock()):
+                self._m.stale_if_error.inc()
+                return self._serve(request, entry, self._clock(), CacheOutcome.STALE_IF_ERROR)
+            if flight.stored is not None:
+                return self._serve(request, flight.stored, self._clock(), flight.outcome)
+            return self._finish(request, attrs.evolve(flight.response, outcome=flight.outcome))
+        return await self._pass(request)
+
+    def _refresh(self, key: str, request: Request, entry: StoredResponse) -> None:
+        flight_key = self._flight_key(key, request)
+        if self._flights.in_flight(flight_key):
+            return
+        task = self._flights.start(
+            flight_key, lambda: self._work(key, request, entry, self._purge_seq)
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _origin_request(self, request: Request, entry: StoredResponse | None) -> Request:
+        headers = request.headers.without(*HOP_BY_HOP, *_CLIENT_ONLY)
+        if entry is not None:
+            for name, value in conditional_headers(entry).items():
+                headers = headers.set(name, value)
+        return Request("GET", request.url, headers)
+
+    async def _call_origin(self, request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            if self._timeout is None:
+                response = await self._origin.fetch(request)
+            else:
+                async with asyncio.timeout(self._timeout):
+                    response = await self._origin.fetch(request)
+        except TimeoutError as exc:
+            self._m.origin_errors.inc()
+            raise OriginError(
+                f"origin did not answer {request.url!r} within {self._timeout} s"
+            ) from exc
+        except CommerceKitError:
+            self._m.origin_errors.inc()
+            raise
+        except Exception as exc:
+            self._m.origin_errors.inc()
+            raise OriginError(f"origin failed on {request.url!r}: {exc!r:.200}") from exc
+        self._m.origin_latency.record(time.perf_counter() - started)
+        self._m.origin_requests.inc()
+        self._m.origin_bytes.inc(len(response.body))
+        return response
+
+    async def _work(
+        self, key: str, request: Request, entry: StoredResponse | None, seq: int
+    ) -> _Flight:
+        origin_request = self._origin_request(request, entry)
+        request_time = self._clock()
+        response = await self._call_origin(origin_request)
+        response_time = self._clock()
+        response = _dated(response, response_time)
+        if response.status == 304 and entry is not None:
+            merged = merge_not_modified(
+                entry,
+                origin_request,
+                response,
+                request_time=request_time,
+                response_time=response_time,
+                policy=self._policy,
+            )
+            if merged is not None:
+                self._m.revalidated.inc()
+                await self._keep(merged, seq)
+                return _Flight(request, response, merged, CacheOutcome.REVALIDATED)
+            origin_request = self._origin_request(request, None)
+            request_time = self._clock()
+            response = await self._call_origin(origin_request)
+            response_time = self._clock()
+            response = _dated(response, response_time)
+        response = attrs.evolve(response, headers=response.headers.without(*HOP_BY_HOP))
+        stored = store_decision(
+            key,
+            origin_request,
+            response,
+            request_time=request_time,
+            response_time=response_time,
+            policy=self._policy,
+        )
+        if stored is not None:
+            await self._keep(stored, seq)
+        return _Flight(request, response, stored, CacheOutcome.MISS)
+
+    async def _keep(self, stored: StoredResponse, seq: int) -> None:
+        if seq != self._purge_seq:
+            return  # a purge happened while this fetch was in flight: its result may predate it
+        if stored.vary:
+            self._vary_hints[stored.key] = stored.vary
+        elif stored.key in self._vary_hints:
+            del self._vary_hints[stored.key]
+        try:
+            await self._store.put(stored)
+        except UnavailableError:
+            self._m.store_errors.inc()
+
+    async def _pass(self, request: Request) -> Response:
+        self._m.passes.inc()
+        headers = request.headers.without(*HOP_BY_HOP)
+        response = await self._call_origin(attrs.evolve(request, headers=headers))
+        headers = response.headers.without(*HOP_BY_HOP)
+        return self._finish(
+            request, Response(response.status, headers, response.body, CacheOutcome.PASS)
+        )
+
+    async def _unsafe(self, request: Request) -> Response:
+        response = await self._pass(request)
+        urls = invalidation_urls(request, response)
+        if urls:
+            self._purge_seq += 1
+            self._flights.forget()
+            for url in urls:
+                await self._store.delete(self._key(Request("GET", url)))
+        return response
+
+
+def _dated(response: Response, received_at: float) -> Response:
+    """Add the ``Date`` a recipient with a clock must add when there is none (RFC 9110 6.6.1)."""
+    if "date" in response.headers:
+        return response
+    return attrs.evolve(
+        response, headers=response.headers.extended(("date", format_http_date(received_at)))
+    )

@@ -1,0 +1,118 @@
+"""The caching reverse proxy's request handling, shared by the ASGI, WSGI and HTTP/1.1 front ends.
+
+Turns a raw request into a :class:`Request` for the edge, and the edge's
+response into what goes on the wire: ``Date`` when missing, ``Via`` added,
+``Content-Length`` exact, hop-by-hop fields dropped. Every failure becomes
+a status, never a crash: :class:`OriginError` is 502 (504 for a timeout),
+bad input 400, anything unexpected 500 (logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from commercekit.errors import InvalidInputError, MalformedHeaderError, OriginError
+
+from ._dates import format_http_date
+from ._edge import EdgeCache
+from ._headers import DEFAULT_MAX_HEADER_BYTES, HOP_BY_HOP, Headers
+from ._messages import Request, Response
+
+__all__ = ["ProxyHandler", "WireResponse"]
+
+log = logging.getLogger("commercekit.cdn")
+
+WireResponse = tuple[int, list[tuple[bytes, bytes]], bytes]
+"""Status, header pairs and body, ready to send."""
+
+
+def _error(status: int, text: str) -> Response:
+    body = f"{status} {text}\n".encode()
+    headers = Headers({"content-type": "text/plain; charset=utf-8", "cache-control": "no-store"})
+    return Response(status, headers, body)
+
+
+class ProxyHandler:
+    """Answers raw HTTP requests through *edge*; *via* names this proxy in ``Via``."""
+
+    def __init__(
+        self,
+        edge: EdgeCache,
+        *,
+        via: str = "1.1 commercekit",
+        scheme: str = "http",
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        max_body_bytes: int = 1024 * 1024,
+    ) -> None:
+        self._edge = edge
+        self._via = via
+        self._scheme = scheme
+        self._max_header = max_header_bytes
+        self.max_body_bytes = max_body_bytes
+
+    @property
+    def edge(self) -> EdgeCache:
+        """The edge behind this proxy."""
+        return self._edge
+
+    def build_request(
+        self,
+        method: str,
+        target: str,
+        headers: Iterable[tuple[bytes | str, bytes | str]],
+        body: bytes = b"",
+    ) -> Request:
+        """Turn a request line and headers into an edge :class:`Request` (may raise 400s)."""
+        parsed = Headers.from_wire(headers, max_bytes=self._max_header)
+        host = parsed.get("host")
+        if not host or any(c in host for c in "/\\@ "):
+            raise MalformedHeaderError("a request needs one valid Host header")
+        if not target.startswith("/"):
+            if target.startswith(("http://", "https://")):
+                target = "/" + target.split("/", 3)[-1] if target.count("/") >= 3 else "/"
+            else:
+                raise MalformedHeaderError(f"request target {target[:80]!r} is not a path")
+        return Request(method.upper(), f"{self._scheme}://{host.lower()}{target}", parsed, body)
+
+    async def respond(
+        self,
+        method: str,
+        target: str,
+        headers: Iterable[tuple[bytes | str, bytes | str]],
+        body: bytes = b"",
+    ) -> WireResponse:
+        """Answer one request; never raises."""
+        try:
+            request = self.build_request(method, target, headers, body)
+        except InvalidInputError as exc:
+            return self._wire(method, _error(400, str(exc)))
+        try:
+            response = await self._edge.handle(request)
+        except OriginError as exc:
+            timeout = isinstance(exc.__cause__, TimeoutError) or "within" in str(exc)
+            return self._wire(method, _error(504 if timeout else 502, "origin unavailable"))
+        except InvalidInputError as exc:
+            return self._wire(method, _error(400, str(exc)))
+        except Exception:
+            log.exception("the edge failed on %s %s", method, target[:200])
+            return self._wire(method, _error(500, "internal error"))
+        return self._wire(method, response)
+
+    def _wire(self, method: str, response: Response) -> WireResponse:
+        headers = response.headers.without(*HOP_BY_HOP)
+        if "date" not in headers:
+            headers = headers.extended(("date", format_http_date(time.time())))
+        via = headers.joined("via")
+        headers = headers.set("via", f"{via}, {self._via}" if via else self._via)
+        status = response.status
+        body = response.body
+        no_body = method.upper() == "HEAD" or status in (204, 304) or 100 <= status < 200
+        if no_body:
+            body = b""
+            if status in (204, 304):
+                headers = headers.without("content-length")
+        else:
+            headers = headers.set("content-length", str(len(body)))
+        return status, headers.raw(), body

@@ -1,0 +1,240 @@
+"""``RedisStore``: a :class:`~commercekit.cdn.CacheStore` in Redis, so app servers share one tier.
+
+Layout under a namespace ``ns`` (keys are the cache keys, so prefix purges can SCAN)::
+
+    {ns}:k:{cache key}   HASH   m:{variant id} -> JSON metadata
+                                b:{variant id} -> the body, raw bytes
+                                soft           -> epoch of the last soft purge
+    {ns}:t:{tag}         SET    cache keys carrying the tag
+
+Every key expires when its last variant passes ``keep_until`` (``EXPIRE ... NX``
+then ``GT``, Redis 7); memory is bounded by Redis' own ``maxmemory`` policy.
+A soft purge writes one ``soft`` field (no read-modify-write), and ``get``
+applies it to the variants stored before it. Redis failures are raised as
+:class:`StoreUnavailableError`; ``EdgeCache`` then treats the lookup as a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from commercekit.errors import ConfigurationError, StoreUnavailableError
+
+from ._headers import Headers
+from ._purge import PurgeKind, PurgeSelector
+from ._stored import StoredResponse
+from ._typing import Clock
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["RedisStore", "StoreUnavailableError"]
+
+_SOFT_IF_EXISTS = """
+local n = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('HSET', key, 'soft', ARGV[1])
+    n = n + 1
+  end
+end
+return n
+"""
+_SCAN_BATCH = 500
+
+
+def _escape_glob(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _variant_id(entry: StoredResponse) -> str:
+    raw = json.dumps([entry.vary, entry.variant]).encode()
+    return hashlib.blake2b(raw, digest_size=8).hexdigest()
+
+
+def _meta(entry: StoredResponse) -> bytes:
+    return json.dumps(
+        {
+            "s": entry.status,
+            "h": entry.headers.items(),
+            "t": [
+                entry.request_time,
+                entry.response_time,
+                entry.initial_age,
+                entry.fresh_until,
+                entry.stale_while_revalidate_until,
+                entry.stale_if_error_until,
+                entry.keep_until,
+            ],
+            "v": entry.vary,
+            "vv": entry.variant,
+            "g": sorted(entry.tags),
+            "f": [entry.no_cache, entry.revalidate_when_stale],
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def _entry(key: str, meta: bytes, body: bytes) -> StoredResponse:
+    d = json.loads(meta)
+    times = d["t"]
+    return StoredResponse(
+        key=key,
+        status=d["s"],
+        headers=Headers((k, v) for k, v in d["h"]),
+        body=body,
+        request_time=times[0],
+        response_time=times[1],
+        initial_age=times[2],
+        fresh_until=times[3],
+        stale_while_revalidate_until=times[4],
+        stale_if_error_until=times[5],
+        keep_until=times[6],
+        vary=tuple(d["v"]),
+        variant=tuple(d["vv"]),
+        tags=frozenset(d["g"]),
+        no_cache=d["f"][0],
+        revalidate_when_stale=d["f"][1],
+    )
+
+
+class RedisStore:
+    """A shared store in Redis (``redis.asyncio`` client; needs the ``[redis]`` extra).
+
+    Pass a client (``redis.asyncio.Redis(...)``) or use :meth:`from_url`.
+    Responses larger than *max_entry_bytes* are not stored.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        namespace: str = "commercekit:cdn",
+        max_entry_bytes: int = 8 * 1024 * 1024,
+        clock: Clock = time.time,
+    ) -> None:
+        if not namespace or any(c in namespace for c in "*?[]"):
+            raise ConfigurationError(f"namespace {namespace!r} must be non-empty, without globs")
+        self._redis = client
+        self._ns = namespace
+        self._max_entry = max_entry_bytes
+        self._clock = clock
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
+        """Connect to Redis at *url* (``redis://127.0.0.1:6379/0``)."""
+        from redis.asyncio import Redis
+
+        return cls(Redis.from_url(url), **kwargs)
+
+    def _k(self, key: str) -> str:
+        return f"{self._ns}:k:{key}"
+
+    def _t(self, tag: str) -> str:
+        return f"{self._ns}:t:{tag}"
+
+    async def _call(self, what: str, coro: Any) -> Any:
+        from redis.exceptions import RedisError
+
+        try:
+            return await coro
+        except RedisError as exc:
+            raise StoreUnavailableError(
+                f"Redis store {self._ns!r} failed to {what}: {exc}; is Redis up?"
+            ) from exc
+
+    async def get(self, key: str, /) -> Sequence[StoredResponse]:
+        """Return the stored variants of *key*, soft purges applied."""
+        fields: dict[bytes, bytes] = await self._call("read", self._redis.hgetall(self._k(key)))
+        if not fields:
+            return ()
+        soft_raw = fields.get(b"soft")
+        soft = float(soft_raw) if soft_raw is not None else None
+        now = self._clock()
+        out: list[StoredResponse] = []
+        for name, value in fields.items():
+            if not name.startswith(b"m:"):
+                continue
+            try:
+                entry = _entry(key, value, fields.get(b"b:" + name[2:], b""))
+            except (ValueError, KeyError, IndexError, TypeError):
+                continue  # a corrupt record is a miss, never a crash
+            if entry.keep_until <= now:
+                continue
+            if soft is not None and entry.response_time <= soft:
+                entry = entry.soft_purged(soft)
+            out.append(entry)
+        return out
+
+    async def put(self, entry: StoredResponse, /) -> None:
+        """Store *entry* under its key, replacing the variant with the same ``Vary`` values."""
+        if entry.size > self._max_entry:
+            return
+        ttl = math.ceil(entry.keep_until - self._clock())
+        if ttl <= 0:
+            return
+        vid = _variant_id(entry)
+        k = self._k(entry.key)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(k, mapping={f"m:{vid}": _meta(entry), f"b:{vid}": entry.body})
+        pipe.expire(k, ttl, nx=True)
+        pipe.expire(k, ttl, gt=True)
+        for tag in entry.tags:
+            pipe.sadd(self._t(tag), entry.key)
+            pipe.expire(self._t(tag), ttl, nx=True)
+            pipe.expire(self._t(tag), ttl, gt=True)
+        await self._call("write", pipe.execute())
+
+    async def delete(self, key: str, /) -> bool:
+        """Remove every variant of *key*."""
+        return bool(await self._call("delete", self._redis.delete(self._k(key))))
+
+    async def _scan(self, pattern: str) -> list[str]:
+        found: list[str] = []
+        async for raw in self._redis.scan_iter(match=pattern, count=_SCAN_BATCH):
+            found.append(raw.decode() if isinstance(raw, bytes) else raw)
+        return found
+
+    async def purge(self, selector: PurgeSelector, /, *, soft: bool, now: float) -> int:
+        """Remove (hard) or mark stale from *now* (soft) the keys *selector* picks."""
+        prefix = f"{self._ns}:k:"
+        tag_sets: list[str] = []
+        if selector.kind is PurgeKind.URL:
+            keys = [self._k(v) for v in selector.values]
+        elif selector.kind is PurgeKind.TAG:
+            tag_sets = [self._t(t) for t in selector.values]
+            members: set[bytes] = set()
+            for tag_key in tag_sets:
+                members |= await self._call("read tags", self._redis.smembers(tag_key))
+            keys = sorted(self._k(m.decode()) for m in members)
+        elif selector.kind is PurgeKind.PREFIX:
+            keys = []
+            for value in selector.values:
+                keys += await self._call("scan", self._scan(prefix + _escape_glob(value) + "*"))
+        else:
+            keys = await self._call("scan", self._scan(prefix + "*"))
+            if not soft:
+                tag_sets = await self._call("scan", self._scan(f"{self._ns}:t:*"))
+        count = 0
+        for start in range(0, len(keys), _SCAN_BATCH):
+            batch = keys[start : start + _SCAN_BATCH]
+            if soft:
+                script = self._redis.eval(_SOFT_IF_EXISTS, len(batch), *batch, repr(now))
+                count += int(await self._call("soft purge", script))
+            else:
+                count += int(await self._call("purge", self._redis.delete(*batch)))
+        if tag_sets and not soft:
+            await self._call("purge tags", self._redis.delete(*tag_sets))
+        return count
+
+    async def aclose(self) -> None:
+        """Close the client's connections."""
+        await self._redis.aclose()
+
+    def __repr__(self) -> str:
+        return f"RedisStore(namespace={self._ns!r})"

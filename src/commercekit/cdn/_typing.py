@@ -1,0 +1,78 @@
+"""The seams of the CDN: where content comes from, where it is kept, how it is purged and signed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ._messages import Request, Response
+    from ._purge import PurgeResult, PurgeSelector
+    from ._stored import StoredResponse
+
+__all__ = ["CacheStore", "Clock", "Origin", "Purger", "UrlSigner"]
+
+Clock = Callable[[], float]
+"""Returns the current time as epoch seconds (``time.time``). Wall-clock, not
+monotonic, because stored responses are shared through Redis between machines
+and compared with ``Date`` and ``Expires``."""
+
+
+class Origin(Protocol):
+    """Where content comes from. Must be safe to call concurrently."""
+
+    async def fetch(self, request: Request, /) -> Response:
+        """Return the origin's whole response to *request*.
+
+        Raise :class:`~commercekit.cdn.OriginError` when the origin cannot be
+        reached or answers garbage; an HTTP error status is a response, not an error.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+class CacheStore(Protocol):
+    """Where stored responses live, several variants per key. One event loop uses it at a time."""
+
+    async def get(self, key: str, /) -> Sequence[StoredResponse]:
+        """Return the stored variants of *key* (soft purges applied), or an empty sequence."""
+        ...
+
+    async def put(self, entry: StoredResponse, /) -> None:
+        """Store *entry*, replacing the variant of its key with the same ``Vary`` values."""
+        ...
+
+    async def delete(self, key: str, /) -> bool:
+        """Remove every variant of *key*; say whether there was one."""
+        ...
+
+    async def purge(self, selector: PurgeSelector, /, *, soft: bool, now: float) -> int:
+        """Remove (hard) or mark stale at *now* (soft) what *selector* picks; count the keys."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+class Purger(Protocol):
+    """Something that can purge content: an ``EdgeCache``, or a CDN's purge API."""
+
+    async def purge(self, selector: PurgeSelector, /, *, soft: bool = False) -> PurgeResult:
+        """Purge what *selector* picks; *soft* marks it stale instead of removing it."""
+        ...
+
+
+class UrlSigner(Protocol):
+    """Signs URLs so that only holders of a valid signature can fetch them."""
+
+    def sign(self, url: str, /, *, expires_at: float, starts_at: float | None = None) -> str:
+        """Return *url* with a signature valid from *starts_at* (if given) until *expires_at*."""
+        ...
+
+    def verify(self, url: str, /) -> None:
+        """Raise :class:`~commercekit.cdn.SignatureError` unless *url* is validly signed now."""
+        ...

@@ -1,0 +1,238 @@
+"""Purgers against a loopback server that checks wire format and auth; SigV4 against botocore."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from commercekit.cdn import (
+    AwsCredentials,
+    CloudflarePurger,
+    CloudFrontPurger,
+    FastlyPurger,
+    ManualClock,
+    PurgeRejectedError,
+    PurgeSelector,
+    PurgeUnavailableError,
+    sigv4_headers,
+)
+from commercekit.errors import InvalidInputError
+
+from ._loopback import Answer, LoopbackServer, Seen
+
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "headers"),
+    [
+        (
+            "POST",
+            "https://cloudfront.amazonaws.com/2020-05-31/distribution/E1/invalidation",
+            b"<x/>",
+            {"Content-Type": "text/xml"},
+        ),
+        (
+            "GET",
+            "https://cloudfront.amazonaws.com/2020-05-31/distribution/E1/invalidation/I2",
+            b"",
+            {},
+        ),
+        ("GET", "http://127.0.0.1:8123/a/b~c?z=1&a=x%20y&b=", b"", {"X-Custom": "  a   b "}),
+    ],
+)
+@pytest.mark.parametrize("token", [None, "session-token"])
+def test_sigv4_matches_botocore(
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    token: str | None,
+) -> None:
+    moment = dt.datetime.fromtimestamp(NOW, tz=dt.UTC).replace(tzinfo=None)
+    monkeypatch.setattr("botocore.auth.get_current_datetime", lambda: moment)
+    request = AWSRequest(method=method, url=url, data=body, headers=dict(headers))
+    SigV4Auth(
+        Credentials("AKIDEXAMPLE", "secret/key+x", token), "cloudfront", "us-east-1"
+    ).add_auth(request)
+    ours = sigv4_headers(
+        method,
+        url,
+        headers,
+        body,
+        AwsCredentials("AKIDEXAMPLE", "secret/key+x", token),
+        region="us-east-1",
+        service="cloudfront",
+        now=NOW,
+    )
+    assert ours["Authorization"] == request.headers["Authorization"]
+    assert ours["X-Amz-Date"] == request.headers["X-Amz-Date"]
+    assert "hunter2" not in repr(AwsCredentials("a", "hunter2"))
+
+
+def test_fastly_wire_format() -> None:
+    def handler(seen: Seen) -> Answer:
+        assert seen.headers["fastly-key"] == "tok"
+        if seen.path.endswith("/purge"):
+            keys = json.loads(seen.body)["surrogate_keys"]
+            return (
+                200,
+                {"content-type": "application/json"},
+                json.dumps({k: f"id-{k}" for k in keys}).encode(),
+            )
+        return 200, {"content-type": "application/json"}, b'{"status": "ok", "id": "u1"}'
+
+    async def main(base: str) -> None:
+        purger = FastlyPurger("svc1", "tok", base_url=base)
+        await purger.purge(PurgeSelector.urls("https://shop.test/img/a.png?x=1"), soft=True)
+        keys = [f"k{i}" for i in range(300)]
+        result = await purger.purge(PurgeSelector.tags(*keys))
+        assert len(result.ids) == 300
+        await purger.purge(PurgeSelector.everything())
+        with pytest.raises(InvalidInputError):
+            await purger.purge(PurgeSelector.prefixes("https://shop.test/img/"))
+        with pytest.raises(InvalidInputError):
+            await purger.purge(PurgeSelector.everything(), soft=True)
+        await purger.aclose()
+
+    with LoopbackServer(handler) as server:
+        asyncio.run(main(server.url))
+        url, batch1, batch2, everything = server.seen
+        assert (url.method, url.path) == ("POST", "/purge/shop.test/img/a.png?x=1")
+        assert url.headers["fastly-soft-purge"] == "1"
+        assert batch1.path == "/service/svc1/purge"
+        assert len(json.loads(batch1.body)["surrogate_keys"]) == 256
+        assert len(json.loads(batch2.body)["surrogate_keys"]) == 44
+        assert "fastly-soft-purge" not in batch1.headers
+        assert everything.path == "/service/svc1/purge_all"
+
+
+def test_cloudflare_wire_format_and_errors() -> None:
+    answers = iter(
+        [(200, {"success": True, "result": {"id": "r1"}})] * 4
+        + [(200, {"success": False, "errors": [{"code": 1}]}), (403, {}), (503, {})]
+    )
+
+    def handler(seen: Seen) -> Answer:
+        assert seen.headers["authorization"] == "Bearer cf-token"
+        assert seen.headers["content-type"] == "application/json"
+        status, body = next(answers)
+        return status, {"content-type": "application/json"}, json.dumps(body).encode()
+
+    async def main(base: str) -> None:
+        purger = CloudflarePurger("zone9", "cf-token", base_url=base, per_request=2)
+        await purger.purge(PurgeSelector.urls("https://s/a", "https://s/b", "https://s/c"))
+        await purger.purge(PurgeSelector.prefixes("https://s/img/"))
+        await purger.purge(PurgeSelector.tags("p1"))
+        with pytest.raises(PurgeRejectedError):
+            await purger.purge(PurgeSelector.everything())
+        with pytest.raises(PurgeRejectedError):
+            await purger.purge(PurgeSelector.everything())
+        with pytest.raises(PurgeUnavailableError):
+            await purger.purge(PurgeSelector.everything())
+        with pytest.raises(InvalidInputError):
+            await purger.purge(PurgeSelector.tags("x"), soft=True)
+        await purger.aclose()
+
+    with LoopbackServer(handler) as server:
+        asyncio.run(main(server.url))
+        bodies = [json.loads(s.body) for s in server.seen]
+        assert all(s.path == "/zones/zone9/purge_cache" for s in server.seen)
+        assert bodies[:4] == [
+            {"files": ["https://s/a", "https://s/b"]},
+            {"files": ["https://s/c"]},
+            {"prefixes": ["s/img/"]},
+            {"tags": ["p1"]},
+        ]
+        assert bodies[4] == {"purge_everything": True}
+
+
+def test_cloudfront_batches_and_waits_for_room() -> None:
+    created: list[str] = []
+    polls: list[str] = []
+
+    def handler(seen: Seen) -> Answer:
+        auth = seen.headers["authorization"]
+        assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKID/20231114/us-east-1/cloudfront/")
+        assert "x-amz-date" in seen.headers
+        if seen.method == "POST":
+            assert seen.path == "/2020-05-31/distribution/E123/invalidation"
+            assert seen.body.startswith(b'<?xml version="1.0" encoding="UTF-8"?><InvalidationBatch')
+            inv = f"I{len(created)}"
+            created.append(seen.body.decode())
+            xml = f"<Invalidation><Id>{inv}</Id><Status>InProgress</Status></Invalidation>"
+            return 201, {"content-type": "text/xml"}, xml.encode()
+        polls.append(seen.path)
+        status = "Completed" if len(polls) > 1 else "InProgress"
+        return 200, {}, f"<Invalidation><Id>x</Id><Status>{status}</Status></Invalidation>".encode()
+
+    async def main(base: str) -> None:
+        clock = ManualClock(NOW)
+        slept: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
+            clock.advance(seconds)
+
+        purger = CloudFrontPurger(
+            "E123",
+            AwsCredentials("AKID", "sk"),
+            base_url=base,
+            clock=clock,
+            sleep=sleep,
+            max_wildcards_in_progress=2,
+            poll_interval_s=5,
+        )
+        result = await purger.purge(PurgeSelector.prefixes("/a/", "/b/", "/c/"))
+        assert result.ids == ("I0", "I1")
+        assert slept == [5]
+        assert purger.in_progress == {"I1": (1, 1)}
+        await purger.purge(PurgeSelector.urls("https://d.cloudfront.net/x.png?v=1", "/y&z.png"))
+        with pytest.raises(InvalidInputError):
+            await purger.purge(PurgeSelector.tags("t"))
+        await purger.aclose()
+
+    with LoopbackServer(handler) as server:
+        asyncio.run(main(server.url))
+    assert "<Quantity>2</Quantity><Items><Path>/a/*</Path><Path>/b/*</Path></Items>" in created[0]
+    assert "<Path>/c/*</Path>" in created[1]
+    assert "<Path>/x.png</Path><Path>/y&amp;z.png</Path>" in created[2]
+    assert polls[0] == "/2020-05-31/distribution/E123/invalidation/I0"
+
+
+def test_cloudfront_gives_up_after_max_wait() -> None:
+    def handler(seen: Seen) -> Answer:
+        if seen.method == "POST":
+            return 201, {}, b"<Invalidation><Id>I</Id><Status>InProgress</Status></Invalidation>"
+        return 200, {}, b"<Invalidation><Status>InProgress</Status></Invalidation>"
+
+    async def main(base: str) -> None:
+        clock = ManualClock(NOW)
+
+        async def sleep(seconds: float) -> None:
+            clock.advance(seconds)
+
+        purger = CloudFrontPurger(
+            "E1",
+            AwsCredentials("AKID", "sk"),
+            base_url=base,
+            clock=clock,
+            sleep=sleep,
+            max_paths_in_progress=1,
+            max_wait_s=30,
+            poll_interval_s=10,
+        )
+        await purger.purge(PurgeSelector.urls("/a"))
+        with pytest.raises(PurgeUnavailableError, match="no room"):
+            await purger.purge(PurgeSelector.urls("/b"))
+        await purger.aclose()
+
+    with LoopbackServer(handler) as server:
+        asyncio.run(main(server.url))
