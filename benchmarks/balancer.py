@@ -47,12 +47,9 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.metadata
 import itertools
 import json
 import math
-import os
-import platform
 import random
 import sys
 import time
@@ -61,6 +58,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import _harness  # benchmarks/_harness.py, beside this script
 import attrs
 import mmh3
 from uhashring import HashRing
@@ -468,28 +466,7 @@ def measure_bounded(settings: Settings) -> dict[str, Any]:
 
 def machine() -> dict[str, Any]:
     """What the figures were taken on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            cpu = next(
-                (
-                    line.split(":", 1)[1].strip()
-                    for line in cpuinfo
-                    if line.startswith("model name")
-                ),
-                cpu,
-            )
-    except OSError:
-        pass
-    return {
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "os": f"{platform.system()} {platform.release()} {platform.machine()}",
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "uhashring": importlib.metadata.version("uhashring"),
-        "xxhash": importlib.metadata.version("xxhash"),
-        "mmh3": importlib.metadata.version("mmh3"),
-    }
+    return _harness.machine("uhashring", "xxhash", "mmh3")
 
 
 def run(settings: Settings, *, quick: bool) -> dict[str, Any]:

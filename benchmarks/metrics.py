@@ -27,11 +27,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.metadata
 import json
 import math
-import os
-import platform
 import random
 import statistics
 import sys
@@ -39,6 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import _harness  # benchmarks/_harness.py, beside this script
 import attrs
 import prometheus_client
 from opentelemetry.sdk.metrics import MeterProvider
@@ -436,27 +434,7 @@ def measure_quantiles(samples: Sequence[float]) -> list[QuantileRow]:
 
 def machine() -> dict[str, Any]:
     """What the figures were taken on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            cpu = next(
-                (
-                    line.split(":", 1)[1].strip()
-                    for line in cpuinfo
-                    if line.startswith("model name")
-                ),
-                cpu,
-            )
-    except OSError:
-        pass
-    return {
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "os": f"{platform.system()} {platform.release()} {platform.machine()}",
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "prometheus_client": importlib.metadata.version("prometheus-client"),
-        "opentelemetry_sdk": importlib.metadata.version("opentelemetry-sdk"),
-    }
+    return _harness.machine("prometheus-client", "opentelemetry-sdk")
 
 
 def quantile_name(q: float) -> str:
