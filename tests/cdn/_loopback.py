@@ -67,3 +67,82 @@ class LoopbackServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
+
+
+PATTERN = bytes(range(256)) * 256  # 64 KiB; body byte i is i % 256
+
+
+def pattern_bytes(first: int, last: int) -> bytes:
+    """Bytes *first* to *last* (inclusive) of a :class:`StreamingServer` body."""
+    return bytes(i % 256 for i in range(first, last + 1))
+
+
+class StreamingServer:
+    """Serves ``/<size>`` bodies of the pattern in 64 KiB writes without holding them.
+
+    Query flags: ``chunked`` (no Content-Length), ``fail=<n>`` (close the
+    connection after *n* bytes), ``slow`` (sleep 5 ms between writes).
+    ``requests`` counts the requests served.
+    """
+
+    def __init__(self, cache_control: str = "public, max-age=600") -> None:
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                import time
+                from urllib.parse import parse_qs, urlsplit
+
+                outer.requests += 1
+                parts = urlsplit(self.path)
+                size = int(parts.path.strip("/"))
+                query = parse_qs(parts.query, keep_blank_values=True)
+                fail = int(query["fail"][0]) if "fail" in query else None
+                chunked = "chunked" in query
+                self.send_response(200)
+                self.send_header("cache-control", cache_control)
+                self.send_header("content-type", "video/mp4")
+                self.send_header("etag", f'"{size}"')
+                if chunked:
+                    self.send_header("transfer-encoding", "chunked")
+                else:
+                    self.send_header("content-length", str(size))
+                self.end_headers()
+                sent = 0
+                while sent < size:
+                    piece = PATTERN[: min(len(PATTERN), size - sent)]
+                    if fail is not None and sent + len(piece) > fail:
+                        self.wfile.flush()
+                        self.close_connection = True
+                        return
+                    if chunked:
+                        self.wfile.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                    else:
+                        self.wfile.write(piece)
+                    sent += len(piece)
+                    if "slow" in query:
+                        time.sleep(0.005)
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> StreamingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)

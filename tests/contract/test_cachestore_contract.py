@@ -186,3 +186,41 @@ def test_soft_purge_marks_stale_and_keeps_the_copy(factory: object) -> None:
         assert await store.purge(PurgeSelector.urls("zzz"), soft=True, now=1007) == 0
 
     check(factory, body)
+
+
+def test_streaming_write_commits_whole_or_nothing(factory: object) -> None:
+    async def body(store: CacheStore, clock: ManualClock) -> None:
+        data = bytes(range(256)) * 12_000  # 3 MB: several Redis chunks
+        template = entry("http://x/big", b"")
+        writer = store.open_write(template, length=len(data))
+        if writer is None:  # the store's bound is below 3 MB: a smaller body then
+            data = data[:100_000]
+            writer = store.open_write(template, length=len(data))
+        assert writer is not None
+        for start in range(0, len(data), 65_536):
+            assert await writer.write(data[start : start + 65_536])
+        assert not await store.get("http://x/big")  # nothing visible before the commit
+        await writer.commit(entry("http://x/big", data))
+        [got] = await store.get("http://x/big")
+        assert got.body == data
+        aborted = store.open_write(entry("http://x/gone", b""), length=None)
+        assert aborted is not None
+        await aborted.write(data[:70_000])
+        await aborted.abort()
+        assert not await store.get("http://x/gone")
+
+    check(factory, body)
+
+
+def test_streaming_write_refuses_what_outgrows_the_store(factory: object) -> None:
+    async def body(store: CacheStore, clock: ManualClock) -> None:
+        assert store.open_write(entry("http://x/huge", b""), length=10**12) is None
+        writer = store.open_write(entry("http://x/huge", b""), length=None)
+        assert writer is not None
+        piece = bytes(100_000)
+        accepted = [await writer.write(piece) for _ in range(100)]
+        assert accepted[0]
+        assert not accepted[-1]
+        assert not await store.get("http://x/huge")
+
+    check(factory, body)

@@ -263,7 +263,7 @@ class MariaDbPair:
             "replica",
             f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={self.ports['primary']}, "
             f"MASTER_USER='repl', MASTER_PASSWORD='{self.PASSWORD}', "
-            "MASTER_USE_GTID=slave_pos",
+            "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1",  # reconnect fast after restarts
             "START SLAVE",
         )
         self.wait_caught_up()

@@ -14,6 +14,7 @@ from commercekit.cdn import (
     Headers,
     ManualClock,
     MockOrigin,
+    OriginError,
     PurgeSelector,
     RedisStore,
     Request,
@@ -94,3 +95,65 @@ def test_redis_down_degrades_to_the_origin() -> None:
         await edge.aclose()
 
     asyncio.run(main())
+
+
+def test_large_bodies_stream_into_redis_chunks_and_failures_leave_nothing() -> None:
+    import hashlib
+
+    from commercekit.cdn import HttpOrigin
+    from tests.cdn._loopback import StreamingServer, pattern_bytes
+
+    size = 6 * 1024 * 1024 + 123
+
+    async def main(origin_url: str) -> None:
+        from redis.asyncio import Redis
+
+        namespace = f"test:{uuid.uuid4().hex}"
+        client = Redis.from_url("redis://127.0.0.1:6379/15")
+
+        def edge(name: str) -> EdgeCache:
+            store = RedisStore(
+                Redis.from_url("redis://127.0.0.1:6379/15"),
+                namespace=namespace,
+                max_entry_bytes=32 * 1024 * 1024,
+                chunk_bytes=1024 * 1024,
+            )
+            return EdgeCache(HttpOrigin(origin_url), store, name=name)
+
+        async def keys() -> list[bytes]:
+            return [k async for k in client.scan_iter(match=f"{namespace}:*")]
+
+        try:
+            first, second = edge("app0"), edge("app1")
+            # an origin failure mid-body: no manifest, no chunk left behind
+            broken = await first.get(f"http://shop.test/{size}?fail={3 * 1024 * 1024}")
+            with pytest.raises(OriginError):
+                await broken.read()
+            await asyncio.sleep(0.05)
+            assert await keys() == []
+            # coalesced waiters read one streamed body; it lands in Redis as chunks
+            url = f"http://shop.test/{size}"
+            responses = await asyncio.gather(*(first.get(url) for _ in range(3)))
+            bodies = await asyncio.gather(*(r.read() for r in responses))
+            assert len({hashlib.sha256(b).hexdigest() for b in bodies}) == 1
+            assert bodies[0][:1000] == pattern_bytes(0, 999)
+            await asyncio.sleep(0.05)
+            chunk_keys = [k for k in await keys() if b":c:" in k]
+            assert len(chunk_keys) == 7
+            hit = await second.get(url)
+            assert hit.outcome is CacheOutcome.HIT
+            assert hit.body == bodies[0]
+            part = await second.get(url, {"range": "bytes=2097150-2097153"})
+            assert part.status == 206
+            assert part.body == pattern_bytes(2097150, 2097153)
+            for e in (first, second):
+                await e.aclose()
+        finally:
+            found = await keys()
+            if found:
+                await client.delete(*found)
+            await client.aclose()
+
+    with StreamingServer() as origin:
+        asyncio.run(main(origin.url))
+        assert origin.requests == 2

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import text
 
 from commercekit.metrics import InMemoryMetrics
 from commercekit.repository import (
@@ -68,7 +69,7 @@ def test_token_reads_are_never_stale_while_the_replica_pauses_stops_and_restarts
     maria: tuple[Database, InMemoryMetrics, MariaDbPair],
 ) -> None:
     db, _, pair = maria
-    total = 10_000
+    total = 4_000
     steps = [
         (0.15, lambda: pair.execute("replica", "STOP SLAVE SQL_THREAD")),
         (0.35, lambda: pair.execute("replica", "START SLAVE SQL_THREAD")),
@@ -134,3 +135,100 @@ def test_primary_down_writes_fail_typed_and_reads_go_on(
         assert [f.id for f in found] == ids
     finally:
         pair.start_node("primary")
+
+
+def test_reads_survive_the_replica_stopping_and_come_back_when_it_restarts(
+    maria: tuple[Database, InMemoryMetrics, MariaDbPair],
+) -> None:
+    db, metrics, pair = maria
+    if "replica" not in pair.procs:
+        pair.start_node("replica")
+    with db.unit_of_work() as uow:
+        uow.repository(Item).add(Item(id=810_000, value=42))
+    pair.wait_caught_up()
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        deadline = time.monotonic() + 60
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                assert db.repository(Item).require(810_000).value == 42
+            except BaseException as exc:
+                failures.append(exc)
+            time.sleep(0.002)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        assert reads(metrics)[0] > 0  # served by the replica
+        pair.stop_node("replica")
+        time.sleep(0.3)
+        on_primary_before = reads(metrics)[1]
+        time.sleep(0.5)
+        assert reads(metrics)[1] > on_primary_before  # reads moved to the primary
+        pair.start_node("replica")
+        pair.wait_caught_up()
+        on_replica = reads(metrics)[0]
+        deadline = time.monotonic() + 10
+        while reads(metrics)[0] <= on_replica + 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert reads(metrics)[0] > on_replica + 20  # and came back
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        if "replica" not in pair.procs:
+            pair.start_node("replica")
+    assert failures == []
+    assert metrics.value(f"{M}replica_ejections_total", group="main", node="replica1") >= 1
+
+
+def _general_log(pair: MariaDbPair, name: str) -> str:
+    rows = pair.execute(name, "select argument from mysql.general_log where command_type = 'Query'")
+    return " ".join((r[0].decode() if isinstance(r[0], bytes) else str(r[0])) for r in rows).lower()
+
+
+def test_every_write_statement_runs_on_the_primary_and_none_on_the_replica(
+    maria: tuple[Database, InMemoryMetrics, MariaDbPair],
+) -> None:
+    db, _, pair = maria
+    if "replica" not in pair.procs:
+        pair.start_node("replica")
+    pair.wait_caught_up()
+    nodes = ("primary", "replica")
+    for node in nodes:  # the general log, as a table, of every statement each server runs
+        pair.execute(
+            node,
+            "SET GLOBAL general_log = 0",
+            "TRUNCATE TABLE mysql.general_log",
+            "SET GLOBAL log_output = 'TABLE'",
+            "SET GLOBAL general_log = 1",
+        )
+    try:
+        with db.unit_of_work() as uow:
+            items = uow.repository(Item)
+            items.add(Item(id=910_001, value=1, label="stmt-check"))
+            items.update(910_001, value=2)
+            uow.session.execute(text("select count(*) from ck_items where label = 'stmt-check'"))
+            items.delete(910_001)
+        db.repository(Item).list(label="stmt-check")
+        pair.wait_caught_up()
+        on_primary = _general_log(pair, "primary")
+        on_replica = _general_log(pair, "replica")
+    finally:
+        for node in nodes:
+            pair.execute(node, "SET GLOBAL general_log = 0", "TRUNCATE TABLE mysql.general_log")
+    for fragment in (
+        "insert into ck_items",
+        "update ck_items",
+        "delete from ck_items",
+        "select count(*) from ck_items where label = 'stmt-check'",
+    ):
+        assert fragment in on_primary
+    # The replica applies row events (not statements) and the app sent it none.
+    for verb in ("insert into ck_items", "update ck_items", "delete from ck_items"):
+        assert verb not in on_replica
+    assert "select count(*) from ck_items where label" not in on_replica

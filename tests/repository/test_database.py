@@ -89,12 +89,29 @@ def write(g: Group, i: int, **kw: object) -> str:
 def test_reads_without_a_token_spread_over_replicas(group: Group) -> None:
     write(group, 1)
     group.replicate()
-    for _ in range(10):
+    for _ in range(60):
         assert group.db.repository(Customer).require(1).id == 1
-    assert group.reads("replica") == 10
+    assert group.reads("replica") == 60
     assert group.reads("primary") == 0
-    assert group.statements("r1") >= 5
-    assert group.statements("r2") >= 5
+    # Least loaded of two drawn at random: sequential reads spread at random.
+    assert group.statements("r1") >= 12
+    assert group.statements("r2") >= 12
+
+
+def test_an_affinity_key_keeps_a_read_only_unit_of_work_on_its_replica(group: Group) -> None:
+    write(group, 1)
+    group.replicate()
+    nodes = set()
+    for _ in range(10):
+        with group.db.unit_of_work(read_only=True, key="session-7f3a") as uow:
+            uow.repository(Customer).require(1)
+        nodes.add(uow.node)
+    assert len(nodes) == 1
+    spread = set()
+    for i in range(40):
+        with group.db.unit_of_work(read_only=True, key=f"session-{i}") as uow:
+            spread.add(uow.node)
+    assert spread == {"r1", "r2"}
 
 
 def test_writes_never_reach_a_replica(group: Group) -> None:
@@ -126,17 +143,57 @@ def test_a_token_is_honoured_and_falls_back_to_the_primary(group: Group) -> None
     assert len(group.positions.waits) == waits
 
 
-def test_a_dead_replica_is_ejected_and_reads_keep_working(tmp_path: Path) -> None:
+def test_a_replica_the_probe_cannot_reach_is_marked_down_until_a_probe_reaches_it(
+    tmp_path: Path,
+) -> None:
     g = make_group(tmp_path, dead=True)
     write(g, 1)
     g.replicate()
     for _ in range(6):
         assert g.db.repository(Customer).require(1).id == 1
     assert g.metrics.value(f"{M}replica_ejections_total", group="main", node="dead") == 1
-    assert g.reads("replica") == 6  # all served by r1 after the failover
-    g.clock.now += 100  # ejection over: it is tried again, fails, is ejected again
+    assert g.reads("replica") == 6  # all served by r1
+    assert g.statements("dead") == 0  # the balancer never picked it
+    g.clock.now += 100  # probed again: still unreachable, still down (not counted twice)
     g.db.repository(Customer).require(1)
-    assert g.metrics.value(f"{M}replica_ejections_total", group="main", node="dead") == 2
+    assert g.metrics.value(f"{M}replica_ejections_total", group="main", node="dead") == 1
+    assert g.metrics.value(
+        "commercekit_balancer_health_transitions_total",
+        balancer="repository:main", node="dead", to="down",
+    ) == 1  # fmt: skip
+    dead_path(tmp_path).parent.mkdir()  # the node comes back
+    Base.metadata.create_all(g.topology.replicas[1].engine)
+    replicate(g.topology.primary.engine, g.topology.replicas[1].engine)
+    g.clock.now += 100
+    for _ in range(40):
+        g.db.repository(Customer).require(1)
+    assert g.statements("dead") > 0  # probed back in
+
+
+def test_a_replica_failing_reads_is_ejected_for_longer_each_time(tmp_path: Path) -> None:
+    g = make_group(tmp_path)  # eject_s=2.0, probes every 5 s
+    write(g, 1)
+    g.replicate()
+    g.db.repository(Customer).require(1)  # the first probe: both replicas fit
+    r2 = g.topology.replicas[1].engine
+    r2.dispose()
+    (tmp_path / "r2.db").unlink()
+    (tmp_path / "r2.db").mkdir()  # now r2 cannot open its file
+    ejections = lambda: g.metrics.value(  # noqa: E731
+        f"{M}replica_ejections_total", group="main", node="r2"
+    )
+    for _ in range(20):
+        assert g.db.repository(Customer).require(1).id == 1
+    assert ejections() == 1  # one failed read ejected it; that read moved to r1
+    g.clock.now += 2.5  # the first ejection (2 s) is over: a read tries r2 again
+    for _ in range(20):
+        g.db.repository(Customer).require(1)
+    assert ejections() == 2
+    g.clock.now += 2.5  # the second ejection lasts 4 s: r2 is still out
+    for _ in range(20):
+        g.db.repository(Customer).require(1)
+    assert ejections() == 2
+    assert g.reads("primary") == 0  # every read served by a replica
 
 
 def test_with_every_replica_gone_reads_go_to_the_primary(tmp_path: Path) -> None:

@@ -91,3 +91,24 @@ def test_adding_a_shard_moves_about_a_quarter_of_the_keys_all_to_the_new_one() -
 
 def _key_in(db: Database, shard: str) -> int:
     return next(k for k in range(10_000) if db.shard_for(k) == shard)
+
+
+def test_shards_are_placed_by_a_ketama_ring_or_any_keyed_balancer() -> None:
+    from commercekit.balancer import KetamaBalancer, MaglevBalancer
+
+    ring = KetamaBalancer(["s1", "s2", "s3"], name="check")
+    groups = [ReplicatedTopology(Node("primary", sqlite_engine()), name=f"s{i}") for i in (1, 2, 3)]
+    db = Database(ShardedTopology(groups))
+    assert all(db.shard_for(k) == ring.pick(str(k)) for k in range(500))
+    assert db.shard_for((7, "eu")) == ring.pick("7\x1feu")
+    maglev = Database(
+        ShardedTopology(groups), shard_placement=lambda names: MaglevBalancer(names, name="m")
+    )
+    moves = keys_to_move(
+        range(10_000),
+        ["s1", "s2", "s3"],
+        ["s1", "s2", "s3", "s4"],
+        placement=lambda names: MaglevBalancer(names, name="m"),
+    )
+    assert 1800 < len(moves) < 3200
+    assert all(maglev.shard_for(k) in {"s1", "s2", "s3"} for k in range(100))

@@ -22,6 +22,7 @@ from commercekit.errors import (
 )
 
 from ._asgi import asgi_app
+from ._body import BodyStream
 from ._cache_control import CacheControl, parse_cache_control
 from ._coalesce import Coalescer
 from ._edge import EdgeCache
@@ -46,7 +47,7 @@ from ._sigv4 import AwsCredentials, sigv4_headers
 from ._sketch import FrequencySketch
 from ._stored import StoredResponse
 from ._testing import ManualClock, MockOrigin
-from ._typing import CacheStore, Clock, Origin, Purger, UrlSigner
+from ._typing import BodyWriter, CacheStore, Clock, Origin, Purger, UrlSigner
 from ._wsgi import WsgiProxy
 
 __all__ = [
@@ -55,6 +56,8 @@ __all__ = [
     "AssetManifest",
     "AssetOrigin",
     "AwsCredentials",
+    "BodyStream",
+    "BodyWriter",
     "CacheControl",
     "CacheOutcome",
     "CachePolicy",

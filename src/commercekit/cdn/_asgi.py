@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ._body import BodyStream
 from ._edge import EdgeCache
 from ._proxy import ProxyHandler
 
@@ -16,7 +17,11 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 def asgi_app(edge: EdgeCache, **options: Any) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    """Return an ASGI 3 app answering through *edge* (options as for :class:`ProxyHandler`)."""
+    """Return an ASGI 3 app answering through *edge* (options as for :class:`ProxyHandler`).
+
+    A streamed body is sent chunk by chunk (``more_body``); if it breaks
+    off, the app raises, and the ASGI server aborts the response.
+    """
     handler = ProxyHandler(edge, **options)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,6 +54,14 @@ def asgi_app(edge: EdgeCache, **options: Any) -> Callable[[Scope, Receive, Send]
             scope["method"], target, scope["headers"], bytes(body)
         )
         await send({"type": "http.response.start", "status": status, "headers": headers})
+        if isinstance(payload, BodyStream):
+            try:
+                async for chunk in payload:  # an error here propagates: the server aborts
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            finally:
+                await payload.aclose()
+            await send({"type": "http.response.body", "body": b""})
+            return
         await send({"type": "http.response.body", "body": payload})
 
     return app

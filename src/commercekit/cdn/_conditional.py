@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from typing import Literal
 
+from ._body import STREAM_THRESHOLD_BYTES, BodyStream
 from ._dates import parse_http_date
 from ._headers import Headers
 from ._messages import Request, Response
 
-__all__ = ["MAX_RANGE_SPECS", "apply_range", "not_modified_for", "parse_range"]
+__all__ = [
+    "MAX_RANGE_SPECS",
+    "apply_range",
+    "not_modified_for",
+    "parse_range",
+    "plan_range",
+    "range_headers",
+]
 
 MAX_RANGE_SPECS = 1
 """Only single ranges are answered with 206; several ranges get the whole 200 (allowed)."""
@@ -118,22 +126,53 @@ def _if_range_holds(request: Request, response: Response) -> bool:
     return response.headers.get("last-modified") == condition
 
 
+def plan_range(
+    request: Request, response: Response, length: int | None
+) -> tuple[int, int] | Literal[False] | None:
+    """Decide *request*'s ``Range`` over a full 200 *response* of *length* bytes.
+
+    ``(first, last)`` for a 206, ``False`` for a 416, ``None`` to send the whole
+    body (no range, several ranges, a failed ``If-Range``, or an unknown length).
+    """
+    if (
+        length is None
+        or request.method != "GET"
+        or response.status != 200
+        or "range" not in request.headers
+    ):
+        return None
+    parsed = parse_range(request.headers.get("range"), length)
+    if parsed is None or not _if_range_holds(request, response):
+        return None
+    return parsed
+
+
+def range_headers(headers: Headers, plan: tuple[int, int] | Literal[False], length: int) -> Headers:
+    """Return the headers of the 206 (or 416, for ``False``) that *plan* gives."""
+    if plan is False:
+        return headers.without("content-length", "content-type").set(
+            "content-range", f"bytes */{length}"
+        )
+    first, last = plan
+    return headers.set("content-range", f"bytes {first}-{last}/{length}").set(
+        "content-length", str(last - first + 1)
+    )
+
+
 def apply_range(request: Request, response: Response) -> Response:
     """Return the 206 or 416 for *request*'s ``Range`` over the full 200 *response*, or it as is."""
     if request.method != "GET" or response.status != 200 or "range" not in request.headers:
         return response
     length = len(response.body)
-    parsed = parse_range(request.headers.get("range"), length)
-    if parsed is None or not _if_range_holds(request, response):
+    plan = plan_range(request, response, length)
+    if plan is None:
         return response
-    if parsed is False:
-        headers = response.headers.without("content-length", "content-type").set(
-            "content-range", f"bytes */{length}"
-        )
+    headers = range_headers(response.headers, plan, length)
+    if plan is False:
         return Response(416, headers, b"", response.outcome)
-    first, last = parsed
-    body = response.body[first : last + 1]
-    headers = response.headers.set("content-range", f"bytes {first}-{last}/{length}").set(
-        "content-length", str(len(body))
-    )
-    return Response(206, headers, body, response.outcome)
+    first, last = plan
+    if last - first >= STREAM_THRESHOLD_BYTES:
+        # A large part of a stored body goes out in pieces, never copied whole.
+        part = BodyStream.of(memoryview(response.body)[first : last + 1])
+        return Response(206, headers, b"", response.outcome, part)
+    return Response(206, headers, response.body[first : last + 1], response.outcome)

@@ -15,29 +15,33 @@ bring back, since it may predate the purge.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 
-from commercekit.errors import CommerceKitError, OriginError, UnavailableError
+from commercekit.errors import OriginError, UnavailableError
 from commercekit.metrics import Metrics, NullMetrics
 
+from ._body import CHUNK_BYTES
 from ._cache_control import EMPTY, parse_cache_control
 from ._coalesce import Coalescer
 from ._conditional import apply_range, not_modified_for
-from ._dates import format_http_date
 from ._edge_metrics import EdgeInstruments
+from ._edge_stream import finish_stream
+from ._flight import Flight, Streams, cache_status
 from ._freshness import age_header_value
 from ._headers import HOP_BY_HOP, Headers
 from ._keys import normalize_url, url_key
 from ._memory_store import MemoryStore
 from ._messages import CacheOutcome, Request, Response
+from ._origin_call import call_origin, dated, origin_request
 from ._policy import (
     DEFAULT_POLICY,
     Action,
     CachePolicy,
-    conditional_headers,
     decide,
     invalidation_urls,
     merge_not_modified,
@@ -53,20 +57,8 @@ from ._vary import variant_of, vary_names
 
 __all__ = ["EdgeCache"]
 
-_CLIENT_ONLY = frozenset(
-    {"if-none-match", "if-modified-since", "if-range", "if-match", "if-unmodified-since", "range"}
-)
 _DEFAULT_STORE_BYTES = 64 * 1024 * 1024
-
-
-@attrs.frozen(slots=True)
-class _Flight:
-    """What one origin fetch brought back, shared by every waiter."""
-
-    request: Request
-    response: Response
-    stored: StoredResponse | None
-    outcome: CacheOutcome
+_WINDOW_BYTES = 4 * CHUNK_BYTES
 
 
 class EdgeCache:
@@ -76,8 +68,10 @@ class EdgeCache:
     response to send; ``await edge.purge(selector, soft=...)`` purges. The
     default store is a :class:`MemoryStore` of 64 MiB. *origin_timeout_s*
     bounds each origin request (then :class:`OriginError`, and stale copies
-    within ``stale-if-error``). ``aclose()`` stops background refreshes and
-    closes the origin and the store.
+    within ``stale-if-error``) and each wait for a chunk of a streaming body.
+    Large bodies stream to every waiter and into the store at once (``_tee``);
+    *window_bytes* bounds a body that is not stored. ``aclose()`` stops
+    refreshes and streams, then closes the origin and the store.
     """
 
     def __init__(
@@ -91,6 +85,7 @@ class EdgeCache:
         name: str = "edge",
         key: Callable[[Request], str] = url_key,
         origin_timeout_s: float | None = 30.0,
+        window_bytes: int = _WINDOW_BYTES,
     ) -> None:
         self._origin = origin
         self._store: CacheStore = (
@@ -102,9 +97,11 @@ class EdgeCache:
         self._name = name
         self._timeout = origin_timeout_s
         self._m = EdgeInstruments(metrics if metrics is not None else NullMetrics(), name)
-        self._flights: Coalescer[_Flight] = Coalescer(on_wait=self._m.coalesced.inc)
+        self._flights: Coalescer[Flight] = Coalescer(on_wait=self._m.coalesced.inc)
         self._vary_hints: dict[str, tuple[str, ...]] = {}
-        self._background: set[asyncio.Future[_Flight]] = set()
+        self._background: set[asyncio.Future[Flight]] = set()
+        self._streams = Streams()
+        self._window = window_bytes
         self._purge_seq = 0
 
     @property
@@ -171,16 +168,18 @@ class EdgeCache:
             selector = PurgeSelector(selector.kind, tuple(normalize(v) for v in selector.values))
         self._purge_seq += 1
         self._flights.forget()
+        self._streams.forget()
         count = await self._store.purge(selector, soft=soft, now=self._clock())
         self._m.purges[(selector.kind, soft)].inc()
         return PurgeResult(purged=count)
 
     async def aclose(self) -> None:
         """Cancel background refreshes, then close the origin and the store."""
-        for task in list(self._background):
+        tasks: list[asyncio.Future[Any]] = [*self._background, *self._streams.tasks()]
+        for task in tasks:
             task.cancel()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         await self._origin.aclose()
         await self._store.aclose()
 
@@ -205,13 +204,7 @@ class EdgeCache:
         return self._finish(request, Response(entry.status, headers, entry.body, outcome))
 
     def _cache_status(self, outcome: CacheOutcome, ttl: float) -> str:
-        if outcome is CacheOutcome.HIT:
-            return f"{self._name}; hit; ttl={int(ttl)}"
-        if outcome is CacheOutcome.STALE_WHILE_REVALIDATE or outcome is CacheOutcome.STALE_IF_ERROR:
-            return f"{self._name}; hit; ttl={int(ttl)}; detail={outcome.value}"
-        if outcome is CacheOutcome.REVALIDATED:
-            return f"{self._name}; fwd=stale; fwd-status=304; stored"
-        return f"{self._name}; fwd=uri-miss; stored"
+        return cache_status(self._name, outcome, ttl)
 
     def _finish(self, request: Request, response: Response) -> Response:
         not_modified = not_modified_for(request, response)
@@ -220,7 +213,8 @@ class EdgeCache:
         response = apply_range(request, response)
         if request.method.upper() == "HEAD":
             return attrs.evolve(response, body=b"")
-        self._m.served_bytes.inc(len(response.body))
+        stream = response.stream
+        self._m.served_bytes.inc(len(response.body) if stream is None else stream.length or 0)
         return response
 
     # -- fetching -----------------------------------------------------------------------
@@ -235,9 +229,17 @@ class EdgeCache:
         for _ in range(2):  # a second round only when the Vary hint was learnt in the first
             flight_key = self._flight_key(key, request)
             try:
-                flight = await self._flights.run(
-                    flight_key, lambda: self._work(key, request, entry, self._purge_seq)
-                )
+                streaming = self._streams.get(flight_key)
+                if streaming is not None:
+                    self._m.coalesced.inc()  # its body is still arriving: read along
+                    flight = streaming
+                else:
+                    flight = await self._flights.run(
+                        flight_key,
+                        functools.partial(
+                            self._work, key, flight_key, request, entry, self._purge_seq
+                        ),
+                    )
             except OriginError:
                 if entry is not None and usable_on_error(entry, self._clock()):
                     self._m.stale_if_error.inc()
@@ -253,62 +255,55 @@ class EdgeCache:
                     continue  # another variant: fetch ours (now keyed by its Vary values)
             status = flight.response.status
             if status >= 500 and entry is not None and usable_on_error(entry, self._clock()):
+                if flight.reader is not None and flight.request is request:
+                    flight.reader.close()
                 self._m.stale_if_error.inc()
                 return self._serve(request, entry, self._clock(), CacheOutcome.STALE_IF_ERROR)
+            if flight.tee is not None:
+                return await self._read_along(request, flight)
             if flight.stored is not None:
                 return self._serve(request, flight.stored, self._clock(), flight.outcome)
             return self._finish(request, attrs.evolve(flight.response, outcome=flight.outcome))
         return await self._pass(request)
+
+    async def _read_along(self, request: Request, flight: Flight) -> Response:
+        response = flight.read_along(request, self._clock(), self._name)
+        if response is None:
+            return await self._pass(request)
+        return await finish_stream(request, response, self._m.served_bytes)
 
     def _refresh(self, key: str, request: Request, entry: StoredResponse) -> None:
         flight_key = self._flight_key(key, request)
         if self._flights.in_flight(flight_key):
             return
         task = self._flights.start(
-            flight_key, lambda: self._work(key, request, entry, self._purge_seq)
+            flight_key,
+            lambda: self._work(key, flight_key, request, entry, self._purge_seq, background=True),
         )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     def _origin_request(self, request: Request, entry: StoredResponse | None) -> Request:
-        headers = request.headers.without(*HOP_BY_HOP, *_CLIENT_ONLY)
-        if entry is not None:
-            for name, value in conditional_headers(entry).items():
-                headers = headers.set(name, value)
-        return Request("GET", request.url, headers)
+        return origin_request(request, entry)
 
     async def _call_origin(self, request: Request) -> Response:
-        started = time.perf_counter()
-        try:
-            if self._timeout is None:
-                response = await self._origin.fetch(request)
-            else:
-                async with asyncio.timeout(self._timeout):
-                    response = await self._origin.fetch(request)
-        except TimeoutError as exc:
-            self._m.origin_errors.inc()
-            raise OriginError(
-                f"origin did not answer {request.url!r} within {self._timeout} s"
-            ) from exc
-        except CommerceKitError:
-            self._m.origin_errors.inc()
-            raise
-        except Exception as exc:
-            self._m.origin_errors.inc()
-            raise OriginError(f"origin failed on {request.url!r}: {exc!r:.200}") from exc
-        self._m.origin_latency.record(time.perf_counter() - started)
-        self._m.origin_requests.inc()
-        self._m.origin_bytes.inc(len(response.body))
-        return response
+        return await call_origin(self._origin, request, self._timeout, self._m)
 
     async def _work(
-        self, key: str, request: Request, entry: StoredResponse | None, seq: int
-    ) -> _Flight:
+        self,
+        key: str,
+        flight_key: str,
+        request: Request,
+        entry: StoredResponse | None,
+        seq: int,
+        *,
+        background: bool = False,
+    ) -> Flight:
         origin_request = self._origin_request(request, entry)
         request_time = self._clock()
         response = await self._call_origin(origin_request)
         response_time = self._clock()
-        response = _dated(response, response_time)
+        response = dated(response, response_time)
         if response.status == 304 and entry is not None:
             merged = merge_not_modified(
                 entry,
@@ -321,12 +316,12 @@ class EdgeCache:
             if merged is not None:
                 self._m.revalidated.inc()
                 await self._keep(merged, seq)
-                return _Flight(request, response, merged, CacheOutcome.REVALIDATED)
+                return Flight(request, response, merged, CacheOutcome.REVALIDATED)
             origin_request = self._origin_request(request, None)
             request_time = self._clock()
             response = await self._call_origin(origin_request)
             response_time = self._clock()
-            response = _dated(response, response_time)
+            response = dated(response, response_time)
         response = attrs.evolve(response, headers=response.headers.without(*HOP_BY_HOP))
         stored = store_decision(
             key,
@@ -336,30 +331,62 @@ class EdgeCache:
             response_time=response_time,
             policy=self._policy,
         )
+        if response.stream is not None:
+            return self._stream(flight_key, request, response, stored, seq, background=background)
         if stored is not None:
             await self._keep(stored, seq)
-        return _Flight(request, response, stored, CacheOutcome.MISS)
+        return Flight(request, response, stored, CacheOutcome.MISS)
+
+    def _stream(
+        self,
+        flight_key: str,
+        request: Request,
+        response: Response,
+        stored: StoredResponse | None,
+        seq: int,
+        *,
+        background: bool,
+    ) -> Flight:
+        if stored is not None:
+            self._learn_vary(stored)
+        return self._streams.start(
+            flight_key,
+            request,
+            response,
+            stored,
+            store=self._store,
+            background=background,
+            window_bytes=self._window,
+            idle_timeout_s=self._timeout,
+            current=lambda: seq == self._purge_seq,
+            on_store_error=self._m.store_errors.inc,
+        )
 
     async def _keep(self, stored: StoredResponse, seq: int) -> None:
         if seq != self._purge_seq:
             return  # a purge happened while this fetch was in flight: its result may predate it
-        if stored.vary:
-            self._vary_hints[stored.key] = stored.vary
-        elif stored.key in self._vary_hints:
-            del self._vary_hints[stored.key]
+        self._learn_vary(stored)
         try:
             await self._store.put(stored)
         except UnavailableError:
             self._m.store_errors.inc()
+
+    def _learn_vary(self, stored: StoredResponse) -> None:
+        if stored.vary:
+            self._vary_hints[stored.key] = stored.vary
+        elif stored.key in self._vary_hints:
+            del self._vary_hints[stored.key]
 
     async def _pass(self, request: Request) -> Response:
         self._m.passes.inc()
         headers = request.headers.without(*HOP_BY_HOP)
         response = await self._call_origin(attrs.evolve(request, headers=headers))
         headers = response.headers.without(*HOP_BY_HOP)
-        return self._finish(
-            request, Response(response.status, headers, response.body, CacheOutcome.PASS)
-        )
+        passed = Response(response.status, headers, response.body, CacheOutcome.PASS)
+        if response.stream is not None:
+            passed = attrs.evolve(passed, stream=response.stream)
+            return await finish_stream(request, passed, self._m.served_bytes)
+        return self._finish(request, passed)
 
     async def _unsafe(self, request: Request) -> Response:
         response = await self._pass(request)
@@ -370,12 +397,3 @@ class EdgeCache:
             for url in urls:
                 await self._store.delete(self._key(Request("GET", url)))
         return response
-
-
-def _dated(response: Response, received_at: float) -> Response:
-    """Add the ``Date`` a recipient with a clock must add when there is none (RFC 9110 6.6.1)."""
-    if "date" in response.headers:
-        return response
-    return attrs.evolve(
-        response, headers=response.headers.extended(("date", format_http_date(received_at)))
-    )

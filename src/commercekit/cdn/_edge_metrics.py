@@ -79,7 +79,8 @@ class EdgeInstruments:
         )
         self.origin_latency: Histogram = metrics.histogram(
             "commercekit_cdn_origin_latency_seconds",
-            description="Time from sending a request to the origin to having its whole response.",
+            description="Time from sending a request to the origin to having its headers "
+            "(and the whole body, when it is small enough not to stream).",
             tags=tags,
         )
         self.served_bytes: Counter = c(

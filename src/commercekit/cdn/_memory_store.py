@@ -61,6 +61,26 @@ class _Slot:
         )
 
 
+class _Writer:
+    """A streaming write into a :class:`MemoryStore`: counts bytes, commits with ``put_now``."""
+
+    __slots__ = ("_size", "_store")
+
+    def __init__(self, store: MemoryStore, overhead: int) -> None:
+        self._store = store
+        self._size = overhead
+
+    async def write(self, chunk: bytes, /) -> bool:
+        self._size += len(chunk)
+        return self._size <= self._store._max_entry
+
+    async def commit(self, entry: StoredResponse, /) -> None:
+        self._store.put_now(entry)
+
+    async def abort(self) -> None:
+        """Nothing was stored."""
+
+
 class MemoryStore:
     """An in-process :class:`~commercekit.cdn.CacheStore` holding at most *max_bytes*.
 
@@ -181,6 +201,16 @@ class MemoryStore:
             self._index_tags(key, slot.entries)
         self._evict()
         self._stored_bytes.set(sum(self._bytes))
+
+    def open_write(self, entry: StoredResponse, /, *, length: int | None) -> _Writer | None:
+        """Start storing *entry* whose body streams in; None if *length* is over the bound.
+
+        The edge keeps the arriving body in one buffer and hands it over
+        whole on commit, so the writer only counts: no second copy is made.
+        """
+        if length is not None and entry.size + length > self._max_entry:
+            return None
+        return _Writer(self, entry.size)
 
     async def delete(self, key: str, /) -> bool:
         """Remove every variant of *key*."""

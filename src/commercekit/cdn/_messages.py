@@ -6,6 +6,7 @@ import enum
 
 import attrs
 
+from ._body import BodyStream
 from ._headers import Headers
 
 __all__ = ["CacheOutcome", "Request", "Response"]
@@ -46,9 +47,25 @@ class Request:
 
 @attrs.frozen(slots=True)
 class Response:
-    """One HTTP response with its whole body (``b""`` for HEAD) and how the edge produced it."""
+    """One HTTP response and how the edge produced it.
+
+    The body is either whole in *body* (``b""`` for HEAD), or, when it is
+    large or of unknown length, arriving in *stream* (then *body* is
+    ``b""``). Whoever receives a response with a stream reads it or closes
+    it (:meth:`aclose`); :meth:`read` returns the body either way.
+    """
 
     status: int
     headers: Headers = attrs.field(factory=Headers, converter=_headers)
     body: bytes = b""
     outcome: CacheOutcome = CacheOutcome.ORIGIN
+    stream: BodyStream | None = None
+
+    async def read(self) -> bytes:
+        """Return the whole body, reading the stream if there is one (it must fit in memory)."""
+        return self.body if self.stream is None else await self.stream.read()
+
+    async def aclose(self) -> None:
+        """Close the stream, if any, without reading the rest."""
+        if self.stream is not None:
+            await self.stream.aclose()

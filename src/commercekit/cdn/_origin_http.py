@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from commercekit.errors import ConfigurationError, OriginError
 
+from ._body import STREAM_THRESHOLD_BYTES, BodyStream
 from ._headers import HOP_BY_HOP, Headers
 from ._messages import Request, Response
 
@@ -15,17 +17,20 @@ if TYPE_CHECKING:
 
 __all__ = ["HttpOrigin"]
 
-_DEFAULT_MAX_BODY = 64 * 1024 * 1024
-
 
 class HttpOrigin:
     """An :class:`~commercekit.cdn.Origin` that sends each request to *base_url*.
 
     The request's path and query are kept; scheme and host become the
-    origin's (``Host`` included). A response bigger than *max_body_bytes*,
-    a broken connection or a timeout raise :class:`OriginError`; an HTTP
-    error status is returned as a response. Pass *client* to share or tune
-    the connection pool; otherwise one is made on first use.
+    origin's (``Host`` included). A body up to *stream_threshold_bytes*
+    comes back whole in ``Response.body``; a larger one (or one still
+    arriving past that) comes back as a :class:`BodyStream` in
+    ``Response.stream``, read from the connection as the reader asks, never
+    joined. A body over *max_body_bytes* (None: no bound), a broken
+    connection or a timeout raise :class:`OriginError` (while streaming:
+    from the stream). An HTTP error status is returned as a response. Pass
+    *client* to share or tune the connection pool; otherwise one is made on
+    first use.
     """
 
     def __init__(
@@ -33,7 +38,8 @@ class HttpOrigin:
         base_url: str,
         *,
         timeout_s: float = 10.0,
-        max_body_bytes: int = _DEFAULT_MAX_BODY,
+        max_body_bytes: int | None = None,
+        stream_threshold_bytes: int = STREAM_THRESHOLD_BYTES,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         parts = urlsplit(base_url)
@@ -42,6 +48,7 @@ class HttpOrigin:
         self._base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
         self._timeout = timeout_s
         self._max_body = max_body_bytes
+        self._threshold = stream_threshold_bytes
         self._client = client
         self._own_client = client is None
 
@@ -53,34 +60,57 @@ class HttpOrigin:
         return self._client
 
     async def fetch(self, request: Request, /) -> Response:
-        """Send *request* to the origin and return its whole response."""
+        """Send *request* to the origin; return its response, the body whole or streaming."""
         import httpx
 
         parts = urlsplit(request.url)
         target = self._base + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = [(k, v) for k, v in request.headers.without(*HOP_BY_HOP, "host").items()]
+        client = self._http()
+        what = f"{request.method} {target!r}"
         try:
-            async with self._http().stream(
+            sent = client.build_request(
                 request.method, target, headers=headers, content=request.body or None
-            ) as response:
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_raw():
-                    size += len(chunk)
-                    if size > self._max_body:
-                        raise OriginError(
-                            f"origin body for {parts.path!r} is over {self._max_body} bytes"
-                        )
-                    chunks.append(chunk)
-                raw_headers = response.headers.raw
-                status = response.status_code
+            )
+            response = await client.send(sent, stream=True)
         except httpx.HTTPError as exc:
-            raise OriginError(
-                f"origin request {request.method} {target!r} failed: {exc!r}"
-            ) from exc
-        headers_out = Headers.from_wire(raw_headers).without(*HOP_BY_HOP)
-        body = b"".join(chunks)
-        return Response(status, headers_out, body)
+            raise OriginError(f"origin request {what} failed: {exc!r}") from exc
+        try:
+            headers_out = Headers.from_wire(response.headers.raw).without(*HOP_BY_HOP)
+            length = _length(headers_out.get("content-length"))
+            if self._max_body is not None and length is not None and length > self._max_body:
+                raise OriginError(f"origin body for {parts.path!r} is over {self._max_body} bytes")
+            chunks = self._chunks(response, what, parts.path)
+            head: list[bytes] = []
+            size = 0
+            async for chunk in chunks:
+                head.append(chunk)
+                size += len(chunk)
+                if size > self._threshold:
+                    break
+            else:
+                await response.aclose()
+                return Response(response.status_code, headers_out, b"".join(head))
+        except BaseException:
+            await response.aclose()
+            raise
+        body = BodyStream(_resume(head, chunks), length=length, close=response.aclose)
+        return Response(response.status_code, headers_out, stream=body)
+
+    async def _chunks(
+        self, response: httpx.Response, what: str, path: str
+    ) -> AsyncGenerator[bytes]:
+        import httpx
+
+        size = 0
+        try:
+            async for chunk in response.aiter_raw():
+                size += len(chunk)
+                if self._max_body is not None and size > self._max_body:
+                    raise OriginError(f"origin body for {path!r} is over {self._max_body} bytes")
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise OriginError(f"origin body of {what} broke off: {exc!r}") from exc
 
     async def aclose(self) -> None:
         """Close the connection pool if this origin made it."""
@@ -90,3 +120,19 @@ class HttpOrigin:
 
     def __repr__(self) -> str:
         return f"HttpOrigin({self._base!r})"
+
+
+def _length(value: str | None) -> int | None:
+    if value is None or not value.isdigit():
+        return None
+    return int(value)
+
+
+async def _resume(head: list[bytes], rest: AsyncGenerator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        while head:
+            yield head.pop(0)
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await rest.aclose()

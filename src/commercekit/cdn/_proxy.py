@@ -2,7 +2,10 @@
 
 Turns a raw request into a :class:`Request` for the edge, and the edge's
 response into what goes on the wire: ``Date`` when missing, ``Via`` added,
-``Content-Length`` exact, hop-by-hop fields dropped. Every failure becomes
+``Content-Length`` exact (for a streamed body of unknown length, none, so the
+server frames it with chunked transfer coding), hop-by-hop fields dropped. A
+streamed body is handed to the front end as a :class:`BodyStream`, which sends
+each chunk as it comes. Every failure becomes
 a status, never a crash: :class:`OriginError` is 502 (504 for a timeout),
 bad input 400, anything unexpected 500 (logged).
 """
@@ -15,6 +18,7 @@ from collections.abc import Iterable
 
 from commercekit.errors import InvalidInputError, MalformedHeaderError, OriginError
 
+from ._body import BodyStream
 from ._dates import format_http_date
 from ._edge import EdgeCache
 from ._headers import DEFAULT_MAX_HEADER_BYTES, HOP_BY_HOP, Headers
@@ -24,8 +28,12 @@ __all__ = ["ProxyHandler", "WireResponse"]
 
 log = logging.getLogger("commercekit.cdn")
 
-WireResponse = tuple[int, list[tuple[bytes, bytes]], bytes]
-"""Status, header pairs and body, ready to send."""
+WireResponse = tuple[int, list[tuple[bytes, bytes]], bytes | BodyStream]
+"""Status, header pairs and body (whole, or a stream to send chunk by chunk), ready to send.
+
+A front end that gets a stream sends its chunks as they come and closes it;
+if iterating it raises, the body is broken: abort the connection, never end
+the response as if it were complete."""
 
 
 def _error(status: int, text: str) -> Response:
@@ -98,6 +106,9 @@ class ProxyHandler:
         except Exception:
             log.exception("the edge failed on %s %s", method, target[:200])
             return self._wire(method, _error(500, "internal error"))
+        if response.stream is not None and _bodiless(method, response.status):
+            await response.stream.aclose()
+            response = Response(response.status, response.headers, b"", response.outcome)
         return self._wire(method, response)
 
     def _wire(self, method: str, response: Response) -> WireResponse:
@@ -107,12 +118,22 @@ class ProxyHandler:
         via = headers.joined("via")
         headers = headers.set("via", f"{via}, {self._via}" if via else self._via)
         status = response.status
+        if response.stream is not None:
+            length = response.stream.length
+            if length is None:
+                headers = headers.without("content-length")
+            else:
+                headers = headers.set("content-length", str(length))
+            return status, headers.raw(), response.stream
         body = response.body
-        no_body = method.upper() == "HEAD" or status in (204, 304) or 100 <= status < 200
-        if no_body:
+        if _bodiless(method, status):
             body = b""
             if status in (204, 304):
                 headers = headers.without("content-length")
         else:
             headers = headers.set("content-length", str(len(body)))
         return status, headers.raw(), body
+
+
+def _bodiless(method: str, status: int) -> bool:
+    return method.upper() == "HEAD" or status in (204, 304) or 100 <= status < 200

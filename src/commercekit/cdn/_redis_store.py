@@ -2,10 +2,11 @@
 
 Layout under a namespace ``ns`` (keys are the cache keys, so prefix purges can SCAN)::
 
-    {ns}:k:{cache key}   HASH   m:{variant id} -> JSON metadata
-                                b:{variant id} -> the body, raw bytes
+    {ns}:k:{cache key}   HASH   m:{variant id} -> JSON metadata (with the chunk manifest)
+                                b:{variant id} -> the body, raw bytes (up to chunk_bytes)
                                 soft           -> epoch of the last soft purge
     {ns}:t:{tag}         SET    cache keys carrying the tag
+    {ns}:c:{write id}:{i} STRING chunk i of a body over chunk_bytes (see ``_redis_chunks``)
 
 Every key expires when its last variant passes ``keep_until`` (``EXPIRE ... NX``
 then ``GT``, Redis 7); memory is bounded by Redis' own ``maxmemory`` policy.
@@ -27,6 +28,7 @@ from commercekit.errors import ConfigurationError, StoreUnavailableError
 
 from ._headers import Headers
 from ._purge import PurgeKind, PurgeSelector
+from ._redis_chunks import DEFAULT_CHUNK_BYTES, RedisWriter, chunk_key, read_chunks
 from ._stored import StoredResponse
 from ._typing import Clock
 
@@ -57,31 +59,30 @@ def _variant_id(entry: StoredResponse) -> str:
     return hashlib.blake2b(raw, digest_size=8).hexdigest()
 
 
-def _meta(entry: StoredResponse) -> bytes:
-    return json.dumps(
-        {
-            "s": entry.status,
-            "h": entry.headers.items(),
-            "t": [
-                entry.request_time,
-                entry.response_time,
-                entry.initial_age,
-                entry.fresh_until,
-                entry.stale_while_revalidate_until,
-                entry.stale_if_error_until,
-                entry.keep_until,
-            ],
-            "v": entry.vary,
-            "vv": entry.variant,
-            "g": sorted(entry.tags),
-            "f": [entry.no_cache, entry.revalidate_when_stale],
-        },
-        separators=(",", ":"),
-    ).encode()
+def _meta(entry: StoredResponse, chunks: list[Any] | None = None) -> bytes:
+    d: dict[str, Any] = {
+        "s": entry.status,
+        "h": entry.headers.items(),
+        "t": [
+            entry.request_time,
+            entry.response_time,
+            entry.initial_age,
+            entry.fresh_until,
+            entry.stale_while_revalidate_until,
+            entry.stale_if_error_until,
+            entry.keep_until,
+        ],
+        "v": entry.vary,
+        "vv": entry.variant,
+        "g": sorted(entry.tags),
+        "f": [entry.no_cache, entry.revalidate_when_stale],
+    }
+    if chunks is not None:
+        d["c"] = chunks
+    return json.dumps(d, separators=(",", ":")).encode()
 
 
-def _entry(key: str, meta: bytes, body: bytes) -> StoredResponse:
-    d = json.loads(meta)
+def _entry(key: str, d: dict[str, Any], body: bytes) -> StoredResponse:
     times = d["t"]
     return StoredResponse(
         key=key,
@@ -107,7 +108,8 @@ class RedisStore:
     """A shared store in Redis (``redis.asyncio`` client; needs the ``[redis]`` extra).
 
     Pass a client (``redis.asyncio.Redis(...)``) or use :meth:`from_url`.
-    Responses larger than *max_entry_bytes* are not stored.
+    Responses larger than *max_entry_bytes* are not stored; bodies over
+    *chunk_bytes* are kept as chunk keys, written while they stream in.
     """
 
     def __init__(
@@ -116,14 +118,33 @@ class RedisStore:
         *,
         namespace: str = "commercekit:cdn",
         max_entry_bytes: int = 8 * 1024 * 1024,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         clock: Clock = time.time,
     ) -> None:
+        if chunk_bytes <= 0:
+            raise ConfigurationError(f"chunk_bytes must be positive, got {chunk_bytes!r}")
         if not namespace or any(c in namespace for c in "*?[]"):
             raise ConfigurationError(f"namespace {namespace!r} must be non-empty, without globs")
         self._redis = client
         self._ns = namespace
         self._max_entry = max_entry_bytes
+        self._chunk = chunk_bytes
         self._clock = clock
+
+    @property
+    def namespace(self) -> str:
+        """The prefix of every key this store writes."""
+        return self._ns
+
+    @property
+    def max_entry_bytes(self) -> int:
+        """The largest response stored."""
+        return self._max_entry
+
+    @property
+    def chunk_bytes(self) -> int:
+        """Bodies over this size are kept as chunk keys of this size."""
+        return self._chunk
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -161,8 +182,18 @@ class RedisStore:
             if not name.startswith(b"m:"):
                 continue
             try:
-                entry = _entry(key, value, fields.get(b"b:" + name[2:], b""))
-            except (ValueError, KeyError, IndexError, TypeError):
+                d = json.loads(value)
+                chunks = d.get("c")
+                body = fields.get(b"b:" + name[2:], b"")
+                if chunks is not None:
+                    if d["t"][6] <= now:
+                        continue
+                    found = await read_chunks(self, chunks)
+                    if found is None:
+                        continue  # a chunk expired or was replaced under us: a miss
+                    body = found
+                entry = _entry(key, d, body)
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                 continue  # a corrupt record is a miss, never a crash
             if entry.keep_until <= now:
                 continue
@@ -175,13 +206,54 @@ class RedisStore:
         """Store *entry* under its key, replacing the variant with the same ``Vary`` values."""
         if entry.size > self._max_entry:
             return
+        if len(entry.body) > self._chunk:
+            writer = self.open_write(entry, length=len(entry.body))
+            if writer is not None:
+                view = memoryview(entry.body)
+                for start in range(0, len(view), self._chunk):
+                    await writer.write(view[start : start + self._chunk].tobytes())
+                await writer.commit(entry)
+            return
+        await self._commit(entry, {"b": entry.body}, None)
+
+    def open_write(self, entry: StoredResponse, /, *, length: int | None) -> RedisWriter | None:
+        """Start a streaming write of *entry*: chunks go out as they fill, the manifest last."""
         ttl = math.ceil(entry.keep_until - self._clock())
+        if ttl <= 0 or (length is not None and entry.size + length > self._max_entry):
+            return None
+        return RedisWriter(self, entry, ttl)
+
+    async def _commit_manifest(self, entry: StoredResponse, chunks: list[Any], ttl: int) -> None:
+        vid = _variant_id(entry)
+        old = await self._call("read", self._redis.hget(self._k(entry.key), f"m:{vid}"))
+        await self._commit(entry, None, chunks, ttl)
+        try:
+            before = json.loads(old)["c"] if old else None
+        except (ValueError, KeyError, TypeError):
+            before = None
+        if before and before[0] != chunks[0]:
+            stale = [chunk_key(self._ns, str(before[0]), i) for i in range(int(before[1]))]
+            await self._call("drop chunks", self._redis.delete(*stale))
+
+    async def _commit(
+        self,
+        entry: StoredResponse,
+        body: dict[str, bytes] | None,
+        chunks: list[Any] | None,
+        ttl: int | None = None,
+    ) -> None:
+        if ttl is None:
+            ttl = math.ceil(entry.keep_until - self._clock())
         if ttl <= 0:
             return
         vid = _variant_id(entry)
         k = self._k(entry.key)
         pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(k, mapping={f"m:{vid}": _meta(entry), f"b:{vid}": entry.body})
+        if body is not None:
+            pipe.hset(k, mapping={f"m:{vid}": _meta(entry), f"b:{vid}": body["b"]})
+        else:
+            pipe.hset(k, f"m:{vid}", _meta(entry, chunks))
+            pipe.hdel(k, f"b:{vid}")
         pipe.expire(k, ttl, nx=True)
         pipe.expire(k, ttl, gt=True)
         for tag in entry.tags:

@@ -2,6 +2,11 @@
 
 ``h11`` does the HTTP/1.1 parsing and framing (keep-alive, chunked bodies,
 HEAD, limits); this module only moves bytes and calls :class:`ProxyHandler`.
+Bodies go out in chunks of 64 KiB with a ``drain`` after each, so a large
+body (streamed, or a stored one) never sits whole in the socket's buffer. A
+streamed body that breaks off aborts the connection: the client sees a
+broken response (short of its ``Content-Length``, or without the last
+chunk), never a complete short one.
 A protocol error from a client gets its 4xx and the connection is closed; it
 never takes the server down.
 """
@@ -11,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ._body import CHUNK_BYTES, BodyStream
 from ._proxy import ProxyHandler
 
 __all__ = ["serve"]
@@ -84,7 +91,14 @@ async def _connection(
                     method, target, event.headers, bytes(body)
                 )
                 await send(h11.Response(status_code=status, headers=headers))
-                if payload:
+                if isinstance(payload, BodyStream):
+                    if not await _send_stream(payload, send):
+                        writer.transport.abort()
+                        return
+                elif len(payload) > CHUNK_BYTES:
+                    for start in range(0, len(payload), CHUNK_BYTES):
+                        await send(h11.Data(data=payload[start : start + CHUNK_BYTES]))
+                elif payload:
                     await send(h11.Data(data=payload))
                 await send(h11.EndOfMessage())
                 if conn.our_state is h11.MUST_CLOSE:
@@ -107,6 +121,23 @@ async def _connection(
         with contextlib.suppress(Exception):
             writer.close()
             await writer.wait_closed()
+
+
+async def _send_stream(body: BodyStream, send: Callable[[Any], Awaitable[None]]) -> bool:
+    """Send *body* chunk by chunk; False if it broke off (the caller aborts the connection)."""
+    import h11
+
+    try:
+        async for chunk in body:
+            await send(h11.Data(data=chunk))
+    except (ConnectionError, h11.LocalProtocolError):
+        raise
+    except Exception as exc:
+        log.warning("a streamed body broke off, aborting the connection: %s", exc)
+        return False
+    finally:
+        await body.aclose()
+    return True
 
 
 async def serve(

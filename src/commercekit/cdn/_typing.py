@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from ._purge import PurgeResult, PurgeSelector
     from ._stored import StoredResponse
 
-__all__ = ["CacheStore", "Clock", "Origin", "Purger", "UrlSigner"]
+__all__ = ["BodyWriter", "CacheStore", "Clock", "Origin", "Purger", "UrlSigner"]
 
 Clock = Callable[[], float]
 """Returns the current time as epoch seconds (``time.time``). Wall-clock, not
@@ -22,8 +22,10 @@ class Origin(Protocol):
     """Where content comes from. Must be safe to call concurrently."""
 
     async def fetch(self, request: Request, /) -> Response:
-        """Return the origin's whole response to *request*.
+        """Return the origin's response to *request*.
 
+        A large body may come as a :class:`~commercekit.cdn.BodyStream` in
+        ``Response.stream``; an error while it is read means a broken body.
         Raise :class:`~commercekit.cdn.OriginError` when the origin cannot be
         reached or answers garbage; an HTTP error status is a response, not an error.
         """
@@ -31,6 +33,22 @@ class Origin(Protocol):
 
     async def aclose(self) -> None:
         """Release connections and files."""
+        ...
+
+
+class BodyWriter(Protocol):
+    """Stores one response whose body arrives in chunks; nothing shows before :meth:`commit`."""
+
+    async def write(self, chunk: bytes, /) -> bool:
+        """Take the next *chunk*; return False (and abort) once the body is too big to keep."""
+        ...
+
+    async def commit(self, entry: StoredResponse, /) -> None:
+        """Make *entry* visible; ``entry.body`` is the whole body (a store in process keeps it)."""
+        ...
+
+    async def abort(self) -> None:
+        """Drop what was written; the store keeps nothing of this body."""
         ...
 
 
@@ -43,6 +61,10 @@ class CacheStore(Protocol):
 
     async def put(self, entry: StoredResponse, /) -> None:
         """Store *entry*, replacing the variant of its key with the same ``Vary`` values."""
+        ...
+
+    def open_write(self, entry: StoredResponse, /, *, length: int | None) -> BodyWriter | None:
+        """Start storing *entry* (``body`` empty; *length* if known), or None if it cannot fit."""
         ...
 
     async def delete(self, key: str, /) -> bool:

@@ -3,17 +3,20 @@
 An :class:`EdgeCache` lives on one event loop; WSGI servers call from many
 threads. The adapter starts one loop thread on the first request (nothing
 at import or construction), builds the edge there with *make_edge*, and
-hands each request to it.
+hands each request to it. A streamed body is returned as an iterable that
+fetches one chunk at a time from the loop; if it breaks off, iterating
+raises and the WSGI server aborts the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import Any
 
+from ._body import CHUNK_BYTES, BodyStream
 from ._edge import EdgeCache
 from ._proxy import ProxyHandler
 
@@ -84,6 +87,10 @@ class WsgiProxy:
             f"{status} {_reason(status)}",
             [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers],
         )
+        if isinstance(payload, BodyStream):
+            return _StreamedBody(payload, loop, self._timeout)
+        if len(payload) > CHUNK_BYTES:
+            return _pieces(payload)
         return [payload]
 
     def close(self) -> None:
@@ -97,3 +104,37 @@ class WsgiProxy:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(self._timeout)
         loop.close()
+
+
+def _pieces(data: bytes) -> Iterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(view), CHUNK_BYTES):
+        yield bytes(view[start : start + CHUNK_BYTES])
+
+
+class _StreamedBody:
+    """A WSGI response iterable pulling a :class:`BodyStream` from the edge's loop."""
+
+    def __init__(self, body: BodyStream, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
+        self._body = body
+        self._loop = loop
+        self._timeout = timeout_s
+        self._chunks: AsyncIterator[bytes] | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            future = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
+            chunk = future.result(self._timeout)
+            if chunk is None:
+                return
+            yield chunk
+
+    async def _next(self) -> bytes | None:
+        if self._chunks is None:
+            self._chunks = aiter(self._body)
+        return await anext(self._chunks, None)
+
+    def close(self) -> None:
+        """Called by the WSGI server when the response ends or the client goes."""
+        if not self._loop.is_closed():
+            asyncio.run_coroutine_threadsafe(self._body.aclose(), self._loop).result(self._timeout)

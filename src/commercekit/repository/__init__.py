@@ -21,7 +21,7 @@ from commercekit.errors import (
 from ._database import Committed, Database
 from ._group import ReadSettings
 from ._keyset import OrderSpec
-from ._pick import RoundRobinChooser, ShardRing
+from ._placement import ShardPlacement, ketama_shards
 from ._position import CommitTime, GtidPosition, Lsn, Position
 from ._reads import ReadRepository
 from ._repository import Page, Repository, Versioned
@@ -42,7 +42,7 @@ from ._sources import CommitTimePositions, MariaDbPositions, PostgresPositions
 from ._sqlite import configure_sqlite, sqlite_engine
 from ._token import ConsistencyToken, TokenLike
 from ._topology import Node, ReplicatedTopology, ShardedTopology, engine_from_url
-from ._typing import Clock, PositionSource, ReplicaChooser, ReplicaStatus, Topology, TopologyNode
+from ._typing import Clock, PositionSource, ReplicaStatus, Topology, TopologyNode
 from ._uow import UnitOfWork
 
 __all__ = [
@@ -67,7 +67,6 @@ __all__ = [
     "ReadOnlyError",
     "ReadRepository",
     "ReadSettings",
-    "ReplicaChooser",
     "ReplicaStatus",
     "ReplicaView",
     "ReplicatedTopology",
@@ -75,11 +74,10 @@ __all__ = [
     "RepositoryError",
     "RetryPolicy",
     "Role",
-    "RoundRobinChooser",
     "Route",
     "RoutingPolicy",
     "SerializationFailureError",
-    "ShardRing",
+    "ShardPlacement",
     "ShardedTopology",
     "StaleVersionError",
     "Target",
@@ -91,6 +89,7 @@ __all__ = [
     "configure_sqlite",
     "engine_from_url",
     "in_rotation",
+    "ketama_shards",
     "keys_to_move",
     "route_read",
     "route_write",

@@ -20,13 +20,13 @@ from commercekit.metrics import Metrics, NullMetrics
 
 from ._group import GroupRuntime, ReadSettings
 from ._metrics import RepositoryMetrics
-from ._pick import RoundRobinChooser, ShardRing
+from ._placement import ShardPlacement, ketama_shards, shard_key_text
 from ._reads import ReadRepository
 from ._retry import RetryPolicy, call_with_retries
 from ._routing import Role, RoutingPolicy
 from ._token import ConsistencyToken, TokenLike, as_token
 from ._topology import ShardedTopology
-from ._typing import Clock, PositionSource, ReplicaChooser, Topology
+from ._typing import Clock, PositionSource, Topology
 from ._uow import NOTICES_KEY, UnitOfWork
 
 __all__ = ["Committed", "Database"]
@@ -59,13 +59,16 @@ class Database:
     * ``unit_of_work()`` runs on the primary from first statement to commit;
       ``unit_of_work(read_only=True, token=...)`` on one replica that has
       replayed *token* (or the primary).
-    * ``repository(Model)`` reads outside a unit of work: from a healthy
-      replica chosen by the chooser, honouring a token, retried when transient.
+    * ``repository(Model)`` reads outside a unit of work: from a replica in
+      service chosen by the balancer (least loaded, or by affinity *key*),
+      honouring a token, retried when transient.
     * ``run(work, retry=True)`` runs a whole unit of work again on a transient
       failure; read-only work is always retried.
 
     *shard_keys* maps a model to the attribute that picks its shard (needed
-    only with a :class:`ShardedTopology`). Clocks and sleep are injectable.
+    only with a :class:`ShardedTopology`); *shard_placement* builds the keyed
+    balancer that places shard keys (default :func:`ketama_shards`). Clocks and
+    sleep are injectable.
     """
 
     def __init__(
@@ -76,8 +79,8 @@ class Database:
         policy: RoutingPolicy | None = None,
         reads: ReadSettings | None = None,
         retry: RetryPolicy | None = None,
-        chooser: ReplicaChooser | None = None,
         shard_keys: Mapping[type[Any], str] | None = None,
+        shard_placement: ShardPlacement = ketama_shards,
         position_source: PositionSource | None = None,
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
@@ -88,27 +91,27 @@ class Database:
         for group in groups:
             nodes.append((group.name, group.primary.name, Role.PRIMARY))
             nodes.extend((group.name, r.name, Role.REPLICA) for r in group.replicas)
-        self._metrics = RepositoryMetrics(metrics or NullMetrics(), nodes)
+        backend = metrics or NullMetrics()
+        self._metrics = RepositoryMetrics(backend, nodes)
         self._policy = policy or RoutingPolicy()
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._clock = clock
         self._wall_clock = wall_clock
-        chooser = chooser or RoundRobinChooser()
         self._groups = {
             group.name: GroupRuntime(
                 group,
                 policy=self._policy,
                 settings=reads or ReadSettings(),
-                chooser=chooser,
                 metrics=self._metrics,
+                metrics_backend=backend,
                 clock=clock,
                 wall_clock=wall_clock,
                 source=position_source,
             )
             for group in groups
         }
-        self._ring = ShardRing(self._groups)
+        self._placement = shard_placement(list(self._groups))
         self._shard_keys = dict(shard_keys or {})
         if len(self._groups) > 1:
             for model, attr in self._shard_keys.items():
@@ -154,8 +157,10 @@ class Database:
         return tuple(self._groups)
 
     def shard_for(self, key: Hashable) -> str:
-        """The shard that owns *key* (consistent hash)."""
-        return self._ring.shard_for(key)
+        """The shard that owns *key* (the placement's pick for ``str(key)``)."""
+        if len(self._groups) == 1:
+            return next(iter(self._groups))
+        return self._placement.pick(shard_key_text(key))
 
     def _group(self, shard_key: Hashable | None) -> GroupRuntime:
         if len(self._groups) == 1:
@@ -164,7 +169,7 @@ class Database:
             raise InvalidInputError(
                 f"this database has {len(self._groups)} shards: pass shard_key= to pick one"
             )
-        return self._groups[self._ring.shard_for(shard_key)]
+        return self._groups[self.shard_for(shard_key)]
 
     def _guard(self, group: str) -> Callable[[type[Any]], Callable[[object], None] | None]:
         def guard_for(model: type[Any]) -> Callable[[object], None] | None:
@@ -173,7 +178,7 @@ class Database:
                 return None
 
             def check(obj: object) -> None:
-                owner = self._ring.shard_for(getattr(obj, attr))
+                owner = self.shard_for(getattr(obj, attr))
                 if owner != group:
                     raise InvalidInputError(
                         f"{model.__name__} with {attr}={getattr(obj, attr)!r} belongs to shard "
@@ -261,12 +266,12 @@ class Database:
         group: GroupRuntime,
         fn: Callable[[Any, Any, Role], R],
         token: ConsistencyToken | None,
-        key: Hashable | None,
     ) -> R:
+        """Run one routed read in *group* (no affinity key: spread by the replicas' load)."""
         wanted = None if token is None else token.get(group.name)
         try:
             return call_with_retries(
-                lambda: group.run_read(fn, wanted, key),
+                lambda: group.run_read(fn, wanted, None),
                 self._retry,
                 on_retry=self._metrics.retries["read"].inc,
                 sleep=self._sleep,
@@ -281,13 +286,13 @@ class Database:
         if len(self._groups) == 1:
             return list(self._groups.values())
         if shard_key is not None:
-            return [self._groups[self._ring.shard_for(shard_key)]]
+            return [self._groups[self.shard_for(shard_key)]]
         attr = self._shard_keys.get(model)
         if key is not None and attr is not None:
             mapper = inspect(model)
             pk = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
             if pk == [attr]:
-                return [self._groups[self._ring.shard_for(key)]]
+                return [self._groups[self.shard_for(key)]]
         return list(self._groups.values())
 
     # -- operations -----------------------------------------------------------

@@ -92,6 +92,20 @@ def classify(error: BaseException) -> ErrorKind:
         and type(orig).__name__ in {"OperationalError", "InterfaceError"}
     ):
         return ErrorKind.DISCONNECT
+    # PyMySQL sets a generic SQLSTATE too (23000 for every integrity error), so
+    # MySQL/MariaDB are classified by error number first.
+    if number is not None and type(orig).__module__.startswith("pymysql"):
+        if number in _MY_DISCONNECT:
+            return ErrorKind.DISCONNECT
+        if number in _MY_SERIALIZATION:
+            return ErrorKind.SERIALIZATION
+        if number in _MY_DUPLICATE:
+            return ErrorKind.DUPLICATE
+        if number in _MY_READ_ONLY:
+            return ErrorKind.READ_ONLY
+        if number == 1317:
+            return ErrorKind.CANCELED
+        return ErrorKind.INTEGRITY if isinstance(error, sa_exc.IntegrityError) else ErrorKind.OTHER
     if sqlstate is not None:
         if sqlstate in _PG_DISCONNECT or sqlstate.startswith("08"):
             return ErrorKind.DISCONNECT
@@ -106,18 +120,6 @@ def classify(error: BaseException) -> ErrorKind:
         if sqlstate == "57014":
             return ErrorKind.CANCELED
         return ErrorKind.OTHER
-    if number is not None and type(orig).__module__.startswith("pymysql"):
-        if number in _MY_DISCONNECT:
-            return ErrorKind.DISCONNECT
-        if number in _MY_SERIALIZATION:
-            return ErrorKind.SERIALIZATION
-        if number in _MY_DUPLICATE:
-            return ErrorKind.DUPLICATE
-        if number in _MY_READ_ONLY:
-            return ErrorKind.READ_ONLY
-        if number == 1317:
-            return ErrorKind.CANCELED
-        return ErrorKind.INTEGRITY if isinstance(error, sa_exc.IntegrityError) else ErrorKind.OTHER
     if isinstance(orig, sqlite3.Error):
         name = getattr(orig, "sqlite_errorname", "")
         if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):

@@ -1,8 +1,9 @@
 """The I/O side of one replication group: probes, token waits, reads with fail-over.
 
-Decisions come from the pure core (:mod:`._routing`); this module carries
-them out on connections and feeds what it learns (failures, replayed
-positions, lag) back into the :class:`ReplicaBook`.
+Decisions come from the pure core (:mod:`._routing`); replica choice, health
+and ejection come from ``commercekit.balancer`` (:mod:`._replicas`). This
+module carries the decisions out on connections and reports what it learns
+(failures, successes, replayed positions, lag) back.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from typing import TypeVar
 import attrs
 from sqlalchemy import Connection
 
+from commercekit.balancer import Lease, OutlierDetection
 from commercekit.errors import DatabaseUnavailableError, SerializationFailureError
+from commercekit.metrics import Metrics
 
 from ._errors import translate
-from ._health import ReplicaBook
 from ._metrics import RepositoryMetrics
 from ._position import Position
+from ._replicas import ReplicaSet
 from ._routing import FallbackReason, Role, Route, RoutingPolicy, Target, route_read
 from ._sources import position_source_for
-from ._typing import Clock, PositionSource, ReplicaChooser, Topology, TopologyNode
+from ._typing import Clock, PositionSource, Topology, TopologyNode
 
 __all__ = ["GroupRuntime", "ReadSettings"]
 
@@ -34,12 +37,30 @@ ReadFn = Callable[[Connection, TopologyNode, Role], R]
 
 @attrs.frozen(kw_only=True)
 class ReadSettings:
-    """Timing of reads: how long to wait for a token, how often to probe replicas."""
+    """Timing of reads: token waits, probes, and the balancer's passive ejection of replicas.
+
+    * ``token_wait_s``: how long a read waits for a replica to replay its token.
+    * ``probe_interval_s``: how often the read path probes replicas (lag, position).
+    * ``eject_after_failures``: failed reads in a row that eject a replica.
+    * ``eject_s`` and ``max_eject_s``: the first ejection lasts ``eject_s``;
+      each further one a multiple longer (2x, 3x, ...) up to ``max_eject_s``
+      (the balancer's :class:`~commercekit.balancer.OutlierDetection`).
+    """
 
     token_wait_s: float = 0.5
     probe_interval_s: float = 1.0
+    eject_after_failures: int = 1
     eject_s: float = 1.0
     max_eject_s: float = 30.0
+
+    def outlier_detection(self) -> OutlierDetection:
+        """The balancer's settings for these (any replica may be ejected: the primary stays)."""
+        return OutlierDetection(
+            consecutive_failures=self.eject_after_failures,
+            base_ejection_s=self.eject_s,
+            max_ejection_s=self.max_eject_s,
+            max_ejected_fraction=1.0,
+        )
 
 
 class GroupRuntime:
@@ -51,8 +72,8 @@ class GroupRuntime:
         *,
         policy: RoutingPolicy,
         settings: ReadSettings,
-        chooser: ReplicaChooser,
         metrics: RepositoryMetrics,
+        metrics_backend: Metrics,
         clock: Clock,
         wall_clock: Clock,
         source: PositionSource | None = None,
@@ -61,16 +82,19 @@ class GroupRuntime:
         self.name = topology.name
         self.primary = topology.primary
         self.replicas = {node.name: node for node in topology.replicas}
-        self._replica_names = list(self.replicas)
         self.policy = policy
         self.settings = settings
-        self._chooser = chooser
         self._metrics = metrics
         self._clock = clock
         self._wall_clock = wall_clock
         self._source = source
-        self.book = ReplicaBook(
-            self._replica_names, eject_s=settings.eject_s, max_eject_s=settings.max_eject_s
+        self.replica_set = ReplicaSet(
+            self.name,
+            # Node weights, where the node type has them (Node does; the protocol need not).
+            {n.name: float(getattr(n, "weight", 1.0)) for n in topology.replicas},
+            outlier_detection=settings.outlier_detection(),
+            metrics=metrics_backend,
+            clock=clock,
         )
         self._probe_lock = threading.Lock()
         self._next_probe_s = float("-inf")
@@ -87,7 +111,7 @@ class GroupRuntime:
 
     def maybe_probe(self) -> None:
         """Probe the replicas if ``probe_interval_s`` has passed (one thread at a time)."""
-        if not self._replica_names or self._clock() < self._next_probe_s:
+        if not self.replicas or self._clock() < self._next_probe_s:
             return
         if self._probe_lock.acquire(blocking=False):
             try:
@@ -96,42 +120,57 @@ class GroupRuntime:
                 self._probe_lock.release()
 
     def probe(self) -> None:
-        """Measure every replica not currently ejected: replay position, lag, liveness."""
-        now = self._clock()
-        self._next_probe_s = now + self.settings.probe_interval_s
-        for view in self.book.views(self._replica_names, now):
-            if not view.available and view.lag_s is not None and view.replayed is not None:
-                # Ejected after a failure: its ejection expiring lets one read try it.
+        """Measure every replica not ejected, then put the fit ones in rotation, the rest out.
+
+        A replica the probe cannot reach is marked down in the balancer and
+        stays out until a probe reaches it again; an ejected one waits out its
+        ejection (then a read tries it).
+        """
+        replica_set = self.replica_set
+        self._next_probe_s = self._clock() + self.settings.probe_interval_s
+        for name, node in self.replicas.items():
+            if replica_set.ejected(name):
                 continue
-            node = self.replicas[view.name]
             try:
                 with node.engine.connect() as conn:
                     status = self.source(conn).status(conn)
             except Exception:  # any failure means "not usable now"
-                self._eject(view.name)
+                if replica_set.record_unreachable(name):
+                    self._metrics.ejections[(self.name, name)].inc()
                 continue
-            self.book.record_status(view.name, status)
+            replica_set.record_status(name, status)
             if status.lag_s is not None:
-                self._metrics.lag[(self.name, view.name)].set(status.lag_s)
+                self._metrics.lag[(self.name, name)].set(status.lag_s)
+        replica_set.sync(self.policy)
 
-    def _eject(self, name: str) -> None:
-        if self.book.report_failure(name, self._clock()):
+    def _report_failure(self, name: str) -> None:
+        if self.replica_set.report_failure(name):
             self._metrics.ejections[(self.name, name)].inc()
 
     # -- routing --------------------------------------------------------------
 
-    def route(self, wanted: Position | None, key: Hashable | None) -> Route:
-        """Decide where a read goes (pure core over the book's current views)."""
+    def route(self, wanted: Position | None, key: Hashable | None) -> tuple[Route, Lease | None]:
+        """Decide where a read goes: the balancer's order, then the pure core.
+
+        Returns the route and the balancer lease on its first replica (None when
+        the route does not start on the replica the balancer leased).
+        """
         now = self._clock()
-        order = self._chooser.order(self._replica_names, key) if self._replica_names else []
-        return route_read(
+        order, lease = self.replica_set.order(key)
+        route = route_read(
             self.primary.name,
-            self.book.views(order, now),
+            self.replica_set.views(order, now),
             self.policy,
             wanted=wanted,
             now_s=now,
             wall_now_s=self._wall_clock(),
         )
+        if lease is not None:
+            first = route.targets[0]
+            if first.role is not Role.REPLICA or first.name != lease.node:
+                lease.release()
+                lease = None
+        return route, lease
 
     def confirm(self, connection: Connection, name: str, wanted: Position) -> bool:
         """Wait (up to ``token_wait_s``) until replica *name* has replayed *wanted*."""
@@ -140,10 +179,10 @@ class GroupRuntime:
         elapsed = self._clock() - started
         self._metrics.token_wait.record(elapsed)
         if replayed is None:
-            self.book.record_wait_timeout(name, self._clock())
+            self.replica_set.record_wait_timeout(name, self._clock())
             self._metrics.token_timeout.inc()
             return False
-        self.book.record_replayed(name, replayed)
+        self.replica_set.record_replayed(name, replayed)
         self._metrics.token_reached.inc()
         return True
 
@@ -155,18 +194,23 @@ class GroupRuntime:
     def run_read(self, fn: ReadFn[R], wanted: Position | None, key: Hashable | None) -> R:
         """Run *fn* on the node the route picks; a replica failing mid-read is retried once.
 
-        A failed replica is ejected and the read moves to the next target (the
-        next replica that qualifies, else the primary); after a second failure
-        it goes to the primary. Errors on the primary are raised, translated.
+        A replica that fails is reported to the balancer (which ejects it) and
+        the read moves to the next target (the next replica that qualifies, else
+        the primary); after a second failure it goes to the primary. Errors on
+        the primary are raised, translated.
         """
         return self._serve(fn, wanted, key, keep_open=False)[3]  # type: ignore[return-value]
 
     def acquire_read(
         self, wanted: Position | None, key: Hashable | None
-    ) -> tuple[Connection, TopologyNode, Role]:
-        """Open the connection a read-only unit of work runs on from start to end."""
-        conn, node, role, _ = self._serve(None, wanted, key, keep_open=True)
-        return conn, node, role
+    ) -> tuple[Connection, TopologyNode, Role, Lease | None]:
+        """Open the connection a read-only unit of work runs on from start to end.
+
+        The lease (if any) counts the work as load on its replica: release it
+        when the unit of work ends.
+        """
+        conn, node, role, _, lease = self._serve(None, wanted, key, keep_open=True)
+        return conn, node, role, lease
 
     def _serve(
         self,
@@ -175,9 +219,23 @@ class GroupRuntime:
         key: Hashable | None,
         *,
         keep_open: bool,
-    ) -> tuple[Connection, TopologyNode, Role, R | None]:
+    ) -> tuple[Connection, TopologyNode, Role, R | None, Lease | None]:
         self.maybe_probe()
-        route = self.route(wanted, key)
+        route, lease = self.route(wanted, key)
+        try:
+            conn, node, role, result, i = self._attempt(fn, wanted, route, keep_open=keep_open)
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
+        if lease is not None and (i != 0 or not keep_open):
+            lease.release()  # the read is over, or it moved off the leased replica
+            lease = None
+        return conn, node, role, result, lease
+
+    def _attempt(
+        self, fn: ReadFn[R] | None, wanted: Position | None, route: Route, *, keep_open: bool
+    ) -> tuple[Connection, TopologyNode, Role, R | None, int]:
         targets = route.targets
         reason = route.reason
         failures = 0
@@ -204,7 +262,7 @@ class GroupRuntime:
                 error = translate(exc, node=node.name)
                 if target.role is Role.REPLICA:
                     if isinstance(error, DatabaseUnavailableError):
-                        self._eject(target.name)
+                        self._report_failure(target.name)
                         failures += 1
                     elif isinstance(error, SerializationFailureError):
                         failures += 1
@@ -220,13 +278,13 @@ class GroupRuntime:
             if not keep_open:
                 _close_quietly(conn)  # the read is done; a failure to close changes nothing
             if target.role is Role.REPLICA:
-                self.book.report_success(target.name)
+                self.replica_set.report_success(target.name)
                 self._metrics.reads[Role.REPLICA].inc()
             else:
                 self._metrics.reads[Role.PRIMARY].inc()
                 if reason is not None:
                     self._metrics.fallbacks[reason].inc()
-            return conn, node, target.role, result
+            return conn, node, target.role, result, i
 
 
 def _close_quietly(conn: Connection) -> None:

@@ -63,7 +63,10 @@ class ReadRepository(Generic[T]):
                 return op(Repository(model, session, node=node.name))
 
         return [
-            db._read_in(group, read, parsed, key)
+            # No affinity: routed reads spread by load (a primary key as affinity key
+            # would pin a hot row to one replica). For affinity, use a read-only
+            # unit of work opened with key=.
+            db._read_in(group, read, parsed)
             for group in (groups or db._groups_for(model, shard_key, key))
         ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -43,12 +44,22 @@ def engine_from_url(url: str, *, connect_timeout_s: float = 3.0, **engine_option
     return create_engine(parsed, connect_args=connect_args, **engine_options)
 
 
+def _weight(_instance: object, _attribute: object, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ConfigurationError(f"a node weight is a positive, finite number, got {value!r}")
+
+
 @attrs.frozen
 class Node:
-    """One database node: a name unique in its topology and the engine that reaches it."""
+    """One database node: a name unique in its topology and the engine that reaches it.
+
+    *weight* is a replica's share of reads without affinity (and of affinity
+    keys) relative to the other replicas, as ProxySQL's and pgpool-II's weights.
+    """
 
     name: str
     engine: Engine = attrs.field(repr=lambda e: f"<{e.dialect.name}>")
+    weight: float = attrs.field(default=1.0, kw_only=True, validator=_weight)
 
 
 def _nodes(value: Iterable[Node]) -> tuple[Node, ...]:

@@ -1,8 +1,8 @@
-"""The repository's seams: topologies of engines, position sources, replica choice, clocks."""
+"""The repository's seams: topologies of engines, position sources, clocks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import attrs
@@ -13,7 +13,6 @@ from ._position import Position
 __all__ = [
     "Clock",
     "PositionSource",
-    "ReplicaChooser",
     "ReplicaStatus",
     "Topology",
     "TopologyNode",
@@ -88,16 +87,4 @@ class Topology(Protocol):
     @property
     def replicas(self) -> Sequence[TopologyNode]:
         """The nodes that may serve reads; may be empty."""
-        ...
-
-
-class ReplicaChooser(Protocol):
-    """Orders a group's replicas for one read: the preferred replica first.
-
-    The default spreads reads round robin; an adapter over
-    ``commercekit.balancer`` picks by consistent hash of the read's key.
-    """
-
-    def order(self, names: Sequence[str], key: Hashable | None) -> list[str]:
-        """Return *names* (every one of them) in the order to try them for *key*."""
         ...

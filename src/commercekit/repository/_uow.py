@@ -20,6 +20,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import exc as orm_exc
 
+from commercekit.balancer import Lease
 from commercekit.errors import CommitOutcomeUnknownError, InvalidStateError, ReadOnlyError
 
 from ._errors import translate
@@ -87,6 +88,7 @@ class UnitOfWork:
         self._token: ConsistencyToken | None = None
         self._finished = False
         self._source: PositionSource | None = None
+        self._lease: Lease | None = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -97,7 +99,7 @@ class UnitOfWork:
         group = self._group
         if self._read_only:
             wanted = None if self._incoming is None else self._incoming.get(group.name)
-            conn, node, role = group.acquire_read(wanted, self._key)
+            conn, node, role, self._lease = group.acquire_read(wanted, self._key)
             session: Session = _ReadOnlySession(bind=conn, autoflush=False)
         else:
             node, role = group.primary, Role.PRIMARY
@@ -148,6 +150,9 @@ class UnitOfWork:
         if self._finished:
             raise InvalidStateError("this unit of work has finished already")
         if self._read_only:
+            # Detach first: a rollback would expire what was read, and the objects
+            # should stay usable after the block, as after a write unit of work.
+            session.expunge_all()
             session.rollback()
             self._finished = True
             return
@@ -195,6 +200,8 @@ class UnitOfWork:
         if self._conn is not None:
             with contextlib.suppress(Exception):  # closing a broken connection
                 self._conn.close()
+        if self._lease is not None:
+            self._lease.release()  # the replica's load, for the balancer
 
     def _require(self) -> Session:
         if self._session is None:

@@ -1,0 +1,158 @@
+"""The flights of an ``EdgeCache``: what one origin fetch brought back, and the bodies
+still streaming in (kept by flight key until their last byte, so that later
+requests read along instead of fetching again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import attrs
+
+from commercekit.errors import OriginError, UnavailableError
+
+from ._body import BodyStream
+from ._edge_stream import pump
+from ._freshness import age_header_value
+from ._messages import CacheOutcome, Request, Response
+from ._stored import StoredResponse
+from ._tee import Tee, TeeReader
+from ._typing import BodyWriter, CacheStore
+
+__all__ = ["Flight", "Streams", "cache_status"]
+
+
+@attrs.frozen(slots=True)
+class Flight:
+    """What one origin fetch brought back, shared by every waiter."""
+
+    request: Request
+    response: Response
+    stored: StoredResponse | None
+    """What was stored; for a body still streaming (``tee``), what will be stored."""
+    outcome: CacheOutcome
+    tee: Tee | None = None
+    """The body, while it streams in, for every reader of this fetch."""
+    reader: TeeReader | None = None
+    """The reader of the request that started the fetch, attached before any byte came."""
+
+    def read_along(self, request: Request, now: float, name: str) -> Response | None:
+        """Return *request*'s response reading the body as it arrives; None if too late to join."""
+        tee = self.tee
+        reader = self.reader if self.request is request else None
+        if reader is None and tee is not None:
+            reader = tee.reader()
+        if tee is None or reader is None:
+            return None
+        headers = self.response.headers
+        stored = self.stored
+        if stored is not None:
+            headers = stored.headers.extended(
+                ("age", age_header_value(stored.age(now))),
+                ("cache-status", cache_status(name, self.outcome, stored.fresh_until - now)),
+            )
+        stream = BodyStream(reader, length=tee.length, close=reader.aclose)
+        return Response(self.response.status, headers, b"", self.outcome, stream)
+
+
+def cache_status(name: str, outcome: CacheOutcome, ttl: float) -> str:
+    """Return the ``Cache-Status`` (RFC 9211) of a response the edge *name* served."""
+    if outcome is CacheOutcome.HIT:
+        return f"{name}; hit; ttl={int(ttl)}"
+    if outcome is CacheOutcome.STALE_WHILE_REVALIDATE or outcome is CacheOutcome.STALE_IF_ERROR:
+        return f"{name}; hit; ttl={int(ttl)}; detail={outcome.value}"
+    if outcome is CacheOutcome.REVALIDATED:
+        return f"{name}; fwd=stale; fwd-status=304; stored"
+    return f"{name}; fwd=uri-miss; stored"
+
+
+class Streams:
+    """The bodies one edge is streaming in, by flight key, and the tasks that pump them."""
+
+    __slots__ = ("_by_key", "_tasks")
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, Flight] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def get(self, key: str) -> Flight | None:
+        """Return the flight whose body is still arriving for *key*, if any."""
+        return self._by_key.get(key)
+
+    def forget(self) -> None:
+        """Detach every stream (after a purge): new requests start a new fetch."""
+        self._by_key.clear()
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The pumps still running."""
+        return list(self._tasks)
+
+    def start(
+        self,
+        key: str,
+        request: Request,
+        response: Response,
+        stored: StoredResponse | None,
+        *,
+        store: CacheStore,
+        background: bool,
+        window_bytes: int,
+        idle_timeout_s: float | None,
+        current: Callable[[], bool],
+        on_store_error: Callable[[], None],
+    ) -> Flight:
+        """Start pumping *response*'s stream into a tee (and *store*); return its flight at once.
+
+        *current* says, when the body is complete, whether it may still be
+        stored (no purge since the fetch began).
+        """
+        source = response.stream
+        assert source is not None
+        writer: BodyWriter | None = None
+        if stored is not None:
+            try:
+                writer = store.open_write(stored, length=source.length)
+            except UnavailableError:
+                on_store_error()
+        tee = Tee(length=source.length, retain=writer is not None, window_bytes=window_bytes)
+        reader = None if background else tee.reader()
+        bare = attrs.evolve(response, stream=None)
+        flight = Flight(request, bare, stored, CacheOutcome.MISS, tee, reader)
+        if writer is None and background:
+            tee.fail(OriginError("a background refresh does not keep a body it cannot store"))
+            self._run(None, flight, source.aclose())
+            return flight
+
+        async def commit(writer: BodyWriter, body: bytes) -> None:
+            try:
+                if not current() or stored is None:
+                    await writer.abort()  # purged while it streamed: it may predate the purge
+                else:
+                    await writer.commit(attrs.evolve(stored, body=body))
+            except UnavailableError:
+                on_store_error()
+
+        work = pump(
+            source,
+            tee,
+            writer,
+            idle_timeout_s=idle_timeout_s,
+            on_store_error=on_store_error,
+            commit=commit,
+        )
+        self._run(key, flight, work)
+        return flight
+
+    def _run(self, key: str | None, flight: Flight, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        if key is not None:
+            self._by_key[key] = flight
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._done(key, flight, t))
+
+    def _done(self, key: str | None, flight: Flight, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if key is not None and self._by_key.get(key) is flight:
+            del self._by_key[key]
