@@ -69,7 +69,7 @@ def test_token_reads_are_never_stale_while_the_replica_pauses_stops_and_restarts
     maria: tuple[Database, InMemoryMetrics, MariaDbPair],
 ) -> None:
     db, _, pair = maria
-    total = 4_000
+    total = 10_000
     steps = [
         (0.15, lambda: pair.execute("replica", "STOP SLAVE SQL_THREAD")),
         (0.35, lambda: pair.execute("replica", "START SLAVE SQL_THREAD")),

@@ -62,7 +62,7 @@ def test_token_reads_are_never_stale_while_standbys_pause_stop_and_restart(
 ) -> None:
     db, _, cluster = pg
     both = cluster.standby_names
-    total = 4_000
+    total = 10_000
     steps = [
         (0.10, lambda: cluster.execute("standby1", "select pg_wal_replay_pause()")),
         (0.25, lambda: cluster.execute("standby1", "select pg_wal_replay_resume()")),

@@ -16,7 +16,7 @@ import functools
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 from sqlalchemy import and_, inspect, or_
@@ -30,6 +30,7 @@ __all__ = [
     "OrderKey",
     "OrderSpec",
     "after_clause",
+    "column_names",
     "decode_cursor",
     "encode_cursor",
     "merge_key",
@@ -50,7 +51,7 @@ class OrderKey:
     descending: bool = False
 
 
-def _key_of(model: type[Any], spec: OrderSpec, names: set[str]) -> OrderKey:
+def _key_of(model: type[Any], spec: OrderSpec, names: frozenset[str]) -> OrderKey:
     if isinstance(spec, str):
         descending = spec.startswith("-")
         name = spec.lstrip("-+")
@@ -65,11 +66,47 @@ def _key_of(model: type[Any], spec: OrderSpec, names: set[str]) -> OrderKey:
     return OrderKey(name, descending)
 
 
+_MAX_CACHED = 4096
+_names: dict[type[Any], frozenset[str]] = {}
+_named_keys: dict[tuple[type[Any], tuple[str, ...]], tuple[OrderKey, ...]] = {}
+_clauses: dict[tuple[type[Any], tuple[OrderKey, ...]], tuple[ColumnElement[Any], ...]] = {}
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    # Idempotent values, so a race only computes twice; the bound keeps orders
+    # chosen from request parameters from growing the cache without end.
+    if len(cache) >= _MAX_CACHED:
+        cache.clear()
+    cache[key] = value
+
+
+def column_names(model: type[Any]) -> frozenset[str]:
+    """The mapped column attribute names of *model* (read once per class)."""
+    names = _names.get(model)
+    if names is None:
+        names = frozenset(attr.key for attr in inspect(model).column_attrs)
+        _remember(_names, model, names)
+    return names
+
+
 def order_keys(model: type[Any], order_by: Sequence[OrderSpec]) -> tuple[OrderKey, ...]:
     """Normalize *order_by* for *model*, appending its primary key to make the order total."""
+    spec = tuple(order_by)
+    if not all(isinstance(item, str) for item in spec):
+        return _order_keys(model, spec)
+    # The usual spelling, ("-created", "name"): worked out once per model and order.
+    key = (model, cast("tuple[str, ...]", spec))
+    keys = _named_keys.get(key)
+    if keys is None:
+        keys = _order_keys(model, spec)
+        _remember(_named_keys, key, keys)
+    return keys
+
+
+def _order_keys(model: type[Any], spec: tuple[OrderSpec, ...]) -> tuple[OrderKey, ...]:
     mapper = inspect(model)
-    names = {attr.key for attr in mapper.column_attrs}
-    keys = [_key_of(model, spec, names) for spec in order_by]
+    names = column_names(model)
+    keys = [_key_of(model, item, names) for item in spec]
     seen = {k.name for k in keys}
     for column in mapper.primary_key:
         name = mapper.get_property_by_column(column).key
@@ -78,12 +115,16 @@ def order_keys(model: type[Any], order_by: Sequence[OrderSpec]) -> tuple[OrderKe
     return tuple(keys)
 
 
-def order_clauses(model: type[Any], keys: Sequence[OrderKey]) -> list[ColumnElement[Any]]:
-    """ORDER BY clauses for *keys*."""
-    return [
-        getattr(model, k.name).desc() if k.descending else getattr(model, k.name).asc()
-        for k in keys
-    ]
+def order_clauses(model: type[Any], keys: tuple[OrderKey, ...]) -> tuple[ColumnElement[Any], ...]:
+    """ORDER BY clauses for *keys* (immutable expressions, so built once per order)."""
+    clauses = _clauses.get((model, keys))
+    if clauses is None:
+        clauses = tuple(
+            getattr(model, k.name).desc() if k.descending else getattr(model, k.name).asc()
+            for k in keys
+        )
+        _remember(_clauses, (model, keys), clauses)
+    return clauses
 
 
 def after_clause(

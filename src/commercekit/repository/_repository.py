@@ -24,6 +24,7 @@ from ._errors import translate
 from ._keyset import (
     OrderSpec,
     after_clause,
+    column_names,
     decode_cursor,
     encode_cursor,
     order_clauses,
@@ -70,8 +71,7 @@ def _where(
     model: type[Any], where: Sequence[ColumnElement[bool]], equals: Mapping[str, object]
 ) -> list[ColumnElement[bool]]:
     clauses = list(where)
-    mapper = inspect(model)
-    names = {attr.key for attr in mapper.column_attrs}
+    names = column_names(model)
     for name, value in equals.items():
         if name not in names:
             raise InvalidInputError(f"{model.__name__} has no column attribute {name!r}")
