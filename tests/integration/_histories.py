@@ -5,13 +5,24 @@ from __future__ import annotations
 import random
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import attrs
 from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from commercekit.repository import Database, Versioned
+from commercekit.metrics import InMemoryMetrics
+from commercekit.repository import (
+    Database,
+    ReadSettings,
+    ReplicatedTopology,
+    RetryPolicy,
+    RoutingPolicy,
+    Versioned,
+)
+
+M = "commercekit_repository_"
 
 
 class HBase(DeclarativeBase):
@@ -93,3 +104,35 @@ def run_histories(
     for w in workers:
         w.join(timeout=600)
     return tally
+
+
+@contextmanager
+def replicated_database(
+    primary_url: str, replica_urls: Sequence[str], wait_caught_up: Callable[[], None]
+) -> Iterator[tuple[Database, InMemoryMetrics]]:
+    """A Database over a real primary and replicas, tuned for fault tests, on fresh tables."""
+    topology = ReplicatedTopology.from_urls(primary_url, list(replica_urls), pool_size=8)
+    metrics = InMemoryMetrics()
+    db = Database(
+        topology,
+        metrics=metrics,
+        policy=RoutingPolicy(max_lag_s=2.0, tolerable_lag_s=30.0, min_replicas=1),
+        reads=ReadSettings(token_wait_s=0.05, probe_interval_s=0.2, eject_s=0.2, max_eject_s=1.0),
+        retry=RetryPolicy(attempts=4),
+    )
+    HBase.metadata.drop_all(topology.primary.engine)
+    db.create_all(HBase.metadata)
+    wait_caught_up()
+    try:
+        yield db, metrics
+    finally:
+        db.close()
+        topology.dispose()
+
+
+def reads(metrics: InMemoryMetrics) -> tuple[float, float]:
+    """Reads served so far by replicas and by the primary."""
+    return (
+        metrics.value(f"{M}reads_total", role="replica"),
+        metrics.value(f"{M}reads_total", role="primary"),
+    )

@@ -14,44 +14,19 @@ from commercekit.repository import (
     Database,
     DatabaseUnavailableError,
     GtidPosition,
-    ReadSettings,
-    ReplicatedTopology,
-    RetryPolicy,
-    RoutingPolicy,
 )
-from tests.integration._histories import HBase, Item, run_histories
+from tests.integration._histories import Item, M, reads, replicated_database, run_histories
 from tests.integration._servers import MariaDbPair
 
 pytestmark = pytest.mark.integration
-M = "commercekit_repository_"
 
 
 @pytest.fixture(scope="module")
 def maria(mariadb_pair: MariaDbPair) -> Iterator[tuple[Database, InMemoryMetrics, MariaDbPair]]:
-    topology = ReplicatedTopology.from_urls(
-        mariadb_pair.url("primary"), [mariadb_pair.url("replica")], pool_size=8
-    )
-    metrics = InMemoryMetrics()
-    db = Database(
-        topology,
-        metrics=metrics,
-        policy=RoutingPolicy(max_lag_s=2.0, tolerable_lag_s=30.0, min_replicas=1),
-        reads=ReadSettings(token_wait_s=0.05, probe_interval_s=0.2, eject_s=0.2, max_eject_s=1.0),
-        retry=RetryPolicy(attempts=4),
-    )
-    HBase.metadata.drop_all(topology.primary.engine)
-    db.create_all(HBase.metadata)
-    mariadb_pair.wait_caught_up()
-    yield db, metrics, mariadb_pair
-    db.close()
-    topology.dispose()
-
-
-def reads(metrics: InMemoryMetrics) -> tuple[float, float]:
-    return (
-        metrics.value(f"{M}reads_total", role="replica"),
-        metrics.value(f"{M}reads_total", role="primary"),
-    )
+    with replicated_database(
+        mariadb_pair.url("primary"), [mariadb_pair.url("replica")], mariadb_pair.wait_caught_up
+    ) as (db, metrics):
+        yield db, metrics, mariadb_pair
 
 
 def test_tokens_are_gtid_positions(maria: tuple[Database, InMemoryMetrics, MariaDbPair]) -> None:

@@ -15,46 +15,21 @@ from commercekit.repository import (
     CommitOutcomeUnknownError,
     Database,
     DatabaseUnavailableError,
-    ReadSettings,
-    ReplicatedTopology,
-    RetryPolicy,
-    RoutingPolicy,
 )
-from tests.integration._histories import HBase, Item, run_histories
+from tests.integration._histories import Item, reads, replicated_database, run_histories
 from tests.integration._servers import PgCluster
 
 pytestmark = pytest.mark.integration
-M = "commercekit_repository_"
 
 
 @pytest.fixture(scope="module")
 def pg(pg_cluster: PgCluster) -> Iterator[tuple[Database, InMemoryMetrics, PgCluster]]:
-    topology = ReplicatedTopology.from_urls(
+    with replicated_database(
         pg_cluster.url("primary"),
         [pg_cluster.url(n) for n in pg_cluster.standby_names],
-        pool_size=8,
-    )
-    metrics = InMemoryMetrics()
-    db = Database(
-        topology,
-        metrics=metrics,
-        policy=RoutingPolicy(max_lag_s=2.0, tolerable_lag_s=30.0, min_replicas=1),
-        reads=ReadSettings(token_wait_s=0.05, probe_interval_s=0.2, eject_s=0.2, max_eject_s=1.0),
-        retry=RetryPolicy(attempts=4),
-    )
-    HBase.metadata.drop_all(topology.primary.engine)
-    db.create_all(HBase.metadata)
-    pg_cluster.wait_caught_up()
-    yield db, metrics, pg_cluster
-    db.close()
-    topology.dispose()
-
-
-def reads(metrics: InMemoryMetrics) -> tuple[float, float]:
-    return (
-        metrics.value(f"{M}reads_total", role="replica"),
-        metrics.value(f"{M}reads_total", role="primary"),
-    )
+        pg_cluster.wait_caught_up,
+    ) as (db, metrics):
+        yield db, metrics, pg_cluster
 
 
 def test_token_reads_are_never_stale_while_standbys_pause_stop_and_restart(
