@@ -1,4 +1,4 @@
-"""A short tour of commercekit as it stands: money, errors, metrics and events.
+"""A short tour of commercekit as it stands: every part, a few lines each.
 
 This is what `make demo` runs. Each section is a few lines you could paste
 into a shop of your own.
@@ -6,11 +6,19 @@ into a shop of your own.
 
 from __future__ import annotations
 
+import asyncio
 import decimal
 
+from sqlalchemy import String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from commercekit.balancer import MaglevBalancer
+from commercekit.cdn import EdgeCache, MemoryStore, MockOrigin, Response
 from commercekit.errors import CommerceKitError
 from commercekit.metrics import Event, EventChannel, InMemoryMetrics
 from commercekit.money import Money, currency
+from commercekit.payments import Card, InMemoryIdempotencyStore, PaymentService, SandboxGateway
+from commercekit.repository import Database, Node, ReplicatedTopology, Versioned, sqlite_engine
 
 
 def section(title: str) -> None:
@@ -63,3 +71,57 @@ with EventChannel(delivered.extend, metrics=metrics) as channel:
     channel.emit(Event("order.placed", {"amount_minor": basket.amount_minor, "currency": "USD"}))
 print("delivered:", ", ".join(event.name for event in delivered))
 print("emitted:", metrics.value("commercekit_metrics_events_emitted_total"))
+
+section("Balancer: sticky picks, health as an overlay")
+web = MaglevBalancer([f"10.0.0.{i}:8080" for i in range(1, 5)], name="web")
+sessions = [f"session-{i}" for i in range(1_000)]
+before = {s: web.pick(s) for s in sessions}
+web.mark_down("10.0.0.2:8080")
+moved = sum(web.pick(s) != before[s] for s in sessions)
+print(f"10.0.0.2 down: {moved} of {len(sessions)} sessions moved, all of them its own")
+web.mark_up("10.0.0.2:8080")
+print("back up, every session where it was:", all(web.pick(s) == before[s] for s in sessions))
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Customer(Versioned, Base):
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+
+
+section("Repository: units of work, versions, consistency tokens")
+db = Database(ReplicatedTopology(Node("primary", sqlite_engine())))
+db.create_all(Base.metadata)
+with db.unit_of_work() as uow:
+    uow.repository(Customer).add(Customer(id=1, name="Ada"))
+print("token for read-your-writes:", uow.token)
+print("read back:", db.repository(Customer).require(1, token=uow.token).name)
+db.close()
+
+section("Payments: exactly once, whatever the retries")
+payments = PaymentService(SandboxGateway(), InMemoryIdempotencyStore())
+card = Card("4242 4242 4242 4242", 12, 2030, cvv="123")
+print("card shows as", card.masked)
+print("authorize:", payments.authorize("order-1", basket, card).status.value)
+print("capture:", payments.capture("order-1", idempotency_key="capture-order-1").status.value)
+again = payments.capture("order-1", idempotency_key="capture-order-1")  # a client's retry
+print("the same capture again is a replay:", again.status.value)
+print("captured in all:", payments.payment("order-1").captured_minor, "minor units")
+
+
+async def edge_demo() -> None:
+    origin = MockOrigin(
+        lambda request: Response(200, {"cache-control": "public, max-age=60"}, b"a shoe")
+    )
+    async with EdgeCache(origin, MemoryStore(1024 * 1024)) as edge:
+        first = await edge.get("https://img.shop.example/shoe.jpg")
+        second = await edge.get("https://img.shop.example/shoe.jpg")
+        print("first:", first.outcome.value, "then:", second.outcome.value)
+
+
+section("CDN: an edge cache in front of an origin")
+asyncio.run(edge_demo())

@@ -343,3 +343,19 @@ def test_fingerprint_key_tells_cards_with_the_same_last_digits_apart() -> None:
 def test_retry_policy_is_validated() -> None:
     with pytest.raises(ValueError, match="max_attempts"):
         RetryPolicy(max_attempts=0)
+
+
+@pytest.mark.parametrize("operation", ["capture", "refund"])
+def test_a_keyed_retry_of_all_that_is_left_replays_the_first_answer(operation: str) -> None:
+    from commercekit.payments import Card, InMemoryIdempotencyStore, PaymentService, SandboxGateway
+
+    service = PaymentService(SandboxGateway(), InMemoryIdempotencyStore())
+    service.authorize("p-rest", Money.of("10.00", "EUR"), Card("4242 4242 4242 4242", 12, 2030))
+    if operation == "refund":
+        service.capture("p-rest")
+    first = getattr(service, operation)("p-rest", idempotency_key=f"{operation}-rest")
+    again = getattr(service, operation)("p-rest", idempotency_key=f"{operation}-rest")
+    assert again == first
+    payment = service.payment("p-rest")
+    done = payment.captured_minor if operation == "capture" else payment.refunded_minor
+    assert done == 1000  # once, not twice

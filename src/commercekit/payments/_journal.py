@@ -9,6 +9,7 @@ with the status the ledger gives it), gives a key up
 from __future__ import annotations
 
 import functools
+import json
 import logging
 
 import attrs
@@ -68,6 +69,20 @@ class PaymentJournal:
         if isinstance(result, PaymentResult) and result.decline_code is not None:
             self._m.decline(result.operation, result.decline_code).inc()
         return result
+
+    def requested_amount(self, key: str, payment_id: str, operation: Operation) -> Money | None:
+        """The amount the request recorded under *key* asked for, if it was *operation*.
+
+        A retry that says "all that is left" (no amount) means the amount of its
+        first attempt, not what is left after that attempt succeeded.
+        """
+        record = self.store.get(key)
+        if record is None or record.scope != payment_id or record.operation != operation.value:
+            return None
+        request = json.loads(record.request)
+        if "amount_minor" not in request:
+            return None
+        return Money.from_minor(int(request["amount_minor"]), str(request["currency"]))
 
     def release(self, key: str, owner: str, *, unknown: bool) -> None:
         """Give *key* up (forget it, or mark its outcome unknown); never raises a store error."""

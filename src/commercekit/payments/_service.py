@@ -155,7 +155,9 @@ class PaymentService:
     def capture(
         self, payment_id: str, amount: Money | None = None, *, idempotency_key: str | None = None
     ) -> PaymentResult:
-        """Capture *amount* (all that is left when None) of the authorization."""
+        """Capture *amount* (all that is left when None; a keyed retry replays the first)."""
+        if amount is None and idempotency_key is not None:
+            amount = self._journal.requested_amount(idempotency_key, payment_id, Operation.CAPTURE)
         payment = self.payment(payment_id)
         if amount is None:
             amount = payment.capturable
@@ -175,7 +177,9 @@ class PaymentService:
     def refund(
         self, payment_id: str, amount: Money | None = None, *, idempotency_key: str | None = None
     ) -> PaymentResult:
-        """Refund *amount* (all that is left when None) of what was captured."""
+        """Refund *amount* (all that is left when None; a keyed retry replays the first)."""
+        if amount is None and idempotency_key is not None:
+            amount = self._journal.requested_amount(idempotency_key, payment_id, Operation.REFUND)
         payment = self.payment(payment_id)
         if amount is None:
             amount = payment.refundable
