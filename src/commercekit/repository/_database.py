@@ -13,15 +13,17 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
 import attrs
-from sqlalchemy import Engine, MetaData, event, inspect
+from sqlalchemy import Engine, MetaData, event
 
 from commercekit.errors import CommerceKitError, ConfigurationError, InvalidInputError
 from commercekit.metrics import Metrics, NullMetrics
 
 from ._group import GroupRuntime, ReadSettings
+from ._keyset import column_names
 from ._metrics import RepositoryMetrics
 from ._placement import ShardPlacement, ketama_shards, shard_key_text
 from ._reads import ReadRepository
+from ._repository import model_info
 from ._retry import RetryPolicy, call_with_retries
 from ._routing import Role, RoutingPolicy
 from ._token import ConsistencyToken, TokenLike, as_token
@@ -115,7 +117,7 @@ class Database:
         self._shard_keys = dict(shard_keys or {})
         if len(self._groups) > 1:
             for model, attr in self._shard_keys.items():
-                if attr not in {a.key for a in inspect(model).column_attrs}:
+                if attr not in column_names(model):
                     raise ConfigurationError(f"{model.__name__} has no attribute {attr!r}")
         self._listeners: list[tuple[Engine, str, Callable[..., None]]] = []
         for group in groups:
@@ -288,11 +290,8 @@ class Database:
         if shard_key is not None:
             return [self._groups[self.shard_for(shard_key)]]
         attr = self._shard_keys.get(model)
-        if key is not None and attr is not None:
-            mapper = inspect(model)
-            pk = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
-            if pk == [attr]:
-                return [self._groups[self.shard_for(key)]]
+        if key is not None and attr is not None and model_info(model)[0] == [attr]:
+            return [self._groups[self.shard_for(key)]]
         return list(self._groups.values())
 
     # -- operations -----------------------------------------------------------

@@ -14,12 +14,12 @@ import heapq
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, inspect
+from sqlalchemy import ColumnElement
 
 from commercekit.errors import NotFoundError
 
 from ._keyset import OrderSpec, encode_cursor, merge_key, order_keys, row_values
-from ._repository import Page, Repository
+from ._repository import Page, Repository, model_info
 from ._routing import Role
 from ._token import TokenLike
 from ._uow import _ReadOnlySession
@@ -42,8 +42,7 @@ class ReadRepository(Generic[T]):
     def __init__(self, model: type[T], db: Database) -> None:
         self._model = model
         self._db = db
-        mapper = inspect(model)
-        self._pk = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
+        self._pk = model_info(model)[0]
 
     def _each(
         self,

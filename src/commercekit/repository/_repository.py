@@ -8,7 +8,6 @@ the unit of work. Plain SQLAlchemy stays one attribute away (``.session``).
 from __future__ import annotations
 
 import builtins
-import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -32,7 +31,7 @@ from ._keyset import (
     row_values,
 )
 
-__all__ = ["Page", "Repository", "Versioned"]
+__all__ = ["Page", "Repository", "Versioned", "model_info"]
 
 T = TypeVar("T")
 _MAX_LIMIT = 10_000
@@ -79,14 +78,19 @@ def _where(
     return clauses
 
 
-@functools.cache
-def _model_info(model: type[Any]) -> tuple[list[str], str | None]:
+_model_infos: dict[type[Any], tuple[list[str], str | None]] = {}
+
+
+def model_info(model: type[Any]) -> tuple[list[str], str | None]:
     """A mapped class's primary-key attribute names and version attribute (computed once)."""
-    mapper = inspect(model)
-    pk = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
-    version_col = mapper.version_id_col
-    version = None if version_col is None else mapper.get_property_by_column(version_col).key
-    return pk, version
+    info = _model_infos.get(model)
+    if info is None:
+        mapper = inspect(model)
+        pk = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
+        version_col = mapper.version_id_col
+        version = None if version_col is None else mapper.get_property_by_column(version_col).key
+        info = _model_infos[model] = (pk, version)
+    return info
 
 
 class Repository(Generic[T]):
@@ -110,7 +114,7 @@ class Repository(Generic[T]):
         self._session = session
         self._node = node
         self._guard = guard
-        self._pk, self._version = _model_info(model)  # type: ignore[arg-type]
+        self._pk, self._version = model_info(model)
 
     @property
     def model(self) -> type[T]:
