@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from commercekit.balancer import CappedRingBalancer
+
 
 class FakeClock:
     """A monotonic clock that only moves when a test calls :meth:`advance`."""
@@ -36,3 +38,8 @@ def mapping(pick: Callable[[str], str], keys: Iterable[str]) -> dict[str, str]:
 def moved(before: dict[str, str], after: dict[str, str]) -> set[str]:
     """The keys whose node changed."""
     return {key for key, node in before.items() if after[key] != node}
+
+
+def small_capped(nodes: object = (), **kwargs: object) -> CappedRingBalancer:
+    """A CappedRingBalancer with a small table, so that tests build it in milliseconds."""
+    return CappedRingBalancer(nodes, table_bits=14, points=256, **kwargs)  # type: ignore[arg-type]

@@ -12,12 +12,13 @@ from commercekit.balancer import KetamaBalancer, Lease, MaglevBalancer, OutlierD
 from commercekit.balancer._keyed import KeyedPool
 from commercekit.errors import InvalidInputError
 
-from .support import keys, names
+from .support import keys, names, small_capped
 
 Factory = Callable[..., KeyedPool]
 PLACEMENTS = [
     pytest.param(MaglevBalancer, id="maglev"),
     pytest.param(KetamaBalancer, id="ketama"),
+    pytest.param(small_capped, id="capped"),
 ]
 
 

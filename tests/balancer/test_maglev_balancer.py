@@ -18,12 +18,13 @@ from commercekit.errors import (
     UnavailableError,
 )
 
-from .support import keys, mapping, moved, names
+from .support import keys, mapping, moved, names, small_capped
 
 Factory = Callable[..., KeyedPool]
 PLACEMENTS = [
     pytest.param(MaglevBalancer, id="maglev"),
     pytest.param(KetamaBalancer, id="ketama"),
+    pytest.param(small_capped, id="capped"),
 ]
 
 

@@ -12,12 +12,13 @@ from commercekit.balancer import KetamaBalancer, MaglevBalancer, NodeHealth
 from commercekit.balancer._keyed import KeyedPool
 from commercekit.errors import UnavailableError
 
-from .support import keys, mapping, moved, names
+from .support import keys, mapping, moved, names, small_capped
 
 Factory = Callable[..., KeyedPool]
 PLACEMENTS = [
     pytest.param(MaglevBalancer, id="maglev"),
     pytest.param(KetamaBalancer, id="ketama"),
+    pytest.param(small_capped, id="capped"),
 ]
 KEYS = keys(20_000)
 

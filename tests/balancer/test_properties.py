@@ -18,18 +18,20 @@ from commercekit.balancer import KetamaBalancer, MaglevBalancer
 from commercekit.balancer._keyed import KeyedPool
 
 from .strategies import memberships, weighted_memberships
-from .support import keys, mapping, moved
+from .support import keys, mapping, moved, small_capped
 
 SMALL_TABLE = 10007  # the properties hold at any size; a small table keeps examples fast
 KEYS = keys(2000)
 
 _CHILD = """
 import json, sys
-from commercekit.balancer import KetamaBalancer, MaglevBalancer
+from commercekit.balancer import CappedRingBalancer, KetamaBalancer, MaglevBalancer
 case = json.load(sys.stdin)
 nodes = dict(reversed(list(case["nodes"].items())))  # another order of the same membership
 if case["placement"] == "maglev":
     balancer = MaglevBalancer(nodes, table_size=case["table_size"])
+elif case["placement"] == "capped":
+    balancer = CappedRingBalancer(nodes, table_bits=14, points=256)
 else:
     balancer = KetamaBalancer(case["nodes"])
 json.dump([balancer.pick(key) for key in case["keys"]], sys.stdout)
@@ -51,10 +53,10 @@ def picks_in_another_process(case: dict[str, object]) -> list[str]:
     return result
 
 
-@settings(max_examples=6)
+@settings(max_examples=9, deadline=None)
 @given(
     nodes=weighted_memberships(max_size=10),
-    placement=st.sampled_from(["maglev", "ketama"]),
+    placement=st.sampled_from(["maglev", "ketama", "capped"]),
     key_list=st.lists(st.text(max_size=20), min_size=1, max_size=200),
 )
 def test_same_membership_same_picks_in_another_process(
@@ -63,6 +65,8 @@ def test_same_membership_same_picks_in_another_process(
     if placement == "ketama":
         nodes = {name: float(round(weight)) or 1.0 for name, weight in nodes.items()}
         ours: KeyedPool = KetamaBalancer(nodes)
+    elif placement == "capped":
+        ours = small_capped(nodes)
     else:
         ours = MaglevBalancer(nodes, table_size=SMALL_TABLE)
     case = {"placement": placement, "nodes": nodes, "keys": key_list, "table_size": SMALL_TABLE}
@@ -73,6 +77,7 @@ def _placements(nodes: list[str]) -> list[KeyedPool]:
     return [
         MaglevBalancer(nodes, table_size=SMALL_TABLE, panic_threshold=0),
         KetamaBalancer(nodes, panic_threshold=0),
+        small_capped(nodes, panic_threshold=0),
     ]
 
 

@@ -19,6 +19,7 @@ out of service keeps its place, so only its keys move and they come back.
 Nothing starts at import; a checker's thread starts with ``start()``.
 """
 
+from ._capped_balancer import CappedRingBalancer
 from ._checker import HealthChecker
 from ._hashing import hash_key
 from ._health import NodeHealth
@@ -35,6 +36,7 @@ from ._typing import Clock, Hasher, HealthProbe, HealthTarget, Key, KeyedBalance
 __all__ = [
     "DEFAULT_TABLE_SIZE",
     "CallableProbe",
+    "CappedRingBalancer",
     "Clock",
     "Hasher",
     "HealthChecker",
