@@ -6,10 +6,13 @@ owner per slot.
 **The ring.** Each node has ``points * weight / mean weight`` points (at
 least one), the 64-bit words of ``SHAKE-128("commercekit-ring\\0" + name)``
 read little-endian, so a node's points depend on its name and point count
-alone. A slot belongs to the first point at or after its start, as on any hash
-ring. Adding or removing a node moves only the slots of that node's arcs: the
+alone. A point's position is the low 52 bits of its word, the lowest 8 of
+them (16 past 256 nodes) replaced by the node's index so that points of two
+nodes never tie; passing 256 nodes thus nudges every point by less than
+``2**-36`` of the ring, which moves a few dozen slots at most. A slot
+belongs to the first point at or after its start, as on any hash ring. Adding or removing a node moves only the slots of that node's arcs: the
 ideal share, no more. What a plain ring lacks is balance: a node's share
-varies by about ``1 / sqrt(points)`` (3% at 1,024 points).
+varies by about ``1 / sqrt(points)`` (2% at 2,048 points).
 
 **The cap.** Every node may own at most ``floor(balance * size * weight /
 total weight)`` slots. A node over its cap keeps the slots nearest its points
@@ -25,11 +28,12 @@ history, and every process builds the same table.
 Only the few nodes whose arcs come to more than the cap pass slots on; the
 slots they pass sit at the far ends of their arcs, and a membership change
 re-routes few of them. So a change still moves close to the ideal share
-(1.00x-1.06x of it in the benchmark), while every node's share is within
+(1.01x-1.08x of it in the benchmark), while every node's share is within
 *balance* of its weight's share.
 
-The build is pure Python: sorting the ring's points is most of it (about a
-second for 1,000 nodes of 1,024 points). See docs/balancer.md.
+The build is pure Python, the sort of the ring's points and a few C-level
+passes over them: about 0.5 s at 100 nodes and 2.5 s at 1,000. See
+docs/balancer.md.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import operator
+import struct
 import sys
 from array import array
 from bisect import bisect_left
@@ -126,35 +132,52 @@ class _Ring:
         self.counts = [max(1, round(points * weight / mean)) for _, weight in nodes]
         word = (1 << _POSITION_BITS) - 1 - ((1 << index_bits) - 1)
         one = 0x3FF << _POSITION_BITS  # the exponent of 1.0
+        self.nodes = nodes
+        self.word, self.one = word, one
         ring = array("d")
-        self.starts: list[int] = []
-        for i, (name, _) in enumerate(nodes):
-            count = self.counts[i]
-            raw = _words(ring_points_bytes(name, count), word, one | i, count)
-            self.starts.append(len(ring))
-            ring.frombytes(raw)
-        self.encoded = ring.tolist()
-        """Every node's points in node order (``starts[i]`` is where node *i*'s begin)."""
-        self.ring = ordered = sorted(self.encoded)
+        for i in range(n):
+            ring.frombytes(self._encoded(i))
+        self.ring = ordered = sorted(ring)
         self.size = size = 1 << bits
+        self.scale = scale = float(size)
         self.shift = _POSITION_BITS - bits
         self.width = 1 << self.shift
         self.span = 1 << _POSITION_BITS
         self.ids = _low_bits(ordered, index_bits)
-        qs = [int(f * size) - size for f in ordered]
-        self.qs = qs
-        self.gaps = [qs[0] + size - qs[-1], *map(int.__sub__, qs[1:], qs)]
+        # Each point's slot is int(f * size) - size; only the differences are kept
+        # for all points (small ints, which CPython does not allocate).
+        slot = functools.partial(_slot, scale=scale, size=size)
+        self.gaps = [
+            slot(ordered[0]) + size - slot(ordered[-1]),
+            *map(
+                operator.sub,
+                map(int, map(scale.__mul__, itertools.islice(ordered, 1, None))),
+                map(int, map(scale.__mul__, ordered)),
+            ),
+        ]
         """Slots whose first point at or after their start is this one (wrapping at 0)."""
+
+    def _encoded(self, i: int) -> bytes:
+        name = self.nodes[i][0]
+        count = self.counts[i]
+        return _words(ring_points_bytes(name, count), self.word, self.one | i, count)
 
     def x(self, k: int) -> int:
         """Point *k*'s position on the ring, in ``[0, 2**52)``."""
         return int((self.ring[k] - 1.0) * _SPAN)
 
+    def q(self, k: int) -> int:
+        """Point *k*'s slot."""
+        return int(self.ring[k] * self.scale) - self.size
+
     def indexes_of(self, i: int) -> list[int]:
         """Where node *i*'s points sit in ring order."""
         ring = self.ring
-        start = self.starts[i]
-        return [bisect_left(ring, f) for f in self.encoded[start : start + self.counts[i]]]
+        return [bisect_left(ring, f) for f in array("d", self._encoded(i))]
+
+
+def _slot(f: float, scale: float, size: int) -> int:
+    return int(f * scale) - size
 
 
 def ring_points_bytes(name: str, count: int) -> bytes:
@@ -186,10 +209,7 @@ def _repeat_word(word: int, count: int) -> int:
 
 def _low_bits(values: list[float], bits: int) -> list[int]:
     """The low *bits* of each float's mantissa (its node index), read C-level."""
-    raw = array("d", values)
-    if sys.byteorder == "big":
-        raw.byteswap()
-    view = memoryview(raw.tobytes())
+    view = memoryview(struct.pack(f"<{len(values)}d", *values))
     if bits <= 8:
         return list(view[0::8])
     if bits <= 16:
@@ -261,11 +281,11 @@ class _Capper:
 
     def _arc_pieces(self, i: int) -> list[tuple[int, int]]:
         ring = self.ring
-        x, qs, gaps, width = ring.x, ring.qs, ring.gaps, ring.width
+        x, q, gaps, width = ring.x, ring.q, ring.gaps, ring.width
         pieces = []
         for k in self._points_of(i):
             if gaps[k]:
-                pieces.append((x(k) - qs[k] * width, gaps[k]))
+                pieces.append((x(k) - q(k) * width, gaps[k]))
         return pieces
 
     def _points_of(self, i: int) -> list[int]:
@@ -283,10 +303,10 @@ class _Capper:
     ) -> tuple[dict[int, int], dict[int, list[tuple[int, int]]], list[tuple[int, int, int]]]:
         """One walk of the ring under the current radii: counts, offers and moved ranges."""
         ring = self.ring
-        at, qs, ids, gaps = ring.x, ring.qs, ring.ids, ring.gaps
+        at, slot, ids, gaps = ring.x, ring.q, ring.ids, ring.gaps
         width, size, span = ring.width, ring.size, ring.span
         radius, base = self.radius, self.base
-        total = len(qs)
+        total = len(ids)
         sources = sorted(
             k for i, r in enumerate(radius) if r is not None for k in self._points_of(i)
         )
@@ -304,7 +324,7 @@ class _Capper:
             if start < total:
                 # Most arcs of a capped node are shorter than its radius: nothing to pass on.
                 g = gaps[start]
-                if at(start) - (qs[start] - g + 1) * width <= radius[ids[start]]:  # type: ignore[operator]
+                if at(start) - (slot(start) - g + 1) * width <= radius[ids[start]]:
                     done = start
                     continue
             t = start
@@ -312,7 +332,7 @@ class _Capper:
             while True:
                 lap, k = divmod(t, total)
                 x = at(k) + lap * span
-                q = qs[k] + lap * size
+                q = slot(k) + lap * size
                 i = ids[k]
                 g = gaps[k]
                 r = radius[i]
@@ -371,10 +391,10 @@ def build_capped_table(
             f"a table of {size} slots cannot cap {n} nodes at {cap_ratio:.3f}x their share; "
             f"use more table bits or a larger balance"
         )
-    ids, qs = ring.ids, ring.qs
+    ids = ring.ids
     # Every slot to its arc's node, counted and filled at C speed; then the cap.
     index = list(
-        itertools.chain.from_iterable(map(itertools.repeat, ids, [qs[0] + 1, *ring.gaps[1:]]))
+        itertools.chain.from_iterable(map(itertools.repeat, ids, [ring.q(0) + 1, *ring.gaps[1:]]))
     )
     index += [ids[0]] * (size - len(index))
     counted = Counter(index)
