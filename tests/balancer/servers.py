@@ -18,6 +18,21 @@ def tcp_listener() -> Iterator[str]:
         yield f"127.0.0.1:{server.getsockname()[1]}"
 
 
+@contextmanager
+def stalled_listener() -> Iterator[str]:
+    """A TCP port on 127.0.0.1 whose accept queue is full: new connections never open.
+
+    The listener's backlog holds one connection, which it never accepts; the
+    kernel drops the handshakes that follow, so a connect waits for its timeout.
+    Yields its ``"host:port"``.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        with socket.create_connection(server.getsockname(), timeout=5):  # fills the queue
+            yield f"127.0.0.1:{server.getsockname()[1]}"
+
+
 def closed_port() -> str:
     """A ``"host:port"`` on 127.0.0.1 where nothing listens (connections are refused)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -29,7 +44,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     statuses: dict[str, int]
 
     def do_GET(self) -> None:  # the http.server naming convention
-        status = self.server.statuses.get(self.path, 404)  # type: ignore[attr-defined]
+        required = self.server.authorization  # type: ignore[attr-defined]
+        if required is not None and self.headers.get("Authorization") != required:
+            status = 401
+        else:
+            status = self.server.statuses.get(self.path, 404)  # type: ignore[attr-defined]
         self.send_response(status)
         if status in (301, 302):
             self.send_header("Location", "/healthz")
@@ -40,14 +59,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    # The default backlog (5) drops the handshakes of a burst of probes while the
+    # serving thread waits for the GIL; a dropped SYN is retried only after a second.
+    request_queue_size = 128
+
+
 @contextmanager
-def http_server(statuses: dict[str, int]) -> Iterator[str]:
+def http_server(statuses: dict[str, int], *, authorization: str | None = None) -> Iterator[str]:
     """An HTTP server on 127.0.0.1 answering each path with ``statuses[path]`` (else 404).
 
     Yields its ``"host:port"``; change *statuses* while it runs to change the answers.
+    With *authorization*, a request without exactly that ``Authorization`` header gets 401.
     """
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server = _Server(("127.0.0.1", 0), _Handler)
     server.statuses = statuses  # type: ignore[attr-defined]
+    server.authorization = authorization  # type: ignore[attr-defined]
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()

@@ -1,13 +1,28 @@
-"""Outlier ejection and slow start, driven by an injected clock (no test sleeps)."""
+"""Outlier ejection, slow start and leases on a chosen node, driven by an injected clock."""
 
 from __future__ import annotations
 
+import random
+from collections import Counter
+from collections.abc import Callable
+
 import pytest
 
-from commercekit.balancer import MaglevBalancer, NodeHealth, OutlierDetection, SlowStart
-from commercekit.errors import ConfigurationError
+from commercekit.balancer import (
+    KetamaBalancer,
+    KeyedBalancer,
+    LeastLoadedBalancer,
+    MaglevBalancer,
+    NodeHealth,
+    OutlierDetection,
+    RoundRobinBalancer,
+    SlowStart,
+)
+from commercekit.balancer._pool import Pool
+from commercekit.errors import ConfigurationError, NotFoundError, UnavailableError
+from commercekit.metrics import InMemoryMetrics
 
-from .support import FakeClock, keys, mapping, moved, names
+from .support import FakeClock, keys, mapping, moved, names, small_capped
 
 KEYS = keys(20_000)
 
@@ -232,3 +247,141 @@ def test_status_and_health_apply_the_time_that_passed() -> None:
     clock.advance(30)
     assert balancer.health("node-4") is NodeHealth.UP
     assert [s.health for s in balancer.statuses()] == [NodeHealth.UP] * 6
+
+
+# --- acquire_node: a lease on the node the caller chose ----------------------------------
+
+PoolFactory = Callable[..., Pool]
+EVERY_BALANCER = [
+    pytest.param(MaglevBalancer, id="maglev"),
+    pytest.param(KetamaBalancer, id="ketama"),
+    pytest.param(small_capped, id="capped"),
+    pytest.param(RoundRobinBalancer, id="round-robin"),
+    pytest.param(LeastLoadedBalancer, id="least-loaded"),
+]
+IN_FLIGHT = "commercekit_balancer_in_flight"
+
+
+@pytest.mark.parametrize("make", EVERY_BALANCER)
+def test_acquire_node_counts_in_flight_and_releases_once(make: PoolFactory) -> None:
+    metrics = InMemoryMetrics()
+    balancer = make(names(3), name="api", metrics=metrics)
+
+    def gauge(node: str) -> float:
+        return metrics.value(IN_FLIGHT, balancer="api", node=node)
+
+    lease = balancer.acquire_node("node-2")
+    again = balancer.acquire_node("node-2")
+    assert (lease.node, lease.released) == ("node-2", False)
+    assert balancer.in_flight == 2
+    assert balancer.status("node-2").in_flight == 2
+    assert gauge("node-2") == 2
+    assert [balancer.status(n).in_flight for n in names(2)] == [0, 0]
+    lease.release()
+    lease.release()  # the second release does nothing
+    assert lease.released
+    assert (balancer.in_flight, balancer.status("node-2").in_flight, gauge("node-2")) == (1, 1, 1)
+    with pytest.raises(RuntimeError), again:
+        raise RuntimeError("the request failed")
+    assert again.released
+    assert (balancer.in_flight, balancer.status("node-2").in_flight, gauge("node-2")) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("make", EVERY_BALANCER)
+def test_acquire_node_of_an_unknown_node_is_not_found(make: PoolFactory) -> None:
+    balancer = make(names(2), name="api")
+    with pytest.raises(NotFoundError, match=r"no node 'node-9' in balancer 'api'"):
+        balancer.acquire_node("node-9")
+    with pytest.raises(LookupError):
+        balancer.acquire_node("")
+    assert balancer.in_flight == 0
+
+
+@pytest.mark.parametrize("make", EVERY_BALANCER)
+def test_acquire_node_refuses_a_node_out_of_service(make: PoolFactory) -> None:
+    clock = FakeClock()
+    detection = OutlierDetection(consecutive_failures=1, base_ejection_s=10)
+    balancer = make(
+        names(4), name="api", clock=clock, panic_threshold=0, outlier_detection=detection
+    )
+    balancer.mark_down("node-1")
+    with pytest.raises(UnavailableError, match=r"node 'node-1' of balancer 'api' is down") as info:
+        balancer.acquire_node("node-1")
+    assert "another node" in str(info.value)  # what to do
+    balancer.report_failure("node-2")
+    with pytest.raises(UnavailableError, match=r"'node-2' .* ejected .* another 10\.0 s"):
+        balancer.acquire_node("node-2")
+    assert balancer.in_flight == 0
+    clock.advance(10)  # the ejection is over: no tick() needed
+    with balancer.acquire_node("node-2") as lease:
+        assert balancer.status(lease.node).in_flight == 1
+    balancer.mark_up("node-1")
+    balancer.acquire_node("node-1").release()
+    assert balancer.in_flight == 0
+
+
+@pytest.mark.parametrize("make", EVERY_BALANCER)
+def test_acquire_node_in_panic_mode_takes_any_node(make: PoolFactory) -> None:
+    balancer = make(names(4), panic_threshold=0.5)
+    balancer.mark_down("node-0")
+    with pytest.raises(UnavailableError):
+        balancer.acquire_node("node-0")  # half the weight is still in service: no panic
+    balancer.mark_down("node-1")
+    balancer.mark_down("node-2")
+    assert balancer.panicking  # picks spread over every node, and so may the caller
+    with balancer.acquire_node("node-0") as lease:
+        assert balancer.status(lease.node).in_flight == 1
+    assert balancer.in_flight == 0
+
+
+@pytest.mark.parametrize("make", EVERY_BALANCER)
+def test_acquire_node_takes_a_node_warming_up(make: PoolFactory) -> None:
+    balancer = make(
+        names(2), clock=FakeClock(), slow_start=SlowStart(window_s=60, initial_share=0.0)
+    )
+    balancer.add("new")
+    assert balancer.status("new").share == 0.0
+    with balancer.acquire_node("new") as lease:
+        assert balancer.status(lease.node).in_flight == 1
+
+
+def test_least_loaded_acquire_avoids_a_node_loaded_through_acquire_node() -> None:
+    balancer = LeastLoadedBalancer(names(3), rng=random.Random(7))
+    held = [balancer.acquire_node("node-0") for _ in range(20)]
+    chosen: Counter[str] = Counter()
+    for _ in range(300):
+        with balancer.acquire() as lease:
+            chosen[lease.node] += 1
+    # Two distinct nodes drawn: never node-0, which has more leases. It wins only when
+    # all eight draws of a pick land on it alone (about 1 pick in 2000).
+    assert chosen["node-0"] <= 2
+    assert chosen["node-1"] > 100
+    assert chosen["node-2"] > 100
+    for lease in held:
+        lease.release()
+    with_node_0 = Counter(balancer.pick() for _ in range(300))
+    assert with_node_0["node-0"] > 50  # released: it takes its share again
+
+
+@pytest.mark.parametrize("make", [MaglevBalancer, KetamaBalancer, small_capped])
+def test_bounded_load_acquire_counts_leases_taken_by_acquire_node(make: PoolFactory) -> None:
+    balancer = make(names(4), balance_factor=1.25)
+    home = balancer.pick("customer-1")
+    held = [balancer.acquire_node(home) for _ in range(8)]  # over its cap: ceil(1.25 * 9 / 4)
+    with balancer.acquire("customer-1") as lease:
+        assert lease.node != home
+    for lease in held:
+        lease.release()
+    with balancer.acquire("customer-1") as lease:
+        assert lease.node == home
+
+
+def test_keyed_balancers_offer_acquire_node() -> None:
+    balancers: list[KeyedBalancer] = [
+        MaglevBalancer(["a"]),
+        KetamaBalancer(["a"]),
+        small_capped(["a"]),
+    ]
+    for balancer in balancers:
+        with balancer.acquire_node("a") as lease:
+            assert lease.node == "a"

@@ -10,8 +10,9 @@ alone. A point's position is the low 52 bits of its word, the lowest 8 of
 them (16 past 256 nodes) replaced by the node's index so that points of two
 nodes never tie; passing 256 nodes thus nudges every point by less than
 ``2**-36`` of the ring, which moves a few dozen slots at most. A slot
-belongs to the first point at or after its start, as on any hash ring. Adding or removing a node moves only the slots of that node's arcs: the
-ideal share, no more. What a plain ring lacks is balance: a node's share
+belongs to the first point at or after its start, as on any hash ring.
+Adding or removing a node moves only the slots of that node's arcs: the ideal
+share, no more. What a plain ring lacks is balance: a node's share
 varies by about ``1 / sqrt(points)`` (2% at 2,048 points).
 
 **The cap.** Every node may own at most ``floor(balance * size * weight /

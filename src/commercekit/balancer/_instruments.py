@@ -85,7 +85,7 @@ class NodeInstruments:
         return cls(
             in_flight=metrics.gauge(
                 _P + "in_flight",
-                description="Leases held on the node (requests in flight through acquire()).",
+                description="Leases held on the node (acquire() and acquire_node() in flight).",
                 tags=tags,
             ),
             ejections=metrics.counter(

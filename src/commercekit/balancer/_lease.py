@@ -13,7 +13,7 @@ __all__ = ["Lease"]
 
 
 class Lease:
-    """One request in flight on :attr:`node`, from ``acquire()``; release it when done.
+    """One request in flight on :attr:`node`, from ``acquire()`` or ``acquire_node()``; release it.
 
     Use it as a context manager, which releases on exit whether the block
     returns or raises::

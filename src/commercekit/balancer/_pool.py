@@ -12,7 +12,8 @@ and reads ``Member.serving`` on its hot path. Everything else lives here:
   both read from the injected clock, never from a timer thread;
 - panic mode: below *panic_threshold* of the weight in service, picks ignore
   health and spread over every node;
-- in-flight accounting for leases.
+- in-flight accounting for leases: the placement's own (``acquire()``) and the
+  caller's choice (:meth:`Pool.acquire_node`).
 
 Mutations take one re-entrant lock; picks take none.
 """
@@ -23,7 +24,7 @@ import math
 import threading
 import time
 
-from commercekit.errors import DuplicateError, InvalidInputError, NotFoundError
+from commercekit.errors import DuplicateError, InvalidInputError, NotFoundError, UnavailableError
 from commercekit.metrics import Metrics, NullMetrics
 
 from ._health import NodeHealth, can_transition, transition
@@ -339,6 +340,52 @@ class Pool:
                 member.instruments.ejections.inc()
 
     # --- leases ---------------------------------------------------------------------------
+
+    def acquire_node(self, name: str, /) -> Lease:
+        """A lease on node *name*, which the caller chose rather than the balancer.
+
+        For a request already bound to a node by other means (an affinity pick, a
+        failover to the key's next replica): the lease counts it in flight on that
+        node exactly as ``acquire()`` leases are counted (``in_flight``, the node's
+        ``status().in_flight``, the ``in_flight`` gauge), so that load-aware choices
+        (power of two choices, bounded loads) see it. It is not a pick and skips
+        the bounded-load cap: the caller decided. Release it once, or use it as a
+        context manager::
+
+            first, second = balancer.pick_n("customer-42", 2)
+            try:
+                lease = balancer.acquire_node(first)
+            except UnavailableError:  # first went out of service since pick_n()
+                lease = balancer.acquire_node(second)
+            with lease:
+                send(lease.node, request)
+
+        A node warming up (slow start) may be leased. Raises
+        :class:`~commercekit.errors.NotFoundError` for a name that is not a member,
+        and :class:`~commercekit.errors.UnavailableError` for a node out of service
+        (down or ejected), unless the balancer is in panic mode, where picks ignore
+        health too.
+        """
+        with self._lock:
+            member = self._get(name)
+            now = self._clock()
+            self._catch_up(member, now)
+            if member.health is not _UP and not self._panic:
+                raise self._out_of_service(member, now)
+            return self._lease(member)
+
+    def _out_of_service(self, member: Member, now: float) -> UnavailableError:
+        if member.health is _EJECTED:
+            why = (
+                f"is ejected by outlier detection after failed requests in a row, for "
+                f"another {max(member.eject_until - now, 0.0):.1f} s"
+            )
+        else:
+            why = "is down (marked down, or failing its health checks)"
+        return UnavailableError(
+            f"node {member.name!r} of balancer {self._name!r} {why}; send the request to "
+            f"another node (pick() or acquire() choose one in service), or retry once it is back"
+        )
 
     def _lease(self, member: Member) -> Lease:
         """Take a lease on *member* (call under the lock)."""

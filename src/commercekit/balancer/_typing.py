@@ -94,6 +94,10 @@ class KeyedBalancer(Protocol):
         """A lease on the key's node under the bounded-load cap."""
         ...
 
+    def acquire_node(self, name: str, /) -> Lease:
+        """A lease on node *name*, chosen by the caller (an affinity pick, a failover)."""
+        ...
+
     def report_failure(self, name: str, /) -> None:
         """Count a failed request on node *name*."""
         ...

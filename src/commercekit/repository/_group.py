@@ -152,25 +152,28 @@ class GroupRuntime:
     def route(self, wanted: Position | None, key: Hashable | None) -> tuple[Route, Lease | None]:
         """Decide where a read goes: the balancer's order, then the pure core.
 
-        Returns the route and the balancer lease on its first replica (None when
-        the route does not start on the replica the balancer leased).
+        Returns the route and a lease on its first target if that is a replica:
+        the balancer's own lease when the route starts on the replica it leased,
+        else one on the replica the route starts on (None on the primary, or on a
+        replica that has just left service).
         """
         now = self._clock()
         order, lease = self.replica_set.order(key)
-        route = route_read(
-            self.primary.name,
-            self.replica_set.views(order, now),
-            self.policy,
-            wanted=wanted,
-            now_s=now,
-            wall_now_s=self._wall_clock(),
-        )
-        if lease is not None:
-            first = route.targets[0]
-            if first.role is not Role.REPLICA or first.name != lease.node:
-                lease.release()
-                lease = None
-        return route, lease
+        read = _ReadLease(self.replica_set, lease)
+        try:
+            route = route_read(
+                self.primary.name,
+                self.replica_set.views(order, now),
+                self.policy,
+                wanted=wanted,
+                now_s=now,
+                wall_now_s=self._wall_clock(),
+            )
+            read.follow(route.targets[0])
+        except BaseException:
+            read.release()
+            raise
+        return route, read.lease
 
     def confirm(self, connection: Connection, name: str, wanted: Position) -> bool:
         """Wait (up to ``token_wait_s``) until replica *name* has replayed *wanted*."""
@@ -222,26 +225,32 @@ class GroupRuntime:
     ) -> tuple[Connection, TopologyNode, Role, R | None, Lease | None]:
         self.maybe_probe()
         route, lease = self.route(wanted, key)
+        read = _ReadLease(self.replica_set, lease)
         try:
-            conn, node, role, result, i = self._attempt(fn, wanted, route, keep_open=keep_open)
+            conn, node, role, result = self._attempt(fn, wanted, route, read, keep_open=keep_open)
         except BaseException:
-            if lease is not None:
-                lease.release()
+            read.release()
             raise
-        if lease is not None and (i != 0 or not keep_open):
-            lease.release()  # the read is over, or it moved off the leased replica
-            lease = None
-        return conn, node, role, result, lease
+        if not keep_open:
+            read.release()  # the read is over
+        return conn, node, role, result, read.lease
 
     def _attempt(
-        self, fn: ReadFn[R] | None, wanted: Position | None, route: Route, *, keep_open: bool
-    ) -> tuple[Connection, TopologyNode, Role, R | None, int]:
+        self,
+        fn: ReadFn[R] | None,
+        wanted: Position | None,
+        route: Route,
+        read: _ReadLease,
+        *,
+        keep_open: bool,
+    ) -> tuple[Connection, TopologyNode, Role, R | None]:
         targets = route.targets
         reason = route.reason
         failures = 0
         i = 0
         while True:
             target = targets[i]
+            read.follow(target)  # the lease moves with the read when it fails over
             node = self._node(target)
             conn: Connection | None = None
             try:
@@ -284,7 +293,40 @@ class GroupRuntime:
                 self._metrics.reads[Role.PRIMARY].inc()
                 if reason is not None:
                     self._metrics.fallbacks[reason].inc()
-            return conn, node, target.role, result, i
+            return conn, node, target.role, result
+
+
+class _ReadLease:
+    """The balancer lease of one read: on the replica it runs on now, none on the primary.
+
+    A read that fails over to another target moves its lease there, so every
+    replica read counts as that replica's load while it runs, and each lease is
+    released exactly once (``read.lease`` is None once released or handed on).
+    """
+
+    __slots__ = ("_replicas", "lease")
+
+    def __init__(self, replicas: ReplicaSet, lease: Lease | None) -> None:
+        self._replicas = replicas
+        self.lease = lease
+
+    def follow(self, target: Target) -> None:
+        """Hold the lease on *target* if it is a replica (moving it there), else none."""
+        on_replica = target.role is Role.REPLICA
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            if on_replica and lease.node == target.name:
+                self.lease = lease
+                return
+            lease.release()
+        if on_replica:
+            self.lease = self._replicas.lease(target.name)
+
+    def release(self) -> None:
+        """Release the lease held, if any (once: later calls do nothing)."""
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            lease.release()
 
 
 def _close_quietly(conn: Connection) -> None:

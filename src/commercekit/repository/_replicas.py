@@ -96,22 +96,32 @@ class ReplicaSet:
     def order(self, key: Hashable | None) -> tuple[list[str], Lease | None]:
         """Every replica, the preferred first, and the lease taken on the preferred one.
 
-        With *key*, the key's Maglev preference order (no lease: affinity wins
-        over load). Without, the least loaded of two replicas in service drawn by
-        weight (power of two choices, leased), then the others in turn.
+        With *key*, the key's Maglev preference order, leased on its first replica
+        (affinity wins over load, but the read still counts as that replica's load,
+        which unkeyed reads balance on); no lease if that replica is out of service.
+        Without, the least loaded of two replicas in service drawn by weight (power
+        of two choices, leased), then the others in turn.
         """
         names = self.names
         if len(names) < 2:
             return list(names), None
         if key is not None:
             assert self._affinity is not None
-            return self._affinity.pick_n(shard_key_text(key), len(names)), None
+            order = self._affinity.pick_n(shard_key_text(key), len(names))
+            return order, self.lease(order[0])
         try:
             lease = self._balancer.acquire()
         except UnavailableError:  # none in service: the route falls back to the primary
             return list(names), None
         start = names.index(lease.node)
         return [*names[start:], *names[:start]], lease
+
+    def lease(self, name: str) -> Lease | None:
+        """A lease on replica *name*, where a read is going; None if it is out of service."""
+        try:
+            return self._balancer.acquire_node(name)
+        except UnavailableError:
+            return None
 
     def views(self, names: list[str], now_s: float) -> list[ReplicaView]:
         """Snapshots of *names* in that order; available means in service in the balancer."""

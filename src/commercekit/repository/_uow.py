@@ -194,14 +194,17 @@ class UnitOfWork:
                 self._session.rollback()
 
     def close(self) -> None:
-        """Release the connection (rolling back anything uncommitted)."""
-        if self._session is not None:
-            self._session.close()
-        if self._conn is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection
-                self._conn.close()
-        if self._lease is not None:
-            self._lease.release()  # the replica's load, for the balancer
+        """Release the connection (rolling back anything uncommitted) and the replica's lease."""
+        try:
+            if self._session is not None:
+                self._session.close()
+        finally:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):  # closing a broken connection
+                    self._conn.close()
+            lease, self._lease = self._lease, None
+            if lease is not None:
+                lease.release()  # the replica's load, for the balancer: once, whatever happened
 
     def _require(self) -> Session:
         if self._session is None:
