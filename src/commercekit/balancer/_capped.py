@@ -59,6 +59,7 @@ __all__ = [
     "DEFAULT_TABLE_BITS",
     "build_capped_table",
     "check_balance",
+    "check_capacity",
     "default_balance",
     "ring_points",
 ]
@@ -102,6 +103,23 @@ def check_balance(balance: float | None) -> float | None:
             f"1.02-1.05 keeps shares tight, more moves fewer keys on a change"
         )
     return float(balance)
+
+
+def caps(weights: Sequence[float], size: int, balance: float | None) -> list[int]:
+    """Each node's cap: ``floor(balance * size * weight / total weight)`` slots."""
+    ratio = default_balance(len(weights)) if balance is None else balance
+    total = sum(weights)
+    return [math.floor(ratio * size * weight / total) for weight in weights]
+
+
+def check_capacity(weights: Sequence[float], size: int, balance: float | None) -> None:
+    """Raise ``ConfigurationError`` unless the caps of nodes of *weights* cover *size* slots."""
+    if weights and sum(caps(weights, size, balance)) < size:
+        ratio = default_balance(len(weights)) if balance is None else balance
+        raise ConfigurationError(
+            f"a table of {size} slots cannot cap {len(weights)} nodes at {ratio:.3f}x their "
+            f"share; use more table_bits (keep about 2,000 slots a node) or a larger balance"
+        )
 
 
 def ring_points(name: str, count: int) -> list[int]:
@@ -382,16 +400,11 @@ def build_capped_table(
     over its weight's share (default: :func:`default_balance`).
     """
     n = len(nodes)
+    weights = [weight for _, weight in nodes]
+    check_capacity(weights, 1 << bits, balance)
     ring = _Ring(nodes, points, bits)
     size = ring.size
-    cap_ratio = default_balance(n) if balance is None else balance
-    total_weight = sum(weight for _, weight in nodes)
-    caps = [math.floor(cap_ratio * size * weight / total_weight) for _, weight in nodes]
-    if sum(caps) < size:
-        raise ConfigurationError(
-            f"a table of {size} slots cannot cap {n} nodes at {cap_ratio:.3f}x their share; "
-            f"use more table bits or a larger balance"
-        )
+    limits = caps(weights, size, balance)
     ids = ring.ids
     # Every slot to its arc's node, counted and filled at C speed; then the cap.
     index = list(
@@ -399,7 +412,7 @@ def build_capped_table(
     )
     index += [ids[0]] * (size - len(index))
     counted = Counter(index)
-    moves = _Capper(ring, caps, [counted[i] for i in range(n)]).run()
+    moves = _Capper(ring, limits, [counted[i] for i in range(n)]).run()
     table = list(map(owners.__getitem__, index))
     for lo, hi, i in moves:
         owner = owners[i]

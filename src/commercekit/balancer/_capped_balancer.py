@@ -12,6 +12,7 @@ from ._capped import (
     DEFAULT_TABLE_BITS,
     build_capped_table,
     check_balance,
+    check_capacity,
 )
 from ._hashing import xxh3_64_intdigest
 from ._member import Member, Nodes
@@ -91,9 +92,12 @@ class CappedRingBalancer(TablePool):
         )
         self._populate(nodes)
 
-    def _build(self, members: list[Member]) -> list[Member]:
+    def _check_weights(self, weights: list[float]) -> None:
+        check_capacity(weights, self._size, self._balance)
+
+    def _table(self, members: list[Member], weights: list[float]) -> list[Member]:
         return build_capped_table(
-            [(m.name, m.weight) for m in members],
+            [(m.name, w) for m, w in zip(members, weights, strict=True)],
             members,
             bits=self._bits,
             points=self._points,

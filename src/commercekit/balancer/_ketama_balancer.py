@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from hashlib import md5
 
 from commercekit.metrics import Metrics
@@ -64,13 +64,16 @@ class KetamaBalancer(KeyedPool):
         self._ring: tuple[list[int], list[Member]] = ([_RING_SIZE], [self._nobody])
         self._populate(nodes)
 
-    def _rebuild(self) -> None:
-        members = list(self._members.values())
-        points, owners = build_continuum([(m.name, m.weight) for m in members])
-        if not points:
-            self._ring = ([_RING_SIZE], [self._nobody])
-        else:
-            self._ring = (points, [members[i] for i in owners])
+    def _build(self, members: list[tuple[Member, float]]) -> Callable[[], None]:
+        points, owners = build_continuum([(m.name, weight) for m, weight in members])
+        ring = (
+            (points, [members[i][0] for i in owners]) if points else ([_RING_SIZE], [self._nobody])
+        )
+
+        def install() -> None:
+            self._ring = ring
+
+        return install
 
     def pick(self, key: Key) -> str:
         """The node for *key*: the owner of the first point above ``md5(key)``, if in service."""

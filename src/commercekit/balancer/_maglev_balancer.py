@@ -64,6 +64,8 @@ class MaglevBalancer(TablePool):
         )
         self._populate(nodes)
 
-    def _build(self, members: list[Member]) -> list[Member]:
-        index = build_table([(m.name, m.weight) for m in members], self._size)
+    def _table(self, members: list[Member], weights: list[float]) -> list[Member]:
+        index = build_table(
+            [(m.name, w) for m, w in zip(members, weights, strict=True)], self._size
+        )
         return [members[i] for i in index]

@@ -67,8 +67,13 @@ class _Scheduled(Pool):
 
     _schedule: list[Member]
 
-    def _rebuild(self) -> None:
-        self._schedule = weighted_schedule(list(self._members.values()))
+    def _build(self, members: list[tuple[Member, float]]) -> Callable[[], None]:
+        schedule = weighted_schedule([m for m, _ in members])
+
+        def install() -> None:
+            self._schedule = schedule
+
+        return install
 
     def _takes(self, member: Member, u: float) -> bool:
         return member.ok or (member.live if self._panic else self._admits(member, u))

@@ -15,7 +15,9 @@ and reads ``Member.serving`` on its hot path. Everything else lives here:
 - in-flight accounting for leases: the placement's own (``acquire()``) and the
   caller's choice (:meth:`Pool.acquire_node`).
 
-Mutations take one re-entrant lock; picks take none.
+Mutations take one re-entrant lock; picks take none. A membership change
+builds its placement off the lock (see :meth:`Pool._settle`), so health flips
+and leases never wait on a build.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 
 from commercekit.errors import DuplicateError, InvalidInputError, NotFoundError, UnavailableError
 from commercekit.metrics import Metrics, NullMetrics
@@ -64,6 +67,9 @@ class Pool:
         self._outlier = outlier_detection
         self._slow_start = slow_start
         self._lock = threading.RLock()
+        self._build_lock = threading.Lock()
+        self._generation = 0
+        self._installed = 0
         self._members: dict[str, Member] = {}
         self._in_flight = 0
         self._up_count = 0
@@ -75,15 +81,48 @@ class Pool:
 
     # --- placement hooks ------------------------------------------------------------------
 
-    def _rebuild(self) -> None:
-        """Build and swap in a new lookup table from ``self._members`` (called under the lock)."""
+    def _build(self, members: list[tuple[Member, float]]) -> Callable[[], None]:
+        """Build the placement for *members* and their weights, in the order they were added.
+
+        Called off the lock, so that health flips, leases and picks go on while a
+        slow placement builds; it must read nothing but its argument. Returns a
+        function that installs what was built, which is called under the lock.
+        """
         raise NotImplementedError
 
-    def _timed_rebuild(self) -> None:
-        start = time.perf_counter()
-        self._rebuild()
-        self._instruments.rebuild.record(time.perf_counter() - start)
+    def _check_weights(self, weights: list[float]) -> None:
+        """Raise ``ConfigurationError`` if the placement cannot hold nodes of *weights*.
+
+        Called before a membership change, which then does not happen.
+        """
+
+    def _changed(self) -> int:
+        """Note a membership change (under the lock): recount health, return its generation."""
         self._recount()
+        self._generation += 1
+        return self._generation
+
+    def _settle(self, generation: int) -> None:
+        """Build and install the placement for *generation* or a later one; then return.
+
+        Builds run one at a time, off the balancer's lock, each for the newest
+        membership at its start; a call whose change a finished build already
+        covers returns at once. So ``add()`` returns once picks can reach the
+        node, and concurrent changes cost one build each at most.
+        """
+        with self._build_lock:
+            with self._lock:
+                if self._installed >= generation:
+                    return
+                generation = self._generation
+                members = [(m, m.weight) for m in self._members.values()]
+            start = time.perf_counter()
+            install = self._build(members)
+            elapsed = time.perf_counter() - start
+            with self._lock:
+                install()
+                self._installed = generation
+            self._instruments.rebuild.record(elapsed)
 
     # --- membership -----------------------------------------------------------------------
 
@@ -94,10 +133,13 @@ class Pool:
 
     def _populate(self, nodes: Nodes) -> None:
         """Add the initial nodes, fully warm, with one rebuild (the subclass's last init step)."""
+        parsed = parse_nodes(nodes)
+        self._check_weights(list(parsed.values()))
         with self._lock:
-            for node, weight in parse_nodes(nodes).items():
+            for node, weight in parsed.items():
                 self._members[node] = self._new_member(node, weight, warm=False)
-            self._timed_rebuild()
+            generation = self._changed()
+        self._settle(generation)
 
     def _new_member(self, name: str, weight: float, *, warm: bool) -> Member:
         member = Member(name, weight, NodeInstruments.create(self._metrics, self._name, name))
@@ -120,8 +162,10 @@ class Pool:
                     f"node {name!r} is already in balancer {self._name!r}; "
                     f"use set_weight() to change its weight"
                 )
+            self._check_weights([*(m.weight for m in self._members.values()), weight])
             self._members[name] = self._new_member(name, weight, warm=True)
-            self._timed_rebuild()
+            generation = self._changed()
+        self._settle(generation)
 
     def remove(self, name: str) -> None:
         """Remove node *name*; only its keys move, to their next node."""
@@ -130,20 +174,27 @@ class Pool:
             member.serving = None
             member.live = False
             del self._members[name]
-            self._timed_rebuild()
+            generation = self._changed()
+        self._settle(generation)
 
     def set_weight(self, name: str, weight: float) -> None:
         """Change the weight of node *name*."""
         weight = check_weight(name, weight)
         with self._lock:
             member = self._get(name)
-            if member.weight != weight:
-                member.weight = weight
-                self._timed_rebuild()
+            if member.weight == weight:
+                return
+            self._check_weights(
+                [weight if m is member else m.weight for m in self._members.values()]
+            )
+            member.weight = weight
+            generation = self._changed()
+        self._settle(generation)
 
     def update(self, nodes: Nodes) -> None:
         """Make the membership exactly *nodes*: add, remove and reweight, with one rebuild."""
         wanted = parse_nodes(nodes)
+        self._check_weights(list(wanted.values()))
         with self._lock:
             changed = False
             for name in [n for n in self._members if n not in wanted]:
@@ -159,8 +210,10 @@ class Pool:
                 elif current.weight != weight:
                     current.weight = weight
                     changed = True
-            if changed:
-                self._timed_rebuild()
+            if not changed:
+                return
+            generation = self._changed()
+        self._settle(generation)
 
     def node_names(self) -> list[str]:
         """Every member's name, in the order they were added."""

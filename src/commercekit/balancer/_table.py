@@ -12,7 +12,7 @@ one assignment.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from commercekit.metrics import Metrics
 
@@ -67,13 +67,22 @@ class TablePool(KeyedPool):
         """The number of slots in the lookup table."""
         return self._size
 
-    def _build(self, members: list[Member]) -> list[Member]:
-        """The table for *members* (non-empty, sorted by name): one member a slot."""
+    def _table(self, members: list[Member], weights: list[float]) -> list[Member]:
+        """The table for *members* (non-empty, sorted by name) of *weights*: a member a slot."""
         raise NotImplementedError
 
-    def _rebuild(self) -> None:
-        members = sorted(self._members.values(), key=lambda m: m.name)
-        self._slots = self._build(members) if members else [self._nobody] * self._size
+    def _build(self, members: list[tuple[Member, float]]) -> Callable[[], None]:
+        ordered = sorted(members, key=lambda mw: mw[0].name)
+        slots = (
+            self._table([m for m, _ in ordered], [w for _, w in ordered])
+            if ordered
+            else [self._nobody] * self._size
+        )
+
+        def install() -> None:
+            self._slots = slots
+
+        return install
 
     def pick(self, key: Key) -> str:
         """The node for *key*: one hash, one slot, one health check when all is well.
