@@ -113,8 +113,12 @@ def caps(weights: Sequence[float], size: int, balance: float | None) -> list[int
 
 
 def check_capacity(weights: Sequence[float], size: int, balance: float | None) -> None:
-    """Raise ``ConfigurationError`` unless the caps of nodes of *weights* cover *size* slots."""
-    if weights and sum(caps(weights, size, balance)) < size:
+    """Raise ``ConfigurationError`` unless the caps of nodes of *weights* exceed *size* slots.
+
+    With room to spare, some node ends under its cap: the slots passed on
+    always find a taker, and the walks of the cap have a place to start.
+    """
+    if weights and sum(caps(weights, size, balance)) <= size:
         ratio = default_balance(len(weights)) if balance is None else balance
         raise ConfigurationError(
             f"a table of {size} slots cannot cap {len(weights)} nodes at {ratio:.3f}x their "
