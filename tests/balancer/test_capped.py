@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from commercekit.balancer import CappedRingBalancer, MaglevBalancer
 from commercekit.balancer._capped import (
-    _Ring,
     build_capped_table,
     default_balance,
     ring_points,
 )
+from commercekit.balancer._capped_ring import Ring
 from commercekit.errors import ConfigurationError
 
 from .strategies import memberships
@@ -55,7 +55,7 @@ def test_the_cap_rises_slowly_past_100_nodes() -> None:
     assert default_balance(101) < default_balance(500) < default_balance(1000)
 
 
-def walk(ring: _Ring, nodes: list[str], s: int) -> list[tuple[str, int]]:
+def walk(ring: Ring, nodes: list[str], s: int) -> list[tuple[str, int]]:
     """The nodes in slot *s*'s order along the ring, with the distance to each."""
     start, span = s * ring.width, ring.span
     seen: dict[str, int] = {}
@@ -77,7 +77,7 @@ def test_the_assignment_is_the_stable_matching() -> None:
         bits, points, balance = 10, rng.randint(2, 12), 1.02 + rng.random() * 0.3
         weighted = [(name, 1.0) for name in nodes]
         slots = build_capped_table(weighted, nodes, bits=bits, points=points, balance=balance)
-        ring = _Ring(weighted, points, bits)
+        ring = Ring(weighted, points, bits)
         size = 1 << bits
         caps = {name: int(balance * size / len(nodes)) for name in nodes}
         owned = Counter(slots)

@@ -39,20 +39,18 @@ docs/balancer.md.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
-import operator
-import struct
 import sys
 from array import array
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
-from hashlib import shake_128
 from typing import TypeVar
 
 from commercekit.errors import ConfigurationError
+
+from ._capped_cap import Capper
+from ._capped_ring import Ring, ring_points_bytes
 
 __all__ = [
     "DEFAULT_POINTS",
@@ -71,11 +69,6 @@ DEFAULT_TABLE_BITS = 21
 
 DEFAULT_POINTS = 2048
 """Ring points for a node of mean weight."""
-
-_PREFIX = b"commercekit-ring\x00"
-_POSITION_BITS = 52
-"""Ring positions have 52 bits: a float's mantissa, which CPython sorts fastest."""
-_SPAN = float(1 << _POSITION_BITS)
 
 
 def default_balance(nodes: int) -> float:
@@ -139,256 +132,6 @@ def ring_points(name: str, count: int) -> list[int]:
     return raw.tolist()
 
 
-class _Ring:
-    """The points of every node in ring order, with what the cap needs of them.
-
-    A point is kept as a float in ``[1, 2)`` whose 52 mantissa bits are its
-    position, the low ones replaced by its node's index: one C-level sort then
-    orders the points and carries their owners, and no two nodes can tie.
-    """
-
-    def __init__(self, nodes: Sequence[tuple[str, float]], points: int, bits: int) -> None:
-        n = len(nodes)
-        mean = sum(weight for _, weight in nodes) / n
-        # Whole bytes, so the indexes can be read back without a loop.
-        self.index_bits = index_bits = 8 if n <= 256 else 16 if n <= 65536 else 32
-        self.counts = [max(1, round(points * weight / mean)) for _, weight in nodes]
-        word = (1 << _POSITION_BITS) - 1 - ((1 << index_bits) - 1)
-        one = 0x3FF << _POSITION_BITS  # the exponent of 1.0
-        self.nodes = nodes
-        self.word, self.one = word, one
-        ring = array("d")
-        for i in range(n):
-            ring.frombytes(self._encoded(i))
-        self.ring = ordered = sorted(ring)
-        self.size = size = 1 << bits
-        self.scale = scale = float(size)
-        self.shift = _POSITION_BITS - bits
-        self.width = 1 << self.shift
-        self.span = 1 << _POSITION_BITS
-        self.ids = _low_bits(ordered, index_bits)
-        # Each point's slot is int(f * size) - size; only the differences are kept
-        # for all points (small ints, which CPython does not allocate).
-        slot = functools.partial(_slot, scale=scale, size=size)
-        self.gaps = [
-            slot(ordered[0]) + size - slot(ordered[-1]),
-            *map(
-                operator.sub,
-                map(int, map(scale.__mul__, itertools.islice(ordered, 1, None))),
-                map(int, map(scale.__mul__, ordered)),
-            ),
-        ]
-        """Slots whose first point at or after their start is this one (wrapping at 0)."""
-
-    def _encoded(self, i: int) -> bytes:
-        name = self.nodes[i][0]
-        count = self.counts[i]
-        return _words(ring_points_bytes(name, count), self.word, self.one | i, count)
-
-    def x(self, k: int) -> int:
-        """Point *k*'s position on the ring, in ``[0, 2**52)``."""
-        return int((self.ring[k] - 1.0) * _SPAN)
-
-    def q(self, k: int) -> int:
-        """Point *k*'s slot."""
-        return int(self.ring[k] * self.scale) - self.size
-
-    def indexes_of(self, i: int) -> list[int]:
-        """Where node *i*'s points sit in ring order."""
-        ring = self.ring
-        return [bisect_left(ring, f) for f in array("d", self._encoded(i))]
-
-
-def _slot(f: float, scale: float, size: int) -> int:
-    return int(f * scale) - size
-
-
-def ring_points_bytes(name: str, count: int) -> bytes:
-    """The first ``8 * count`` bytes of node *name*'s point stream."""
-    return shake_128(_PREFIX + name.encode()).digest(8 * count)
-
-
-def _words(raw: bytes, keep: int, put: int, count: int) -> bytes:
-    """Each little-endian 64-bit word of *raw*, masked with *keep* and or-ed with *put*.
-
-    Done as two operations on one big integer, so the cost is C's, not a loop's.
-    """
-    keeps = _repeat_word(keep, count)
-    puts = int.from_bytes(put.to_bytes(8, "little") * count, "little")
-    value = int.from_bytes(raw, "little") & keeps | puts
-    out = value.to_bytes(8 * count, "little")
-    if sys.byteorder == "big":  # array("d") reads native order
-        flipped = array("Q")
-        flipped.frombytes(out)
-        flipped.byteswap()
-        out = flipped.tobytes()
-    return out
-
-
-@functools.lru_cache(maxsize=8)
-def _repeat_word(word: int, count: int) -> int:
-    return int.from_bytes(word.to_bytes(8, "little") * count, "little")
-
-
-def _low_bits(values: list[float], bits: int) -> list[int]:
-    """The low *bits* of each float's mantissa (its node index), read C-level."""
-    view = memoryview(struct.pack(f"<{len(values)}d", *values))
-    if bits <= 8:
-        return list(view[0::8])
-    if bits <= 16:
-        return view.cast("H")[0::4].tolist()
-    return [v & ((1 << bits) - 1) for v in view.cast("Q").tolist()]
-
-
-def _kth_distance(pieces: list[tuple[int, int]], k: int, width: int) -> int:
-    """The *k*-th smallest (1-based) of the distances ``d, d + width, ...`` of *pieces*.
-
-    A piece ``(d, n)`` stands for the *n* distances ``d + j * width``.
-    """
-    steps: dict[int, int] = {}
-    for d, n in pieces:
-        level = d // width
-        steps[level] = steps.get(level, 0) + 1
-        steps[level + n] = steps.get(level + n, 0) - 1
-    active = 0
-    seen = 0
-    levels = sorted(steps)
-    for here, after in itertools.pairwise(levels):
-        active += steps[here]
-        block = active * (after - here)
-        if seen + block >= k:
-            level = here + (k - seen - 1) // active
-            rank = (k - seen - 1) % active
-            residues = sorted(d % width for d, n in pieces if d // width <= level < d // width + n)
-            return level * width + residues[rank]
-        seen += block
-    raise AssertionError("fewer distances than asked for")  # pragma: no cover
-
-
-class _Capper:
-    """Finds each capped node's radius, the farthest distance it keeps, by rounds.
-
-    A round walks the ring from every point of a capped node, carrying the slots
-    passed on until a node takes them all, and counts what each node was
-    offered. A node offered more than its cap gets (or lowers) its radius to
-    its cap-th nearest offer. Radii only come down, offers only grow, so the
-    rounds end, at the unique stable assignment.
-    """
-
-    def __init__(self, ring: _Ring, caps: list[int], base: list[int]) -> None:
-        self.ring = ring
-        self.caps = caps
-        self.base = base
-        self.radius: list[int | None] = [None] * len(caps)
-        self.points: dict[int, list[int]] = {}
-        self.pieces: dict[int, list[tuple[int, int]]] = {}
-
-    def run(self) -> list[tuple[int, int, int]]:
-        """Cap every node; return the slot ranges whose owner the cap changed."""
-        over = [i for i, c in enumerate(self.base) if c > self.caps[i]]
-        if not over:
-            return []
-        offers: dict[int, list[tuple[int, int]]] = {}
-        while over:
-            for i in over:
-                self._cap(i, offers.get(i, []))
-            counts, offers, moves = self._round()
-            over = [i for i, c in counts.items() if c > self.caps[i]]
-        return moves
-
-    def _own_pieces(self, i: int) -> list[tuple[int, int]]:
-        found = self.pieces.get(i)
-        if found is None:
-            found = self.pieces[i] = self._arc_pieces(i)
-        return found
-
-    def _arc_pieces(self, i: int) -> list[tuple[int, int]]:
-        ring = self.ring
-        x, q, gaps, width = ring.x, ring.q, ring.gaps, ring.width
-        pieces = []
-        for k in self._points_of(i):
-            if gaps[k]:
-                pieces.append((x(k) - q(k) * width, gaps[k]))
-        return pieces
-
-    def _points_of(self, i: int) -> list[int]:
-        found = self.points.get(i)
-        if found is None:
-            found = self.points[i] = self.ring.indexes_of(i)
-        return found
-
-    def _cap(self, i: int, inflow: list[tuple[int, int]]) -> None:
-        pieces = self._own_pieces(i) + inflow
-        self.radius[i] = _kth_distance(pieces, self.caps[i], self.ring.width)
-
-    def _round(
-        self,
-    ) -> tuple[dict[int, int], dict[int, list[tuple[int, int]]], list[tuple[int, int, int]]]:
-        """One walk of the ring under the current radii: counts, offers and moved ranges."""
-        ring = self.ring
-        at, slot, ids, gaps = ring.x, ring.q, ring.ids, ring.gaps
-        width, size, span = ring.width, ring.size, ring.span
-        radius, base = self.radius, self.base
-        total = len(ids)
-        sources = sorted(
-            k for i, r in enumerate(radius) if r is not None for k in self._points_of(i)
-        )
-        # Start at a point whose predecessor's node is uncapped: that node takes
-        # whatever reaches it, so nothing flows into the first walk from behind.
-        first = next(j for j, k in enumerate(sources) if radius[ids[k - 1]] is None)
-        order = sources[first:] + [k + total for k in sources[:first]]
-        counts = {i: base[i] for i, r in enumerate(radius) if r is not None}
-        offers: dict[int, list[tuple[int, int]]] = {}
-        moves: list[tuple[int, int, int]] = []
-        done = -1
-        for start in order:
-            if start <= done:
-                continue
-            if start < total:
-                # Most arcs of a capped node are shorter than its radius: nothing to pass on.
-                g = gaps[start]
-                if at(start) - (slot(start) - g + 1) * width <= radius[ids[start]]:
-                    done = start
-                    continue
-            t = start
-            flow: list[list[int]] = []  # slot ranges passed on, ascending
-            while True:
-                lap, k = divmod(t, total)
-                x = at(k) + lap * span
-                q = slot(k) + lap * size
-                i = ids[k]
-                g = gaps[k]
-                r = radius[i]
-                if flow:
-                    offers.setdefault(i, []).extend(
-                        (x - hi * width, hi - lo + 1) for lo, hi in flow
-                    )
-                own_lo = q - g + 1
-                if g:
-                    flow.append([own_lo, q])
-                # The node keeps slot s when x - s * width <= r, that is s >= cut.
-                cut = flow[0][0] if r is None else -((r - x) // width)
-                kept_own = kept_behind = 0
-                while flow and flow[-1][1] >= cut:
-                    lo, hi = flow[-1]
-                    if lo >= cut:
-                        flow.pop()
-                    else:
-                        flow[-1][1] = cut - 1
-                        lo = cut
-                    if g and lo >= own_lo:
-                        kept_own += hi - lo + 1
-                    else:
-                        kept_behind += hi - lo + 1
-                        moves.append((lo, hi, i))
-                counts[i] = counts.get(i, base[i]) - (g - kept_own) + kept_behind
-                done = t
-                t += 1
-                if not flow:
-                    break
-        return counts, offers, moves
-
-
 def build_capped_table(
     nodes: Sequence[tuple[str, float]],
     owners: Sequence[T],
@@ -406,7 +149,7 @@ def build_capped_table(
     n = len(nodes)
     weights = [weight for _, weight in nodes]
     check_capacity(weights, 1 << bits, balance)
-    ring = _Ring(nodes, points, bits)
+    ring = Ring(nodes, points, bits)
     size = ring.size
     limits = caps(weights, size, balance)
     ids = ring.ids
@@ -416,7 +159,7 @@ def build_capped_table(
     )
     index += [ids[0]] * (size - len(index))
     counted = Counter(index)
-    moves = _Capper(ring, limits, [counted[i] for i in range(n)]).run()
+    moves = Capper(ring, limits, [counted[i] for i in range(n)]).run()
     table = list(map(owners.__getitem__, index))
     for lo, hi, i in moves:
         owner = owners[i]
