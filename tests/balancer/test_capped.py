@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import random
+import struct
 from collections import Counter
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commercekit.balancer import CappedRingBalancer, MaglevBalancer
+from commercekit.balancer import CappedRingBalancer, MaglevBalancer, _capped_ring
 from commercekit.balancer._capped import (
     build_capped_table,
+    caps,
+    check_capacity,
     default_balance,
     ring_points,
 )
@@ -162,3 +165,90 @@ def test_bad_parameters(kwargs: dict[str, object], fragment: str) -> None:
 def test_a_table_too_small_for_the_cap_says_so() -> None:
     with pytest.raises(ConfigurationError, match="cannot cap"):
         CappedRingBalancer(names(200), table_bits=10, balance=1.01)
+
+
+def greedy(nodes: list[tuple[str, float]], bits: int, points: int, balance: float) -> list[int]:
+    """The stable matching, independently: every (distance, slot, node) pair, nearest first.
+
+    Slots and nodes rank each other by the same (distance, slot) order, so taking
+    pairs in that order, while the slot is free and the node under its cap,
+    gives the unique stable assignment.
+    """
+    ring = Ring(nodes, points, bits)
+    size, width, span = ring.size, ring.width, ring.span
+    limits = caps([w for _, w in nodes], size, balance)
+    where: list[list[int]] = [[] for _ in nodes]
+    for k in range(len(ring.ids)):
+        where[ring.ids[k]].append(ring.x(k))
+    pairs = sorted(
+        (min((x - s * width) % span for x in where[i]), s, i)
+        for s in range(size)
+        for i in range(len(nodes))
+    )
+    owner: list[int | None] = [None] * size
+    taken = [0] * len(nodes)
+    for _, s, i in pairs:
+        if owner[s] is None and taken[i] < limits[i]:
+            owner[s] = i
+            taken[i] += 1
+    return [i for i in owner if i is not None]
+
+
+def test_the_table_equals_the_greedy_stable_matching_with_weights() -> None:
+    rng = random.Random(3)
+    checked = 0
+    while checked < 60:
+        names_ = sorted({f"n{rng.getrandbits(20)}" for _ in range(rng.randint(1, 6))})
+        weights = [rng.choice([1.0, 0.5, 2.0, rng.uniform(0.2, 5.0)]) for _ in names_]
+        nodes = list(zip(names_, weights, strict=True))
+        bits, points = rng.randint(8, 9), rng.choice([1, 3, 8, 20])
+        balance = rng.choice([1.001, 1.02, 1.3, 2.0])
+        try:
+            check_capacity(weights, 1 << bits, balance)
+        except ConfigurationError:
+            continue
+        table = build_capped_table(
+            nodes, list(range(len(nodes))), bits=bits, points=points, balance=balance
+        )
+        assert table == greedy(nodes, bits, points, balance), (nodes, bits, points, balance)
+        checked += 1
+
+
+def test_slots_at_equal_distances_are_ranked_by_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Node a's two points sit at the same offset in their slots, so its slots tie in
+    # distance pairwise; its cap (79) falls between two of them. Without a strict
+    # tie-break the radius keeps both and the rounds never end.
+    width = 1 << 44  # at 8 table bits
+    crafted = {
+        "a": [100 * width + (1 << 43), 200 * width + (1 << 43)],
+        "b": [s * width for s in (50, 150, 250, 10, 30, 130)],
+    }
+
+    def points_of(name: str, count: int) -> bytes:
+        return b"".join(struct.pack("<Q", p) for p in crafted[name][:count])
+
+    monkeypatch.setattr(_capped_ring, "ring_points_bytes", points_of)
+    nodes = [("a", 1.0), ("b", 3.0)]
+    table = build_capped_table(nodes, [0, 1], bits=8, points=4, balance=1.24)
+    assert table.count(0) == caps([1.0, 3.0], 256, 1.24)[0] == 79
+    assert table == greedy(nodes, 8, 4, 1.24)
+
+
+def test_a_node_too_light_for_one_slot_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="capped at no slot"):
+        CappedRingBalancer({"web-1": 1.0, "web-2": 1.0, "canary": 0.0002}, table_bits=10)
+    balancer = CappedRingBalancer(["web-1", "web-2"], table_bits=10)
+    with pytest.raises(ConfigurationError, match="capped at no slot"):
+        balancer.add("canary", 0.0002)
+    assert "canary" not in balancer
+    balancer.add("web-3")  # and the balancer goes on working
+    assert "web-3" in {balancer.pick(f"k{i}") for i in range(300)}
+
+
+def test_a_removal_that_would_leave_an_uncappable_membership_is_refused() -> None:
+    # 18 nodes fit 1,024 slots at 1.01x (caps of 57 add up to 1,026); 17 do not (60 x 17).
+    balancer = CappedRingBalancer(names(18), table_bits=10, points=16, balance=1.01)
+    with pytest.raises(ConfigurationError, match="cannot cap 17 nodes"):
+        balancer.remove("node-17")
+    assert "node-17" in balancer
+    assert "node-17" in {balancer.pick(f"k{i}") for i in range(2000)}

@@ -32,7 +32,7 @@ def test_weighted_round_robin_is_smooth_and_proportional() -> None:
 def test_float_weight_schedule_is_within_one_percent() -> None:
     rng = random.Random(5)
     members = [Member(n, rng.uniform(0.5, 3.0), None) for n in names(10)]
-    counts = Counter(m.name for m in weighted_schedule(members))
+    counts = Counter(m.name for m in weighted_schedule(members, [m.weight for m in members]))
     total_weight = sum(m.weight for m in members)
     length = sum(counts.values())
     for m in members:

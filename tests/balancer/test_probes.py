@@ -74,3 +74,19 @@ def test_http_probe_url_must_be_http() -> None:
 def test_callable_probe() -> None:
     assert CallableProbe(lambda node: node == "ok")("ok", timeout_s=1.0) is True
     assert CallableProbe(lambda node: node == "ok")("no", timeout_s=1.0) is False
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("http://monitor:p@ss-w0rd@{node}/healthz", "ss-w0rd"),  # an @ in the password
+        ("https://TOKEN-8f2a@{node}/healthz", "TOKEN-8f2a"),  # a bare token as user
+        ("  http://monitor:hunter2@{node}/healthz", "hunter2"),  # leading spaces
+    ],
+)
+def test_user_info_never_shows(url: str, secret: str) -> None:
+    probe = HttpProbe(url)
+    assert secret not in repr(probe)
+    with pytest.raises(ConfigurationError) as info:
+        HttpProbe(url.replace("{node}", "{node}{oops}")).url_for("web-1:80")
+    assert secret not in str(info.value)

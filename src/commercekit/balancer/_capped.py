@@ -106,13 +106,23 @@ def caps(weights: Sequence[float], size: int, balance: float | None) -> list[int
 
 
 def check_capacity(weights: Sequence[float], size: int, balance: float | None) -> None:
-    """Raise ``ConfigurationError`` unless the caps of nodes of *weights* exceed *size* slots.
+    """Raise ``ConfigurationError`` unless nodes of *weights* can be capped in *size* slots.
 
-    With room to spare, some node ends under its cap: the slots passed on
-    always find a taker, and the walks of the cap have a place to start.
+    Every node needs a cap of at least one slot, and the caps must add up to
+    more than *size*: then some node ends under its cap, so the slots passed
+    on always find a taker.
     """
-    if weights and sum(caps(weights, size, balance)) <= size:
-        ratio = default_balance(len(weights)) if balance is None else balance
+    if not weights:
+        return
+    limits = caps(weights, size, balance)
+    ratio = default_balance(len(weights)) if balance is None else balance
+    if min(limits) < 1:
+        lightest = min(weights)
+        raise ConfigurationError(
+            f"a node of weight {lightest:g} of {sum(weights):g} in all would be capped at "
+            f"no slot of a table of {size}; raise its weight or use more table_bits"
+        )
+    if sum(limits) <= size:
         raise ConfigurationError(
             f"a table of {size} slots cannot cap {len(weights)} nodes at {ratio:.3f}x their "
             f"share; use more table_bits (keep about 2,000 slots a node) or a larger balance"

@@ -77,9 +77,9 @@ class Ring:
         return int(self.ring[k] * self.scale) - self.size
 
     def indexes_of(self, i: int) -> list[int]:
-        """Where node *i*'s points sit in ring order."""
+        """Where node *i*'s points sit in ring order (a point drawn twice, once)."""
         ring = self.ring
-        return [bisect_left(ring, f) for f in array("d", self._encoded(i))]
+        return sorted({bisect_left(ring, f) for f in array("d", self._encoded(i))})
 
 
 def _slot(f: float, scale: float, size: int) -> int:

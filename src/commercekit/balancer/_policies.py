@@ -31,8 +31,8 @@ _GOLDEN = 0.6180339887498949
 _MAX_SCHEDULE = 65536
 
 
-def weighted_schedule(members: list[Member]) -> list[Member]:
-    """Members interleaved in proportion to their weights (stride scheduling).
+def weighted_schedule(members: list[Member], weights: list[float]) -> list[Member]:
+    """*members* interleaved in proportion to *weights* (stride scheduling).
 
     Equal weights give each member once, in order. Otherwise the schedule has
     ``min(100 * n, 65536)`` entries, each member's count its weight's share
@@ -40,7 +40,6 @@ def weighted_schedule(members: list[Member]) -> list[Member]:
     """
     if not members:
         return []
-    weights = [m.weight for m in members]
     if min(weights) == max(weights):
         return list(members)
     length = min(100 * len(members), _MAX_SCHEDULE)
@@ -68,7 +67,7 @@ class _Scheduled(Pool):
     _schedule: list[Member]
 
     def _build(self, members: list[tuple[Member, float]]) -> Callable[[], None]:
-        schedule = weighted_schedule([m for m, _ in members])
+        schedule = weighted_schedule([m for m, _ in members], [w for _, w in members])
 
         def install() -> None:
             self._schedule = schedule

@@ -1,10 +1,11 @@
 """The machinery every balancer shares: membership, the health overlay, ejection, slow start.
 
-A subclass supplies the placement: it rebuilds its lookup table in
-:meth:`Pool._rebuild` (called under the lock after every membership change)
-and reads ``Member.serving`` on its hot path. Everything else lives here:
+A subclass supplies the placement: it builds its lookup table in
+:meth:`Pool._build` (called off the lock after every membership change, from a
+snapshot of the members) and reads ``Member.serving`` on its hot path.
+Everything else lives here:
 
-- membership (add, remove, reweight, reconcile), each change one rebuild;
+- membership (add, remove, reweight, reconcile), each change one build;
 - health as an overlay on the table: a flip writes ``Member.serving`` and moves a
   few counters, and rebuilds nothing;
 - passive outlier detection (consecutive failures eject for a time that grows
@@ -15,9 +16,8 @@ and reads ``Member.serving`` on its hot path. Everything else lives here:
 - in-flight accounting for leases: the placement's own (``acquire()``) and the
   caller's choice (:meth:`Pool.acquire_node`).
 
-Mutations take one re-entrant lock; picks take none. A membership change
-builds its placement off the lock (see :meth:`Pool._settle`), so health flips
-and leases never wait on a build.
+Mutations take one re-entrant lock; picks take none. Health flips and leases
+never wait on a build (see :meth:`Pool._settle`).
 """
 
 from __future__ import annotations
@@ -171,6 +171,7 @@ class Pool:
         """Remove node *name*; only its keys move, to their next node."""
         with self._lock:
             member = self._get(name)
+            self._check_weights([m.weight for m in self._members.values() if m is not member])
             member.serving = None
             member.live = False
             del self._members[name]

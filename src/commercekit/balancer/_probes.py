@@ -22,8 +22,8 @@ from commercekit.errors import ConfigurationError
 __all__ = ["CallableProbe", "HttpProbe", "TcpProbe", "host_port"]
 
 _log = logging.getLogger("commercekit.balancer")
-_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:@/?#]*):[^@/?#]*@")
-"""The scheme, user name and password of a URL with ``user:password@`` in it."""
+_USERINFO = re.compile(r"\s*(?P<head>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+"""The scheme and user info of a URL (up to the authority's last ``@``, as urlsplit reads it)."""
 
 
 def host_port(node: str) -> tuple[str, int]:
@@ -57,11 +57,11 @@ class TcpProbe:
 
 
 def _masked(url: str) -> str:
-    """*url* with the password of its user info (``user:password@``) replaced by ``***``."""
+    """*url* with its user info (``user:password@``, or a token) replaced by ``***``."""
     match = _USERINFO.match(url)
     if match is None:
         return url
-    return f"{match['head']}:***@{url[match.end() :]}"
+    return f"{match['head']}***@{url[match.end() :]}"
 
 
 def _url_repr(url: str | Callable[[str], str]) -> str:
@@ -85,7 +85,15 @@ class HttpProbe:
 
     def url_for(self, node: str) -> str:
         """The URL probed for *node*."""
-        return self.url.format(node=node) if isinstance(self.url, str) else self.url(node)
+        if not isinstance(self.url, str):
+            return self.url(node)
+        try:
+            return self.url.format(node=node)
+        except (KeyError, IndexError, ValueError):
+            raise ConfigurationError(
+                f"health check URL {_masked(self.url)!r} must have no braces but {{node}}; "
+                f"write a literal brace as {{{{ or }}}}"
+            ) from None
 
     def __call__(self, node: str, /, *, timeout_s: float) -> bool:
         """Send one request to *node* and compare its status with *expect*."""
