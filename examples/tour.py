@@ -12,7 +12,7 @@ import decimal
 from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from commercekit.balancer import MaglevBalancer
+from commercekit.balancer import CappedRingBalancer, MaglevBalancer
 from commercekit.cdn import EdgeCache, MemoryStore, MockOrigin, Response
 from commercekit.errors import CommerceKitError
 from commercekit.metrics import Event, EventChannel, InMemoryMetrics
@@ -81,6 +81,14 @@ moved = sum(web.pick(s) != before[s] for s in sessions)
 print(f"10.0.0.2 down: {moved} of {len(sessions)} sessions moved, all of them its own")
 web.mark_up("10.0.0.2:8080")
 print("back up, every session where it was:", all(web.pick(s) == before[s] for s in sessions))
+
+# A cache fleet that grows: the capped ring moves only about the newcomer's share.
+caches = CappedRingBalancer([f"cache-{i}:11211" for i in range(8)], table_bits=15, name="cache")
+urls = [f"/img/{i}.jpg" for i in range(2_000)]
+placed = {u: caches.pick(u) for u in urls}
+caches.add("cache-8:11211")
+moved = sum(caches.pick(u) != placed[u] for u in urls)
+print(f"one cache added to 8: {moved} of {len(urls)} URLs moved (ideal about {len(urls) // 9})")
 
 
 class Base(DeclarativeBase):
