@@ -16,6 +16,8 @@ import pytest
 from commercekit.balancer import KetamaBalancer, MaglevBalancer, RoundRobinBalancer
 from commercekit.balancer._pool import Pool
 
+from .support import small_capped
+
 STABLE = [f"stable-{i}" for i in range(12)]
 FLAPPING = [f"flap-{i}" for i in range(6)]
 CHURNING = [f"temp-{i}" for i in range(4)]
@@ -78,6 +80,7 @@ class History:
             id="maglev",
         ),
         pytest.param(lambda: KetamaBalancer(STABLE + FLAPPING, panic_threshold=0), id="ketama"),
+        pytest.param(lambda: small_capped(STABLE + FLAPPING, panic_threshold=0), id="capped"),
         pytest.param(lambda: RoundRobinBalancer(STABLE + FLAPPING, panic_threshold=0), id="rr"),
     ],
 )
