@@ -47,7 +47,7 @@ from ._sigv4 import AwsCredentials, sigv4_headers
 from ._sketch import FrequencySketch
 from ._stored import StoredResponse
 from ._testing import ManualClock, MockOrigin
-from ._typing import BodyWriter, CacheStore, Clock, Origin, Purger, UrlSigner
+from ._typing import BodyWriter, CacheStore, Clock, Origin, Purger, StoredBody, UrlSigner
 from ._wsgi import WsgiProxy
 
 __all__ = [
@@ -94,6 +94,7 @@ __all__ = [
     "SignatureError",
     "SignatureExpiredError",
     "StoreUnavailableError",
+    "StoredBody",
     "StoredResponse",
     "UrlSigner",
     "WsgiProxy",

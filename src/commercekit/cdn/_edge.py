@@ -30,7 +30,7 @@ from ._cache_control import EMPTY, parse_cache_control
 from ._coalesce import Coalescer
 from ._conditional import apply_range, not_modified_for
 from ._edge_metrics import EdgeInstruments
-from ._edge_stream import finish_stream
+from ._edge_stream import finish_stream, serve_stored_body
 from ._flight import Flight, Streams, cache_status
 from ._freshness import age_header_value
 from ._headers import HOP_BY_HOP, Headers
@@ -201,7 +201,10 @@ class EdgeCache:
             ("age", age_header_value(entry.age(now))),
             ("cache-status", self._cache_status(outcome, entry.fresh_until - now)),
         )
-        return self._finish(request, Response(entry.status, headers, entry.body, outcome))
+        response = Response(entry.status, headers, entry.body, outcome)
+        if entry.stored_body is not None:  # streamed from the store as the client reads
+            return serve_stored_body(request, response, entry.stored_body, self._m.served_bytes)
+        return self._finish(request, response)
 
     def _cache_status(self, outcome: CacheOutcome, ttl: float) -> str:
         return cache_status(self._name, outcome, ttl)

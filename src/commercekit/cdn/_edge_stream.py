@@ -24,9 +24,9 @@ from ._body import BodyStream
 from ._conditional import not_modified_for, plan_range, range_headers
 from ._messages import Request, Response
 from ._tee import Tee
-from ._typing import BodyWriter
+from ._typing import BodyWriter, StoredBody
 
-__all__ = ["count_bytes", "counted", "finish_stream", "pump"]
+__all__ = ["count_bytes", "counted", "finish_stream", "pump", "serve_stored_body"]
 
 log = logging.getLogger("commercekit.cdn")
 
@@ -131,4 +131,27 @@ async def finish_stream(request: Request, response: Response, served: Counter) -
         return Response(416, headers, b"", response.outcome)
     first, last = plan
     part = BodyStream(_sliced(stream, first, last), length=last - first + 1, close=stream.aclose)
+    return Response(206, headers, b"", response.outcome, stream=counted(part, served))
+
+
+def serve_stored_body(
+    request: Request, response: Response, body: StoredBody, served: Counter
+) -> Response:
+    """Answer *request* from a full 200 *response* whose body the store streams (*body*).
+
+    The body is opened only when bytes go out: not for a 304, a HEAD or a
+    416, and for a ``Range`` only over the part asked for.
+    """
+    not_modified = not_modified_for(request, response)
+    if not_modified is not None:
+        return not_modified
+    if request.method.upper() == "HEAD":
+        return response
+    plan = plan_range(request, response, body.length)
+    if plan is None:
+        return attrs.evolve(response, stream=counted(body.open(), served))
+    headers = range_headers(response.headers, plan, body.length)
+    if plan is False:
+        return Response(416, headers, b"", response.outcome)
+    part = body.open(*plan)
     return Response(206, headers, b"", response.outcome, stream=counted(part, served))

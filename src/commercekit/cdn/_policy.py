@@ -283,7 +283,7 @@ def merge_not_modified(
         headers = headers.set("age", age)
     merged = Response(entry.status, headers, entry.body)
     original = Request("GET", request.url, request.headers)
-    return store_decision(
+    stored = store_decision(
         entry.key,
         original,
         merged,
@@ -291,6 +291,9 @@ def merge_not_modified(
         response_time=response_time,
         policy=policy,
     )
+    if stored is None or entry.stored_body is None:
+        return stored
+    return attrs.evolve(stored, stored_body=entry.stored_body)  # the content is unchanged
 
 
 def invalidation_urls(request: Request, response: Response) -> list[str]:

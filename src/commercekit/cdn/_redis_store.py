@@ -9,7 +9,10 @@ Layout under a namespace ``ns`` (keys are the cache keys, so prefix purges can S
     {ns}:c:{write id}:{i} STRING chunk i of a body over chunk_bytes (see ``_redis_chunks``)
 
 Every key expires when its last variant passes ``keep_until`` (``EXPIRE ... NX``
-then ``GT``, Redis 7); memory is bounded by Redis' own ``maxmemory`` policy.
+then ``GT``, Redis 7), chunks ``chunk_grace_s`` later; memory is bounded by
+Redis' own ``maxmemory`` policy. A version that is replaced, purged or deleted
+keeps its chunks for the grace only, so that reads under way finish it
+(``_redis_chunks`` says why); the next lookup no longer sees it.
 A soft purge writes one ``soft`` field (no read-modify-write), and ``get``
 applies it to the variants stored before it. Redis failures are raised as
 :class:`StoreUnavailableError`; ``EdgeCache`` then treats the lookup as a miss.
@@ -24,19 +27,49 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from commercekit.errors import ConfigurationError, StoreUnavailableError
 
 from ._headers import Headers
 from ._purge import PurgeKind, PurgeSelector
-from ._redis_chunks import DEFAULT_CHUNK_BYTES, RedisWriter, chunk_key, read_chunks
+from ._redis_chunks import (
+    DEFAULT_CHUNK_BYTES,
+    DEFAULT_CHUNK_GRACE_S,
+    ChunkedBody,
+    RedisWriter,
+    retire,
+)
 from ._stored import StoredResponse
-from ._typing import Clock
+from ._typing import Clock, StoredBody
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 __all__ = ["RedisStore", "StoreUnavailableError"]
 
+# Deletes the hashes in KEYS, cutting the chunks their manifests name to the grace
+# (ARGV[2] s; EXPIRE 0 deletes). In one script, so no manifest committed meanwhile is missed.
+_HARD_PURGE = """
+local n = 0
+for _, key in ipairs(KEYS) do
+  for _, field in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(field, 1, 2) == 'm:' then
+      local ok, d = pcall(cjson.decode, redis.call('HGET', key, field))
+      if ok and type(d) == 'table' and type(d['c']) == 'table' then
+        local id, count = d['c'][1], tonumber(d['c'][2])
+        if type(id) == 'string' and count then
+          for i = 0, count - 1 do
+            redis.call('EXPIRE', ARGV[1] .. id .. ':' .. i, ARGV[2], 'LT')
+          end
+        end
+      end
+    end
+  end
+  n = n + redis.call('DEL', key)
+end
+return n
+"""
 _SOFT_IF_EXISTS = """
 local n = 0
 for i, key in ipairs(KEYS) do
@@ -109,7 +142,9 @@ class RedisStore:
 
     Pass a client (``redis.asyncio.Redis(...)``) or use :meth:`from_url`.
     Responses larger than *max_entry_bytes* are not stored; bodies over
-    *chunk_bytes* are kept as chunk keys, written while they stream in.
+    *chunk_bytes* are kept as chunk keys, written while they stream in. A
+    replaced or purged body stays readable *chunk_grace_s* for the reads
+    already under way (then they break off with :class:`StoreUnavailableError`).
     """
 
     def __init__(
@@ -119,16 +154,20 @@ class RedisStore:
         namespace: str = "commercekit:cdn",
         max_entry_bytes: int = 8 * 1024 * 1024,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        chunk_grace_s: int = DEFAULT_CHUNK_GRACE_S,
         clock: Clock = time.time,
     ) -> None:
         if chunk_bytes <= 0:
             raise ConfigurationError(f"chunk_bytes must be positive, got {chunk_bytes!r}")
+        if chunk_grace_s < 0:
+            raise ConfigurationError(f"chunk_grace_s must be 0 or more, got {chunk_grace_s!r}")
         if not namespace or any(c in namespace for c in "*?[]"):
             raise ConfigurationError(f"namespace {namespace!r} must be non-empty, without globs")
         self._redis = client
         self._ns = namespace
         self._max_entry = max_entry_bytes
         self._chunk = chunk_bytes
+        self._grace = chunk_grace_s
         self._clock = clock
 
     @property
@@ -145,6 +184,11 @@ class RedisStore:
     def chunk_bytes(self) -> int:
         """Bodies over this size are kept as chunk keys of this size."""
         return self._chunk
+
+    @property
+    def chunk_grace_s(self) -> int:
+        """How long a replaced or purged body stays readable for the reads under way."""
+        return self._grace
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -170,41 +214,70 @@ class RedisStore:
             ) from exc
 
     async def get(self, key: str, /) -> Sequence[StoredResponse]:
-        """Return the stored variants of *key*, soft purges applied."""
+        """Return the stored variants of *key*, soft purges applied.
+
+        A body over ``chunk_bytes`` comes as ``stored_body`` (a
+        :class:`ChunkedBody`, read a few chunks a round trip as it is
+        streamed); one whose chunks are not all there (evicted) is a miss.
+        """
+        found = await self._lookup(key)
+        chunked = [c for _, c in found if c is not None]
+        if not chunked:
+            return [entry for entry, _ in found]
+        pipe = self._redis.pipeline(transaction=False)
+        for body in chunked:
+            pipe.exists(*body.chunk_keys())
+        counts = dict(zip(chunked, await self._call("read", pipe.execute()), strict=True))
+        out: list[StoredResponse] = []
+        for entry, c in found:
+            if c is None:
+                out.append(entry)
+            elif counts[c] == c.count:
+                out.append(attrs.evolve(entry, stored_body=c))
+        return out
+
+    async def _lookup(self, key: str) -> list[tuple[StoredResponse, ChunkedBody | None]]:
+        """Return the variants of *key* (soft purges applied), a large body as its manifest.
+
+        An entry with a :class:`ChunkedBody` has ``body == b""``; nothing of
+        its body has been read.
+        """
         fields: dict[bytes, bytes] = await self._call("read", self._redis.hgetall(self._k(key)))
         if not fields:
-            return ()
+            return []
         soft_raw = fields.get(b"soft")
         soft = float(soft_raw) if soft_raw is not None else None
         now = self._clock()
-        out: list[StoredResponse] = []
+        out: list[tuple[StoredResponse, ChunkedBody | None]] = []
         for name, value in fields.items():
             if not name.startswith(b"m:"):
                 continue
             try:
                 d = json.loads(value)
-                chunks = d.get("c")
-                body = fields.get(b"b:" + name[2:], b"")
-                if chunks is not None:
-                    if d["t"][6] <= now:
-                        continue
-                    found = await read_chunks(self, chunks)
-                    if found is None:
-                        continue  # a chunk expired or was replaced under us: a miss
-                    body = found
-                entry = _entry(key, d, body)
+                manifest = d.get("c")
+                chunked = None
+                if manifest is not None:
+                    chunked = ChunkedBody.from_manifest(self, key, manifest)
+                entry = _entry(key, d, b"" if chunked else fields.get(b"b:" + name[2:], b""))
             except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                 continue  # a corrupt record is a miss, never a crash
             if entry.keep_until <= now:
                 continue
             if soft is not None and entry.response_time <= soft:
                 entry = entry.soft_purged(soft)
-            out.append(entry)
+            out.append((entry, chunked))
         return out
 
     async def put(self, entry: StoredResponse, /) -> None:
         """Store *entry* under its key, replacing the variant with the same ``Vary`` values."""
         if entry.size > self._max_entry:
+            return
+        stored = entry.stored_body
+        if isinstance(stored, ChunkedBody) and stored.store is self:
+            await self._commit(entry, None, stored.manifest(), keep=stored)
+            return  # a revalidated entry: its chunks are already here
+        if stored is not None:
+            await self._copy(entry, stored)
             return
         if len(entry.body) > self._chunk:
             writer = self.open_write(entry, length=len(entry.body))
@@ -214,7 +287,24 @@ class RedisStore:
                     await writer.write(view[start : start + self._chunk].tobytes())
                 await writer.commit(entry)
             return
-        await self._commit(entry, {"b": entry.body}, None)
+        await self._commit(entry, entry.body, None)
+
+    async def _copy(self, entry: StoredResponse, stored: StoredBody) -> None:
+        """Store a body another store keeps (read as a stream, written as chunks)."""
+        writer = self.open_write(entry, length=stored.length)
+        if writer is None:
+            return
+        stream = stored.open()
+        try:
+            async for piece in stream:
+                if not await writer.write(piece):
+                    return  # over max_entry_bytes: the writer dropped what it had
+        except BaseException:
+            await writer.abort()
+            raise
+        finally:
+            await stream.aclose()
+        await writer.commit(attrs.evolve(entry, stored_body=None))
 
     def open_write(self, entry: StoredResponse, /, *, length: int | None) -> RedisWriter | None:
         """Start a streaming write of *entry*: chunks go out as they fill, the manifest last."""
@@ -223,25 +313,21 @@ class RedisStore:
             return None
         return RedisWriter(self, entry, ttl)
 
-    async def _commit_manifest(self, entry: StoredResponse, chunks: list[Any], ttl: int) -> None:
-        vid = _variant_id(entry)
-        old = await self._call("read", self._redis.hget(self._k(entry.key), f"m:{vid}"))
-        await self._commit(entry, None, chunks, ttl)
-        try:
-            before = json.loads(old)["c"] if old else None
-        except (ValueError, KeyError, TypeError):
-            before = None
-        if before and before[0] != chunks[0]:
-            stale = [chunk_key(self._ns, str(before[0]), i) for i in range(int(before[1]))]
-            await self._call("drop chunks", self._redis.delete(*stale))
-
     async def _commit(
         self,
         entry: StoredResponse,
-        body: dict[str, bytes] | None,
-        chunks: list[Any] | None,
+        body: bytes | None,
+        manifest: list[Any] | None,
         ttl: int | None = None,
+        *,
+        keep: ChunkedBody | None = None,
     ) -> None:
+        """Make *entry* the variant's current version: *body* inline, or *manifest*'s chunks.
+
+        The old version is read in the same transaction that replaces it, and
+        its chunks (if any, and not the same write) are retired to the grace.
+        *keep* (the manifest's own chunks, stored before) live as long as the entry.
+        """
         if ttl is None:
             ttl = math.ceil(entry.keep_until - self._clock())
         if ttl <= 0:
@@ -249,10 +335,11 @@ class RedisStore:
         vid = _variant_id(entry)
         k = self._k(entry.key)
         pipe = self._redis.pipeline(transaction=True)
+        pipe.hget(k, f"m:{vid}")
         if body is not None:
-            pipe.hset(k, mapping={f"m:{vid}": _meta(entry), f"b:{vid}": body["b"]})
+            pipe.hset(k, mapping={f"m:{vid}": _meta(entry), f"b:{vid}": body})
         else:
-            pipe.hset(k, f"m:{vid}", _meta(entry, chunks))
+            pipe.hset(k, f"m:{vid}", _meta(entry, manifest))
             pipe.hdel(k, f"b:{vid}")
         pipe.expire(k, ttl, nx=True)
         pipe.expire(k, ttl, gt=True)
@@ -260,11 +347,26 @@ class RedisStore:
             pipe.sadd(self._t(tag), entry.key)
             pipe.expire(self._t(tag), ttl, nx=True)
             pipe.expire(self._t(tag), ttl, gt=True)
-        await self._call("write", pipe.execute())
+        if keep is not None:
+            for chunk in keep.chunk_keys():
+                pipe.expire(chunk, ttl + self._grace, gt=True)
+        old = (await self._call("write", pipe.execute()))[0]
+        try:
+            before = json.loads(old).get("c") if old else None
+            replaced = ChunkedBody.from_manifest(self, entry.key, before) if before else None
+        except (ValueError, IndexError, TypeError, AttributeError):
+            replaced = None  # a corrupt manifest: its chunks expire with their TTL
+        if replaced is not None and (manifest is None or replaced.write_id != str(manifest[0])):
+            await retire(self, [replaced])
 
     async def delete(self, key: str, /) -> bool:
-        """Remove every variant of *key*."""
-        return bool(await self._call("delete", self._redis.delete(self._k(key))))
+        """Remove every variant of *key* (their chunks stay readable for the grace)."""
+        return bool(await self._hard_purge([self._k(key)]))
+
+    async def _hard_purge(self, keys: Sequence[str]) -> int:
+        prefix = f"{self._ns}:c:"
+        script = self._redis.eval(_HARD_PURGE, len(keys), *keys, prefix, self._grace)
+        return int(await self._call("purge", script))
 
     async def _scan(self, pattern: str) -> list[str]:
         found: list[str] = []
@@ -299,7 +401,7 @@ class RedisStore:
                 script = self._redis.eval(_SOFT_IF_EXISTS, len(batch), *batch, repr(now))
                 count += int(await self._call("soft purge", script))
             else:
-                count += int(await self._call("purge", self._redis.delete(*batch)))
+                count += await self._hard_purge(batch)
         if tag_sets and not soft:
             await self._call("purge tags", self._redis.delete(*tag_sets))
         return count

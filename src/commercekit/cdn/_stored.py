@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
 from ._headers import Headers
+
+if TYPE_CHECKING:
+    from ._typing import StoredBody
 
 __all__ = ["StoredResponse"]
 
@@ -37,11 +42,22 @@ class StoredResponse:
     """Every use needs a successful revalidation first."""
     revalidate_when_stale: bool = False
     """``must-revalidate``, ``proxy-revalidate`` or ``s-maxage``: never served stale."""
+    stored_body: StoredBody | None = None
+    """A large body the store streams on demand (``body`` is then ``b""``): ``CacheStore.get``."""
+
+    @property
+    def body_length(self) -> int:
+        """The body's size in bytes, wherever it is kept."""
+        return len(self.body) if self.stored_body is None else self.stored_body.length
 
     @property
     def size(self) -> int:
         """Bytes this response takes in a store (body plus headers)."""
-        return len(self.body) + self.headers.size_bytes() + 64
+        return self.body_length + self.headers.size_bytes() + 64
+
+    async def read_body(self) -> bytes:
+        """Return the whole body, reading a ``stored_body`` (for bodies known to fit in memory)."""
+        return self.body if self.stored_body is None else await self.stored_body.open().read()
 
     @property
     def etag(self) -> str | None:

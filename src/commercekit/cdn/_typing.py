@@ -6,11 +6,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from ._body import BodyStream
     from ._messages import Request, Response
     from ._purge import PurgeResult, PurgeSelector
     from ._stored import StoredResponse
 
-__all__ = ["BodyWriter", "CacheStore", "Clock", "Origin", "Purger", "UrlSigner"]
+__all__ = ["BodyWriter", "CacheStore", "Clock", "Origin", "Purger", "StoredBody", "UrlSigner"]
 
 Clock = Callable[[], float]
 """Returns the current time as epoch seconds (``time.time``). Wall-clock, not
@@ -52,15 +53,43 @@ class BodyWriter(Protocol):
         ...
 
 
+class StoredBody(Protocol):
+    """A large stored body a store reads on demand (``StoredResponse.stored_body``).
+
+    It names one immutable version of the body; :meth:`open` does no I/O
+    until the stream is read, and may be called once per response served.
+    """
+
+    @property
+    def length(self) -> int:
+        """The body's size in bytes."""
+        ...
+
+    def open(self, first: int = 0, last: int | None = None) -> BodyStream:
+        """Return a stream of bytes *first* .. *last* (inclusive; to the end by default).
+
+        If the version is lost while it is read, iterating raises (the body is broken).
+        """
+        ...
+
+
 class CacheStore(Protocol):
     """Where stored responses live, several variants per key. One event loop uses it at a time."""
 
     async def get(self, key: str, /) -> Sequence[StoredResponse]:
-        """Return the stored variants of *key* (soft purges applied), or an empty sequence."""
+        """Return the stored variants of *key* (soft purges applied), or an empty sequence.
+
+        A store may return a large body as ``stored_body`` (``body`` is then
+        ``b""``) to be streamed from the store as the client reads it.
+        """
         ...
 
     async def put(self, entry: StoredResponse, /) -> None:
-        """Store *entry*, replacing the variant of its key with the same ``Vary`` values."""
+        """Store *entry*, replacing the variant of its key with the same ``Vary`` values.
+
+        *entry* may carry a ``stored_body`` this store returned (a revalidated
+        entry): keep that body, without reading it when it is already stored here.
+        """
         ...
 
     def open_write(self, entry: StoredResponse, /, *, length: int | None) -> BodyWriter | None:
