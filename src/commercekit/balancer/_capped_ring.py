@@ -34,7 +34,7 @@ class Ring:
         n = len(nodes)
         mean = sum(weight for _, weight in nodes) / n
         # Whole bytes, so the indexes can be read back without a loop.
-        self.index_bits = index_bits = 8 if n <= 256 else 16 if n <= 65536 else 32
+        index_bits = 8 if n <= 256 else 16 if n <= 65536 else 32
         self.counts = [max(1, round(points * weight / mean)) for _, weight in nodes]
         word = (1 << POSITION_BITS) - 1 - ((1 << index_bits) - 1)
         one = 0x3FF << POSITION_BITS  # the exponent of 1.0
@@ -46,15 +46,13 @@ class Ring:
         self.ring = ordered = sorted(ring)
         self.size = size = 1 << bits
         self.scale = scale = float(size)
-        self.shift = POSITION_BITS - bits
-        self.width = 1 << self.shift
+        self.width = 1 << (POSITION_BITS - bits)
         self.span = 1 << POSITION_BITS
         self.ids = _low_bits(ordered, index_bits)
         # Each point's slot is int(f * size) - size; only the differences are kept
         # for all points (small ints, which CPython does not allocate).
-        slot = functools.partial(_slot, scale=scale, size=size)
         self.gaps = [
-            slot(ordered[0]) + size - slot(ordered[-1]),
+            self.q(0) + size - self.q(len(ordered) - 1),
             *map(
                 operator.sub,
                 map(int, map(scale.__mul__, itertools.islice(ordered, 1, None))),
@@ -80,10 +78,6 @@ class Ring:
         """Where node *i*'s points sit in ring order (a point drawn twice, once)."""
         ring = self.ring
         return sorted({bisect_left(ring, f) for f in array("d", self._encoded(i))})
-
-
-def _slot(f: float, scale: float, size: int) -> int:
-    return int(f * scale) - size
 
 
 def ring_points_bytes(name: str, count: int) -> bytes:
