@@ -21,6 +21,7 @@ from commercekit.errors import (
 from ._database import Committed, Database
 from ._group import ReadSettings
 from ._keyset import OrderSpec
+from ._outbox import Outbox, OutboxClaim, OutboxEvent, new_event_id
 from ._placement import ShardPlacement, ketama_shards
 from ._position import CommitTime, GtidPosition, Lsn, Position
 from ._reads import ReadRepository
@@ -60,6 +61,9 @@ __all__ = [
     "MariaDbPositions",
     "Node",
     "OrderSpec",
+    "Outbox",
+    "OutboxClaim",
+    "OutboxEvent",
     "Page",
     "Position",
     "PositionSource",
@@ -91,6 +95,7 @@ __all__ = [
     "in_rotation",
     "ketama_shards",
     "keys_to_move",
+    "new_event_id",
     "route_read",
     "route_write",
     "sqlite_engine",
