@@ -29,6 +29,7 @@ against the builtin keeps working (``except ValueError`` catches bad input,
      │    └── UnavailableError ................. no healthy backend right now
      │         ├── DatabaseUnavailableError .... a database node unreachable; nothing committed
      │         ├── OriginError ................. a CDN origin unreachable or answering garbage
+     │         │    └── OriginTimeoutError (TimeoutError)  it did not answer in time (504)
      │         ├── PurgeUnavailableError ....... a CDN purge API down or at its limits
      │         ├── RateLimitedError ............ a provider said 429: wait retry_after_s
      │         └── StoreUnavailableError ....... a shared cache store (Redis) unreachable
@@ -57,6 +58,7 @@ __all__ = [
     "NotFoundError",
     "OperationInFlightError",
     "OriginError",
+    "OriginTimeoutError",
     "OutcomeUnknownError",
     "PrecisionError",
     "PurgeRejectedError",
@@ -157,6 +159,13 @@ class OriginError(UnavailableError):
 
     Raised only for requests that are safe to repeat (GET and HEAD), so it is
     transient: retry it, or let ``stale-if-error`` serve a stored copy.
+    """
+
+
+class OriginTimeoutError(OriginError, TimeoutError):
+    """A CDN origin did not answer (or did not finish a body) within the allowed time.
+
+    A proxy answers it with 504 Gateway Timeout; any other :class:`OriginError` is 502.
     """
 
 

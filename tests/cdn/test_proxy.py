@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
+import logging
 import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from wsgiref.util import setup_testing_defaults
 
@@ -23,6 +28,7 @@ from commercekit.cdn import (
     asgi_app,
     serve,
 )
+from commercekit.errors import OriginError, OriginTimeoutError
 
 from ._loopback import Answer, LoopbackServer, Seen
 
@@ -181,3 +187,133 @@ def test_odd_targets(target: str) -> None:
         assert handler.build_request("GET", target, [("host", "shop.test")]).url == (
             "http://shop.test/abs"
         )
+
+
+class RawOrigin:
+    """A loopback origin speaking raw bytes: ``answer(connection, nth, request)`` -> bytes or None.
+
+    None closes the connection without answering; each connection is served by one thread.
+    """
+
+    def __init__(self, answer: Callable[[int, int, bytes], bytes | None]) -> None:
+        self._answer = answer
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.connections = 0
+        self._stop = False
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn, self.connections), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, number: int) -> None:
+        with conn:
+            conn.settimeout(5)
+            buffered = b""
+            for nth in itertools.count(1):
+                while b"\r\n\r\n" not in buffered:
+                    try:
+                        data = conn.recv(65536)
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    buffered += data
+                request, _, buffered = buffered.partition(b"\r\n\r\n")
+                reply = self._answer(number, nth, request)
+                if reply is None:
+                    return
+                conn.sendall(reply)
+
+    def __enter__(self) -> RawOrigin:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        self._thread.join(5)
+        self._listener.close()
+
+
+def _ok(body: bytes, *, length: int | None = None) -> bytes:
+    head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(body) if length is None else length}\r\n"
+    return head.encode() + b"cache-control: no-store\r\n\r\n" + body
+
+
+def test_a_reused_connection_the_origin_closed_is_retried_once_on_a_fresh_one() -> None:
+    # each connection answers its first request, then closes on the second without answering
+    def answer(_: int, nth: int, request: bytes) -> bytes | None:
+        return _ok(request.split(b" ")[1]) if nth == 1 else None
+
+    async def main(url: str) -> None:
+        handler = ProxyHandler(EdgeCache(HttpOrigin(url)))
+        for path in ("/a", "/b", "/c"):
+            status, _, body = await handler.respond("GET", path, [(b"host", b"shop.test")])
+            assert (status, body) == (200, path.encode())
+        status, _, _ = await handler.respond("POST", "/cart", [(b"host", b"shop.test")])
+        assert status == 502  # not idempotent: never sent twice
+        await handler.edge.aclose()
+
+    with RawOrigin(answer) as origin:
+        asyncio.run(main(origin.url))
+
+
+def test_a_body_longer_than_its_content_length_does_not_poison_the_pool() -> None:
+    def answer(_: int, nth: int, request: bytes) -> bytes | None:
+        path = request.split(b" ")[1]
+        if path == b"/long":
+            return _ok(b"helloHTTP/1.1 999 Garbage\r\n\r\n", length=5)
+        return _ok(path)
+
+    async def main(url: str) -> None:
+        handler = ProxyHandler(EdgeCache(HttpOrigin(url)))
+        status, _, body = await handler.respond("GET", "/long", [(b"host", b"shop.test")])
+        assert (status, body) == (200, b"hello")
+        for method in ("POST", "GET"):  # a POST is never retried: it needs a clean connection
+            status, _, body = await handler.respond(method, "/next", [(b"host", b"shop.test")])
+            assert (status, body) == (200, b"/next")
+        await handler.edge.aclose()
+
+    with RawOrigin(answer) as origin:
+        asyncio.run(main(origin.url))
+
+
+def test_timeouts_are_504_and_every_502_504_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    def answer(_: int, nth: int, request: bytes) -> bytes | None:
+        time.sleep(0.5)
+        return _ok(b"late")
+
+    async def main(url: str) -> None:
+        slow_client = ProxyHandler(EdgeCache(HttpOrigin(url, timeout_s=0.2)))
+        with pytest.raises(OriginTimeoutError):
+            await HttpOrigin(url, timeout_s=0.2).fetch(Request("GET", url + "/x"))
+        status, _, _ = await slow_client.respond("GET", "/httpx", [(b"host", b"shop.test")])
+        assert status == 504
+        slow_edge = ProxyHandler(EdgeCache(HttpOrigin(url), origin_timeout_s=0.2))
+        status, _, _ = await slow_edge.respond("GET", "/edge", [(b"host", b"shop.test")])
+        assert status == 504
+        await slow_client.edge.aclose()
+        await slow_edge.edge.aclose()
+
+    with caplog.at_level(logging.WARNING, logger="commercekit.cdn"), RawOrigin(answer) as origin:
+        asyncio.run(main(origin.url))
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("504 for GET http://shop.test/httpx") for m in logged), logged
+    assert any(m.startswith("504 for GET http://shop.test/edge: origin did not") for m in logged)
+    assert issubclass(OriginTimeoutError, TimeoutError)
+    assert issubclass(OriginTimeoutError, OriginError)
+
+
+def test_origin_down_502_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="commercekit.cdn"):
+        test_origin_down_is_502()
+    assert any(r.getMessage().startswith("502 for GET http://shop.test/x") for r in caplog.records)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from commercekit.errors import (
     MalformedHeaderError,
     OriginError,
+    OriginTimeoutError,
     PurgeRejectedError,
     PurgeUnavailableError,
     SignatureError,
@@ -81,6 +82,7 @@ __all__ = [
     "MockOrigin",
     "Origin",
     "OriginError",
+    "OriginTimeoutError",
     "ProxyHandler",
     "PurgeKind",
     "PurgeRejectedError",

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 
 import attrs
 
-from commercekit.errors import OriginError, UnavailableError
+from commercekit.errors import OriginError, OriginTimeoutError, UnavailableError
 from commercekit.metrics import Counter
 
 from ._body import BodyStream
@@ -52,7 +52,7 @@ async def pump(
             except StopAsyncIteration:
                 break
             except TimeoutError as exc:
-                raise OriginError(f"the origin sent nothing for {idle_timeout_s} s") from exc
+                raise OriginTimeoutError(f"the origin sent nothing for {idle_timeout_s} s") from exc
             tee.append(chunk)
             if writer is not None and not await _write(writer, chunk, on_store_error):
                 writer = None

@@ -11,7 +11,7 @@ import time
 
 import attrs
 
-from commercekit.errors import CommerceKitError, OriginError
+from commercekit.errors import CommerceKitError, OriginError, OriginTimeoutError
 
 from ._dates import format_http_date
 from ._edge_metrics import EdgeInstruments
@@ -52,7 +52,9 @@ async def call_origin(
                 response = await origin.fetch(request)
     except TimeoutError as exc:
         m.origin_errors.inc()
-        raise OriginError(f"origin did not answer {request.url!r} within {timeout_s} s") from exc
+        raise OriginTimeoutError(
+            f"origin did not answer {request.url!r} within {timeout_s} s"
+        ) from exc
     except CommerceKitError:
         m.origin_errors.inc()
         raise

@@ -6,8 +6,9 @@ response into what goes on the wire: ``Date`` when missing, ``Via`` added,
 server frames it with chunked transfer coding), hop-by-hop fields dropped. A
 streamed body is handed to the front end as a :class:`BodyStream`, which sends
 each chunk as it comes. Every failure becomes
-a status, never a crash: :class:`OriginError` is 502 (504 for a timeout),
-bad input 400, anything unexpected 500 (logged).
+a status, never a crash: :class:`OriginError` is 502 (504 for
+:class:`OriginTimeoutError`), each logged with its cause; bad input 400;
+anything unexpected 500 (logged with its traceback).
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ import logging
 import time
 from collections.abc import Iterable
 
-from commercekit.errors import InvalidInputError, MalformedHeaderError, OriginError
+from commercekit.errors import (
+    InvalidInputError,
+    MalformedHeaderError,
+    OriginError,
+    OriginTimeoutError,
+)
 
 from ._body import BodyStream
 from ._dates import format_http_date
@@ -99,8 +105,9 @@ class ProxyHandler:
         try:
             response = await self._edge.handle(request)
         except OriginError as exc:
-            timeout = isinstance(exc.__cause__, TimeoutError) or "within" in str(exc)
-            return self._wire(method, _error(504 if timeout else 502, "origin unavailable"))
+            status = 504 if isinstance(exc, OriginTimeoutError) else 502
+            log.warning("%d for %s %s: %s", status, method, request.url[:200], exc)
+            return self._wire(method, _error(status, "origin unavailable"))
         except InvalidInputError as exc:
             return self._wire(method, _error(400, str(exc)))
         except Exception:
