@@ -32,6 +32,7 @@ from commercekit.payments._http import HttpRequest, HttpResponse, MockTransport,
 from commercekit.payments._idempotency import InMemoryIdempotencyStore
 from commercekit.payments._ledger import Payment
 from commercekit.payments._records import Claim, ClaimKind, IdempotencyRecord, RecordStatus
+from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._results import (
     ActionRequired,
     AnyResult,
@@ -137,6 +138,7 @@ __all__ = [
     "WebhookProcessor",
     "luhn_valid",
     "mask_number",
+    "redact_provider_text",
     "stripe_signature",
     "transition",
 ]

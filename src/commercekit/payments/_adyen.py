@@ -38,6 +38,7 @@ from commercekit.payments._adyen_wire import AdyenClient, adyen_key
 from commercekit.payments._amounts import AmountRules
 from commercekit.payments._card import Card, ProviderToken
 from commercekit.payments._http import UrllibTransport
+from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._results import (
     ActionRequired,
     AnyResult,
@@ -237,7 +238,8 @@ class AdyenGateway:
         answer = self._client.post(f"/payments/{reference}/{what}", body, idempotency_key=key)
         if answer.get("status") != "received":
             raise OutcomeUnknownError(
-                f"Adyen answered {what} of {reference} with status {answer.get('status')!r}, "
+                f"Adyen answered {what} of {reference} with status "
+                f"{redact_provider_text(answer.get('status'), limit=64)!r}, "
                 "not 'received'; look it up before trying again"
             )
         return answer
@@ -274,8 +276,10 @@ class AdyenGateway:
             decline, raw = refusal(body)
             return self._declined(operation, reference, amount, decline, raw)
         raise OutcomeUnknownError(
-            f"Adyen answered {operation.value} with resultCode {code or 'none'!r}; the final "
-            f"outcome of {reference or 'the payment'} is not known yet (its webhook will say)"
+            f"Adyen answered {operation.value} with resultCode "
+            f"{redact_provider_text(code or 'none', limit=64)!r}; the final outcome of "
+            f"{redact_provider_text(reference or 'the payment', limit=64)} is not known yet "
+            "(its webhook will say)"
         )
 
     def _wire_amount(self, amount: Money) -> dict[str, Any]:

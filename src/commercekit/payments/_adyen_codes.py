@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from commercekit.payments._amounts import AmountRules
+from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._results import DeclineCode
 
 __all__ = ["ADYEN_AMOUNTS", "ADYEN_REFUSAL_CODES", "refusal"]
@@ -73,7 +74,9 @@ def refusal(response: Mapping[str, Any]) -> tuple[DeclineCode, str]:
     else a plain decline.
     """
     code = str(response.get("refusalReasonCode") or "")
-    reason = str(response.get("refusalReason") or response.get("resultCode") or "Refused")
+    reason = redact_provider_text(
+        response.get("refusalReason") or response.get("resultCode") or "Refused", limit=64
+    )
     found = ADYEN_REFUSAL_CODES.get(code) or _BY_REASON.get(reason.lower())
     if found is None:
         error = response.get("resultCode") == "Error"

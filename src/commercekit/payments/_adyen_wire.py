@@ -37,6 +37,7 @@ from commercekit.errors import (
     RateLimitedError,
 )
 from commercekit.payments._http import HttpRequest, HttpResponse
+from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._typing import HttpTransport
 
 __all__ = ["AdyenClient", "adyen_key"]
@@ -97,8 +98,10 @@ class AdyenClient:
                 )
             return data
         error = data or {}
-        code = str(error.get("errorCode") or "")
-        message = str(error.get("message") or error.get("detail") or "")[:_MAX_MESSAGE]
+        code = redact_provider_text(error.get("errorCode") or "", limit=32)
+        message = redact_provider_text(
+            error.get("message") or error.get("detail") or "", limit=_MAX_MESSAGE
+        )
         if status == 429:
             raise RateLimitedError(f"{what}: rate limited", retry_after_s=_retry_after(response))
         if status >= 500:

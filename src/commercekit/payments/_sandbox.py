@@ -22,6 +22,7 @@ from commercekit.errors import (
 )
 from commercekit.money import Currency, Money
 from commercekit.payments._amounts import ISO_AMOUNTS, AmountRules
+from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._results import (
     ActionRequired,
     AnyResult,
@@ -220,7 +221,8 @@ class SandboxGateway:
             if seen is not None and self._idempotent:
                 if seen.fingerprint != fingerprint:
                     raise InvalidInputError(
-                        f"sandbox: idempotency key {key!r} was used with other parameters"
+                        f"sandbox: idempotency key {redact_provider_text(repr(key))} was used "
+                        "with other parameters"
                     )
                 result = seen.result
             else:

@@ -44,6 +44,7 @@ from commercekit.payments._ledger import Payment
 from commercekit.payments._metrics import PaymentInstruments
 from commercekit.payments._reconcile import LookupFailedError, Reconciler
 from commercekit.payments._records import ClaimKind, fingerprint
+from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._results import AnyResult, Operation, PaymentResult
 from commercekit.payments._retry import RetryPolicy
 from commercekit.payments._sources import ServiceSource, SourceFingerprinter, resolve_source
@@ -364,7 +365,12 @@ class PaymentService:
                 raise
             except OutcomeUnknownError as exc:
                 self._m.unknown[operation].inc()
-                log.info("outcome of %s %s unknown (%s); looking it up", operation.value, key, exc)
+                log.info(
+                    "outcome of %s %s unknown (%s); looking it up",
+                    operation.value,
+                    redact_provider_text(repr(key)),
+                    redact_provider_text(exc),
+                )
                 found = self._reconciler.lookup(operation, key, payment.reference)
                 if found is not None:
                     return found

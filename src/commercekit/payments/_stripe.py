@@ -21,6 +21,7 @@ from commercekit.money import Currency, Money
 from commercekit.payments._amounts import STRIPE_AMOUNTS, AmountRules
 from commercekit.payments._card import Card, ProviderToken
 from commercekit.payments._http import UrllibTransport
+from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._results import (
     ActionRequired,
     AnyResult,
@@ -276,7 +277,8 @@ class StripeGateway:
             code, raw = _decline(intent.get("last_payment_error"))
             return self._declined(operation, reference, amount, code, raw)
         raise OutcomeUnknownError(
-            f"Stripe PaymentIntent {reference} is {status!r}; its outcome is not known yet"
+            f"Stripe PaymentIntent {redact_provider_text(reference, limit=64)} is "
+            f"{redact_provider_text(status, limit=64)!r}; its outcome is not known yet"
         )
 
     def _setup_result(self, setup: Mapping[str, Any], currency: Currency | None) -> PaymentResult:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._results import DeclineCode
 
 __all__ = ["STRIPE_DECLINE_CODES", "decline"]
@@ -47,7 +48,9 @@ STRIPE_DECLINE_CODES: Final[Mapping[str, DeclineCode]] = {
 
 
 def decline(error: Mapping[str, Any] | None) -> tuple[DeclineCode, str]:
-    """The standard code and Stripe's own word for the ``error`` object *error*."""
+    """The standard code and Stripe's own word (redacted) for the ``error`` object *error*."""
     error = error or {}
-    raw = str(error.get("decline_code") or error.get("code") or "card_declined")
+    raw = redact_provider_text(
+        error.get("decline_code") or error.get("code") or "card_declined", limit=64
+    )
     return STRIPE_DECLINE_CODES.get(raw, DeclineCode.CARD_DECLINED), raw

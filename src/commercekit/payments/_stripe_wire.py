@@ -37,6 +37,7 @@ from commercekit.errors import (
     RateLimitedError,
 )
 from commercekit.payments._http import HttpRequest, HttpResponse
+from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._typing import HttpTransport
 
 __all__ = ["CardError", "StripeClient", "form_encode"]
@@ -71,7 +72,7 @@ class CardError(Exception):
     """Stripe answered 402: the card was declined. Carries Stripe's ``error`` object."""
 
     def __init__(self, error: Mapping[str, Any]) -> None:
-        super().__init__(f"card declined: {error.get('code')}")
+        super().__init__(f"card declined: {redact_provider_text(error.get('code'), limit=64)}")
         self.error = error
 
 
@@ -137,7 +138,7 @@ class StripeClient:
                 )
             return data
         error: Mapping[str, Any] = (data or {}).get("error") or {}
-        message = str(error.get("message") or "")[:_MAX_MESSAGE]
+        message = redact_provider_text(error.get("message") or "", limit=_MAX_MESSAGE)
         what = f"Stripe {status} on {request.method} {urllib.parse.urlsplit(request.url).path}"
         if status == 402:
             raise CardError(error)

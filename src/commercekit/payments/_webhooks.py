@@ -30,6 +30,7 @@ import attrs
 from commercekit.errors import ConfigurationError, InvalidInputError
 from commercekit.metrics import Metrics, NullMetrics
 from commercekit.payments._records import ClaimKind
+from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._typing import Clock, IdempotencyStore
 
 __all__ = [
@@ -247,7 +248,8 @@ def _parse(payload: bytes) -> WebhookEvent:
         event_id, kind, created = data["id"], data["type"], data.get("created", 0)
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidInputError(
-            f"the webhook body is not an event with an id and a type: {exc}"
+            "the webhook body is not an event with an id and a type: "
+            f"{redact_provider_text(exc, limit=120)}"
         ) from exc
     if not isinstance(event_id, str) or not event_id or not isinstance(kind, str):
         raise InvalidInputError("the webhook event id and type must be non-empty strings")
