@@ -13,19 +13,27 @@ against the builtin keeps working (``except ValueError`` catches bad input,
      │    ├── MalformedHeaderError ............. an HTTP header too large or unparseable
      │    ├── SignatureError ................... a signed URL or cookie does not verify
      │    │    └── SignatureExpiredError ....... it verifies, but outside its validity window
-     │    └── PurgeRejectedError ............... a CDN purge API refused the request
+     │    ├── PurgeRejectedError ............... a CDN purge API refused the request
+     │    ├── EmptyCartError ................... a checkout of a cart with no lines
+     │    └── VoucherInvalidError .............. a voucher unknown, expired or not for this cart
      ├── UnsupportedTypeError (TypeError) ...... a refused type (a float for money)
      ├── NotFoundError (LookupError) ........... nothing by that name or key
-     │    └── UnknownCurrencyError ............. not an ISO 4217 currency
+     │    ├── UnknownCurrencyError ............. not an ISO 4217 currency
+     │    └── UnknownSkuError .................. no product variant or stock row has that SKU
      ├── ConflictError ......................... the request clashes with what is stored
      │    ├── DuplicateError ................... it exists already
-     │    └── StaleVersionError ................ another writer changed the row first
+     │    ├── StaleVersionError ................ another writer changed the row first
+     │    ├── OutOfStockError .................. not enough stock left: sold out
+     │    └── VoucherExhaustedError ............ a voucher's usage limit is reached
      ├── InvalidStateError ..................... not allowed in the object's current state
-     │    └── ReadOnlyError .................... a write in read-only work or on a replica
+     │    ├── ReadOnlyError .................... a write in read-only work or on a replica
+     │    └── InvalidTransitionError ........... a status change its transition table refuses
+     ├── PaymentDeclinedError .................. the payment provider declined: ask for another card
      ├── RepositoryError ....................... any other database error (``__cause__`` has it)
      ├── TransientError ........................ failed, and safe to retry as it is
      │    ├── SerializationFailureError ........ the database aborted it: retry the whole work
      │    ├── OperationInFlightError ........... another worker holds the key: retry it later
+     │    │    └── CheckoutInProgressError ..... another worker is completing this checkout
      │    └── UnavailableError ................. no healthy backend right now
      │         ├── DatabaseUnavailableError .... a database node unreachable; nothing committed
      │         ├── OriginError ................. a CDN origin unreachable or answering garbage
@@ -45,6 +53,7 @@ card number.
 from __future__ import annotations
 
 __all__ = [
+    "CheckoutInProgressError",
     "CommerceKitError",
     "CommitOutcomeUnknownError",
     "ConfigurationError",
@@ -52,14 +61,18 @@ __all__ = [
     "CurrencyMismatchError",
     "DatabaseUnavailableError",
     "DuplicateError",
+    "EmptyCartError",
     "InvalidInputError",
     "InvalidStateError",
+    "InvalidTransitionError",
     "MalformedHeaderError",
     "NotFoundError",
     "OperationInFlightError",
     "OriginError",
     "OriginTimeoutError",
+    "OutOfStockError",
     "OutcomeUnknownError",
+    "PaymentDeclinedError",
     "PrecisionError",
     "PurgeRejectedError",
     "PurgeUnavailableError",
@@ -74,7 +87,10 @@ __all__ = [
     "TransientError",
     "UnavailableError",
     "UnknownCurrencyError",
+    "UnknownSkuError",
     "UnsupportedTypeError",
+    "VoucherExhaustedError",
+    "VoucherInvalidError",
     "is_transient",
 ]
 
@@ -241,6 +257,57 @@ class OperationInFlightError(TransientError):
     def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class UnknownSkuError(NotFoundError):
+    """No product variant (or stock row) has this SKU; the message names it."""
+
+
+class EmptyCartError(InvalidInputError):
+    """A checkout was asked for a cart with no lines: add something first."""
+
+
+class VoucherInvalidError(InvalidInputError):
+    """A voucher code is unknown, expired, not yet valid, or not for this cart's currency."""
+
+
+class OutOfStockError(ConflictError):
+    """Not enough stock is left for the quantity asked: the item is sold out.
+
+    :attr:`sku` names the first SKU that could not be had; nothing was reserved.
+    """
+
+    def __init__(self, message: str, *, sku: str | None = None) -> None:
+        super().__init__(message)
+        self.sku = sku
+
+
+class VoucherExhaustedError(ConflictError):
+    """The voucher's usage limit is reached (another order used the last use first)."""
+
+
+class InvalidTransitionError(InvalidStateError):
+    """A status change that the transition table does not allow, or that lost a race.
+
+    Reload the object: another worker may have moved it first (one cancel and
+    one fulfilment at once: one wins, the other gets this).
+    """
+
+
+class PaymentDeclinedError(CommerceKitError):
+    """The payment provider declined the payment; nothing is charged and no stock is held.
+
+    :attr:`decline_code` is the standard decline code's value (``card_declined``,
+    ``insufficient_funds`` ...). Ask the customer for another payment method.
+    """
+
+    def __init__(self, message: str, *, decline_code: str | None = None) -> None:
+        super().__init__(message)
+        self.decline_code = decline_code
+
+
+class CheckoutInProgressError(OperationInFlightError):
+    """Another worker is completing this checkout right now; retry shortly to get its result."""
 
 
 def is_transient(exc: BaseException) -> bool:

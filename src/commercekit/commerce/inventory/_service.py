@@ -1,0 +1,519 @@
+"""``Inventory``: stock per (SKU, location), reservations with expiry, allocations.
+
+The oversell guard is one guarded conditional UPDATE per stock row::
+
+    UPDATE ck_stock SET reserved = reserved + :q
+     WHERE sku = :sku AND location = :loc AND on_hand - allocated - reserved >= :q
+
+It is atomic on every engine (PostgreSQL re-checks the WHERE after waiting for
+the row lock, InnoDB evaluates it on the latest committed row, SQLite runs
+writers one at a time with ``BEGIN IMMEDIATE``), so no read-then-write window
+exists, and the CHECK constraint backs it. Demand is summed per SKU first, and
+rows are always touched in (SKU, location) order after the reservation's own
+row, so two baskets never wait on each other in a cycle. Reserve, release and
+commit are idempotent per reservation id: the reservation row's status moves
+by compare-and-set, and only the transaction that moved it touches the
+counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import Session
+
+from commercekit.commerce._instruments import CommerceInstruments
+from commercekit.commerce._shared import Clock, check_id, check_quantity, rowcount, wall_clock
+from commercekit.errors import (
+    ConflictError,
+    DuplicateError,
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    OutOfStockError,
+    UnknownSkuError,
+)
+from commercekit.metrics import Metrics
+from commercekit.repository import Database, UnitOfWork
+
+from . import _tables as t
+from ._model import (
+    DEFAULT_LOCATION,
+    InventoryReport,
+    Reservation,
+    ReservationLine,
+    ReservationStatus,
+    StockLevel,
+    sum_demand,
+)
+from ._verify import verify_inventory
+
+__all__ = ["Inventory"]
+
+_LIVE = ReservationStatus.LIVE.value
+
+
+class Inventory:
+    """The inventory service. See the module docstring.
+
+    *reservation_ttl_s* is how long a reservation holds stock unless it is
+    committed or released; expired ones are reclaimed lazily (when a reserve
+    finds a SKU short) and by :meth:`sweep`.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        metrics: Metrics | CommerceInstruments | None = None,
+        clock: Clock = wall_clock,
+        reservation_ttl_s: float = 900.0,
+    ) -> None:
+        if reservation_ttl_s <= 0:
+            raise InvalidInputError("reservation_ttl_s must be positive")
+        self._db = db
+        self._m = (
+            metrics if isinstance(metrics, CommerceInstruments) else CommerceInstruments(metrics)
+        )
+        self._clock = clock
+        self._ttl_s = reservation_ttl_s
+
+    # -- stock levels -----------------------------------------------------------------
+
+    def set_stock(self, sku: str, on_hand: int, *, location: str = DEFAULT_LOCATION) -> None:
+        """Set what is on hand for *sku* at *location* (creating the row); never below what is held.
+
+        Use :meth:`adjust` for counted receipts and returns (idempotent by key).
+        """
+        check_id(sku, "sku")
+        check_id(location, "location")
+        check_quantity(on_hand, "on_hand", allow_zero=True)
+
+        def work(uow: UnitOfWork) -> None:
+            s = uow.session
+            changed = rowcount(
+                s.execute(
+                    update(t.stock)
+                    .where(
+                        t.stock.c.sku == sku,
+                        t.stock.c.location == location,
+                        t.stock.c.allocated + t.stock.c.reserved <= on_hand,
+                    )
+                    .values(on_hand=on_hand)
+                )
+            )
+            if changed:
+                return
+            if self._level(s, sku, location) is not None:
+                raise InvalidStateError(
+                    f"cannot set {sku!r} at {location!r} to {on_hand}: more than that is "
+                    "allocated or reserved"
+                )
+            s.execute(
+                t.stock.insert().values(
+                    sku=sku, location=location, on_hand=on_hand, allocated=0, reserved=0
+                )
+            )
+
+        self._db.run(work, retry=True)
+
+    def adjust(self, sku: str, delta: int, *, key: str, location: str = DEFAULT_LOCATION) -> bool:
+        """Add *delta* (negative: take away) to what is on hand, once per *key*.
+
+        For receipts, counts and returns (restock). Returns False when *key* was
+        applied already. A negative delta never takes away what is held.
+        """
+        check_id(sku, "sku")
+        check_id(location, "location")
+        check_id(key, "key", max_len=128)
+        if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
+            raise InvalidInputError(f"delta must be a non-zero int, not {delta!r}")
+        check_quantity(abs(delta), "the size of delta")
+
+        def work(uow: UnitOfWork) -> bool:
+            s = uow.session
+            if s.execute(select(t.moves.c.key).where(t.moves.c.key == key)).first():
+                return False
+            s.execute(
+                t.moves.insert().values(
+                    key=key, sku=sku, location=location, delta=delta, at=self._clock()
+                )
+            )
+            changed = rowcount(
+                s.execute(
+                    update(t.stock)
+                    .where(
+                        t.stock.c.sku == sku,
+                        t.stock.c.location == location,
+                        t.stock.c.on_hand + delta >= t.stock.c.allocated + t.stock.c.reserved,
+                    )
+                    .values(on_hand=t.stock.c.on_hand + delta)
+                )
+            )
+            if changed:
+                return True
+            if self._level(s, sku, location) is not None:
+                raise InvalidStateError(
+                    f"cannot take {-delta} of {sku!r} at {location!r}: it is allocated or reserved"
+                )
+            if delta < 0:
+                raise UnknownSkuError(f"no stock of {sku!r} at {location!r}")
+            s.execute(
+                t.stock.insert().values(
+                    sku=sku, location=location, on_hand=delta, allocated=0, reserved=0
+                )
+            )
+            return True
+
+        try:
+            return self._db.run(work, retry=True).value
+        except DuplicateError:
+            return False  # a concurrent call with the same key applied it
+
+    def level(self, sku: str, *, location: str = DEFAULT_LOCATION) -> StockLevel:
+        """The stock row of *sku* at *location* (read on the primary)."""
+        check_id(sku, "sku")
+        with self._db.unit_of_work() as uow:
+            found = self._level(uow.session, sku, location)
+        if found is None:
+            raise UnknownSkuError(f"no stock of {sku!r} at {location!r}")
+        return found
+
+    def available(self, sku: str) -> int:
+        """What can still be reserved of *sku*, summed over locations (0 if none is stocked)."""
+        check_id(sku, "sku")
+        c = t.stock.c
+        with self._db.unit_of_work() as uow:
+            value = uow.session.execute(
+                select(func.coalesce(func.sum(c.on_hand - c.allocated - c.reserved), 0)).where(
+                    c.sku == sku
+                )
+            ).scalar_one()
+        return int(value)
+
+    # -- reservations -----------------------------------------------------------------
+
+    def reserve(
+        self,
+        reservation_id: str,
+        demand: Mapping[str, int] | Iterable[tuple[str, int]],
+        *,
+        ttl_s: float | None = None,
+    ) -> Reservation:
+        """Reserve *demand* (SKU -> quantity) under *reservation_id*, all or nothing.
+
+        Raises :class:`OutOfStockError` (nothing reserved) when a SKU is short,
+        :class:`UnknownSkuError` when a SKU has no stock row. Calling it again
+        with the same id and demand returns the same reservation
+        (``replayed=True``); with another demand, :class:`ConflictError`.
+        """
+        check_id(reservation_id, "reservation_id")
+        wanted = sum_demand(demand)
+        ttl = self._ttl_s if ttl_s is None else ttl_s
+        if ttl <= 0:
+            raise InvalidInputError("ttl_s must be positive")
+        for attempt in range(2):
+            try:
+                reservation = self._db.run(
+                    lambda uow: self._reserve(uow.session, reservation_id, wanted, ttl),
+                    retry=True,
+                ).value
+            except DuplicateError:
+                reservation = None  # another call with this id won the insert: replay it
+            except OutOfStockError:
+                if attempt == 0 and self.sweep(skus=list(wanted)):
+                    continue  # expired reservations gave stock back: try once more
+                self._m.count("reservations_total", "refused")
+                self._m.count("oversell_refusals_total")
+                raise
+            if reservation is None:
+                return self._replay(reservation_id, wanted)
+            self._m.count("reservations_total", "made")
+            return reservation
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _replay(self, reservation_id: str, wanted: dict[str, int]) -> Reservation:
+        found = self.reservation(reservation_id)
+        if found is None:  # pragma: no cover - the winner's row is committed
+            raise ConflictError(f"reservation {reservation_id!r} is being written; retry")
+        if found.quantities() != wanted:
+            raise ConflictError(
+                f"reservation {reservation_id!r} exists with other quantities; "
+                "use a new reservation id for a new basket"
+            )
+        self._m.count("reservations_total", "replayed")
+        return Reservation(found.id, found.status, found.expires_at, found.lines, replayed=True)
+
+    def _reserve(
+        self, s: Session, reservation_id: str, wanted: dict[str, int], ttl_s: float
+    ) -> Reservation | None:
+        if s.execute(
+            select(t.reservations.c.id).where(t.reservations.c.id == reservation_id)
+        ).first():
+            return None
+        now = self._clock()
+        # The reservation's own row first: a second caller with the same id waits
+        # here (unique key), before it touches any stock row.
+        s.execute(
+            t.reservations.insert().values(
+                id=reservation_id, status=_LIVE, expires_at=now + ttl_s, created_at=now
+            )
+        )
+        c = t.stock.c
+        rows = s.execute(
+            select(c.sku, c.location).where(c.sku.in_(list(wanted))).order_by(c.sku, c.location)
+        ).all()
+        locations: dict[str, list[str]] = {}
+        for sku, location in rows:
+            locations.setdefault(sku, []).append(location)
+        lines: list[ReservationLine] = []
+        for sku, qty in wanted.items():  # sorted by SKU; locations sorted within
+            if sku not in locations:
+                raise UnknownSkuError(f"no stock row for SKU {sku!r}: it cannot be reserved")
+            for location in locations[sku]:
+                if self._take(s, sku, location, qty):
+                    lines.append(ReservationLine(sku, location, qty))
+                    break
+            else:
+                raise OutOfStockError(
+                    f"{sku!r} is sold out: fewer than {qty} left at every location", sku=sku
+                )
+        s.execute(
+            t.reservation_lines.insert(),
+            [
+                {
+                    "reservation_id": reservation_id,
+                    "sku": ln.sku,
+                    "location": ln.location,
+                    "qty": ln.qty,
+                    "shipped": 0,
+                }
+                for ln in lines
+            ],
+        )
+        return Reservation(reservation_id, ReservationStatus.LIVE, now + ttl_s, tuple(lines))
+
+    @staticmethod
+    def _take(s: Session, sku: str, location: str, qty: int) -> bool:
+        c = t.stock.c
+        return bool(
+            rowcount(
+                s.execute(
+                    update(t.stock)
+                    .where(
+                        c.sku == sku,
+                        c.location == location,
+                        c.on_hand - c.allocated - c.reserved >= qty,
+                    )
+                    .values(reserved=c.reserved + qty)
+                )
+            )
+        )
+
+    def release(self, reservation_id: str) -> bool:
+        """Give a live reservation's stock back; False if it was not live (idempotent)."""
+        check_id(reservation_id, "reservation_id")
+        done = self._db.run(
+            lambda uow: self._end(uow.session, reservation_id, ReservationStatus.RELEASED),
+            retry=True,
+        ).value
+        if done:
+            self._m.count("reservation_releases_total", "released")
+        return done
+
+    def commit(self, reservation_id: str, *, uow: UnitOfWork | None = None) -> bool:
+        """Turn a live reservation into an allocation (its stock stays held for the order).
+
+        Pass *uow* to do it inside the caller's transaction (the order's).
+        Returns False when it is committed already; raises
+        :class:`InvalidStateError` when it was released or expired meanwhile.
+        """
+        check_id(reservation_id, "reservation_id")
+
+        def work(u: UnitOfWork) -> bool:
+            if self._end(u.session, reservation_id, ReservationStatus.COMMITTED):
+                return True
+            status = self._status(u.session, reservation_id)
+            if status is ReservationStatus.COMMITTED:
+                return False
+            raise InvalidStateError(
+                f"reservation {reservation_id!r} is {status.value if status else 'unknown'}: "
+                "its stock is no longer held, reserve again"
+            )
+
+        done = work(uow) if uow is not None else self._db.run(work, retry=True).value
+        if done:
+            self._m.count("reservation_releases_total", "committed")
+        return done
+
+    def cancel_allocation(self, reservation_id: str, *, uow: UnitOfWork | None = None) -> bool:
+        """Give back what a committed reservation still holds (an order cancelled); once only."""
+        check_id(reservation_id, "reservation_id")
+
+        def work(u: UnitOfWork) -> bool:
+            return self._end(u.session, reservation_id, ReservationStatus.CANCELLED)
+
+        return work(uow) if uow is not None else self._db.run(work, retry=True).value
+
+    def ship(
+        self, reservation_id: str, quantities: Mapping[str, int], *, uow: UnitOfWork | None = None
+    ) -> None:
+        """Take shipped units out of stock: on_hand and allocated both fall (partial is fine)."""
+        check_id(reservation_id, "reservation_id")
+        wanted = sum_demand(quantities)
+
+        def work(u: UnitOfWork) -> None:
+            s = u.session
+            if self._status(s, reservation_id) is not ReservationStatus.COMMITTED:
+                raise InvalidStateError(f"reservation {reservation_id!r} is not an allocation")
+            lines = {(ln.sku, ln.location): ln for ln in self._lines(s, reservation_id)}
+            rl = t.reservation_lines.c
+            for sku, qty in wanted.items():
+                left = qty
+                for (line_sku, location), line in sorted(lines.items()):
+                    if line_sku != sku or left == 0:
+                        continue
+                    take = min(left, line.qty - line.shipped)
+                    if take <= 0:
+                        continue
+                    moved = rowcount(
+                        s.execute(
+                            update(t.reservation_lines)
+                            .where(
+                                rl.reservation_id == reservation_id,
+                                rl.sku == sku,
+                                rl.location == location,
+                                rl.qty - rl.shipped >= take,
+                            )
+                            .values(shipped=rl.shipped + take)
+                        )
+                    )
+                    if not moved:
+                        raise ConflictError(f"{sku!r} of {reservation_id!r} shipped concurrently")
+                    c = t.stock.c
+                    s.execute(
+                        update(t.stock)
+                        .where(c.sku == sku, c.location == location)
+                        .values(on_hand=c.on_hand - take, allocated=c.allocated - take)
+                    )
+                    left -= take
+                if left:
+                    raise InvalidInputError(
+                        f"cannot ship {qty} of {sku!r}: only {qty - left} of it is left to ship"
+                    )
+
+        if uow is not None:
+            work(uow)
+        else:
+            self._db.run(work, retry=True)
+
+    def _end(self, s: Session, reservation_id: str, to: ReservationStatus) -> bool:
+        """Move a reservation by compare-and-set and adjust the counters; False if not moved."""
+        source = (
+            ReservationStatus.COMMITTED
+            if to is ReservationStatus.CANCELLED
+            else ReservationStatus.LIVE
+        )
+        r = t.reservations.c
+        moved = rowcount(
+            s.execute(
+                update(t.reservations)
+                .where(r.id == reservation_id, r.status == source.value)
+                .values(status=to.value)
+            )
+        )
+        if not moved:
+            return False
+        c = t.stock.c
+        for line in sorted(self._lines(s, reservation_id), key=lambda ln: (ln.sku, ln.location)):
+            where = and_(c.sku == line.sku, c.location == line.location)
+            if to is ReservationStatus.COMMITTED:
+                values = {"reserved": c.reserved - line.qty, "allocated": c.allocated + line.qty}
+            elif to is ReservationStatus.CANCELLED:
+                values = {"allocated": c.allocated - (line.qty - line.shipped)}
+            else:
+                values = {"reserved": c.reserved - line.qty}
+            s.execute(update(t.stock).where(where).values(**values))
+        return True
+
+    # -- expiry ------------------------------------------------------------------------
+
+    def sweep(self, *, limit: int = 500, skus: Sequence[str] | None = None) -> int:
+        """Expire up to *limit* live reservations past their time; return how many were reclaimed.
+
+        Safe to run from several workers at once: each reservation is expired
+        by one compare-and-set, in its own short transaction.
+        """
+        r = t.reservations.c
+        query = select(r.id).where(r.status == _LIVE, r.expires_at < self._clock())
+        if skus:
+            rl = t.reservation_lines.c
+            query = query.where(r.id.in_(select(rl.reservation_id).where(rl.sku.in_(list(skus)))))
+        with self._db.unit_of_work() as uow:
+            ids = list(uow.session.execute(query.order_by(r.expires_at).limit(limit)).scalars())
+        done = 0
+        for reservation_id in ids:
+            if self._expire(reservation_id):
+                done += 1
+        if done:
+            self._m.count("reservation_releases_total", "expired", amount=done)
+        return done
+
+    def _expire(self, reservation_id: str) -> bool:
+        def work(uow: UnitOfWork) -> bool:
+            return self._end(uow.session, reservation_id, ReservationStatus.EXPIRED)
+
+        return self._db.run(work, retry=True).value
+
+    # -- reads -------------------------------------------------------------------------
+
+    def reservation(self, reservation_id: str) -> Reservation | None:
+        """The reservation with its lines, or None."""
+        check_id(reservation_id, "reservation_id")
+        r = t.reservations.c
+        with self._db.unit_of_work() as uow:
+            row = uow.session.execute(
+                select(r.status, r.expires_at).where(r.id == reservation_id)
+            ).first()
+            if row is None:
+                return None
+            lines = self._lines(uow.session, reservation_id)
+        return Reservation(reservation_id, ReservationStatus(row[0]), float(row[1]), tuple(lines))
+
+    def require_reservation(self, reservation_id: str) -> Reservation:
+        """The reservation, or :class:`NotFoundError`."""
+        found = self.reservation(reservation_id)
+        if found is None:
+            raise NotFoundError(f"no reservation {reservation_id!r}")
+        return found
+
+    def verify(self) -> InventoryReport:
+        """Check every invariant and report drift (see :func:`verify_inventory`)."""
+        return verify_inventory(self._db)
+
+    @staticmethod
+    def _status(s: Session, reservation_id: str) -> ReservationStatus | None:
+        r = t.reservations.c
+        value = s.execute(select(r.status).where(r.id == reservation_id)).scalar_one_or_none()
+        return None if value is None else ReservationStatus(value)
+
+    @staticmethod
+    def _lines(s: Session, reservation_id: str) -> list[ReservationLine]:
+        rl = t.reservation_lines.c
+        rows = s.execute(
+            select(rl.sku, rl.location, rl.qty, rl.shipped)
+            .where(rl.reservation_id == reservation_id)
+            .order_by(rl.sku, rl.location)
+        ).all()
+        return [ReservationLine(a, b, int(q), int(sh)) for a, b, q, sh in rows]
+
+    @staticmethod
+    def _level(s: Session, sku: str, location: str) -> StockLevel | None:
+        c = t.stock.c
+        row = s.execute(
+            select(c.on_hand, c.allocated, c.reserved).where(c.sku == sku, c.location == location)
+        ).first()
+        if row is None:
+            return None
+        return StockLevel(sku, location, int(row[0]), int(row[1]), int(row[2]))

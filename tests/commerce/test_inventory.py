@@ -1,0 +1,175 @@
+"""Inventory: the guarded reserve, idempotency per reservation id, expiry, allocation, drift."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import update
+
+from commercekit.commerce.inventory import Inventory, ReservationStatus, verify_inventory
+from commercekit.errors import (
+    ConflictError,
+    InvalidInputError,
+    InvalidStateError,
+    OutOfStockError,
+    UnknownSkuError,
+    UnsupportedTypeError,
+)
+from commercekit.repository import Database
+from tests.commerce.conftest import FakeClock
+
+
+@pytest.fixture
+def inventory(db: Database, clock: FakeClock) -> Inventory:
+    inv = Inventory(db, clock=clock, reservation_ttl_s=60)
+    inv.set_stock("TEE-M", 10)
+    inv.set_stock("MUG", 3)
+    inv.set_stock("MUG", 2, location="b-warehouse")
+    return inv
+
+
+def test_reserve_commit_ship_cancel_move_the_counters(inventory: Inventory) -> None:
+    r = inventory.reserve("r1", {"TEE-M": 2, "MUG": 1})
+    assert r.status is ReservationStatus.LIVE and r.quantities() == {"MUG": 1, "TEE-M": 2}
+    assert inventory.level("TEE-M").reserved == 2
+    assert inventory.commit("r1") is True
+    assert inventory.commit("r1") is False  # idempotent
+    level = inventory.level("TEE-M")
+    assert (level.reserved, level.allocated) == (0, 2)
+    inventory.ship("r1", {"TEE-M": 1})
+    level = inventory.level("TEE-M")
+    assert (level.on_hand, level.allocated) == (9, 1)
+    assert inventory.cancel_allocation("r1") is True
+    assert inventory.cancel_allocation("r1") is False  # stock released exactly once
+    assert inventory.level("TEE-M").allocated == 0
+    assert inventory.available("TEE-M") == 9
+
+
+def test_demand_is_summed_per_sku_so_a_bundle_cannot_oversell(inventory: Inventory) -> None:
+    with pytest.raises(OutOfStockError) as info:
+        inventory.reserve("bundle", [("MUG", 3), ("MUG", 3)])
+    assert info.value.sku == "MUG"
+    assert inventory.reservation("bundle") is None  # nothing half-written
+    assert inventory.available("MUG") == 5
+
+
+def test_a_line_goes_to_the_first_location_that_has_it_all(inventory: Inventory) -> None:
+    inventory.reserve("a", {"MUG": 3})  # "b-warehouse" sorts first, has 2: the default has 3
+    r = inventory.reserve("b", {"MUG": 2})
+    assert [(ln.location, ln.qty) for ln in r.lines] == [("b-warehouse", 2)]
+    with pytest.raises(OutOfStockError):
+        inventory.reserve("c", {"MUG": 1})
+
+
+def test_reserve_is_idempotent_per_reservation_id(inventory: Inventory) -> None:
+    first = inventory.reserve("r1", {"TEE-M": 4})
+    again = inventory.reserve("r1", {"TEE-M": 4})
+    assert again.replayed and again.lines == first.lines
+    assert inventory.level("TEE-M").reserved == 4
+    with pytest.raises(ConflictError):
+        inventory.reserve("r1", {"TEE-M": 5})
+    assert inventory.release("r1") is True
+    assert inventory.release("r1") is False
+    assert inventory.level("TEE-M").reserved == 0
+    with pytest.raises(InvalidStateError):
+        inventory.commit("r1")  # released: its stock is gone
+
+
+def test_expired_reservations_are_swept_once_and_reclaimed_lazily(
+    inventory: Inventory, clock: FakeClock
+) -> None:
+    inventory.reserve("old", {"TEE-M": 10})
+    with pytest.raises(OutOfStockError):
+        inventory.reserve("new", {"TEE-M": 1})
+    clock.advance(61)
+    r = inventory.reserve("new", {"TEE-M": 1})  # finds TEE-M short, reclaims, retries
+    assert r.status is ReservationStatus.LIVE
+    old = inventory.reservation("old")
+    assert old is not None and old.status is ReservationStatus.EXPIRED
+    assert inventory.sweep() == 0
+    clock.advance(61)
+    assert inventory.sweep() == 1
+    assert inventory.sweep() == 0
+    assert inventory.available("TEE-M") == 10
+
+
+@pytest.mark.parametrize(
+    ("demand", "error"),
+    [
+        ({"NOPE": 1}, UnknownSkuError),
+        ({"TEE-M": 0}, InvalidInputError),
+        ({"TEE-M": -2}, InvalidInputError),
+        ({"TEE-M": 10**9}, InvalidInputError),
+        ({"TEE-M": 1.5}, UnsupportedTypeError),
+        ({}, InvalidInputError),
+        ({"": 1}, InvalidInputError),
+    ],
+)
+def test_bad_input_is_typed_and_changes_nothing(
+    inventory: Inventory, demand: dict[str, object], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        inventory.reserve("bad", demand)  # type: ignore[arg-type]
+    assert inventory.reservation("bad") is None
+    assert inventory.level("TEE-M").reserved == 0
+
+
+def test_adjust_is_idempotent_per_key_and_never_takes_held_stock(inventory: Inventory) -> None:
+    assert inventory.adjust("TEE-M", 5, key="po-1") is True
+    assert inventory.adjust("TEE-M", 5, key="po-1") is False
+    assert inventory.level("TEE-M").on_hand == 15
+    inventory.reserve("r", {"TEE-M": 15})
+    with pytest.raises(InvalidStateError):
+        inventory.adjust("TEE-M", -1, key="count-1")
+    with pytest.raises(InvalidStateError):
+        inventory.set_stock("TEE-M", 3)
+    inventory.release("r")
+
+
+def test_the_check_constraint_refuses_an_oversell_that_skips_the_guard(
+    db: Database, inventory: Inventory
+) -> None:
+    from commercekit.commerce.inventory import _tables as t
+
+    with pytest.raises(ConflictError, match="not_oversold"), db.unit_of_work() as uow:
+        uow.session.execute(update(t.stock).where(t.stock.c.sku == "MUG").values(reserved=99))
+
+
+def test_verify_reports_drift(db: Database, inventory: Inventory) -> None:
+    from commercekit.commerce.inventory import _tables as t
+
+    inventory.reserve("r", {"TEE-M": 2})
+    with db.unit_of_work() as uow:  # a hand-made lost update
+        uow.session.execute(update(t.stock).where(t.stock.c.sku == "TEE-M").values(reserved=1))
+    report = verify_inventory(db)
+    assert [(d.sku, d.problem, d.stored, d.expected) for d in report.drift] == [
+        ("TEE-M", "reserved", 1, 2)
+    ]
+    with db.unit_of_work() as uow:  # repair, so the fixture's check passes
+        uow.session.execute(update(t.stock).where(t.stock.c.sku == "TEE-M").values(reserved=2))
+    inventory.release("r")
+
+
+def test_fifty_threads_for_ten_units_on_sqlite(db: Database) -> None:
+    inv = Inventory(db)
+    inv.set_stock("DROP", 10)
+    ok: list[str] = []
+    sold_out: list[str] = []
+    barrier = threading.Barrier(50)
+
+    def buy(i: int) -> None:
+        barrier.wait()
+        try:
+            inv.reserve(f"buyer-{i}", {"DROP": 1})
+            ok.append(f"buyer-{i}")
+        except OutOfStockError:
+            sold_out.append(f"buyer-{i}")
+
+    threads = [threading.Thread(target=buy, args=(i,)) for i in range(50)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert (len(ok), len(sold_out)) == (10, 40)
+    assert inv.level("DROP").reserved == 10
