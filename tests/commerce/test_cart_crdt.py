@@ -59,7 +59,8 @@ def test_no_add_is_lost_and_no_removed_line_comes_back(replicas: list[CartState]
                 # removed somewhere: dead everywhere it is merged, for ever
                 assert dot.id in everything.removed
             else:
-                assert dot.id in everything.dots and dot.id not in everything.removed
+                assert dot.id in everything.dots
+                assert dot.id not in everything.removed
     expected: dict[str, int] = {}
     for dot in everything.dots.values():
         if dot.id not in removed:

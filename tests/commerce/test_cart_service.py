@@ -1,4 +1,4 @@
-"""Persisted carts: version-checked writes that never lose an add, guest merge, expiry, bad input."""
+"""Persisted carts: version-checked writes that keep every add, guest merge, expiry, bad input."""
 
 from __future__ import annotations
 
@@ -89,7 +89,8 @@ def test_bad_input_is_typed_and_changes_nothing(carts: Carts) -> None:
     ]:
         with pytest.raises(error):
             call()
-    assert carts.get(cart.id).lines == {} and carts.get(cart.id).version == 1
+    assert carts.get(cart.id).lines == {}
+    assert carts.get(cart.id).version == 1
     other = carts.create("USD")
     with pytest.raises(InvalidInputError):
         carts.merge(other.id, cart.id)

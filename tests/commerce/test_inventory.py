@@ -31,7 +31,8 @@ def inventory(db: Database, clock: FakeClock) -> Inventory:
 
 def test_reserve_commit_ship_cancel_move_the_counters(inventory: Inventory) -> None:
     r = inventory.reserve("r1", {"TEE-M": 2, "MUG": 1})
-    assert r.status is ReservationStatus.LIVE and r.quantities() == {"MUG": 1, "TEE-M": 2}
+    assert r.status is ReservationStatus.LIVE
+    assert r.quantities() == {"MUG": 1, "TEE-M": 2}
     assert inventory.level("TEE-M").reserved == 2
     assert inventory.commit("r1") is True
     assert inventory.commit("r1") is False  # idempotent
@@ -65,7 +66,8 @@ def test_a_line_goes_to_the_first_location_that_has_it_all(inventory: Inventory)
 def test_reserve_is_idempotent_per_reservation_id(inventory: Inventory) -> None:
     first = inventory.reserve("r1", {"TEE-M": 4})
     again = inventory.reserve("r1", {"TEE-M": 4})
-    assert again.replayed and again.lines == first.lines
+    assert again.replayed
+    assert again.lines == first.lines
     assert inventory.level("TEE-M").reserved == 4
     with pytest.raises(ConflictError):
         inventory.reserve("r1", {"TEE-M": 5})
@@ -86,7 +88,8 @@ def test_expired_reservations_are_swept_once_and_reclaimed_lazily(
     r = inventory.reserve("new", {"TEE-M": 1})  # finds TEE-M short, reclaims, retries
     assert r.status is ReservationStatus.LIVE
     old = inventory.reservation("old")
-    assert old is not None and old.status is ReservationStatus.EXPIRED
+    assert old is not None
+    assert old.status is ReservationStatus.EXPIRED
     assert inventory.sweep() == 0
     clock.advance(61)
     assert inventory.sweep() == 1
