@@ -17,6 +17,7 @@ from commercekit.cdn import (
     PurgeSelector,
     RedisStore,
     StoredResponse,
+    TieredStore,
 )
 from tests.conftest import missing_service
 
@@ -44,6 +45,12 @@ async def redis_store(clock: ManualClock) -> AsyncIterator[CacheStore]:
         await store.aclose()
 
 
+@asynccontextmanager
+async def tiered_store(clock: ManualClock) -> AsyncIterator[CacheStore]:
+    async with redis_store(clock) as far:
+        yield TieredStore(MemoryStore(1_000_000, clock=clock), far)
+
+
 def _redis_reachable() -> bool:
     import socket
 
@@ -54,12 +61,12 @@ def _redis_reachable() -> bool:
         return False
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "tiered"])
 def factory(request: pytest.FixtureRequest) -> object:
-    if request.param == "redis":
+    if request.param in ("redis", "tiered"):
         if not _redis_reachable():
             missing_service("Redis is not reachable on 127.0.0.1:6379")
-        return redis_store
+        return redis_store if request.param == "redis" else tiered_store
     return memory_store
 
 

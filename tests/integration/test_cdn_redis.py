@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -13,14 +18,17 @@ from commercekit.cdn import (
     EdgeCache,
     Headers,
     ManualClock,
+    MemoryStore,
     MockOrigin,
     OriginError,
     PurgeSelector,
     RedisStore,
     Request,
     Response,
+    TieredStore,
 )
 from tests.conftest import missing_service
+from tests.integration._servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -158,3 +166,135 @@ def test_large_bodies_stream_into_redis_chunks_and_failures_leave_nothing() -> N
     with StreamingServer() as origin:
         asyncio.run(main(origin.url))
         assert origin.requests == 2
+
+
+# -- a Redis tier that freezes, then dies -------------------------------------------------
+
+
+class _OwnRedis:
+    """A redis-server of our own on a free loopback port, in a temp folder (safe to SIGSTOP)."""
+
+    def __init__(self, folder: str) -> None:
+        import shutil
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            missing_service("redis-server is not installed")
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                str(binary),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                folder,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.process.kill()
+                    raise
+                time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def freeze(self) -> None:
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def kill(self) -> None:
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.kill()
+
+
+FREEZE_S = float(os.environ.get("COMMERCEKIT_REDIS_FREEZE_S", "2"))
+"""How long Redis stays frozen (the benchmark figure in docs/cdn.md uses 15)."""
+
+
+def freeze_then_kill(folder: str, freeze_s: float, dead_s: float) -> dict[str, float]:
+    """Run 50 URLs of max-age=1 through a tiered edge while its Redis freezes, then dies.
+
+    Returns the worst ``get`` in seconds, the store deadline, and the most origin
+    fetches one URL had within one deadline window while the breaker was open.
+    """
+    server = _OwnRedis(folder)
+    deadline_s = 0.2
+    fetched: dict[str, list[float]] = {}
+
+    def handler(request: Request) -> Response:
+        fetched.setdefault(request.url, []).append(time.monotonic())
+        return Response(200, Headers({"cache-control": "max-age=1"}), b"x" * 512)
+
+    async def main() -> dict[str, float]:
+        from redis.asyncio import Redis
+
+        far = RedisStore(
+            Redis.from_url(server.url),
+            namespace=f"test:{uuid.uuid4().hex}",
+            timeout_s=deadline_s,
+            breaker_failures=3,
+            breaker_reset_s=1.0,
+        )
+        edge = EdgeCache(MockOrigin(handler), TieredStore(MemoryStore(4 * 2**20), far))
+        urls = [f"http://shop.test/img/{i}.jpg" for i in range(50)]
+        for url in urls:
+            await edge.get(url)
+        worst = 0.0
+        open_windows: list[tuple[float, float]] = []
+
+        async def client(until: float) -> None:
+            nonlocal worst
+            i = 0
+            while time.monotonic() < until:
+                started = time.monotonic()
+                response = await edge.get(urls[i % len(urls)])
+                assert response.status == 200
+                worst = max(worst, time.monotonic() - started)
+                if far.breaker.is_open:
+                    open_windows.append((started, time.monotonic()))
+                i += 7
+                await asyncio.sleep(0.001)
+
+        server.freeze()
+        await asyncio.gather(*(client(time.monotonic() + freeze_s) for _ in range(8)))
+        server.kill()
+        await asyncio.gather(*(client(time.monotonic() + dead_s) for _ in range(8)))
+        await edge.aclose()
+        # origin fetches per URL within any one deadline window while the breaker was open
+        first_open = min((s for s, _ in open_windows), default=float("inf"))
+        most = 0
+        for times in fetched.values():
+            during = [t for t in times if t >= first_open]
+            for j, t in enumerate(during):
+                most = max(most, sum(1 for u in during[j:] if u - t < deadline_s))
+        return {"worst_get_s": worst, "deadline_s": deadline_s, "most_per_window": most}
+
+    try:
+        return asyncio.run(main())
+    finally:
+        server.close()
+
+
+def test_frozen_then_dead_redis_never_blocks_a_get_past_the_deadline(tmp_path: Path) -> None:
+    found = freeze_then_kill(str(tmp_path), FREEZE_S, 1.0)
+    print(f"worst get with Redis frozen {FREEZE_S} s then killed: {found}")
+    assert found["worst_get_s"] <= found["deadline_s"] + 0.05
+    assert found["most_per_window"] <= 1

@@ -24,6 +24,7 @@ from commercekit.errors import (
 
 from ._asgi import asgi_app
 from ._body import BodyStream
+from ._breaker import Breaker
 from ._cache_control import CacheControl, parse_cache_control
 from ._coalesce import Coalescer
 from ._edge import EdgeCache
@@ -48,6 +49,7 @@ from ._sigv4 import AwsCredentials, sigv4_headers
 from ._sketch import FrequencySketch
 from ._stored import StoredResponse
 from ._testing import ManualClock, MockOrigin
+from ._tiered import TieredStore
 from ._typing import BodyWriter, CacheStore, Clock, Origin, Purger, StoredBody, UrlSigner
 from ._wsgi import WsgiProxy
 
@@ -59,6 +61,7 @@ __all__ = [
     "AwsCredentials",
     "BodyStream",
     "BodyWriter",
+    "Breaker",
     "CacheControl",
     "CacheOutcome",
     "CachePolicy",
@@ -98,6 +101,7 @@ __all__ = [
     "StoreUnavailableError",
     "StoredBody",
     "StoredResponse",
+    "TieredStore",
     "UrlSigner",
     "WsgiProxy",
     "asgi_app",

@@ -62,9 +62,16 @@ class Coalescer(Generic[T]):
         if not task.cancelled():
             task.exception()  # mark retrieved: a flight nobody awaits must not warn
 
-    def forget(self) -> None:
-        """Detach every flight: they finish for their waiters, new callers start afresh."""
-        self._flights.clear()
+    def forget(self, which: Callable[[str], bool] | None = None) -> None:
+        """Detach the flights whose key *which* picks (all by default).
+
+        They finish for their waiters; new callers start afresh.
+        """
+        if which is None:
+            self._flights.clear()
+            return
+        for key in [k for k in self._flights if which(k)]:
+            del self._flights[key]
 
 
 async def _call(work: Callable[[], Awaitable[T]]) -> T:

@@ -8,8 +8,11 @@ stores what may be stored, refreshes in the background for
 the origin fails within ``stale-if-error``.
 
 A purge is visible to the very next request: it detaches the fetches in
-flight (new requests start a new fetch) and forbids them to store what they
-bring back, since it may predate the purge.
+flight for what it purged (new requests start a new fetch) and forbids them to
+store what they bring back, since it may predate the purge. An unsafe request
+(``POST``, ``PUT``, ``DELETE``...) that succeeds invalidates only the URLs RFC
+9111 4.4 names: its target, and ``Location`` / ``Content-Location`` on the same
+origin. Fetches of other URLs are left alone (``_generations``).
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 
-from commercekit.errors import OriginError, UnavailableError
+from commercekit.errors import ConfigurationError, OriginError, UnavailableError
 from commercekit.metrics import Metrics, NullMetrics
 
 from ._body import CHUNK_BYTES
@@ -33,6 +37,7 @@ from ._edge_metrics import EdgeInstruments
 from ._edge_stream import finish_stream, serve_stored_body
 from ._flight import Flight, Streams, cache_status
 from ._freshness import age_header_value
+from ._generations import Generations
 from ._headers import HOP_BY_HOP, Headers
 from ._keys import normalize_url, url_key
 from ._memory_store import MemoryStore
@@ -59,6 +64,7 @@ __all__ = ["EdgeCache"]
 
 _DEFAULT_STORE_BYTES = 64 * 1024 * 1024
 _WINDOW_BYTES = 4 * CHUNK_BYTES
+_VARY_HINTS = 10_000
 
 
 class EdgeCache:
@@ -72,6 +78,8 @@ class EdgeCache:
     Large bodies stream to every waiter and into the store at once (``_tee``);
     *window_bytes* bounds a body that is not stored. ``aclose()`` stops
     refreshes and streams, then closes the origin and the store.
+    *max_vary_hints* bounds the URLs whose ``Vary`` names are remembered to
+    coalesce fetches per variant (least recently learnt forgotten first).
     """
 
     def __init__(
@@ -86,7 +94,10 @@ class EdgeCache:
         key: Callable[[Request], str] = url_key,
         origin_timeout_s: float | None = 30.0,
         window_bytes: int = _WINDOW_BYTES,
+        max_vary_hints: int = _VARY_HINTS,
     ) -> None:
+        if max_vary_hints < 0:
+            raise ConfigurationError(f"max_vary_hints must be 0 or more, got {max_vary_hints!r}")
         self._origin = origin
         self._store: CacheStore = (
             store if store is not None else MemoryStore(_DEFAULT_STORE_BYTES, clock=clock)
@@ -98,11 +109,12 @@ class EdgeCache:
         self._timeout = origin_timeout_s
         self._m = EdgeInstruments(metrics if metrics is not None else NullMetrics(), name)
         self._flights: Coalescer[Flight] = Coalescer(on_wait=self._m.coalesced.inc)
-        self._vary_hints: dict[str, tuple[str, ...]] = {}
+        self._vary_hints: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._max_vary_hints = max_vary_hints
         self._background: set[asyncio.Future[Flight]] = set()
         self._streams = Streams()
         self._window = window_bytes
-        self._purge_seq = 0
+        self._gens = Generations()
 
     @property
     def name(self) -> str:
@@ -166,9 +178,11 @@ class EdgeCache:
                 else normalize_url
             )
             selector = PurgeSelector(selector.kind, tuple(normalize(v) for v in selector.values))
-        self._purge_seq += 1
-        self._flights.forget()
-        self._streams.forget()
+        self._gens.record(selector)
+        which = _flight_keys(selector)
+        self._flights.forget(which)
+        self._streams.forget(which)
+        self._forget_hints(selector)
         count = await self._store.purge(selector, soft=soft, now=self._clock())
         self._m.purges[(selector.kind, soft)].inc()
         return PurgeResult(purged=count)
@@ -195,19 +209,22 @@ class EdgeCache:
     # -- serving ------------------------------------------------------------------------
 
     def _serve(
-        self, request: Request, entry: StoredResponse, now: float, outcome: CacheOutcome
+        self,
+        request: Request,
+        entry: StoredResponse,
+        now: float,
+        outcome: CacheOutcome,
+        *,
+        stored: bool = True,
     ) -> Response:
+        status = cache_status(self._name, outcome, entry.fresh_until - now, stored=stored)
         headers = entry.headers.extended(
-            ("age", age_header_value(entry.age(now))),
-            ("cache-status", self._cache_status(outcome, entry.fresh_until - now)),
+            ("age", age_header_value(entry.age(now))), ("cache-status", status)
         )
         response = Response(entry.status, headers, entry.body, outcome)
         if entry.stored_body is not None:  # streamed from the store as the client reads
             return serve_stored_body(request, response, entry.stored_body, self._m.served_bytes)
         return self._finish(request, response)
-
-    def _cache_status(self, outcome: CacheOutcome, ttl: float) -> str:
-        return cache_status(self._name, outcome, ttl)
 
     def _finish(self, request: Request, response: Response) -> Response:
         not_modified = not_modified_for(request, response)
@@ -240,7 +257,7 @@ class EdgeCache:
                     flight = await self._flights.run(
                         flight_key,
                         functools.partial(
-                            self._work, key, flight_key, request, entry, self._purge_seq
+                            self._work, key, flight_key, request, entry, self._gens.seq
                         ),
                     )
             except OriginError:
@@ -265,7 +282,9 @@ class EdgeCache:
             if flight.tee is not None:
                 return await self._read_along(request, flight)
             if flight.stored is not None:
-                return self._serve(request, flight.stored, self._clock(), flight.outcome)
+                return self._serve(
+                    request, flight.stored, self._clock(), flight.outcome, stored=flight.kept
+                )
             return self._finish(request, attrs.evolve(flight.response, outcome=flight.outcome))
         return await self._pass(request)
 
@@ -281,7 +300,7 @@ class EdgeCache:
             return
         task = self._flights.start(
             flight_key,
-            lambda: self._work(key, flight_key, request, entry, self._purge_seq, background=True),
+            lambda: self._work(key, flight_key, request, entry, self._gens.seq, background=True),
         )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -318,8 +337,8 @@ class EdgeCache:
             )
             if merged is not None:
                 self._m.revalidated.inc()
-                await self._keep(merged, seq)
-                return Flight(request, response, merged, CacheOutcome.REVALIDATED)
+                kept = await self._keep(merged, seq)
+                return Flight(request, response, merged, CacheOutcome.REVALIDATED, kept=kept)
             origin_request = self._origin_request(request, None)
             request_time = self._clock()
             response = await self._call_origin(origin_request)
@@ -336,9 +355,8 @@ class EdgeCache:
         )
         if response.stream is not None:
             return self._stream(flight_key, request, response, stored, seq, background=background)
-        if stored is not None:
-            await self._keep(stored, seq)
-        return Flight(request, response, stored, CacheOutcome.MISS)
+        kept = stored is not None and await self._keep(stored, seq)
+        return Flight(request, response, stored, CacheOutcome.MISS, kept=kept)
 
     def _stream(
         self,
@@ -361,24 +379,42 @@ class EdgeCache:
             background=background,
             window_bytes=self._window,
             idle_timeout_s=self._timeout,
-            current=lambda: seq == self._purge_seq,
+            current=lambda: stored is not None and self._gens.current(seq, stored.key, stored.tags),
             on_store_error=self._m.store_errors.inc,
         )
 
-    async def _keep(self, stored: StoredResponse, seq: int) -> None:
-        if seq != self._purge_seq:
-            return  # a purge happened while this fetch was in flight: its result may predate it
+    async def _keep(self, stored: StoredResponse, seq: int) -> bool:
+        """Store *stored* unless a purge of it came since its fetch began; say if it was."""
+        if not self._gens.current(seq, stored.key, stored.tags):
+            return False  # purged while this fetch was in flight: its result may predate it
         self._learn_vary(stored)
         try:
             await self._store.put(stored)
         except UnavailableError:
             self._m.store_errors.inc()
+            return False
+        return True
 
     def _learn_vary(self, stored: StoredResponse) -> None:
+        hints = self._vary_hints
         if stored.vary:
-            self._vary_hints[stored.key] = stored.vary
-        elif stored.key in self._vary_hints:
-            del self._vary_hints[stored.key]
+            hints[stored.key] = stored.vary
+            hints.move_to_end(stored.key)
+            while len(hints) > self._max_vary_hints:
+                hints.popitem(last=False)
+        elif stored.key in hints:
+            del hints[stored.key]
+
+    def _forget_hints(self, selector: PurgeSelector) -> None:
+        hints = self._vary_hints
+        if selector.kind is PurgeKind.ALL:
+            hints.clear()
+        elif selector.kind is PurgeKind.URL:
+            for key in selector.values:
+                hints.pop(key, None)
+        elif selector.kind is PurgeKind.PREFIX:
+            for key in [k for k in hints if k.startswith(selector.values)]:
+                del hints[key]
 
     async def _pass(self, request: Request) -> Response:
         self._m.passes.inc()
@@ -392,11 +428,42 @@ class EdgeCache:
         return self._finish(request, passed)
 
     async def _unsafe(self, request: Request) -> Response:
+        """Send *request* on; on success invalidate what RFC 9111 4.4 names, and only that.
+
+        The origin's answer always reaches the client: a store that fails to
+        delete is counted (``store_errors``), never turned into an error.
+        """
         response = await self._pass(request)
         urls = invalidation_urls(request, response)
         if urls:
-            self._purge_seq += 1
-            self._flights.forget()
-            for url in urls:
-                await self._store.delete(self._key(Request("GET", url)))
+            keys = [self._key(Request("GET", url)) for url in urls]
+            self._gens.touch_keys(keys)
+            wanted = frozenset(keys)
+            which = _in_keys(wanted)
+            self._flights.forget(which)
+            self._streams.forget(which)
+            for key in keys:
+                self._vary_hints.pop(key, None)
+                try:
+                    await self._store.delete(key)
+                except UnavailableError:
+                    self._m.store_errors.inc()
         return response
+
+
+def _primary(flight_key: str) -> str:
+    return flight_key.partition("\x00")[0]
+
+
+def _in_keys(keys: frozenset[str]) -> Callable[[str], bool]:
+    return lambda flight_key: _primary(flight_key) in keys
+
+
+def _flight_keys(selector: PurgeSelector) -> Callable[[str], bool] | None:
+    """Which fetches in flight a purge detaches (None: all; a tag may be on any response)."""
+    if selector.kind is PurgeKind.URL:
+        return _in_keys(frozenset(selector.values))
+    if selector.kind is PurgeKind.PREFIX:
+        prefixes = selector.values
+        return lambda flight_key: flight_key.startswith(prefixes)
+    return None

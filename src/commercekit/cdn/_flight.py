@@ -37,6 +37,8 @@ class Flight:
     """The body, while it streams in, for every reader of this fetch."""
     reader: TeeReader | None = None
     """The reader of the request that started the fetch, attached before any byte came."""
+    kept: bool = True
+    """Whether ``stored`` was (or, for a streaming body, is being) written to the store."""
 
     def read_along(self, request: Request, now: float, name: str) -> Response | None:
         """Return *request*'s response reading the body as it arrives; None if too late to join."""
@@ -51,21 +53,28 @@ class Flight:
         if stored is not None:
             headers = stored.headers.extended(
                 ("age", age_header_value(stored.age(now))),
-                ("cache-status", cache_status(name, self.outcome, stored.fresh_until - now)),
+                (
+                    "cache-status",
+                    cache_status(name, self.outcome, stored.fresh_until - now, stored=self.kept),
+                ),
             )
         stream = BodyStream(reader, length=tee.length, close=reader.aclose)
         return Response(self.response.status, headers, b"", self.outcome, stream)
 
 
-def cache_status(name: str, outcome: CacheOutcome, ttl: float) -> str:
-    """Return the ``Cache-Status`` (RFC 9211) of a response the edge *name* served."""
+def cache_status(name: str, outcome: CacheOutcome, ttl: float, *, stored: bool = True) -> str:
+    """Return the ``Cache-Status`` (RFC 9211) of a response the edge *name* served.
+
+    ``stored`` is said only of a response this fetch put in the store.
+    """
     if outcome is CacheOutcome.HIT:
         return f"{name}; hit; ttl={int(ttl)}"
     if outcome is CacheOutcome.STALE_WHILE_REVALIDATE or outcome is CacheOutcome.STALE_IF_ERROR:
         return f"{name}; hit; ttl={int(ttl)}; detail={outcome.value}"
+    tail = "; stored" if stored else ""
     if outcome is CacheOutcome.REVALIDATED:
-        return f"{name}; fwd=stale; fwd-status=304; stored"
-    return f"{name}; fwd=uri-miss; stored"
+        return f"{name}; fwd=stale; fwd-status=304{tail}"
+    return f"{name}; fwd=uri-miss{tail}"
 
 
 class Streams:
@@ -81,9 +90,16 @@ class Streams:
         """Return the flight whose body is still arriving for *key*, if any."""
         return self._by_key.get(key)
 
-    def forget(self) -> None:
-        """Detach every stream (after a purge): new requests start a new fetch."""
-        self._by_key.clear()
+    def forget(self, which: Callable[[str], bool] | None = None) -> None:
+        """Detach the streams whose key *which* picks (all by default), after a purge.
+
+        New requests for them start a new fetch.
+        """
+        if which is None:
+            self._by_key.clear()
+            return
+        for key in [k for k in self._by_key if which(k)]:
+            del self._by_key[key]
 
     def tasks(self) -> list[asyncio.Task[None]]:
         """The pumps still running."""
@@ -119,7 +135,7 @@ class Streams:
         tee = Tee(length=source.length, retain=writer is not None, window_bytes=window_bytes)
         reader = None if background else tee.reader()
         bare = attrs.evolve(response, stream=None)
-        flight = Flight(request, bare, stored, CacheOutcome.MISS, tee, reader)
+        flight = Flight(request, bare, stored, CacheOutcome.MISS, tee, reader, writer is not None)
         if writer is None and background:
             tee.fail(OriginError("a background refresh does not keep a body it cannot store"))
             self._run(None, flight, source.aclose())

@@ -86,8 +86,10 @@ class MemoryStore:
 
     *window_fraction* and *protected_fraction* size the segments;
     *max_entry_bytes* (default an eighth of *max_bytes*) refuses objects too
-    big to be worth the room. *seed* makes the tie-breaking admission
-    (against hash flooding) repeatable.
+    big to be worth the room. A key keeps at most *max_variants* ``Vary``
+    variants (the oldest is dropped), so a field that varies per client
+    (``Vary: User-Agent``) cannot make one key's lookups slow. *seed* makes
+    the tie-breaking admission (against hash flooding) repeatable.
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class MemoryStore:
         max_bytes: int,
         *,
         max_entry_bytes: int | None = None,
+        max_variants: int = 32,
         window_fraction: float = 0.01,
         protected_fraction: float = 0.8,
         expected_entries: int | None = None,
@@ -105,12 +108,15 @@ class MemoryStore:
     ) -> None:
         if max_bytes <= 0:
             raise ConfigurationError(f"max_bytes must be positive, got {max_bytes!r}")
+        if max_variants < 1:
+            raise ConfigurationError(f"max_variants must be 1 or more, got {max_variants!r}")
         if not 0 < window_fraction < 1 or not 0 < protected_fraction < 1:
             raise ConfigurationError("window_fraction and protected_fraction must be in (0, 1)")
         self._max_bytes = max_bytes
         self._window_max = max(1, int(max_bytes * window_fraction))
         self._main_max = max_bytes - self._window_max
         self._protected_max = int(self._main_max * protected_fraction)
+        self._max_variants = max_variants
         self._max_entry = max_entry_bytes if max_entry_bytes is not None else max(1, max_bytes // 8)
         self._clock = clock
         self._slots: dict[str, _Slot] = {}
@@ -191,6 +197,9 @@ class MemoryStore:
         if slot is not None:
             same = (entry.vary, entry.variant)
             others = tuple(e for e in slot.entries if (e.vary, e.variant) != same)
+            if len(others) >= self._max_variants:
+                newest = sorted(others, key=lambda e: e.response_time)
+                others = tuple(newest[len(others) - self._max_variants + 1 :])
             self._replace(key, slot, (*others, entry))
             self._touch(key, slot)
         else:

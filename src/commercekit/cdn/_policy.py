@@ -200,9 +200,14 @@ def _window(seconds: int | None, default: float) -> float:
 def select_variant(stored: Sequence[StoredResponse], request: Request) -> StoredResponse | None:
     """Return the most recent stored response whose ``Vary`` values match *request* (4.1)."""
     best: StoredResponse | None = None
+    seen: dict[tuple[str, ...], tuple[str | None, ...]] = {}
     for entry in stored:
-        if entry.vary and variant_of(entry.vary, request.headers) != entry.variant:
-            continue
+        if entry.vary:
+            wanted = seen.get(entry.vary)
+            if wanted is None:
+                wanted = seen[entry.vary] = variant_of(entry.vary, request.headers)
+            if wanted != entry.variant:
+                continue
         if best is None or entry.response_time > best.response_time:
             best = entry
     return best

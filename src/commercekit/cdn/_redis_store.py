@@ -20,7 +20,9 @@ applies it to the variants stored before it. Redis failures are raised as
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import inspect
 import json
 import math
 import time
@@ -30,7 +32,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from commercekit.errors import ConfigurationError, StoreUnavailableError
+from commercekit.metrics import Metrics, NullMetrics
 
+from ._breaker import Breaker
 from ._headers import Headers
 from ._purge import PurgeKind, PurgeSelector
 from ._redis_chunks import (
@@ -81,6 +85,8 @@ end
 return n
 """
 _SCAN_BATCH = 500
+DEFAULT_TIMEOUT_S = 0.25
+DEFAULT_MAX_VARIANTS = 32
 
 
 def _escape_glob(text: str) -> str:
@@ -145,6 +151,12 @@ class RedisStore:
     *chunk_bytes* are kept as chunk keys, written while they stream in. A
     replaced or purged body stays readable *chunk_grace_s* for the reads
     already under way (then they break off with :class:`StoreUnavailableError`).
+
+    Each operation must finish within *timeout_s* (None: no deadline of our
+    own) or fails with :class:`StoreUnavailableError`. After
+    *breaker_failures* failures in a row, calls fail at once for
+    *breaker_reset_s* seconds, then one probe is let through. A key keeps at
+    most *max_variants* ``Vary`` variants (older ones are dropped).
     """
 
     def __init__(
@@ -155,8 +167,19 @@ class RedisStore:
         max_entry_bytes: int = 8 * 1024 * 1024,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         chunk_grace_s: int = DEFAULT_CHUNK_GRACE_S,
+        timeout_s: float | None = DEFAULT_TIMEOUT_S,
+        breaker_failures: int = 3,
+        breaker_reset_s: float = 1.0,
+        max_variants: int = DEFAULT_MAX_VARIANTS,
         clock: Clock = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
+        if timeout_s is not None and not timeout_s > 0:
+            raise ConfigurationError(f"timeout_s must be positive or None, got {timeout_s!r}")
+        if max_entry_bytes <= 0:
+            raise ConfigurationError(f"max_entry_bytes must be positive, got {max_entry_bytes!r}")
+        if max_variants < 1:
+            raise ConfigurationError(f"max_variants must be 1 or more, got {max_variants!r}")
         if chunk_bytes <= 0:
             raise ConfigurationError(f"chunk_bytes must be positive, got {chunk_bytes!r}")
         if chunk_grace_s < 0:
@@ -169,6 +192,28 @@ class RedisStore:
         self._chunk = chunk_bytes
         self._grace = chunk_grace_s
         self._clock = clock
+        self._timeout = timeout_s
+        self._max_variants = max_variants
+        m = metrics if metrics is not None else NullMetrics()
+        tags = {"store": namespace}
+        self._timeouts = m.counter(
+            "commercekit_cdn_store_timeouts_total",
+            description="Redis store operations cut at their deadline.",
+            tags=tags,
+        )
+        self._refused = m.counter(
+            "commercekit_cdn_store_breaker_refused_total",
+            description="Redis store calls refused at once because the breaker was open.",
+            tags=tags,
+        )
+        trips = m.counter(
+            "commercekit_cdn_store_breaker_opened_total",
+            description="Times the Redis store's circuit breaker opened.",
+            tags=tags,
+        )
+        self._breaker = Breaker(
+            failures=breaker_failures, reset_s=breaker_reset_s, on_open=trips.inc
+        )
 
     @property
     def namespace(self) -> str:
@@ -184,6 +229,16 @@ class RedisStore:
     def chunk_bytes(self) -> int:
         """Bodies over this size are kept as chunk keys of this size."""
         return self._chunk
+
+    @property
+    def timeout_s(self) -> float | None:
+        """The deadline of each operation."""
+        return self._timeout
+
+    @property
+    def breaker(self) -> Breaker:
+        """The circuit breaker in front of Redis (``breaker.is_open``)."""
+        return self._breaker
 
     @property
     def chunk_grace_s(self) -> int:
@@ -203,15 +258,41 @@ class RedisStore:
     def _t(self, tag: str) -> str:
         return f"{self._ns}:t:{tag}"
 
-    async def _call(self, what: str, coro: Any) -> Any:
+    def _deadline(self) -> float | None:
+        """The loop time by which an operation starting now must end."""
+        if self._timeout is None:
+            return None
+        return asyncio.get_running_loop().time() + self._timeout
+
+    async def _call(self, what: str, coro: Any, deadline: float | None = None) -> Any:
+        """Await *coro* (one Redis round trip) within *deadline*, through the breaker."""
         from redis.exceptions import RedisError
 
+        if not self._breaker.allow():
+            if inspect.iscoroutine(coro):
+                coro.close()
+            self._refused.inc()
+            raise StoreUnavailableError(
+                f"Redis store {self._ns!r} is failing; calls are skipped for now (breaker open)"
+            )
+        if deadline is None:
+            deadline = self._deadline()
         try:
-            return await coro
-        except RedisError as exc:
+            async with asyncio.timeout_at(deadline):
+                result = await coro
+        except TimeoutError as exc:
+            self._breaker.failure()
+            self._timeouts.inc()
+            raise StoreUnavailableError(
+                f"Redis store {self._ns!r} did not {what} within {self._timeout} s; is Redis up?"
+            ) from exc
+        except (RedisError, OSError) as exc:
+            self._breaker.failure()
             raise StoreUnavailableError(
                 f"Redis store {self._ns!r} failed to {what}: {exc}; is Redis up?"
             ) from exc
+        self._breaker.success()
+        return result
 
     async def get(self, key: str, /) -> Sequence[StoredResponse]:
         """Return the stored variants of *key*, soft purges applied.
@@ -220,14 +301,15 @@ class RedisStore:
         :class:`ChunkedBody`, read a few chunks a round trip as it is
         streamed); one whose chunks are not all there (evicted) is a miss.
         """
-        found = await self._lookup(key)
+        deadline = self._deadline()
+        found = await self._lookup(key, deadline)
         chunked = [c for _, c in found if c is not None]
         if not chunked:
             return [entry for entry, _ in found]
         pipe = self._redis.pipeline(transaction=False)
         for body in chunked:
             pipe.exists(*body.chunk_keys())
-        counts = dict(zip(chunked, await self._call("read", pipe.execute()), strict=True))
+        counts = dict(zip(chunked, await self._call("read", pipe.execute(), deadline), strict=True))
         out: list[StoredResponse] = []
         for entry, c in found:
             if c is None:
@@ -236,13 +318,17 @@ class RedisStore:
                 out.append(attrs.evolve(entry, stored_body=c))
         return out
 
-    async def _lookup(self, key: str) -> list[tuple[StoredResponse, ChunkedBody | None]]:
+    async def _lookup(
+        self, key: str, deadline: float | None = None
+    ) -> list[tuple[StoredResponse, ChunkedBody | None]]:
         """Return the variants of *key* (soft purges applied), a large body as its manifest.
 
         An entry with a :class:`ChunkedBody` has ``body == b""``; nothing of
         its body has been read.
         """
-        fields: dict[bytes, bytes] = await self._call("read", self._redis.hgetall(self._k(key)))
+        fields: dict[bytes, bytes] = await self._call(
+            "read", self._redis.hgetall(self._k(key)), deadline
+        )
         if not fields:
             return []
         soft_raw = fields.get(b"soft")
@@ -343,6 +429,7 @@ class RedisStore:
             pipe.hdel(k, f"b:{vid}")
         pipe.expire(k, ttl, nx=True)
         pipe.expire(k, ttl, gt=True)
+        pipe.hlen(k)
         for tag in entry.tags:
             pipe.sadd(self._t(tag), entry.key)
             pipe.expire(self._t(tag), ttl, nx=True)
@@ -350,7 +437,10 @@ class RedisStore:
         if keep is not None:
             for chunk in keep.chunk_keys():
                 pipe.expire(chunk, ttl + self._grace, gt=True)
-        old = (await self._call("write", pipe.execute()))[0]
+        done = await self._call("write", pipe.execute())
+        old = done[0]
+        if done[4 if body is not None else 5] > 2 * self._max_variants + 1:
+            await self._trim(k, vid)
         try:
             before = json.loads(old).get("c") if old else None
             replaced = ChunkedBody.from_manifest(self, entry.key, before) if before else None
@@ -358,6 +448,17 @@ class RedisStore:
             replaced = None  # a corrupt manifest: its chunks expire with their TTL
         if replaced is not None and (manifest is None or replaced.write_id != str(manifest[0])):
             await retire(self, [replaced])
+
+    async def _trim(self, k: str, vid: str) -> None:
+        """Drop every variant of hash *k* but *vid* (too many: ``Vary`` on a field that varies).
+
+        Their chunks, if any, expire with their own TTL.
+        """
+        names = await self._call("trim variants", self._redis.hkeys(k))
+        keep = {f"m:{vid}".encode(), f"b:{vid}".encode(), b"soft"}
+        drop = [n for n in names if n not in keep]
+        if drop:
+            await self._call("trim variants", self._redis.hdel(k, *drop))
 
     async def delete(self, key: str, /) -> bool:
         """Remove every variant of *key* (their chunks stay readable for the grace)."""
@@ -367,6 +468,12 @@ class RedisStore:
         prefix = f"{self._ns}:c:"
         script = self._redis.eval(_HARD_PURGE, len(keys), *keys, prefix, self._grace)
         return int(await self._call("purge", script))
+
+    def _slow_deadline(self) -> float | None:
+        """A purge that scans the namespace may take longer than one lookup: 40 deadlines."""
+        if self._timeout is None:
+            return None
+        return asyncio.get_running_loop().time() + max(self._timeout * 40, 10.0)
 
     async def _scan(self, pattern: str) -> list[str]:
         found: list[str] = []
@@ -389,11 +496,14 @@ class RedisStore:
         elif selector.kind is PurgeKind.PREFIX:
             keys = []
             for value in selector.values:
-                keys += await self._call("scan", self._scan(prefix + _escape_glob(value) + "*"))
+                pattern = prefix + _escape_glob(value) + "*"
+                keys += await self._call("scan", self._scan(pattern), self._slow_deadline())
         else:
-            keys = await self._call("scan", self._scan(prefix + "*"))
+            keys = await self._call("scan", self._scan(prefix + "*"), self._slow_deadline())
             if not soft:
-                tag_sets = await self._call("scan", self._scan(f"{self._ns}:t:*"))
+                tag_sets = await self._call(
+                    "scan", self._scan(f"{self._ns}:t:*"), self._slow_deadline()
+                )
         count = 0
         for start in range(0, len(keys), _SCAN_BATCH):
             batch = keys[start : start + _SCAN_BATCH]
