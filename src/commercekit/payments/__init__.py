@@ -18,6 +18,13 @@ behaviour.
 from commercekit.errors import OperationInFlightError, RateLimitedError
 from commercekit.payments._adyen import AdyenGateway, RedirectDetails
 from commercekit.payments._adyen_codes import ADYEN_AMOUNTS, ADYEN_REFUSAL_CODES
+from commercekit.payments._amazonpay import (
+    AMAZON_PAY_DECLINE_CODES,
+    AmazonPayConfig,
+    AmazonPayGateway,
+    AmazonPaySigner,
+    CheckoutSession,
+)
 from commercekit.payments._amounts import ISO_AMOUNTS, STRIPE_AMOUNTS, AmountRules
 from commercekit.payments._card import (
     Card,
@@ -76,6 +83,7 @@ from commercekit.payments._webhooks import (
 __all__ = [
     "ADYEN_AMOUNTS",
     "ADYEN_REFUSAL_CODES",
+    "AMAZON_PAY_DECLINE_CODES",
     "ISO_AMOUNTS",
     "SANDBOX_CARDS",
     "STRIPE_AMOUNTS",
@@ -83,6 +91,9 @@ __all__ = [
     "TRANSITIONS",
     "ActionRequired",
     "AdyenGateway",
+    "AmazonPayConfig",
+    "AmazonPayGateway",
+    "AmazonPaySigner",
     "AmountRules",
     "AnyResult",
     "Card",
@@ -90,6 +101,7 @@ __all__ = [
     "CardNumber",
     "CardToken",
     "CardVault",
+    "CheckoutSession",
     "Claim",
     "ClaimKind",
     "Clock",

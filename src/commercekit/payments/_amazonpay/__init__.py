@@ -1,0 +1,31 @@
+"""Amazon Pay (Checkout v2): the gateway, its signing, its wire format and its notifications."""
+
+from commercekit.payments._amazonpay._codes import AMAZON_PAY_DECLINE_CODES
+from commercekit.payments._amazonpay._gateway import AmazonPayGateway
+from commercekit.payments._amazonpay._session import CheckoutSession
+from commercekit.payments._amazonpay._signing import (
+    ALGORITHMS,
+    AmazonPaySigner,
+    SignedRequest,
+    canonical_request,
+    string_to_sign,
+)
+from commercekit.payments._amazonpay._wire import (
+    AmazonPayConfig,
+    AmazonPayRefusal,
+    amazon_pay_idempotency_key,
+)
+
+__all__ = [
+    "ALGORITHMS",
+    "AMAZON_PAY_DECLINE_CODES",
+    "AmazonPayConfig",
+    "AmazonPayGateway",
+    "AmazonPayRefusal",
+    "AmazonPaySigner",
+    "CheckoutSession",
+    "SignedRequest",
+    "amazon_pay_idempotency_key",
+    "canonical_request",
+    "string_to_sign",
+]
