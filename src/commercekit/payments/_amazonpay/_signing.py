@@ -24,6 +24,7 @@ only what was wrong with it).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import time
 import urllib.parse
@@ -120,12 +121,12 @@ def _load_key(private_key: str | bytes | rsa.RSAPrivateKey) -> rsa.RSAPrivateKey
     if not isinstance(private_key, str | bytes) or not private_key:
         raise ConfigurationError("an Amazon Pay private key is PEM text (str or bytes)")
     data = private_key.encode() if isinstance(private_key, str) else private_key
-    try:
+    key: object = None
+    # the error is raised below, outside the handler: the loader's message may quote the key
+    with contextlib.suppress(ValueError, TypeError, UnsupportedAlgorithm):
         key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise ConfigurationError(
-            "the Amazon Pay private key is not an unencrypted PEM RSA key"
-        ) from None  # the loader's message may quote the key
+    if key is None:
+        raise ConfigurationError("the Amazon Pay private key is not an unencrypted PEM RSA key")
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ConfigurationError("the Amazon Pay private key must be an RSA key")
     if key.key_size < 2048:
