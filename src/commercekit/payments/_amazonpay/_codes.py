@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from commercekit.errors import InvalidStateError, OutcomeUnknownError
 from commercekit.money import Money
+from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._results import DeclineCode
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
 ]
 
 _D = DeclineCode
+_WORD: Final = 64
 AMAZON_PAY_DECLINE_CODES: Final[Mapping[str, DeclineCode]] = MappingProxyType(
     {
         # a Charge or a Refund that was declined
@@ -103,12 +105,13 @@ def price_money(wire: object, what: str) -> Money:
 
 
 def state_of(body: Mapping[str, Any]) -> tuple[str, str | None]:
-    """``statusDetails.state`` and ``reasonCode`` of an object."""
+    """``statusDetails.state`` and ``reasonCode`` of an object, redacted (they reach messages)."""
     details = body.get("statusDetails")
     if not isinstance(details, Mapping):
         return "", None
     reason = details.get("reasonCode")
-    return str(details.get("state") or ""), str(reason) if reason else None
+    state = redact_provider_text(str(details.get("state") or ""), limit=_WORD)
+    return state, redact_provider_text(str(reason), limit=_WORD) if reason else None
 
 
 def refused_state(reason_code: str, what: str) -> InvalidStateError:

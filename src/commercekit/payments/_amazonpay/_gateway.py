@@ -29,6 +29,7 @@ None otherwise, which makes the service resend under the same key.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, Final
@@ -69,6 +70,7 @@ _INTENTS: Final = {Operation.AUTHORIZE: "Authorize", Operation.PURCHASE: "Author
 _CAPTURED: Final = frozenset({"Captured", "CaptureInitiated"})
 _REFUNDED: Final = frozenset({"Refunded", "RefundInitiated"})
 _S = PaymentState
+_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 class AmazonPayGateway:
@@ -287,7 +289,7 @@ class AmazonPayGateway:
                 reference,
                 moved,
                 _S.PARTIALLY_REFUNDED,
-                operation_reference=str(own) if own else None,
+                operation_reference=own if isinstance(own, str) and _ID.fullmatch(own) else None,
             )
         if state == "Declined":
             return self._declined(Operation.REFUND, reference, moved, reason)
@@ -373,11 +375,12 @@ class AmazonPayGateway:
 
     def _charge_result(self, operation: Operation, charge: Mapping[str, Any]) -> PaymentResult:
         charge_id = charge.get("chargeId")
-        if not isinstance(charge_id, str) or not charge_id:
-            raise OutcomeUnknownError("Amazon Pay's charge names no chargeId")
+        if not isinstance(charge_id, str) or not _ID.fullmatch(charge_id):
+            raise OutcomeUnknownError("Amazon Pay's charge names no readable chargeId")
         state, reason = state_of(charge)
         permission = charge.get("chargePermissionId")
-        own = str(permission) if permission and operation is not Operation.CAPTURE else None
+        readable = isinstance(permission, str) and _ID.fullmatch(permission)
+        own = permission if readable and operation is not Operation.CAPTURE else None
         if operation is Operation.CAPTURE and state in _CAPTURED:
             moved = price_money(charge.get("captureAmount"), "capture")
             return self._result(operation, charge_id, moved, _S.CAPTURED)

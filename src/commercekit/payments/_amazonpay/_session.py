@@ -6,6 +6,7 @@ Amazon's object also carries the buyer (name, e-mail, addresses): it stays in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,8 +15,11 @@ import attrs
 from commercekit.errors import OutcomeUnknownError
 from commercekit.money import Money
 from commercekit.payments._amazonpay._codes import price_money, state_of
+from commercekit.payments._redact import redact_provider_text
 
 __all__ = ["CheckoutSession"]
+
+_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 @attrs.frozen
@@ -43,8 +47,8 @@ class CheckoutSession:
     def from_wire(cls, body: Mapping[str, Any]) -> CheckoutSession:
         """Read Amazon's JSON object."""
         session_id = body.get("checkoutSessionId")
-        if not isinstance(session_id, str) or not session_id:
-            raise OutcomeUnknownError("Amazon Pay's answer names no checkoutSessionId")
+        if not isinstance(session_id, str) or not _ID.fullmatch(session_id):
+            raise OutcomeUnknownError("Amazon Pay's answer names no readable checkoutSessionId")
         state, reason = state_of(body)
         web = body.get("webCheckoutDetails")
         details = body.get("paymentDetails")
@@ -59,10 +63,10 @@ class CheckoutSession:
             redirect_url=_text(web.get("amazonPayRedirectUrl")),
             payment_intent=_text(details.get("paymentIntent")),
             amount=price_money(wire_amount, "checkout session") if wire_amount else None,
-            charge_id=_text(body.get("chargeId")),
-            charge_permission_id=_text(body.get("chargePermissionId")),
+            charge_id=_id(body.get("chargeId")),
+            charge_permission_id=_id(body.get("chargePermissionId")),
             constraints=tuple(
-                str(c.get("constraintId"))
+                redact_provider_text(str(c.get("constraintId")), limit=64)
                 for c in (constraints if isinstance(constraints, list) else [])
                 if isinstance(c, Mapping)
             ),
@@ -72,3 +76,7 @@ class CheckoutSession:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _id(value: object) -> str | None:
+    return value if isinstance(value, str) and _ID.fullmatch(value) else None
