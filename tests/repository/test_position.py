@@ -3,9 +3,18 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 
-from commercekit.errors import InvalidInputError
-from commercekit.repository import CommitTime, ConsistencyToken, GtidPosition, Lsn
+from commercekit.errors import ConfigurationError, InvalidInputError
+from commercekit.repository import (
+    CommitTime,
+    ConsistencyToken,
+    GtidPosition,
+    Lsn,
+    Node,
+    ReplicatedTopology,
+    sqlite_engine,
+)
 from commercekit.repository._position import covers, format_position, later, parse_position
+from commercekit.repository._token import as_token
 
 from .strategies import gtids, lsns, positions
 
@@ -82,3 +91,61 @@ def test_any_token_round_trips(
 ) -> None:
     token = ConsistencyToken.of("g1", a).merge(ConsistencyToken.of("g2", b))
     assert ConsistencyToken.parse(str(token)) == token
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "ck1;main\n=lsn:0/1",  # `$` matched before a final newline
+        "ck1;main=lsn:0/1\n",
+        "ck1;main=gtid:0-1-1\n",
+        "ck1;main=gtid:\u0661-1-1",  # Arabic-Indic digits are not ASCII digits
+        "ck1;main=lsn:\uff10/1",
+        "ck1;main=ts:\u0661\u0662",
+        "ck1;main=ts:1_000",
+        "ck1;main=ts: 12",
+        "ck1;main=ts:nan",
+        "ck1;main=ts:1e400",
+    ],
+)
+def test_tokens_with_a_trailing_newline_or_foreign_digits_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidInputError):
+        ConsistencyToken.parse(bad)
+
+
+@pytest.mark.parametrize("bad", ["main\n", "main\n\n", "\nmain", "m\u0430in", ""])
+def test_group_names_are_checked_whole(bad: str) -> None:
+    with pytest.raises(InvalidInputError):
+        ConsistencyToken.of(bad, Lsn(1))
+
+
+@pytest.mark.parametrize("bad", ["0/1\n", "0/1 x", "\u0661/1"])
+def test_lsn_text_is_checked_whole(bad: str) -> None:
+    with pytest.raises(InvalidInputError):
+        Lsn.parse(bad)
+
+
+@pytest.mark.parametrize("bad", ["0-1-1\n-", "0-1-1x", "\u0661-1-1", "0-1-\u00b2"])
+def test_gtid_text_is_checked_whole(bad: str) -> None:
+    with pytest.raises(InvalidInputError):
+        GtidPosition.parse(bad)
+
+
+@pytest.mark.parametrize("bad", [12, b"ck1;main=lsn:0/1", ["ck1"], 1.5, object()])
+def test_tokens_of_the_wrong_type_are_refused_typed(bad: object) -> None:
+    with pytest.raises(InvalidInputError, match="consistency token"):
+        ConsistencyToken.parse(bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="consistency token"):
+        as_token(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [12, b"main", None, ("main",)])
+def test_group_names_of_the_wrong_type_are_refused_typed(bad: object) -> None:
+    with pytest.raises(InvalidInputError, match="group name"):
+        ConsistencyToken.of(bad, Lsn(1))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["main\n", "", "a b", 7])
+def test_a_topology_refuses_a_group_name_no_token_could_carry(bad: object) -> None:
+    with pytest.raises(ConfigurationError, match="group name"):
+        ReplicatedTopology(Node("p", sqlite_engine()), name=bad)  # type: ignore[arg-type]

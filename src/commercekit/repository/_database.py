@@ -21,8 +21,9 @@ from commercekit.metrics import Metrics, NullMetrics
 from ._group import GroupRuntime, ReadSettings
 from ._keyset import column_names
 from ._metrics import RepositoryMetrics
-from ._placement import ShardPlacement, ketama_shards, shard_key_text
+from ._placement import ShardPlacement, ketama_shards
 from ._reads import ReadRepository
+from ._replicas import key_text
 from ._repository import model_info
 from ._retry import RetryPolicy, call_with_retries
 from ._routing import Role, RoutingPolicy
@@ -162,7 +163,7 @@ class Database:
         """The shard that owns *key* (the placement's pick for ``str(key)``)."""
         if len(self._groups) == 1:
             return next(iter(self._groups))
-        return self._placement.pick(shard_key_text(key))
+        return self._placement.pick(key_text(key))
 
     def _group(self, shard_key: Hashable | None) -> GroupRuntime:
         if len(self._groups) == 1:
@@ -261,6 +262,8 @@ class Database:
     def _token(self, token: TokenLike) -> ConsistencyToken | None:
         if token is None or isinstance(token, ConsistencyToken):
             return token or None
+        if type(token) is not str:  # the cache below must not hash what is no string
+            return as_token(token)  # raises InvalidInputError, naming the type
         return _parse_token(token)
 
     def _read_in(

@@ -40,7 +40,7 @@ from commercekit.errors import (
     StaleVersionError,
 )
 
-__all__ = ["ErrorKind", "classify", "translate"]
+__all__ = ["ErrorKind", "classify", "describe", "translate"]
 
 
 class ErrorKind(enum.Enum):
@@ -177,6 +177,11 @@ def translate(error: BaseException, *, node: str, committing: bool = False) -> C
     if kind is ErrorKind.READ_ONLY:
         return ReadOnlyError(f"{node} is read-only and refused a write ({detail})")
     return RepositoryError(f"database error on {node}: {detail}")
+
+
+def describe(error: BaseException) -> str:
+    """A one-line account of *error* for a log line: the driver's class and first line."""
+    return _short(error)
 
 
 def _short(error: BaseException) -> str:

@@ -11,6 +11,7 @@
 | ``commercekit_repository_replica_ejections_total`` | counter | group, node |
 | ``commercekit_repository_retries_total`` | counter | work (read, unit_of_work) |
 | ``commercekit_repository_errors_total`` | counter | error |
+| ``commercekit_repository_token_fallbacks_total`` | counter | group, reason |
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from commercekit.metrics import Counter, Gauge, Histogram, Metrics
 
 from ._routing import FallbackReason, Role
 
-__all__ = ["ERROR_LABELS", "RepositoryMetrics"]
+__all__ = ["ERROR_LABELS", "TOKEN_FALLBACK_REASONS", "RepositoryMetrics"]
 
 P = "commercekit_repository_"
 
@@ -33,6 +34,10 @@ ERROR_LABELS = (
     "ReadOnlyError",
     "RepositoryError",
 )
+
+TOKEN_FALLBACK_REASONS = ("unavailable", "failed", "unreadable")
+"""Why a commit's token fell back to a time window: the primary could not be reached
+for its position, the position query failed, or its answer was not a position."""
 
 
 class RepositoryMetrics:
@@ -111,6 +116,19 @@ class RepositoryMetrics:
                 tags={"error": label},
             )
             for label in ERROR_LABELS
+        }
+
+        self.token_fallbacks: dict[tuple[str, str], Counter] = {
+            (group, reason): metrics.counter(
+                f"{P}token_fallbacks_total",
+                description=(
+                    "Commits whose consistency token fell back from a replication position "
+                    "to a time window, by reason"
+                ),
+                tags={"group": group, "reason": reason},
+            )
+            for group in dict.fromkeys(group for group, _, _ in nodes)
+            for reason in TOKEN_FALLBACK_REASONS
         }
 
     def error(self, exc: BaseException) -> None:

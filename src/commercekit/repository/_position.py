@@ -35,9 +35,23 @@ __all__ = [
     "parse_position",
 ]
 
-_LSN = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
-_GTID = re.compile(r"^(\d{1,10})-(\d{1,10})-(\d{1,20})$")
+# Matched whole (``fullmatch``) and ASCII only: ``$`` lets a final newline in,
+# and ``\d`` takes every script's digits.
+_LSN = re.compile(r"([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})")
+_GTID = re.compile(r"([0-9]{1,10})-([0-9]{1,10})-([0-9]{1,20})")
+_SECONDS = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?(?:[eE][+-]?[0-9]{1,3})?")
 _MAX_DOMAINS = 64
+
+
+def _shown(value: object) -> str:
+    """*value* for an error message: short, and never a repr that can fail or run long."""
+    if isinstance(value, str):
+        return repr(value[:40])
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    if isinstance(value, int | float):
+        return repr(value)
+    return f"a {type(value).__name__}"
 
 
 @attrs.frozen(order=True)
@@ -48,15 +62,15 @@ class Lsn:
 
     @value.validator
     def _check(self, _attribute: object, value: int) -> None:
-        if not 0 <= value < 2**64:
-            raise InvalidInputError(f"an LSN is a 64-bit unsigned integer, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
+            raise InvalidInputError(f"an LSN is a 64-bit unsigned integer, got {_shown(value)}")
 
     @classmethod
     def parse(cls, text: str) -> Lsn:
         """Read PostgreSQL's ``X/Y`` form (two hexadecimal halves)."""
-        match = _LSN.match(text.strip())
+        match = _LSN.fullmatch(text) if isinstance(text, str) else None
         if match is None:
-            raise InvalidInputError(f"not a PostgreSQL LSN (expected 'X/Y' in hex): {text[:40]!r}")
+            raise InvalidInputError(f"not a PostgreSQL LSN (expected 'X/Y' in hex): {_shown(text)}")
         return cls((int(match[1], 16) << 32) | int(match[2], 16))
 
     def __str__(self) -> str:
@@ -64,7 +78,22 @@ class Lsn:
 
 
 def _sorted_domains(value: Iterable[tuple[int, int, int]]) -> tuple[tuple[int, int, int], ...]:
-    return tuple(sorted(value))
+    try:
+        triples = tuple(tuple(t) for t in value)
+    except TypeError as exc:
+        raise InvalidInputError(
+            "a GTID position is (domain, server_id, seq_no) triples of integers"
+        ) from exc
+    for triple in triples[: _MAX_DOMAINS + 1]:
+        if len(triple) != 3 or not all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**64 for n in triple
+        ):
+            raise InvalidInputError(
+                "a GTID position is (domain, server_id, seq_no) triples of integers "
+                f"in 0..2**64-1, got {len(triple)} items: "
+                + ", ".join(_shown(n) for n in triple[:3])
+            )
+    return tuple(sorted(triples))  # type: ignore[arg-type]
 
 
 @attrs.frozen
@@ -81,17 +110,19 @@ class GtidPosition:
     def _check(self, _attribute: object, value: tuple[tuple[int, int, int], ...]) -> None:
         seen = [domain for domain, _, _ in value]
         if len(seen) != len(set(seen)):
-            raise InvalidInputError(f"a GTID position names a domain twice: {value!r}")
+            raise InvalidInputError(f"a GTID position names a domain twice: {sorted(seen)[:8]}")
         if len(seen) > _MAX_DOMAINS:
             raise InvalidInputError(f"a GTID position has more than {_MAX_DOMAINS} domains")
 
     @classmethod
     def parse(cls, text: str) -> GtidPosition:
         """Read MariaDB's ``domain-server-seq[,domain-server-seq...]`` form."""
+        if not isinstance(text, str):
+            raise InvalidInputError(f"a GTID position is text, not {type(text).__name__}")
         parts = [part.strip() for part in text.strip().split(",") if part.strip()]
         triples = []
         for part in parts[: _MAX_DOMAINS + 1]:
-            match = _GTID.match(part)
+            match = _GTID.fullmatch(part)
             if match is None:
                 raise InvalidInputError(f"not a MariaDB GTID (expected 'd-s-n'): {part[:40]!r}")
             triples.append((int(match[1]), int(match[2]), int(match[3])))
@@ -113,8 +144,13 @@ class CommitTime:
 
     @at_s.validator
     def _check(self, _attribute: object, value: float) -> None:
-        if not math.isfinite(value) or value < 0:
-            raise InvalidInputError(f"a commit time is a finite, positive number: {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise InvalidInputError(f"a commit time is a finite, positive number: {_shown(value)}")
 
     def __str__(self) -> str:
         return repr(self.at_s)
@@ -137,6 +173,8 @@ def format_position(position: Position) -> str:
 
 def parse_position(text: str) -> Position:
     """Read a position printed by :func:`format_position`."""
+    if not isinstance(text, str):
+        raise InvalidInputError(f"a position is text, not {type(text).__name__}")
     kind, sep, rest = text.partition(":")
     if not sep:
         raise InvalidInputError(f"a position starts with 'lsn:', 'gtid:' or 'ts:': {text[:40]!r}")
@@ -145,10 +183,9 @@ def parse_position(text: str) -> Position:
     if kind == "gtid":
         return GtidPosition.parse(rest)
     if kind == "ts":
-        try:
-            return CommitTime(float(rest))
-        except ValueError as exc:
-            raise InvalidInputError(f"not a commit time: {rest[:40]!r}") from exc
+        if _SECONDS.fullmatch(rest) is None:
+            raise InvalidInputError(f"not a commit time (seconds since the epoch): {rest[:40]!r}")
+        return CommitTime(float(rest))
     raise InvalidInputError(f"unknown position kind {kind[:20]!r} (lsn, gtid or ts)")
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement
 
-from commercekit.errors import NotFoundError
+from commercekit.errors import InvalidInputError, NotFoundError
 
 from ._keyset import OrderSpec, encode_cursor, merge_key, order_keys, row_values
 from ._repository import Page, Repository, model_info
@@ -89,7 +89,12 @@ class ReadRepository(Generic[T]):
         self, keys: Iterable[Any], *, token: TokenLike = None, shard_key: Hashable | None = None
     ) -> list[T]:
         """The objects with these keys that exist, in the order of *keys*."""
-        wanted = list(dict.fromkeys(keys))
+        try:
+            wanted = list(dict.fromkeys(keys))
+        except TypeError as exc:
+            raise InvalidInputError(
+                f"get_many takes an iterable of hashable {self._model.__name__} keys ({exc})"
+            ) from None
         db = self._db
         by_group: dict[str, tuple[GroupRuntime, list[Any]]] = {}
         for k in wanted:

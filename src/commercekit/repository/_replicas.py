@@ -31,7 +31,7 @@ from commercekit.balancer import (
     NodeHealth,
     OutlierDetection,
 )
-from commercekit.errors import UnavailableError
+from commercekit.errors import InvalidInputError, UnavailableError
 from commercekit.metrics import Metrics
 
 from ._placement import shard_key_text
@@ -39,13 +39,31 @@ from ._position import Position, later
 from ._routing import ReplicaView, RoutingPolicy, in_rotation
 from ._typing import Clock, ReplicaStatus
 
-__all__ = ["ReplicaSet"]
+__all__ = ["ReplicaSet", "key_text"]
 
 _UP = NodeHealth.UP
 _DOWN = NodeHealth.DOWN
 _EJECTED = NodeHealth.EJECTED
 _AFFINITY_TABLE = 1021
 """Maglev slots for affinity: a prime with about 100 slots a replica up to ten replicas."""
+
+
+def key_text(key: Hashable) -> str | bytes:
+    """The text a shard or affinity key is placed by; :class:`InvalidInputError` if it has none.
+
+    A key must print as valid Unicode (no lone surrogates) in a bounded time:
+    ``str()`` of an integer past Python's digit limit raises, and is refused.
+    """
+    try:
+        text = shard_key_text(key)
+        if isinstance(text, str):
+            text.encode()
+    except (UnicodeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"a shard or affinity key must print as valid Unicode text; a {type(key).__name__} "
+            f"did not ({type(exc).__name__})"
+        ) from None
+    return text
 
 
 @attrs.define
@@ -107,7 +125,7 @@ class ReplicaSet:
             return list(names), None
         if key is not None:
             assert self._affinity is not None
-            order = self._affinity.pick_n(shard_key_text(key), len(names))
+            order = self._affinity.pick_n(key_text(key), len(names))
             return order, self.lease(order[0])
         try:
             lease = self._balancer.acquire()

@@ -133,10 +133,14 @@ class Repository(Generic[T]):
 
     def get(self, key: Any) -> T | None:
         """The object with primary key *key* (a tuple for composite keys), or None."""
+        if key is None:
+            raise InvalidInputError(f"a {self._model.__name__} key is required, got None")
         try:
             return self._session.get(self._model, key)
         except (sa_exc.DBAPIError, orm_exc.StaleDataError) as exc:
             raise self._fail(exc) from exc
+        except (sa_exc.SQLAlchemyError, TypeError, ValueError) as exc:
+            raise self._bad_key(key, exc) from None
 
     def require(self, key: Any) -> T:
         """The object with primary key *key*; :class:`NotFoundError` when there is none."""
@@ -147,16 +151,31 @@ class Repository(Generic[T]):
 
     def get_many(self, keys: Iterable[Any]) -> list[T]:
         """The objects with these keys that exist, in the order of *keys* (one query)."""
-        wanted = list(dict.fromkeys(keys))
+        try:
+            wanted = list(dict.fromkeys(keys))
+        except TypeError as exc:
+            raise self._bad_key(keys, exc) from None
         if not wanted:
             return []
         columns = [getattr(self._model, name) for name in self._pk]
-        if len(columns) == 1:
-            clause = columns[0].in_(wanted)
-        else:
-            clause = tuple_(*columns).in_([tuple(k) for k in wanted])
-        found = {self._key_of(obj): obj for obj in self._scalars(select(self._model).where(clause))}
+        try:
+            if len(columns) == 1:
+                clause = columns[0].in_(wanted)
+            else:
+                clause = tuple_(*columns).in_([tuple(k) for k in wanted])
+            rows = self._scalars(select(self._model).where(clause))
+        except (sa_exc.SQLAlchemyError, TypeError, ValueError) as exc:
+            if isinstance(exc, sa_exc.DBAPIError):
+                raise
+            raise self._bad_key(wanted[0], exc) from None
+        found = {self._key_of(obj): obj for obj in rows}
         return [found[k] for k in wanted if k in found]
+
+    def _bad_key(self, key: object, exc: Exception) -> InvalidInputError:
+        return InvalidInputError(
+            f"not a {self._model.__name__} key: a {type(key).__name__} "
+            f"({type(exc).__name__}); pass the primary key value (a tuple for composite keys)"
+        )
 
     def _key_of(self, obj: object) -> Any:
         values = tuple(getattr(obj, name) for name in self._pk)

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from commercekit.errors import ConfigurationError
 
 from ._sqlite import configure_sqlite
+from ._token import GROUP_NAME
 from ._typing import Topology
 
 __all__ = ["Node", "ReplicatedTopology", "ShardedTopology", "engine_from_url"]
@@ -78,6 +79,12 @@ class ReplicatedTopology:
     name: str = "main"
 
     def __attrs_post_init__(self) -> None:
+        if not isinstance(self.name, str) or GROUP_NAME.fullmatch(self.name) is None:
+            shown = repr(self.name[:70]) if isinstance(self.name, str) else type(self.name).__name__
+            raise ConfigurationError(
+                f"a group name is 1-64 of [A-Za-z0-9_.-] (it goes into consistency tokens), "
+                f"got {shown}"
+            )
         names = [n.name for n in self.nodes]
         if len(names) != len(set(names)):
             raise ConfigurationError(f"node names must be unique in a topology: {names}")

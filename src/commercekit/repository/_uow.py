@@ -10,6 +10,7 @@ later reads see this commit.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Hashable
 from types import TracebackType
@@ -21,9 +22,14 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import exc as orm_exc
 
 from commercekit.balancer import Lease
-from commercekit.errors import CommitOutcomeUnknownError, InvalidStateError, ReadOnlyError
+from commercekit.errors import (
+    CommitOutcomeUnknownError,
+    InvalidInputError,
+    InvalidStateError,
+    ReadOnlyError,
+)
 
-from ._errors import translate
+from ._errors import ErrorKind, classify, describe, translate
 from ._group import GroupRuntime
 from ._metrics import RepositoryMetrics
 from ._position import CommitTime, Position
@@ -37,6 +43,8 @@ from ._typing import Clock, PositionSource, TopologyNode
 __all__ = ["NOTICES_KEY", "UnitOfWork"]
 
 T = TypeVar("T")
+
+_log = logging.getLogger("commercekit.repository")
 
 NOTICES_KEY = "commercekit_notices"
 """Where a PostgreSQL connection's notices are collected (connection-record info)."""
@@ -268,12 +276,37 @@ class UnitOfWork:
         return str(token) if token else None
 
     def _position(self) -> Position:
-        assert self._committed_at is not None
+        """The commit's replication position; its commit time when the primary cannot say.
+
+        Only the failures that mean "no position now" fall back (the primary lost
+        or timed out, the query failed, an answer that is no position), and each
+        is logged and counted (``commercekit_repository_token_fallbacks_total``):
+        reads with the token then go to the primary for the time window. Anything
+        else is a bug and is raised.
+        """
+        if self._committed_at is None:
+            raise InvalidStateError("the unit of work has not committed")
         source = self._source
         if source is None or isinstance(source, CommitTimePositions):
             return CommitTime(self._committed_at)
+        primary = self._group.primary
         try:
-            with self._group.primary.engine.connect() as conn:
+            with primary.engine.connect() as conn:
                 return source.after_commit(conn)
-        except Exception:  # fall back to the commit time
-            return CommitTime(self._committed_at)
+        except sa_exc.DBAPIError as exc:
+            reason = "unavailable" if classify(exc) is ErrorKind.DISCONNECT else "failed"
+            cause: BaseException = exc
+        except sa_exc.TimeoutError as exc:  # no pooled connection in time
+            reason, cause = "unavailable", exc
+        except InvalidInputError as exc:
+            reason, cause = "unreadable", exc
+        self._metrics.token_fallbacks[(self._group.name, reason)].inc()
+        _log.warning(
+            "the consistency token of a commit on %s (group %s) fell back to a time window "
+            "(%s: %s); reads with it go to the primary for the window",
+            primary.name,
+            self._group.name,
+            reason,
+            describe(cause),
+        )
+        return CommitTime(self._committed_at)
