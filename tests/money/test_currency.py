@@ -193,3 +193,14 @@ def test_direct_construction_is_checked(
 ) -> None:
     with pytest.raises(InvalidInputError, match=match):
         Currency(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_private_currencies_with_one_code_are_equal_only_when_the_same() -> None:
+    points = Currency("ZZP", 0, 0, "Loyalty points")
+    cents = Currency("ZZP", 0, 2, "Loyalty points")
+    renamed = Currency("ZZP", 0, 0, "Reward points")
+    assert points != cents
+    assert points != renamed
+    assert (points == cents) is False
+    assert points == Currency("ZZP", 0, 0, "Loyalty points")
+    assert Currency.of("USD") == Currency.of("usd")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 import decimal
 import pickle
+import time
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import Context, Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -16,6 +17,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from commercekit.errors import (
+    CommerceKitError,
     CurrencyMismatchError,
     InvalidInputError,
     PrecisionError,
@@ -683,3 +685,56 @@ def test_convert_equals_the_decimal_reference(
     converted = amount.convert(rate, to, rounding=mode)
     assert converted.currency is to
     assert converted.amount == expected
+
+
+def test_amounts_in_two_private_currencies_of_one_code_do_not_mix() -> None:
+    whole = Currency("ZZP", 0, 0, "Loyalty points")
+    hundredths = Currency("ZZP", 0, 2, "Loyalty points")
+    a, b = Money(100, whole), Money(100, hundredths)
+    assert a != b
+    with pytest.raises(CurrencyMismatchError):
+        a + b
+    with pytest.raises(CurrencyMismatchError):
+        a - b
+    with pytest.raises(CurrencyMismatchError):
+        a < b  # noqa: B015
+    assert a + Money(1, Currency("ZZP", 0, 0, "Loyalty points")) == Money(101, whole)
+
+
+@pytest.mark.parametrize("digits", [4_301, 20_000])
+def test_huge_amounts_show_without_a_foreign_error(digits: int) -> None:
+    huge = Money(10**digits, "USD")
+    for text in (str(huge), repr(huge), format(huge, ","), f"{-huge}"):
+        assert "USD" in text
+        assert digits < 5_000 or "digits" in text
+    assert huge.amount == Decimal(10**digits).scaleb(-2, context=Context(prec=digits + 5))
+    assert str(Money(10**4000, "JPY")) == "1" + "0" * 4000 + " JPY"
+
+
+@pytest.mark.parametrize(
+    "factor",
+    [
+        Fraction(10**4400 + 1, 3),  # the message would need 4,400 digits
+        Fraction(1, 5**200_000),  # 5^n: counting its decimal places takes quadratic time
+        Fraction(1, 7 * 10**5000),
+        10**5000,
+        -(10**5000),
+    ],
+    ids=["long-message", "five-power", "huge-denominator", "huge-int", "huge-negative-int"],
+)
+def test_huge_fractions_and_ints_are_refused_quickly(factor: object) -> None:
+    started = time.perf_counter()
+    m = Money.of("1.00", "USD")
+    messages = []
+    for call in (
+        lambda: Money.of(factor, "USD"),  # type: ignore[arg-type]
+        lambda: m.multiply(factor),  # type: ignore[arg-type]
+        lambda: m.convert(factor, "EUR"),  # type: ignore[arg-type]
+        lambda: m.allocate([factor, 1]),  # type: ignore[list-item]
+    ):
+        try:
+            call()
+        except CommerceKitError as exc:
+            messages.append(str(exc))
+    assert all(len(message) < 2_000 for message in messages)
+    assert time.perf_counter() - started < 1.0

@@ -11,7 +11,7 @@ import attrs
 from commercekit.errors import InvalidInputError, UnknownCurrencyError, UnsupportedTypeError
 from commercekit.money._iso4217 import PUBLISHED, TABLE
 
-__all__ = ["ISO_4217_PUBLISHED", "Currency", "currencies", "currency"]
+__all__ = ["ISO_4217_PUBLISHED", "Currency", "currencies", "currency", "shown"]
 
 ISO_4217_PUBLISHED: Final[datetime.date] = PUBLISHED
 """Publication date of the ISO 4217 list the built-in table comes from."""
@@ -20,10 +20,25 @@ _CODE = re.compile(r"[A-Z]{3}", re.ASCII)
 _MAX_EXPONENT: Final = 18
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` for a message: cut to *limit* characters, and never raising.
+
+    ``repr`` of an int past 4,300 digits (or a Fraction of such ints) raises
+    ``ValueError``, and a foreign object's ``__repr__`` may raise anything.
+    """
+    try:
+        text = repr(value)
+    except Exception:  # the int-to-str digit limit, a broken __repr__
+        bits = getattr(value, "bit_length", None)
+        size = f" of about {int(bits() * 0.30103) + 1} digits" if callable(bits) else ""
+        text = f"<{type(value).__name__}{size}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _check_code(instance: Currency, attribute: attrs.Attribute[str], code: str) -> None:
     if not isinstance(code, str) or _CODE.fullmatch(code) is None:
         raise InvalidInputError(
-            f"a currency code is three letters A-Z, such as 'USD', not {code!r}"
+            f"a currency code is three letters A-Z, such as 'USD', not {shown(code)}"
         )
     if code in _BY_KEY:
         raise InvalidInputError(
@@ -34,13 +49,13 @@ def _check_code(instance: Currency, attribute: attrs.Attribute[str], code: str) 
 
 def _check_numeric(instance: Currency, attribute: attrs.Attribute[int], numeric: int) -> None:
     if type(numeric) is not int or not 0 <= numeric <= 999:
-        raise InvalidInputError(f"a numeric currency code is an int 0..999, not {numeric!r}")
+        raise InvalidInputError(f"a numeric currency code is an int 0..999, not {shown(numeric)}")
 
 
 def _check_exponent(instance: Currency, attribute: attrs.Attribute[int], exponent: int) -> None:
     if type(exponent) is not int or not 0 <= exponent <= _MAX_EXPONENT:
         raise InvalidInputError(
-            f"a minor unit exponent is an int 0..{_MAX_EXPONENT}, not {exponent!r}"
+            f"a minor unit exponent is an int 0..{_MAX_EXPONENT}, not {shown(exponent)}"
         )
 
 
@@ -65,7 +80,12 @@ class Currency:
 
     Constructing a :class:`Currency` directly makes a private unit outside the
     table (loyalty points, say), for codes the table does not use; it is not
-    found by :meth:`Currency.of`.
+    found by :meth:`Currency.of`. Two currencies are equal only when they are
+    the same currency: the one table entry, or private units that agree in
+    every field (code, numeric code, exponent, name and flags), so a copy or
+    an unpickled private unit equals its original while two private units
+    that share a code but not an exponent never do (amounts in them neither
+    compare equal nor add).
     """
 
     code: str = attrs.field(validator=_check_code)
@@ -113,13 +133,25 @@ class Currency:
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Currency):
-            return self.code == other.code
+            return self is other or self._identity() == other._identity()
         return NotImplemented
 
     def __ne__(self, other: object) -> bool:
         if isinstance(other, Currency):
-            return self.code != other.code
+            return self is not other and self._identity() != other._identity()
         return NotImplemented
+
+    def _identity(self) -> tuple[object, ...]:
+        # Table currencies are interned, so only private units get this far
+        # with equal codes; every field takes part.
+        return (
+            self.code,
+            self.numeric,
+            self.exponent,
+            self.name,
+            self.has_minor_unit,
+            self.is_fund,
+        )
 
     def __hash__(self) -> int:
         return hash(self.code)
@@ -213,7 +245,7 @@ def currency(code: str | int | Currency) -> Currency:
         raise UnknownCurrencyError(_unknown_message(code))
     raise UnsupportedTypeError(
         "a currency is given as a Currency, an alphabetic code such as 'USD' "
-        f"or a numeric code such as 840, not {type(code).__name__} {code!r}"
+        f"or a numeric code such as 840, not {type(code).__name__} {shown(code)}"
     )
 
 
@@ -223,9 +255,8 @@ def currencies() -> tuple[Currency, ...]:
 
 
 def _unknown_message(code: str | int) -> str:
-    shown = repr(code) if len(repr(code)) <= 40 else repr(code)[:37] + "..."
     message = (
-        f"unknown currency code {shown}: it is not in the ISO 4217 table "
+        f"unknown currency code {shown(code, 40)}: it is not in the ISO 4217 table "
         f"(list one, published {PUBLISHED.isoformat()}, {len(_ALL)} current codes; "
         "withdrawn codes are not included); pass a three-letter code such as 'USD' "
         "(any case) or a numeric code such as 840 or '840'; "

@@ -34,12 +34,15 @@ from commercekit.money._allocate import (
     round_ratio,
     split_minor,
 )
-from commercekit.money._currency import Currency, currency
+from commercekit.money._currency import Currency, currency, shown
 
 __all__ = ["Money"]
 
 _MAX_DIGITS: Final = 1000
-"""Most digits an amount, factor or ratio read from text or a Decimal may have."""
+"""Most digits an amount, factor or ratio (text, Decimal, Fraction or int) may have."""
+_MAX_BITS: Final = 3322  # 2**3322 < 10**1000
+_SHOWN_BITS: Final = 14_000
+"""Widest int shown digit by digit (about 4,214 digits, under Python's int-to-str limit)."""
 
 _AMOUNT: Final = r"(?P<amount>[+-]?(?P<whole>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<fraction>\d+))?)"
 _TEXT: Final = re.compile(
@@ -93,8 +96,23 @@ def _to_minor_int(value: int) -> int:
 
 
 def _clip(value: object) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= 60 else shown[:57] + "..."
+    return shown(value)
+
+
+def _int_text(value: int, spec: str = "") -> str:
+    """*value* in decimal (with the grouping *spec*), or its size when it is too wide to show.
+
+    Converting an int of more than 4,300 digits to text raises ``ValueError``
+    and takes quadratic time, so such an amount shows as its number of digits.
+    """
+    if value.bit_length() <= _SHOWN_BITS:
+        return format(value, spec)
+    digits = int(value.bit_length() * 0.30103) + 1
+    return f"{'-' if value < 0 else ''}<a number of about {digits} digits>"
+
+
+def _too_wide(value: int) -> bool:
+    return value.bit_length() > _MAX_BITS
 
 
 def _exact_ratio(value: object, what: str, *, str_too: bool = True) -> tuple[int, int]:
@@ -105,6 +123,8 @@ def _exact_ratio(value: object, what: str, *, str_too: bool = True) -> tuple[int
     if isinstance(value, bool):
         raise UnsupportedTypeError(f"{what} got the bool {value!r}; a bool is not a number here")
     if isinstance(value, int):
+        if _too_wide(value):
+            raise InvalidInputError(f"{what} got an int of more than {_MAX_DIGITS} digits")
         return int(value), 1
     if isinstance(value, Decimal):
         if not value.is_finite():
@@ -117,6 +137,11 @@ def _exact_ratio(value: object, what: str, *, str_too: bool = True) -> tuple[int
             )
         return value.as_integer_ratio()
     if isinstance(value, Fraction):
+        if _too_wide(value.numerator) or _too_wide(value.denominator):
+            raise InvalidInputError(
+                f"{what} got a Fraction whose numerator or denominator has more than "
+                f"{_MAX_DIGITS} digits"
+            )
         return value.numerator, value.denominator
     if isinstance(value, float):
         raise _float_error(what, value)
@@ -183,13 +208,13 @@ def _ratio_text(numerator: int, denominator: int) -> str:
     common = math.gcd(numerator, denominator)
     places = _decimal_places(denominator // common)
     if places is None:
-        return f"{numerator // common}/{denominator // common}"
+        return f"{_int_text(numerator // common)}/{_int_text(denominator // common)}"
     digits = abs(numerator) * 10**places // denominator
     sign = "-" if numerator < 0 else ""
     if places == 0:
-        return f"{sign}{digits}"
+        return f"{sign}{_int_text(digits)}"
     whole, fraction = divmod(digits, 10**places)
-    return f"{sign}{whole}.{fraction:0{places}d}"
+    return f"{sign}{_int_text(whole)}.{_int_text(fraction, f'0{places}d')}"
 
 
 @final
@@ -358,6 +383,9 @@ class Money:
         exponent = self.currency.exponent
         if exponent == 0:
             return Decimal(self.amount_minor)
+        if self.amount_minor.bit_length() > _SHOWN_BITS:  # past the int-to-str limit
+            sign, digits, _ = Decimal(self.amount_minor).as_tuple()
+            return Decimal((sign, digits, -exponent))
         return Decimal(f"{self.amount_minor}E-{exponent}")
 
     def to_decimal(self) -> Decimal:
@@ -367,10 +395,10 @@ class Money:
     def _amount_text(self) -> str:
         exponent = self.currency.exponent
         if exponent == 0:
-            return str(self.amount_minor)
+            return _int_text(self.amount_minor)
         whole, fraction = divmod(abs(self.amount_minor), self.currency.minor_per_major)
         sign = "-" if self.amount_minor < 0 else ""
-        return f"{sign}{whole}.{fraction:0{exponent}d}"
+        return f"{sign}{_int_text(whole)}.{fraction:0{exponent}d}"
 
     def __str__(self) -> str:
         return f"{self._amount_text()} {self.currency.code}"
@@ -399,7 +427,7 @@ class Money:
         minor = self.amount_minor
         exponent = self.currency.exponent
         whole, fraction = divmod(abs(minor), self.currency.minor_per_major)
-        body = format(whole, match["grouping"] or "")
+        body = _int_text(whole, match["grouping"] or "")
         if exponent:
             body += f".{fraction:0{exponent}d}"
         body += f" {self.currency.code}"
