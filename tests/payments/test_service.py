@@ -359,3 +359,54 @@ def test_a_keyed_retry_of_all_that_is_left_replays_the_first_answer(operation: s
     payment = service.payment("p-rest")
     done = payment.captured_minor if operation == "capture" else payment.refunded_minor
     assert done == 1000  # once, not twice
+
+
+@pytest.mark.parametrize(
+    ("payment_id", "key"),
+    [
+        ("order-\ud800", None),
+        ("order-1", "key-\udfff"),
+        ("order\n1", None),
+        ("order-1", "key\x00"),
+        ("order-1", "key\u2028"),
+        (12345, None),
+        ("order-1", b"key"),
+    ],
+)
+def test_hostile_payment_ids_and_keys_are_refused_before_anything_is_stored(
+    payment_id: object, key: object
+) -> None:
+    from commercekit.payments import Card, InMemoryIdempotencyStore, SandboxGateway
+
+    store = InMemoryIdempotencyStore()
+    gateway = SandboxGateway()
+    service = PaymentService(gateway, store, sleep=lambda s: None)
+    card = Card("4242424242424242", 12, 2031)
+    calls = [
+        lambda: service.authorize(payment_id, usd("1.00"), card, idempotency_key=key),  # type: ignore[arg-type]
+        lambda: service.capture(payment_id, idempotency_key=key),  # type: ignore[arg-type]
+        lambda: service.refund(payment_id, usd("1.00"), idempotency_key=key),  # type: ignore[arg-type]
+        lambda: service.void(payment_id, idempotency_key=key),  # type: ignore[arg-type]
+        lambda: service.verify(payment_id, card, "USD", idempotency_key=key),  # type: ignore[arg-type]
+        lambda: service.complete_action(payment_id, idempotency_key=key),  # type: ignore[arg-type]
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInputError):
+            call()
+    assert store._records == {}
+    assert gateway.operations == []
+
+
+def test_a_non_ascii_idempotency_key_reaches_stripe_as_an_ascii_header() -> None:
+    from commercekit.payments import Card, InMemoryIdempotencyStore, MockTransport, StripeGateway
+    from tests.payments.fake_stripe import FakeStripe
+
+    fake = FakeStripe()
+    gateway = StripeGateway("sk_test_x", transport=MockTransport(fake), base_url="https://s.test")
+    service = PaymentService(gateway, InMemoryIdempotencyStore(), sleep=lambda s: None)
+    card = Card("4242424242424242", 12, 2031)
+    first = service.authorize("заказ-1", usd("1.00"), card, idempotency_key="ключ-1")
+    again = service.authorize("заказ-1", usd("1.00"), card, idempotency_key="ключ-1")
+    assert first == again
+    for request in fake.requests:
+        request.headers["Idempotency-Key"].encode("ascii")

@@ -164,3 +164,97 @@ def test_a_thousand_events_redelivered_and_shuffled_take_effect_once() -> None:
         f"\nwebhooks: {len(deliveries)} deliveries of 1000 events: {accepted} took effect once, "
         f"{duplicates} duplicates ignored, {rejected} tampered/stale/foreign rejected"
     )
+
+
+def signed_processor(metrics: InMemoryMetrics) -> WebhookProcessor:
+    return WebhookProcessor(
+        StripeSignatureVerifier([OLD], clock=clock),
+        InMemoryIdempotencyStore(),
+        lambda e: None,
+        metrics=metrics,
+        clock=clock,
+    )
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "t=\u00b2,v1=" + "0" * 64,  # a superscript digit: str.isdigit() but not int()
+        "t=" + "9" * 400 + ",v1=" + "0" * 64,  # past float range
+        f"t={NOW},v1=\ud800",  # a lone surrogate cannot be encoded
+        f"t={NOW},v1=\u00e9" + "0" * 63,
+        f"t=-{NOW},v1=" + "0" * 64,
+        "t=\u0661\u0662,v1=" + "0" * 64,  # Arabic-Indic digits
+    ],
+)
+def test_hostile_signature_headers_are_rejected_and_counted(header: str) -> None:
+    metrics = InMemoryMetrics()
+    processor = signed_processor(metrics)
+    with pytest.raises(InvalidInputError):
+        processor.receive(body(1), header)
+    rejected = metrics.value("commercekit_payments_webhooks_total", outcome="rejected")
+    assert rejected == 1
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"id":"evt_1","type":"x","created":"yesterday"}',
+        b'{"id":"evt_1","type":"x","created":null}',
+        b'{"id":"evt_1","type":"x","created":[1]}',
+        b'{"id":"evt_1","type":"x","created":1e400}',
+        b'{"id":"evt_1","type":"x","created":1.5}',
+        b'{"id":"evt_1","type":"x","created":true}',
+        b'{"id":"evt_1","type":"x","created":' + b"9" * 5000 + b"}",
+        b'{"id":"\\ud800","type":"x"}',
+        b'{"id":"' + b"e" * 300 + b'","type":"x"}',
+        b'{"id":"evt_1","type":"\\udfff"}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+        b"\xff\xfe",
+        b"[1, 2]",
+        b'"text"',
+    ],
+    ids=lambda p: repr(p[:40]),
+)
+def test_hostile_signed_bodies_are_rejected_and_counted(payload: bytes) -> None:
+    metrics = InMemoryMetrics()
+    processor = signed_processor(metrics)
+    with pytest.raises(InvalidInputError):
+        processor.receive(payload, stripe_signature(payload, OLD, NOW))
+    rejected = metrics.value("commercekit_payments_webhooks_total", outcome="rejected")
+    assert rejected == 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "header"),
+    [("{}", "t=1,v1=00"), (b"{}", b"t=1,v1=00"), (b"{}", None), (None, "t=1,v1=00")],
+)
+def test_wrong_types_are_rejected_and_counted(payload: object, header: object) -> None:
+    metrics = InMemoryMetrics()
+    with pytest.raises(InvalidInputError):
+        signed_processor(metrics).receive(payload, header)  # type: ignore[arg-type]
+    assert metrics.value("commercekit_payments_webhooks_total", outcome="rejected") == 1
+
+
+@pytest.mark.parametrize(
+    ("signature", "timestamp"),
+    [
+        (12345, NOW),
+        (None, NOW),
+        ("\ud800", NOW),
+        ("sha256=\u00e9", NOW),
+        ("00", "yesterday"),
+        ("00", 10**400),
+        ("00", float("nan")),
+        ("00", True),
+    ],
+)
+def test_the_generic_hmac_scheme_refuses_hostile_input(
+    signature: object, timestamp: object
+) -> None:
+    verifier = HmacSignatureVerifier([OLD], tolerance_s=300, clock=clock)
+    with pytest.raises(InvalidInputError):
+        verifier.verify(b"{}", signature, timestamp=timestamp)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError):
+        HmacSignatureVerifier([OLD]).verify("{}", "00")  # type: ignore[arg-type]

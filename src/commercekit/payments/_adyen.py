@@ -37,7 +37,7 @@ from commercekit.payments._adyen_codes import ADYEN_AMOUNTS, refusal
 from commercekit.payments._adyen_wire import AdyenClient, adyen_key
 from commercekit.payments._amounts import AmountRules
 from commercekit.payments._card import Card, ProviderToken
-from commercekit.payments._http import UrllibTransport
+from commercekit.payments._http import UrllibTransport, path_segment
 from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._results import (
     ActionRequired,
@@ -235,7 +235,9 @@ class AdyenGateway:
         }
         if amount is not None:
             body["amount"] = self._wire_amount(amount)
-        answer = self._client.post(f"/payments/{reference}/{what}", body, idempotency_key=key)
+        answer = self._client.post(
+            f"/payments/{path_segment(reference)}/{what}", body, idempotency_key=key
+        )
         if answer.get("status") != "received":
             raise OutcomeUnknownError(
                 f"Adyen answered {what} of {reference} with status "

@@ -48,10 +48,10 @@ _IN_FLIGHT: Final = "704"
 
 
 def adyen_key(key: str) -> str:
-    """*key* as Adyen takes it: as it is up to 64 characters, else a stable digest."""
-    if len(key) <= _MAX_KEY:
+    """*key* as Adyen takes it: as it is up to 64 printable ASCII characters, else a digest."""
+    if len(key) <= _MAX_KEY and key.isascii() and key.isprintable():
         return key
-    return "ck-" + hashlib.sha256(key.encode()).hexdigest()[: _MAX_KEY - 3]
+    return "ck-" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[: _MAX_KEY - 3]
 
 
 def _retry_after(response: HttpResponse) -> float | None:

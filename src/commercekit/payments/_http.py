@@ -23,9 +23,30 @@ from types import MappingProxyType
 
 import attrs
 
-from commercekit.errors import ConfigurationError, OutcomeUnknownError, UnavailableError
+from commercekit.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    OutcomeUnknownError,
+    UnavailableError,
+)
 
-__all__ = ["HttpRequest", "HttpResponse", "MockTransport", "UrllibTransport"]
+__all__ = ["HttpRequest", "HttpResponse", "MockTransport", "UrllibTransport", "path_segment"]
+
+
+def path_segment(value: object) -> str:
+    """*value* (a provider reference) as one URL path segment: ``/``, ``?``, ``..`` escaped.
+
+    Raises:
+        InvalidInputError: not a non-empty str, or a lone surrogate in it.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(
+            f"a provider reference is a non-empty str, not {type(value).__name__}"
+        )
+    try:
+        return urllib.parse.quote(value, safe="")
+    except UnicodeEncodeError:
+        raise InvalidInputError("a provider reference holds a lone surrogate") from None
 
 
 def _headers(value: Mapping[str, str]) -> Mapping[str, str]:

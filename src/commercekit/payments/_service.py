@@ -57,6 +57,7 @@ __all__ = ["PaymentService", "ServiceSource"]
 log = logging.getLogger("commercekit.payments")
 
 _MAX_ID: Final = 200
+_MAX_KEY: Final = 255
 _BLOCKED_ROUNDS: Final = 4
 
 
@@ -157,6 +158,8 @@ class PaymentService:
         self, payment_id: str, amount: Money | None = None, *, idempotency_key: str | None = None
     ) -> PaymentResult:
         """Capture *amount* (all that is left when None; a keyed retry replays the first)."""
+        _check_id(payment_id)
+        _check_key(idempotency_key, optional=True)
         if amount is None and idempotency_key is not None:
             amount = self._journal.requested_amount(idempotency_key, payment_id, Operation.CAPTURE)
         payment = self.payment(payment_id)
@@ -171,6 +174,8 @@ class PaymentService:
 
     def void(self, payment_id: str, *, idempotency_key: str | None = None) -> PaymentResult:
         """Release the authorization of *payment_id*."""
+        _check_id(payment_id)
+        _check_key(idempotency_key, optional=True)
         result = self._follow(Operation.VOID, payment_id, None, idempotency_key)
         assert isinstance(result, PaymentResult)
         return result
@@ -179,6 +184,8 @@ class PaymentService:
         self, payment_id: str, amount: Money | None = None, *, idempotency_key: str | None = None
     ) -> PaymentResult:
         """Refund *amount* (all that is left when None; a keyed retry replays the first)."""
+        _check_id(payment_id)
+        _check_key(idempotency_key, optional=True)
         if amount is None and idempotency_key is not None:
             amount = self._journal.requested_amount(idempotency_key, payment_id, Operation.REFUND)
         payment = self.payment(payment_id)
@@ -192,6 +199,8 @@ class PaymentService:
 
     def complete_action(self, payment_id: str, *, idempotency_key: str | None = None) -> AnyResult:
         """Carry a payment on after the customer's action (3-D Secure, a redirect)."""
+        _check_id(payment_id)
+        _check_key(idempotency_key, optional=True)
         history = self._store.history(payment_id)
         payment = Payment.replay(payment_id, [recorded_result(r) for r in history])
         if payment.state is not PaymentState.REQUIRES_ACTION and history:
@@ -228,6 +237,7 @@ class PaymentService:
         return_url: str | None,
     ) -> AnyResult:
         _check_id(payment_id)
+        _check_key(key, optional=True)
         if operation is not Operation.VERIFY:
             Payment(payment_id).check(operation, amount)
         self._caps.amounts.to_provider(amount)
@@ -397,10 +407,23 @@ class PaymentService:
 
 
 def _check_id(payment_id: str) -> None:
-    if not isinstance(payment_id, str) or not payment_id or len(payment_id) > _MAX_ID:
-        raise InvalidInputError(f"a payment id is a non-empty str of at most {_MAX_ID} characters")
+    if (
+        not isinstance(payment_id, str)
+        or not payment_id
+        or len(payment_id) > _MAX_ID
+        or not payment_id.isprintable()
+    ):
+        raise InvalidInputError(
+            f"a payment id is a non-empty str of at most {_MAX_ID} printable characters "
+            "(no control characters, line breaks or lone surrogates)"
+        )
 
 
-def _check_key(key: str) -> None:
-    if not isinstance(key, str) or not key or len(key) > 255:
-        raise InvalidInputError("an idempotency key is a non-empty str of at most 255 characters")
+def _check_key(key: str | None, *, optional: bool = False) -> None:
+    if key is None and optional:
+        return
+    if not isinstance(key, str) or not key or len(key) > _MAX_KEY or not key.isprintable():
+        raise InvalidInputError(
+            f"an idempotency key is a non-empty str of at most {_MAX_KEY} printable "
+            "characters (no control characters, line breaks or lone surrogates)"
+        )

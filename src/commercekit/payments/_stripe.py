@@ -20,7 +20,7 @@ from commercekit.errors import InvalidInputError, OutcomeUnknownError
 from commercekit.money import Currency, Money
 from commercekit.payments._amounts import STRIPE_AMOUNTS, AmountRules
 from commercekit.payments._card import Card, ProviderToken
-from commercekit.payments._http import UrllibTransport
+from commercekit.payments._http import UrllibTransport, path_segment
 from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._results import (
     ActionRequired,
@@ -108,7 +108,7 @@ class StripeGateway:
         """Capture *amount* of PaymentIntent *reference* (once; the rest is released)."""
         value = self._capabilities.amounts.to_provider(amount)
         intent = self._client.post(
-            f"/v1/payment_intents/{reference}/capture",
+            f"/v1/payment_intents/{path_segment(reference)}/capture",
             {"amount_to_capture": value},
             idempotency_key=idempotency_key,
         )
@@ -119,7 +119,9 @@ class StripeGateway:
     def void(self, reference: str, *, idempotency_key: str) -> PaymentResult:
         """Cancel PaymentIntent *reference*."""
         intent = self._client.post(
-            f"/v1/payment_intents/{reference}/cancel", {}, idempotency_key=idempotency_key
+            f"/v1/payment_intents/{path_segment(reference)}/cancel",
+            {},
+            idempotency_key=idempotency_key,
         )
         return self._result(Operation.VOID, reference, self._amount(intent), PaymentState.VOIDED)
 
@@ -149,7 +151,7 @@ class StripeGateway:
         )
         try:
             setup = self._client.post(
-                f"/v1/setup_intents/{setup['id']}/confirm",
+                f"/v1/setup_intents/{path_segment(setup['id'])}/confirm",
                 {"payment_method": method},
                 idempotency_key=f"{idempotency_key}:confirm",
             )
@@ -160,7 +162,7 @@ class StripeGateway:
 
     def complete_action(self, reference: str, *, idempotency_key: str) -> AnyResult:
         """Read PaymentIntent *reference* after the customer's 3-D Secure step."""
-        intent = self._client.get(f"/v1/payment_intents/{reference}")
+        intent = self._client.get(f"/v1/payment_intents/{path_segment(reference)}")
         return self._intent_result(Operation.COMPLETE_ACTION, intent)
 
     def lookup(
@@ -183,7 +185,7 @@ class StripeGateway:
                 int(refund["amount"]), str(refund["currency"]).upper()
             )
             return self._refund_result(reference, amount, refund)
-        intent = self._client.get(f"/v1/payment_intents/{reference}")
+        intent = self._client.get(f"/v1/payment_intents/{path_segment(reference)}")
         if operation is Operation.COMPLETE_ACTION:
             return self._intent_result(operation, intent)
         if operation is Operation.VOID:

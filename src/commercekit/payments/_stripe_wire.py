@@ -22,6 +22,7 @@ status                meaning                                          raised he
 
 from __future__ import annotations
 
+import hashlib
 import json
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -46,6 +47,18 @@ Params = Mapping[str, Any]
 _MAX_MESSAGE: Final = 200
 
 
+def header_key(key: str) -> str:
+    """*key* as an HTTP header value: as it is when printable ASCII, else a stable digest.
+
+    Header values travel as Latin-1 at best, so a key in another script (or
+    with a control character) is sent as ``ck-`` and a SHA-256 hex digest of
+    its UTF-8 bytes, the same for every retry of that key.
+    """
+    if key.isascii() and key.isprintable():
+        return key
+    return "ck-" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def form_encode(params: Params) -> str:
     """Encode *params* as Stripe does: nested mappings and lists as ``a[b]`` and ``a[0]``."""
     pairs: list[tuple[str, str]] = []
@@ -65,7 +78,12 @@ def form_encode(params: Params) -> str:
             pairs.append((prefix, str(value)))
 
     walk("", params)
-    return urllib.parse.urlencode(pairs)
+    try:
+        return urllib.parse.urlencode(pairs)
+    except UnicodeEncodeError:  # a lone surrogate in a reference, a key, a description
+        raise InvalidInputError(
+            "a Stripe request parameter holds a lone surrogate, which cannot be sent"
+        ) from None
 
 
 class CardError(Exception):
@@ -106,9 +124,11 @@ class StripeClient:
 
     def post(self, path: str, params: Params, *, idempotency_key: str) -> dict[str, Any]:
         """POST *params* to *path* with *idempotency_key*."""
+        if not isinstance(idempotency_key, str) or not idempotency_key:
+            raise InvalidInputError("a Stripe call needs a non-empty str idempotency key")
         headers = self._headers()
         headers["Content-Type"] = "application/x-www-form-urlencoded"
-        headers["Idempotency-Key"] = idempotency_key
+        headers["Idempotency-Key"] = header_key(idempotency_key)
         body = form_encode(params).encode()
         return self._send(
             HttpRequest("POST", self._base_url + path, headers, body, self._timeout_s)

@@ -43,6 +43,24 @@ __all__ = [
 ]
 
 DEFAULT_TOLERANCE_S: Final = 300.0
+_MAX_TIME_DIGITS: Final = 12  # unix seconds up to the year 33658
+_MAX_EVENT_ID: Final = 255
+_MAX_CREATED: Final = 10**_MAX_TIME_DIGITS
+
+
+def _signed_time(value: object) -> int:
+    """A signed timestamp as an int of unix seconds, or InvalidInputError."""
+    if type(value) is not int or not 0 <= value < _MAX_CREATED:
+        raise InvalidInputError(
+            "a webhook timestamp is an int of unix seconds, "
+            f"not {type(value).__name__} {redact_provider_text(repr(value), limit=40)}"
+        )
+    return value
+
+
+def _well_formed(text: str) -> bool:
+    """True for text that can be encoded (no lone surrogates) and compared (ASCII only)."""
+    return text.isascii()
 
 
 def _secrets(value: Sequence[str | bytes]) -> tuple[bytes, ...]:
@@ -90,9 +108,9 @@ class StripeSignatureVerifier:
         signatures: list[str] = []
         for part in header.split(","):
             name, _, value = part.strip().partition("=")
-            if name == "t" and value.isdigit():
+            if name == "t" and _is_time(value):
                 timestamp = int(value)
-            elif name == "v1" and value:
+            elif name == "v1" and value and _well_formed(value):
                 signatures.append(value)
         if timestamp is None or not signatures:
             raise InvalidInputError("the webhook signature header has no 't=' or no 'v1=' part")
@@ -134,6 +152,13 @@ class HmacSignatureVerifier:
         Raises:
             InvalidInputError: no match, a missing or stale timestamp.
         """
+        if not isinstance(payload, bytes) or not isinstance(signature, str):
+            raise InvalidInputError(
+                "a webhook needs its raw body (bytes) and its signature (str), not "
+                f"{type(payload).__name__} and {type(signature).__name__}"
+            )
+        if timestamp is not None:
+            timestamp = _signed_time(timestamp)
         if self.tolerance_s is not None:
             if timestamp is None:
                 raise InvalidInputError("this webhook scheme signs a timestamp; none was given")
@@ -145,7 +170,7 @@ class HmacSignatureVerifier:
         candidate = signature.strip().removeprefix("sha256=").lower()
         message = self._message(payload, timestamp)
         expected = [_hmac_hex(secret, message) for secret in self.secrets]
-        if not _any_match([candidate], expected):
+        if not _well_formed(candidate) or not _any_match([candidate], expected):
             raise InvalidInputError("the webhook signature matches none of the secrets")
 
     def _message(self, payload: bytes, timestamp: int | None) -> bytes:
@@ -242,15 +267,35 @@ class WebhookProcessor:
         return WebhookOutcome.ACCEPTED
 
 
+def _is_time(value: str) -> bool:
+    return value.isascii() and value.isdigit() and len(value) <= _MAX_TIME_DIGITS
+
+
 def _parse(payload: bytes) -> WebhookEvent:
     try:
         data = json.loads(payload)
-        event_id, kind, created = data["id"], data["type"], data.get("created", 0)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise InvalidInputError(
-            "the webhook body is not an event with an id and a type: "
-            f"{redact_provider_text(exc, limit=120)}"
-        ) from exc
-    if not isinstance(event_id, str) or not event_id or not isinstance(kind, str):
-        raise InvalidInputError("the webhook event id and type must be non-empty strings")
-    return WebhookEvent(event_id, kind, int(created), data)
+            "the webhook body is not JSON (or nests too deep): "
+            f"{redact_provider_text(type(exc).__name__, limit=40)}"
+        ) from None
+    if not isinstance(data, dict) or "id" not in data or "type" not in data:
+        raise InvalidInputError("the webhook body is not an event with an id and a type")
+    event_id, kind, created = data["id"], data["type"], data.get("created", 0)
+    for what, value in (("id", event_id), ("type", kind)):
+        if (
+            not isinstance(value, str)
+            or not value
+            or len(value) > _MAX_EVENT_ID
+            or not value.isprintable()  # refuses controls and lone surrogates
+        ):
+            raise InvalidInputError(
+                f"the webhook event {what} must be a non-empty printable string of at most "
+                f"{_MAX_EVENT_ID} characters"
+            )
+    if type(created) is not int or not 0 <= created < _MAX_CREATED:
+        raise InvalidInputError(
+            "the webhook event's 'created' must be an int of unix seconds, not "
+            f"{type(created).__name__}"
+        )
+    return WebhookEvent(event_id, kind, created, data)
