@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import calendar
+import datetime
 import functools
 import hashlib
 import http.server
@@ -38,9 +39,14 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+
+from commercekit.errors import UnavailableError
+from commercekit.payments import HttpRequest, UrllibTransport
 
 SALT = {"AMZN-PAY-RSASSA-PSS-V2": 32, "AMZN-PAY-RSASSA-PSS": 20}
 AUTH = re.compile(
@@ -475,6 +481,210 @@ def serve(fake: FakeAmazonPay) -> Iterator[str]:
 
 
 @functools.cache
+def sns_key() -> rsa.RSAPrivateKey:
+    """The key of the test SNS signing certificate."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@functools.cache
 def merchant_key() -> rsa.RSAPrivateKey:
     """One RSA-2048 merchant key per test process (its public half is the fake's)."""
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+# -- Amazon SNS, as it signs and serves its certificates ------------------------------------
+
+
+class FakeSns:
+    """A test CA, an SNS signing certificate under it, and SNS's way of signing messages.
+
+    The certificates are served by :func:`serve_files` on loopback; :meth:`fetch`
+    is the verifier's seam, mapping SNS's https addresses onto that server.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "sns.amazonaws.com",
+        now: float | None = None,
+        key: rsa.RSAPrivateKey | None = None,
+    ) -> None:
+
+        from cryptography import x509
+
+        self.x509 = x509
+        moment = datetime.datetime.fromtimestamp(now or time.time(), tz=datetime.UTC)
+        start, end = moment - datetime.timedelta(days=1), moment + datetime.timedelta(days=365)
+        root_key = ec.generate_private_key(ec.SECP256R1())
+        mid_key = ec.generate_private_key(ec.SECP256R1())
+        self.key = key if key is not None else sns_key()
+
+        def subject(cn: str) -> x509.Name:
+            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+        def ski(key: Any) -> x509.SubjectKeyIdentifier:
+            return x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+
+        def aki(key: Any) -> x509.AuthorityKeyIdentifier:
+            return x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key())
+
+        ca_usage = x509.KeyUsage(
+            digital_signature=False, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False,
+        )  # fmt: skip
+        self.root = (
+            x509.CertificateBuilder()
+            .subject_name(subject("commercekit test root CA"))
+            .issuer_name(subject("commercekit test root CA"))
+            .public_key(root_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(ca_usage, critical=True)
+            .add_extension(ski(root_key), critical=False)
+            .sign(root_key, hashes.SHA256())
+        )
+        self.intermediate = (
+            x509.CertificateBuilder()
+            .subject_name(subject("commercekit test SNS issuing CA"))
+            .issuer_name(self.root.subject)
+            .public_key(mid_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(ca_usage, critical=True)
+            .add_extension(ski(mid_key), critical=False)
+            .add_extension(aki(root_key), critical=False)
+            .sign(root_key, hashes.SHA256())
+        )
+        self.issuer_url = "http://crt.sns-test.example/issuing-ca.cer"
+        leaf_usage = x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=True,
+            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+            encipher_only=False, decipher_only=False,
+        )  # fmt: skip
+        self.leaf = (
+            x509.CertificateBuilder()
+            .subject_name(subject(name))
+            .issuer_name(self.intermediate.subject)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(leaf_usage, critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(ski(self.key), critical=False)
+            .add_extension(aki(mid_key), critical=False)
+            .add_extension(
+                x509.AuthorityInformationAccess(
+                    [
+                        x509.AccessDescription(
+                            AuthorityInformationAccessOID.CA_ISSUERS,
+                            x509.UniformResourceIdentifier(self.issuer_url),
+                        )
+                    ]
+                ),
+                critical=False,
+            )
+            .sign(mid_key, hashes.SHA256())
+        )
+        pem = serialization.Encoding.PEM
+        self.files: dict[str, bytes] = {
+            "/SimpleNotificationService-chain.pem": self.leaf.public_bytes(pem)
+            + self.intermediate.public_bytes(pem),
+            "/SimpleNotificationService-leaf.pem": self.leaf.public_bytes(pem),
+            "/issuing-ca.cer": self.intermediate.public_bytes(serialization.Encoding.DER),
+        }
+        self.base_url = ""  # set when served
+        self.fetched: list[str] = []
+        self.extra_roots: list[x509.Certificate] = []
+
+    def fetch(self, url: str) -> bytes:
+        """The verifier's seam: SNS's and the issuer's addresses, answered on loopback."""
+        self.fetched.append(url)
+        path = urllib.parse.urlsplit(url).path
+        response = UrllibTransport().handle(HttpRequest("GET", self.base_url + path))
+        if response.status != 200:
+            raise UnavailableError(f"{response.status}")
+        return response.body
+
+    def message(
+        self,
+        notification: dict[str, Any],
+        *,
+        message_id: str,
+        timestamp: float | None = None,
+        version: str = "2",
+        cert: str = "chain",
+        region: str = "us-east-1",
+        topic: str = "arn:aws:sns:us-east-1:291180941288:A01234567ABCDE",
+        subject: str | None = None,
+        kind: str = "Notification",
+        key: rsa.RSAPrivateKey | None = None,
+    ) -> dict[str, Any]:
+        """An SNS message carrying *notification*, signed as SNS signs it."""
+        stamp = time.gmtime(timestamp if timestamp is not None else time.time())
+        fields: dict[str, Any] = {
+            "Type": kind,
+            "MessageId": message_id,
+            "TopicArn": topic,
+            "Message": json.dumps(notification),
+            "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.123Z", stamp),
+            "SignatureVersion": version,
+            "SigningCertURL": f"https://sns.{region}.amazonaws.com/SimpleNotificationService-{cert}.pem",
+        }
+        if subject is not None:
+            fields["Subject"] = subject
+        if kind != "Notification":
+            fields["Token"] = "2336412f37fb687f5d51e6e2425c464de12884b"
+            fields["SubscribeURL"] = (
+                f"https://sns.{region}.amazonaws.com/?Action=ConfirmSubscription&TopicArn={topic}"
+            )
+        return self.sign(fields, key=key)
+
+    def sign(
+        self, fields: dict[str, Any], *, key: rsa.RSAPrivateKey | None = None
+    ) -> dict[str, Any]:
+        """Sign *fields* in place over SNS's canonical string (Key\\nValue\\n per signed field)."""
+        order = (
+            ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
+            if fields["Type"] == "Notification"
+            else ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
+        )
+        text = "".join(f"{name}\n{fields[name]}\n" for name in order if name in fields)
+        digest = hashes.SHA1() if fields["SignatureVersion"] == "1" else hashes.SHA256()
+        signature = (key or self.key).sign(text.encode(), padding.PKCS1v15(), digest)
+        fields["Signature"] = base64.b64encode(signature).decode()
+        return fields
+
+
+@contextmanager
+def serve_files(files: dict[str, bytes]) -> Iterator[str]:
+    """Serve *files* (path -> bytes) over HTTP on 127.0.0.1; yield the base URL."""
+
+    class Files(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = files.get(urllib.parse.urlsplit(self.path).path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -22,8 +22,11 @@ from commercekit.payments._amazonpay import (
     AMAZON_PAY_DECLINE_CODES,
     AmazonPayConfig,
     AmazonPayGateway,
+    AmazonPayNotifications,
     AmazonPaySigner,
     CheckoutSession,
+    SnsMessage,
+    SnsVerifier,
 )
 from commercekit.payments._amounts import ISO_AMOUNTS, STRIPE_AMOUNTS, AmountRules
 from commercekit.payments._card import (
@@ -93,6 +96,7 @@ __all__ = [
     "AdyenGateway",
     "AmazonPayConfig",
     "AmazonPayGateway",
+    "AmazonPayNotifications",
     "AmazonPaySigner",
     "AmountRules",
     "AnyResult",
@@ -137,6 +141,8 @@ __all__ = [
     "SecurityCode",
     "ServiceSource",
     "Sleep",
+    "SnsMessage",
+    "SnsVerifier",
     "SqlAlchemyIdempotencyStore",
     "SqlAlchemyVaultStore",
     "StaticKeyRing",

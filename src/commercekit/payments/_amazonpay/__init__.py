@@ -2,6 +2,7 @@
 
 from commercekit.payments._amazonpay._codes import AMAZON_PAY_DECLINE_CODES
 from commercekit.payments._amazonpay._gateway import AmazonPayGateway
+from commercekit.payments._amazonpay._notifications import AmazonPayNotifications
 from commercekit.payments._amazonpay._session import CheckoutSession
 from commercekit.payments._amazonpay._signing import (
     ALGORITHMS,
@@ -10,6 +11,7 @@ from commercekit.payments._amazonpay._signing import (
     canonical_request,
     string_to_sign,
 )
+from commercekit.payments._amazonpay._sns import SnsMessage, SnsVerifier, sns_canonical_string
 from commercekit.payments._amazonpay._wire import (
     AmazonPayConfig,
     AmazonPayRefusal,
@@ -21,11 +23,15 @@ __all__ = [
     "AMAZON_PAY_DECLINE_CODES",
     "AmazonPayConfig",
     "AmazonPayGateway",
+    "AmazonPayNotifications",
     "AmazonPayRefusal",
     "AmazonPaySigner",
     "CheckoutSession",
     "SignedRequest",
+    "SnsMessage",
+    "SnsVerifier",
     "amazon_pay_idempotency_key",
     "canonical_request",
+    "sns_canonical_string",
     "string_to_sign",
 ]
