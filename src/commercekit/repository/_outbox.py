@@ -143,6 +143,7 @@ class Outbox:
     ) -> None:
         self.metadata = metadata if metadata is not None else MetaData()
         self._clock = clock
+        self._inserts: dict[str, Any] = {}
         self.table = Table(
             table_name,
             self.metadata,
@@ -208,21 +209,26 @@ class Outbox:
         }
         conn = session.connection()
         dialect = conn.dialect.name
+        stmt = self._inserts.get(dialect)
+        if stmt is None:
+            stmt = self._inserts[dialect] = self._insert_for(dialect)
+        if dialect in ("postgresql", "sqlite"):
+            return conn.execute(stmt, row).first() is not None
+        result: Any = conn.execute(stmt, row)
+        return bool(result.rowcount == 1)
+
+    def _insert_for(self, dialect: str) -> Any:
+        """The append statement of *dialect*, built once (it is on the checkout path)."""
         if dialect in ("postgresql", "sqlite"):
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            stmt = (
+            return (
                 insert(self.table)
-                .values(**row)
                 .on_conflict_do_nothing(index_elements=["event_id"])
                 .returning(self.table.c.sequence)
             )
-            return conn.execute(stmt).first() is not None
         # MySQL/MariaDB: IGNORE would also hide truncations, but every field was checked above.
-        plain = self.table.insert().values(**row)
-        if dialect in ("mysql", "mariadb"):
-            plain = plain.prefix_with("IGNORE")
-        result: Any = conn.execute(plain)
-        return bool(result.rowcount == 1)
+        plain = self.table.insert()
+        return plain.prefix_with("IGNORE") if dialect in ("mysql", "mariadb") else plain
 
     # -- relays ---------------------------------------------------------------
 

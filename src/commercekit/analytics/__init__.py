@@ -1,0 +1,101 @@
+"""Customer behaviour counted exactly once through a real event log.
+
+Events with identity (:class:`AnalyticsEvent`, Segment's e-commerce names)
+are written to the repository's transactional outbox, relayed at least once
+to an :class:`EventLog` (Redis Streams, NATS JetStream, a JSON-lines file or
+a SQL table), and applied by an :class:`AnalyticsConsumer` to aggregates in
+SQL that de-duplicate by event id in the same transaction: funnels, revenue
+per currency, top products, cart abandonment, searches with no result,
+weekly cohorts and item-to-item recommendations. See ``docs/analytics.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._consumer import AnalyticsConsumer, LogSink, OutboxRelay, record
+from ._events import (
+    ECOMMERCE_EVENTS,
+    AnalyticsEvent,
+    LineItem,
+    checkout_started,
+    ecommerce_event,
+    from_metrics_event,
+    order_completed,
+    order_refunded,
+    product_added,
+    product_removed,
+    product_viewed,
+    products_searched,
+)
+from ._funnel import FunnelSpec
+from ._log import Delivery, EventLog, JsonLinesLog, LogRecord, SqlEventLog
+from ._logs import open_log
+from ._reports import (
+    CartAbandonment,
+    Cohort,
+    FunnelDay,
+    FunnelReport,
+    ProductCount,
+    ProductRevenue,
+    Recommendation,
+    Reports,
+    RevenueDay,
+    SearchCount,
+)
+from ._store import AnalyticsStore, ApplyResult
+
+if TYPE_CHECKING:
+    from ._nats import JetStreamLog
+    from ._redis import RedisStreamsLog
+
+__all__ = [
+    "ECOMMERCE_EVENTS",
+    "AnalyticsConsumer",
+    "AnalyticsEvent",
+    "AnalyticsStore",
+    "ApplyResult",
+    "CartAbandonment",
+    "Cohort",
+    "Delivery",
+    "EventLog",
+    "FunnelDay",
+    "FunnelReport",
+    "FunnelSpec",
+    "JetStreamLog",
+    "JsonLinesLog",
+    "LineItem",
+    "LogRecord",
+    "LogSink",
+    "OutboxRelay",
+    "ProductCount",
+    "ProductRevenue",
+    "Recommendation",
+    "RedisStreamsLog",
+    "Reports",
+    "RevenueDay",
+    "SearchCount",
+    "SqlEventLog",
+    "checkout_started",
+    "ecommerce_event",
+    "from_metrics_event",
+    "open_log",
+    "order_completed",
+    "order_refunded",
+    "product_added",
+    "product_removed",
+    "product_viewed",
+    "products_searched",
+    "record",
+]
+
+_OPTIONAL = {"RedisStreamsLog": "._redis", "JetStreamLog": "._nats"}
+
+
+def __getattr__(name: str) -> Any:
+    # The Redis and NATS engines import their client library (an extra) on first use.
+    if name not in _OPTIONAL:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_OPTIONAL[name], __name__), name)

@@ -1,0 +1,233 @@
+"""The consumer loop, the outbox relay, the EventChannel sink, and their metrics.
+
+| name | kind | tags |
+| --- | --- | --- |
+| ``commercekit_analytics_events_consumed_total`` | counter | log |
+| ``commercekit_analytics_duplicates_dropped_total`` | counter | log |
+| ``commercekit_analytics_dead_letters_total`` | counter | log |
+| ``commercekit_analytics_consumer_lag`` | gauge | log |
+| ``commercekit_analytics_consumer_errors_total`` | counter | log |
+| ``commercekit_analytics_batch_seconds`` | histogram | log |
+| ``commercekit_analytics_events_relayed_total`` | counter | relay |
+| ``commercekit_analytics_relay_failures_total`` | counter | relay |
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from commercekit.errors import TransientError
+from commercekit.metrics import Event, Metrics, NullMetrics
+from commercekit.repository import Database, Outbox, OutboxClaim, UnitOfWork
+
+from ._events import AnalyticsEvent, from_metrics_event
+from ._log import EventLog, LogRecord
+from ._store import AnalyticsStore, ApplyResult
+
+__all__ = ["AnalyticsConsumer", "LogSink", "OutboxRelay", "record"]
+
+P = "commercekit_analytics_"
+ANALYTICS_TOPIC = "analytics"
+
+
+def record(uow: UnitOfWork, outbox: Outbox, event: AnalyticsEvent) -> bool:
+    """Append *event* to *outbox* in *uow*'s transaction (topic ``analytics``, key = who).
+
+    It is published only if the unit of work commits. False if the id was stored already.
+    """
+    return outbox.append(
+        uow, topic=ANALYTICS_TOPIC, key=event.who, payload=event.to_json(), event_id=event.event_id
+    )
+
+
+class AnalyticsConsumer:
+    """Reads batches from an :class:`EventLog` into an :class:`AnalyticsStore`.
+
+    Each batch is applied in one transaction, then acknowledged: a crash
+    between the two redelivers the batch, and the store drops the duplicates.
+    A log or database that is down is waited out with a capped backoff.
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        store: AnalyticsStore,
+        *,
+        batch_size: int = 500,
+        poll_timeout_s: float = 0.5,
+        metrics: Metrics | None = None,
+        name: str = "default",
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        m = metrics or NullMetrics()
+        tags = {"log": name}
+        self.log, self.store = log, store
+        self._batch, self._poll_s, self._sleep = batch_size, poll_timeout_s, sleep
+        self._consumed = m.counter(
+            f"{P}events_consumed_total", description="Events applied to the aggregates", tags=tags
+        )
+        self._dups = m.counter(
+            f"{P}duplicates_dropped_total",
+            description="Redelivered events skipped by event id",
+            tags=tags,
+        )
+        self._dead = m.counter(
+            f"{P}dead_letters_total",
+            description="Malformed messages parked with a reason",
+            tags=tags,
+        )
+        self._errors = m.counter(
+            f"{P}consumer_errors_total",
+            description="Batches that failed and were retried",
+            tags=tags,
+        )
+        self._lag = m.gauge(
+            f"{P}consumer_lag",
+            description="Messages in the log not yet acknowledged by this group",
+            tags=tags,
+        )
+        self._seconds = m.histogram(
+            f"{P}batch_seconds", description="Time to apply and acknowledge one batch", tags=tags
+        )
+
+    def run_once(self) -> ApplyResult:
+        """Consume, apply and acknowledge one batch (empty when the log had nothing)."""
+        deliveries = self.log.consume(self._batch, self._poll_s)
+        if not deliveries:
+            return ApplyResult(0, 0, 0)
+        started = time.perf_counter()
+        result = self.store.apply(deliveries)
+        self.log.acknowledge(deliveries)
+        self._seconds.record(time.perf_counter() - started)
+        self._consumed.inc(result.applied)
+        self._dups.inc(result.duplicates)
+        self._dead.inc(result.dead_lettered)
+        lag = getattr(self.log, "lag", None) or getattr(self.log, "pending", None)
+        if lag is not None and result.applied:
+            with contextlib.suppress(TransientError):  # the gauge waits for the next batch
+                self._lag.set(lag())
+        return result
+
+    def run(
+        self,
+        *,
+        stop: threading.Event | None = None,
+        idle_exit_s: float | None = None,
+        max_backoff_s: float = 2.0,
+    ) -> int:
+        """Loop until *stop* is set or the log stayed empty *idle_exit_s*; return events applied."""
+        stop = stop or threading.Event()
+        applied, idle_since, backoff = 0, time.monotonic(), 0.05
+        while not stop.is_set():
+            try:
+                result = self.run_once()
+            except TransientError:
+                self._errors.inc()
+                self._sleep(backoff)
+                backoff = min(backoff * 2, max_backoff_s)
+                continue
+            backoff = 0.05
+            handled = result.applied + result.duplicates + result.dead_lettered
+            applied += result.applied
+            if handled:
+                idle_since = time.monotonic()
+            elif idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
+                break
+        return applied
+
+
+class OutboxRelay:
+    """Moves events from the repository's outbox to an :class:`EventLog`, at least once.
+
+    Each round claims a batch (a lease), publishes it with the events' own ids,
+    then marks it sent. A crash between publishing and marking sent publishes
+    the batch again after the lease runs out, with the same ids.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        log: EventLog,
+        *,
+        relay: str = "relay",
+        batch_size: int = 500,
+        lease_s: float = 30.0,
+        metrics: Metrics | None = None,
+    ) -> None:
+        m = metrics or NullMetrics()
+        self.db, self.outbox, self.log = db, outbox, log
+        self.relay, self._batch, self._lease_s = relay, batch_size, lease_s
+        self._relayed = m.counter(
+            f"{P}events_relayed_total",
+            description="Outbox events published to the event log",
+            tags={"relay": relay},
+        )
+        self._failures = m.counter(
+            f"{P}relay_failures_total",
+            description="Relay rounds that failed to publish",
+            tags={"relay": relay},
+        )
+
+    def claim(self) -> OutboxClaim:
+        """Lease the next batch (committed before anything is published)."""
+        return self.db.run(
+            lambda uow: self.outbox.claim(
+                uow, relay=self.relay, limit=self._batch, lease_s=self._lease_s
+            ),
+            retry=True,
+        ).value
+
+    def publish(self, claim: OutboxClaim) -> None:
+        """Publish a claimed batch; on failure give the lease back and raise."""
+        # The payload as stored (canonical JSON); a malformed one is parked by the consumer.
+        records = [LogRecord(e.event_id, _raw(e.payload), e.key) for e in claim.events]
+        try:
+            self.log.publish(records)
+        except TransientError:
+            self._failures.inc()
+            self.db.run(lambda uow: self.outbox.release(uow, claim), retry=True)
+            raise
+
+    def mark_sent(self, claim: OutboxClaim) -> int:
+        """Mark a published batch sent."""
+        done = self.db.run(lambda uow: self.outbox.mark_sent(uow, claim), retry=True).value
+        self._relayed.inc(len(claim.events))
+        return done
+
+    def run_once(self) -> int:
+        """Claim, publish and mark one batch; returns how many events it published."""
+        claim = self.claim()
+        if not claim.events:
+            return 0
+        self.publish(claim)
+        self.mark_sent(claim)
+        return len(claim.events)
+
+
+def _raw(payload: object) -> bytes:
+    import json
+
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+
+
+class LogSink:
+    """An :class:`commercekit.metrics.EventSink` that publishes events to an EventLog.
+
+    Metrics events get an event id when they reach the sink; delivery from the
+    channel is best effort (a full channel drops), from the log on at least once.
+    """
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+
+    def __call__(self, events: Sequence[Event], /) -> None:
+        """Publish a batch from the channel."""
+        records = []
+        for e in events:
+            a = from_metrics_event(e)
+            records.append(LogRecord(a.event_id, a.to_bytes(), a.who))
+        self.log.publish(records)

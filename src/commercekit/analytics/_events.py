@@ -1,0 +1,332 @@
+"""Analytics events with identity, and typed constructors for Segment's e-commerce spec v2.
+
+Every event has a unique, time-ordered ``event_id`` (UUIDv7), a customer id or
+an anonymous id, and a timestamp in milliseconds. On the wire an event is one
+JSON object (:meth:`AnalyticsEvent.to_json`); event names and property names
+are Segment's (``"Order Completed"``, ``order_id``, ``products``, ``total``).
+Money travels as a decimal string in major units plus ``currency`` (Segment's
+numbers, written exactly), never as a float.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from commercekit.errors import InvalidInputError, NotFoundError, UnsupportedTypeError
+from commercekit.metrics import Event
+from commercekit.money import Money
+from commercekit.repository import new_event_id
+
+__all__ = [
+    "ECOMMERCE_EVENTS",
+    "AnalyticsEvent",
+    "LineItem",
+    "checkout_started",
+    "ecommerce_event",
+    "from_metrics_event",
+    "order_completed",
+    "order_refunded",
+    "product_added",
+    "product_removed",
+    "product_viewed",
+    "products_searched",
+]
+
+ECOMMERCE_EVENTS = frozenset(
+    {
+        "Products Searched",
+        "Product List Viewed",
+        "Product List Filtered",
+        "Promotion Viewed",
+        "Promotion Clicked",
+        "Product Clicked",
+        "Product Viewed",
+        "Product Added",
+        "Product Removed",
+        "Cart Viewed",
+        "Checkout Started",
+        "Checkout Step Viewed",
+        "Checkout Step Completed",
+        "Payment Info Entered",
+        "Order Updated",
+        "Order Completed",
+        "Order Refunded",
+        "Order Cancelled",
+        "Coupon Entered",
+        "Coupon Applied",
+        "Coupon Denied",
+        "Coupon Removed",
+        "Product Added to Wishlist",
+        "Product Removed from Wishlist",
+        "Wishlist Product Added to Cart",
+        "Product Shared",
+        "Cart Shared",
+        "Product Reviewed",
+    }
+)
+"""The event names of Segment's e-commerce spec v2."""
+
+_MAX_TEXT = 200
+
+
+def _check_json(value: Any, where: str) -> None:
+    if isinstance(value, float):
+        raise UnsupportedTypeError(
+            f"{where} is a float ({value!r}); money and counts travel as decimal strings or ints"
+        )
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise UnsupportedTypeError(f"{where} has a non-str key {k!r}")
+            _check_json(v, f"{where}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _check_json(v, f"{where}[{i}]")
+    elif value is not None and not isinstance(value, str | int | bool):
+        raise UnsupportedTypeError(f"{where} is a {type(value).__name__}, not plain JSON")
+
+
+def _freeze(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise UnsupportedTypeError(f"event properties are a mapping, got {type(value).__name__}")
+    _check_json(value, "properties")
+    return MappingProxyType(dict(value))
+
+
+def _text(what: str, value: object) -> str:
+    if not isinstance(value, str) or not value or len(value) > _MAX_TEXT:
+        raise InvalidInputError(f"{what} is a str of 1 to {_MAX_TEXT} characters, got {value!r}")
+    return value
+
+
+@attrs.frozen
+class AnalyticsEvent:
+    """One customer-behaviour event with identity.
+
+    Build the e-commerce ones with the typed constructors (:func:`order_completed`
+    and the rest) or :func:`ecommerce_event`; custom events directly.
+    """
+
+    name: str
+    properties: Mapping[str, Any] = attrs.field(converter=_freeze)
+    customer_id: str | None = None
+    anonymous_id: str | None = None
+    timestamp_ms: int = attrs.field(factory=lambda: int(time.time() * 1000))
+    event_id: str = attrs.field(factory=new_event_id)
+
+    def __attrs_post_init__(self) -> None:
+        _text("an event name", self.name)
+        _text("an event id", self.event_id)
+        if self.customer_id is None and self.anonymous_id is None:
+            raise InvalidInputError(
+                f"event {self.name!r} needs a customer_id or an anonymous_id (Segment's rule)"
+            )
+        for what, who in (("customer_id", self.customer_id), ("anonymous_id", self.anonymous_id)):
+            if who is not None:
+                _text(what, who)
+        ts = self.timestamp_ms
+        if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts < 1 << 47:
+            raise InvalidInputError(f"timestamp_ms is an int of epoch milliseconds, got {ts!r}")
+
+    @property
+    def who(self) -> str:
+        """The customer id, or the anonymous id when there is none."""
+        return self.customer_id if self.customer_id is not None else str(self.anonymous_id)
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form: a JSON object with Segment's field names."""
+        out: dict[str, Any] = {
+            "event_id": self.event_id,
+            "event": self.name,
+            "timestamp_ms": self.timestamp_ms,
+            "properties": dict(self.properties),
+        }
+        if self.customer_id is not None:
+            out["customer_id"] = self.customer_id
+        if self.anonymous_id is not None:
+            out["anonymous_id"] = self.anonymous_id
+        return out
+
+    def to_bytes(self) -> bytes:
+        """:meth:`to_json` as compact UTF-8 JSON."""
+        return json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: object) -> AnalyticsEvent:
+        """Read the wire form back; a malformed one raises :class:`InvalidInputError`."""
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(f"an event is a JSON object, got {type(data).__name__}")
+        for field in ("event_id", "event", "timestamp_ms"):
+            if field not in data:
+                raise InvalidInputError(f"the event has no {field!r}")
+        props = data.get("properties", {})
+        try:
+            return cls(
+                name=data["event"],
+                properties=props,
+                customer_id=data.get("customer_id"),
+                anonymous_id=data.get("anonymous_id"),
+                timestamp_ms=data["timestamp_ms"],
+                event_id=data["event_id"],
+            )
+        except UnsupportedTypeError as exc:
+            raise InvalidInputError(str(exc)) from exc
+
+    @classmethod
+    def from_bytes(cls, body: bytes) -> AnalyticsEvent:
+        """Parse one wire message (UTF-8 JSON); malformed input raises InvalidInputError."""
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(f"the message is not JSON: {exc}") from exc
+        return cls.from_json(data)
+
+
+@attrs.frozen
+class LineItem:
+    """A product line: Segment's ``product_id``, ``price`` (unit price) and ``quantity``."""
+
+    product_id: str
+    price: Money
+    quantity: int = 1
+
+    def __attrs_post_init__(self) -> None:
+        _text("product_id", self.product_id)
+        if not isinstance(self.price, Money):
+            raise UnsupportedTypeError(f"a price is Money, got {type(self.price).__name__}")
+        q = self.quantity
+        if isinstance(q, bool) or not isinstance(q, int) or q < 1:
+            raise InvalidInputError(f"a quantity is a positive int, got {q!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        """Segment's product object."""
+        return {
+            "product_id": self.product_id,
+            "price": str(self.price.amount),
+            "quantity": self.quantity,
+        }
+
+
+def _money(value: object, what: str) -> Money:
+    if not isinstance(value, Money):
+        raise UnsupportedTypeError(f"{what} is Money, got {type(value).__name__}")
+    return value
+
+
+def _ident(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    allowed = {"customer_id", "anonymous_id", "timestamp_ms", "event_id"}
+    extra = set(kwargs) - allowed
+    if extra:
+        raise InvalidInputError(f"unknown keyword arguments {sorted(extra)}")
+    return dict(kwargs)
+
+
+def ecommerce_event(name: str, properties: Mapping[str, Any], **ident: Any) -> AnalyticsEvent:
+    """An event of Segment's e-commerce spec by name; an unknown name raises NotFoundError."""
+    if name not in ECOMMERCE_EVENTS:
+        raise NotFoundError(
+            f"{name!r} is not an event of Segment's e-commerce spec v2 "
+            "(names are Title Case, such as 'Order Completed'); build a custom "
+            "AnalyticsEvent for other events"
+        )
+    return AnalyticsEvent(name, properties, **_ident(ident))
+
+
+def products_searched(query: str, *, results: int, **ident: Any) -> AnalyticsEvent:
+    """``Products Searched``; *results* (how many products matched) finds no-result searches."""
+    if isinstance(results, bool) or not isinstance(results, int) or results < 0:
+        raise InvalidInputError(f"results is a count of products, got {results!r}")
+    return ecommerce_event(
+        "Products Searched", {"query": _text("query", query), "results": results}, **ident
+    )
+
+
+def product_viewed(product_id: str, price: Money, **ident: Any) -> AnalyticsEvent:
+    """``Product Viewed``."""
+    item = LineItem(product_id, _money(price, "price"))
+    props = {**item.to_json(), "currency": price.currency.code}
+    props.pop("quantity")
+    return ecommerce_event("Product Viewed", props, **ident)
+
+
+def product_added(
+    product_id: str, price: Money, quantity: int = 1, *, cart_id: str | None = None, **ident: Any
+) -> AnalyticsEvent:
+    """``Product Added`` (to a cart)."""
+    item = LineItem(product_id, _money(price, "price"), quantity)
+    props = {**item.to_json(), "currency": price.currency.code}
+    if cart_id is not None:
+        props["cart_id"] = _text("cart_id", cart_id)
+    return ecommerce_event("Product Added", props, **ident)
+
+
+def product_removed(
+    product_id: str, price: Money, quantity: int = 1, **ident: Any
+) -> AnalyticsEvent:
+    """``Product Removed`` (from a cart)."""
+    item = LineItem(product_id, _money(price, "price"), quantity)
+    return ecommerce_event(
+        "Product Removed", {**item.to_json(), "currency": price.currency.code}, **ident
+    )
+
+
+def _order_props(order_id: str, total: Money, products: Iterable[LineItem]) -> dict[str, Any]:
+    items = list(products)
+    for item in items:
+        if not isinstance(item, LineItem):
+            raise UnsupportedTypeError(f"products are LineItems, got {type(item).__name__}")
+        if item.price.currency != total.currency:
+            raise InvalidInputError(
+                f"product {item.product_id} is priced in {item.price.currency.code}, "
+                f"the order in {total.currency.code}"
+            )
+    return {
+        "order_id": _text("order_id", order_id),
+        "total": str(total.amount),
+        "currency": total.currency.code,
+        "products": [item.to_json() for item in items],
+    }
+
+
+def checkout_started(
+    order_id: str, total: Money, products: Sequence[LineItem], **ident: Any
+) -> AnalyticsEvent:
+    """``Checkout Started``."""
+    return ecommerce_event(
+        "Checkout Started", _order_props(order_id, _money(total, "total"), products), **ident
+    )
+
+
+def order_completed(
+    order_id: str, total: Money, products: Sequence[LineItem], **ident: Any
+) -> AnalyticsEvent:
+    """``Order Completed``: a paid order; *total* is what the customer paid."""
+    props = _order_props(order_id, _money(total, "total"), products)
+    props["revenue"] = props["total"]
+    return ecommerce_event("Order Completed", props, **ident)
+
+
+def order_refunded(order_id: str, total: Money, **ident: Any) -> AnalyticsEvent:
+    """``Order Refunded``; *total* is the amount refunded."""
+    return ecommerce_event(
+        "Order Refunded", _order_props(order_id, _money(total, "total"), []), **ident
+    )
+
+
+def from_metrics_event(event: Event, *, anonymous_id: str = "system") -> AnalyticsEvent:
+    """Wrap a :class:`commercekit.metrics.Event` (adds an id; ``customer_id`` from attributes)."""
+    attrs_ = dict(event.attributes)
+    customer = attrs_.pop("customer_id", None)
+    return AnalyticsEvent(
+        event.name,
+        attrs_,
+        customer_id=None if customer is None else str(customer),
+        anonymous_id=None if customer is not None else anonymous_id,
+        timestamp_ms=int(event.at_s * 1000),
+    )

@@ -1,0 +1,289 @@
+"""The ``EventLog`` seam (publish, consume, acknowledge) and its two embedded engines.
+
+Delivery through every engine is at least once: a delivery not acknowledged
+(the consumer died, or lost its connection) comes again. Consumers make the
+effect exactly once by de-duplicating event ids in their own transaction.
+
+* :class:`JsonLinesLog`: one append-only file of JSON lines, and a committed
+  byte offset per consumer group beside it (the embedded default).
+* :class:`SqlEventLog`: a table of messages and a table of group offsets.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    select,
+)
+from sqlalchemy.dialects import mysql
+
+from commercekit.errors import InvalidInputError, UnavailableError
+
+__all__ = ["Delivery", "EventLog", "JsonLinesLog", "LogRecord", "SqlEventLog"]
+
+
+@attrs.frozen
+class LogRecord:
+    """One message to publish: its event id (the de-duplication key), key and body."""
+
+    event_id: str
+    body: bytes
+    key: str | None = None
+
+
+@attrs.frozen
+class Delivery:
+    """One delivered message. ``handle`` is the engine's id for it (stream entry, sequence)."""
+
+    handle: str
+    body: bytes
+    event_id: str | None = None
+    deliveries: int = 1
+    native: Any = attrs.field(default=None, eq=False, repr=False)
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """An event log one consumer group reads from (each engine's settings name the group)."""
+
+    def publish(self, records: Sequence[LogRecord]) -> None:
+        """Append *records* durably, in order; raise UnavailableError if the log is down."""
+        ...
+
+    def consume(self, max_messages: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
+        """Up to *max_messages* deliveries, waiting at most *timeout_s* for the first."""
+        ...
+
+    def acknowledge(self, deliveries: Sequence[Delivery]) -> None:
+        """Say these are processed: they are not delivered again to this group."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+def _limits(max_messages: int, timeout_s: float) -> None:
+    if isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1:
+        raise InvalidInputError(f"max_messages is a positive int, got {max_messages!r}")
+    if not 0 <= timeout_s <= 3600:
+        raise InvalidInputError(f"timeout_s is 0 to 3600, got {timeout_s!r}")
+
+
+class JsonLinesLog:
+    """An append-only JSON-lines file; each consumer group keeps a committed byte offset.
+
+    Lines are ``{"event_id": ..., "key": ..., "body": ...}``. A line cut short
+    by a crash is never delivered (only lines ending in a newline are read).
+    Several processes may publish at once (``flock``); one process per group
+    consumes. An unacknowledged delivery comes again after a restart.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, group: str = "analytics") -> None:
+        self.path = Path(path)
+        if not group.replace("-", "").replace("_", "").isalnum():
+            raise InvalidInputError(f"a group name is letters, digits, - and _; got {group!r}")
+        self._offset_path = self.path.with_name(f"{self.path.name}.{group}.offset")
+        self._read_pos: int | None = None
+        self._acked: dict[int, int] = {}  # start offset -> end offset of acked lines
+        self._lock = threading.Lock()
+
+    def publish(self, records: Sequence[LogRecord]) -> None:
+        """Append *records* (one write and one fsync per call)."""
+        if not records:
+            return
+        lines = "".join(
+            json.dumps(
+                {
+                    "event_id": r.event_id,
+                    "key": r.key,
+                    "body": r.body.decode("utf-8", errors="replace"),
+                },
+                separators=(",", ":"),
+            )
+            + "\n"
+            for r in records
+        ).encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                f.write(lines)
+                f.flush()
+                os.fsync(f.fileno())
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _committed(self) -> int:
+        try:
+            return int(self._offset_path.read_text() or 0)
+        except FileNotFoundError:
+            return 0
+
+    def consume(self, max_messages: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
+        """Read complete lines after what this process has read (from the committed offset)."""
+        _limits(max_messages, timeout_s)
+        with self._lock:
+            if self._read_pos is None:
+                self._read_pos = self._committed()
+            out: list[Delivery] = []
+            if not self.path.exists():
+                return out
+            with open(self.path, "rb") as f:
+                f.seek(self._read_pos)
+                while len(out) < max_messages:
+                    start = f.tell()
+                    line = f.readline()
+                    if not line.endswith(b"\n"):
+                        break
+                    end = f.tell()
+                    out.append(self._delivery(start, end, line))
+                    self._read_pos = end
+        return out
+
+    @staticmethod
+    def _delivery(start: int, end: int, line: bytes) -> Delivery:
+        handle = f"{start}-{end}"
+        try:
+            data = json.loads(line)
+            return Delivery(handle, str(data["body"]).encode(), str(data.get("event_id")))
+        except (ValueError, KeyError, TypeError):
+            return Delivery(handle, line.rstrip(b"\n"))  # parked by the consumer
+
+    def acknowledge(self, deliveries: Sequence[Delivery]) -> None:
+        """Advance the committed offset over every contiguous acknowledged line."""
+        with self._lock:
+            for d in deliveries:
+                start, end = (int(x) for x in d.handle.split("-"))
+                self._acked[start] = end
+            committed = start_of = self._committed()
+            while committed in self._acked:
+                committed = self._acked.pop(committed)
+            if committed != start_of:
+                tmp = self._offset_path.with_suffix(".tmp")
+                tmp.write_text(str(committed))
+                os.replace(tmp, self._offset_path)
+
+    def close(self) -> None:
+        """Nothing to release (files are opened per call)."""
+
+
+class SqlEventLog:
+    """An event log in SQL: ``<prefix>messages`` and ``<prefix>offsets`` (one row per group).
+
+    Create the tables with :meth:`create`. Messages are read in sequence
+    order; one consumer per group.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        group: str = "analytics",
+        metadata: MetaData | None = None,
+        prefix: str = "ck_eventlog_",
+    ) -> None:
+        self._engine = engine
+        self._group = group
+        self.metadata = metadata if metadata is not None else MetaData()
+        self.messages = Table(
+            f"{prefix}messages",
+            self.metadata,
+            Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+            Column("event_id", String(64), nullable=False),
+            Column("key", String(200), nullable=True),
+            Column(
+                "body",
+                LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"),
+                nullable=False,
+            ),
+        )
+        self.offsets = Table(
+            f"{prefix}offsets",
+            self.metadata,
+            Column("grp", String(100), primary_key=True),
+            Column("seq", BigInteger, nullable=False),
+        )
+        self._read_pos: int | None = None
+        self._acked: set[int] = set()
+
+    def create(self) -> None:
+        """Create the two tables if they are missing."""
+        self.metadata.create_all(self._engine)
+
+    def publish(self, records: Sequence[LogRecord]) -> None:
+        """Insert *records* in one transaction."""
+        if not records:
+            return
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    self.messages.insert(),
+                    [{"event_id": r.event_id, "key": r.key, "body": r.body} for r in records],
+                )
+        except Exception as exc:
+            raise UnavailableError(f"the SQL event log refused a publish: {exc}") from exc
+
+    def _committed(self) -> int:
+        with self._engine.connect() as conn:
+            value = conn.scalar(select(self.offsets.c.seq).where(self.offsets.c.grp == self._group))
+        return int(value or 0)
+
+    def consume(self, max_messages: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
+        """Messages after the last one read by this process (or the group's offset)."""
+        _limits(max_messages, timeout_s)
+        if self._read_pos is None:
+            self._read_pos = self._committed()
+        m = self.messages
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(m.c.seq, m.c.event_id, m.c.body)
+                .where(m.c.seq > self._read_pos)
+                .order_by(m.c.seq)
+                .limit(max_messages)
+            ).all()
+        if rows:
+            self._read_pos = int(rows[-1][0])
+        return [Delivery(str(r[0]), bytes(r[2]), r[1]) for r in rows]
+
+    def acknowledge(self, deliveries: Sequence[Delivery]) -> None:
+        """Advance the group's offset over the contiguous acknowledged messages."""
+        self._acked.update(int(d.handle) for d in deliveries)
+        with self._engine.begin() as conn:
+            o, m = self.offsets, self.messages
+            current = int(conn.scalar(select(o.c.seq).where(o.c.grp == self._group)) or 0)
+            pending = sorted(s for s in self._acked if s > current)
+            if not pending:
+                return
+            seqs = conn.scalars(
+                select(m.c.seq).where(m.c.seq > current, m.c.seq <= pending[-1]).order_by(m.c.seq)
+            ).all()
+            new = current
+            for seq in seqs:
+                if seq not in self._acked:
+                    break
+                new = int(seq)
+            self._acked = {s for s in self._acked if s > new}
+            if new == current:
+                return
+            if conn.execute(o.update().where(o.c.grp == self._group).values(seq=new)).rowcount == 0:
+                conn.execute(o.insert().values(grp=self._group, seq=new))
+
+    def close(self) -> None:
+        """Nothing to release (the engine is the caller's)."""

@@ -1,0 +1,176 @@
+"""``RedisStreamsLog``: the event log on a Redis stream with a consumer group.
+
+Publishing is ``XADD`` (pipelined); consuming is ``XREADGROUP``: first this
+consumer's own pending entries (those it read but never acknowledged before a
+crash), then entries of dead consumers idle longer than *claim_idle_s*
+(``XAUTOCLAIM``), then new ones (``>``). ``XACK`` acknowledges. Needs the
+``[redis]`` extra.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+from commercekit.errors import ConfigurationError, InvalidInputError, UnavailableError
+
+from ._log import Delivery, LogRecord
+
+__all__ = ["RedisStreamsLog"]
+
+
+def _redis() -> Any:
+    try:
+        import redis
+    except ImportError as exc:  # pragma: no cover - the extra is missing
+        raise ConfigurationError(
+            "RedisStreamsLog needs redis-py: pip install 'commercekit[redis]'"
+        ) from exc
+    return redis
+
+
+class RedisStreamsLog:
+    """An event log on Redis Streams for consumer group *group*, as consumer *consumer*.
+
+    *url* is a ``redis://`` URL (or pass *client*, a ``redis.Redis``). *maxlen*
+    caps the stream approximately (``XADD MAXLEN ~``); None keeps everything.
+    Connection failures raise :class:`~commercekit.errors.UnavailableError`.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        stream: str,
+        group: str = "analytics",
+        consumer: str | None = None,
+        claim_idle_s: float = 30.0,
+        maxlen: int | None = None,
+        client: Any = None,
+        client_name: str | None = None,
+    ) -> None:
+        if not stream or not group:
+            raise InvalidInputError("a Redis stream and a group name are needed")
+        redis = _redis()
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
+        self._claim_idle_ms = max(1, int(claim_idle_s * 1000))
+        self._maxlen = maxlen
+        self._client = client or redis.Redis.from_url(
+            url, socket_timeout=10, socket_connect_timeout=3, client_name=client_name
+        )
+        self._errors = (redis.ConnectionError, redis.TimeoutError)
+        self._response_error = redis.ResponseError
+        self._group_ready = False
+        self._own_pending = True  # after a restart, re-read what this consumer never acked
+        self._claim_cursor = "0-0"
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except self._errors as exc:
+            raise UnavailableError(
+                f"Redis is unreachable for stream {self.stream!r}: {exc}"
+            ) from exc
+
+    def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            self._call(self._client.xgroup_create, self.stream, self.group, id="0", mkstream=True)
+        except self._response_error as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    def publish(self, records: Sequence[LogRecord]) -> None:
+        """``XADD`` each record (one pipeline round trip)."""
+        if not records:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for r in records:
+            fields = {"event_id": r.event_id, "body": r.body}
+            if r.key is not None:
+                fields["key"] = r.key
+            if self._maxlen is None:
+                pipe.xadd(self.stream, fields)
+            else:
+                pipe.xadd(self.stream, fields, maxlen=self._maxlen, approximate=True)
+        self._call(pipe.execute)
+
+    @staticmethod
+    def _delivery(entry_id: Any, fields: Any, deliveries: int = 1) -> Delivery:
+        ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        fields = fields or {}
+        body = fields.get(b"body", b"")
+        event_id = fields.get(b"event_id")
+        return Delivery(
+            ident,
+            body if isinstance(body, bytes) else str(body).encode(),
+            event_id.decode() if isinstance(event_id, bytes) else None,
+            deliveries,
+        )
+
+    def consume(self, max_messages: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
+        """Own pending entries first, then claimed ones of dead consumers, then new ones."""
+        if isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1:
+            raise InvalidInputError(f"max_messages is a positive int, got {max_messages!r}")
+        self._ensure_group()
+        client = self._client
+        if self._own_pending:
+            got = self._call(
+                client.xreadgroup,
+                self.group,
+                self.consumer,
+                {self.stream: "0"},
+                count=max_messages,
+            )
+            entries = got[0][1] if got else []
+            if entries:
+                return [self._delivery(i, f, 2) for i, f in entries]
+            self._own_pending = False
+        claimed = self._call(
+            client.xautoclaim,
+            self.stream,
+            self.group,
+            self.consumer,
+            self._claim_idle_ms,
+            start_id=self._claim_cursor,
+            count=max_messages,
+        )
+        self._claim_cursor = claimed[0].decode() if isinstance(claimed[0], bytes) else claimed[0]
+        taken = [self._delivery(i, f, 2) for i, f in claimed[1] if f is not None]
+        if taken:
+            return taken
+        got = self._call(
+            client.xreadgroup,
+            self.group,
+            self.consumer,
+            {self.stream: ">"},
+            count=max_messages,
+            block=max(1, int(timeout_s * 1000)) if timeout_s > 0 else None,
+        )
+        return [self._delivery(i, f) for i, f in (got[0][1] if got else [])]
+
+    def acknowledge(self, deliveries: Sequence[Delivery]) -> None:
+        """``XACK`` the deliveries."""
+        if deliveries:
+            self._call(self._client.xack, self.stream, self.group, *[d.handle for d in deliveries])
+
+    def lag(self) -> int:
+        """Entries of the stream not yet acknowledged by the group (pending plus unread)."""
+        self._ensure_group()
+        groups = self._call(self._client.xinfo_groups, self.stream)
+        for g in groups:
+            name = g.get("name")
+            if (name.decode() if isinstance(name, bytes) else name) == self.group:
+                pending = int(g.get("pending") or 0)
+                lag = g.get("lag")
+                return pending + int(lag or 0)
+        return 0
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()

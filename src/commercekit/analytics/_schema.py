@@ -1,0 +1,145 @@
+"""The aggregate tables of the analytics store (SQLite, PostgreSQL, MySQL/MariaDB)."""
+
+from __future__ import annotations
+
+import attrs
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy.dialects import mysql
+
+__all__ = ["Schema"]
+
+_ID = 64
+_NAME = 200
+
+
+def _big() -> BigInteger:
+    return BigInteger()
+
+
+@attrs.define
+class Schema:
+    """Every table, named ``<prefix><name>``, in one MetaData."""
+
+    metadata: MetaData
+    processed: Table
+    dead_letters: Table
+    funnel_events: Table
+    funnel_progress: Table
+    revenue: Table
+    product_revenue: Table
+    product_counts: Table
+    carts: Table
+    searches: Table
+    customer_weeks: Table
+    item_customers: Table
+    item_counts: Table
+    co_counts: Table
+
+    @classmethod
+    def build(cls, metadata: MetaData, prefix: str) -> Schema:
+        """Define the tables in *metadata*."""
+        p = prefix
+        long_text = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+        return cls(
+            metadata=metadata,
+            processed=Table(
+                f"{p}processed", metadata, Column("event_id", String(_ID), primary_key=True)
+            ),
+            dead_letters=Table(
+                f"{p}dead_letters",
+                metadata,
+                Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+                Column("handle", String(_NAME), nullable=False),
+                Column("event_id", String(_ID), nullable=True),
+                Column("reason", String(1000), nullable=False),
+                Column("body", long_text, nullable=False),
+                Column("at_ms", _big(), nullable=False),
+            ),
+            funnel_events=Table(
+                f"{p}funnel_events",
+                metadata,
+                Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+                Column("funnel", String(100), nullable=False),
+                Column("customer", String(_NAME), nullable=False),
+                Column("step", Integer, nullable=False),
+                Column("ts_ms", _big(), nullable=False),
+                Index(f"ix_{p}funnel_events_who", "funnel", "customer"),
+            ),
+            funnel_progress=Table(
+                f"{p}funnel_progress",
+                metadata,
+                Column("funnel", String(100), primary_key=True),
+                Column("customer", String(_NAME), primary_key=True),
+                Column("day", String(10), nullable=False),
+                Column("entered_ms", _big(), nullable=False),
+                Column("reached", Integer, nullable=False),
+                Column("convert_ms", _big(), nullable=True),
+                Index(f"ix_{p}funnel_progress_day", "funnel", "day", "reached"),
+            ),
+            revenue=Table(
+                f"{p}revenue",
+                metadata,
+                Column("day", String(10), primary_key=True),
+                Column("currency", String(3), primary_key=True),
+                Column("orders", _big(), nullable=False),
+                Column("gross_minor", _big(), nullable=False),
+                Column("refunds", _big(), nullable=False),
+                Column("refunded_minor", _big(), nullable=False),
+            ),
+            product_revenue=Table(
+                f"{p}product_revenue",
+                metadata,
+                Column("day", String(10), primary_key=True),
+                Column("product", String(_NAME), primary_key=True),
+                Column("currency", String(3), primary_key=True),
+                Column("quantity", _big(), nullable=False),
+                Column("revenue_minor", _big(), nullable=False),
+            ),
+            product_counts=Table(
+                f"{p}product_counts",
+                metadata,
+                Column("day", String(10), primary_key=True),
+                Column("product", String(_NAME), primary_key=True),
+                Column("kind", String(10), primary_key=True),
+                Column("n", _big(), nullable=False),
+            ),
+            carts=Table(
+                f"{p}carts",
+                metadata,
+                Column("customer", String(_NAME), primary_key=True),
+                Column("first_add_ms", _big(), nullable=True),
+                Column("last_order_ms", _big(), nullable=True),
+            ),
+            searches=Table(
+                f"{p}searches",
+                metadata,
+                Column("query", String(_NAME), primary_key=True),
+                Column("searches", _big(), nullable=False),
+                Column("no_result", _big(), nullable=False),
+            ),
+            customer_weeks=Table(
+                f"{p}customer_weeks",
+                metadata,
+                Column("customer", String(_NAME), primary_key=True),
+                Column("week", String(10), primary_key=True),
+            ),
+            item_customers=Table(
+                f"{p}item_customers",
+                metadata,
+                Column("customer", String(_NAME), primary_key=True),
+                Column("product", String(_NAME), primary_key=True),
+            ),
+            item_counts=Table(
+                f"{p}item_counts",
+                metadata,
+                Column("product", String(_NAME), primary_key=True),
+                Column("n", _big(), nullable=False),
+            ),
+            co_counts=Table(
+                f"{p}co_counts",
+                metadata,
+                Column("a", String(_NAME), primary_key=True),
+                Column("b", String(_NAME), primary_key=True),
+                Column("n", _big(), nullable=False),
+            ),
+        )

@@ -1,0 +1,420 @@
+"""``AnalyticsStore``: applies a batch of deliveries to the aggregates in one transaction.
+
+The batch's event ids go into ``processed`` in the same transaction as the
+aggregate updates, and ids already there are skipped: a redelivered event
+(after a crash, a lost ack, a relay that published twice) changes nothing.
+That makes the effect exactly once over an at-least-once log. A message that
+cannot be read is parked in ``dead_letters`` with its reason, in the same
+transaction, and counts as processed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import attrs
+from sqlalchemy import MetaData, select
+
+from commercekit.errors import CommerceKitError, InvalidInputError
+from commercekit.money import Money
+from commercekit.repository import Database, UnitOfWork
+
+from ._events import AnalyticsEvent
+from ._funnel import FunnelSpec, progress
+from ._log import Delivery
+from ._schema import Schema
+from ._sql import upsert
+
+__all__ = ["AnalyticsStore", "ApplyResult"]
+
+_CHUNK = 400
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_text(day_number: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=day_number)).isoformat()
+
+
+def day_of(ts_ms: int) -> str:
+    """The UTC day of *ts_ms* as ``YYYY-MM-DD``."""
+    return _day_text(ts_ms // 86_400_000)
+
+
+def week_of(ts_ms: int) -> str:
+    """The Monday (UTC) starting the ISO week of *ts_ms*."""
+    days = ts_ms // 86_400_000
+    return _day_text(days - (days + 3) % 7)  # 1970-01-01 was a Thursday
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+@attrs.frozen
+class ApplyResult:
+    """What one batch did: events applied, duplicates skipped, messages parked."""
+
+    applied: int
+    duplicates: int
+    dead_lettered: int
+
+
+def _money(props: Any, field: str) -> Money:
+    try:
+        return Money.of(str(props[field]), str(props["currency"]))
+    except KeyError as exc:
+        raise InvalidInputError(f"the event has no {exc.args[0]!r} property") from exc
+    except CommerceKitError as exc:
+        raise InvalidInputError(f"bad {field!r}: {exc}") from exc
+
+
+def _lines(props: Any, currency: str) -> list[tuple[str, int, int]]:
+    products = props.get("products", [])
+    if not isinstance(products, list):
+        raise InvalidInputError("'products' is a list")
+    out = []
+    for p in products:
+        if not isinstance(p, dict) or not isinstance(p.get("product_id"), str):
+            raise InvalidInputError(f"a product needs a product_id, got {p!r}")
+        q = p.get("quantity", 1)
+        if isinstance(q, bool) or not isinstance(q, int) or q < 1:
+            raise InvalidInputError(f"a quantity is a positive int, got {q!r}")
+        price = _money({"price": p.get("price"), "currency": currency}, "price")
+        out.append((p["product_id"], price.amount_minor, q))
+    return out
+
+
+class _Batch:
+    """The aggregate changes of one batch, summed in memory before the upserts."""
+
+    def __init__(self) -> None:
+        self.revenue: Counter[tuple[str, str, str]] = Counter()
+        self.product_revenue: Counter[tuple[str, str, str, str]] = Counter()
+        self.product_counts: Counter[tuple[str, str, str]] = Counter()
+        self.first_add: dict[str, int] = {}
+        self.last_order: dict[str, int] = {}
+        self.searches: Counter[tuple[str, str]] = Counter()
+        self.weeks: set[tuple[str, str]] = set()
+        self.purchases: dict[str, list[str]] = defaultdict(list)
+        self.funnel_rows: list[dict[str, Any]] = []
+
+    def add(self, e: AnalyticsEvent, funnels: Sequence[FunnelSpec]) -> None:
+        props, name, who, ts = e.properties, e.name, e.who, e.timestamp_ms
+        day = day_of(ts)
+        if name == "Order Completed":
+            total = _money(props, "total")
+            cur = total.currency.code
+            lines = _lines(props, cur)
+            self.revenue[(day, cur, "orders")] += 1
+            self.revenue[(day, cur, "gross_minor")] += total.amount_minor
+            for product, price, q in lines:
+                self.product_revenue[(day, product, cur, "quantity")] += q
+                self.product_revenue[(day, product, cur, "revenue_minor")] += price * q
+                self.product_counts[(day, product, "bought")] += q
+                self.purchases[who].append(product)
+            self.last_order[who] = max(ts, self.last_order.get(who, ts))
+            self.weeks.add((who, week_of(ts)))
+        elif name == "Order Refunded":
+            total = _money(props, "total")
+            self.revenue[(day, total.currency.code, "refunds")] += 1
+            self.revenue[(day, total.currency.code, "refunded_minor")] += total.amount_minor
+        elif name in ("Product Viewed", "Product Added"):
+            product_id = props.get("product_id")
+            if not isinstance(product_id, str) or not product_id:
+                raise InvalidInputError(f"{name!r} needs a product_id")
+            product = product_id
+            q = props.get("quantity", 1) if name == "Product Added" else 1
+            if isinstance(q, bool) or not isinstance(q, int) or q < 1:
+                raise InvalidInputError(f"a quantity is a positive int, got {q!r}")
+            kind = "viewed" if name == "Product Viewed" else "added"
+            self.product_counts[(day, product, kind)] += q
+            if kind == "added":
+                self.first_add[who] = min(ts, self.first_add.get(who, ts))
+        elif name == "Products Searched":
+            query, results = props.get("query"), props.get("results")
+            if not isinstance(query, str) or not query or len(query) > 200:
+                raise InvalidInputError(f"'Products Searched' needs a query, got {query!r}")
+            if isinstance(results, bool) or not isinstance(results, int) or results < 0:
+                raise InvalidInputError(f"'results' is a count, got {results!r}")
+            self.searches[(query, "searches")] += 1
+            self.searches[(query, "no_result")] += int(results == 0)
+        for f in funnels:
+            step = f.index(name)
+            if step is not None:
+                self.funnel_rows.append(
+                    {"funnel": f.name, "customer": who, "step": step, "ts_ms": ts}
+                )
+
+
+class AnalyticsStore:
+    """The aggregates in SQL, through a :class:`commercekit.repository.Database`.
+
+    *funnels* are the funnels kept up to date. Create the tables with
+    :meth:`create`. Reports are in :mod:`commercekit.analytics` (``Reports``).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        funnels: Sequence[FunnelSpec] = (),
+        metadata: MetaData | None = None,
+        prefix: str = "ck_analytics_",
+        clock: Any = None,
+    ) -> None:
+        import time
+
+        self.db = db
+        self.funnels = tuple(funnels)
+        names = [f.name for f in self.funnels]
+        if len(set(names)) != len(names):
+            raise InvalidInputError(f"funnel names must differ, got {names}")
+        self.schema = Schema.build(metadata if metadata is not None else MetaData(), prefix)
+        self._clock = clock or time.time
+
+    def create(self) -> None:
+        """Create the aggregate tables that are missing."""
+        self.db.create_all(self.schema.metadata)
+
+    def apply(self, deliveries: Sequence[Delivery]) -> ApplyResult:
+        """Apply *deliveries* in one transaction (retried whole on a transient failure)."""
+        return self.db.run(lambda uow: self._apply(uow, deliveries), retry=True).value
+
+    def _apply(self, uow: UnitOfWork, deliveries: Sequence[Delivery]) -> ApplyResult:
+        s = self.schema
+        conn = uow.session.connection()
+        parsed: list[tuple[str, AnalyticsEvent | None, Delivery, str]] = []
+        seen: set[str] = set()
+        duplicates = 0
+        for d in deliveries:
+            try:
+                event: AnalyticsEvent | None = AnalyticsEvent.from_bytes(d.body)
+                reason = ""
+            except InvalidInputError as exc:
+                event, reason = None, str(exc)
+            key = event.event_id if event is not None else (d.event_id or f"handle:{d.handle}")
+            if key in seen:
+                duplicates += 1
+                continue
+            seen.add(key)
+            parsed.append((key, event, d, reason))
+        keys = [p[0] for p in parsed]
+        stored: set[str] = set()
+        for chunk in _chunks(keys):
+            stored.update(
+                conn.scalars(
+                    select(s.processed.c.event_id).where(s.processed.c.event_id.in_(chunk))
+                )
+            )
+        fresh = [p for p in parsed if p[0] not in stored]
+        duplicates += len(parsed) - len(fresh)
+        if fresh:
+            conn.execute(s.processed.insert(), [{"event_id": p[0]} for p in fresh])
+        batch = _Batch()
+        parked: list[dict[str, Any]] = []
+        now_ms = int(self._clock() * 1000)
+        for _key, event, d, reason in fresh:
+            if event is not None:
+                try:
+                    batch.add(event, self.funnels)
+                    continue
+                except InvalidInputError as exc:
+                    reason = str(exc)
+            parked.append(
+                {
+                    "handle": d.handle[:200],
+                    "event_id": (event.event_id if event else d.event_id or None),
+                    "reason": reason[:1000],
+                    "body": d.body.decode("utf-8", errors="replace"),
+                    "at_ms": now_ms,
+                }
+            )
+        if parked:
+            conn.execute(s.dead_letters.insert(), parked)
+        self._write(uow, batch)
+        return ApplyResult(len(fresh) - len(parked), duplicates, len(parked))
+
+    def _write(self, uow: UnitOfWork, b: _Batch) -> None:
+        s, conn = self.schema, uow.session.connection()
+        rev: dict[tuple[str, str], dict[str, Any]] = {}
+        for (day, cur, col), n in b.revenue.items():
+            row = rev.setdefault(
+                (day, cur),
+                {
+                    "day": day,
+                    "currency": cur,
+                    "orders": 0,
+                    "gross_minor": 0,
+                    "refunds": 0,
+                    "refunded_minor": 0,
+                },
+            )
+            row[col] += n
+        cols = ("orders", "gross_minor", "refunds", "refunded_minor")
+        upsert(conn, s.revenue, list(rev.values()), keys=("day", "currency"), add=cols)
+        prev: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for (day, product, cur, col), n in b.product_revenue.items():
+            row = prev.setdefault(
+                (day, product, cur),
+                {
+                    "day": day,
+                    "product": product,
+                    "currency": cur,
+                    "quantity": 0,
+                    "revenue_minor": 0,
+                },
+            )
+            row[col] += n
+        upsert(
+            conn,
+            s.product_revenue,
+            list(prev.values()),
+            keys=("day", "product", "currency"),
+            add=("quantity", "revenue_minor"),
+        )
+        upsert(
+            conn,
+            s.product_counts,
+            [
+                {"day": d, "product": p, "kind": k, "n": n}
+                for (d, p, k), n in b.product_counts.items()
+            ],
+            keys=("day", "product", "kind"),
+            add=("n",),
+        )
+        carts = {
+            who: {
+                "customer": who,
+                "first_add_ms": b.first_add.get(who),
+                "last_order_ms": b.last_order.get(who),
+            }
+            for who in b.first_add.keys() | b.last_order.keys()
+        }
+        upsert(
+            conn,
+            s.carts,
+            list(carts.values()),
+            keys=("customer",),
+            least=("first_add_ms",),
+            greatest=("last_order_ms",),
+        )
+        searches: dict[str, dict[str, Any]] = {}
+        for (query, col), n in b.searches.items():
+            searches.setdefault(query, {"query": query, "searches": 0, "no_result": 0})[col] += n
+        upsert(
+            conn,
+            s.searches,
+            list(searches.values()),
+            keys=("query",),
+            add=("searches", "no_result"),
+        )
+        upsert(
+            conn,
+            s.customer_weeks,
+            [{"customer": c, "week": w} for c, w in b.weeks],
+            keys=("customer", "week"),
+        )
+        self._copurchases(uow, b.purchases)
+        self._funnels(uow, b.funnel_rows)
+
+    def _copurchases(self, uow: UnitOfWork, purchases: dict[str, list[str]]) -> None:
+        """Item-to-item counts: customers per item, and customers per pair of items."""
+        if not purchases:
+            return
+        s, conn = self.schema, uow.session.connection()
+        owned: dict[str, set[str]] = defaultdict(set)
+        t = s.item_customers
+        for chunk in _chunks(list(purchases)):
+            for customer, product in conn.execute(
+                select(t.c.customer, t.c.product).where(t.c.customer.in_(chunk))
+            ):
+                owned[customer].add(product)
+        items: Counter[str] = Counter()
+        pairs: Counter[tuple[str, str]] = Counter()
+        new_rows = []
+        for customer, products in purchases.items():
+            have = owned[customer]
+            for p in products:
+                if p in have:
+                    continue
+                items[p] += 1
+                for q in have:
+                    pairs[(p, q)] += 1
+                    pairs[(q, p)] += 1
+                have.add(p)
+                new_rows.append({"customer": customer, "product": p})
+        if new_rows:
+            conn.execute(t.insert(), new_rows)
+        upsert(
+            conn,
+            s.item_counts,
+            [{"product": p, "n": n} for p, n in items.items()],
+            keys=("product",),
+            add=("n",),
+        )
+        upsert(
+            conn,
+            s.co_counts,
+            [{"a": a, "b": b, "n": n} for (a, b), n in pairs.items()],
+            keys=("a", "b"),
+            add=("n",),
+        )
+
+    def _funnels(self, uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        s, conn = self.schema, uow.session.connection()
+        conn.execute(s.funnel_events.insert(), rows)
+        fe = s.funnel_events
+        for spec in self.funnels:
+            who = sorted({r["customer"] for r in rows if r["funnel"] == spec.name})
+            times: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+            for chunk in _chunks(who):
+                for customer, step, ts in conn.execute(
+                    select(fe.c.customer, fe.c.step, fe.c.ts_ms).where(
+                        fe.c.funnel == spec.name, fe.c.customer.in_(chunk)
+                    )
+                ):
+                    times[customer][step].append(ts)
+            out = []
+            for customer in who:
+                got = progress(times[customer], len(spec.steps), spec.window_s * 1000)
+                if got is None:
+                    continue
+                entered, reached, convert = got
+                out.append(
+                    {
+                        "funnel": spec.name,
+                        "customer": customer,
+                        "day": day_of(entered),
+                        "entered_ms": entered,
+                        "reached": reached,
+                        "convert_ms": convert,
+                    }
+                )
+            upsert(
+                conn,
+                s.funnel_progress,
+                out,
+                keys=("funnel", "customer"),
+                replace=("day", "entered_ms", "reached", "convert_ms"),
+            )
+
+    def is_processed(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of *event_ids* the store has applied (or parked)."""
+        s = self.schema
+        with self.db.unit_of_work(read_only=True) as uow:
+            conn = uow.session.connection()
+            found: set[str] = set()
+            for chunk in _chunks(list(event_ids)):
+                found.update(
+                    conn.scalars(
+                        select(s.processed.c.event_id).where(s.processed.c.event_id.in_(chunk))
+                    )
+                )
+        return found
