@@ -198,7 +198,9 @@ class JetStreamLog:
         self._run(delete())
 
     def close(self) -> None:
-        """Drain the connection and stop the loop thread."""
+        """Close the connection and stop the loop thread (a second call does nothing)."""
+        if self._loop.is_closed():
+            return
         if self._nc is not None:
             with contextlib.suppress(Exception):  # closing a broken connection
                 self._run(self._nc.close(), 5)
