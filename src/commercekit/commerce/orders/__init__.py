@@ -1,0 +1,31 @@
+"""The order service: three status axes with one transition table each, an event log, returns.
+
+See ``docs/commerce.md`` ("Orders").
+"""
+
+from ._model import Order, OrderEvent, OrderLine
+from ._service import Orders, order_number
+from ._status import (
+    FULFILMENT_TRANSITIONS,
+    ORDER_TRANSITIONS,
+    PAYMENT_TRANSITIONS,
+    FulfilmentStatus,
+    OrderStatus,
+    PaymentStatus,
+    transition,
+)
+
+__all__ = [
+    "FULFILMENT_TRANSITIONS",
+    "ORDER_TRANSITIONS",
+    "PAYMENT_TRANSITIONS",
+    "FulfilmentStatus",
+    "Order",
+    "OrderEvent",
+    "OrderLine",
+    "OrderStatus",
+    "Orders",
+    "PaymentStatus",
+    "order_number",
+    "transition",
+]

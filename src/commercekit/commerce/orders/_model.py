@@ -1,0 +1,62 @@
+"""The order service's values."""
+
+from __future__ import annotations
+
+import attrs
+
+from commercekit.money import Money
+
+from ._status import FulfilmentStatus, OrderStatus, PaymentStatus
+
+__all__ = ["Order", "OrderEvent", "OrderLine"]
+
+
+@attrs.frozen
+class OrderLine:
+    """One line as ordered: the price snapshot, and what was fulfilled, returned, refunded."""
+
+    line_no: int
+    sku: str
+    qty: int
+    unit_price: Money
+    discount: Money
+    tax: Money
+    gross: Money
+    fulfilled: int
+    returned: int
+    refunded: Money
+
+
+@attrs.frozen
+class Order:
+    """An order with its three status axes and its totals (the parts add up to ``total``)."""
+
+    id: str
+    number: str
+    checkout_key: str
+    customer_id: str | None
+    status: OrderStatus
+    payment_status: PaymentStatus
+    fulfilment_status: FulfilmentStatus
+    subtotal: Money
+    discount: Money
+    shipping: Money
+    tax: Money
+    total: Money
+    captured: Money
+    refunded: Money
+    payment_id: str
+    reservation_id: str
+    voucher: str | None
+    version: int
+    lines: tuple[OrderLine, ...]
+
+
+@attrs.frozen
+class OrderEvent:
+    """One entry of an order's append-only event log."""
+
+    id: int
+    kind: str
+    data: dict[str, object]
+    at: float

@@ -1,0 +1,77 @@
+"""The order service's tables: orders (three status axes), their lines, their event log."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+from commercekit.commerce._shared import metadata
+
+__all__ = ["order_events", "order_lines", "orders"]
+
+orders = Table(
+    "ck_orders",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("number", String(16), nullable=False, unique=True),
+    Column("checkout_key", String(128), nullable=False, unique=True),
+    Column("customer_id", String(64), nullable=True),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("payment_status", String(24), nullable=False),
+    Column("fulfilment_status", String(24), nullable=False),
+    Column("subtotal_minor", BigInteger, nullable=False),
+    Column("discount_minor", BigInteger, nullable=False),
+    Column("shipping_minor", BigInteger, nullable=False),
+    Column("tax_minor", BigInteger, nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("captured_minor", BigInteger, nullable=False),
+    Column("refunded_minor", BigInteger, nullable=False),
+    Column("payment_id", String(128), nullable=False),
+    Column("reservation_id", String(64), nullable=False),
+    Column("voucher", String(64), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_ck_orders_customer", "customer_id", "created_at"),
+)
+
+order_lines = Table(
+    "ck_order_lines",
+    metadata,
+    Column("order_id", String(64), ForeignKey("ck_orders.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("qty", Integer, nullable=False),
+    Column("unit_price_minor", BigInteger, nullable=False),
+    Column("discount_minor", BigInteger, nullable=False),
+    Column("tax_minor", BigInteger, nullable=False),
+    Column("gross_minor", BigInteger, nullable=False),
+    Column("fulfilled", Integer, nullable=False),
+    Column("returned", Integer, nullable=False),
+    Column("refunded_minor", BigInteger, nullable=False),
+    PrimaryKeyConstraint("order_id", "line_no"),
+)
+
+order_events = Table(
+    "ck_order_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("order_id", String(64), ForeignKey("ck_orders.id"), nullable=False),
+    Column("kind", String(48), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_ck_order_events_order", "order_id", "id"),
+)

@@ -1,0 +1,305 @@
+"""The checkout saga on SQLite: placement, replays, declines, 3-D Secure, faults at every step."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from commercekit.commerce.cart import CartStatus
+from commercekit.commerce.checkout import STEPS, CheckoutStatus
+from commercekit.commerce.inventory import ReservationStatus
+from commercekit.commerce.orders import OrderStatus, PaymentStatus
+from commercekit.errors import (
+    EmptyCartError,
+    InvalidTransitionError,
+    OutOfStockError,
+    PaymentDeclinedError,
+)
+from commercekit.metrics import InMemoryMetrics
+from commercekit.money import Money
+from commercekit.payments import PaymentState
+from commercekit.repository import Database
+from tests.commerce._shop import (
+    DECLINED,
+    GOOD,
+    THREE_DS,
+    authorizations,
+    cart_with,
+    check_money_invariants,
+    live_reservations,
+    make_shop,
+    outbox_events,
+)
+from tests.commerce.conftest import FakeClock
+
+
+def test_a_checkout_places_one_paid_order_and_replays_it(db: Database, clock: FakeClock) -> None:
+    metrics = InMemoryMetrics()
+    shop, gateway, payments = make_shop(db, clock=clock, metrics=metrics)
+    cart_id = cart_with(shop, {"TEE": 2, "MUG": 1})
+    result = shop.checkout.place(cart_id, GOOD, region="DE")
+    assert result.status is CheckoutStatus.COMPLETED
+    assert not result.replayed
+    order = result.order
+    assert order is not None
+    assert order.number.startswith("CK-")
+    assert (order.status, order.payment_status) == (OrderStatus.PLACED, PaymentStatus.PAID)
+    assert order.total == Money.of("30.00", "EUR")
+    assert order.captured == order.total
+    assert shop.inventory.level("TEE").allocated == 2
+    assert shop.inventory.level("TEE").reserved == 0
+    assert shop.carts.get(cart_id).status is CartStatus.COMPLETED
+    again = shop.checkout.place(cart_id, GOOD, region="DE")
+    assert again.replayed
+    assert again.order is not None
+    assert again.order.id == order.id
+    assert authorizations(gateway) == 1
+    events = outbox_events(shop)
+    assert [e["event"] for e in events] == ["Order Completed"]
+    props = events[0]["properties"]
+    assert (props["order_id"], props["total"], props["currency"]) == (order.id, "30.00", "EUR")
+    assert [s for s, outcome, _ in shop.checkout.steps(result.checkout_id)] == [
+        "started",
+        "place_order",
+        "completed",
+    ]
+    snap = metrics.snapshot()
+    assert snap.value("commercekit_commerce_checkouts_total", outcome="completed") == 1
+    assert snap.distribution("commercekit_commerce_checkout_step_seconds", step="authorize").count
+    check_money_invariants(shop, payments)
+
+
+def test_twenty_identical_submissions_give_one_order_and_nineteen_replays(
+    db: Database,
+) -> None:
+    shop, gateway, payments = make_shop(db)
+    cart_id = cart_with(shop, {"TEE": 1})
+    barrier = threading.Barrier(20)
+    results = []
+    lock = threading.Lock()
+
+    def submit() -> None:
+        barrier.wait()
+        r = shop.checkout.place(cart_id, GOOD, region="DE")
+        with lock:
+            results.append(r)
+
+    threads = [threading.Thread(target=submit) for _ in range(20)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(results) == 20
+    assert len({r.order.id for r in results if r.order}) == 1
+    assert sum(r.replayed for r in results) == 19
+    assert authorizations(gateway) == 1
+    check_money_invariants(shop, payments)
+
+
+def test_a_decline_releases_the_stock_at_once_and_a_new_card_works(db: Database) -> None:
+    shop, _, payments = make_shop(db)
+    cart_id = cart_with(shop, {"TEE": 3})
+    with pytest.raises(PaymentDeclinedError) as info:
+        shop.checkout.place(cart_id, DECLINED, region="DE")
+    assert info.value.decline_code == "card_declined"
+    assert shop.inventory.level("TEE").reserved == 0
+    assert live_reservations(shop) == 0
+    result = shop.checkout.place(cart_id, GOOD, region="DE")  # a second attempt
+    assert result.checkout_id.endswith(".2")
+    assert result.order is not None
+    check_money_invariants(shop, payments)
+
+
+def test_three_d_secure_pauses_and_resumes(db: Database, clock: FakeClock) -> None:
+    shop, gateway, payments = make_shop(db, clock=clock)
+    cart_id = cart_with(shop, {"MUG": 2})
+    paused = shop.checkout.place(cart_id, THREE_DS, region="DE")
+    assert paused.status is CheckoutStatus.ACTION_REQUIRED
+    assert paused.action is not None
+    assert shop.inventory.level("MUG").reserved == 2  # held while the customer acts
+    again = shop.checkout.place(cart_id, THREE_DS, region="DE")
+    assert again.status is CheckoutStatus.ACTION_REQUIRED
+    assert again.replayed
+    gateway.authenticate(paused.action.reference, success=True)
+    done = shop.checkout.complete_action(paused.checkout_id)
+    assert done.status is CheckoutStatus.COMPLETED
+    assert done.order is not None
+    assert done.order.payment_status is PaymentStatus.PAID
+    assert shop.checkout.complete_action(paused.checkout_id).replayed
+    assert authorizations(gateway) == 1
+    check_money_invariants(shop, payments)
+
+
+def test_an_abandoned_challenge_gives_the_stock_back_after_its_window(
+    db: Database, clock: FakeClock
+) -> None:
+    shop, _, payments = make_shop(db, clock=clock, action_timeout_s=600)
+    cart_id = cart_with(shop, {"MUG": 2})
+    paused = shop.checkout.place(cart_id, THREE_DS, region="DE")
+    assert shop.checkout.recover() == []  # still inside its window
+    clock.advance(601)
+    [recovered] = shop.checkout.recover()
+    assert recovered.outcome == "compensated"
+    assert shop.inventory.level("MUG").reserved == 0
+    assert payments.payment(paused.checkout_id).state is PaymentState.VOIDED
+    check_money_invariants(shop, payments)
+
+
+def test_a_failed_challenge_releases_the_stock(db: Database, clock: FakeClock) -> None:
+    shop, gateway, payments = make_shop(db, clock=clock)
+    cart_id = cart_with(shop, {"MUG": 1})
+    paused = shop.checkout.place(cart_id, THREE_DS, region="DE")
+    assert paused.action is not None
+    gateway.authenticate(paused.action.reference, success=False)
+    with pytest.raises(PaymentDeclinedError):
+        shop.checkout.complete_action(paused.checkout_id)
+    assert live_reservations(shop) == 0
+    check_money_invariants(shop, payments)
+
+
+def test_bad_checkouts_are_typed(db: Database) -> None:
+    shop, _, _ = make_shop(db, skus={"RARE": 1})
+    empty = shop.carts.create("EUR")
+    with pytest.raises(EmptyCartError):
+        shop.checkout.place(empty.id, GOOD, region="DE")
+    greedy = cart_with(shop, {"RARE": 2})
+    with pytest.raises(OutOfStockError):
+        shop.checkout.place(greedy, GOOD, region="DE")
+    assert shop.checkout.status(f"{greedy}.1") is CheckoutStatus.FAILED
+    assert live_reservations(shop) == 0
+
+
+def test_fifty_checkouts_for_ten_units_on_sqlite_threads(db: Database) -> None:
+    shop, _, payments = make_shop(db, skus={"DROP": 10})
+    carts = [cart_with(shop, {"DROP": 1}) for _ in range(50)]
+    barrier = threading.Barrier(50)
+    orders: list[str] = []
+    sold_out: list[str] = []
+    lock = threading.Lock()
+
+    def buy(cart_id: str) -> None:
+        barrier.wait()
+        try:
+            r = shop.checkout.place(cart_id, GOOD, region="DE")
+            with lock:
+                orders.append(r.order.id if r.order else "")
+        except OutOfStockError:
+            with lock:
+                sold_out.append(cart_id)
+
+    threads = [threading.Thread(target=buy, args=(c,)) for c in carts]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert (len(orders), len(sold_out)) == (10, 40)
+    level = shop.inventory.level("DROP")
+    assert (level.allocated, level.reserved, level.on_hand) == (10, 0, 10)
+    check_money_invariants(shop, payments)
+
+
+class Once:
+    """A hook that raises once at one (phase, step), as a crash there would."""
+
+    def __init__(self, phase: str, step: str) -> None:
+        self.phase, self.step, self.fired = phase, step, False
+
+    def __call__(self, phase: str, step: str, checkout_id: str) -> None:
+        if (phase, step) == (self.phase, self.step) and not self.fired:
+            self.fired = True
+            raise RuntimeError(f"injected fault {phase} {step}")
+
+
+@pytest.mark.parametrize("phase", ["before", "after"])
+@pytest.mark.parametrize("step", STEPS)
+def test_a_fault_at_every_step_leaves_no_order_without_payment_and_no_stock_held(
+    db: Database, clock: FakeClock, phase: str, step: str
+) -> None:
+    hook = Once(phase, step)
+    shop, gateway, payments = make_shop(db, clock=clock, hooks=hook)
+    cart_id = cart_with(shop, {"TEE": 2, "CAP": 1})
+    with pytest.raises(RuntimeError, match="injected"):
+        shop.checkout.place(cart_id, GOOD, region="DE")
+    assert hook.fired
+    check_money_invariants(shop, payments)
+    shop.checkout.recover()  # converges in one pass
+    assert shop.checkout.recover() == []
+    assert live_reservations(shop) == 0
+    check_money_invariants(shop, payments)
+    order = shop.orders.by_checkout(f"{cart_id}.1")
+    if order is not None:  # the fault came after the order: it was finished forward
+        assert order.payment_status is PaymentStatus.PAID
+        assert shop.checkout.status(f"{cart_id}.1") is CheckoutStatus.COMPLETED
+    else:  # before: compensated, and the customer can simply submit again
+        assert shop.inventory.available("TEE") == 100
+        result = shop.checkout.place(cart_id, GOOD, region="DE")
+        assert result.order is not None
+    assert authorizations(gateway) <= 2
+    check_money_invariants(shop, payments)
+
+
+def test_cancel_and_fulfil_race_one_wins_and_stock_is_released_once(db: Database) -> None:
+    shop, _, payments = make_shop(db, capture="fulfilment")
+    order = shop.checkout.place(cart_with(shop, {"TEE": 2}), GOOD, region="DE").order
+    assert order is not None
+    assert order.payment_status is PaymentStatus.AUTHORIZED
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def cancel() -> None:
+        barrier.wait()
+        try:
+            shop.orders.cancel(order.id)
+            outcomes.append("cancelled")
+        except InvalidTransitionError:
+            outcomes.append("cancel lost")
+
+    def fulfil() -> None:
+        barrier.wait()
+        try:
+            shop.orders.fulfil(order.id, {"TEE": 2})
+            outcomes.append("fulfilled")
+        except InvalidTransitionError:
+            outcomes.append("fulfil lost")
+
+    threads = [threading.Thread(target=cancel), threading.Thread(target=fulfil)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(outcomes) in (["cancelled", "fulfil lost"], ["cancel lost", "fulfilled"])
+    final = shop.orders.get(order.id)
+    if "cancelled" in outcomes:
+        assert final.payment_status is PaymentStatus.VOIDED
+        assert shop.inventory.level("TEE").allocated == 0
+        with pytest.raises(InvalidTransitionError):
+            shop.orders.capture(order.id)  # capture of a cancelled order
+        assert [e["event"] for e in outbox_events(shop)][-1] == "Order Cancelled"
+    else:
+        assert final.status is OrderStatus.COMPLETED
+        assert shop.inventory.level("TEE").on_hand == 98
+    check_money_invariants(shop, payments)
+
+
+def test_partial_refunds_and_returns(db: Database) -> None:
+    shop, _, payments = make_shop(db)
+    order = shop.checkout.place(cart_with(shop, {"TEE": 2, "MUG": 1}), GOOD, region="DE").order
+    assert order is not None
+    shop.orders.refund(order.id, Money.of("7.01", "EUR"), key="goodwill")
+    again = shop.orders.refund(order.id, Money.of("7.01", "EUR"), key="goodwill")
+    assert again.refunded == Money.of("7.01", "EUR")
+    assert sum((ln.refunded for ln in again.lines), Money.zero("EUR")) == again.refunded
+    shop.orders.fulfil(order.id, {"TEE": 2, "MUG": 1})
+    back = shop.orders.return_items(order.id, {"TEE": 1}, key="rma-1")
+    assert back.lines[1].returned == 1 or back.lines[0].returned == 1
+    assert shop.inventory.level("TEE").on_hand == 99  # 100 - 2 shipped + 1 back
+    assert payments.payment(order.payment_id).refunded_minor == back.refunded.amount_minor
+    for line in back.lines:
+        assert line.refunded <= line.gross
+    assert [e["event"] for e in outbox_events(shop)].count("Order Refunded") == 2
+    check_money_invariants(shop, payments)
+    assert shop.inventory.reservation(order.reservation_id) is not None
+    res = shop.inventory.reservation(order.reservation_id)
+    assert res is not None
+    assert res.status is ReservationStatus.COMMITTED
