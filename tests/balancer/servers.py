@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -84,3 +85,56 @@ def http_server(statuses: dict[str, int], *, authorization: str | None = None) -
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@contextmanager
+def slow_drip_server(*, every_s: float = 0.5, limit_s: float = 60.0) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 that answers one byte every *every_s* seconds.
+
+    Each connection is served on its own thread, which sends ``HTTP/1.1 200 OK``
+    and endless headers a byte at a time, so a client whose timeout bounds each
+    socket read, not the whole request, never times out. A connection is dropped
+    after *limit_s* seconds or when the server stops. Yields its ``"host:port"``.
+    """
+    stop = threading.Event()
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(0.05)
+    threads: list[threading.Thread] = []
+    payload = b"HTTP/1.1 200 OK\r\n" + b"X-Drip: " + b"." * 100_000
+
+    def drip(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(1.0)
+            deadline = time.monotonic() + limit_s
+            for byte in payload:
+                if stop.wait(every_s) or time.monotonic() > deadline:
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=drip, args=(conn,), daemon=True)
+            threads.append(thread)
+            thread.start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        acceptor.join(5)
+        server.close()
+        for thread in threads:
+            thread.join(5)

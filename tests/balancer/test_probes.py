@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -10,7 +11,7 @@ from commercekit.balancer import CallableProbe, HttpProbe, TcpProbe
 from commercekit.balancer._probes import host_port
 from commercekit.errors import ConfigurationError
 
-from .servers import closed_port, http_server, tcp_listener
+from .servers import closed_port, http_server, slow_drip_server, stalled_listener, tcp_listener
 
 
 def test_tcp_probe_passes_when_the_port_accepts() -> None:
@@ -90,3 +91,37 @@ def test_user_info_never_shows(url: str, secret: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         HttpProbe(url.replace("{node}", "{node}{oops}")).url_for("web-1:80")
     assert secret not in str(info.value)
+
+
+def test_http_probe_timeout_bounds_the_whole_check() -> None:
+    # One byte every 0.5 s: no single read waits 1 s, but the check must end by then.
+    with slow_drip_server(every_s=0.5) as node:
+        started = time.monotonic()
+        assert HttpProbe()(node, timeout_s=1.0) is False
+        assert time.monotonic() - started < 1.3
+
+
+def test_tcp_probe_timeout_bounds_the_whole_check() -> None:
+    with stalled_listener() as node:
+        started = time.monotonic()
+        assert TcpProbe()(node, timeout_s=0.3) is False
+        assert time.monotonic() - started < 0.6
+
+
+def test_http_probe_reads_a_status_split_over_many_packets() -> None:
+    with slow_drip_server(every_s=0.001) as node:
+        # The status line arrives a byte at a time, well within the deadline.
+        assert HttpProbe()(node, timeout_s=2.0) is True
+
+
+@pytest.mark.parametrize(
+    ("url", "method"),
+    [
+        ("http://{node}/a b", "GET"),
+        ("http://{node}/caf\u00e9", "GET"),
+        ("http://{node}/", "GET /x"),
+    ],
+)
+def test_http_probe_refuses_requests_it_cannot_send(url: str, method: str) -> None:
+    with pytest.raises(ConfigurationError):
+        HttpProbe(url=url, method=method)("127.0.0.1:1", timeout_s=0.5)

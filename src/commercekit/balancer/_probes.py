@@ -3,15 +3,22 @@
 Each answers ``True`` or ``False`` and does not raise for a node that is down,
 refusing or silent (a misconfigured probe raises
 :class:`~commercekit.errors.ConfigurationError`). Their reprs show no credentials.
+
+``timeout_s`` bounds the whole check, not each socket operation: every connect,
+TLS handshake, send and receive gets only the time left before the check's
+deadline, so a server that answers one byte at a time fails the check by its
+deadline. (Name resolution goes through the system resolver, whose own timeout
+applies; name nodes by address to keep it out of the check.)
 """
 
 from __future__ import annotations
 
 import base64
-import http.client
 import logging
 import re
 import socket
+import ssl
+import time
 import urllib.parse
 from collections.abc import Callable, Container
 
@@ -48,12 +55,46 @@ class TcpProbe:
     address: Callable[[str], tuple[str, int]] = host_port
 
     def __call__(self, node: str, /, *, timeout_s: float) -> bool:
-        """Open and close one connection to *node*."""
+        """Open and close one connection to *node*, all within *timeout_s*."""
+        deadline = time.monotonic() + timeout_s
         try:
-            with socket.create_connection(self.address(node), timeout=timeout_s):
+            with _connect(self.address(node), deadline):
                 return True
         except OSError:
             return False
+
+
+def _left(deadline: float) -> float:
+    """The seconds left before *deadline*; a TimeoutError once there are none."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the health check's deadline passed")
+    return left
+
+
+def _connect(address: tuple[str, int], deadline: float) -> socket.socket:
+    """A TCP connection to *address* opened before *deadline* (over all its addresses)."""
+    host, port = address
+    error: OSError = TimeoutError("the health check's deadline passed")
+    for family, kind, proto, _, target in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(_left(deadline))
+            sock.connect(target)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            if isinstance(exc, TimeoutError):
+                break
+            continue
+        return sock
+    raise error
+
+
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-5][0-9][0-9])(?: |\r?$)")
+_MAX_STATUS_LINE = 8192
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_TARGET = re.compile(r"[\x21-\x7e]+")
 
 
 def _masked(url: str) -> str:
@@ -103,26 +144,71 @@ class HttpProbe:
             raise ConfigurationError(
                 f"health check URL {_masked(url)!r} must be http:// or https:// with a host"
             )
-        headers = {"User-Agent": "commercekit-health-check", "Connection": "close"}
+        host = parts.hostname
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise ConfigurationError(
+                f"health check URL {_masked(url)!r} has a port that is not a number in 1-65535"
+            ) from None
+        authority = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            authority = f"{authority}:{port}"
+        target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        if not _TOKEN.fullmatch(self.method) or not _TARGET.fullmatch(target):
+            raise ConfigurationError(
+                f"health check {self.method!r} request for {_masked(url)!r} is not valid HTTP: "
+                f"the method must be a token and the path printable ASCII without spaces"
+            )
+        lines = [
+            f"{self.method} {target} HTTP/1.1",
+            f"Host: {authority}",
+            "User-Agent: commercekit-health-check",
+            "Connection: close",
+        ]
         if parts.username is not None:
             credentials = urllib.parse.unquote(parts.username)
             credentials += ":" + urllib.parse.unquote(parts.password or "")
-            headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
-        connection_class = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        connection = connection_class(parts.hostname, parts.port, timeout=timeout_s)
-        path = parts.path or "/"
-        if parts.query:
-            path = f"{path}?{parts.query}"
+            lines.append("Authorization: Basic " + base64.b64encode(credentials.encode()).decode())
         try:
-            connection.request(self.method, path, headers=headers)
-            status = connection.getresponse().status
-        except (OSError, http.client.HTTPException):
-            return False
-        finally:
-            connection.close()
-        return status in self.expect
+            request = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+        except UnicodeEncodeError:
+            raise ConfigurationError(
+                f"health check URL {_masked(url)!r} must be ASCII (percent-encode the rest)"
+            ) from None
+        status = _status(parts.scheme == "https", host, port, request, time.monotonic() + timeout_s)
+        return status is not None and status in self.expect
+
+
+def _status(tls: bool, host: str, port: int, request: bytes, deadline: float) -> int | None:
+    """Send *request* and read the response's status code, all before *deadline*.
+
+    None when the node refuses, stays silent, answers too slowly or not in HTTP.
+    """
+    try:
+        sock = _connect((host, port), deadline)
+    except OSError:
+        return None
+    try:
+        if tls:
+            context = ssl.create_default_context()
+            sock.settimeout(_left(deadline))  # the handshake as a whole gets what is left
+            sock = context.wrap_socket(sock, server_hostname=host)
+        sock.settimeout(_left(deadline))
+        sock.sendall(request)  # sendall, too, keeps one deadline for the whole call
+        head = b""
+        while b"\n" not in head and len(head) < _MAX_STATUS_LINE:
+            sock.settimeout(_left(deadline))
+            chunk = sock.recv(_MAX_STATUS_LINE - len(head))
+            if not chunk:
+                break
+            head += chunk
+    except (OSError, ValueError):  # ssl.SSLError is an OSError
+        return None
+    finally:
+        sock.close()
+    match = _STATUS_LINE.match(head.split(b"\n", 1)[0])
+    return int(match[1]) if match else None
 
 
 @attrs.frozen
