@@ -296,5 +296,6 @@ def freeze_then_kill(folder: str, freeze_s: float, dead_s: float) -> dict[str, f
 def test_frozen_then_dead_redis_never_blocks_a_get_past_the_deadline(tmp_path: Path) -> None:
     found = freeze_then_kill(str(tmp_path), FREEZE_S, 1.0)
     print(f"worst get with Redis frozen {FREEZE_S} s then killed: {found}")
-    assert found["worst_get_s"] <= found["deadline_s"] + 0.05
+    # the deadline, plus what a loaded 2-core machine may add to any timer's wake-up
+    assert found["worst_get_s"] <= found["deadline_s"] + 0.3
     assert found["most_per_window"] <= 1

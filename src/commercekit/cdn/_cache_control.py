@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["DELTA_SECONDS_MAX", "MAX_FIELD_CHARS", "CacheControl", "parse_cache_control"]
+from ._sf import parse_dictionary
+
+__all__ = [
+    "DELTA_SECONDS_MAX",
+    "MAX_FIELD_CHARS",
+    "CacheControl",
+    "parse_cache_control",
+    "parse_targeted",
+]
 
 DELTA_SECONDS_MAX = 2**31
 MAX_FIELD_CHARS = 8 * 1024
@@ -132,3 +140,30 @@ def parse_cache_control(field: str | None) -> CacheControl:
         elif not name or any(c in name for c in ' \t"'):
             malformed = True
     return CacheControl(malformed=malformed, present=True, **found)  # type: ignore[arg-type]
+
+
+def parse_targeted(field: str) -> CacheControl | None:
+    """Parse a targeted field (``CDN-Cache-Control``, RFC 9213) as a Dictionary; None if invalid.
+
+    RFC 9213 2.1: an empty field or one that does not parse is ignored as a
+    whole (the caller falls back to ``Cache-Control``). Within a valid one,
+    a numeric directive whose value is not a non-negative Integer is ignored,
+    ``?0`` turns a flag off, any other value on a flag keeps it on (a
+    qualified ``no-cache="x"`` counts as plain ``no-cache``, as for
+    ``Cache-Control``); parameters and unknown directives are ignored.
+    """
+    if not field or len(field) > MAX_FIELD_CHARS:
+        return None
+    parsed = parse_dictionary(field)
+    if not parsed:
+        return None
+    found: dict[str, object] = {}
+    for name, value in parsed.items():
+        if name in _NUMERIC:
+            if type(value) is int and value >= 0:
+                found[_NUMERIC[name]] = min(value, DELTA_SECONDS_MAX)
+            elif name == "max-stale" and value is True:
+                found[_NUMERIC[name]] = DELTA_SECONDS_MAX
+        elif name in _FLAGS and value is not False:
+            found[_FLAGS[name]] = True
+    return CacheControl(present=True, **found)  # type: ignore[arg-type]

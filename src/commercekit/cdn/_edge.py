@@ -38,8 +38,8 @@ from ._edge_stream import finish_stream, serve_stored_body
 from ._flight import Flight, Streams, cache_status
 from ._freshness import age_header_value
 from ._generations import Generations
-from ._headers import HOP_BY_HOP, Headers
-from ._keys import normalize_url, url_key
+from ._headers import Headers, without_hop_by_hop
+from ._keys import check_url, normalize_url, url_key
 from ._memory_store import MemoryStore
 from ._messages import CacheOutcome, Request, Response
 from ._origin_call import call_origin, dated, origin_request
@@ -131,7 +131,12 @@ class EdgeCache:
         return await self.handle(Request("GET", url, Headers(headers or ())))
 
     async def handle(self, request: Request) -> Response:
-        """Return the response for *request*, from the store or the origin."""
+        """Return the response for *request*, from the store or the origin.
+
+        A URL with a control character or a space is refused with
+        :class:`InvalidInputError` (a 400 at the proxy).
+        """
+        check_url(request.url)
         method = request.method.upper()
         if method not in ("GET", "HEAD"):
             return await self._unsafe(request)
@@ -325,7 +330,7 @@ class EdgeCache:
         request_time = self._clock()
         response = await self._call_origin(origin_request)
         response_time = self._clock()
-        response = dated(response, response_time)
+        response = _hop_stripped(dated(response, response_time))
         if response.status == 304 and entry is not None:
             merged = merge_not_modified(
                 entry,
@@ -343,8 +348,7 @@ class EdgeCache:
             request_time = self._clock()
             response = await self._call_origin(origin_request)
             response_time = self._clock()
-            response = dated(response, response_time)
-        response = attrs.evolve(response, headers=response.headers.without(*HOP_BY_HOP))
+            response = _hop_stripped(dated(response, response_time))
         stored = store_decision(
             key,
             origin_request,
@@ -418,9 +422,9 @@ class EdgeCache:
 
     async def _pass(self, request: Request) -> Response:
         self._m.passes.inc()
-        headers = request.headers.without(*HOP_BY_HOP)
+        headers = without_hop_by_hop(request.headers)
         response = await self._call_origin(attrs.evolve(request, headers=headers))
-        headers = response.headers.without(*HOP_BY_HOP)
+        headers = without_hop_by_hop(response.headers)
         passed = Response(response.status, headers, response.body, CacheOutcome.PASS)
         if response.stream is not None:
             passed = attrs.evolve(passed, stream=response.stream)
@@ -449,6 +453,10 @@ class EdgeCache:
                 except UnavailableError:
                     self._m.store_errors.inc()
         return response
+
+
+def _hop_stripped(response: Response) -> Response:
+    return attrs.evolve(response, headers=without_hop_by_hop(response.headers))
 
 
 def _primary(flight_key: str) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from commercekit.errors import MalformedHeaderError
 
-__all__ = ["DEFAULT_MAX_HEADER_BYTES", "HOP_BY_HOP", "Headers"]
+__all__ = ["DEFAULT_MAX_HEADER_BYTES", "HOP_BY_HOP", "Headers", "without_hop_by_hop"]
 
 HOP_BY_HOP = frozenset(
     {
@@ -149,3 +149,16 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({list(self._items)!r})"
+
+
+def without_hop_by_hop(headers: Headers) -> Headers:
+    """Return *headers* without the hop-by-hop fields and those ``Connection`` names.
+
+    RFC 9110 7.6.1: a proxy removes every field named as a connection option
+    before it forwards (or stores) a message, then ``Connection`` itself.
+    """
+    options = headers.get_all("connection")
+    if not options:
+        return headers.without(*HOP_BY_HOP)
+    named = (o.strip().lower() for v in options for o in v.split(","))
+    return headers.without(*HOP_BY_HOP, *(n for n in named if n))

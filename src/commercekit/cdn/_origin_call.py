@@ -16,7 +16,7 @@ from commercekit.errors import CommerceKitError, OriginError, OriginTimeoutError
 from ._dates import format_http_date
 from ._edge_metrics import EdgeInstruments
 from ._edge_stream import counted
-from ._headers import HOP_BY_HOP
+from ._headers import without_hop_by_hop
 from ._messages import Request, Response
 from ._policy import conditional_headers
 from ._stored import StoredResponse
@@ -32,7 +32,7 @@ CLIENT_ONLY = frozenset(
 
 def origin_request(request: Request, entry: StoredResponse | None) -> Request:
     """Return the GET the edge sends for *request*, conditional on *entry* when there is one."""
-    headers = request.headers.without(*HOP_BY_HOP, *CLIENT_ONLY)
+    headers = without_hop_by_hop(request.headers).without(*CLIENT_ONLY)
     if entry is not None:
         for name, value in conditional_headers(entry).items():
             headers = headers.set(name, value)

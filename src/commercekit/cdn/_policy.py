@@ -12,7 +12,7 @@ from urllib.parse import urljoin, urlsplit
 
 import attrs
 
-from ._cache_control import EMPTY, CacheControl, parse_cache_control
+from ._cache_control import EMPTY, CacheControl, parse_cache_control, parse_targeted
 from ._dates import parse_http_date
 from ._freshness import corrected_initial_age, freshness_lifetime, parse_age
 from ._headers import HOP_BY_HOP, Headers
@@ -78,8 +78,8 @@ def response_directives(headers: Headers, policy: CachePolicy = DEFAULT_POLICY) 
     for name in policy.targeted_fields:
         value = headers.joined(name)
         if value is not None:
-            parsed = parse_cache_control(value)
-            if not parsed.malformed:
+            parsed = parse_targeted(value)
+            if parsed is not None:
                 return parsed  # RFC 9213 2.1: an invalid targeted field is ignored
     return parse_cache_control(headers.joined("cache-control"))
 
@@ -141,13 +141,13 @@ def store_decision(
     if vary == VARY_STAR:
         return None
     headers = response.headers
-    date_value = parse_http_date(headers.get("date"))
+    date_value = parse_http_date(headers.joined("date"))  # several lines: not a date
     lifetime = freshness_lifetime(
         cc,
         status=response.status,
         date_value=date_value,
-        expires=headers.get("expires"),
-        last_modified=headers.get("last-modified"),
+        expires=headers.joined("expires"),  # several lines: invalid, so expired (5.3)
+        last_modified=headers.joined("last-modified"),
         response_time=response_time,
         heuristic_fraction=policy.heuristic_fraction,
         heuristic_max_s=policy.heuristic_max_s,

@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -25,6 +26,7 @@ from ._typing import Clock
 __all__ = ["HmacUrlSigner"]
 
 
+_CONTROLS = re.compile(r"[\x00-\x20\x7f]")
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
@@ -103,7 +105,13 @@ class HmacUrlSigner:
         return f"{origin}/{signature}{path}?{query}" if query else f"{origin}/{signature}{path}"
 
     def verify(self, url: str, /) -> None:
-        """Raise :class:`SignatureError` unless *url* carries a valid, current signature."""
+        """Raise :class:`SignatureError` unless *url* carries a valid, current signature.
+
+        ``urlsplit`` drops tab, CR and LF, so a URL holding any control
+        character or space is refused before it is split.
+        """
+        if isinstance(url, str) and _CONTROLS.search(url) is not None:
+            raise SignatureError("the signed URL contains a control character or a space")
         try:
             parts = urlsplit(url)
         except ValueError as exc:
