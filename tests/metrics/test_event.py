@@ -43,7 +43,7 @@ def test_a_full_buffer_drops_and_counts_instead_of_blocking() -> None:
         channel.close()
 
 
-def test_a_raising_sink_loses_only_its_batch() -> None:
+def test_a_sink_that_fails_once_loses_nothing() -> None:
     metrics = InMemoryMetrics()
     got: list[Event] = []
     calls = 0
@@ -59,8 +59,24 @@ def test_a_raising_sink_loses_only_its_batch() -> None:
         for i in range(10):
             channel.emit(Event("order.placed", {"i": i}))
         assert channel.flush()
-    assert [e.attributes["i"] for e in got] == [5, 6, 7, 8, 9]
+    # The failed batch was tried again in halves.
+    assert sorted(int(e.attributes["i"]) for e in got) == list(range(10))
     assert metrics.value("commercekit_metrics_event_batches_failed_total") == 1
+
+
+def test_a_dead_sink_costs_few_calls_per_batch() -> None:
+    calls = 0
+
+    def dead(events: Sequence[Event]) -> None:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError("analytics endpoint down")
+
+    with EventChannel(dead, batch_size=512, flush_interval_s=60) as channel:
+        for i in range(512):
+            channel.emit(Event("order.placed", {"i": i}))
+        assert channel.flush()
+    assert calls <= 2 * 9 + 1  # about 2 log2(512), not 512
 
 
 def test_close_delivers_what_is_queued_then_drops_new_events() -> None:

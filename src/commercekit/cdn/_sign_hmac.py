@@ -110,9 +110,12 @@ class HmacUrlSigner:
         ``urlsplit`` drops tab, CR and LF, so a URL holding any control
         character or space is refused before it is split.
         """
-        if isinstance(url, str) and _CONTROLS.search(url) is not None:
+        if not isinstance(url, str):
+            raise SignatureError(f"a signed URL is a str, not {type(url).__name__}")
+        if _CONTROLS.search(url) is not None:
             raise SignatureError("the signed URL contains a control character or a space")
         try:
+            url.encode("utf-8")  # a lone surrogate cannot have been signed
             parts = urlsplit(url)
         except ValueError as exc:
             raise SignatureError("the signed URL does not parse") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import cast
 
 from . import _self
-from ._event import Event, EventChannel
+from ._event import Event, EventChannel, check_event
 from ._series import Kind, MetricSpec, SeriesTable, TagItems
 from ._typing import Counter, Gauge, Histogram, Tags
 
@@ -47,7 +47,12 @@ class RecordingBackend:
         return cast("Histogram", self._table.get(Kind.HISTOGRAM, name, unit, description, tags))
 
     def emit(self, event: Event, /) -> None:
-        """Hand *event* to this backend's event channel, if it has one; never raises."""
+        """Hand *event* to this backend's event channel, if it has one.
+
+        Raises:
+            UnsupportedTypeError: *event* is not an :class:`Event`.
+        """
+        check_event(event)
         if self._events is not None:
             self._events.emit(event)
 

@@ -6,7 +6,7 @@ import time
 
 from commercekit.errors import ConfigurationError
 
-from ._event import Event
+from ._event import Event, check_event
 from ._timer import Clock, RecordingTimer
 from ._typing import Counter, Gauge, Histogram, Metrics, Tags, Timer
 
@@ -102,7 +102,12 @@ class CompositeMetrics:
         )
 
     def emit(self, event: Event, /) -> None:
-        """Hand *event* to every backend; a backend that raises does not stop the others."""
+        """Hand *event* to every backend; a backend that raises does not stop the others.
+
+        Raises:
+            UnsupportedTypeError: *event* is not an :class:`Event`.
+        """
+        check_event(event)
         for backend in self.backends:
             try:
                 backend.emit(event)

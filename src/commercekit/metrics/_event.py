@@ -7,33 +7,83 @@ to the sink. When the buffer is full the event is dropped and counted.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
+from typing import Final
 
 import attrs
 
-from commercekit.errors import ConfigurationError, InvalidInputError, InvalidStateError
+from commercekit.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    InvalidStateError,
+    UnsupportedTypeError,
+)
 
 from . import _self
 from ._typing import EventSink, Metrics
 
-__all__ = ["AttributeValue", "Event", "EventChannel"]
+__all__ = ["AttributeValue", "Event", "EventChannel", "check_event"]
 
 AttributeValue = str | int | bool
 """Event attributes are plain values; money travels as minor units plus a currency code."""
 
 
+_MAX_NAME: Final = 200
+_INT_LIMIT: Final = 2**63  # what every sink's integer type holds
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no sink could write it
+        return False
+    return True
+
+
 def _freeze(value: Mapping[str, AttributeValue]) -> Mapping[str, AttributeValue]:
+    if not isinstance(value, Mapping):
+        raise UnsupportedTypeError(
+            f"event attributes are a mapping of str to str, int or bool, not {type(value).__name__}"
+        )
     for key, item in value.items():
+        if not isinstance(key, str) or not key or len(key) > _MAX_NAME or not key.isprintable():
+            raise InvalidInputError(
+                f"an event attribute name is a non-empty printable str of at most {_MAX_NAME} "
+                f"characters, not {type(key).__name__}"
+            )
         if isinstance(item, float) or not isinstance(item, str | int | bool):
             raise InvalidInputError(
                 f"event attribute {key!r} is a {type(item).__name__}; attributes must be "
                 "str, int or bool (send money as amount_minor and currency)"
             )
+        if isinstance(item, int) and not -_INT_LIMIT <= item < _INT_LIMIT:
+            raise InvalidInputError(
+                f"event attribute {key!r} is an int outside the signed 64-bit range"
+            )
+        if isinstance(item, str) and not _encodable(item):
+            raise InvalidInputError(f"event attribute {key!r} holds a lone surrogate")
     return MappingProxyType(dict(value))
+
+
+def _check_time(_instance: object, _attribute: object, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInputError(
+            f"an event's at_s is finite seconds since the epoch, not {type(value).__name__}"
+        )
+
+
+def check_event(event: object) -> None:
+    """Raise :class:`UnsupportedTypeError` unless *event* is an :class:`Event`."""
+    if not isinstance(event, Event):
+        raise UnsupportedTypeError(
+            f"emit() takes an Event, such as Event('checkout.completed', {{...}}), "
+            f"not {type(event).__name__}"
+        )
 
 
 @attrs.frozen
@@ -45,13 +95,22 @@ class Event:
 
     name: str = attrs.field()
     attributes: Mapping[str, AttributeValue] = attrs.field(factory=dict, converter=_freeze)
-    at_s: float = attrs.field(factory=time.time)
+    at_s: float = attrs.field(factory=time.time, validator=_check_time)
 
     @name.validator
     def _check_name(self, _attribute: object, value: str) -> None:
-        if not value or not value.replace(".", "").replace("_", "").isalnum():
+        if not isinstance(value, str):
+            raise UnsupportedTypeError(
+                f"an event name is a str such as 'checkout.completed', not {type(value).__name__}"
+            )
+        if (
+            not value
+            or len(value) > _MAX_NAME
+            or not value.isascii()
+            or not value.replace(".", "").replace("_", "").isalnum()
+        ):
             raise InvalidInputError(
-                f"event name {value!r} is not valid; use dotted lower-case words "
+                f"event name {value[:60]!r} is not valid; use dotted lower-case words "
                 "such as 'checkout.completed'"
             )
 
@@ -108,7 +167,14 @@ class EventChannel:
         return self
 
     def emit(self, event: Event, /) -> None:
-        """Queue *event* for delivery; drop and count it if the buffer is full or closed."""
+        """Queue *event* for delivery; drop and count it if the buffer is full or closed.
+
+        Raises:
+            UnsupportedTypeError: *event* is not an :class:`Event` (checked
+                here, so one bad call cannot cost the sink a whole batch).
+        """
+        if not isinstance(event, Event):
+            check_event(event)  # type: ignore[unreachable]  # for callers without a type checker
         buffer = self._buffer
         if self._stopping or len(buffer) >= self._capacity:
             self._dropped.inc()
@@ -159,10 +225,30 @@ class EventChannel:
             while buffer and len(batch) < self._batch_size:
                 batch.append(buffer.popleft())
             self._depth.set(len(buffer))
-            try:
-                self._sink(batch)
-            except Exception:
-                # The channel promises never to raise into the application, and a
-                # misbehaving sink must not stop later batches: count and go on.
-                self._failed.inc()
+            self._deliver(batch)
         self._delivering = False
+
+    def _deliver(self, batch: list[Event]) -> bool:
+        """Hand *batch* to the sink; say whether any of it got through.
+
+        A sink that raises loses the batch only if the batch was one event:
+        a larger one is tried again in halves, so one event the sink cannot
+        take (it cannot serialize it, say) costs only itself. When a whole
+        half of two or more events fails, the sink is taken to be down and
+        the other half is not tried, so a dead sink costs about 2 log2(n)
+        calls per batch, not n. Anything the sink raises is caught, even
+        ``SystemExit``: the delivery thread must outlive a sink's bug.
+        """
+        try:
+            self._sink(batch)
+        except BaseException:  # see the docstring: the delivery thread must go on
+            self._failed.inc()
+        else:
+            return True
+        if len(batch) == 1:
+            return False
+        middle = len(batch) // 2
+        first = self._deliver(batch[:middle])
+        if not first and middle > 1:
+            return False
+        return self._deliver(batch[middle:]) or first

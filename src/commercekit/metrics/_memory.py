@@ -14,15 +14,20 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
+from commercekit.errors import NotFoundError
+
 from . import _self
 from ._backend import RecordingBackend
-from ._event import Event
+from ._event import Event, check_event
 from ._series import (
     DEFAULT_MAX_SERIES_PER_METRIC,
+    INF,
+    REAL,
     Kind,
     MetricSpec,
     TagItems,
-    negative_increment,
+    bad_increment,
+    bad_value,
 )
 from ._shards import Shards
 from ._sketch import QuantileSketch
@@ -40,8 +45,8 @@ class _Counter:
         self._local = self._shards.local
 
     def inc(self, amount: float = 1, /) -> None:
-        if amount < 0:
-            raise negative_increment(amount)
+        if not isinstance(amount, REAL) or not 0 <= amount < INF:
+            raise bad_increment(amount)
         try:
             self._local.cell[0] += amount
         except AttributeError:
@@ -63,10 +68,14 @@ class _Gauge:
         self._value: float = 0
 
     def add(self, delta: float, /) -> None:
+        if not isinstance(delta, REAL) or not -INF < delta < INF:
+            raise bad_value("gauge", delta)
         with self._lock:
             self._value += delta
 
     def set(self, value: float, /) -> None:
+        if not isinstance(value, REAL) or not -INF < value < INF:
+            raise bad_value("gauge", value)
         self._value = value
 
     def value(self) -> float:
@@ -84,6 +93,8 @@ class _Histogram:
         self._clock = clock
 
     def record(self, value: float, /) -> None:
+        if not isinstance(value, REAL) or not -INF < value < INF:
+            raise bad_value("histogram", value)
         try:
             sketch: QuantileSketch = self._local.cell
         except AttributeError:
@@ -150,23 +161,31 @@ class MetricsSnapshot:
     events: tuple[Event, ...]
 
     def value(self, name: str, /, **tags: str) -> float:
-        """The value of counter or gauge *name* with exactly *tags*."""
+        """The value of counter or gauge *name* with exactly *tags*.
+
+        Raises:
+            NotFoundError: no counter or gauge has that name and those tags.
+        """
         key = _key(name, tags)
         if key in self.counters:
             return self.counters[key]
         if key in self.gauges:
             return self.gauges[key]
-        raise AssertionError(
+        raise NotFoundError(
             f"no counter or gauge {name}{tags}; recorded: "
             f"{_describe([*self.counters, *self.gauges])}"
         )
 
     def distribution(self, name: str, /, **tags: str) -> HistogramSnapshot:
-        """The histogram *name* with exactly *tags*."""
+        """The histogram *name* with exactly *tags*.
+
+        Raises:
+            NotFoundError: no histogram has that name and those tags.
+        """
         try:
             return self.histograms[_key(name, tags)]
         except KeyError:
-            raise AssertionError(
+            raise NotFoundError(
                 f"no histogram {name}{tags}; recorded: {_describe(self.histograms)}"
             ) from None
 
@@ -224,6 +243,7 @@ class InMemoryMetrics(RecordingBackend):
 
     def emit(self, event: Event, /) -> None:
         """Keep *event*; drop and count it once *max_events* are kept."""
+        check_event(event)
         if len(self._kept) >= self._max_events:
             self._events_dropped.inc()
         else:

@@ -19,10 +19,13 @@ from ._backend import RecordingBackend
 from ._event import EventChannel
 from ._series import (
     DEFAULT_MAX_SERIES_PER_METRIC,
+    INF,
+    REAL,
     Kind,
     MetricSpec,
     TagItems,
-    negative_increment,
+    bad_increment,
+    bad_value,
 )
 from ._timer import Clock, RecordingTimer
 from ._typing import Timer
@@ -41,8 +44,8 @@ class _OtelCounter:
         self._attributes = attributes
 
     def inc(self, amount: float = 1, /) -> None:
-        if amount < 0:
-            raise negative_increment(amount)
+        if not isinstance(amount, REAL) or not 0 <= amount < INF:
+            raise bad_increment(amount)
         self._add(amount, self._attributes)
 
 
@@ -58,11 +61,15 @@ class _OtelGauge:
         self._value: float = 0
 
     def add(self, delta: float, /) -> None:
+        if not isinstance(delta, REAL) or not -INF < delta < INF:
+            raise bad_value("gauge", delta)
         with self._lock:
             self._value += delta
             self._add(delta, self._attributes)
 
     def set(self, value: float, /) -> None:
+        if not isinstance(value, REAL) or not -INF < value < INF:
+            raise bad_value("gauge", value)
         with self._lock:
             delta, self._value = value - self._value, value
             self._add(delta, self._attributes)
@@ -77,6 +84,8 @@ class _OtelHistogram:
         self._clock = clock
 
     def record(self, value: float, /) -> None:
+        if not isinstance(value, REAL) or not -INF < value < INF:
+            raise bad_value("histogram", value)
         self._record(value, self._attributes)
 
     def time(self) -> Timer:

@@ -21,10 +21,13 @@ from ._backend import RecordingBackend
 from ._event import EventChannel
 from ._series import (
     DEFAULT_MAX_SERIES_PER_METRIC,
+    INF,
+    REAL,
     Kind,
     MetricSpec,
     TagItems,
-    negative_increment,
+    bad_increment,
+    bad_value,
 )
 from ._timer import Clock, RecordingTimer
 from ._typing import Timer
@@ -44,25 +47,40 @@ class _PromCounter:
         self._inc: _Value = child.inc
 
     def inc(self, amount: float = 1, /) -> None:
-        if amount < 0:
-            raise negative_increment(amount)
+        if not isinstance(amount, REAL) or not 0 <= amount < INF:
+            raise bad_increment(amount)
         self._inc(amount)
 
 
 class _PromGauge:
-    __slots__ = ("add", "set")
+    __slots__ = ("_inc", "_set")
 
     def __init__(self, child: prometheus_client.Gauge) -> None:
-        self.add: _Value = child.inc
-        self.set: _Value = child.set
+        self._inc: _Value = child.inc
+        self._set: _Value = child.set
+
+    def add(self, delta: float, /) -> None:
+        if not isinstance(delta, REAL) or not -INF < delta < INF:
+            raise bad_value("gauge", delta)
+        self._inc(delta)
+
+    def set(self, value: float, /) -> None:
+        if not isinstance(value, REAL) or not -INF < value < INF:
+            raise bad_value("gauge", value)
+        self._set(value)
 
 
 class _PromHistogram:
-    __slots__ = ("_clock", "record")
+    __slots__ = ("_clock", "_observe")
 
     def __init__(self, child: prometheus_client.Histogram, clock: Clock) -> None:
-        self.record: _Value = child.observe
+        self._observe: _Value = child.observe
         self._clock = clock
+
+    def record(self, value: float, /) -> None:
+        if not isinstance(value, REAL) or not -INF < value < INF:
+            raise bad_value("histogram", value)
+        self._observe(value)
 
     def time(self) -> Timer:
         return RecordingTimer(self.record, self._clock)

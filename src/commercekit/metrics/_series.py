@@ -11,6 +11,7 @@ so totals are kept while memory and scrape size stay bounded.
 from __future__ import annotations
 
 import enum
+import math
 import re
 import threading
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Generic, TypeVar
 
 import attrs
 
-from commercekit.errors import ConfigurationError, InvalidInputError
+from commercekit.errors import ConfigurationError, InvalidInputError, UnsupportedTypeError
 
 from ._self import SERIES_OVERFLOW
 from ._typing import Tags
@@ -31,6 +32,8 @@ __all__ = [
     "SeriesKey",
     "SeriesTable",
     "TagItems",
+    "bad_increment",
+    "bad_value",
     "negative_increment",
 ]
 
@@ -63,6 +66,31 @@ class MetricSpec:
     unit: str
     description: str
     tag_names: tuple[str, ...]
+
+
+REAL = (int, float)
+"""The types a measurement may have (bool counts as an int)."""
+INF = math.inf
+
+
+def bad_increment(amount: object) -> InvalidInputError | UnsupportedTypeError:
+    """The error for ``counter.inc(amount)`` when *amount* is not finite and 0 or more."""
+    if not isinstance(amount, REAL):
+        return UnsupportedTypeError(
+            f"a counter takes an int or a float, not {type(amount).__name__}"
+        )
+    if amount < 0:
+        return negative_increment(amount)
+    return InvalidInputError(
+        f"a counter takes finite increments; inc({amount}) would poison it for good"
+    )
+
+
+def bad_value(kind: str, value: object) -> InvalidInputError | UnsupportedTypeError:
+    """The error for a gauge or histogram *value* that is not a finite int or float."""
+    if not isinstance(value, REAL):
+        return UnsupportedTypeError(f"a {kind} takes an int or a float, not {type(value).__name__}")
+    return InvalidInputError(f"a {kind} takes finite values, not {value}")
 
 
 def negative_increment(amount: float) -> InvalidInputError:
