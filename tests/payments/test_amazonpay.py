@@ -340,3 +340,53 @@ def _authorized(amazon: FakeAmazonPay, gateway: AmazonPayGateway, amount: str) -
     gateway.authorize(Money.of(amount, "USD"), ProviderToken(session), idempotency_key="a")
     amazon.buyer_pays(session)
     return gateway.complete_action(session, idempotency_key="b").reference
+
+
+HOSTILE = [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"chargeId": ["x"], "statusDetails": "Captured"}',
+    b'{"chargeId": "C1", "statusDetails": {"state": ["Captured"]}, "chargeAmount": 7}',
+    b'{"chargeId": "C1", "statusDetails": {"state": "Authorized"}, '
+    b'"chargeAmount": {"amount": "1e400", "currencyCode": "USD"}}',
+    b'{"chargeId": "C1", "statusDetails": {"state": "Authorized"}, '
+    b'"chargeAmount": {"amount": "NaN", "currencyCode": "XQZ"}}',
+    b'{"chargeId": "C1", "statusDetails": {"state": "Captured"}, '
+    b'"captureAmount": {"amount": "\xd9\xa1", "currencyCode": "USD"}}',
+    b'{"chargeId": "C1\\n4242424242424242", "statusDetails": {"state": "Weird 4242424242424242"}}',
+    b'{"checkoutSessionId": {"a": 1}, "statusDetails": {"state": "Open"}}',
+    b'{"reasonCode": "\\ud800", "message": "4242 4242 4242 4242"}',
+    b"\xff\xfe not json",
+]
+
+
+@pytest.mark.parametrize("status", [200, 422, 503])
+@pytest.mark.parametrize("body", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_answers_raise_only_our_errors(status: int, body: bytes) -> None:
+    from commercekit.errors import CommerceKitError
+
+    gateway = AmazonPayGateway(
+        AmazonPayConfig(KEY_ID, _pem(merchant_key()), store_id=STORE),
+        transport=MockTransport(lambda request: HttpResponse(status, {}, body)),
+        return_url="https://shop.test/done",
+    )
+    calls = [
+        lambda: gateway.get_charge("C1"),
+        lambda: gateway.capture("C1", Money.of("1.00", "USD"), idempotency_key="k"),
+        lambda: gateway.refund("C1", Money.of("1.00", "USD"), idempotency_key="k"),
+        lambda: gateway.void("C1", idempotency_key="k"),
+        lambda: gateway.complete_action("S1", idempotency_key="k"),
+        lambda: gateway.authorize(
+            Money.of("1.00", "USD"), ProviderToken("S1"), idempotency_key="k"
+        ),
+        lambda: gateway.lookup(Operation.CAPTURE, idempotency_key="k", reference="C1"),
+    ]
+    for call in calls:
+        shown = ""
+        try:
+            result = call()
+        except CommerceKitError as exc:
+            shown = f"{exc} {exc!r}"
+        else:
+            if not isinstance(result, dict):  # a get_* answer is Amazon's own object
+                shown = repr(result)
+        assert "4242" not in shown

@@ -238,3 +238,26 @@ def test_a_failing_handler_lets_the_redelivery_run_it(sns: FakeSns) -> None:
     assert processor.receive(body) is WebhookOutcome.ACCEPTED
     assert processor.receive(body) is WebhookOutcome.DUPLICATE
     assert calls == ["f-1", "f-1"]
+
+
+def test_hostile_bodies_are_rejected_with_our_errors(sns: FakeSns) -> None:
+    good = sns.message(notification(3), message_id="h-1")
+    subscription = sns.message({}, message_id="h-2", kind="SubscriptionConfirmation")
+    bodies: list[bytes | str] = [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"Type": ["Notification"]}',
+        b"\xff\xfe",
+        b"x" * 300_000,
+        json.dumps({**good, "Timestamp": "\uff12\uff10\uff12\uff16-01-01T00:00:00Z"}),
+        json.dumps({**good, "Timestamp": "2026-13-45T99:99:99Z"}),
+        json.dumps({**good, "MessageId": "a\nb"}),
+        json.dumps({**good, "Message": None}),
+        json.dumps({**good, "SigningCertURL": ["https://sns.us-east-1.amazonaws.com/x.pem"]}),
+        json.dumps({**subscription, "SubscribeURL": "https://evil.example/?Action=Confirm"}),
+        json.dumps(sns.sign({**good, "Message": "[" * 50_000 + "]" * 50_000})),
+        json.dumps(sns.sign({**good, "Message": json.dumps({"ObjectType": "CHARGE"})})),
+    ]  # fmt: skip
+    processor = AmazonPayNotifications(verifier_for(sns), InMemoryIdempotencyStore(), print)
+    for body in bodies:
+        with pytest.raises(InvalidInputError):
+            processor.receive(body if isinstance(body, bytes) else body.encode())

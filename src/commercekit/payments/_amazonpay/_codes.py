@@ -13,12 +13,14 @@ operation, and to :class:`InvalidStateError` where the object cannot take it.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any, Final
 
-from commercekit.errors import InvalidStateError, OutcomeUnknownError
+from commercekit.errors import CommerceKitError, InvalidStateError, OutcomeUnknownError
 from commercekit.money import Money
 from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._results import DeclineCode
@@ -35,6 +37,8 @@ __all__ = [
 
 _D = DeclineCode
 _WORD: Final = 64
+_AMOUNT: Final = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,4})?", re.ASCII)
+_CURRENCY: Final = re.compile(r"[A-Z]{3}", re.ASCII)
 AMAZON_PAY_DECLINE_CODES: Final[Mapping[str, DeclineCode]] = MappingProxyType(
     {
         # a Charge or a Refund that was declined
@@ -96,11 +100,14 @@ def price_money(wire: object, what: str) -> Money:
     """
     if isinstance(wire, Mapping):
         value, code = wire.get("amount"), wire.get("currencyCode")
-        try:
-            if isinstance(value, str) and isinstance(code, str):
+        if (
+            isinstance(value, str)
+            and isinstance(code, str)
+            and _AMOUNT.fullmatch(value)
+            and _CURRENCY.fullmatch(code)
+        ):
+            with contextlib.suppress(InvalidOperation, ValueError, CommerceKitError):
                 return Money.of(Decimal(value), code)
-        except (InvalidOperation, ValueError):
-            pass
     raise OutcomeUnknownError(f"Amazon Pay's {what} names no readable amount; look it up")
 
 

@@ -117,7 +117,7 @@ def _event(message: SnsMessage) -> WebhookEvent:
         return WebhookEvent(message.message_id, message.type, int(message.timestamp), {})
     try:
         data: Any = json.loads(message.message)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInputError("the SNS Message is not an Amazon Pay notification") from None
     if not isinstance(data, dict):
         raise InvalidInputError("the SNS Message is not an Amazon Pay notification")

@@ -79,14 +79,17 @@ _FIELDS["UnsubscribeConfirmation"] = _FIELDS["SubscriptionConfirmation"]
 _HASHES: Final = {"1": hashes.SHA1, "2": hashes.SHA256}
 _MAX_BODY: Final = 256 * 1024
 _MAX_CERT: Final = 64 * 1024
-_TIMESTAMP: Final = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,9})?Z")
+_TIMESTAMP: Final = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]{1,9})?Z", re.ASCII
+)
+_MESSAGE_ID: Final = re.compile(r"[A-Za-z0-9-]{1,100}", re.ASCII)
 _FUTURE_S: Final = 300.0
 
 
 def sns_canonical_string(message: Mapping[str, Any]) -> str:
     """The text SNS signs for *message*: ``Key\\nValue\\n`` for each field its type signs."""
     kind = message.get("Type")
-    if kind not in _FIELDS:
+    if not isinstance(kind, str) or kind not in _FIELDS:
         raise InvalidInputError("an SNS message's Type is Notification or a (un)subscription")
     parts = []
     for field in _FIELDS[kind]:
@@ -131,7 +134,10 @@ def _timestamp(text: object) -> float:
     match = _TIMESTAMP.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         raise InvalidInputError("the SNS message's Timestamp is not ISO 8601 UTC")
-    seconds = calendar.timegm(time.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S"))
+    try:
+        seconds = calendar.timegm(time.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        raise InvalidInputError("the SNS message's Timestamp is not a date") from None
     return seconds + float(match.group(2) or 0)
 
 
@@ -202,11 +208,13 @@ class SnsVerifier:
             raise InvalidInputError("an SNS message is a JSON body of at most 256 KiB")
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InvalidInputError("the SNS message is not JSON") from None
         if not isinstance(data, dict):
             raise InvalidInputError("the SNS message is not a JSON object")
         canonical = sns_canonical_string(data)
+        if not _MESSAGE_ID.fullmatch(data["MessageId"]):
+            raise InvalidInputError("the SNS MessageId is not an SNS message id")
         version = data.get("SignatureVersion")
         if version not in _HASHES:
             raise SignatureError("the SNS SignatureVersion is neither 1 nor 2")

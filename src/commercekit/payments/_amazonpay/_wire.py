@@ -290,6 +290,6 @@ def check_id(value: str, what: str) -> str:
 def _json(response: HttpResponse) -> dict[str, Any] | None:
     try:
         data = json.loads(response.body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
