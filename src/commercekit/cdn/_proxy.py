@@ -71,6 +71,11 @@ class ProxyHandler:
         """The edge behind this proxy."""
         return self._edge
 
+    @property
+    def via(self) -> str:
+        """What this proxy adds to ``Via``."""
+        return self._via
+
     def build_request(
         self,
         method: str,

@@ -1,157 +1,185 @@
-"""An HTTP/1.1 server for the caching proxy: asyncio streams plus ``h11`` (the ``[cdn]`` extra).
+"""``serve``: the caching proxy's HTTP/1.1 server (``httptools``; ``uvloop`` when installed).
 
-``h11`` does the HTTP/1.1 parsing and framing (keep-alive, chunked bodies,
-HEAD, limits); this module only moves bytes and calls :class:`ProxyHandler`.
-Bodies go out in chunks of 64 KiB with a ``drain`` after each, so a large
-body (streamed, or a stored one) never sits whole in the socket's buffer. A
-streamed body that breaks off aborts the connection: the client sees a
-broken response (short of its ``Content-Length``, or without the last
-chunk), never a complete short one.
-A protocol error from a client gets its 4xx and the connection is closed; it
-never takes the server down.
+One listening socket per process (``reuse_port`` lets several worker
+processes share a port: see ``_workers``), each connection a
+:class:`~commercekit.cdn._http1.Connection`. Fresh cached hits go through
+:class:`~commercekit.cdn._hits.HitPath` without parsing stored headers.
+:meth:`ProxyServer.drain` stops accepting, lets each connection finish the
+response it is writing and closes it, then closes the rest after a deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+import socket
+import sys
+import time
+from typing import IO
 
-from ._body import CHUNK_BYTES, BodyStream
+from ._hits import HitPath
+from ._http1 import AccessWriter, Connection, ConnectionOptions, Responder, ServerState
 from ._proxy import ProxyHandler
 
-__all__ = ["serve"]
+__all__ = ["AccessLog", "ProxyServer", "serve"]
 
-log = logging.getLogger("commercekit.cdn")
-_READ_SIZE = 64 * 1024
-_IDLE_TIMEOUT_S = 30.0
+DEFAULT_BACKLOG = 4096
 
 
-async def _connection(
-    handler: ProxyHandler,
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    max_header_bytes: int,
-) -> None:
-    import h11
+class AccessLog:
+    """Writes one line per response to *stream*, in the common or combined log format.
 
-    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
+    Lines are buffered and written at most every *flush_s* seconds (and at
+    :meth:`flush`), so logging costs one write per batch, not per request.
+    """
 
-    async def send(event: Any) -> None:
-        data = conn.send(event)
-        if data:
-            writer.write(data)
-            await writer.drain()
+    def __init__(
+        self, stream: IO[str] | None = None, *, combined: bool = True, flush_s: float = 0.5
+    ) -> None:
+        self._stream = stream if stream is not None else sys.stdout
+        self._combined = combined
+        self._flush_s = flush_s
+        self._lines: list[str] = []
+        self._stamp_second = -1
+        self._stamp = ""
+        self._handle: asyncio.TimerHandle | None = None
 
-    try:
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                try:
-                    data = await asyncio.wait_for(reader.read(_READ_SIZE), _IDLE_TIMEOUT_S)
-                except TimeoutError:
-                    return
-                conn.receive_data(data)
-                continue
-            if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-                if (
-                    event is h11.PAUSED
-                    and conn.our_state is h11.DONE
-                    and conn.their_state is h11.DONE
-                ):
-                    conn.start_next_cycle()
-                    continue
-                return
-            if isinstance(event, h11.Request):
-                body = bytearray()
-                while True:
-                    part = conn.next_event()
-                    if part is h11.NEED_DATA:
-                        data = await asyncio.wait_for(reader.read(_READ_SIZE), _IDLE_TIMEOUT_S)
-                        conn.receive_data(data)
-                        continue
-                    if isinstance(part, h11.Data):
-                        body += part.data
-                        if len(body) > handler.max_body_bytes:
-                            await send(
-                                h11.Response(
-                                    status_code=413,
-                                    headers=[("content-length", "0"), ("connection", "close")],
-                                )
-                            )
-                            await send(h11.EndOfMessage())
-                            return
-                        continue
-                    break
-                method = event.method.decode("ascii", "replace")
-                target = event.target.decode("latin-1")
-                status, headers, payload = await handler.respond(
-                    method, target, event.headers, bytes(body)
-                )
-                await send(h11.Response(status_code=status, headers=headers))
-                if isinstance(payload, BodyStream):
-                    if not await _send_stream(payload, send):
-                        writer.transport.abort()
-                        return
-                elif len(payload) > CHUNK_BYTES:
-                    for start in range(0, len(payload), CHUNK_BYTES):
-                        await send(h11.Data(data=payload[start : start + CHUNK_BYTES]))
-                elif payload:
-                    await send(h11.Data(data=payload))
-                await send(h11.EndOfMessage())
-                if conn.our_state is h11.MUST_CLOSE:
-                    return
-                conn.start_next_cycle()
-    except h11.RemoteProtocolError as exc:
-        with contextlib.suppress(Exception):
-            status = exc.error_status_hint
-            await send(
-                h11.Response(
-                    status_code=status, headers=[("content-length", "0"), ("connection", "close")]
-                )
-            )
-            await send(h11.EndOfMessage())
-    except (ConnectionError, TimeoutError, h11.LocalProtocolError):
-        pass
-    except Exception:
-        log.exception("connection failed")
-    finally:
-        with contextlib.suppress(Exception):
-            writer.close()
-            await writer.wait_closed()
+    def __call__(
+        self,
+        client: str,
+        method: bytes,
+        target: bytes,
+        version: str,
+        status: int,
+        body_bytes: int,
+        referer: bytes,
+        agent: bytes,
+    ) -> None:
+        """Record one response."""
+        now = int(time.time())
+        if now != self._stamp_second:
+            self._stamp_second = now
+            self._stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(now))
+        line = (
+            f'{client} - - [{self._stamp}] "{_text(method)} {_text(target)} HTTP/{version}" '
+            f"{status} {body_bytes if body_bytes else '-'}"
+        )
+        if self._combined:
+            line += f' "{_text(referer) or "-"}" "{_text(agent) or "-"}"'
+        self._lines.append(line)
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(self._flush_s, self.flush)
+
+    def flush(self) -> None:
+        """Write the buffered lines now."""
+        self._handle = None
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self._stream.write("\n".join(lines) + "\n")
+            self._stream.flush()
 
 
-async def _send_stream(body: BodyStream, send: Callable[[Any], Awaitable[None]]) -> bool:
-    """Send *body* chunk by chunk; False if it broke off (the caller aborts the connection)."""
-    import h11
+def _text(value: bytes) -> str:
+    return value.decode("latin-1").replace("\\", "\\\\").replace('"', '\\"')[:2000]
 
-    try:
-        async for chunk in body:
-            await send(h11.Data(data=chunk))
-    except (ConnectionError, h11.LocalProtocolError):
-        raise
-    except Exception as exc:
-        log.warning("a streamed body broke off, aborting the connection: %s", exc)
-        return False
-    finally:
-        await body.aclose()
-    return True
+
+class ProxyServer:
+    """A running listener: ``sockets``, ``close()``, ``wait_closed()``, and ``drain()``."""
+
+    def __init__(self, server: asyncio.Server, state: ServerState) -> None:
+        self._server = server
+        self._state = state
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets (``sockets[0].getsockname()`` has the port)."""
+        return tuple(self._server.sockets)
+
+    @property
+    def connections(self) -> int:
+        """Client connections open now."""
+        return len(self._state.connections)
+
+    def close(self) -> None:
+        """Stop accepting connections (open ones stay: see :meth:`drain`)."""
+        self._server.close()
+
+    async def wait_closed(self) -> None:
+        """Wait until the listener is closed."""
+        self._server.close()
+        await self._drain_wait(0.0)
+
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        """Stop accepting, finish the responses in progress, close every connection.
+
+        Connections still busy after *timeout_s* are aborted.
+        """
+        self._server.close()
+        await self._drain_wait(timeout_s)
+
+    async def _drain_wait(self, timeout_s: float) -> None:
+        self._state.drain()
+        deadline = time.monotonic() + timeout_s
+        while self._state.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for connection in list(self._state.connections):
+            connection.abort()
+        if self._state.access is not None and isinstance(self._state.access, AccessLog):
+            self._state.access.flush()
 
 
 async def serve(
-    handler: ProxyHandler,
+    handler: Responder,
     *,
     host: str = "127.0.0.1",
     port: int = 8080,
     max_header_bytes: int = 64 * 1024,
-) -> asyncio.Server:
-    """Start serving *handler* on *host*:*port* and return the running ``asyncio.Server``.
+    header_timeout_s: float = 10.0,
+    idle_timeout_s: float = 60.0,
+    backlog: int = DEFAULT_BACKLOG,
+    reuse_port: bool = False,
+    sock: socket.socket | None = None,
+    access_log: AccessWriter | None = None,
+) -> ProxyServer:
+    """Start serving *handler* on *host*:*port* and return the running :class:`ProxyServer`.
 
     ``port=0`` picks a free port (read it from ``server.sockets[0].getsockname()``).
-    Close with ``server.close(); await server.wait_closed()``.
+    *backlog* is the listen queue (the kernel caps it at ``net.core.somaxconn``);
+    *header_timeout_s* bounds the arrival of each request's header section,
+    *idle_timeout_s* an idle keep-alive connection and a stalled body. Pass
+    *sock* to serve an already bound socket, *reuse_port* to share the port
+    with other processes. Stop with ``await server.drain()`` (or ``close()``
+    and ``wait_closed()``).
     """
-    return await asyncio.start_server(
-        lambda r, w: _connection(handler, r, w, max_header_bytes), host, port
+    options = ConnectionOptions(
+        header_timeout_s=header_timeout_s,
+        idle_timeout_s=idle_timeout_s,
+        max_header_bytes=max_header_bytes,
     )
+    hits = HitPath(handler) if isinstance(handler, ProxyHandler) else None
+    state = ServerState(handler, options, hits=hits, access=access_log)
+    loop = asyncio.get_running_loop()
+    if sock is None:
+        sock = bind(host, port, backlog=backlog, reuse_port=reuse_port)
+    server = await loop.create_server(lambda: Connection(state), sock=sock, backlog=backlog)
+    return ProxyServer(server, state)
+
+
+def bind(
+    host: str, port: int, *, backlog: int, reuse_port: bool, listen: bool = True
+) -> socket.socket:
+    """A TCP socket bound to *host*:*port* (``SO_REUSEPORT`` when *reuse_port*), listening."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        if listen:
+            sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
