@@ -134,7 +134,7 @@ async def run_parent(args: argparse.Namespace, argv: list[str], token: str) -> N
     with tempfile.TemporaryDirectory(prefix="commercekit-cdn-") as folder:
         controls = [str(Path(folder) / f"worker-{n}.sock") for n in range(args.workers)]
         try:  # the probe holds the port (bound, not listening) until the workers listen on it
-            workers = [await _start(argv, port, control) for control in controls]
+            workers = list(await asyncio.gather(*(_start(argv, port, c) for c in controls)))
         finally:
             probe.close()
         print(
