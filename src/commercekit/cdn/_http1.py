@@ -39,6 +39,7 @@ __all__ = ["Connection", "ConnectionOptions", "Responder", "ServerState"]
 log = logging.getLogger("commercekit.cdn")
 
 _LARGE = 64 * 1024
+_PIECE = 256 * 1024
 _MAX_QUEUE = 8
 _HEADERS, _BODY, _RESPONDING, _IDLE = range(4)
 
@@ -276,8 +277,13 @@ class Connection(asyncio.Protocol):
             if hits is not None and request.method == b"GET" and not request.slow:
                 found = hits.lookup(request.host, request.target)
                 if found is not None:
-                    self._write_hit(request, *found)
-                    if not self._next_cycle(request, 200, len(found[1])):
+                    head, body = found
+                    if len(body) > _LARGE:  # written piece by piece as the socket drains
+                        self._busy = True
+                        self._loop.create_task(self._send_large(request, head, body))
+                        return
+                    self._write_hit(request, head, body)
+                    if not self._next_cycle(request, 200, len(body)):
                         return
                     if not self._queue:
                         return
@@ -287,20 +293,40 @@ class Connection(asyncio.Protocol):
             self._loop.create_task(self._respond(request))
             return
 
+    def _hit_tail(self, request: _Request) -> bytes:
+        if not request.keep_alive or self._state.draining:
+            request.keep_alive = False
+            return b"connection: close\r\n\r\n"
+        return b"\r\n" if request.version == "1.1" else b"connection: keep-alive\r\n\r\n"
+
     def _write_hit(self, request: _Request, head: bytes, body: bytes) -> None:
         transport = self._transport
-        if transport is None or transport.is_closing():
-            return
-        keep = request.keep_alive and not self._state.draining
-        if keep:
-            tail = b"\r\n" if request.version == "1.1" else b"connection: keep-alive\r\n\r\n"
-        else:
-            tail = b"connection: close\r\n\r\n"
-        if len(body) > _LARGE:
-            transport.write(head + tail)
-            transport.write(body)
-        else:
-            transport.write(head + tail + body)
+        if transport is not None and not transport.is_closing():
+            transport.write(head + self._hit_tail(request) + body)
+
+    async def _send_large(self, request: _Request, head: bytes, body: bytes) -> None:
+        try:
+            transport = self._transport
+            if transport is None:
+                return
+            transport.write(head + self._hit_tail(request))
+            if not await self._write_body(transport, body):
+                return
+        finally:
+            self._busy = False
+        if self._next_cycle(request, 200, len(body)) and self._queue:
+            self._dispatch(self._queue.popleft())
+
+    async def _write_body(self, transport: asyncio.Transport, body: bytes) -> bool:
+        """Write *body* in pieces, each once the socket's buffer has room; False if closed."""
+        view = memoryview(body)
+        for start in range(0, len(view), _PIECE):
+            if transport.is_closing():
+                return False
+            transport.write(view[start : start + _PIECE])
+            if self._writable is not None:
+                await self._writable
+        return not transport.is_closing()
 
     async def _respond(self, request: _Request) -> None:
         status, sent = 500, 0
@@ -353,9 +379,8 @@ class Connection(asyncio.Protocol):
         if not isinstance(payload, BodyStream):
             if len(payload) > _LARGE:
                 transport.write(head)
-                transport.write(payload)
-            else:
-                transport.write(head + payload)
+                return len(payload) if await self._write_body(transport, payload) else -1
+            transport.write(head + payload)
             return len(payload)
         transport.write(head)
         sent = 0
