@@ -57,7 +57,8 @@ def _pem(key: rsa.RSAPrivateKey) -> str:
 
 
 def config_for(base_url: str, **kw: object) -> AmazonPayConfig:
-    return AmazonPayConfig(KEY_ID, _pem(merchant_key()), store_id=STORE, endpoint=base_url, **kw)  # type: ignore[arg-type]
+    """A config whose key is the key object (loading PEM text is tested once, below)."""
+    return AmazonPayConfig(KEY_ID, merchant_key(), store_id=STORE, endpoint=base_url, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -270,7 +271,7 @@ def test_create_checkout_session_then_charge_a_charge_permission_again(
 
 def test_cards_and_card_checks_are_refused() -> None:
     gateway = AmazonPayGateway(
-        AmazonPayConfig(KEY_ID, _pem(merchant_key()), store_id=STORE),
+        AmazonPayConfig(KEY_ID, merchant_key(), store_id=STORE),
         transport=MockTransport(_unreachable),
         return_url="https://shop.test/done",
     )
@@ -305,9 +306,7 @@ def test_regions_and_environments_pick_the_host_and_path(
         seen.append(request)
         return HttpResponse(200, {}, b'{"chargeId": "C1"}')
 
-    config = AmazonPayConfig(
-        key_id, _pem(merchant_key()), store_id=STORE, region=region, sandbox=sandbox
-    )
+    config = AmazonPayConfig(key_id, merchant_key(), store_id=STORE, region=region, sandbox=sandbox)
     AmazonPayGateway(config, transport=MockTransport(answer)).get_charge("C1")
     assert seen[0].url == url
     assert seen[0].headers["x-amz-pay-region"] == region_header
@@ -365,7 +364,7 @@ def test_hostile_answers_raise_only_our_errors(status: int, body: bytes) -> None
     from commercekit.errors import CommerceKitError
 
     gateway = AmazonPayGateway(
-        AmazonPayConfig(KEY_ID, _pem(merchant_key()), store_id=STORE),
+        AmazonPayConfig(KEY_ID, merchant_key(), store_id=STORE),
         transport=MockTransport(lambda request: HttpResponse(status, {}, body)),
         return_url="https://shop.test/done",
     )
