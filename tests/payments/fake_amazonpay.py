@@ -109,6 +109,7 @@ class FakeAmazonPay:
         self.permissions: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.refunds_of: dict[str, list[dict[str, Any]]] = {}
         self.keys: dict[str, tuple[str, Answer]] = {}
         self.effects: Counter[tuple[str, str]] = Counter()  # (what, key or object id)
         self.rejected: list[str] = []
@@ -162,11 +163,7 @@ class FakeAmazonPay:
             charge = self.charges.get(charge_id)
             if charge is None:
                 return 0, 0, 0
-            refunded = sum(
-                _minor(r["refundAmount"])
-                for r in self.refunds.values()
-                if r["chargeId"] == charge_id
-            )
+            refunded = sum(_minor(r["refundAmount"]) for r in self.refunds_of.get(charge_id, []))
             captured = _minor(charge["captureAmount"]) if charge.get("captureAmount") else 0
             return _minor(charge["chargeAmount"]), captured, refunded
 
@@ -415,11 +412,7 @@ class FakeAmazonPay:
             return _error(422, "InvalidChargeStatus", "the charge is not captured")
         wanted = data["refundAmount"]
         done = sum(
-            (
-                _dec(r["refundAmount"])
-                for r in self.refunds.values()
-                if r["chargeId"] == charge["chargeId"]
-            ),
+            (_dec(r["refundAmount"]) for r in self.refunds_of.get(charge["chargeId"], [])),
             Decimal(0),
         )
         if done + _dec(wanted) > _dec(charge["captureAmount"]):
@@ -431,6 +424,7 @@ class FakeAmazonPay:
             "refundAmount": dict(wanted),
             "statusDetails": {"state": "RefundInitiated", "reasonCode": None},
         }
+        self.refunds_of.setdefault(charge["chargeId"], []).append(self.refunds[rid])
         charge["refundedAmount"] = {
             "amount": str(done + _dec(wanted)),
             "currencyCode": wanted["currencyCode"],

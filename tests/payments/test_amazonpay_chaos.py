@@ -126,19 +126,15 @@ class FakeAmazonProvider:
 
     def executed(self, payment_id: str) -> Counter[str]:
         counts: Counter[str] = Counter()
-        sessions = {sid: key for key, sid in self.shop.sessions.items()}
+        mine = f"{payment_id}:"
         with self.fake.lock:
-            effects = list(self.fake.effects.items())
-        for (what, ref), n in effects:
-            if what == "charge-of-session" and ref in sessions:
-                key = sessions[ref]  # every charge a session made counts against its auth key
-            elif what in ("capture", "refund"):
-                key = self.shop.keys.get(ref, ref)
-            else:
-                continue
-            if key.startswith(f"{payment_id}:"):
-                counts[key] += n
-        return counts
+            for key, sid in self.shop.sessions.items():
+                if key.startswith(mine):  # every charge a session made counts against its key
+                    counts[key] += self.fake.effects[("charge-of-session", sid)]
+            for sent, key in self.shop.keys.items():
+                if key.startswith(mine):
+                    counts[key] += sum(self.fake.effects[(w, sent)] for w in ("capture", "refund"))
+        return +counts
 
     def books(self, reference: str) -> tuple[int, int, int]:
         return self.fake.books(reference)
