@@ -115,11 +115,13 @@ def test_purchase_is_captured_when_the_buyer_pays(
     amazon, gateway = fake
     service = PaymentService(gateway, InMemoryIdempotencyStore())
     session = amazon.buyer_starts()
-    service.purchase("o-2", Money.of("1200", "JPY"), ProviderToken(session))
+    service.purchase("o-2", Money.of("12.00", "USD"), ProviderToken(session))
     amazon.buyer_pays(session)
     result = service.complete_action("o-2")
     assert result.status is PaymentState.CAPTURED
     assert amazon.books(result.reference) == (1200, 1200, 0)
+    with pytest.raises(InvalidInputError, match="EUR"):  # region us takes USD only
+        service.purchase("o-2b", Money.of("12.00", "EUR"), ProviderToken(session))
     assert service.complete_action("o-2") == result  # asked again: the same answer
     refund = service.refund("o-2")
     assert refund.approved
@@ -139,7 +141,7 @@ def test_a_buyer_who_cancels_or_is_declined_ends_declined(
     amazon, gateway = fake
     service = PaymentService(gateway, InMemoryIdempotencyStore())
     session = amazon.buyer_starts(scenario)
-    service.authorize("o-3", Money.of("5.00", "EUR"), ProviderToken(session))
+    service.authorize("o-3", Money.of("5.00", "USD"), ProviderToken(session))
     amazon.buyer_pays(session, success)
     result = service.complete_action("o-3")
     assert not result.approved

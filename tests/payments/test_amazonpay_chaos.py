@@ -24,6 +24,7 @@ import pytest
 
 from commercekit.money import Currency, Money
 from commercekit.payments import (
+    ISO_AMOUNTS,
     AmazonPayGateway,
     AnyResult,
     Card,
@@ -153,7 +154,10 @@ def amazon() -> Iterator[tuple[FakeAmazonPay, str]]:
 def amazon_world(fake: FakeAmazonPay, url: str, seed: int) -> tuple[World, FaultTransport]:
     transport = FaultTransport(UrllibTransport(), random.Random(seed), rate=0.2)
     gateway = AmazonPayGateway(
-        config_for(url), transport=transport, return_url="https://shop.test/amazon/done"
+        config_for(url),
+        transport=transport,
+        return_url="https://shop.test/amazon/done",
+        amounts=ISO_AMOUNTS,  # the harness pays in USD, EUR, JPY and KWD on one account
     )
     shop = ShopCheckout(gateway, fake)
 

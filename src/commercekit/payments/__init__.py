@@ -19,6 +19,7 @@ from commercekit.errors import OperationInFlightError, RateLimitedError
 from commercekit.payments._adyen import AdyenGateway, RedirectDetails
 from commercekit.payments._adyen_codes import ADYEN_AMOUNTS, ADYEN_REFUSAL_CODES
 from commercekit.payments._amazonpay import (
+    AMAZON_PAY_AMOUNTS,
     AMAZON_PAY_DECLINE_CODES,
     AmazonPayConfig,
     AmazonPayGateway,
@@ -86,6 +87,7 @@ from commercekit.payments._webhooks import (
 __all__ = [
     "ADYEN_AMOUNTS",
     "ADYEN_REFUSAL_CODES",
+    "AMAZON_PAY_AMOUNTS",
     "AMAZON_PAY_DECLINE_CODES",
     "ISO_AMOUNTS",
     "SANDBOX_CARDS",

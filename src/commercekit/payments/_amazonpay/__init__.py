@@ -1,6 +1,6 @@
 """Amazon Pay (Checkout v2): the gateway, its signing, its wire format and its notifications."""
 
-from commercekit.payments._amazonpay._codes import AMAZON_PAY_DECLINE_CODES
+from commercekit.payments._amazonpay._codes import AMAZON_PAY_AMOUNTS, AMAZON_PAY_DECLINE_CODES
 from commercekit.payments._amazonpay._gateway import AmazonPayGateway
 from commercekit.payments._amazonpay._notifications import AmazonPayNotifications
 from commercekit.payments._amazonpay._session import CheckoutSession
@@ -20,6 +20,7 @@ from commercekit.payments._amazonpay._wire import (
 
 __all__ = [
     "ALGORITHMS",
+    "AMAZON_PAY_AMOUNTS",
     "AMAZON_PAY_DECLINE_CODES",
     "AmazonPayConfig",
     "AmazonPayGateway",

@@ -22,10 +22,12 @@ from typing import Any, Final
 
 from commercekit.errors import CommerceKitError, InvalidStateError, OutcomeUnknownError
 from commercekit.money import Money
+from commercekit.payments._amounts import AmountRules
 from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._results import DeclineCode
 
 __all__ = [
+    "AMAZON_PAY_AMOUNTS",
     "AMAZON_PAY_DECLINE_CODES",
     "REFUSED_AS_DECLINE",
     "decline_of",
@@ -79,6 +81,19 @@ REFUSED_AS_DECLINE: Final = frozenset(
     }
 )
 """4xx reason codes that are an answer (a declined operation) rather than a wrong call."""
+
+
+_MULTI_CURRENCY: Final = frozenset(
+    {"AUD", "GBP", "DKK", "EUR", "HKD", "JPY", "NZD", "NOK", "ZAR", "SEK", "CHF", "USD"}
+)
+AMAZON_PAY_AMOUNTS: Final[Mapping[str, AmountRules]] = MappingProxyType(
+    {
+        "us": AmountRules(supported=frozenset({"USD"})),
+        "jp": AmountRules(supported=frozenset({"JPY"})),
+        "eu": AmountRules(supported=_MULTI_CURRENCY),  # EUR and GBP, and multi-currency
+    }
+)
+"""The currencies Amazon Pay takes in each region, with their ISO 4217 decimals."""
 
 
 def decline_of(reason_code: str | None) -> DeclineCode:

@@ -37,6 +37,7 @@ from typing import Any, Final
 from commercekit.errors import InvalidInputError, InvalidStateError, OutcomeUnknownError
 from commercekit.money import Currency, Money
 from commercekit.payments._amazonpay._codes import (
+    AMAZON_PAY_AMOUNTS,
     REFUSED_AS_DECLINE,
     decline_of,
     price,
@@ -51,7 +52,7 @@ from commercekit.payments._amazonpay._wire import (
     AmazonPayRefusal,
     check_id,
 )
-from commercekit.payments._amounts import ISO_AMOUNTS, AmountRules
+from commercekit.payments._amounts import AmountRules
 from commercekit.payments._card import ProviderToken
 from commercekit.payments._http import UrllibTransport
 from commercekit.payments._results import (
@@ -77,7 +78,9 @@ class AmazonPayGateway:
     """A :class:`PaymentGateway` over Amazon Pay's Checkout v2 API. See the module docstring.
 
     *return_url* is the ``checkoutResultReturnUrl`` the buyer comes back to
-    after paying, when a call names none.
+    after paying, when a call names none. *amounts* defaults to the
+    currencies of the configured region (:data:`AMAZON_PAY_AMOUNTS`): USD in
+    us, JPY in jp, EUR, GBP and Amazon's multi-currency list in eu.
     """
 
     def __init__(
@@ -87,7 +90,7 @@ class AmazonPayGateway:
         return_url: str | None = None,
         transport: HttpTransport | None = None,
         clock: Clock = time.time,
-        amounts: AmountRules = ISO_AMOUNTS,
+        amounts: AmountRules | None = None,
         name: str = "amazonpay",
     ) -> None:
         self._config = config
@@ -97,7 +100,9 @@ class AmazonPayGateway:
         self._return_url = return_url
         self._name = name
         self._capabilities = GatewayCapabilities(
-            multiple_captures=False, multiple_refunds=True, amounts=amounts
+            multiple_captures=False,
+            multiple_refunds=True,
+            amounts=amounts if amounts is not None else AMAZON_PAY_AMOUNTS[config.region],
         )
 
     @property
