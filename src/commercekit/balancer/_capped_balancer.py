@@ -17,6 +17,7 @@ from ._capped import (
 from ._hashing import xxh3_64_intdigest
 from ._member import Member, Nodes
 from ._options import OutlierDetection, SlowStart
+from ._shown import shown
 from ._table import TablePool
 from ._typing import Clock, Hasher
 
@@ -73,7 +74,7 @@ class CappedRingBalancer(TablePool):
             )
         if isinstance(points, bool) or not isinstance(points, int) or not 1 <= points <= 65536:
             raise ConfigurationError(
-                f"points must be an int from 1 to 65536, got {points!r}; the default is "
+                f"points must be an int from 1 to 65536, got {shown(points)}; the default is "
                 f"{DEFAULT_POINTS}"
             )
         self._bits = table_bits

@@ -39,6 +39,7 @@ from commercekit.metrics import Metrics, NullMetrics
 
 from ._health import NodeHealth
 from ._runner import ProbeRunner, ProbeTask
+from ._shown import shown
 from ._typing import HealthProbe, HealthTarget
 
 __all__ = ["HealthChecker"]
@@ -66,15 +67,15 @@ def _register_exit_hook() -> None:
             _exit_hook_registered = True
 
 
-def _count(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{name} must be an int of at least 1, got {value!r}")
+def _count(name: str, value: int, most: int = 1000) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise ConfigurationError(f"{name} must be an int from 1 to {most}, got {shown(value)}")
     return value
 
 
 def _seconds(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9:
-        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+        raise ConfigurationError(f"{name} must be a positive number of seconds, got {shown(value)}")
     return float(value)
 
 
@@ -103,7 +104,7 @@ class HealthChecker:
         self._timeout_s = _seconds("timeout_s", timeout_s)
         self._rise = _count("rise", rise)
         self._fall = _count("fall", fall)
-        self._max_workers = _count("max_workers", max_workers)
+        self._max_workers = _count("max_workers", max_workers, 256)
         self._passes: dict[str, int] = {}
         self._fails: dict[str, int] = {}
         self._in_flight: dict[str, ProbeTask] = {}

@@ -23,7 +23,9 @@ from hashlib import md5
 
 from xxhash import xxh3_64_intdigest
 
-from commercekit.errors import UnsupportedTypeError
+from commercekit.errors import InvalidInputError, UnsupportedTypeError
+
+from ._shown import shown
 
 __all__ = [
     "hash_key",
@@ -40,7 +42,13 @@ _MASK64 = (1 << 64) - 1
 def key_bytes(key: object) -> bytes:
     """The bytes a key is hashed as: UTF-8 for ``str``, the bytes themselves for bytes-likes."""
     if isinstance(key, str):
-        return key.encode()
+        try:
+            return key.encode()
+        except UnicodeEncodeError:
+            raise InvalidInputError(
+                f"balancer key {shown(key)} is not valid Unicode (it holds a lone surrogate); "
+                f"keys are hashed as UTF-8: pass bytes to route by raw bytes"
+            ) from None
     if isinstance(key, bytes | bytearray | memoryview):
         return bytes(key)
     raise UnsupportedTypeError(

@@ -21,6 +21,8 @@ import enum
 
 from commercekit.errors import InvalidStateError
 
+from ._shown import shown
+
 __all__ = ["NodeHealth", "can_transition", "transition"]
 
 
@@ -54,7 +56,7 @@ def transition(node: str, current: NodeHealth, target: NodeHealth) -> NodeHealth
     if target not in _TRANSITIONS[current]:
         allowed = ", ".join(sorted(s.value for s in _TRANSITIONS[current]))
         raise InvalidStateError(
-            f"node {node!r} cannot go from {current.value} to {target.value}; "
+            f"node {shown(node)} cannot go from {current.value} to {target.value}; "
             f"from {current.value} it can go to: {allowed}"
         )
     return target

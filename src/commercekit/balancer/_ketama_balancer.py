@@ -79,8 +79,8 @@ class KetamaBalancer(KeyedPool):
         """The node for *key*: the owner of the first point above ``md5(key)``, if in service."""
         try:
             data = key.encode()  # type: ignore[union-attr]
-        except AttributeError:
-            data = key_bytes(key)
+        except (AttributeError, UnicodeEncodeError):
+            data = key_bytes(key)  # not a str, or not valid Unicode: a typed error
         points, owners = self._ring
         i = bisect_right(
             points, int.from_bytes(md5(data, usedforsecurity=False).digest()[:4], "little")

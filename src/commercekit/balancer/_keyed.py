@@ -30,6 +30,7 @@ from ._lease import Lease
 from ._member import Member
 from ._options import check_balance_factor
 from ._pool import Pool
+from ._shown import shown
 from ._typing import Key
 
 __all__ = ["KeyedPool"]
@@ -115,10 +116,11 @@ class KeyedPool(Pool):
         The first is ``pick(key)``. Fewer than *n* come back when fewer are in service.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise InvalidInputError(f"n must be an int of at least 1, got {n!r}")
+            raise InvalidInputError(f"n must be an int of at least 1, got {shown(n)}")
         if n > len(self._members):
             raise InvalidInputError(
-                f"asked for {n} distinct nodes but balancer {self._name!r} has {len(self._members)}"
+                f"asked for {shown(n)} distinct nodes but balancer {self._name!r} has "
+                f"{len(self._members)}"
             )
         chosen: list[str] = []
         for member in self._preferred(key_bytes(key)):

@@ -18,6 +18,7 @@ from commercekit.errors import DuplicateError, InvalidInputError
 
 from ._health import NodeHealth
 from ._instruments import NodeInstruments
+from ._shown import shown
 
 __all__ = ["Member", "NodeStatus", "Nodes", "check_name", "check_weight", "parse_nodes"]
 
@@ -25,23 +26,50 @@ Nodes = Iterable[str] | Mapping[str, float]
 """Nodes as names (weight 1 each) or as a mapping of name to weight."""
 
 
+MIN_WEIGHT = 1e-9
+"""The smallest node weight: weights are relative, and their ratios must stay finite."""
+
+MAX_WEIGHT = 1e12
+"""The largest node weight: a million nodes of it still sum to a finite float."""
+
+
 def check_name(name: object) -> str:
-    """Return *name* if it is a usable node name (a non-empty ``str``)."""
+    """Return *name* if it is a usable node name (a non-empty ``str`` that UTF-8 can encode)."""
     if not isinstance(name, str) or not name:
-        raise InvalidInputError(f"a node name must be a non-empty str, got {name!r}")
+        raise InvalidInputError(f"a node name must be a non-empty str, got {shown(name)}")
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        raise InvalidInputError(
+            f"node name {shown(name)} is not valid Unicode (it holds a lone surrogate); "
+            f"node names are hashed as UTF-8"
+        ) from None
     return name
 
 
+def _shown(number: float) -> str:
+    """*number* for an error message, without printing thousands of digits."""
+    if isinstance(number, int) and number.bit_length() > 64:
+        return f"an int of {number.bit_length()} bits"
+    return repr(number)
+
+
 def check_weight(name: str, weight: object) -> float:
-    """Return *weight* as a float if it is positive and finite."""
+    """Return *weight* as a float if it is a number from MIN_WEIGHT to MAX_WEIGHT."""
     if isinstance(weight, bool) or not isinstance(weight, int | float):
         raise InvalidInputError(
-            f"node {name!r}: weight must be a number, not {type(weight).__name__}"
+            f"node {shown(name)}: weight must be a number, not {type(weight).__name__}"
         )
-    if not weight > 0 or math.isinf(weight):
+    if not weight > 0:
         raise InvalidInputError(
-            f"node {name!r}: weight must be positive and finite, got {weight!r}; "
+            f"node {shown(name)}: weight must be positive, got {weight!r}; "
             f"remove the node instead of giving it weight 0"
+        )
+    if not MIN_WEIGHT <= weight <= MAX_WEIGHT:  # also NaN and inf; no float() of a huge int
+        raise InvalidInputError(
+            f"node {shown(name)}: weight must be positive and finite, from {MIN_WEIGHT:g} to "
+            f"{MAX_WEIGHT:g}, got "
+            f"{_shown(weight)}; weights are relative, so scale them all into that range"
         )
     return float(weight)
 
@@ -51,7 +79,12 @@ def parse_nodes(nodes: Nodes) -> dict[str, float]:
     if isinstance(nodes, str | bytes):
         raise InvalidInputError(
             f"nodes must be a list of names or a mapping of name to weight, not a single "
-            f"{type(nodes).__name__} ({nodes!r}); write [{nodes!r}]"
+            f"{type(nodes).__name__} ({nodes!r:.80}); write [{nodes!r:.80}]"
+        )
+    if not isinstance(nodes, Iterable) or isinstance(nodes, bytearray | memoryview):
+        raise InvalidInputError(
+            f"nodes must be a list of names or a mapping of name to weight, "
+            f"not {type(nodes).__name__}"
         )
     parsed: dict[str, float] = {}
     if isinstance(nodes, Mapping):
@@ -60,7 +93,9 @@ def parse_nodes(nodes: Nodes) -> dict[str, float]:
         return parsed
     for name in nodes:
         if check_name(name) in parsed:
-            raise DuplicateError(f"node {name!r} is listed twice; each node name must be unique")
+            raise DuplicateError(
+                f"node {shown(name)} is listed twice; each node name must be unique"
+            )
         parsed[name] = 1.0
     return parsed
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import math
-
 import attrs
 
 from commercekit.errors import ConfigurationError
+
+from ._shown import shown
 
 __all__ = ["OutlierDetection", "SlowStart", "check_balance_factor", "check_panic_threshold"]
 
 
 def _positive(name: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
-    if math.isinf(value):
-        raise ConfigurationError(f"{name} must be finite, got {value!r}")
+        raise ConfigurationError(f"{name} must be a positive number, got {shown(value)}")
+    if not value < 1e15:  # inf, and numbers too large to mean seconds or a float
+        raise ConfigurationError(f"{name} must be finite (under 1e15), got {shown(value)}")
 
 
 @attrs.frozen
@@ -43,7 +43,7 @@ class OutlierDetection:
         ):
             raise ConfigurationError(
                 f"consecutive_failures must be an int of at least 1, "
-                f"got {self.consecutive_failures!r}"
+                f"got {shown(self.consecutive_failures)}"
             )
         _positive("base_ejection_s", self.base_ejection_s)
         _positive("max_ejection_s", self.max_ejection_s)
@@ -52,9 +52,14 @@ class OutlierDetection:
                 f"max_ejection_s ({self.max_ejection_s}) must be at least "
                 f"base_ejection_s ({self.base_ejection_s})"
             )
-        if not 0 < self.max_ejected_fraction <= 1:
+        fraction = self.max_ejected_fraction
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, int | float)
+            or not 0 < fraction <= 1
+        ):
             raise ConfigurationError(
-                f"max_ejected_fraction must be in (0, 1], got {self.max_ejected_fraction!r}"
+                f"max_ejected_fraction must be in (0, 1], got {shown(fraction)}"
             )
 
     def ejection_s(self, multiplier: int) -> float:
@@ -78,8 +83,9 @@ class SlowStart:
 
     def __attrs_post_init__(self) -> None:
         _positive("window_s", self.window_s)
-        if not 0 <= self.initial_share < 1:
-            raise ConfigurationError(f"initial_share must be in [0, 1), got {self.initial_share!r}")
+        share = self.initial_share
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
+            raise ConfigurationError(f"initial_share must be in [0, 1), got {shown(share)}")
 
     def share(self, elapsed_s: float) -> float:
         """The share of its keys a node takes *elapsed_s* seconds into its window."""
@@ -94,7 +100,8 @@ def check_panic_threshold(value: float) -> float:
     """Return *value* if it is a fraction in ``[0, 1]``."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         raise ConfigurationError(
-            f"panic_threshold must be a fraction in [0, 1], got {value!r}; 0 turns panic mode off"
+            f"panic_threshold must be a fraction in [0, 1], got {shown(value)}; "
+            f"0 turns panic mode off"
         )
     return float(value)
 
@@ -103,6 +110,7 @@ def check_balance_factor(value: float) -> float:
     """Return *value* if it is a usable bounded-load factor ``c`` (above 1, at most 10)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 1 < value <= 10:
         raise ConfigurationError(
-            f"balance_factor must be above 1 and at most 10 (1.1 to 2.0 is usual), got {value!r}"
+            f"balance_factor must be above 1 and at most 10 (1.1 to 2.0 is usual), "
+            f"got {shown(value)}"
         )
     return float(value)

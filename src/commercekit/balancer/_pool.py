@@ -35,6 +35,7 @@ from ._instruments import BalancerInstruments, NodeInstruments
 from ._lease import Lease
 from ._member import Member, Nodes, NodeStatus, check_name, check_weight, parse_nodes
 from ._options import OutlierDetection, SlowStart, check_panic_threshold
+from ._shown import shown
 from ._typing import Clock
 
 __all__ = ["Pool"]
@@ -58,7 +59,7 @@ class Pool:
         slow_start: SlowStart | None,
     ) -> None:
         if not isinstance(name, str) or not name:
-            raise InvalidInputError(f"a balancer name must be a non-empty str, got {name!r}")
+            raise InvalidInputError(f"a balancer name must be a non-empty str, got {shown(name)}")
         self._name = name
         self._metrics: Metrics = NullMetrics() if metrics is None else metrics
         self._counting = not isinstance(self._metrics, NullMetrics)
@@ -159,7 +160,7 @@ class Pool:
         with self._lock:
             if name in self._members:
                 raise DuplicateError(
-                    f"node {name!r} is already in balancer {self._name!r}; "
+                    f"node {shown(name)} is already in balancer {self._name!r}; "
                     f"use set_weight() to change its weight"
                 )
             self._check_weights([*(m.weight for m in self._members.values()), weight])
@@ -232,7 +233,7 @@ class Pool:
         except (KeyError, TypeError):
             known = ", ".join(repr(n) for n in list(self._members)[:10]) or "none"
             raise NotFoundError(
-                f"no node {name!r} in balancer {self._name!r} (nodes: {known}"
+                f"no node {shown(name)} in balancer {self._name!r} (nodes: {known}"
                 f"{', ...' if len(self._members) > 10 else ''})"
             ) from None
 

@@ -76,7 +76,13 @@ def _connect(address: tuple[str, int], deadline: float) -> socket.socket:
     """A TCP connection to *address* opened before *deadline* (over all its addresses)."""
     host, port = address
     error: OSError = TimeoutError("the health check's deadline passed")
-    for family, kind, proto, _, target in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+    try:
+        found = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except UnicodeError:  # not a name IDNA can encode (an empty or 64+ character label)
+        raise ConfigurationError(
+            f"health check host {host[:80]!r} is not a valid host name or address"
+        ) from None
+    for family, kind, proto, _, target in found:
         sock = socket.socket(family, kind, proto)
         try:
             sock.settimeout(_left(deadline))
@@ -139,12 +145,18 @@ class HttpProbe:
     def __call__(self, node: str, /, *, timeout_s: float) -> bool:
         """Send one request to *node* and compare its status with *expect*."""
         url = self.url_for(node)
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            hostname = parts.hostname
+        except ValueError:  # an unbalanced "[" of an IPv6 address, say
+            raise ConfigurationError(
+                f"health check URL {_masked(url)!r} is not a valid URL"
+            ) from None
+        if parts.scheme not in ("http", "https") or not hostname:
             raise ConfigurationError(
                 f"health check URL {_masked(url)!r} must be http:// or https:// with a host"
             )
-        host = parts.hostname
+        host = hostname
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:

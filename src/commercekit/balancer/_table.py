@@ -95,8 +95,8 @@ class TablePool(KeyedPool):
         # read: the default hash is called as a global, which CPython calls fastest.
         try:
             data = key.encode()  # type: ignore[union-attr]
-        except AttributeError:
-            data = key_bytes(key)
+        except (AttributeError, UnicodeEncodeError):
+            data = key_bytes(key)  # not a str, or not valid Unicode: a typed error
         name = self._slots[xxh3_64_intdigest(data) % self._size].serving
         if name is not None:
             return name
@@ -106,8 +106,8 @@ class TablePool(KeyedPool):
         # pick() with a custom hasher (installed as self.pick at construction).
         try:
             data = key.encode()  # type: ignore[union-attr]
-        except AttributeError:
-            data = key_bytes(key)
+        except (AttributeError, UnicodeEncodeError):
+            data = key_bytes(key)  # not a str, or not valid Unicode: a typed error
         name = self._slots[self._hash(data) % self._size].serving
         if name is not None:
             return name
