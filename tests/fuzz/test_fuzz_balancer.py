@@ -9,6 +9,7 @@ its picks as they were.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +33,9 @@ from commercekit.balancer._probes import host_port
 from commercekit.errors import CommerceKitError, InvalidInputError
 from tests.fuzz.hostile import hostile_bytes, hostile_text, not_a_string, only_ours
 
-FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = int(os.environ.get("COMMERCEKIT_FUZZ_EXAMPLES", "30"))
+"""Examples per test (30 by default keeps the suite near 10 s; raise it for a long run)."""
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 BOUND_S = 2.0
 """Per call; membership changes rebuild a placement, which is the slow part."""
 
