@@ -154,6 +154,61 @@ def buy_all(shop: Commerce, cart_ids: list[str], threads: int) -> tuple[int, int
     return orders, sold, errors
 
 
+def reserve_baskets(
+    shop: Commerce, baskets: list[dict[str, int]], threads: int
+) -> tuple[int, list[str]]:
+    """Reserve each basket and commit or release it (the stock-row transactions of a checkout).
+
+    Returns (baskets done, errors that reached the caller).
+    """
+    lock = threading.Lock()
+    queue = list(enumerate(baskets))
+    done = 0
+    errors: list[str] = []
+    barrier = threading.Barrier(threads)
+    tag = uuid.uuid4().hex[:8]
+
+    def run() -> None:
+        nonlocal done
+        barrier.wait()
+        while True:
+            with lock:
+                if not queue:
+                    return
+                i, basket = queue.pop()
+            rid = f"basket-{tag}-{i}"
+            try:
+                shop.inventory.reserve(rid, list(basket.items()))  # rows in the basket's order
+                if i % 2:
+                    shop.inventory.commit(rid)
+                    shop.inventory.cancel_allocation(rid)
+                else:
+                    shop.inventory.release(rid)
+                with lock:
+                    done += 1
+            except Exception as exc:  # a deadlock would land here
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return done, errors
+
+
+def random_baskets(skus: list[str], count: int, seed: int) -> list[dict[str, int]]:
+    """*count* baskets of 2 to 5 of *skus*, each listing its SKUs in a random order."""
+    import random
+
+    rng = random.Random(seed)
+    return [
+        {s: rng.randint(1, 3) for s in rng.sample(skus, rng.randint(2, min(5, len(skus))))}
+        for _ in range(count)
+    ]
+
+
 def buyer_process(
     url: str, store_url: str, cart_ids: list[str], threads: int, start: Any, out: Any
 ) -> None:
