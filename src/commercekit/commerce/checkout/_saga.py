@@ -307,7 +307,6 @@ class Checkout:
                     "no stock is held: try another payment method",
                     decline_code=decline,
                 )
-            self._advance(checkout_id, owner, step="authorized")
             self._events.browse("Payment Info Entered", {"checkout_id": checkout_id})
             self._step(checkout_id, "place_order", lambda: self._place(checkout_id, owner))
             placed = True
@@ -351,7 +350,6 @@ class Checkout:
             self._finish(checkout_id, owner, CheckoutStatus.FAILED, f"sold_out:{exc.sku}")
             self._m.count("checkouts_total", "sold_out")
             raise
-        self._advance(checkout_id, owner, step="reserved")
 
     def _place(self, checkout_id: str, owner: str) -> None:
         row = self._require(checkout_id)
@@ -389,16 +387,17 @@ class Checkout:
         row = self._require(checkout_id)
         order = self._orders.by_checkout(checkout_id)
         assert order is not None
-        if self._capture_now and row.step == "placed":
+        if self._capture_now:  # idempotent: a captured order's capture returns at once
             self._step(checkout_id, "capture", lambda: self._orders.capture(order.id))
-            self._advance(checkout_id, owner, step="captured")
-        self._step(checkout_id, "complete_cart", lambda: self._complete_cart(row.cart_id))
-        self._finish(checkout_id, owner, CheckoutStatus.COMPLETED, None, step="completed")
-
-    def _complete_cart(self, cart_id: str) -> None:
-        # merged or expired meanwhile: the order stands, the cart is closed anyway
-        with contextlib.suppress(InvalidStateError):
-            self._carts.complete(cart_id)
+        # the cart and the attempt end in one transaction
+        self._step(
+            checkout_id,
+            "complete_cart",
+            lambda: self._finish(
+                checkout_id, owner, CheckoutStatus.COMPLETED, None, step="completed",
+                cart_id=row.cart_id,
+            ),
+        )  # fmt: skip
 
     def _compensate(
         self, checkout_id: str, owner: str, reason: str, *, status: str = "compensated"
@@ -468,6 +467,7 @@ class Checkout:
         error: str | None,
         *,
         step: str | None = None,
+        cart_id: str | None = None,
     ) -> None:
         values: dict[str, Any] = {"status": status.value, "error": error}
         if step is not None:
@@ -478,6 +478,10 @@ class Checkout:
                 checkout_id, owner, lease_s=0.0, uow=uow, lease_owner=None, **values
             ):
                 return False
+            if cart_id is not None:
+                # merged or expired meanwhile: the order stands, the cart is closed anyway
+                with contextlib.suppress(InvalidStateError):
+                    self._carts.complete(cart_id, uow=uow)
             self._store.log(uow, checkout_id, step or status.value, status.value, error)
             return True
 
