@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from commercekit.analytics import AnalyticsEvent
 from commercekit.commerce.cart import CartStatus
 from commercekit.commerce.checkout import STEPS, CheckoutStatus
 from commercekit.commerce.inventory import ReservationStatus
@@ -59,6 +60,10 @@ def test_a_checkout_places_one_paid_order_and_replays_it(db: Database, clock: Fa
     assert [e["event"] for e in events] == ["Order Completed"]
     props = events[0]["properties"]
     assert (props["order_id"], props["total"], props["currency"]) == (order.id, "30.00", "EUR")
+    parsed = AnalyticsEvent.from_json(events[0])  # the analytics pipeline's wire form
+    assert parsed.name == "Order Completed"
+    assert parsed.event_id == events[0]["event_id"]
+    assert [p["product_id"] for p in parsed.properties["products"]] == ["MUG", "TEE"]
     assert [s for s, outcome, _ in shop.checkout.steps(result.checkout_id)] == [
         "started",
         "place_order",

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Final
 
+from commercekit.analytics import ecommerce_event, record
 from commercekit.errors import InvalidInputError
 from commercekit.metrics import AttributeValue, Event, Metrics
 from commercekit.money import Money
@@ -54,8 +55,8 @@ BROWSING_EVENTS: Final = (
     "Order Updated",
 )
 MONEY_EVENTS: Final = ("Order Completed", "Order Cancelled", "Order Refunded")
-OUTBOX_TOPIC: Final = "commerce.orders"
-"""The outbox topic of the money events."""
+OUTBOX_TOPIC: Final = "analytics"
+"""The outbox topic of the money events (``commercekit.analytics``'s relay reads it)."""
 
 OUTBOX: Final = Outbox(metadata, table_name="commercekit_outbox")
 """The default outbox of the money events: its table is on the commerce metadata."""
@@ -91,17 +92,23 @@ class BusinessEvents:
         return event_id
 
     def money(
-        self, uow: UnitOfWork, name: str, dedup_key: str, properties: Mapping[str, Any]
+        self,
+        uow: UnitOfWork,
+        name: str,
+        dedup_key: str,
+        properties: Mapping[str, Any],
+        *,
+        customer_id: str | None = None,
     ) -> str:
         """Append money event *name* in *uow*; its id derives from *dedup_key* (one per change)."""
         if name not in MONEY_EVENTS:
             raise InvalidInputError(f"{name!r} is not a money event")
         event_id = str(uuid.uuid5(_NAMESPACE, f"{name}\x1f{dedup_key}"))
-        self.outbox.append(
-            uow,
-            topic=OUTBOX_TOPIC,
-            key=str(properties.get("order_id", "")) or None,
-            event_id=event_id,
-            payload={"event": name, "event_id": event_id, "properties": dict(properties)},
+        who = (
+            {"customer_id": customer_id}
+            if customer_id is not None
+            else {"anonymous_id": f"order:{properties.get('order_id', dedup_key)}"}
         )
+        event = ecommerce_event(name, properties, event_id=event_id, **who)
+        record(uow, self.outbox, event)  # the analytics wire form, topic "analytics"
         return event_id

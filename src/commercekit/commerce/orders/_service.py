@@ -152,7 +152,13 @@ class Orders:
         )
         self._log(s, order_id, "placed", {"checkout_key": checkout_key})
         order = self._read(s, order_id)
-        self._events.money(uow, "Order Completed", order_id, self._order_properties(order))
+        self._events.money(
+            uow,
+            "Order Completed",
+            order_id,
+            self._order_properties(order),
+            customer_id=order.customer_id,
+        )
         self._m.count("order_transitions_total", "order", OrderStatus.PLACED.value)
         return order
 
@@ -271,7 +277,9 @@ class Orders:
                     self._vouchers.release(order.voucher, order.checkout_key, uow=uow)
                 self._log(uow.session, order_id, "cancelled", {"reason": reason})
                 props = self._order_properties(order) | {"reason": reason}
-                self._events.money(uow, "Order Cancelled", order_id, props)
+                self._events.money(
+                    uow, "Order Cancelled", order_id, props, customer_id=order.customer_id
+                )
                 return True
 
             if not self._db.run(work, retry=True).value:
@@ -423,7 +431,9 @@ class Orders:
                     )
             self._log(s, order_id, "refunded", {"key": key, "amount_minor": amount.amount_minor})
             props = self._order_properties(order) | {"total": money_text(amount)}
-            self._events.money(uow, "Order Refunded", f"{order_id}:{key}", props)
+            self._events.money(
+                uow, "Order Refunded", f"{order_id}:{key}", props, customer_id=order.customer_id
+            )
 
         self._db.run(work)
         self._m.count("order_transitions_total", "payment", to.value)
@@ -513,6 +523,7 @@ class Orders:
             "currency": order.total.currency.code,
             "products": [
                 {
+                    "product_id": ln.sku,
                     "sku": ln.sku,
                     "quantity": ln.qty,
                     "price": money_text(ln.unit_price),
