@@ -19,6 +19,12 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 def asgi_app(edge: EdgeCache, **options: Any) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """Return an ASGI 3 app answering through *edge* (options as for :class:`ProxyHandler`).
 
+    Mounted under a prefix (Starlette's ``Mount("/static", asgi_app(edge))``),
+    it asks the origin for the path below the prefix (``scope["root_path"]``).
+    A mounted app receives no lifespan events: close the edge in the parent
+    app's lifespan (``await edge.aclose()``); mounted at the root, the app
+    closes it on ``lifespan.shutdown`` itself.
+
     A streamed body is sent chunk by chunk (``more_body``); if it breaks
     off, the app raises, and the ASGI server aborts the response.
     """
@@ -46,8 +52,7 @@ def asgi_app(edge: EdgeCache, **options: Any) -> Callable[[Scope, Receive, Send]
                 return
             if not message.get("more_body"):
                 break
-        path = scope.get("raw_path") or scope["path"].encode()
-        target = path.decode("latin-1")
+        target = _target_below_root(scope)
         if scope.get("query_string"):
             target += "?" + scope["query_string"].decode("latin-1")
         status, headers, payload = await handler.respond(
@@ -65,3 +70,14 @@ def asgi_app(edge: EdgeCache, **options: Any) -> Callable[[Scope, Receive, Send]
         await send({"type": "http.response.body", "body": payload})
 
     return app
+
+
+def _target_below_root(scope: Scope) -> str:
+    """The request's path (raw, as sent) without the mount prefix ``root_path``."""
+    root: str = scope.get("root_path") or ""
+    raw: bytes | None = scope.get("raw_path")
+    target = raw.decode("latin-1") if raw is not None else scope["path"]
+    # Servers differ on whether path and raw_path include root_path; strip it when they do.
+    if root and (target == root or target.startswith(root.rstrip("/") + "/")):
+        target = target[len(root.rstrip("/")) :]
+    return target or "/"

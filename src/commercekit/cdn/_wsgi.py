@@ -3,7 +3,8 @@
 An :class:`EdgeCache` lives on one event loop; WSGI servers call from many
 threads. The adapter starts one loop thread on the first request (nothing
 at import or construction), builds the edge there with *make_edge*, and
-hands each request to it. A streamed body is returned as an iterable that
+hands each request to it. Mounted under a prefix (``SCRIPT_NAME``), it asks
+the origin for the path below it. A streamed body is returned as an iterable that
 fetches one chunk at a time from the loop; if it breaks off, iterating
 raises and the WSGI server aborts the connection.
 """
@@ -76,9 +77,7 @@ class WsgiProxy:
                 headers.append((key.replace("_", "-").lower(), environ[key]))
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(min(length, handler.max_body_bytes)) if length else b""
-        target = environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
-        if environ.get("QUERY_STRING") and "?" not in target:
-            target += "?" + environ["QUERY_STRING"]
+        target = _target_below_script(environ)
         future = asyncio.run_coroutine_threadsafe(
             handler.respond(environ["REQUEST_METHOD"], target, headers, body), loop
         )
@@ -138,3 +137,21 @@ class _StreamedBody:
         """Called by the WSGI server when the response ends or the client goes."""
         if not self._loop.is_closed():
             asyncio.run_coroutine_threadsafe(self._body.aclose(), self._loop).result(self._timeout)
+
+
+def _target_below_script(environ: dict[str, Any]) -> str:
+    """The request target below the mount point ``SCRIPT_NAME``, with its query.
+
+    ``RAW_URI`` (gunicorn) or ``REQUEST_URI`` keep the path as sent, prefix
+    included; ``PATH_INFO`` is already below the prefix, but decoded.
+    """
+    script = (environ.get("SCRIPT_NAME") or "").rstrip("/")
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw and raw.startswith("/"):
+        if script and (raw == script or raw.startswith((script + "/", script + "?"))):
+            raw = raw[len(script) :]
+        return raw if raw.startswith("/") else "/" + raw
+    target = environ.get("PATH_INFO") or "/"
+    if environ.get("QUERY_STRING"):
+        target += "?" + environ["QUERY_STRING"]
+    return target
