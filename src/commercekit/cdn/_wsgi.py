@@ -145,13 +145,13 @@ def _target_below_script(environ: dict[str, Any]) -> str:
     ``RAW_URI`` (gunicorn) or ``REQUEST_URI`` keep the path as sent, prefix
     included; ``PATH_INFO`` is already below the prefix, but decoded.
     """
-    script = (environ.get("SCRIPT_NAME") or "").rstrip("/")
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if raw and raw.startswith("/"):
+    script = str(environ.get("SCRIPT_NAME") or "").rstrip("/")
+    raw = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or "")
+    if raw.startswith("/"):
         if script and (raw == script or raw.startswith((script + "/", script + "?"))):
             raw = raw[len(script) :]
         return raw if raw.startswith("/") else "/" + raw
-    target = environ.get("PATH_INFO") or "/"
+    target = str(environ.get("PATH_INFO") or "/")
     if environ.get("QUERY_STRING"):
-        target += "?" + environ["QUERY_STRING"]
+        target += "?" + str(environ["QUERY_STRING"])
     return target
