@@ -327,3 +327,26 @@ def test_cli_workers_share_the_port_and_the_admin_port_fans_out() -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
+
+
+def test_serve_redis_options_reach_the_store() -> None:
+    from commercekit.cdn import RedisStore, TieredStore
+    from commercekit.cdn.__main__ import _parser
+    from commercekit.cdn._workers import _edge
+
+    argv = ["serve", "--origin", "http://127.0.0.1:9", "--redis", "redis://127.0.0.1:6379/0"]
+    argv += ["--redis-timeout", "0.1", "--redis-max-entry-bytes", str(32 << 20)]
+
+    async def main() -> None:
+        edge = _edge(_parser().parse_args(argv), None)
+        store = edge.store
+        assert isinstance(store, TieredStore)
+        assert isinstance(store.far, RedisStore)
+        assert store.far.timeout_s == 0.1
+        assert store.far.max_entry_bytes == 32 << 20
+        await edge.aclose()
+        bare = _edge(_parser().parse_args([*argv, "--near-bytes", "0"]), None)
+        assert isinstance(bare.store, RedisStore)
+        await bare.aclose()
+
+    asyncio.run(main())

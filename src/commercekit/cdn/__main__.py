@@ -44,12 +44,20 @@ def _parser() -> argparse.ArgumentParser:
     add("--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="event loop")
     add("--max-bytes", type=int, default=256 * _KIB * _KIB, help="in-process cache size")
     add("--redis", default=None, help="share the cache in Redis at this URL")
-    add("--redis-timeout", type=float, default=1.0, help="Redis socket timeout, s (default 1)")
+    add("--redis-timeout", type=float, default=0.25, help="deadline of one Redis call, s")
+    add("--redis-breaker-failures", type=int, default=3, help="failures that open the breaker")
+    add("--redis-breaker-reset", type=float, default=1.0, help="breaker open time, s (1)")
     add(
         "--redis-max-entry-bytes",
         type=int,
         default=8 * _KIB * _KIB,
         help="largest response kept in Redis (default 8 MiB)",
+    )
+    add(
+        "--near-bytes",
+        type=int,
+        default=32 * _KIB * _KIB,
+        help="in-process tier in front of Redis (default 32 MiB; 0: none)",
     )
     add("--stale-if-error", type=float, default=0.0, help="default stale-if-error, s")
     add("--grace", type=float, default=0.0, help="default stale-while-revalidate, s")

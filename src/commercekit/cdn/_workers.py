@@ -60,17 +60,22 @@ def _access_log(args: argparse.Namespace) -> tuple[AccessWriter | None, IO[str] 
 
 
 def _edge(args: argparse.Namespace, metrics: Any) -> Any:
-    from . import CachePolicy, EdgeCache, HttpOrigin, MemoryStore, RedisStore
+    from . import CachePolicy, EdgeCache, HttpOrigin, MemoryStore, RedisStore, TieredStore
 
+    store: Any = MemoryStore(args.max_bytes, metrics=metrics)
     if args.redis:
-        from redis.asyncio import Redis
-
-        client = Redis.from_url(
-            args.redis, socket_timeout=args.redis_timeout, socket_connect_timeout=args.redis_timeout
+        redis = RedisStore.from_url(
+            args.redis,
+            timeout_s=args.redis_timeout if args.redis_timeout > 0 else None,
+            breaker_failures=args.redis_breaker_failures,
+            breaker_reset_s=args.redis_breaker_reset,
+            max_entry_bytes=args.redis_max_entry_bytes,
+            metrics=metrics,
         )
-        store: Any = RedisStore(client, max_entry_bytes=args.redis_max_entry_bytes)
-    else:
-        store = MemoryStore(args.max_bytes, metrics=metrics)
+        store = redis
+        if args.near_bytes > 0:
+            near = MemoryStore(args.near_bytes, metrics=metrics, name="near")
+            store = TieredStore(near, redis, metrics=metrics)
     policy = CachePolicy(
         default_stale_while_revalidate_s=args.grace, default_stale_if_error_s=args.stale_if_error
     )
