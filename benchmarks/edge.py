@@ -359,6 +359,10 @@ def _table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _have(tool: str) -> bool:
+    return shutil.which(tool) is not None or Path(f"/usr/sbin/{tool}").exists()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
@@ -371,6 +375,10 @@ def main() -> None:
     args = parser.parse_args()
     if args._uvicorn:
         _run_uvicorn(args._uvicorn[0], int(args._uvicorn[1]))
+        return
+    missing = [tool for tool in ("wrk", "nginx") if not _have(tool)]
+    if missing:
+        print(f"edge.py needs {' and '.join(missing)}: apt-get install -y nginx-light wrk")
         return
     report = measure(args)
     if args.json:

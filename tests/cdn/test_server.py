@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+import uvloop
 
 from commercekit.cdn import (
     EdgeCache,
@@ -155,6 +156,7 @@ def test_1000_connections_at_once_are_accepted_within_1s_and_rss_stays_bounded()
             sockets = await opened
             try:
                 assert server.connections == 1000
+                print(f"1,000 connections accepted in {accepted_in:.3f} s")
                 assert accepted_in < 1.0, accepted_in
                 await asyncio.sleep(0.1)
                 grown = _rss_bytes() - rss_before  # both ends live in this process
@@ -168,7 +170,8 @@ def test_1000_connections_at_once_are_accepted_within_1s_and_rss_stays_bounded()
                 for sock in sockets:
                     sock.close()
 
-    run(main)
+    with LoopbackServer(origin) as o:
+        uvloop.run(main(o.url))  # as serve runs it
 
 
 def _trickle(port: int) -> tuple[bytes, float]:

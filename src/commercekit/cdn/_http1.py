@@ -7,7 +7,8 @@ else by a task awaiting the :class:`Responder`. Limits and deadlines:
 
 * a request's line and header section must arrive within *header_timeout_s*
   of its first byte (of the connection, for the first request), else 408 and
-  the connection is closed: a client trickling headers is cut;
+  the connection is closed: a client trickling headers is cut (deadlines are
+  checked every 100 ms by one sweep per listener);
 * an idle keep-alive connection is closed after *idle_timeout_s*, and a
   body that stops arriving for that long gets 408;
 * a header section over *max_header_bytes* gets 431, a body over the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol, cast
@@ -38,10 +40,14 @@ __all__ = ["Connection", "ConnectionOptions", "Responder", "ServerState"]
 
 log = logging.getLogger("commercekit.cdn")
 
+_NEVER = float("inf")
+_TICK_S = 0.1
 _LARGE = 64 * 1024
 _PIECE = 256 * 1024
 _MAX_QUEUE = 8
 _HEADERS, _BODY, _RESPONDING, _IDLE = range(4)
+_OTHER_VERSION = re.compile(rb"^[!-~]+ [!-~]+ HTTP/(?!1\.[01]\r?$)\d+\.\d+\r?$", re.MULTILINE)
+"""A request line whose version is well formed but neither 1.0 nor 1.1 (llhttp refuses it)."""
 
 
 class Responder(Protocol):
@@ -96,6 +102,25 @@ class ServerState:
         self.access = access
         self.connections: set[Connection] = set()
         self.draining = False
+        loop = asyncio.get_running_loop()
+        self.now = loop.time()
+        self._sweep = loop.call_later(_TICK_S, self._tick)
+
+    def _tick(self) -> None:
+        """Every 100 ms: advance the coarse clock; fire the deadlines that have passed.
+
+        One timer per listener instead of one per request phase: arming a
+        deadline is an addition, and 1,000 idle connections cost a scan.
+        """
+        loop = asyncio.get_running_loop()
+        self.now = now = loop.time()
+        for connection in [c for c in self.connections if c.deadline <= now]:
+            connection.on_deadline()
+        self._sweep = loop.call_later(_TICK_S, self._tick)
+
+    def stop(self) -> None:
+        """Stop the deadline sweep (the listener is closed and drained)."""
+        self._sweep.cancel()
 
     def drain(self) -> None:
         """Close idle connections now; busy ones close after their current response."""
@@ -154,7 +179,8 @@ class Connection(asyncio.Protocol):
         self._busy = False
         self._closing = False
         self._paused = False
-        self._timer: asyncio.TimerHandle | None = None
+        self.deadline = _NEVER
+        self._task: asyncio.Task[None] | None = None  # held: the loop keeps only weak references
         self._writable: asyncio.Future[None] | None = None
         self._loop = asyncio.get_running_loop()
 
@@ -198,8 +224,8 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserCallbackError as exc:
             refused = exc.__context__
             self._refuse(refused.status if isinstance(refused, _Refused) else 400)
-        except httptools.HttpParserError as exc:
-            self._refuse(505 if "version" in str(exc).lower() else 400)
+        except httptools.HttpParserError:
+            self._refuse(505 if _OTHER_VERSION.search(data) else 400)
         else:  # a header section still incomplete past the limit (one endless field)
             if self._phase == _HEADERS:
                 self._raw_head += len(data)
@@ -280,7 +306,7 @@ class Connection(asyncio.Protocol):
                     head, body = found
                     if len(body) > _LARGE:  # written piece by piece as the socket drains
                         self._busy = True
-                        self._loop.create_task(self._send_large(request, head, body))
+                        self._task = self._loop.create_task(self._send_large(request, head, body))
                         return
                     self._write_hit(request, head, body)
                     if not self._next_cycle(request, 200, len(body)):
@@ -290,7 +316,7 @@ class Connection(asyncio.Protocol):
                     request = self._queue.popleft()
                     continue
             self._busy = True
-            self._loop.create_task(self._respond(request))
+            self._task = self._loop.create_task(self._respond(request))
             return
 
     def _hit_tail(self, request: _Request) -> bytes:
@@ -448,8 +474,9 @@ class Connection(asyncio.Protocol):
             )
         self._close()
 
-    def _on_timeout(self) -> None:
-        self._timer = None
+    def on_deadline(self) -> None:
+        """Called by the listener's sweep once :attr:`deadline` has passed."""
+        self.deadline = _NEVER
         if self._busy:
             return
         if self._phase == _IDLE or (self._phase == _HEADERS and not self._started()):
@@ -461,14 +488,10 @@ class Connection(asyncio.Protocol):
         return bool(self._request.target or self._header_bytes)
 
     def _arm(self, delay_s: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_later(delay_s, self._on_timeout)
+        self.deadline = self._state.now + delay_s
 
     def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.deadline = _NEVER
 
     def _close(self) -> None:
         self._closing = True

@@ -123,6 +123,7 @@ class ProxyServer:
             await asyncio.sleep(0.02)
         for connection in list(self._state.connections):
             connection.abort()
+        self._state.stop()
         if self._state.access is not None and isinstance(self._state.access, AccessLog):
             self._state.access.flush()
 
