@@ -27,7 +27,7 @@ from ._events import AnalyticsEvent
 from ._funnel import FunnelSpec, progress
 from ._log import Delivery
 from ._schema import Schema
-from ._sql import bulk, upsert
+from ._sql import insert_rows, upsert
 
 __all__ = ["AnalyticsStore", "ApplyResult"]
 
@@ -214,7 +214,7 @@ class AnalyticsStore:
         fresh = [p for p in parsed if p[0] not in stored]
         duplicates += len(parsed) - len(fresh)
         if fresh:
-            bulk(conn, s.processed.insert(), [{"event_id": p[0]} for p in fresh])
+            insert_rows(conn, s.processed, [{"event_id": p[0]} for p in fresh])
         batch = _Batch()
         parked: list[dict[str, Any]] = []
         now_ms = int(self._clock() * 1000)
@@ -235,7 +235,7 @@ class AnalyticsStore:
                 }
             )
         if parked:
-            bulk(conn, s.dead_letters.insert(), parked)
+            insert_rows(conn, s.dead_letters, parked)
         self._write(uow, batch)
         return ApplyResult(len(fresh) - len(parked), duplicates, len(parked))
 
@@ -349,7 +349,7 @@ class AnalyticsStore:
                 have.add(p)
                 new_rows.append({"customer": customer, "product": p})
         if new_rows:
-            bulk(conn, t.insert(), new_rows)
+            insert_rows(conn, t, new_rows)
         upsert(
             conn,
             s.item_counts,
@@ -369,7 +369,7 @@ class AnalyticsStore:
         if not rows:
             return
         s, conn = self.schema, uow.session.connection()
-        bulk(conn, s.funnel_events.insert(), rows)
+        insert_rows(conn, s.funnel_events, rows)
         fe = s.funnel_events
         for spec in self.funnels:
             who = sorted({r["customer"] for r in rows if r["funnel"] == spec.name})
