@@ -75,20 +75,31 @@ ECOMMERCE_EVENTS = frozenset(
 _MAX_TEXT = 200
 
 
+_SCALARS = (str, int, bool, type(None))
+
+
 def _check_json(value: Any, where: str) -> None:
+    # Exact type checks first: this runs on every consumed event.
+    t = type(value)
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                raise UnsupportedTypeError(f"{where} has a non-str key {k!r}")
+            if type(v) not in _SCALARS:
+                _check_json(v, f"{where}.{k}")
+        return
+    if t is list or t is tuple:
+        for i, v in enumerate(value):
+            if type(v) not in _SCALARS:
+                _check_json(v, f"{where}[{i}]")
+        return
     if isinstance(value, float):
         raise UnsupportedTypeError(
             f"{where} is a float ({value!r}); money and counts travel as decimal strings or ints"
         )
     if isinstance(value, Mapping):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise UnsupportedTypeError(f"{where} has a non-str key {k!r}")
-            _check_json(v, f"{where}.{k}")
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            _check_json(v, f"{where}[{i}]")
-    elif value is not None and not isinstance(value, str | int | bool):
+        _check_json(dict(value), where)
+    elif not isinstance(value, _SCALARS):
         raise UnsupportedTypeError(f"{where} is a {type(value).__name__}, not plain JSON")
 
 
