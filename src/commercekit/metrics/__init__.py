@@ -16,6 +16,13 @@ from ._memory import HistogramSnapshot, InMemoryMetrics, MetricsSnapshot
 from ._null import NullMetrics
 from ._series import DEFAULT_MAX_SERIES_PER_METRIC, OVERFLOW_TAG_VALUE
 from ._sketch import QuantileSketch
+from ._tracing import (
+    TraceContext,
+    current_traceparent,
+    format_traceparent,
+    parse_traceparent,
+    span,
+)
 from ._typing import Counter, EventSink, Gauge, Histogram, Metrics, Tags, Timer
 
 if TYPE_CHECKING:
@@ -43,6 +50,11 @@ __all__ = [
     "QuantileSketch",
     "Tags",
     "Timer",
+    "TraceContext",
+    "current_traceparent",
+    "format_traceparent",
+    "parse_traceparent",
+    "span",
 ]
 
 _OPTIONAL = {

@@ -37,7 +37,7 @@ from commercekit.errors import (
     OutcomeUnknownError,
     TransientError,
 )
-from commercekit.metrics import Metrics, NullMetrics
+from commercekit.metrics import Metrics, NullMetrics, span
 from commercekit.money import Currency, Money
 from commercekit.payments._journal import PaymentJournal, recorded_result
 from commercekit.payments._ledger import Payment
@@ -399,7 +399,11 @@ class PaymentService:
         send: Callable[[Payment, str], AnyResult],
     ) -> AnyResult:
         self._m.attempts[operation].inc()
-        with self._m.latency[operation].time():
+        attributes = {"commercekit.payment.operation": operation.value}
+        with (
+            span("payment_gateway", kind="client", attributes=attributes),
+            self._m.latency[operation].time(),
+        ):
             return send(payment, key)
 
     def __repr__(self) -> str:

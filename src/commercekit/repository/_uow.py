@@ -28,6 +28,7 @@ from commercekit.errors import (
     InvalidStateError,
     ReadOnlyError,
 )
+from commercekit.metrics import span
 
 from ._errors import ErrorKind, classify, describe, translate
 from ._group import GroupRuntime
@@ -125,9 +126,37 @@ class UnitOfWork:
         return self
 
     def __enter__(self) -> UnitOfWork:
-        return self.begin()
+        # A trace span (no-op without opentelemetry-api) covers the whole unit of work.
+        self._span = span(
+            "unit_of_work",
+            kind="client",
+            attributes={
+                "db.system": self._group.primary.engine.dialect.name,
+                "commercekit.group": self._group.name,
+                "commercekit.read_only": self._read_only,
+            },
+        )
+        self._span.__enter__()
+        try:
+            return self.begin()
+        except BaseException as exc:
+            self._span.__exit__(type(exc), exc, exc.__traceback__)
+            raise
 
     def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._exit(exc_type, exc, tb)
+        except BaseException as error:
+            self._span.__exit__(type(error), error, error.__traceback__)
+            raise
+        self._span.__exit__(exc_type, exc, tb)
+
+    def _exit(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
