@@ -268,6 +268,9 @@ class FakeAmazonPay:
         return None
 
     def _route(self, method: str, path: list[str], data: dict[str, Any], key: str | None) -> Answer:
+        problem = _body_problem(method, path, data)
+        if problem is not None:
+            return _error(400, problem[0], problem[1])
         match method, path:
             case "POST", ["checkoutSessions"]:
                 return self._create_session(data)
@@ -431,6 +434,76 @@ class FakeAmazonPay:
         }
         self.effects[("refund", key or "")] += 1
         return _json(201, self.refunds[rid])
+
+
+PRICE = re.compile(r"(0|[1-9][0-9]{0,8})(\.[0-9]{1,3})?")  # 3 decimals: the chaos run pays KWD
+# (method, path shape) -> (required fields, allowed fields); prices are checked wherever they are
+BODIES: dict[tuple[str, str], tuple[set[str], set[str]]] = {
+    ("POST", "checkoutSessions"): (
+        {"webCheckoutDetails", "storeId"},
+        {"webCheckoutDetails", "storeId", "scopes", "chargePermissionType", "merchantMetadata"},
+    ),
+    ("PATCH", "checkoutSessions/*"): (
+        set(),
+        {"webCheckoutDetails", "paymentDetails", "merchantMetadata", "recurringMetadata"},
+    ),
+    ("POST", "checkoutSessions/*/complete"): (
+        {"chargeAmount"},
+        {"chargeAmount", "totalOrderAmount"},
+    ),
+    ("POST", "charges"): (
+        {"chargePermissionId", "chargeAmount"},
+        {
+            "chargePermissionId",
+            "chargeAmount",
+            "captureNow",
+            "softDescriptor",
+            "canHandlePendingAuthorization",
+            "merchantMetadata",
+        },
+    ),
+    ("POST", "charges/*/capture"): ({"captureAmount"}, {"captureAmount", "softDescriptor"}),
+    ("DELETE", "charges/*/cancel"): (set(), {"cancellationReason"}),
+    ("POST", "refunds"): (
+        {"chargeId", "refundAmount"},
+        {"chargeId", "refundAmount", "softDescriptor"},
+    ),
+}
+INTENTS = {"Authorize", "AuthorizeWithCapture", "Confirm"}
+
+
+def _body_problem(method: str, path: list[str], data: Any) -> tuple[str, str] | None:
+    """What the API reference refuses in this body: (reasonCode, message), or None."""
+    shape = "/".join(part if i % 2 == 0 else "*" for i, part in enumerate(path))
+    if method == "GET":
+        return ("InvalidRequest", "a GET has no body") if data else None
+    rule = BODIES.get((method, shape))
+    if rule is None:
+        return None
+    if not isinstance(data, dict):
+        return "InvalidRequestFormat", "the body is not a JSON object"
+    required, allowed = rule
+    if not required <= set(data):
+        return "MissingParameterValue", f"missing {sorted(required - set(data))}"
+    if not set(data) <= allowed:
+        return "UnrecognizedField", f"unknown {sorted(set(data) - allowed)}"
+    details = data.get("paymentDetails") or {}
+    if details.get("paymentIntent") not in (None, *INTENTS):
+        return "InvalidParameterValue", "paymentIntent"
+    prices = [data.get(n) for n in ("chargeAmount", "captureAmount", "refundAmount")]
+    prices.append(details.get("chargeAmount"))
+    for price in prices:
+        if price is None:
+            continue
+        if (
+            not isinstance(price, dict)
+            or set(price) != {"amount", "currencyCode"}
+            or not isinstance(price["amount"], str)
+            or not PRICE.fullmatch(price["amount"])
+            or not re.fullmatch(r"[A-Z]{3}", str(price["currencyCode"]))
+        ):
+            return "InvalidParameterValue", "a price is {amount: decimal string, currencyCode}"
+    return None
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -391,3 +391,25 @@ def test_hostile_answers_raise_only_our_errors(status: int, body: bytes) -> None
             if not isinstance(result, dict):  # a get_* answer is Amazon's own object
                 shown = repr(result)
         assert "4242" not in shown
+
+
+def test_the_imitation_refuses_bodies_the_api_reference_refuses(
+    fake: tuple[FakeAmazonPay, AmazonPayGateway],
+) -> None:
+    amazon, gateway = fake
+    client = gateway._client
+    usd = {"amount": "1.00", "currencyCode": "USD"}
+    session = f"checkoutSessions/{amazon.buyer_starts()}"
+    bad = [
+        ("POST", "refunds", {"chargeId": "C1", "refundAmount": {**usd, "amount": 5}}),
+        ("POST", "refunds", {"chargeId": "C1", "refundAmount": {**usd, "amount": "1,00"}}),
+        ("POST", "refunds", {"chargeId": "C1"}),
+        ("POST", "charges/C1/capture", {"captureAmount": usd, "x": 1}),
+        ("PATCH", session, {"paymentDetails": {"paymentIntent": "Steal"}}),
+        ("POST", "checkoutSessions", {"storeId": STORE}),
+    ]
+    for i, (method, fragment, body) in enumerate(bad):
+        with pytest.raises(InvalidInputError):
+            client.call(method, fragment, body=body, idempotency_key=f"bad-{i}")
+    assert amazon.charges == {}
+    assert amazon.refunds == {}
