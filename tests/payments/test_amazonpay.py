@@ -413,3 +413,23 @@ def test_the_imitation_refuses_bodies_the_api_reference_refuses(
             client.call(method, fragment, body=body, idempotency_key=f"bad-{i}")
     assert amazon.charges == {}
     assert amazon.refunds == {}
+
+
+def test_the_private_key_never_reaches_a_log(
+    fake: tuple[FakeAmazonPay, AmazonPayGateway], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    amazon, gateway = fake
+    caplog.set_level(logging.DEBUG)
+    service = PaymentService(gateway, InMemoryIdempotencyStore())
+    session = amazon.buyer_starts()
+    service.authorize("log-1", Money.of("3.00", "USD"), ProviderToken(session))
+    amazon.buyer_pays(session)
+    service.complete_action("log-1")
+    amazon.fail_next(500, "InternalServerError")
+    service.capture("log-1")  # a lost answer is logged, looked up and recorded
+    pem_lines = [line for line in _pem(merchant_key()).splitlines() if "-----" not in line]
+    logged = caplog.text + " ".join(repr(r.args) for r in caplog.records)
+    assert caplog.records  # something was logged
+    assert not [line for line in pem_lines if line in logged]
