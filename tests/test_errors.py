@@ -61,6 +61,39 @@ def test_only_transient_errors_are_safe_to_retry() -> None:
     assert not is_transient(ConnectionError("foreign"))
 
 
+def raised_from(exc: BaseException, cause: BaseException) -> BaseException:
+    try:
+        raise exc from cause
+    except BaseException as caught:
+        return caught
+
+
+def raised_while_handling(exc: BaseException, context: BaseException) -> BaseException:
+    try:
+        try:
+            raise context
+        except BaseException:
+            raise exc  # noqa: B904 - the point: a context, not a cause
+    except BaseException as caught:
+        return caught
+
+
+def test_a_foreign_error_raised_from_a_transient_one_is_transient() -> None:
+    assert is_transient(raised_from(RuntimeError("wrapped"), UnavailableError("no node")))
+    deep = raised_from(KeyError("x"), raised_from(RuntimeError("y"), TransientError("z")))
+    assert is_transient(deep)
+    # A commercekit error says what it means by its own type, whatever its cause.
+    assert not is_transient(raised_from(InvalidInputError("bad"), UnavailableError("down")))
+    assert not is_transient(raised_from(OutcomeUnknownError("sent"), UnavailableError("x")))
+    assert not is_transient(raised_from(RuntimeError("w"), OutcomeUnknownError("sent")))
+    # Only an explicit cause counts, and a cycle ends.
+    assert not is_transient(raised_while_handling(RuntimeError("w"), UnavailableError("down")))
+    loop = RuntimeError("a")
+    loop.__cause__ = RuntimeError("b")
+    loop.__cause__.__cause__ = loop
+    assert not is_transient(loop)
+
+
 def test_the_cause_is_kept_when_translating() -> None:
     def translate() -> None:
         try:

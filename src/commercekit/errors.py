@@ -313,9 +313,21 @@ class CheckoutInProgressError(OperationInFlightError):
 def is_transient(exc: BaseException) -> bool:
     """Say whether *exc* is safe to retry unchanged.
 
-    True for :class:`TransientError` and anything raised from one; false for
-    everything else, including :class:`OutcomeUnknownError`.
+    True for a :class:`TransientError`, and for a foreign exception raised
+    from one (``raise RuntimeError(...) from err``, through any number of
+    foreign wrappers); false for everything else. A commercekit error says
+    what it means by its own type, whatever its cause, so an
+    :class:`OutcomeUnknownError` (or an :class:`InvalidInputError`) raised
+    from a transient error is not transient. Only explicit causes
+    (``__cause__``) count, not the exception being handled (``__context__``).
     """
-    if isinstance(exc, OutcomeUnknownError):
-        return False
-    return isinstance(exc, TransientError)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, CommerceKitError):
+            return isinstance(current, TransientError) and not isinstance(
+                current, OutcomeUnknownError
+            )
+        seen.add(id(current))
+        current = current.__cause__
+    return False

@@ -410,3 +410,36 @@ def test_a_non_ascii_idempotency_key_reaches_stripe_as_an_ascii_header() -> None
     assert first == again
     for request in fake.requests:
         request.headers["Idempotency-Key"].encode("ascii")
+
+
+def test_unknown_outcomes_the_provider_has_no_record_of_end_as_a_safe_retry() -> None:
+    from commercekit.errors import OutcomeUnknownError, TransientError, is_transient
+    from commercekit.payments import (
+        Card,
+        InMemoryIdempotencyStore,
+        RetryPolicy,
+        SandboxFault,
+        SandboxGateway,
+    )
+
+    failing = True
+
+    def faults(operation: str, key: str) -> SandboxFault | None:
+        return SandboxFault.TIMEOUT_BEFORE_COMMIT if failing and operation != "lookup" else None
+
+    gateway = SandboxGateway(faults=faults)
+    service = PaymentService(
+        gateway,
+        InMemoryIdempotencyStore(),
+        sleep=lambda s: None,
+        retry=RetryPolicy(max_attempts=1, max_reconcile_rounds=2),
+    )
+    card = Card("4242424242424242", 12, 2031)
+    with pytest.raises(TransientError, match="retry with the same key") as caught:
+        service.authorize("order-9", usd("5.00"), card, idempotency_key="k-9")
+    assert not isinstance(caught.value, OutcomeUnknownError)
+    assert is_transient(caught.value)
+    failing = False
+    result = service.authorize("order-9", usd("5.00"), card, idempotency_key="k-9")
+    assert result.approved
+    assert len(gateway.operations) == 1

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import itertools
 
+from commercekit.errors import InvalidStateError
+
 from ._capped_ring import Ring
 
 __all__ = ["Capper"]
@@ -143,7 +145,8 @@ class Capper:
             if start < total:
                 # Most arcs of a capped node are shorter than its radius: nothing to pass on.
                 reach = radius[ids[start]]
-                assert reach is not None  # a source's node is capped
+                if reach is None:  # a source's node is capped
+                    raise InvalidStateError("a capped ring source has no radius")
                 if _cut(at(start), reach, width, size) <= slot(start) - gaps[start] + 1:
                     done = start
                     continue

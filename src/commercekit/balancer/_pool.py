@@ -27,7 +27,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from commercekit.errors import DuplicateError, InvalidInputError, NotFoundError, UnavailableError
+from commercekit.errors import (
+    DuplicateError,
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    UnavailableError,
+)
 from commercekit.metrics import Metrics, NullMetrics
 
 from ._health import NodeHealth, can_transition, transition
@@ -335,7 +341,8 @@ class Pool:
 
     def _warm_share(self, member: Member, since: float, now: float) -> float:
         """The share *member* takes at *now*, ending its slow start once it reaches 1."""
-        assert self._slow_start is not None
+        if self._slow_start is None:
+            raise InvalidStateError("a warming member needs a slow start policy")
         share = self._slow_start.share(now - since)
         if share >= 1.0:
             with self._lock:

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from commercekit.errors import OriginError, UnavailableError
+from commercekit.errors import InvalidStateError, OriginError, UnavailableError
 
 from ._body import BodyStream
 from ._edge_stream import pump
@@ -125,7 +125,8 @@ class Streams:
         stored (no purge since the fetch began).
         """
         source = response.stream
-        assert source is not None
+        if source is None:
+            raise InvalidStateError("a streamed fetch needs a response with a stream")
         writer: BodyWriter | None = None
         if stored is not None:
             try:

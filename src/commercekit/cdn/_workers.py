@@ -187,7 +187,8 @@ async def _start(argv: list[str], port: int, control: str) -> asyncio.subprocess
         control,
         stdout=asyncio.subprocess.PIPE,
     )
-    assert worker.stdout is not None
+    if worker.stdout is None:  # asked for a pipe above; a check, not an assert (python -O)
+        raise RuntimeError("a worker started without its stdout pipe")
     ready = await worker.stdout.readline()  # the worker's "serving" line: it is listening
     if not ready:
         raise RuntimeError(f"a worker exited before serving (status {await worker.wait()})")

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import MetaData
 from sqlalchemy.engine import CursorResult
 
-from commercekit.errors import InvalidInputError, UnsupportedTypeError
+from commercekit.errors import InvalidInputError, InvalidStateError, UnsupportedTypeError
 
 __all__ = [
     "MAX_QUANTITY",
@@ -76,5 +76,6 @@ def check_quantity(value: object, what: str = "quantity", *, allow_zero: bool = 
 
 def rowcount(result: Any) -> int:
     """The number of rows an UPDATE or DELETE matched (changed, on MySQL; we always change)."""
-    assert isinstance(result, CursorResult)
+    if not isinstance(result, CursorResult):
+        raise InvalidStateError(f"rowcount() needs a CursorResult, not {type(result).__name__}")
     return int(result.rowcount)

@@ -17,6 +17,8 @@ import prometheus_client
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
+from commercekit.errors import ConfigurationError
+
 from ._backend import RecordingBackend
 from ._event import EventChannel
 from ._series import (
@@ -125,14 +127,15 @@ class PrometheusMetrics(RecordingBackend):
         if parent is None:
             parent = self._parents[spec.name] = self._parent(spec)
         child = parent.labels(*(value for _, value in tags)) if tags else parent
-        if spec.kind is Kind.COUNTER:
-            assert isinstance(child, prometheus_client.Counter)
+        if isinstance(child, prometheus_client.Counter):
             return _PromCounter(child)
-        if spec.kind is Kind.GAUGE:
-            assert isinstance(child, prometheus_client.Gauge)
+        if isinstance(child, prometheus_client.Gauge):
             return _PromGauge(child)
-        assert isinstance(child, prometheus_client.Histogram)
-        return _PromHistogram(child, self._clock)
+        if isinstance(child, prometheus_client.Histogram):
+            return _PromHistogram(child, self._clock)
+        raise ConfigurationError(  # pragma: no cover - _parent makes one of the three
+            f"metric {spec.name!r} maps to a {type(child).__name__}, not a {spec.kind.value}"
+        )
 
     def _parent(self, spec: MetricSpec) -> MetricWrapperBase:
         name, doc, labels, registry = spec.name, spec.description, spec.tag_names, self.registry

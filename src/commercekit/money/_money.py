@@ -130,7 +130,8 @@ def _exact_ratio(value: object, what: str, *, str_too: bool = True) -> tuple[int
         if not value.is_finite():
             raise InvalidInputError(f"{what} got {value!r}; NaN and Infinity are not amounts")
         _, digits, exponent = value.as_tuple()
-        assert isinstance(exponent, int)  # finite, so never 'n', 'N' or 'F'
+        if not isinstance(exponent, int):  # finite, so never 'n', 'N' or 'F'
+            raise InvalidInputError(f"{what} got {_clip(value)}, which is not a finite number")
         if len(digits) + max(exponent, 0) > _MAX_DIGITS or exponent < -_MAX_DIGITS:
             raise InvalidInputError(
                 f"{what} got {_clip(value)}, which has more than {_MAX_DIGITS} digits"

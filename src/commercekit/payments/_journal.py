@@ -107,7 +107,10 @@ def _void_amount(result: PaymentResult, payment: Payment) -> PaymentResult:
 
 def recorded_result(record: IdempotencyRecord) -> AnyResult:
     """The result a complete record holds."""
-    assert record.result is not None
+    if record.result is None:
+        raise InvalidStateError(
+            f"idempotency key {record.key!r} has no recorded result yet ({record.status.value})"
+        )
     return _parse(record.result)
 
 

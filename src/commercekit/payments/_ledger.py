@@ -18,7 +18,12 @@ import attrs
 
 from commercekit.errors import CurrencyMismatchError, InvalidInputError, InvalidStateError
 from commercekit.money import Currency, Money
-from commercekit.payments._results import AnyResult, Operation, Outcome, PaymentResult
+from commercekit.payments._results import (
+    AnyResult,
+    Operation,
+    Outcome,
+    final_result,
+)
 from commercekit.payments._state import TRANSITIONS, PaymentEvent, PaymentState, transition
 
 __all__ = ["Payment"]
@@ -56,7 +61,8 @@ class Payment:
         return payment
 
     def _money(self, minor: int) -> Money:
-        assert self.currency is not None
+        if self.currency is None:
+            raise InvalidStateError(f"payment {self.payment_id!r} has no currency yet")
         return Money.from_minor(minor, self.currency)
 
     @property
@@ -114,8 +120,10 @@ class Payment:
 
     def _within(self, amount: Money | None, limit_minor: int, verb: str, what: str) -> None:
         _positive(amount, Operation(verb))
-        assert amount is not None
-        assert self.currency is not None
+        if amount is None or self.currency is None:
+            raise InvalidStateError(
+                f"cannot {verb} payment {self.payment_id!r}: no amount or no currency yet"
+            )
         if amount.currency != self.currency:
             raise CurrencyMismatchError(
                 f"cannot {verb} {amount} on payment {self.payment_id!r}, "
@@ -163,7 +171,7 @@ class Payment:
         op = result.operation
         if result.outcome is Outcome.ACTION_REQUIRED:
             return PaymentEvent.ACTION_REQUIRED
-        assert isinstance(result, PaymentResult)
+        result = final_result(result, op)
         if result.outcome is Outcome.DECLINED:
             starting = op in _STARTING or op is Operation.COMPLETE_ACTION
             if op is Operation.VERIFY or starting:

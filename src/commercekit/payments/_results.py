@@ -15,7 +15,7 @@ from typing import Any, TypeAlias
 
 import attrs
 
-from commercekit.errors import InvalidInputError
+from commercekit.errors import InvalidInputError, InvalidStateError
 from commercekit.money import Money
 from commercekit.payments._state import PaymentState
 
@@ -26,6 +26,7 @@ __all__ = [
     "Operation",
     "Outcome",
     "PaymentResult",
+    "final_result",
     "result_from_json",
     "result_to_json",
 ]
@@ -133,6 +134,24 @@ class ActionRequired:
 
 
 AnyResult: TypeAlias = PaymentResult | ActionRequired
+
+
+def final_result(result: AnyResult, operation: Operation) -> PaymentResult:
+    """*result* as a :class:`PaymentResult`; an :class:`ActionRequired` here breaks the contract.
+
+    Only authorize, purchase and complete_action may ask for the customer's
+    action; a gateway that answers another operation with one raises
+    :class:`~commercekit.errors.InvalidStateError` (a check that holds under
+    ``python -O`` too, unlike an ``assert``).
+    """
+    if not isinstance(result, PaymentResult):
+        raise InvalidStateError(
+            f"{operation.value} was answered with {type(result).__name__}, but only "
+            "authorize, purchase and complete_action may ask for the customer's action"
+        )
+    return result
+
+
 """What an operation that may need the customer (authorize, purchase) returns."""
 
 

@@ -30,6 +30,7 @@ from commercekit.payments._results import (
     Operation,
     Outcome,
     PaymentResult,
+    final_result,
 )
 from commercekit.payments._sandbox_books import Charge, Logged
 from commercekit.payments._sandbox_cards import (
@@ -156,8 +157,7 @@ class SandboxGateway:
             ("verify", zero, source_id(source)),
             lambda: self._start(Operation.VERIFY, zero, source, capture=False),
         )
-        assert isinstance(result, PaymentResult)
-        return result
+        return final_result(result, Operation.VERIFY)
 
     def capture(self, reference: str, amount: Money, *, idempotency_key: str) -> PaymentResult:
         """Capture *amount* of the authorization *reference*."""
@@ -167,16 +167,14 @@ class SandboxGateway:
             ("capture", reference, amount),
             lambda: self._capture(reference, amount),
         )
-        assert isinstance(result, PaymentResult)
-        return result
+        return final_result(result, Operation.CAPTURE)
 
     def void(self, reference: str, *, idempotency_key: str) -> PaymentResult:
         """Release the authorization *reference*."""
         result = self._run(
             Operation.VOID, idempotency_key, ("void", reference), lambda: self._void(reference)
         )
-        assert isinstance(result, PaymentResult)
-        return result
+        return final_result(result, Operation.VOID)
 
     def refund(self, reference: str, amount: Money, *, idempotency_key: str) -> PaymentResult:
         """Refund *amount* of what *reference* captured."""
@@ -186,8 +184,7 @@ class SandboxGateway:
             ("refund", reference, amount),
             lambda: self._refund(reference, amount),
         )
-        assert isinstance(result, PaymentResult)
-        return result
+        return final_result(result, Operation.REFUND)
 
     def complete_action(self, reference: str, *, idempotency_key: str) -> AnyResult:
         """Read the payment after the customer's 3-D Secure step."""

@@ -36,6 +36,7 @@ from commercekit.errors import (
     OperationInFlightError,
     OutcomeUnknownError,
     TransientError,
+    UnavailableError,
 )
 from commercekit.metrics import Metrics, NullMetrics, span
 from commercekit.money import Currency, Money
@@ -45,7 +46,7 @@ from commercekit.payments._metrics import PaymentInstruments
 from commercekit.payments._reconcile import LookupFailedError, Reconciler
 from commercekit.payments._records import ClaimKind, fingerprint
 from commercekit.payments._redact import redact_provider_text
-from commercekit.payments._results import AnyResult, Operation, PaymentResult
+from commercekit.payments._results import AnyResult, Operation, PaymentResult, final_result
 from commercekit.payments._retry import RetryPolicy
 from commercekit.payments._sources import ServiceSource, SourceFingerprinter, resolve_source
 from commercekit.payments._state import PaymentState
@@ -151,8 +152,7 @@ class PaymentService:
         """Check *source* with a zero-amount authorization; the payment ends voided or failed."""
         zero = Money.zero(currency)
         result = self._start(Operation.VERIFY, payment_id, zero, source, idempotency_key, None)
-        assert isinstance(result, PaymentResult)
-        return result
+        return final_result(result, Operation.VERIFY)
 
     def capture(
         self, payment_id: str, amount: Money | None = None, *, idempotency_key: str | None = None
@@ -169,16 +169,14 @@ class PaymentService:
                 payment.check(Operation.CAPTURE, None)  # raises: nothing to capture
                 raise InvalidStateError(f"payment {payment_id!r} has nothing to capture")
         result = self._follow(Operation.CAPTURE, payment_id, amount, idempotency_key)
-        assert isinstance(result, PaymentResult)
-        return result
+        return final_result(result, Operation.CAPTURE)
 
     def void(self, payment_id: str, *, idempotency_key: str | None = None) -> PaymentResult:
         """Release the authorization of *payment_id*."""
         _check_id(payment_id)
         _check_key(idempotency_key, optional=True)
         result = self._follow(Operation.VOID, payment_id, None, idempotency_key)
-        assert isinstance(result, PaymentResult)
-        return result
+        return final_result(result, Operation.VOID)
 
     def refund(
         self, payment_id: str, amount: Money | None = None, *, idempotency_key: str | None = None
@@ -194,8 +192,7 @@ class PaymentService:
             if amount is None or amount.amount_minor == 0:
                 payment.check(Operation.REFUND, amount)  # raises with the reason
         result = self._follow(Operation.REFUND, payment_id, amount, idempotency_key)
-        assert isinstance(result, PaymentResult)
-        return result
+        return final_result(result, Operation.REFUND)
 
     def complete_action(self, payment_id: str, *, idempotency_key: str | None = None) -> AnyResult:
         """Carry a payment on after the customer's action (3-D Secure, a redirect)."""
@@ -272,12 +269,15 @@ class PaymentService:
 
         def send(payment: Payment, k: str) -> AnyResult:
             reference = payment.reference
-            assert reference is not None  # check() refuses operations before a reference
-            if operation is Operation.CAPTURE:
-                assert amount is not None
+            if reference is None:  # check() refuses operations before a reference
+                raise InvalidStateError(
+                    f"payment {payment_id!r} has no provider reference to {operation.value}"
+                )
+            if operation in (Operation.CAPTURE, Operation.REFUND) and amount is None:
+                raise InvalidStateError(f"{operation.value} of {payment_id!r} needs an amount")
+            if operation is Operation.CAPTURE and amount is not None:
                 return self._gateway.capture(reference, amount, idempotency_key=k)
-            if operation is Operation.REFUND:
-                assert amount is not None
+            if operation is Operation.REFUND and amount is not None:
                 return self._gateway.refund(reference, amount, idempotency_key=k)
             if operation is Operation.VOID:
                 return self._gateway.void(reference, idempotency_key=k)
@@ -385,10 +385,13 @@ class PaymentService:
                 if found is not None:
                     return found
                 last = exc  # the provider never saw it: sending again with the key is safe
-        raise OutcomeUnknownError(
-            f"{operation.value} with key {key!r} failed {self._retry.max_reconcile_rounds} times "
-            "before the provider answered, and the provider has no record of it; nothing "
-            "happened: retry with the same key"
+        # Every attempt's answer was lost and every lookup found nothing: the
+        # provider never acted, so this is a safe retry (with the same key, which
+        # the provider deduplicates), not an unknown outcome.
+        raise UnavailableError(
+            f"{operation.value} with key {redact_provider_text(repr(key))} failed "
+            f"{self._retry.max_reconcile_rounds} times before the provider answered, and the "
+            "provider has no record of it; nothing happened: retry with the same key"
         ) from last
 
     def _attempt(

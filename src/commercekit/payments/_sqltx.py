@@ -1,8 +1,11 @@
 """One transaction at a time through a SQLAlchemy engine, with driver errors translated.
 
 Shared by the SQL stores of this package. A lost connection or a locked
-database becomes an :class:`~commercekit.errors.UnavailableError` (nothing was
-kept, safe to retry), a value the database refuses an
+database before COMMIT becomes an :class:`~commercekit.errors.UnavailableError`
+(nothing was kept, safe to retry); a connection lost *during* COMMIT a
+:class:`~commercekit.errors.CommitOutcomeUnknownError` (the transaction may
+have committed: look the data up first), as the repository reports it; a
+value the database refuses an
 :class:`~commercekit.errors.InvalidInputError`, each raised ``from`` the driver
 error. Unique-constraint violations (:class:`sqlalchemy.exc.IntegrityError`)
 pass through untouched: the stores use them as their atomic "someone else won".
@@ -17,7 +20,8 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from commercekit.errors import InvalidInputError, UnavailableError
+from commercekit.errors import CommitOutcomeUnknownError, InvalidInputError, UnavailableError
+from commercekit.repository._errors import ErrorKind, classify
 
 __all__ = ["SqlRunner"]
 
@@ -39,12 +43,32 @@ class SqlRunner:
     def tx(self, work: Callable[[Connection], _T]) -> _T:
         """Run *work* in one transaction: committed if it returns, rolled back if it raises."""
 
+        def once() -> _T:
+            with self.engine.connect() as conn:
+                transaction = conn.begin()
+                try:
+                    result = work(conn)
+                except BaseException:
+                    if transaction.is_active:
+                        transaction.rollback()
+                    raise
+                try:
+                    transaction.commit()
+                except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+                    if classify(exc) in (ErrorKind.DISCONNECT, ErrorKind.CANCELED):
+                        raise CommitOutcomeUnknownError(
+                            f"{self._what} lost its connection during COMMIT "
+                            f"({type(exc.orig).__name__}); the write may have been kept: "
+                            "look it up before doing the work again"
+                        ) from exc
+                    raise
+                return result
+
         def run() -> _T:
             if self._serial is None:
-                with self.engine.begin() as conn:
-                    return work(conn)
-            with self._serial, self.engine.begin() as conn:
-                return work(conn)
+                return once()
+            with self._serial:
+                return once()
 
         return self.guard(run)
 

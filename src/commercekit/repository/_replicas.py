@@ -31,7 +31,7 @@ from commercekit.balancer import (
     NodeHealth,
     OutlierDetection,
 )
-from commercekit.errors import InvalidInputError, UnavailableError
+from commercekit.errors import InvalidInputError, InvalidStateError, UnavailableError
 from commercekit.metrics import Metrics
 
 from ._placement import shard_key_text
@@ -124,7 +124,8 @@ class ReplicaSet:
         if len(names) < 2:
             return list(names), None
         if key is not None:
-            assert self._affinity is not None
+            if self._affinity is None:
+                raise InvalidStateError("replica affinity was not set up for keyed reads")
             order = self._affinity.pick_n(key_text(key), len(names))
             return order, self.lease(order[0])
         try:

@@ -197,7 +197,8 @@ class UnitOfWork:
             session.flush()
         except (sa_exc.DBAPIError, orm_exc.StaleDataError) as exc:
             self._fail(exc, committing=False)
-        assert self._conn is not None
+        if self._conn is None:
+            raise InvalidStateError("the unit of work has no connection to flush on")
         notices: list[str] | None = self._conn.connection.info.get(NOTICES_KEY)
         if notices:
             notices.clear()

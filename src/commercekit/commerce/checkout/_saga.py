@@ -275,7 +275,8 @@ class Checkout:
         placed = False
         try:
             if not after_authorize:
-                assert source is not None
+                if source is None:
+                    raise InvalidStateError(f"checkout {checkout_id!r} needs a payment source")
                 quote = self._step(
                     checkout_id, "snapshot", lambda: self._snapshot(checkout_id, owner)
                 )
@@ -353,7 +354,8 @@ class Checkout:
 
     def _place(self, checkout_id: str, owner: str) -> None:
         row = self._require(checkout_id)
-        assert row.quote is not None
+        if row.quote is None:
+            raise InvalidStateError(f"checkout {checkout_id!r} has no quote to place")
         quote = json.loads(row.quote)
 
         def work(uow: UnitOfWork) -> None:
@@ -386,7 +388,8 @@ class Checkout:
     def _forward(self, checkout_id: str, owner: str) -> None:
         row = self._require(checkout_id)
         order = self._orders.by_checkout(checkout_id)
-        assert order is not None
+        if order is None:
+            raise InvalidStateError(f"checkout {checkout_id!r} has no order to carry on")
         if self._capture_now:  # idempotent: a captured order's capture returns at once
             self._step(checkout_id, "capture", lambda: self._orders.capture(order.id))
         # the cart and the attempt end in one transaction
@@ -491,7 +494,8 @@ class Checkout:
     # -- replays and waiting --------------------------------------------------------------
 
     def _replay(self, row: CheckoutRow, *, replayed: bool = True) -> CheckoutResult:
-        assert row.order_id is not None
+        if row.order_id is None:
+            raise InvalidStateError(f"checkout {row.id!r} has no order to replay")
         if replayed:
             self._m.count("checkouts_total", "replayed")
         return CheckoutResult(

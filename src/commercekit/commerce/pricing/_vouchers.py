@@ -30,6 +30,7 @@ from commercekit.commerce._instruments import CommerceInstruments
 from commercekit.commerce._shared import Clock, check_id, metadata, rowcount
 from commercekit.errors import (
     InvalidInputError,
+    InvalidStateError,
     VoucherExhaustedError,
     VoucherInvalidError,
 )
@@ -85,10 +86,12 @@ class Voucher:
     def discount_on(self, subtotal: Money) -> Money:
         """What this voucher takes off *subtotal* (never more than it)."""
         if self.kind is VoucherKind.PERCENT:
-            assert self.percent is not None
+            if self.percent is None:
+                raise InvalidStateError("a percent voucher has no percent")
             off = subtotal.multiply(self.percent / 100, rounding=decimal.ROUND_HALF_EVEN)
         else:
-            assert self.amount is not None
+            if self.amount is None:
+                raise InvalidStateError("an amount voucher has no amount")
             off = self.amount
         return min(off, subtotal)
 
