@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Final, Literal, TypeAlias
 
 from commercekit.errors import InvalidInputError, UnsupportedTypeError
+from commercekit.money._currency import shown
 
 __all__ = [
     "ROUNDING_MODES",
@@ -55,9 +56,9 @@ def check_rounding(rounding: object) -> RoundingMode:
     if not isinstance(rounding, str):
         raise UnsupportedTypeError(
             f"rounding must be one of the decimal module's rounding modes ({valid}), "
-            f"not {type(rounding).__name__} {rounding!r}"
+            f"not {type(rounding).__name__} {shown(rounding)}"
         )
-    raise InvalidInputError(f"unknown rounding mode {rounding!r}; use one of {valid}")
+    raise InvalidInputError(f"unknown rounding mode {shown(rounding)}; use one of {valid}")
 
 
 def round_ratio(numerator: int, denominator: int, rounding: RoundingMode) -> int:

@@ -41,6 +41,10 @@ __all__ = ["Money"]
 _MAX_DIGITS: Final = 1000
 """Most digits an amount, factor or ratio (text, Decimal, Fraction or int) may have."""
 _MAX_BITS: Final = 3322  # 2**3322 < 10**1000
+_MAX_PARTS: Final = 100_000
+"""Most parts :meth:`Money.split` and :meth:`Money.allocate` make (about 0.5 s of work)."""
+_MAX_WIDTH: Final = 1_000
+"""Widest field a format spec may ask for."""
 _SHOWN_BITS: Final = 14_000
 """Widest int shown digit by digit (about 4,214 digits, under Python's int-to-str limit)."""
 
@@ -80,7 +84,7 @@ def _to_currency(value: Currency | str) -> Currency:
         return currency(value)
     raise UnsupportedTypeError(
         "a currency is given as a Currency or a code such as 'USD', "
-        f"not {type(value).__name__} {value!r}"
+        f"not {type(value).__name__} {_clip(value)}"
     )
 
 
@@ -91,7 +95,7 @@ def _to_minor_int(value: int) -> int:
         raise _float_error("Money(amount_minor=...)", value)
     raise UnsupportedTypeError(
         "amount_minor is an int of minor units (1234 for 12.34 USD), "
-        f"not {type(value).__name__} {value!r}; for major units use Money.of('12.34', 'USD')"
+        f"not {type(value).__name__} {_clip(value)}; for major units use Money.of('12.34', 'USD')"
     )
 
 
@@ -422,7 +426,7 @@ class Money:
         match = _SPEC.fullmatch(spec)
         if match is None:
             raise InvalidInputError(
-                f"invalid format spec {spec!r} for Money: use [[fill]align][sign][width]"
+                f"invalid format spec {_clip(spec)} for Money: use [[fill]align][sign][width]"
                 "[grouping], as in '>16,'; the decimal places follow the currency"
             )
         minor = self.amount_minor
@@ -435,7 +439,12 @@ class Money:
         sign = "-" if minor < 0 else {"+": "+", " ": " "}.get(match["sign"] or "-", "")
         fill = match["fill"] or " "
         align = match["align"] or ">"
-        padding = int(match["width"] or 0) - len(sign) - len(body)
+        width = match["width"] or ""
+        if len(width) > 4 or int(width or 0) > _MAX_WIDTH:
+            raise InvalidInputError(
+                f"format spec {_clip(spec)} asks for a field wider than {_MAX_WIDTH} characters"
+            )
+        padding = int(width or 0) - len(sign) - len(body)
         if padding <= 0:
             return sign + body
         if align == "=":
@@ -620,7 +629,7 @@ class Money:
             exact = _ratio_text(product, denominator * unit.minor_per_major)
             return f"{self} * {factor} = {exact} {unit.code}, which"
 
-        fix = f"use m.multiply({factor!r}, rounding=decimal.ROUND_HALF_EVEN) or another mode"
+        fix = f"use m.multiply({_clip(factor)}, rounding=decimal.ROUND_HALF_EVEN) or another mode"
         return _make(
             _to_minor(product, denominator * unit.minor_per_major, unit, mode, describe, fix), unit
         )
@@ -665,7 +674,7 @@ class Money:
         come first: ``Money.of("10.00", "USD").split(3)`` is 3.34, 3.33, 3.33.
 
         Raises:
-            InvalidInputError: *parts* is less than 1.
+            InvalidInputError: *parts* is less than 1 or more than 100,000.
             UnsupportedTypeError: *parts* is not an int.
         """
         if not isinstance(parts, int) or isinstance(parts, bool):
@@ -674,8 +683,10 @@ class Money:
             raise UnsupportedTypeError(
                 f"Money.split() takes an int number of parts, not {type(parts).__name__}"
             )
-        if parts < 1:
-            raise InvalidInputError(f"Money.split() needs at least 1 part, not {parts}")
+        if not 1 <= parts <= _MAX_PARTS:
+            raise InvalidInputError(
+                f"Money.split() makes 1 to {_MAX_PARTS:,} parts, not {_clip(parts)}"
+            )
         unit = self.currency
         return tuple(_make(minor, unit) for minor in split_minor(self.amount_minor, int(parts)))
 
@@ -692,14 +703,20 @@ class Money:
         zero. A negative amount gives the mirror image.
 
         Raises:
-            InvalidInputError: no ratios, a negative ratio, all ratios zero,
-                NaN or Infinity.
-            UnsupportedTypeError: a float, a bool or another type.
+            InvalidInputError: no ratios, more than 100,000, a negative ratio,
+                all ratios zero, NaN or Infinity.
+            UnsupportedTypeError: a float, a bool or another type, or
+                *ratios* is not iterable (a str is refused too).
         """
-        pairs = [
-            _exact_ratio(ratio, f"Money.allocate() ratio {index}", str_too=False)
-            for index, ratio in enumerate(ratios)
-        ]
+        if isinstance(ratios, str | bytes) or not isinstance(ratios, Iterable):
+            raise UnsupportedTypeError(
+                f"Money.allocate() takes a list of ratios, not {type(ratios).__name__}"
+            )
+        pairs = []
+        for index, ratio in enumerate(ratios):
+            if index >= _MAX_PARTS:
+                raise InvalidInputError(f"Money.allocate() takes at most {_MAX_PARTS:,} ratios")
+            pairs.append(_exact_ratio(ratio, f"Money.allocate() ratio {index}", str_too=False))
         if not pairs:
             raise InvalidInputError("Money.allocate() needs at least one ratio")
         for index, (numerator, _) in enumerate(pairs):
