@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._consumer import AnalyticsConsumer, LogSink, OutboxRelay, record
+from ._dashboard import dashboard_file, dashboard_from_catalogue, rules_file
 from ._events import (
     ECOMMERCE_EVENTS,
     AnalyticsEvent,
@@ -77,6 +78,8 @@ __all__ = [
     "SearchCount",
     "SqlEventLog",
     "checkout_started",
+    "dashboard_file",
+    "dashboard_from_catalogue",
     "ecommerce_event",
     "from_metrics_event",
     "open_log",
@@ -87,6 +90,7 @@ __all__ = [
     "product_viewed",
     "products_searched",
     "record",
+    "rules_file",
 ]
 
 _OPTIONAL = {"RedisStreamsLog": "._redis", "JetStreamLog": "._nats"}

@@ -14,12 +14,14 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from commercekit.errors import CommerceKitError, InvalidInputError
 from commercekit.repository import Database, Node, ReplicatedTopology, engine_from_url
 
 from ._consumer import AnalyticsConsumer
+from ._dashboard import dashboard_from_catalogue
 from ._funnel import FunnelSpec
 from ._logs import open_log
 from ._reports import Reports
@@ -81,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     consume = sub.add_parser("consume", help="apply an event log to the aggregates")
     report = sub.add_parser("report", help="print a report as JSON")
-    for p in (consume, report):
+    for p in (consume, report):  # the dashboard needs no database
         p.add_argument("--db", required=True, help="SQLAlchemy URL of the aggregate store")
         p.add_argument("--funnel", action="append", default=[], help="name=Step A>Step B@window_s")
     consume.add_argument("--log", required=True, help="event log URL (redis://, nats://, jsonl://)")
@@ -104,8 +106,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         ],
     )
     report.add_argument("arg", nargs="?")
+    dash = sub.add_parser("dashboard", help="print a Grafana dashboard made from docs/metrics.md")
+    dash.add_argument("catalogue", help="the metrics catalogue (docs/metrics.md)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "dashboard":
+            text = Path(args.catalogue).read_text(encoding="utf-8")
+            json.dump(dashboard_from_catalogue(text), sys.stdout, indent=1)
+            sys.stdout.write("\n")
+            return 0
         store = _store(args)
         if args.command == "report":
             json.dump(_report(Reports(store), args.kind, args.arg), sys.stdout, indent=2)
