@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from commercekit.errors import ConfigurationError, OriginError, OriginTimeoutError
 
 from ._body import STREAM_THRESHOLD_BYTES, BodyStream
-from ._headers import HOP_BY_HOP, Headers
+from ._headers import HOP_BY_HOP, Headers, without_hop_by_hop
 from ._messages import Request, Response
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ class HttpOrigin:
             raise OriginError(f"origin request {what} failed: {exc!r}") from exc
         close = functools.partial(self._close, response)
         try:
-            headers_out = Headers.from_wire(response.headers.raw).without(*HOP_BY_HOP)
+            headers_out = without_hop_by_hop(Headers.from_wire(response.headers.raw))
             length = _length(headers_out.get("content-length"))
             if self._max_body is not None and length is not None and length > self._max_body:
                 raise OriginError(f"origin body for {parts.path!r} is over {self._max_body} bytes")
