@@ -22,6 +22,8 @@ import weakref
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
+from commercekit.errors import InvalidInputError
+
 from ._flight import cache_status
 from ._freshness import age_header_value
 from ._headers import HOP_BY_HOP, Headers
@@ -114,7 +116,10 @@ class HitPath:
         if any(c in host_s for c in "/\\@ \t"):
             return None
         url = f"{self._scheme}://{host_s.lower()}{target.decode('latin-1')}"
-        key = self._key(Request("GET", url, _NO_HEADERS))
+        try:
+            key = self._key(Request("GET", url, _NO_HEADERS))
+        except InvalidInputError:
+            return None  # a control character: the slow path answers 400
         if len(self._keys) >= _MAX_KEYS:
             self._keys.clear()
         self._keys[(host, target)] = key

@@ -69,7 +69,7 @@ class SharedOrigin:
                     outer.hits[path] = outer.hits.get(path, 0) + 1
                 gate = outer.gates.get(path)
                 if gate is not None:
-                    gate.wait(10)
+                    gate.wait(30)
                 found = outer.routes.get(path)
                 if found is None:
                     status, headers, body = 200, [("cache-control", "no-store")], b"noise"
@@ -154,12 +154,12 @@ class Case:
         self.metrics = InMemoryMetrics()
         self._origin_client = httpx.AsyncClient(verify=False)  # no CA bundle load per case
         self.edge = EdgeCache(
-            HttpOrigin(origin.url, client=self._origin_client),
+            HttpOrigin(origin.url, client=self._origin_client, timeout_s=60),
             MemoryStore(4 * 2**20, clock=self.clock),
             clock=self.clock,
             metrics=self.metrics,
             name="edge",
-            origin_timeout_s=20,
+            origin_timeout_s=60,  # a loaded machine must not turn a gated answer into a 504
         )
         self._server: asyncio.Server | None = None
         self.client: httpx.AsyncClient | None = None
