@@ -1,0 +1,54 @@
+"""Alembic migrations of the commerce schema (the ``[migrations]`` extra).
+
+::
+
+    from commercekit.commerce.migrations import upgrade
+    upgrade(engine)               # to the newest revision ("head")
+
+Run it against each replication group's primary (replicas get the DDL by
+replication); ``alembic_config(engine)`` gives an Alembic ``Config`` for the
+rest of Alembic's commands. The version table is ``commercekit_commerce_version``,
+so the shop's own Alembic history can live beside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+__all__ = ["VERSION_TABLE", "alembic_config", "downgrade", "upgrade"]
+
+VERSION_TABLE = "commercekit_commerce_version"
+"""Where Alembic records the commerce schema's revision."""
+
+_HERE = Path(__file__).resolve().parent
+
+
+def alembic_config(engine: Engine) -> Any:
+    """An Alembic ``Config`` whose scripts are this package's, bound to *engine*."""
+    try:
+        from alembic.config import Config
+    except ImportError as exc:  # pragma: no cover - the extra is missing
+        raise ImportError(
+            "the commerce migrations need Alembic: pip install 'commercekit[migrations]'"
+        ) from exc
+    config = Config()
+    config.set_main_option("script_location", str(_HERE))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the commerce schema on *engine* to *revision*."""
+    from alembic import command
+
+    command.upgrade(alembic_config(engine), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Downgrade the commerce schema on *engine* to *revision* (``"base"``: drop it all)."""
+    from alembic import command
+
+    command.downgrade(alembic_config(engine), revision)
