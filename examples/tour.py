@@ -133,3 +133,34 @@ async def edge_demo() -> None:
 
 section("CDN: an edge cache in front of an origin")
 asyncio.run(edge_demo())
+
+
+section("Commerce: a checkout that never oversells or charges twice")
+from commercekit.commerce import Commerce, metadata  # noqa: E402
+from commercekit.errors import OutOfStockError  # noqa: E402
+
+shop_db = Database(ReplicatedTopology(Node("primary", sqlite_engine())))
+shop = Commerce.from_database(
+    shop_db,
+    payments=PaymentService(SandboxGateway(), InMemoryIdempotencyStore()),
+    tax_rates={"DE": "0.19"},
+    prices_include_tax=True,
+)
+shop_db.create_all(metadata)
+shop.catalog.add_product("Sneaker", ["SNEAKER-42"])
+shop.catalog.set_price("SNEAKER-42", Money.of("89.00", "EUR"))
+shop.inventory.set_stock("SNEAKER-42", 1)  # the last pair
+first_cart, second_cart = shop.carts.create("EUR"), shop.carts.create("EUR")
+for cart_id in (first_cart.id, second_cart.id):
+    shop.carts.add(cart_id, "SNEAKER-42")
+placed = shop.checkout.place(first_cart.id, card, region="DE")
+assert placed.order is not None
+print(f"order {placed.order.number}: {placed.order.total} incl. {placed.order.tax} VAT, "
+      f"{placed.order.payment_status.value}")  # fmt: skip
+print("submitted twice, one order:", shop.checkout.place(first_cart.id, card, region="DE").replayed)
+try:
+    shop.checkout.place(second_cart.id, card, region="DE")
+except OutOfStockError as exc:
+    print("the second buyer is told it sold out:", exc.sku)
+print("stock invariants hold:", shop.inventory.verify().ok)
+shop_db.close()
