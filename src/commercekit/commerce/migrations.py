@@ -13,20 +13,20 @@ so the shop's own Alembic history can live beside it.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from pathlib import Path as _Path
+from typing import Any as _Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine as _Engine
 
 __all__ = ["VERSION_TABLE", "alembic_config", "downgrade", "upgrade"]
 
 VERSION_TABLE = "commercekit_commerce_version"
 """Where Alembic records the commerce schema's revision."""
 
-_HERE = Path(__file__).resolve().parent
+_HERE = _Path(__file__).resolve().parent / "_alembic"
 
 
-def alembic_config(engine: Engine) -> Any:
+def alembic_config(engine: _Engine) -> _Any:
     """An Alembic ``Config`` whose scripts are this package's, bound to *engine*."""
     try:
         from alembic.config import Config
@@ -40,14 +40,14 @@ def alembic_config(engine: Engine) -> Any:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: _Engine, revision: str = "head") -> None:
     """Upgrade the commerce schema on *engine* to *revision*."""
     from alembic import command
 
     command.upgrade(alembic_config(engine), revision)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
+def downgrade(engine: _Engine, revision: str) -> None:
     """Downgrade the commerce schema on *engine* to *revision* (``"base"``: drop it all)."""
     from alembic import command
 

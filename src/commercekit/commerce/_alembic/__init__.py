@@ -1,0 +1,1 @@
+"""Alembic's script folder of the commerce schema (see ``commercekit.commerce.migrations``)."""
