@@ -261,3 +261,21 @@ def test_hostile_bodies_are_rejected_with_our_errors(sns: FakeSns) -> None:
     for body in bodies:
         with pytest.raises(InvalidInputError):
             processor.receive(body if isinstance(body, bytes) else body.encode())
+
+
+def test_the_default_fetch_turns_a_timeout_into_a_retry_later(sns: FakeSns) -> None:
+    from commercekit.errors import OutcomeUnknownError
+    from commercekit.payments import HttpRequest, HttpResponse, MockTransport
+    from commercekit.payments._amazonpay._sns import _https_get
+
+    def timed_out(request: HttpRequest) -> HttpResponse:
+        raise OutcomeUnknownError("read timed out")
+
+    verifier = SnsVerifier(trust_roots=[sns.root], fetch=_https_get(MockTransport(timed_out)))
+    with pytest.raises(UnavailableError):
+        verifier.verify(json.dumps(sns.message(notification(2), message_id="t-1")))
+    gone = _https_get(MockTransport(lambda request: HttpResponse(404, {}, b"")))
+    with pytest.raises(UnavailableError):
+        SnsVerifier(trust_roots=[sns.root], fetch=gone).verify(
+            json.dumps(sns.message(notification(2), message_id="t-2"))
+        )

@@ -51,6 +51,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 from commercekit.errors import (
     ConfigurationError,
     InvalidInputError,
+    OutcomeUnknownError,
     SignatureError,
     SignatureExpiredError,
     UnavailableError,
@@ -143,7 +144,10 @@ def _timestamp(text: object) -> float:
 
 def _https_get(transport: HttpTransport) -> Callable[[str], bytes]:
     def fetch(url: str) -> bytes:
-        response = transport.handle(HttpRequest("GET", url, timeout_s=10.0))
+        try:
+            response = transport.handle(HttpRequest("GET", url, timeout_s=10.0))
+        except OutcomeUnknownError:  # a read that timed out changed nothing: retry later
+            raise UnavailableError("fetching a certificate timed out") from None
         if response.status != 200:
             raise UnavailableError(f"fetching a certificate answered {response.status}")
         return response.body
