@@ -182,18 +182,19 @@ def _run(
     proc = start()
     try:
         for kill in range(5):
-            time.sleep(rng.uniform(0.5, 2.0))
+            time.sleep(rng.uniform(0.3, 1.2))
             if kill == 2:
                 drop_connection()
                 time.sleep(rng.uniform(0.3, 1.0))
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             proc = start()
-        relay.join(240)
-        assert not relay.is_alive(), "the relay did not finish in 240 s"
+        bound_s = 240 + n_events / 100  # generous: the CI machine is shared
+        relay.join(bound_s)
+        assert not relay.is_alive(), f"the relay did not finish in {bound_s} s"
         assert not errors, errors
         want = len(events) + len(bad)
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + bound_s
         while _processed(store.db, store) < want and time.monotonic() < deadline:
             assert proc.poll() is None, err_path.read_text()
             time.sleep(0.2)
