@@ -171,14 +171,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=None, help="events through each stream")
     parser.add_argument("--funnel-events", type=int, default=None)
     args = parser.parse_args()
-    n_stream = args.events or (500 if args.quick else 50_000)
-    n_funnel = args.funnel_events or (3_000 if args.quick else 1_000_000)
+    n_stream = args.events or (300 if args.quick else 50_000)
+    n_funnel = args.funnel_events or (2_000 if args.quick else 1_000_000)
     results: dict[str, Any] = {"machine": machine("duckdb", "redis", "nats-py")}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         results["stream_redis"] = stream("redis", n_stream, folder)
         results["stream_nats"] = stream("nats", n_stream, folder)
-        results["emit"] = emit(20_000 if args.quick else 200_000)
+        results["emit"] = emit(5_000 if args.quick else 200_000)
         results["funnel"] = funnel(n_funnel, folder)
     redis_rate = results["stream_redis"].get("events_per_s", 0)
     results["meets_redis_20000_per_s"] = redis_rate >= 20_000

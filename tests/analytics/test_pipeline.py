@@ -25,7 +25,7 @@ def _db(path: Path) -> Database:
 
 
 def test_history_through_outbox_relay_and_jsonl_log_matches_duckdb(tmp_path: Path) -> None:
-    events = generate(3000, seed=3)
+    events = generate(2000, seed=3)
     shop = _db(tmp_path / "shop.db")
     outbox = Outbox()
     shop.create_all(outbox.metadata)

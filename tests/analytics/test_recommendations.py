@@ -42,7 +42,7 @@ def apply_all(store: AnalyticsStore, bodies: list[bytes], batch: int = 1000) -> 
 
 def test_planted_pairs_are_in_each_others_top_10(tmp_path: Path) -> None:
     pairs = 50
-    bodies = history(orders=5_000, products=1_000, pairs=pairs)
+    bodies = history(orders=3_000, products=600, pairs=pairs)
     store = AnalyticsStore(
         Database(ReplicatedTopology(Node("p", sqlite_engine(tmp_path / "a.db"))))
     )
