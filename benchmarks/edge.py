@@ -55,6 +55,16 @@ LARGE = os.urandom(5 * 1024 * 1024)
 
 class _Origin(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.send_response(200)
+        self.send_header("Content-Length", "3")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(b"ok\n")
 
     def do_GET(self) -> None:
         body = LARGE if self.path.startswith("/large") else SMALL
@@ -68,6 +78,13 @@ class _Origin(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+class _OriginServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a proxy closing its pooled connections at exit is not news
 
 
 def _free_port() -> int:
@@ -248,6 +265,59 @@ def wrk(port: int, path: str, *, connections: int, seconds: float) -> dict[str, 
     }
 
 
+MIX_LUA = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) hits = 0; misses = 0; n = 0; mix = args[1] == "mix" end
+request = function()
+  n = n + 1
+  if mix and n % 2 == 0 then
+    return wrk.format("POST", "/cart/" .. n, nil, "{}")
+  end
+  local i = mix and (n - 1) / 2 or (n - 1)
+  return wrk.format("GET", "/mix/" .. (math.floor(i) % OBJECTS))
+end
+response = function(status, headers, body)
+  local cs = headers["cache-status"] or headers["Cache-Status"] or ""
+  if string.find(cs, "; hit", 1, true) then hits = hits + 1
+  elseif string.find(cs, "fwd=uri-miss", 1, true) then misses = misses + 1 end
+end
+function done(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    io.write(string.format("HITS %d MISSES %d\\n", t:get("hits"), t:get("misses")))
+  end
+end
+"""
+MIX_OBJECTS = 50
+
+
+def hit_ratio(port: int, *, mix: bool, seconds: float, script: str) -> dict[str, float]:
+    """GETs cycling over MIX_OBJECTS objects, with a POST between two GETs if *mix*."""
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            "-c16",
+            f"-d{int(seconds)}s",
+            "-s",
+            script,
+            f"http://127.0.0.1:{port}/",
+            "--",
+            "mix" if mix else "get",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = re.search(r"HITS (\d+) MISSES (\d+)", out)
+    hits, misses = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+    return {
+        "gets": float(hits + misses),
+        "hit_ratio": hits / max(1, hits + misses),
+        "fills_per_object": misses / max(1, min(hits + misses, MIX_OBJECTS)),
+    }
+
+
 def _median(runs: list[dict[str, float]], key: str) -> float:
     return float(statistics.median(r[key] for r in runs))
 
@@ -257,8 +327,7 @@ def _spread(runs: list[dict[str, float]], key: str) -> list[float]:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
-    server.daemon_threads = True
+    server = _OriginServer(("127.0.0.1", 0), _Origin)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     origin = f"127.0.0.1:{server.server_address[1]}"
     base = f"http://{origin}"
@@ -268,6 +337,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     two_workers = _serve_supports("--workers")
     report: dict[str, Any] = {"machine": machine("h11", "httpx"), "rounds": rounds}
     runs: dict[str, list[dict[str, float]]] = {}
+    mixes: dict[str, list[dict[str, float]]] = {}
+    lua = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
+    lua.write(MIX_LUA.replace("OBJECTS", str(MIX_OBJECTS)))
+    lua.close()
+    script = lua.name
 
     def run(name: str, port: int, path: str, c: int) -> None:
         runs.setdefault(name, []).append(wrk(port, path, connections=c, seconds=seconds))
@@ -292,12 +366,30 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             with nginx(origin, 2) as port:
                 _warm(port, "/small")
                 run("nginx_small_2w", port, "/small", conns)
+            with ours(base, 1) as port:
+                _warm(port, "/small")  # the first request's imports and origin connection
+                mixes.setdefault("get_only", []).append(
+                    hit_ratio(port, mix=False, seconds=seconds, script=script)
+                )
+            with ours(base, 1) as port:
+                _warm(port, "/small")
+                mixes.setdefault("get_post", []).append(
+                    hit_ratio(port, mix=True, seconds=seconds, script=script)
+                )
             if not args.no_uvicorn:
                 with uvicorn(base) as port:
                     _warm(port, "/small")
                     run("uvicorn_small_1w", port, "/small", conns)
     finally:
         server.shutdown()
+        os.unlink(script)
+    for name, got in mixes.items():
+        report[f"mix_{name}"] = {
+            "hit_ratio": _median(got, "hit_ratio"),
+            "fills_per_object": _median(got, "fills_per_object"),
+            "fills_per_object_spread": _spread(got, "fills_per_object"),
+            "gets": _median(got, "gets"),
+        }
     for name, got in runs.items():
         report[name] = {
             "rps": _median(got, "rps"),
@@ -326,6 +418,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         ratios["small_rps_2w"] >= 0.5
     )
     report["meets_large_mb_s"] = ratios["large_mb_s"] >= 0.9
+    # Each object is missed once and then hit (one origin fill per object); POSTs to
+    # other URLs must not discard fills in flight, which would add misses.
+    get_only, get_post = report["mix_get_only"], report["mix_get_post"]
+    report["meets_mixed_hit_ratio"] = get_post["fills_per_object"] <= max(
+        1.0, get_only["fills_per_object"]
+    )
     return report
 
 
@@ -349,6 +447,11 @@ def _table(report: dict[str, Any]) -> str:
             lo, hi = mine[f"{key}_spread"]
             mine_s, ratio_s = f"{mine[key]:.1f} ({lo:.0f}-{hi:.0f})", f"{value:.2f}"
         lines.append(f"{label:32} {mine_s:>18} {peer_s:>18} {ratio_s:>7}  {target}")
+    g, m = report["mix_get_only"], report["mix_get_post"]
+    lines.append(
+        f"{'fills per object, GETs / 50% POSTs':32} {m['fills_per_object']:>18.3f} "
+        f"{g['fills_per_object']:>18.3f} {'':>7}  mixed <= GET-only (ours both)"
+    )
     if "uvicorn_small_1w" in report:
         u = report["uvicorn_small_1w"]
         lines.append(

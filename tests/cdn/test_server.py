@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import os
 import resource
 import select
@@ -90,6 +91,14 @@ def test_http10_keep_alive_pipelining_and_505() -> None:
             assert got.index(b"body /b") < got.index(b"body /c")
             bad = await exchange(port, b"GET /a HTTP/9.9\r\nHost: s\r\n\r\n")
             assert bad.startswith(b"HTTP/1.1 505 ")
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST /p HTTP/1.1\r\nHost: s\r\nContent-Length: 2\r\n")
+            writer.write(b"Expect: 100-continue\r\n\r\n")  # waits for 100 before the body
+            assert await asyncio.wait_for(reader.readline(), 2) == b"HTTP/1.1 100 Continue\r\n"
+            writer.write(b"hi")
+            await asyncio.wait_for(reader.readline(), 2)  # the blank line after the 100
+            assert (await asyncio.wait_for(reader.readline(), 2)).startswith(b"HTTP/1.1 200 ")
+            writer.close()
 
     run(main)
 
@@ -235,6 +244,22 @@ def test_drain_finishes_the_response_in_progress_then_closes() -> None:
         await edge.aclose()
 
     run(main)
+
+
+def test_a_client_that_leaves_before_its_answer_is_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main(url: str) -> None:
+        async with running(url) as (_, port):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /slow-gone HTTP/1.1\r\nHost: s\r\n\r\n")
+            await writer.drain()
+            writer.close()  # gone before the origin's answer (0.4 s)
+            await asyncio.sleep(1.2)
+
+    with caplog.at_level(logging.WARNING, logger="commercekit.cdn"), LoopbackServer(origin) as o:
+        uvloop.run(main(o.url))  # uvloop raises on a write to a closed transport
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_access_log_lines() -> None:

@@ -139,6 +139,7 @@ class _Request:
     __slots__ = (
         "agent",
         "body",
+        "expect",
         "headers",
         "host",
         "keep_alive",
@@ -160,6 +161,7 @@ class _Request:
         self.version = "1.1"
         self.referer = b""
         self.agent = b""
+        self.expect = False
 
 
 class Connection(asyncio.Protocol):
@@ -266,6 +268,8 @@ class Connection(asyncio.Protocol):
             request.referer = value
         elif lowered == b"user-agent":
             request.agent = value
+        elif lowered == b"expect" and value.lower() == b"100-continue":
+            request.expect = True
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -275,6 +279,8 @@ class Connection(asyncio.Protocol):
             raise _Refused(505)
         request.method = parser.get_method()
         request.keep_alive = parser.should_keep_alive()
+        if request.expect and request.version == "1.1" and self._transport is not None:
+            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # the client may send
         self._phase = _BODY
         self._arm(self._options.idle_timeout_s)
 
@@ -333,7 +339,7 @@ class Connection(asyncio.Protocol):
     async def _send_large(self, request: _Request, head: bytes, body: bytes) -> None:
         try:
             transport = self._transport
-            if transport is None:
+            if transport is None or transport.is_closing():
                 return
             transport.write(head + self._hit_tail(request))
             if not await self._write_body(transport, body):
@@ -380,9 +386,11 @@ class Connection(asyncio.Protocol):
         headers: list[tuple[bytes, bytes]],
         payload: bytes | BodyStream,
     ) -> int:
-        """Write one response; return the body bytes sent, or -1 if the connection was aborted."""
+        """Write one response; return the body bytes sent, or -1 if the connection is gone."""
         transport = self._transport
-        if transport is None:
+        if transport is None or transport.is_closing():  # the client left while we waited
+            if isinstance(payload, BodyStream):
+                await payload.aclose()
             return -1
         keep = request.keep_alive and not self._state.draining
         chunked = False
