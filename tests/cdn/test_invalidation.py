@@ -114,3 +114,21 @@ def test_generations_stay_bounded_and_err_on_the_safe_side() -> None:
     gens.record(PurgeSelector(PurgeKind.ALL))
     assert not gens.current(now, "http://b/x", frozenset())
     assert gens.current(gens.seq, "http://b/x", frozenset())
+
+
+def test_a_hostile_location_never_costs_the_client_its_answer() -> None:
+    async def main() -> None:
+        def answer(request: Request) -> Response:
+            headers = {"cache-control": "max-age=60"}
+            if request.method == "POST":
+                headers = {"location": "/orders/\t7", "content-location": "HTTP://SHOP.TEST:80/b"}
+            return Response(201 if request.method == "POST" else 200, Headers(headers), b"ok")
+
+        store = MemoryStore(1 << 20)
+        async with EdgeCache(MockOrigin(answer), store) as edge:
+            await edge.get("http://shop.test/b")
+            posted = await edge.handle(Request("POST", "http://shop.test/orders", Headers(), b"x"))
+            assert posted.status == 201
+            assert "http://shop.test/b" not in store  # the same origin, spelt otherwise
+
+    asyncio.run(main())

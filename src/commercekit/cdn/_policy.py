@@ -7,15 +7,19 @@ calls these and does the fetching and storing around them.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from urllib.parse import urljoin, urlsplit
 
 import attrs
 
+from commercekit.errors import InvalidInputError
+
 from ._cache_control import EMPTY, CacheControl, parse_cache_control, parse_targeted
 from ._dates import parse_http_date
 from ._freshness import corrected_initial_age, freshness_lifetime, parse_age
 from ._headers import HOP_BY_HOP, Headers
+from ._keys import normalize_url
 from ._messages import Request, Response
 from ._stored import StoredResponse
 from ._vary import VARY_STAR, variant_of, vary_names
@@ -37,6 +41,7 @@ __all__ = [
     "usable_on_error",
 ]
 
+_CONTROLS = re.compile(r"[\x00-\x20\x7f]")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
 
@@ -310,13 +315,24 @@ def invalidation_urls(request: Request, response: Response) -> list[str]:
     if request.method in SAFE_METHODS or not 200 <= response.status < 400:
         return []
     urls = [request.url]
-    target = urlsplit(request.url)
+    target = _origin_of(request.url)
     for name in ("location", "content-location"):
         value = response.headers.get(name)
-        if not value:
+        if not value or _CONTROLS.search(value):
+            continue  # urljoin would drop a tab or a line break: another URL than named
+        try:
+            absolute = normalize_url(urljoin(request.url, value))
+        except (ValueError, InvalidInputError):
             continue
-        absolute = urljoin(request.url, value)
-        parts = urlsplit(absolute)
-        if (parts.scheme, parts.netloc) == (target.scheme, target.netloc):
+        if target is not None and _origin_of(absolute) == target:
             urls.append(absolute)
     return urls
+
+
+def _origin_of(url: str) -> tuple[str, str] | None:
+    """The (scheme, host[:port]) of *url*, normalized as cache keys are; None if it has none."""
+    try:
+        parts = urlsplit(normalize_url(url))
+    except (ValueError, InvalidInputError):
+        return None
+    return (parts.scheme, parts.netloc) if parts.scheme and parts.netloc else None

@@ -379,7 +379,11 @@ async def case_post_elsewhere_during_fill(c: Case) -> list[Any]:
     gate.set()
     first = await fill
     again = await c.get("/slow")
-    assert "stored" in first.headers.get("cache-status", ""), (first, c.hits("/slow"))
+    assert "stored" in first.headers.get("cache-status", ""), (
+        first.status,
+        first.body,
+        c.hits("/slow"),
+    )
     assert again.outcome == "hit"
     assert c.hits("/slow") == 1
     return [first.obs(), again.obs(), c.hits("/slow")]

@@ -152,7 +152,8 @@ class Case:
         self.noisy = noisy
         self.clock = ManualClock()
         self.metrics = InMemoryMetrics()
-        self._origin_client = httpx.AsyncClient(verify=False)  # no CA bundle load per case
+        # verify=False: no CA bundle load per case; the timeout covers a gated (held) answer
+        self._origin_client = httpx.AsyncClient(verify=False, timeout=60)
         self.edge = EdgeCache(
             HttpOrigin(origin.url, client=self._origin_client, timeout_s=60),
             MemoryStore(4 * 2**20, clock=self.clock),
