@@ -300,3 +300,27 @@ def test_frozen_then_dead_redis_never_blocks_a_get_past_the_deadline(tmp_path: P
     # the deadline, plus what a loaded 2-core machine may add to any timer's wake-up
     assert found["worst_get_s"] <= found["deadline_s"] + 0.3
     assert found["most_per_window"] <= 1
+
+
+def test_redis_keeps_a_bounded_number_of_variants_per_url() -> None:
+    async def main() -> None:
+        from redis.asyncio import Redis
+
+        namespace = f"test:{uuid.uuid4().hex}"
+        store = RedisStore(
+            Redis.from_url("redis://127.0.0.1:6379/15"), namespace=namespace, max_variants=3
+        )
+        origin = MockOrigin(
+            lambda r: Response(
+                200, Headers({"cache-control": "max-age=60", "vary": "user-agent"}), b"x"
+            )
+        )
+        async with EdgeCache(origin, store) as edge:
+            for i in range(16):
+                await edge.get("http://shop.test/v", {"user-agent": f"bot/{i}"})
+            kept = await store.get("http://shop.test/v")
+            assert 1 <= len(kept) <= 4
+            assert any(e.variant == ("bot/15",) for e in kept)
+            await edge.purge(PurgeSelector.everything())
+
+    asyncio.run(main())
