@@ -29,22 +29,18 @@ None otherwise, which makes the service resend under the same key.
 from __future__ import annotations
 
 import json
-import re
 import time
-from collections.abc import Mapping
 from typing import Any, Final
 
 from commercekit.errors import InvalidInputError, InvalidStateError, OutcomeUnknownError
 from commercekit.money import Currency, Money
 from commercekit.payments._amazonpay._codes import (
     AMAZON_PAY_AMOUNTS,
-    REFUSED_AS_DECLINE,
-    decline_of,
     price,
-    price_money,
     refused_state,
     state_of,
 )
+from commercekit.payments._amazonpay._outcomes import Outcomes
 from commercekit.payments._amazonpay._session import CheckoutSession
 from commercekit.payments._amazonpay._wire import (
     AmazonPayClient,
@@ -59,19 +55,14 @@ from commercekit.payments._results import (
     ActionRequired,
     AnyResult,
     Operation,
-    Outcome,
     PaymentResult,
 )
-from commercekit.payments._state import PaymentState
 from commercekit.payments._typing import Clock, GatewayCapabilities, HttpTransport, PaymentSource
 
 __all__ = ["AmazonPayGateway"]
 
 _INTENTS: Final = {Operation.AUTHORIZE: "Authorize", Operation.PURCHASE: "AuthorizeWithCapture"}
 _CAPTURED: Final = frozenset({"Captured", "CaptureInitiated"})
-_REFUNDED: Final = frozenset({"Refunded", "RefundInitiated"})
-_S = PaymentState
-_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 class AmazonPayGateway:
@@ -99,6 +90,7 @@ class AmazonPayGateway:
         )
         self._return_url = return_url
         self._name = name
+        self._out = Outcomes(name)
         self._capabilities = GatewayCapabilities(
             multiple_captures=False,
             multiple_refunds=True,
@@ -192,8 +184,8 @@ class AmazonPayGateway:
                 "POST", "charges", body=body, idempotency_key=idempotency_key
             )
         except AmazonPayRefusal as exc:
-            return self._refused(exc, operation, charge_permission_id, amount, "charge")
-        return self._charge_result(operation, charge)
+            return self._out.refused(exc, operation, charge_permission_id, amount, "charge")
+        return self._out.charge_result(operation, charge)
 
     # -- the protocol ----------------------------------------------------------------------
 
@@ -263,8 +255,8 @@ class AmazonPayGateway:
                 idempotency_key=idempotency_key,
             )
         except AmazonPayRefusal as exc:
-            return self._refused(exc, Operation.CAPTURE, reference, amount, "capture")
-        return self._charge_result(Operation.CAPTURE, charge)
+            return self._out.refused(exc, Operation.CAPTURE, reference, amount, "capture")
+        return self._out.charge_result(Operation.CAPTURE, charge)
 
     def void(self, reference: str, *, idempotency_key: str) -> PaymentResult:
         """``DELETE /charges/{id}/cancel``: release the authorization."""
@@ -274,7 +266,7 @@ class AmazonPayGateway:
             charge = self._client.call("DELETE", path, body=body)
         except AmazonPayRefusal as exc:
             raise refused_state(exc.reason_code, f"cancel charge {reference}") from None
-        return self._charge_result(Operation.VOID, charge)
+        return self._out.charge_result(Operation.VOID, charge)
 
     def refund(self, reference: str, amount: Money, *, idempotency_key: str) -> PaymentResult:
         """``POST /refunds`` of *amount* on the Charge; settled later (a notification says)."""
@@ -284,21 +276,8 @@ class AmazonPayGateway:
                 "POST", "refunds", body=body, idempotency_key=idempotency_key
             )
         except AmazonPayRefusal as exc:
-            return self._refused(exc, Operation.REFUND, reference, amount, "refund")
-        state, reason = state_of(refund)
-        moved = price_money(refund.get("refundAmount"), "refund")
-        if state in _REFUNDED:
-            own = refund.get("refundId")
-            return self._result(
-                Operation.REFUND,
-                reference,
-                moved,
-                _S.PARTIALLY_REFUNDED,
-                operation_reference=own if isinstance(own, str) and _ID.fullmatch(own) else None,
-            )
-        if state == "Declined":
-            return self._declined(Operation.REFUND, reference, moved, reason)
-        raise OutcomeUnknownError(f"Amazon Pay answered a refund with state {state or 'none'!r}")
+            return self._out.refused(exc, Operation.REFUND, reference, amount, "refund")
+        return self._out.refund_result(reference, refund)
 
     def lookup(
         self, operation: Operation, *, idempotency_key: str, reference: str | None
@@ -313,9 +292,9 @@ class AmazonPayGateway:
             charge = self.get_charge(reference)
             state, _ = state_of(charge)
             if operation is Operation.CAPTURE and state in _CAPTURED:
-                return self._charge_result(Operation.CAPTURE, charge)
+                return self._out.charge_result(Operation.CAPTURE, charge)
             if operation is Operation.VOID and state == "Canceled":
-                return self._charge_result(Operation.VOID, charge)
+                return self._out.charge_result(Operation.VOID, charge)
         return None  # a session update or a refund: resending under the same key is safe
 
     # -- internals -----------------------------------------------------------------------
@@ -348,7 +327,7 @@ class AmazonPayGateway:
                 exc.reason_code, f"update checkout session {source.value}"
             ) from None
         if session.state == "Canceled":
-            return self._declined(operation, session.id, amount, session.reason_code)
+            return self._out.declined(operation, session.id, amount, session.reason_code)
         if session.state != "Open" or not session.redirect_url:
             raise InvalidStateError(
                 f"checkout session {session.id} is {session.state or 'unknown'} with "
@@ -366,83 +345,16 @@ class AmazonPayGateway:
     def _session_result(self, session: CheckoutSession) -> PaymentResult:
         if session.state == "Completed" and session.charge_id:
             charge = self.get_charge(session.charge_id)
-            return self._charge_result(Operation.COMPLETE_ACTION, charge)
+            return self._out.charge_result(Operation.COMPLETE_ACTION, charge)
         if session.state == "Canceled":
             amount = session.amount
             if amount is None:
                 raise OutcomeUnknownError(f"checkout session {session.id} names no amount")
-            return self._declined(
+            return self._out.declined(
                 Operation.COMPLETE_ACTION, session.id, amount, session.reason_code
             )
         raise OutcomeUnknownError(
             f"checkout session {session.id} is {session.state or 'in no state'} without a charge"
-        )
-
-    def _charge_result(self, operation: Operation, charge: Mapping[str, Any]) -> PaymentResult:
-        charge_id = charge.get("chargeId")
-        if not isinstance(charge_id, str) or not _ID.fullmatch(charge_id):
-            raise OutcomeUnknownError("Amazon Pay's charge names no readable chargeId")
-        state, reason = state_of(charge)
-        permission = charge.get("chargePermissionId")
-        readable = isinstance(permission, str) and _ID.fullmatch(permission)
-        own = permission if readable and operation is not Operation.CAPTURE else None
-        if operation is Operation.CAPTURE and state in _CAPTURED:
-            moved = price_money(charge.get("captureAmount"), "capture")
-            return self._result(operation, charge_id, moved, _S.CAPTURED)
-        charged = price_money(charge.get("chargeAmount"), "charge")
-        if state == "Declined":
-            return self._declined(operation, charge_id, charged, reason)
-        if operation is Operation.VOID and state == "Canceled":
-            return self._result(operation, charge_id, charged, _S.VOIDED)
-        if operation is not Operation.CAPTURE and state in _CAPTURED:
-            return self._result(operation, charge_id, charged, _S.CAPTURED, operation_reference=own)
-        if operation is not Operation.CAPTURE and state == "Authorized":
-            return self._result(
-                operation, charge_id, charged, _S.AUTHORIZED, operation_reference=own
-            )
-        raise OutcomeUnknownError(
-            f"Amazon Pay answered {operation.value} of charge {charge_id} with state "
-            f"{state or 'none'!r}; its notification will tell how it ends"
-        )
-
-    def _refused(
-        self, exc: AmazonPayRefusal, operation: Operation, reference: str, amount: Money, verb: str
-    ) -> PaymentResult:
-        if exc.reason_code in REFUSED_AS_DECLINE:
-            return self._declined(operation, reference, amount, exc.reason_code)
-        raise refused_state(exc.reason_code, f"{verb} on {reference}") from None
-
-    def _result(
-        self,
-        operation: Operation,
-        reference: str,
-        amount: Money,
-        status: PaymentState,
-        *,
-        operation_reference: str | None = None,
-    ) -> PaymentResult:
-        return PaymentResult(
-            operation=operation,
-            outcome=Outcome.APPROVED,
-            reference=reference,
-            amount=amount,
-            status=status,
-            provider=self._name,
-            operation_reference=operation_reference,
-        )
-
-    def _declined(
-        self, operation: Operation, reference: str, amount: Money, reason: str | None
-    ) -> PaymentResult:
-        return PaymentResult(
-            operation=operation,
-            outcome=Outcome.DECLINED,
-            reference=reference,
-            amount=amount,
-            status=_S.FAILED,
-            provider=self._name,
-            decline_code=decline_of(reason),
-            provider_code=reason,
         )
 
     def __repr__(self) -> str:
