@@ -135,7 +135,9 @@ class ChunkedBody:
         while index < stop:
             upto = min(stop, index + batch)
             parts: list[bytes | None] = await store._call(
-                "read chunks", store._redis.mget(self.chunk_keys(index, upto))
+                "read chunks",
+                store._redis.mget(self.chunk_keys(index, upto)),
+                store._slow_deadline(),  # megabytes a round trip: more than one lookup's deadline
             )
             for offset in range(upto - index):
                 i = index + offset
@@ -205,7 +207,10 @@ class RedisWriter:
     async def _flush(self, data: bytes) -> None:
         key = chunk_key(self._store.namespace, self._id, self._count)
         self._count += 1
-        await self._store._call("write a chunk", self._store._redis.set(key, data, ex=self._ttl))
+        store = self._store
+        await store._call(
+            "write a chunk", store._redis.set(key, data, ex=self._ttl), store._slow_deadline()
+        )
 
     async def commit(self, entry: StoredResponse, /) -> None:
         """Write the last chunk, then the manifest (the entry becomes visible)."""

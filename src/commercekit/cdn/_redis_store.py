@@ -470,7 +470,7 @@ class RedisStore:
         return int(await self._call("purge", script))
 
     def _slow_deadline(self) -> float | None:
-        """A purge that scans the namespace may take longer than one lookup: 40 deadlines."""
+        """For a purge that scans, or a batch of chunks: 40 lookup deadlines, 10 s at least."""
         if self._timeout is None:
             return None
         return asyncio.get_running_loop().time() + max(self._timeout * 40, 10.0)
