@@ -30,6 +30,7 @@ from ._events import (
     products_searched,
 )
 from ._funnel import FunnelSpec
+from ._ga4 import GA4_EVENT_NAMES, GA4Client, ga4_event, ga4_payload
 from ._log import Delivery, EventLog, JsonLinesLog, LogRecord, SqlEventLog
 from ._logs import open_log
 from ._reports import (
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ECOMMERCE_EVENTS",
+    "GA4_EVENT_NAMES",
     "AnalyticsConsumer",
     "AnalyticsEvent",
     "AnalyticsStore",
@@ -63,6 +65,7 @@ __all__ = [
     "FunnelDay",
     "FunnelReport",
     "FunnelSpec",
+    "GA4Client",
     "JetStreamLog",
     "JsonLinesLog",
     "LineItem",
@@ -82,6 +85,8 @@ __all__ = [
     "dashboard_from_catalogue",
     "ecommerce_event",
     "from_metrics_event",
+    "ga4_event",
+    "ga4_payload",
     "open_log",
     "order_completed",
     "order_refunded",

@@ -1,0 +1,88 @@
+"""GA4 Measurement Protocol: names, parameters and the wire format, against a loopback server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from commercekit.analytics import (
+    GA4Client,
+    LineItem,
+    ga4_event,
+    order_completed,
+    product_added,
+    products_searched,
+)
+from commercekit.errors import InvalidInputError, UnavailableError
+from commercekit.money import Money
+
+
+@pytest.fixture
+def collector() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            raw = self.rfile.read(length)
+            received.append({"path": self.path, "body": raw, "type": self.headers["Content-Type"]})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/mp/collect", received
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_purchase_goes_out_as_ga4_expects(collector: tuple[str, list[dict[str, Any]]]) -> None:
+    url, received = collector
+    items = [LineItem("tee", Money.of("19.99", "EUR"), 2), LineItem("mug", Money.of("0.10", "EUR"))]
+    order = order_completed(
+        "o-1", Money.of("40.08", "EUR"), items, customer_id="c1", timestamp_ms=1_700_000_000_000
+    )
+    client = GA4Client("G-TEST123", "s3cret-value", endpoint=url)
+    assert client.send([order, products_searched("red hat", results=0, customer_id="c1")]) == 1
+    (req,) = received
+    query = parse_qs(urlsplit(req["path"]).query)
+    assert query == {"measurement_id": ["G-TEST123"], "api_secret": ["s3cret-value"]}
+    assert req["type"] == "application/json"
+    assert b'"value":40.08' in req["body"]  # a JSON number, written from the exact decimal
+    body = json.loads(req["body"])
+    assert body["client_id"] == "c1"
+    assert body["user_id"] == "c1"
+    assert body["timestamp_micros"] == 1_700_000_000_000_000
+    purchase, search = body["events"]
+    assert purchase["name"] == "purchase"
+    assert purchase["params"]["transaction_id"] == "o-1"
+    assert purchase["params"]["currency"] == "EUR"
+    assert purchase["params"]["items"] == [
+        {"item_id": "tee", "price": 19.99, "quantity": 2},
+        {"item_id": "mug", "price": 0.1, "quantity": 1},
+    ]
+    assert search == {"name": "search", "params": {"search_term": "red hat"}}
+    assert "s3cret" not in repr(client)
+
+
+def test_mapping_and_errors() -> None:
+    added = product_added("tee", Money.of("5.00", "JPY"), 3, anonymous_id="a1")
+    assert ga4_event(added)["name"] == "add_to_cart"
+    assert ga4_event(added)["params"]["value"].text == "15"
+    client = GA4Client("G-X", "secret-2", endpoint="http://127.0.0.1:9/mp/collect", timeout_s=1)
+    with pytest.raises(UnavailableError) as info:
+        client.send([added])
+    assert "secret-2" not in str(info.value)
+    with pytest.raises(InvalidInputError):
+        GA4Client("G-X", "")
