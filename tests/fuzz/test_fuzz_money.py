@@ -19,7 +19,7 @@ from commercekit.money import Currency, Money, currencies
 from tests.fuzz.hostile import hostile_text, json_value, not_a_string, only_ours
 
 #: Examples per test: small in the default run; set COMMERCEKIT_FUZZ_EXAMPLES for a long run.
-_FUZZ = settings(deadline=None, max_examples=int(os.environ.get("COMMERCEKIT_FUZZ_EXAMPLES", "60")))
+_FUZZ = settings(deadline=None, max_examples=int(os.environ.get("COMMERCEKIT_FUZZ_EXAMPLES", "40")))
 
 big_int = st.integers(min_value=0, max_value=20_000).map(lambda n: 10**n + 7)
 any_int = st.one_of(st.integers(), big_int, big_int.map(lambda n: -n))

@@ -21,7 +21,7 @@ from ._backend import RecordingBackend
 from ._event import Event, check_event
 from ._series import (
     DEFAULT_MAX_SERIES_PER_METRIC,
-    INF,
+    MAX_VALUE,
     REAL,
     Kind,
     MetricSpec,
@@ -45,7 +45,7 @@ class _Counter:
         self._local = self._shards.local
 
     def inc(self, amount: float = 1, /) -> None:
-        if not isinstance(amount, REAL) or not 0 <= amount < INF:
+        if not isinstance(amount, REAL) or not 0 <= amount <= MAX_VALUE:
             raise bad_increment(amount)
         try:
             self._local.cell[0] += amount
@@ -68,13 +68,13 @@ class _Gauge:
         self._value: float = 0
 
     def add(self, delta: float, /) -> None:
-        if not isinstance(delta, REAL) or not -INF < delta < INF:
+        if not isinstance(delta, REAL) or not -MAX_VALUE <= delta <= MAX_VALUE:
             raise bad_value("gauge", delta)
         with self._lock:
             self._value += delta
 
     def set(self, value: float, /) -> None:
-        if not isinstance(value, REAL) or not -INF < value < INF:
+        if not isinstance(value, REAL) or not -MAX_VALUE <= value <= MAX_VALUE:
             raise bad_value("gauge", value)
         self._value = value
 
@@ -93,7 +93,7 @@ class _Histogram:
         self._clock = clock
 
     def record(self, value: float, /) -> None:
-        if not isinstance(value, REAL) or not -INF < value < INF:
+        if not isinstance(value, REAL) or not -MAX_VALUE <= value <= MAX_VALUE:
             raise bad_value("histogram", value)
         try:
             sketch: QuantileSketch = self._local.cell

@@ -19,7 +19,7 @@ from ._backend import RecordingBackend
 from ._event import EventChannel
 from ._series import (
     DEFAULT_MAX_SERIES_PER_METRIC,
-    INF,
+    MAX_VALUE,
     REAL,
     Kind,
     MetricSpec,
@@ -44,7 +44,7 @@ class _OtelCounter:
         self._attributes = attributes
 
     def inc(self, amount: float = 1, /) -> None:
-        if not isinstance(amount, REAL) or not 0 <= amount < INF:
+        if not isinstance(amount, REAL) or not 0 <= amount <= MAX_VALUE:
             raise bad_increment(amount)
         self._add(amount, self._attributes)
 
@@ -61,14 +61,14 @@ class _OtelGauge:
         self._value: float = 0
 
     def add(self, delta: float, /) -> None:
-        if not isinstance(delta, REAL) or not -INF < delta < INF:
+        if not isinstance(delta, REAL) or not -MAX_VALUE <= delta <= MAX_VALUE:
             raise bad_value("gauge", delta)
         with self._lock:
             self._value += delta
             self._add(delta, self._attributes)
 
     def set(self, value: float, /) -> None:
-        if not isinstance(value, REAL) or not -INF < value < INF:
+        if not isinstance(value, REAL) or not -MAX_VALUE <= value <= MAX_VALUE:
             raise bad_value("gauge", value)
         with self._lock:
             delta, self._value = value - self._value, value
@@ -84,7 +84,7 @@ class _OtelHistogram:
         self._clock = clock
 
     def record(self, value: float, /) -> None:
-        if not isinstance(value, REAL) or not -INF < value < INF:
+        if not isinstance(value, REAL) or not -MAX_VALUE <= value <= MAX_VALUE:
             raise bad_value("histogram", value)
         self._record(value, self._attributes)
 

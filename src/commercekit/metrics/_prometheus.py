@@ -23,7 +23,7 @@ from ._backend import RecordingBackend
 from ._event import EventChannel
 from ._series import (
     DEFAULT_MAX_SERIES_PER_METRIC,
-    INF,
+    MAX_VALUE,
     REAL,
     Kind,
     MetricSpec,
@@ -49,7 +49,7 @@ class _PromCounter:
         self._inc: _Value = child.inc
 
     def inc(self, amount: float = 1, /) -> None:
-        if not isinstance(amount, REAL) or not 0 <= amount < INF:
+        if not isinstance(amount, REAL) or not 0 <= amount <= MAX_VALUE:
             raise bad_increment(amount)
         self._inc(amount)
 
@@ -62,12 +62,12 @@ class _PromGauge:
         self._set: _Value = child.set
 
     def add(self, delta: float, /) -> None:
-        if not isinstance(delta, REAL) or not -INF < delta < INF:
+        if not isinstance(delta, REAL) or not -MAX_VALUE <= delta <= MAX_VALUE:
             raise bad_value("gauge", delta)
         self._inc(delta)
 
     def set(self, value: float, /) -> None:
-        if not isinstance(value, REAL) or not -INF < value < INF:
+        if not isinstance(value, REAL) or not -MAX_VALUE <= value <= MAX_VALUE:
             raise bad_value("gauge", value)
         self._set(value)
 
@@ -80,7 +80,7 @@ class _PromHistogram:
         self._clock = clock
 
     def record(self, value: float, /) -> None:
-        if not isinstance(value, REAL) or not -INF < value < INF:
+        if not isinstance(value, REAL) or not -MAX_VALUE <= value <= MAX_VALUE:
             raise bad_value("histogram", value)
         self._observe(value)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+import sys
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -26,6 +27,7 @@ from ._typing import Tags
 
 __all__ = [
     "DEFAULT_MAX_SERIES_PER_METRIC",
+    "MAX_VALUE",
     "OVERFLOW_TAG_VALUE",
     "Kind",
     "MetricSpec",
@@ -45,7 +47,11 @@ TagItems = tuple[tuple[str, str], ...]
 
 SeriesKey = tuple[str, TagItems]
 
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+# What Prometheus and OpenTelemetry both accept: a letter first (OpenTelemetry
+# refuses '_' and ':' there), then letters, digits and '_' (OpenTelemetry
+# refuses ':'), at most 255 characters in all.
+_METRIC_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]{0,254}\Z")
+_UNIT = re.compile(r"[!-~]{1,40}\Z")  # printable ASCII, no space: OpenTelemetry's rule, braced
 _TAG_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 
 
@@ -71,6 +77,14 @@ class MetricSpec:
 REAL = (int, float)
 """The types a measurement may have (bool counts as an int)."""
 INF = math.inf
+MAX_VALUE = sys.float_info.max
+"""The largest measurement: every backend holds values as floats (an int past it overflows)."""
+
+
+def _shown(value: float) -> str:
+    if isinstance(value, int) and abs(value) > MAX_VALUE:
+        return "an int past the float range"
+    return repr(value)
 
 
 def bad_increment(amount: object) -> InvalidInputError | UnsupportedTypeError:
@@ -82,7 +96,7 @@ def bad_increment(amount: object) -> InvalidInputError | UnsupportedTypeError:
     if amount < 0:
         return negative_increment(amount)
     return InvalidInputError(
-        f"a counter takes finite increments; inc({amount}) would poison it for good"
+        f"a counter takes finite increments; inc({_shown(amount)}) would poison it for good"
     )
 
 
@@ -90,13 +104,14 @@ def bad_value(kind: str, value: object) -> InvalidInputError | UnsupportedTypeEr
     """The error for a gauge or histogram *value* that is not a finite int or float."""
     if not isinstance(value, REAL):
         return UnsupportedTypeError(f"a {kind} takes an int or a float, not {type(value).__name__}")
-    return InvalidInputError(f"a {kind} takes finite values, not {value}")
+    return InvalidInputError(f"a {kind} takes finite values, not {_shown(value)}")
 
 
 def negative_increment(amount: float) -> InvalidInputError:
     """The error for ``counter.inc(amount)`` with a negative *amount*, the same in every backend."""
     return InvalidInputError(
-        f"a counter only goes up; inc({amount}) is negative (use a gauge for values that fall)"
+        f"a counter only goes up; inc({_shown(amount)}) is negative "
+        "(use a gauge for values that fall)"
     )
 
 
@@ -179,9 +194,17 @@ class SeriesTable(Generic[_S]):
     def _check(self, spec: MetricSpec) -> None:
         if not _METRIC_NAME.match(spec.name):
             raise ConfigurationError(
-                f"metric name {spec.name!r} is not valid: use letters, digits, underscores and "
-                "colons, not starting with a digit (commercekit_<part>_<name>_<unit>)"
+                f"metric name {spec.name[:80]!r} is not valid: use letters, digits and "
+                "underscores, starting with a letter, at most 255 characters "
+                "(commercekit_<part>_<name>_<unit>)"
             )
+        if not isinstance(spec.unit, str) or not _UNIT.match(spec.unit):
+            raise ConfigurationError(
+                f"the unit of metric {spec.name!r} is 1 to 40 printable ASCII characters "
+                "without spaces, such as 'seconds', 'bytes' or '1'"
+            )
+        if not isinstance(spec.description, str):
+            raise ConfigurationError(f"the description of metric {spec.name!r} is a str")
         known = self._specs.setdefault(spec.name, spec)
         if known != spec:
             differences = ", ".join(

@@ -37,7 +37,7 @@ from commercekit.payments._adyen_codes import ADYEN_AMOUNTS, refusal
 from commercekit.payments._adyen_wire import AdyenClient, adyen_key
 from commercekit.payments._amounts import AmountRules
 from commercekit.payments._card import Card, ProviderToken
-from commercekit.payments._http import UrllibTransport, path_segment
+from commercekit.payments._http import UrllibTransport, path_segment, unreadable_answers
 from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._results import (
     ActionRequired,
@@ -120,6 +120,7 @@ class AdyenGateway:
 
     # -- operations ----------------------------------------------------------------------
 
+    @unreadable_answers("Adyen")
     def authorize(
         self,
         amount: Money,
@@ -131,6 +132,7 @@ class AdyenGateway:
         """``POST /payments`` with manual capture."""
         return self._pay(Operation.AUTHORIZE, amount, source, idempotency_key, return_url)
 
+    @unreadable_answers("Adyen")
     def purchase(
         self,
         amount: Money,
@@ -142,6 +144,7 @@ class AdyenGateway:
         """``POST /payments`` captured at once."""
         return self._pay(Operation.PURCHASE, amount, source, idempotency_key, return_url)
 
+    @unreadable_answers("Adyen")
     def verify(
         self, source: PaymentSource, currency: Currency, *, idempotency_key: str
     ) -> PaymentResult:
@@ -153,12 +156,14 @@ class AdyenGateway:
             )
         return result
 
+    @unreadable_answers("Adyen")
     def capture(self, reference: str, amount: Money, *, idempotency_key: str) -> PaymentResult:
         """``POST /payments/{reference}/captures`` for *amount*."""
         body = self._modify(reference, "captures", amount, idempotency_key)
         # The ledger sets captured or partially captured from its own books.
         return self._approved(Operation.CAPTURE, reference, amount, PaymentState.CAPTURED, body)
 
+    @unreadable_answers("Adyen")
     def void(self, reference: str, *, idempotency_key: str) -> PaymentResult:
         """``POST /payments/{reference}/cancels``: release the authorization."""
         body = self._modify(reference, "cancels", None, idempotency_key)
@@ -166,6 +171,7 @@ class AdyenGateway:
         amount = self._amount(body.get("amount"), Money.zero("XXX"))
         return self._approved(Operation.VOID, reference, amount, PaymentState.VOIDED, body)
 
+    @unreadable_answers("Adyen")
     def refund(self, reference: str, amount: Money, *, idempotency_key: str) -> PaymentResult:
         """``POST /payments/{reference}/refunds`` for *amount*."""
         body = self._modify(reference, "refunds", amount, idempotency_key)
@@ -173,6 +179,7 @@ class AdyenGateway:
             Operation.REFUND, reference, amount, PaymentState.PARTIALLY_REFUNDED, body
         )
 
+    @unreadable_answers("Adyen")
     def complete_action(self, reference: str, *, idempotency_key: str) -> AnyResult:
         """``POST /payments/details`` with what the shopper brought back from 3-D Secure.
 
@@ -196,6 +203,7 @@ class AdyenGateway:
         captured = mode == _MODES[Operation.PURCHASE]
         return self._payment(Operation.COMPLETE_ACTION, body, None, captured=captured)
 
+    @unreadable_answers("Adyen")
     def lookup(
         self, operation: Operation, *, idempotency_key: str, reference: str | None
     ) -> AnyResult | None:

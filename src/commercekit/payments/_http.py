@@ -15,22 +15,66 @@ wire-format tests and in-process fakes.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import ssl
 import urllib.parse
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import ParamSpec, TypeVar
 
 import attrs
 
 from commercekit.errors import (
+    CommerceKitError,
     ConfigurationError,
     InvalidInputError,
     OutcomeUnknownError,
     UnavailableError,
 )
 
-__all__ = ["HttpRequest", "HttpResponse", "MockTransport", "UrllibTransport", "path_segment"]
+__all__ = [
+    "HttpRequest",
+    "HttpResponse",
+    "MockTransport",
+    "UrllibTransport",
+    "path_segment",
+    "unreadable_answers",
+]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+#: What reading a malformed answer raises: a missing key, a wrong type, a bad number.
+_UNREADABLE = (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError)
+
+
+def unreadable_answers(provider: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Turn a gateway method's failure to read *provider*'s answer into OutcomeUnknownError.
+
+    A 2xx body without the fields it should have (no ``id``, an ``amount``
+    that is not a number, a list where an object belongs) means the call may
+    well have taken effect while its answer cannot be used: the caller must
+    look it up, not retry blindly. commercekit errors pass through as they are.
+    """
+
+    def decorate(method: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(method)
+        def read(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return method(*args, **kwargs)
+            except CommerceKitError:
+                raise
+            except _UNREADABLE as exc:
+                raise OutcomeUnknownError(
+                    f"{provider}'s answer to {method.__name__} could not be read "
+                    f"({type(exc).__name__}); the call may have taken effect: look it up "
+                    "before trying again"
+                ) from exc
+
+        return read
+
+    return decorate
 
 
 def path_segment(value: object) -> str:

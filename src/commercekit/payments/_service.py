@@ -37,6 +37,7 @@ from commercekit.errors import (
     OutcomeUnknownError,
     TransientError,
     UnavailableError,
+    UnsupportedTypeError,
 )
 from commercekit.metrics import Metrics, NullMetrics, span
 from commercekit.money import Currency, Money
@@ -235,6 +236,7 @@ class PaymentService:
     ) -> AnyResult:
         _check_id(payment_id)
         _check_key(key, optional=True)
+        _check_amount(amount)
         if operation is not Operation.VERIFY:
             Payment(payment_id).check(operation, amount)
         self._caps.amounts.to_provider(amount)
@@ -261,6 +263,7 @@ class PaymentService:
     ) -> AnyResult:
         _check_id(payment_id)
         if amount is not None:
+            _check_amount(amount)
             self._caps.amounts.to_provider(amount)
         if key is None:
             key = f"{payment_id}:{operation.value}"
@@ -423,6 +426,13 @@ def _check_id(payment_id: str) -> None:
         raise InvalidInputError(
             f"a payment id is a non-empty str of at most {_MAX_ID} printable characters "
             "(no control characters, line breaks or lone surrogates)"
+        )
+
+
+def _check_amount(amount: object) -> None:
+    if not isinstance(amount, Money):
+        raise UnsupportedTypeError(
+            f"an amount is a Money, such as Money.of('12.34', 'USD'), not {type(amount).__name__}"
         )
 
 

@@ -20,7 +20,7 @@ from commercekit.errors import InvalidInputError, OutcomeUnknownError
 from commercekit.money import Currency, Money
 from commercekit.payments._amounts import STRIPE_AMOUNTS, AmountRules
 from commercekit.payments._card import Card, ProviderToken
-from commercekit.payments._http import UrllibTransport, path_segment
+from commercekit.payments._http import UrllibTransport, path_segment, unreadable_answers
 from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._results import (
     ActionRequired,
@@ -82,6 +82,7 @@ class StripeGateway:
 
     # -- operations ----------------------------------------------------------------------
 
+    @unreadable_answers("Stripe")
     def authorize(
         self,
         amount: Money,
@@ -93,6 +94,7 @@ class StripeGateway:
         """Create and confirm a PaymentIntent with manual capture."""
         return self._intent(Operation.AUTHORIZE, amount, source, idempotency_key, return_url)
 
+    @unreadable_answers("Stripe")
     def purchase(
         self,
         amount: Money,
@@ -104,6 +106,7 @@ class StripeGateway:
         """Create and confirm a PaymentIntent with automatic capture."""
         return self._intent(Operation.PURCHASE, amount, source, idempotency_key, return_url)
 
+    @unreadable_answers("Stripe")
     def capture(self, reference: str, amount: Money, *, idempotency_key: str) -> PaymentResult:
         """Capture *amount* of PaymentIntent *reference* (once; the rest is released)."""
         value = self._capabilities.amounts.to_provider(amount)
@@ -116,6 +119,7 @@ class StripeGateway:
         status = PaymentState.CAPTURED if full else PaymentState.PARTIALLY_CAPTURED
         return self._result(Operation.CAPTURE, reference, amount, status)
 
+    @unreadable_answers("Stripe")
     def void(self, reference: str, *, idempotency_key: str) -> PaymentResult:
         """Cancel PaymentIntent *reference*."""
         intent = self._client.post(
@@ -125,6 +129,7 @@ class StripeGateway:
         )
         return self._result(Operation.VOID, reference, self._amount(intent), PaymentState.VOIDED)
 
+    @unreadable_answers("Stripe")
     def refund(self, reference: str, amount: Money, *, idempotency_key: str) -> PaymentResult:
         """Refund *amount* of PaymentIntent *reference*."""
         value = self._capabilities.amounts.to_provider(amount)
@@ -139,6 +144,7 @@ class StripeGateway:
         )
         return self._refund_result(reference, amount, refund)
 
+    @unreadable_answers("Stripe")
     def verify(
         self, source: PaymentSource, currency: Currency, *, idempotency_key: str
     ) -> PaymentResult:
@@ -160,11 +166,13 @@ class StripeGateway:
             return self._declined(Operation.VERIFY, setup["id"], Money.zero(currency), code, raw)
         return self._setup_result(setup, currency)
 
+    @unreadable_answers("Stripe")
     def complete_action(self, reference: str, *, idempotency_key: str) -> AnyResult:
         """Read PaymentIntent *reference* after the customer's 3-D Secure step."""
         intent = self._client.get(f"/v1/payment_intents/{path_segment(reference)}")
         return self._intent_result(Operation.COMPLETE_ACTION, intent)
 
+    @unreadable_answers("Stripe")
     def lookup(
         self, operation: Operation, *, idempotency_key: str, reference: str | None
     ) -> AnyResult | None:

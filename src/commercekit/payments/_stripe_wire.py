@@ -32,6 +32,7 @@ from commercekit.errors import (
     ConfigurationError,
     ConflictError,
     InvalidInputError,
+    InvalidStateError,
     NotFoundError,
     OperationInFlightError,
     OutcomeUnknownError,
@@ -86,8 +87,13 @@ def form_encode(params: Params) -> str:
         ) from None
 
 
-class CardError(Exception):
-    """Stripe answered 402: the card was declined. Carries Stripe's ``error`` object."""
+class CardError(InvalidStateError):
+    """Stripe answered 402: the card was declined. Carries Stripe's ``error`` object.
+
+    The gateway turns it into a decline result where one belongs (authorize,
+    purchase, verify); from any other call (a capture, a refund) it reaches
+    the caller as the :class:`~commercekit.errors.InvalidStateError` it is.
+    """
 
     def __init__(self, error: Mapping[str, Any]) -> None:
         super().__init__(f"card declined: {redact_provider_text(error.get('code'), limit=64)}")
