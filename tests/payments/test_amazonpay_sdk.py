@@ -61,6 +61,8 @@ def _install_sdk() -> Path:
     if done.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         missing_service(f"npm could not install {SDK}@{SDK_VERSION}: {done.stderr[-300:]}")
+    if folder.exists() and not (folder / "node_modules" / SDK / "package.json").exists():
+        shutil.rmtree(folder, ignore_errors=True)  # a broken earlier install
     try:
         staging.rename(folder)
     except OSError:  # another run installed it first
