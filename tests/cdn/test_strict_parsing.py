@@ -232,3 +232,17 @@ def test_a_signed_url_with_controls_inserted_is_refused(inserted: str) -> None:
     cut = url.index("/img/") + 4
     with pytest.raises(SignatureError):
         signer.verify(url[:cut] + inserted + url[cut:])
+
+
+@pytest.mark.parametrize(
+    "field", ["bytes=\u00b2-3", "bytes=0-\u0663", "bytes=\u0661-2", "bytes=1_0-20"]
+)
+def test_a_range_with_other_digits_is_ignored(field: str) -> None:
+    async def main() -> None:
+        edge, _ = _edge_with([("cache-control", "max-age=60")])
+        async with edge:
+            await edge.get("http://shop.test/a")
+            response = await edge.get("http://shop.test/a", {"range": field})
+            assert (response.status, response.body) == (200, b"body")
+
+    asyncio.run(main())

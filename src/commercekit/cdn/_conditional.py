@@ -92,12 +92,8 @@ def parse_range(field: str | None, length: int) -> tuple[int, int] | Literal[Fal
         return None
     first_s, dash, last_s = specs[0].partition("-")
     first_s, last_s = first_s.strip(), last_s.strip()
-    if (
-        not dash
-        or not (first_s.isdigit() or first_s == "")
-        or not (last_s.isdigit() or last_s == "")
-    ):
-        return None
+    if not dash or not _digits(first_s) or not _digits(last_s):
+        return None  # str.isdigit alone takes "²" and "١٢": ASCII digits only (RFC 9110 14.1.1)
     if first_s == "":
         if last_s == "":
             return None
@@ -176,3 +172,8 @@ def apply_range(request: Request, response: Response) -> Response:
         part = BodyStream.of(memoryview(response.body)[first : last + 1])
         return Response(206, headers, b"", response.outcome, part)
     return Response(206, headers, response.body[first : last + 1], response.outcome)
+
+
+def _digits(text: str) -> bool:
+    """Empty, or ASCII digits only (at most 19, so a position stays a sane integer)."""
+    return text == "" or (len(text) <= 19 and text.isascii() and text.isdigit())
