@@ -7,6 +7,7 @@ merchant's public key. The flows run through PaymentService, as a shop runs them
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -433,3 +434,77 @@ def test_the_private_key_never_reaches_a_log(
     logged = caplog.text + " ".join(repr(r.args) for r in caplog.records)
     assert caplog.records  # something was logged
     assert not [line for line in pem_lines if line in logged]
+
+
+def test_lookup_reads_the_session_or_charge_and_never_invents(
+    fake: tuple[FakeAmazonPay, AmazonPayGateway],
+) -> None:
+    amazon, gateway = fake
+    session = amazon.buyer_starts()
+    gateway.authorize(Money.of("9.00", "USD"), ProviderToken(session), idempotency_key="a")
+    assert gateway.lookup(Operation.COMPLETE_ACTION, idempotency_key="c", reference=session) is None
+    assert gateway.lookup(Operation.AUTHORIZE, idempotency_key="a", reference=None) is None
+    amazon.buyer_pays(session)
+    done = gateway.complete_action(session, idempotency_key="c")
+    found = gateway.lookup(Operation.COMPLETE_ACTION, idempotency_key="c", reference=session)
+    assert found == done
+    charge = done.reference
+    assert gateway.lookup(Operation.CAPTURE, idempotency_key="k", reference=charge) is None
+    assert gateway.lookup(Operation.VOID, idempotency_key="v", reference=charge) is None
+    captured = gateway.capture(charge, Money.of("4.00", "USD"), idempotency_key="k")
+    assert gateway.lookup(Operation.CAPTURE, idempotency_key="k", reference=charge) == captured
+    assert gateway.lookup(Operation.REFUND, idempotency_key="r", reference=charge) is None
+    canceled = amazon.buyer_starts()
+    gateway.authorize(Money.of("2.00", "USD"), ProviderToken(canceled), idempotency_key="a2")
+    amazon.buyer_pays(canceled, success=False)
+    declined = gateway.lookup(Operation.COMPLETE_ACTION, idempotency_key="c2", reference=canceled)
+    assert declined is not None
+    assert declined.decline_code is DeclineCode.AUTHENTICATION_FAILED
+
+
+@pytest.mark.parametrize(
+    ("state", "operation", "expected"),
+    [
+        ("AuthorizationInitiated", "complete", OutcomeUnknownError),
+        ("CaptureInitiated", "capture", PaymentState.CAPTURED),
+        ("Authorized", "capture", OutcomeUnknownError),  # a capture that did not capture
+        ("Declined", "capture", PaymentState.FAILED),
+    ],
+)
+def test_charge_states_map_to_results_or_unknown_outcomes(
+    state: str, operation: str, expected: object
+) -> None:
+    charge = {
+        "chargeId": "S01-1-1-C1",
+        "chargePermissionId": "S01-1-1",
+        "chargeAmount": {"amount": "5.00", "currencyCode": "USD"},
+        "captureAmount": {"amount": "5.00", "currencyCode": "USD"},
+        "statusDetails": {"state": state, "reasonCode": "HardDeclined"},
+    }
+    session = {
+        "checkoutSessionId": "S1",
+        "statusDetails": {"state": "Completed"},
+        "chargeId": "S01-1-1-C1",
+        "paymentDetails": {"chargeAmount": charge["chargeAmount"]},
+    }
+
+    def answer(request: HttpRequest) -> HttpResponse:
+        body = session if "checkoutSessions" in request.url else charge
+        return HttpResponse(200, {}, json.dumps(body).encode())
+
+    gateway = AmazonPayGateway(
+        AmazonPayConfig(KEY_ID, merchant_key(), store_id=STORE), transport=MockTransport(answer)
+    )
+
+    def run() -> PaymentResult:
+        if operation == "complete":
+            result = gateway.complete_action("S1", idempotency_key="k")
+            assert isinstance(result, PaymentResult)
+            return result
+        return gateway.capture("S01-1-1-C1", Money.of("5.00", "USD"), idempotency_key="k")
+
+    if isinstance(expected, PaymentState):
+        assert run().status is expected
+    else:
+        with pytest.raises(OutcomeUnknownError):
+            run()
