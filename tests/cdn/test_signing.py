@@ -195,3 +195,16 @@ def test_hmac_tampering_is_refused() -> None:
     ):
         with pytest.raises(SignatureError):
             signer.verify(bad)
+
+
+@pytest.mark.parametrize("respell", ["+{}", "0{}", "%20{}", "fullwidth"])
+def test_cloudfront_expires_spelt_otherwise_is_refused(respell: str) -> None:
+    signer = CloudFrontSigner("K2JCJMDEHXQW5F", rsa_key(), clock=ManualClock(EXPIRES - 10))
+    url = signer.sign(URL, expires_at=EXPIRES)
+    signer.verify(url)
+    if respell == "fullwidth":
+        other = "".join(chr(0xFF10 + int(d)) for d in str(EXPIRES))
+    else:
+        other = respell.format(EXPIRES)
+    with pytest.raises(SignatureError):
+        signer.verify(url.replace(f"Expires={EXPIRES}", f"Expires={other}"))

@@ -216,10 +216,14 @@ class CloudFrontSigner:
         if found.get("Key-Pair-Id") != self._key_id or "Signature" not in found:
             raise SignatureError("missing signature or unknown Key-Pair-Id")
         if "Expires" in found:
-            try:
-                expires = int(found["Expires"])
-            except ValueError as exc:
-                raise SignatureError("Expires is not a whole number") from exc
+            text = found["Expires"]
+            # int() also takes "+1", " 1", "1_0" and other scripts' digits: another spelling
+            # of one signed value would give a URL (and a cache key) the signer never made.
+            if not (text.isascii() and text.isdigit() and len(text) <= 12) or (
+                str(int(text)) != text
+            ):
+                raise SignatureError("Expires is not a whole number as the signer writes it")
+            expires = int(text)
             policy = cloudfront_policy(url, expires_at=expires).encode()
         elif "Policy" in found:
             policy = cloudfront_b64decode(found["Policy"])
