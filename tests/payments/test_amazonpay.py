@@ -508,3 +508,15 @@ def test_charge_states_map_to_results_or_unknown_outcomes(
     else:
         with pytest.raises(OutcomeUnknownError):
             run()
+
+
+def test_the_config_keeps_a_key_object_not_the_pem_text() -> None:
+    import attrs
+
+    pem = _pem(merchant_key())
+    config = AmazonPayConfig("AK1", pem, store_id=STORE)
+    body = pem.splitlines()[3]
+    assert body not in repr(attrs.asdict(config))
+    assert isinstance(config.private_key, rsa.RSAPrivateKey)
+    with pytest.raises(ConfigurationError):
+        AmazonPayConfig("AK1", "not a key", store_id=STORE)

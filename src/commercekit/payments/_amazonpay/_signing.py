@@ -43,6 +43,7 @@ __all__ = [
     "AmazonPaySigner",
     "SignedRequest",
     "canonical_request",
+    "load_private_key",
     "pay_date",
     "query_string",
     "string_to_sign",
@@ -115,7 +116,8 @@ class SignedRequest:
     signed_headers: str
 
 
-def _load_key(private_key: str | bytes | rsa.RSAPrivateKey) -> rsa.RSAPrivateKey:
+def load_private_key(private_key: str | bytes | rsa.RSAPrivateKey) -> rsa.RSAPrivateKey:
+    """The RSA key in PEM text *private_key* (or the key itself), or ConfigurationError."""
     if isinstance(private_key, rsa.RSAPrivateKey):
         return private_key
     if not isinstance(private_key, str | bytes) or not private_key:
@@ -150,7 +152,7 @@ class AmazonPaySigner:
             raise ConfigurationError(
                 f"Amazon Pay signs with one of {sorted(ALGORITHMS)}, not {algorithm!r}"
             )
-        self._key = _load_key(private_key)
+        self._key = load_private_key(private_key)
         self.public_key_id = public_key_id
         self.algorithm = algorithm
 

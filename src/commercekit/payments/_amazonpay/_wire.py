@@ -54,6 +54,7 @@ from commercekit.payments._amazonpay._signing import (
     ALGORITHMS,
     AmazonPaySigner,
     SignedRequest,
+    load_private_key,
     pay_date,
     query_string,
 )
@@ -102,14 +103,16 @@ def _region(value: str) -> str:
 class AmazonPayConfig:
     """One Amazon Pay merchant account: keys, region, environment, store.
 
-    *private_key* is the PEM text of the RSA key whose public half is
-    registered under *public_key_id* in Seller Central; it is never shown.
+    *private_key* is the PEM text (or the loaded key) of the RSA key whose
+    public half is registered under *public_key_id* in Seller Central; it is
+    loaded when the config is made and kept only as a key object, so the text
+    is not kept and the key is never shown (``repr``, ``attrs.asdict``).
     *endpoint* replaces ``https://pay-api.amazon.<tld>`` (a loopback server in
     tests); ``x-amz-pay-host`` then names its host and port.
     """
 
     public_key_id: str
-    private_key: str | bytes | rsa.RSAPrivateKey
+    private_key: rsa.RSAPrivateKey = attrs.field(converter=load_private_key, repr=False)
     store_id: str = attrs.field(kw_only=True)
     region: str = attrs.field(default="us", kw_only=True, validator=lambda i, a, v: _region(v))
     sandbox: bool = attrs.field(default=True, kw_only=True)
