@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 from sqlalchemy import MetaData, select
 
-from commercekit.errors import CommerceKitError, InvalidInputError
+from commercekit.errors import CommerceKitError, DuplicateError, InvalidInputError
 from commercekit.money import Money
 from commercekit.repository import Database, UnitOfWork
 
@@ -182,8 +182,19 @@ class AnalyticsStore:
         self.db.create_all(self.schema.metadata)
 
     def apply(self, deliveries: Sequence[Delivery]) -> ApplyResult:
-        """Apply *deliveries* in one transaction (retried whole on a transient failure)."""
-        return self.db.run(lambda uow: self._apply(uow, deliveries), retry=True).value
+        """Apply *deliveries* in one transaction (retried whole on a transient failure).
+
+        Two consumers may hold the same message at once (a claimed entry of a
+        slow consumer); the second to commit its event ids hits the unique key
+        and runs again, now finding them processed.
+        """
+        for attempt in range(3):
+            try:
+                return self.db.run(lambda uow: self._apply(uow, deliveries), retry=True).value
+            except DuplicateError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _apply(self, uow: UnitOfWork, deliveries: Sequence[Delivery]) -> ApplyResult:
         s = self.schema
