@@ -164,3 +164,42 @@ except OutOfStockError as exc:
     print("the second buyer is told it sold out:", exc.sku)
 print("stock invariants hold:", shop.inventory.verify().ok)
 shop_db.close()
+
+
+section("Analytics: a funnel counted exactly once through an event log")
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from commercekit.analytics import (  # noqa: E402
+    AnalyticsConsumer,
+    AnalyticsStore,
+    FunnelSpec,
+    JsonLinesLog,
+    OutboxRelay,
+    Reports,
+    product_added,
+    product_viewed,
+    record,
+)
+from commercekit.repository import Outbox  # noqa: E402
+
+events_db = Database(ReplicatedTopology(Node("primary", sqlite_engine())))
+outbox = Outbox()
+events_db.create_all(outbox.metadata)
+tee = Money.of("20.00", "EUR")
+with events_db.unit_of_work() as uow:  # events commit with the change they describe
+    for n in range(4):
+        record(uow, outbox, product_viewed("TEE", tee, customer_id=f"c{n}", timestamp_ms=n))
+        if n % 2 == 0:
+            record(uow, outbox, product_added("TEE", tee, customer_id=f"c{n}", timestamp_ms=n + 9))
+log = JsonLinesLog(Path(tempfile.mkdtemp()) / "events.jsonl")
+while OutboxRelay(events_db, outbox, log).run_once():
+    pass
+store = AnalyticsStore(
+    Database(ReplicatedTopology(Node("primary", sqlite_engine()))),
+    funnels=[FunnelSpec("cart", ("Product Viewed", "Product Added"), window_s=3600)],
+)
+store.create()
+AnalyticsConsumer(log, store, poll_timeout_s=0).run(idle_exit_s=0)
+funnel = Reports(store).funnel("cart").total
+print("customers per step:", funnel.counts, "conversion:", funnel.conversion)
