@@ -61,7 +61,6 @@ from commercekit.payments._typing import Clock, GatewayCapabilities, HttpTranspo
 
 __all__ = ["AmazonPayGateway"]
 
-_INTENTS: Final = {Operation.AUTHORIZE: "Authorize", Operation.PURCHASE: "AuthorizeWithCapture"}
 _CAPTURED: Final = frozenset({"Captured", "CaptureInitiated"})
 
 
