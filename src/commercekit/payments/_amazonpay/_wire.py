@@ -35,7 +35,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import attrs
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -70,7 +70,6 @@ __all__ = [
     "check_id",
 ]
 
-Region = Literal["us", "eu", "jp"]
 API_HOSTS: Final[Mapping[str, tuple[str, str]]] = {
     "us": ("na", "pay-api.amazon.com"),
     "eu": ("eu", "pay-api.amazon.eu"),
