@@ -15,6 +15,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -94,6 +95,49 @@ def _chown(path: Path, user: str) -> None:
         shutil.chown(path, user, user)
 
 
+def _children(pid: int) -> list[int]:
+    """The direct children of process *pid* (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _signal(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+class Faults:
+    """SIGSTOP / SIGCONT / SIGKILL of server processes, remembering what it froze.
+
+    ``thaw_all`` (called by the servers' ``close``, and by the fault tests in
+    ``finally``) continues every process still stopped, whatever happened.
+    """
+
+    def __init__(self) -> None:
+        self.frozen: dict[str, list[int]] = {}
+
+    def freeze(self, name: str, pids: list[int]) -> None:
+        self.frozen.setdefault(name, []).extend(pids)
+        _signal(pids, signal.SIGSTOP)
+
+    def thaw(self, name: str) -> None:
+        _signal(self.frozen.pop(name, []), signal.SIGCONT)
+
+    def thaw_all(self) -> None:
+        for name in list(self.frozen):
+            self.thaw(name)
+
+
 class PgCluster:
     """A PostgreSQL primary and *standbys* streaming standbys."""
 
@@ -104,6 +148,7 @@ class PgCluster:
         self.ports: dict[str, int] = {}
         self.running: set[str] = set()
         self._as = _as_user("postgres")
+        self.faults = Faults()
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -166,7 +211,33 @@ class PgCluster:
         self.running.discard(name)
         self._pg("pg_ctl", "-D", str(self.dir / name), "-m", mode, "-w", "-t", "30", "stop")
 
+    def pids(self, name: str) -> list[int]:
+        """The postmaster of node *name* and its children (backends, walreceiver, ...)."""
+        pid = int((self.dir / name / "postmaster.pid").read_text().split()[0])
+        return [pid, *_children(pid)]
+
+    def freeze(self, name: str) -> None:
+        """SIGSTOP every process of node *name*: it keeps its sockets but answers nothing."""
+        self.faults.freeze(name, self.pids(name))
+
+    def thaw(self, name: str) -> None:
+        """SIGCONT what :meth:`freeze` stopped (and anything forked since)."""
+        self.faults.thaw(name)
+        with contextlib.suppress(OSError, ValueError):
+            _signal(self.pids(name), signal.SIGCONT)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL every process of node *name*, as a crash would (restart: ``start_node``)."""
+        pids = self.pids(name)
+        self.faults.thaw(name)
+        _signal(pids, signal.SIGKILL)
+        self.running.discard(name)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+            time.sleep(0.02)
+
     def close(self) -> None:
+        self.faults.thaw_all()
         for name in [*self.standby_names, "primary"]:
             if name in self.running:
                 with contextlib.suppress(Exception):
@@ -226,6 +297,7 @@ class MariaDbPair:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._as = _as_user("mysql")
         self.mariadbd = _mariadbd()
+        self.faults = Faults()
 
     def __enter__(self) -> MariaDbPair:
         try:
@@ -305,7 +377,36 @@ class MariaDbPair:
             proc.kill()
             proc.wait(timeout=10)
 
+    def pid(self, name: str) -> int:
+        """The mariadbd process of node *name* (not the ``runuser`` in front of it)."""
+        return int((self.dir / f"{name}.pid").read_text().split()[0])
+
+    def freeze(self, name: str) -> None:
+        """SIGSTOP node *name*'s mariadbd: it keeps its sockets but answers nothing.
+
+        ``runuser`` stops itself when its child stops (job control), so it is
+        in the list too, and continued with it.
+        """
+        proc = self.procs.get(name)
+        self.faults.freeze(name, [self.pid(name), *([proc.pid] if proc is not None else [])])
+
+    def thaw(self, name: str) -> None:
+        self.faults.thaw(name)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL node *name*'s mariadbd, as a crash would (restart: ``start_node``)."""
+        pid = self.pid(name)
+        self.faults.thaw(name)
+        _signal([pid], signal.SIGKILL)
+        proc = self.procs.pop(name, None)
+        if proc is not None:
+            _signal([proc.pid], signal.SIGCONT)  # a runuser stopped by job control reaps it
+            proc.wait(timeout=10)
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / f"{name}.pid").unlink()
+
     def close(self) -> None:
+        self.faults.thaw_all()
         for name in list(self.procs):
             with contextlib.suppress(Exception):
                 self.stop_node(name)

@@ -63,7 +63,9 @@ def make_group(tmp_path: Path, *, dead: bool = False, policy: RoutingPolicy | No
         topology,
         metrics=metrics,
         policy=policy,
-        reads=ReadSettings(token_wait_s=0.0, probe_interval_s=5.0, eject_s=2.0),
+        reads=ReadSettings(
+            token_wait_s=0.0, probe_interval_s=5.0, eject_s=2.0, background_probes=False
+        ),
         position_source=positions,
         clock=clock,
         sleep=lambda _s: None,

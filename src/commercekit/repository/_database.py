@@ -145,8 +145,13 @@ class Database:
             event.listen(engine, "connect", on_connect)
             self._listeners.append((engine, "connect", on_connect))
 
-    def close(self) -> None:
-        """Remove the listeners this database put on the engines (the engines stay open)."""
+    def close(self, *, probe_wait_s: float = 5.0) -> None:
+        """Remove the listeners this database put on the engines (the engines stay open).
+
+        A background probe still running is given up to *probe_wait_s* to end.
+        """
+        for group in self._groups.values():
+            group.join_probe(probe_wait_s)
         for engine, name, fn in self._listeners:
             if event.contains(engine, name, fn):
                 event.remove(engine, name, fn)

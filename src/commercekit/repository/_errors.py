@@ -84,12 +84,13 @@ def classify(error: BaseException) -> ErrorKind:
     else:
         orig = error
     sqlstate, number = _driver_code(orig)
-    # psycopg raises OperationalError without a SQLSTATE when it cannot
-    # connect or the server went away mid-conversation.
+    # psycopg raises OperationalError (or a subclass: ConnectionTimeout when a
+    # connect runs out of time) without a SQLSTATE when it cannot connect or
+    # the server went away mid-conversation.
     if (
         sqlstate is None
         and type(orig).__module__.startswith("psycopg")
-        and type(orig).__name__ in {"OperationalError", "InterfaceError"}
+        and any(c.__name__ in {"OperationalError", "InterfaceError"} for c in type(orig).__mro__)
     ):
         return ErrorKind.DISCONNECT
     # PyMySQL sets a generic SQLSTATE too (23000 for every integrity error), so

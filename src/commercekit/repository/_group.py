@@ -9,6 +9,7 @@ module carries the decisions out on connections and reports what it learns
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Hashable
 from typing import TypeVar
@@ -32,6 +33,8 @@ __all__ = ["GroupRuntime", "ReadSettings"]
 
 R = TypeVar("R")
 
+_log = logging.getLogger("commercekit.repository")
+
 ReadFn = Callable[[Connection, TopologyNode, Role], R]
 
 
@@ -45,6 +48,10 @@ class ReadSettings:
     * ``eject_s`` and ``max_eject_s``: the first ejection lasts ``eject_s``;
       each further one a multiple longer (2x, 3x, ...) up to ``max_eject_s``
       (the balancer's :class:`~commercekit.balancer.OutlierDetection`).
+    * ``background_probes``: the read that finds a probe due starts it on a
+      short-lived thread and goes on, so a replica that does not answer the
+      probe never delays a read (False: that read runs the probe itself, as
+      tests with a fake clock want).
     """
 
     token_wait_s: float = 0.5
@@ -52,6 +59,7 @@ class ReadSettings:
     eject_after_failures: int = 1
     eject_s: float = 1.0
     max_eject_s: float = 30.0
+    background_probes: bool = True
 
     def outlier_detection(self) -> OutlierDetection:
         """The balancer's settings for these (any replica may be ejected: the primary stays)."""
@@ -97,6 +105,7 @@ class GroupRuntime:
             clock=clock,
         )
         self._probe_lock = threading.Lock()
+        self._probe_thread: threading.Thread | None = None
         self._next_probe_s = float("-inf")
 
     # -- positions ------------------------------------------------------------
@@ -110,14 +119,45 @@ class GroupRuntime:
     # -- probes ---------------------------------------------------------------
 
     def maybe_probe(self) -> None:
-        """Probe the replicas if ``probe_interval_s`` has passed (one thread at a time)."""
+        """Probe the replicas if ``probe_interval_s`` has passed (one probe at a time).
+
+        With ``background_probes`` the probe runs on its own short-lived thread
+        and this returns at once.
+        """
         if not self.replicas or self._clock() < self._next_probe_s:
             return
-        if self._probe_lock.acquire(blocking=False):
+        if not self._probe_lock.acquire(blocking=False):
+            return
+        if not self.settings.background_probes:
             try:
                 self.probe()
             finally:
                 self._probe_lock.release()
+            return
+        self._next_probe_s = self._clock() + self.settings.probe_interval_s
+        thread = threading.Thread(
+            target=self._probe_in_background, name=f"commercekit-probe-{self.name}", daemon=True
+        )
+        self._probe_thread = thread
+        try:
+            thread.start()
+        except BaseException:
+            self._probe_lock.release()
+            raise
+
+    def _probe_in_background(self) -> None:
+        try:
+            self.probe()
+        except Exception:  # a probe that failed as a whole: the next one tries again
+            _log.exception("probing the replicas of group %s failed", self.name)
+        finally:
+            self._probe_lock.release()
+
+    def join_probe(self, timeout_s: float) -> None:
+        """Wait up to *timeout_s* for a background probe in progress to end."""
+        thread = self._probe_thread
+        if thread is not None:
+            thread.join(timeout_s)
 
     def probe(self) -> None:
         """Measure every replica not ejected, then put the fit ones in rotation, the rest out.

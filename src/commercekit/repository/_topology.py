@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 
 from commercekit.errors import ConfigurationError
 
+from ._deadlines import connect_args_for, install_deadlines
 from ._sqlite import configure_sqlite
 from ._token import GROUP_NAME
 from ._typing import Topology
@@ -23,26 +24,60 @@ _DRIVERS = {
     "mysql": "mysql+pymysql",
     "mariadb": "mysql+pymysql",
 }
-_CONNECT_TIMEOUT = {"psycopg": "connect_timeout", "pymysql": "connect_timeout"}
+_DEADLINE_DRIVERS = {"psycopg", "pymysql"}
 
 
-def engine_from_url(url: str, *, connect_timeout_s: float = 3.0, **engine_options: Any) -> Engine:
+def engine_from_url(
+    url: str,
+    *,
+    connect_timeout_s: float = 3.0,
+    statement_timeout_s: float | None = 10.0,
+    **engine_options: Any,
+) -> Engine:
     """Create an engine for *url*, with commercekit's defaults.
 
     ``postgresql://`` means psycopg 3 and ``mysql://``/``mariadb://`` mean
-    PyMySQL; connections time out after *connect_timeout_s* (so a dead node is
-    noticed quickly); SQLite gets the BEGIN fix and WAL mode.
+    PyMySQL; SQLite gets the BEGIN fix and WAL mode.
+
+    Deadlines, so that a node that stops answering (frozen, partitioned, a hung
+    disk) fails a statement instead of blocking it for ever:
+
+    * *connect_timeout_s*: a new connection (whole seconds; libpq makes
+      anything under 2 s 2 s);
+    * *statement_timeout_s*: the longest any statement, fetch or COMMIT waits
+      for the server's answer. Past it the client drops the connection (psycopg:
+      a watchdog shuts the socket down; PyMySQL: ``read_timeout`` and
+      ``write_timeout``), which the repository reports as
+      ``DatabaseUnavailableError`` (``CommitOutcomeUnknownError`` during
+      COMMIT); the server gets the same limit (PostgreSQL ``statement_timeout``,
+      MariaDB ``max_statement_time``), and PostgreSQL connections TCP keepalives
+      and ``tcp_user_timeout``. Set it above your slowest legitimate statement;
+      None turns all of this off. Explicit ``connect_args`` win over these.
     """
     parsed = make_url(url)
     if parsed.drivername in _DRIVERS:
         parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
     if parsed.get_backend_name() == "sqlite":
         return configure_sqlite(create_engine(parsed, **engine_options))
+    if statement_timeout_s is not None and not (
+        isinstance(statement_timeout_s, int | float) and 0 < statement_timeout_s < math.inf
+    ):
+        raise ConfigurationError(
+            f"statement_timeout_s is a positive number of seconds or None, "
+            f"got {statement_timeout_s!r}"
+        )
     driver = parsed.get_driver_name()
     connect_args = dict(engine_options.pop("connect_args", {}))
-    if driver in _CONNECT_TIMEOUT:
-        connect_args.setdefault(_CONNECT_TIMEOUT[driver], max(1, round(connect_timeout_s)))
-    return create_engine(parsed, connect_args=connect_args, **engine_options)
+    if driver in _DEADLINE_DRIVERS:
+        defaults = connect_args_for(
+            driver, statement_timeout_s=statement_timeout_s, connect_timeout_s=connect_timeout_s
+        )
+        for key, value in defaults.items():
+            connect_args.setdefault(key, value)
+    engine = create_engine(parsed, connect_args=connect_args, **engine_options)
+    if driver in _DEADLINE_DRIVERS and statement_timeout_s is not None:
+        install_deadlines(engine, float(statement_timeout_s))
+    return engine
 
 
 def _weight(_instance: object, _attribute: object, value: float) -> None:
@@ -103,7 +138,11 @@ class ReplicatedTopology:
         name: str = "main",
         **engine_options: Any,
     ) -> ReplicatedTopology:
-        """Create engines for a primary and replica URLs (``primary``, ``replica1``, ...)."""
+        """Create engines for a primary and replica URLs (``primary``, ``replica1``, ...).
+
+        *engine_options* go to :func:`engine_from_url` for every node, among them
+        ``connect_timeout_s`` and ``statement_timeout_s`` (the deadlines).
+        """
         return cls(
             Node("primary", engine_from_url(primary, **engine_options)),
             [
