@@ -48,11 +48,12 @@ CONNECT_S = 1.0
 """connect_timeout_s (libpq takes anything under 2 s as 2 s)."""
 READ_BOUND_S = 3.5
 """A read's bound: measured worst 2.0-2.9 s (load average 17 on two cores).
-A read on a pooled connection to the frozen node waits out the deadline (1 s); when the node's short ejection
-ends, reads try it again on a new connection, which waits out the connect
-timeout (1 s for PyMySQL's greeting, 2 s for libpq); then the read moves to
-the next replica or the primary. The margin is for a loaded machine.
-Without deadlines a read waits out the whole freeze (``FREEZE_S``)."""
+A read on a pooled connection to the frozen node waits out the deadline
+(1 s); when the node's short ejection ends, reads try it again on a new
+connection, which waits out the connect timeout (1 s for PyMySQL's greeting,
+2 s for libpq); then the read moves to the next replica or the primary. The
+margin is for a loaded machine. Without deadlines a read waits out the whole
+freeze (``FREEZE_S``)."""
 WRITE_BOUND_S = 3.5
 """A write's bound without retry: the deadline, or the connect timeout, with margin."""
 FREEZE_S = 4.5
