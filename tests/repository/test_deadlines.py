@@ -159,3 +159,15 @@ def test_a_probe_that_hangs_never_holds_up_a_read(hanging: tuple[Database, _Hang
     source.release.set()
     db.close()
     assert not any(t.name.startswith("commercekit-probe") for t in threading.enumerate())
+
+
+def test_a_token_wait_must_fit_in_the_replicas_statement_deadline() -> None:
+    pytest.importorskip("pymysql")
+    url = "mysql://root@127.0.0.1:1/x"  # never connected to
+    topology = ReplicatedTopology.from_urls(url, [url], statement_timeout_s=1.0)
+    try:
+        with pytest.raises(ConfigurationError, match="token_wait_s"):
+            Database(topology, reads=ReadSettings(token_wait_s=1.0))
+        Database(topology, reads=ReadSettings(token_wait_s=0.5)).close()
+    finally:
+        topology.dispose()

@@ -39,7 +39,15 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-__all__ = ["Watchdog", "connect_args_for", "install_deadlines", "watchdog"]
+__all__ = [
+    "Watchdog",
+    "connect_args_for",
+    "install_deadlines",
+    "statement_timeout_of",
+    "watchdog",
+]
+
+_ATTRIBUTE = "_commercekit_statement_timeout_s"
 
 _IDLE_S = 2.0
 """How long the watchdog's thread lingers with nothing armed before it ends."""
@@ -210,6 +218,7 @@ def connect_args_for(
 def install_deadlines(engine: Engine, statement_timeout_s: float) -> None:
     """Give *engine*'s connections their client-side deadline (psycopg) and server-side limit."""
     driver = engine.dialect.driver
+    setattr(engine, _ATTRIBUTE, statement_timeout_s)
     if driver == "psycopg":
         cls = _psycopg_connection_class()
 
@@ -228,3 +237,9 @@ def install_deadlines(engine: Engine, statement_timeout_s: float) -> None:
                 cursor.execute(f"SET SESSION max_statement_time = {statement_timeout_s:.3f}")
 
         event.listen(engine, "connect", on_connect)
+
+
+def statement_timeout_of(engine: object) -> float | None:
+    """The statement deadline :func:`install_deadlines` gave *engine*, if any."""
+    value = getattr(engine, _ATTRIBUTE, None)
+    return float(value) if isinstance(value, int | float) else None

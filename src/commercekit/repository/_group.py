@@ -18,9 +18,14 @@ import attrs
 from sqlalchemy import Connection
 
 from commercekit.balancer import Lease, OutlierDetection
-from commercekit.errors import DatabaseUnavailableError, SerializationFailureError
+from commercekit.errors import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    SerializationFailureError,
+)
 from commercekit.metrics import Metrics
 
+from ._deadlines import statement_timeout_of
 from ._errors import translate
 from ._metrics import RepositoryMetrics
 from ._position import Position
@@ -96,6 +101,14 @@ class GroupRuntime:
         self._clock = clock
         self._wall_clock = wall_clock
         self._source = source
+        for node in topology.replicas:
+            deadline = statement_timeout_of(getattr(node, "engine", None))
+            if deadline is not None and settings.token_wait_s >= deadline:
+                raise ConfigurationError(
+                    f"token_wait_s ({settings.token_wait_s:g} s) must be shorter than replica "
+                    f"{node.name!r}'s statement_timeout_s ({deadline:g} s): a token wait is one "
+                    "statement on MariaDB, and one past the deadline drops the connection"
+                )
         self.replica_set = ReplicaSet(
             self.name,
             # Node weights, where the node type has them (Node does; the protocol need not).
