@@ -77,6 +77,7 @@ class Watchdog:
         self._seq = itertools.count()
         self._armed = 0
         self._thread: threading.Thread | None = None
+        self._wake_at = float("inf")
 
     def arm(self, timeout_s: float, fire: Callable[[], None]) -> _Alarm:
         """Call *fire* (on the watchdog's thread) in *timeout_s*, unless disarmed first."""
@@ -91,11 +92,13 @@ class Watchdog:
             heapq.heappush(heap, (due, next(self._seq), alarm))
             self._armed += 1
             if self._thread is None:
+                self._wake_at = due
                 self._thread = threading.Thread(
                     target=self._run, name="commercekit-deadlines", daemon=True
                 )
                 self._thread.start()
-            elif heap[0][2] is alarm:
+            elif due < self._wake_at:  # only an alarm due before the next wake-up wakes it
+                self._wake_at = due
                 self._wake.notify()
         return alarm
 
@@ -127,10 +130,13 @@ class Watchdog:
                         with contextlib.suppress(Exception):  # a socket already gone
                             fire()
                 if heap:
+                    self._wake_at = heap[0][0]
                     self._wake.wait(heap[0][0] - now)
                     continue
+                self._wake_at = now + self._idle_s
                 if not self._wake.wait(self._idle_s) and not self._heap:
                     self._thread = None
+                    self._wake_at = float("inf")
                     return
 
 
