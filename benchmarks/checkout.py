@@ -399,7 +399,7 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=100)
     parser.add_argument("--processes", type=int, default=4)
     args = parser.parse_args()
-    n = 20 if args.quick else 200
+    n = 10 if args.quick else 200
     report: dict[str, Any] = {"machine": machine("sqlalchemy")}
     with tempfile.TemporaryDirectory() as tmp:
         engine = sqlite_engine(Path(tmp) / "bench.db")

@@ -38,7 +38,7 @@ def baskets(draw: st.DrawFn) -> tuple[object, ...]:
     return unit, prices, qty, rate, draw(st.booleans()), discount, shipping
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(baskets())
 def test_lines_tax_shipping_and_discount_add_up_to_the_total(basket: tuple[object, ...]) -> None:
     unit, prices, qty, rate, inclusive, discount, shipping = basket
@@ -63,7 +63,7 @@ def test_lines_tax_shipping_and_discount_add_up_to_the_total(basket: tuple[objec
         assert ln.tax >= zero
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.data())
 def test_partial_refunds_never_exceed_a_line_and_lose_no_unit(data: st.DataObject) -> None:
     unit = currency(data.draw(st.sampled_from(CURRENCIES)))
