@@ -23,6 +23,7 @@ from commercekit.errors import (
     InvalidInputError,
     InvalidStateError,
     NotFoundError,
+    TransientError,
     UnknownSkuError,
 )
 from commercekit.metrics import Metrics
@@ -116,8 +117,7 @@ class Carts:
     def get(self, cart_id: str) -> Cart:
         """The cart, or :class:`NotFoundError`."""
         check_id(cart_id, "cart_id")
-        with self._db.unit_of_work() as uow:
-            return self._read(uow, cart_id)
+        return self._db.run(lambda u: self._read(u, cart_id), retry=True).value
 
     # -- changes ------------------------------------------------------------------------
 
@@ -243,22 +243,25 @@ class Carts:
     ) -> Cart:
         check_id(cart_id, "cart_id")
         for _ in range(self._max_retries):
-            with self._db.unit_of_work() as uow:
-                cart = self._read(uow, cart_id)
-                self._require_open(cart)
-                state = change(cart.state)
-                if self._cas(uow, cart, state, voucher):
-                    self._m.count("cart_writes_total", operation)
-                    return Cart(
-                        cart.id,
-                        cart.customer_id,
-                        cart.currency,
-                        state.lines(),
-                        cart.version + 1,
-                        cart.status,
-                        cart.voucher if voucher is None else voucher[0],
-                        state,
-                    )
+            try:
+                with self._db.unit_of_work() as uow:
+                    cart = self._read(uow, cart_id)
+                    self._require_open(cart)
+                    state = change(cart.state)
+                    if self._cas(uow, cart, state, voucher):
+                        self._m.count("cart_writes_total", operation)
+                        return Cart(
+                            cart.id,
+                            cart.customer_id,
+                            cart.currency,
+                            state.lines(),
+                            cart.version + 1,
+                            cart.status,
+                            cart.voucher if voucher is None else voucher[0],
+                            state,
+                        )
+            except TransientError:
+                pass  # the database was busy or aborted it: read again and reapply
             self._m.count("cart_write_retries_total")
         raise ConflictError(f"cart {cart_id!r} kept changing under {self._max_retries} writes")
 

@@ -65,17 +65,8 @@ class CheckoutStore:
     def latest(self, cart_id: str) -> CheckoutRow | None:
         """The cart's latest attempt."""
         c = t.checkouts.c
-        with self._db.unit_of_work() as uow:
-            m = (
-                uow.session.execute(
-                    select(t.checkouts)
-                    .where(c.cart_id == cart_id)
-                    .order_by(c.attempt.desc())
-                    .limit(1)
-                )
-                .mappings()
-                .first()
-            )
+        query = select(t.checkouts).where(c.cart_id == cart_id).order_by(c.attempt.desc()).limit(1)
+        m = self._db.run(lambda u: u.session.execute(query).mappings().first(), retry=True).value
         return None if m is None else _row(m)
 
     def get(self, checkout_id: str, *, uow: UnitOfWork | None = None) -> CheckoutRow | None:
@@ -84,8 +75,9 @@ class CheckoutStore:
         if uow is not None:
             m = uow.session.execute(query).mappings().first()
         else:
-            with self._db.unit_of_work() as own:
-                m = own.session.execute(query).mappings().first()
+            m = self._db.run(
+                lambda u: u.session.execute(query).mappings().first(), retry=True
+            ).value
         return None if m is None else _row(m)
 
     def insert(
@@ -102,7 +94,8 @@ class CheckoutStore:
     ) -> None:
         """Start attempt *attempt* of the cart, leased to *owner* (DuplicateError: taken)."""
         now = self._clock()
-        with self._db.unit_of_work() as uow:
+
+        def work(uow: UnitOfWork) -> None:
             uow.session.execute(
                 t.checkouts.insert().values(
                     id=checkout_id,
@@ -123,6 +116,8 @@ class CheckoutStore:
                 )
             )
             self.log(uow, checkout_id, "started", "done")
+
+        self._db.run(work, retry=True)
 
     def advance(
         self,

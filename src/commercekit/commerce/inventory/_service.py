@@ -174,8 +174,7 @@ class Inventory:
     def level(self, sku: str, *, location: str = DEFAULT_LOCATION) -> StockLevel:
         """The stock row of *sku* at *location* (read on the primary)."""
         check_id(sku, "sku")
-        with self._db.unit_of_work() as uow:
-            found = self._level(uow.session, sku, location)
+        found = self._db.run(lambda u: self._level(u.session, sku, location), retry=True).value
         if found is None:
             raise UnknownSkuError(f"no stock of {sku!r} at {location!r}")
         return found
@@ -184,13 +183,10 @@ class Inventory:
         """What can still be reserved of *sku*, summed over locations (0 if none is stocked)."""
         check_id(sku, "sku")
         c = t.stock.c
-        with self._db.unit_of_work() as uow:
-            value = uow.session.execute(
-                select(func.coalesce(func.sum(c.on_hand - c.allocated - c.reserved), 0)).where(
-                    c.sku == sku
-                )
-            ).scalar_one()
-        return int(value)
+        query = select(func.coalesce(func.sum(c.on_hand - c.allocated - c.reserved), 0)).where(
+            c.sku == sku
+        )
+        return int(self._db.run(lambda u: u.session.execute(query).scalar_one(), retry=True).value)
 
     # -- reservations -----------------------------------------------------------------
 
@@ -450,8 +446,8 @@ class Inventory:
         if skus:
             rl = t.reservation_lines.c
             query = query.where(r.id.in_(select(rl.reservation_id).where(rl.sku.in_(list(skus)))))
-        with self._db.unit_of_work() as uow:
-            ids = list(uow.session.execute(query.order_by(r.expires_at).limit(limit)).scalars())
+        query = query.order_by(r.expires_at).limit(limit)
+        ids = self._db.run(lambda u: list(u.session.execute(query).scalars()), retry=True).value
         done = 0
         for reservation_id in ids:
             if self._expire(reservation_id):
@@ -472,14 +468,17 @@ class Inventory:
         """The reservation with its lines, or None."""
         check_id(reservation_id, "reservation_id")
         r = t.reservations.c
-        with self._db.unit_of_work() as uow:
+
+        def work(uow: UnitOfWork) -> Reservation | None:
             row = uow.session.execute(
                 select(r.status, r.expires_at).where(r.id == reservation_id)
             ).first()
             if row is None:
                 return None
-            lines = self._lines(uow.session, reservation_id)
-        return Reservation(reservation_id, ReservationStatus(row[0]), float(row[1]), tuple(lines))
+            lines = tuple(self._lines(uow.session, reservation_id))
+            return Reservation(reservation_id, ReservationStatus(row[0]), float(row[1]), lines)
+
+        return self._db.run(work, retry=True).value
 
     def require_reservation(self, reservation_id: str) -> Reservation:
         """The reservation, or :class:`NotFoundError`."""

@@ -3,8 +3,9 @@
 See ``docs/commerce.md`` ("Orders").
 """
 
+from ._base import order_number
 from ._model import Order, OrderEvent, OrderLine
-from ._service import Orders, order_number
+from ._service import Orders
 from ._status import (
     FULFILMENT_TRANSITIONS,
     ORDER_TRANSITIONS,

@@ -1,0 +1,180 @@
+"""The order service's shared state and reads: construction, row mapping, the event log.
+
+Every status change is one ``UPDATE ... WHERE id = :id AND <axis> = :seen``
+in the same transaction as its side effects (stock released, lines
+fulfilled, an event appended to the order's log, a money event to the
+outbox): of two concurrent changes exactly one wins, and the loser gets an
+:class:`InvalidTransitionError`. Payment calls (capture, void, refund) go to
+:class:`PaymentService` with keys derived from the order, so a retried call
+never moves money twice.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from commercekit.commerce._events import BusinessEvents, money_text
+from commercekit.commerce._instruments import CommerceInstruments
+from commercekit.commerce._shared import Clock, check_id
+from commercekit.commerce.inventory import Inventory
+from commercekit.commerce.pricing import Vouchers
+from commercekit.errors import (
+    NotFoundError,
+)
+from commercekit.money import Money, currency
+from commercekit.payments import PaymentService
+from commercekit.repository import Database, UnitOfWork
+
+from . import _tables as t
+from ._model import Order, OrderEvent, OrderLine
+from ._status import FulfilmentStatus, OrderStatus, PaymentStatus
+
+__all__ = ["OrdersBase", "order_number"]
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base 32: no I, L, O, U
+
+
+def order_number() -> str:
+    """A human-friendly order number, ``CK-XXXX-XXXX`` (40 random bits, Crockford base 32)."""
+    value = secrets.randbits(40)
+    chars = "".join(_ALPHABET[(value >> (5 * i)) & 31] for i in range(8))
+    return f"CK-{chars[:4]}-{chars[4:]}"
+
+
+class OrdersBase:
+    """What every part of the order service shares: its collaborators, reads, the log."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        inventory: Inventory,
+        payments: PaymentService,
+        vouchers: Vouchers,
+        events: BusinessEvents,
+        metrics: CommerceInstruments,
+        clock: Clock,
+    ) -> None:
+        self._db = db
+        self._inventory = inventory
+        self._payments = payments
+        self._vouchers = vouchers
+        self._events = events
+        self._m = metrics
+        self._clock = clock
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, order_id: str) -> Order:
+        """The order, or :class:`NotFoundError`."""
+        check_id(order_id, "order_id")
+        return self._db.run(lambda u: self._read(u.session, order_id), retry=True).value
+
+    def by_checkout(self, checkout_key: str, *, uow: UnitOfWork | None = None) -> Order | None:
+        """The order placed by *checkout_key*, or None."""
+        query = select(t.orders.c.id).where(t.orders.c.checkout_key == checkout_key)
+        if uow is not None:
+            found = uow.session.execute(query).scalar_one_or_none()
+            return None if found is None else self._read(uow.session, found)
+
+        def work(own: UnitOfWork) -> Order | None:
+            found = own.session.execute(query).scalar_one_or_none()
+            return None if found is None else self._read(own.session, found)
+
+        return self._db.run(work, retry=True).value
+
+    def events(self, order_id: str) -> list[OrderEvent]:
+        """The order's event log, oldest first."""
+        e = t.order_events.c
+        query = select(e.id, e.kind, e.data, e.at).where(e.order_id == order_id).order_by(e.id)
+        rows = self._db.run(lambda u: u.session.execute(query).all(), retry=True).value
+        return [OrderEvent(int(i), k, json.loads(d), float(a)) for i, k, d, a in rows]
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _log(self, s: Session, order_id: str, kind: str, data: Mapping[str, object]) -> None:
+        s.execute(
+            t.order_events.insert().values(
+                order_id=order_id, kind=kind, data=json.dumps(data), at=self._clock()
+            )
+        )
+
+    @staticmethod
+    def _order_properties(order: Order) -> dict[str, object]:
+        return {
+            "order_id": order.id,
+            "checkout_id": order.checkout_key,
+            "order_number": order.number,
+            "total": money_text(order.total),
+            "revenue": money_text(order.subtotal - order.discount),
+            "shipping": money_text(order.shipping),
+            "tax": money_text(order.tax),
+            "discount": money_text(order.discount),
+            "coupon": order.voucher,
+            "currency": order.total.currency.code,
+            "products": [
+                {
+                    "product_id": ln.sku,
+                    "sku": ln.sku,
+                    "quantity": ln.qty,
+                    "price": money_text(ln.unit_price),
+                    "position": ln.line_no,
+                }
+                for ln in order.lines
+            ],
+        }
+
+    @staticmethod
+    def _read(s: Session, order_id: str) -> Order:
+        o, ol = t.orders.c, t.order_lines.c
+        row = s.execute(select(t.orders).where(o.id == order_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no order {order_id!r}")
+        unit = currency(row["currency"])
+
+        def m(value: int) -> Money:
+            return Money.from_minor(int(value), unit)
+
+        lines = tuple(
+            OrderLine(
+                int(r["line_no"]),
+                r["sku"],
+                int(r["qty"]),
+                m(r["unit_price_minor"]),
+                m(r["discount_minor"]),
+                m(r["tax_minor"]),
+                m(r["gross_minor"]),
+                int(r["fulfilled"]),
+                int(r["returned"]),
+                m(r["refunded_minor"]),
+            )
+            for r in s.execute(
+                select(t.order_lines).where(ol.order_id == order_id).order_by(ol.line_no)
+            ).mappings()
+        )
+        return Order(
+            id=row["id"],
+            number=row["number"],
+            checkout_key=row["checkout_key"],
+            customer_id=row["customer_id"],
+            status=OrderStatus(row["status"]),
+            payment_status=PaymentStatus(row["payment_status"]),
+            fulfilment_status=FulfilmentStatus(row["fulfilment_status"]),
+            subtotal=m(row["subtotal_minor"]),
+            discount=m(row["discount_minor"]),
+            shipping=m(row["shipping_minor"]),
+            tax=m(row["tax_minor"]),
+            total=m(row["total_minor"]),
+            captured=m(row["captured_minor"]),
+            refunded=m(row["refunded_minor"]),
+            payment_id=row["payment_id"],
+            reservation_id=row["reservation_id"],
+            voucher=row["voucher"],
+            version=int(row["version"]),
+            lines=lines,
+        )
