@@ -101,7 +101,8 @@ def test_measurements_agree_across_backends(value: object) -> None:
     unit=st.one_of(hostile_text, st.sampled_from(["1", "seconds", "bytes"])),
 )
 def test_metric_names_and_tags(name: str, tags: dict[str, object] | None, unit: str) -> None:
-    for metrics in SHARED:
+    fresh = [InMemoryMetrics(), PrometheusMetrics(CollectorRegistry()), SHARED[2]]
+    for metrics in fresh:
         for factory in (metrics.counter, metrics.gauge, metrics.histogram):
             only_ours(factory, name, description="f", unit=unit, tags=tags)  # type: ignore[arg-type]
         if isinstance(metrics, PrometheusMetrics):

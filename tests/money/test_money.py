@@ -651,7 +651,7 @@ def test_split_examples_and_errors() -> None:
         Money(0, "USD"),
     )
     for bad in (0, -2):
-        with pytest.raises(InvalidInputError, match=f"1 to 100,000 parts, not {bad}"):
+        with pytest.raises(InvalidInputError, match=f"1 to 10,000 parts, not {bad}"):
             Money.of("1", "USD").split(bad)
     with pytest.raises(UnsupportedTypeError, match="int number of parts"):
         Money.of("1", "USD").split("3")  # type: ignore[arg-type]

@@ -99,3 +99,14 @@ def test_card_data_does_not_pickle_or_change() -> None:
     assert hash(number) == hash(CardNumber("4242424242424242"))
     assert SecurityCode("123") == SecurityCode("123")
     assert str(SecurityCode("123")) == "***"
+
+
+@pytest.mark.parametrize(
+    ("month", "year"),
+    [(10**4300, 2030), (12, 10**4300), (12, "x" * 100_000), (None, 2030)],
+    ids=["huge-month", "huge-year", "long-year", "no-month"],
+)
+def test_hostile_expiry_fields_get_a_short_typed_error(month: object, year: object) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        Card("4242424242424242", month, year)  # type: ignore[arg-type]
+    assert len(str(caught.value)) < 120

@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from commercekit.errors import InvalidInputError, InvalidStateError, OutcomeUnknownError
 from commercekit.money import Currency, Money
+from commercekit.money._currency import shown
 from commercekit.payments._adyen_codes import ADYEN_AMOUNTS, refusal
 from commercekit.payments._adyen_wire import AdyenClient, adyen_key
 from commercekit.payments._amounts import AmountRules
@@ -350,7 +351,7 @@ def _payment_method(source: PaymentSource) -> dict[str, str]:
     if isinstance(source, ProviderToken):
         return {"type": "scheme", "storedPaymentMethodId": source.value}
     if not isinstance(source, Card):
-        raise InvalidInputError(f"Adyen takes a Card or a ProviderToken, not {source!r}")
+        raise InvalidInputError(f"Adyen takes a Card or a ProviderToken, not {shown(source)}")
     method = {
         "type": "scheme",
         "number": source.number.reveal(),

@@ -16,6 +16,7 @@ from typing import Final, NoReturn
 import attrs
 
 from commercekit.errors import InvalidInputError, UnsupportedTypeError
+from commercekit.money._currency import shown
 
 __all__ = [
     "Card",
@@ -224,12 +225,14 @@ def _to_code(value: SecurityCode | str | None) -> SecurityCode | None:
 
 def _check_month(instance: Card, attribute: attrs.Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 12:
-        raise InvalidInputError(f"exp_month is 1 to 12, not {value!r}")
+        raise InvalidInputError(f"exp_month is 1 to 12, not {shown(value, 20)}")
 
 
 def _check_year(instance: Card, attribute: attrs.Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 2000 <= value <= 2999:
-        raise InvalidInputError(f"exp_year is a four-digit year such as 2030, not {value!r}")
+        raise InvalidInputError(
+            f"exp_year is a four-digit year such as 2030, not {shown(value, 20)}"
+        )
 
 
 @attrs.frozen

@@ -11,6 +11,7 @@ reuses the idempotency key of the first attempt.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from typing import TypeVar
@@ -19,6 +20,7 @@ import attrs
 import tenacity
 
 from commercekit.errors import ConfigurationError, is_transient
+from commercekit.money._currency import shown
 from commercekit.payments._typing import Sleep
 
 __all__ = ["RetryPolicy"]
@@ -27,8 +29,10 @@ _T = TypeVar("_T")
 
 
 def _positive(instance: RetryPolicy, attribute: attrs.Attribute[float], value: float) -> None:
-    if value < 0:
-        raise ConfigurationError(f"RetryPolicy.{attribute.name} must not be negative: {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ConfigurationError(
+            f"RetryPolicy.{attribute.name} is a finite number, not negative: {shown(value)}"
+        )
 
 
 @attrs.frozen

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from commercekit.errors import InvalidInputError, OutcomeUnknownError
 from commercekit.money import Currency, Money
+from commercekit.money._currency import shown
 from commercekit.payments._amounts import STRIPE_AMOUNTS, AmountRules
 from commercekit.payments._card import Card, ProviderToken
 from commercekit.payments._http import UrllibTransport, path_segment, unreadable_answers
@@ -245,7 +246,7 @@ class StripeGateway:
         if isinstance(source, ProviderToken):
             return source.value
         if not isinstance(source, Card):
-            raise InvalidInputError(f"Stripe takes a Card or a ProviderToken, not {source!r}")
+            raise InvalidInputError(f"Stripe takes a Card or a ProviderToken, not {shown(source)}")
         card: dict[str, Any] = {
             "number": source.number.reveal(),
             "exp_month": source.exp_month,
