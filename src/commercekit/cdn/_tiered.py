@@ -135,7 +135,8 @@ class TieredStore:
                 await near.delete(key)  # gone from the far store: purged, or expired there
             return found
         inline = [e for e in found if e.stored_body is None]
-        if inline and _mark(inline) != _mark(await near.get(key)):
+        if _mark(inline) != _mark(await near.get(key)):
+            await near.delete(key)  # the far store's versions replace whatever was near
             for entry in inline:
                 near.put_now(entry)
         return found
