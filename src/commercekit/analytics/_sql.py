@@ -10,6 +10,7 @@ faster than SQLAlchemy's per-row parameter handling on the consumer's path.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table, func
@@ -37,9 +38,13 @@ def bulk(
     if not rows:
         return
     sql, order = _compiled(conn, key, build, list(rows[0]))
-    params: Any = (
-        [tuple(r[k] for k in order) for r in rows] if order is not None else [dict(r) for r in rows]
-    )
+    params: Any
+    if order is None:
+        params = rows
+    elif len(order) == 1:
+        params = [(r[order[0]],) for r in rows]
+    else:
+        params = list(map(itemgetter(*order), rows))
     conn.exec_driver_sql(sql, params)
 
 
