@@ -83,7 +83,9 @@ def stream(engine: str, n: int, folder: Path) -> dict[str, Any]:
         store = _store(folder, name, [FUNNEL])
         consumer = AnalyticsConsumer(log, store, batch_size=2000, poll_timeout_s=0.2)
         started = time.perf_counter()
-        applied = consumer.run(idle_exit_s=0.0)
+        applied, deadline = 0, started + 600
+        while applied < len(events) and time.perf_counter() < deadline:
+            applied += consumer.run_once().applied  # the first fetch may come back empty
         seconds = time.perf_counter() - started
     finally:
         if engine == "redis":

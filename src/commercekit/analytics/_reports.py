@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -169,29 +168,40 @@ class Reports:
                 f"no funnel named {name!r}; known: {[f.name for f in self.store.funnels]}"
             )
         since, until = _day(since, "since"), _day(until, "until")
-        fp = self.schema.funnel_progress
-        where = [fp.c.funnel == name]
+        fc, fp = self.schema.funnel_counts, self.schema.funnel_progress
+        where = [fc.c.funnel == name, fc.c.n != 0]
         if since:
-            where.append(fp.c.day >= since)
+            where.append(fc.c.day >= since)
         if until:
-            where.append(fp.c.day <= until)
+            where.append(fc.c.day <= until)
         n = len(spec.steps)
         per_day: dict[str, list[int]] = defaultdict(lambda: [0] * n)
-        for day, reached, count in self._rows(
-            select(fp.c.day, fp.c.reached, func.count())
-            .where(*where)
-            .group_by(fp.c.day, fp.c.reached)
-        ):
+        for day, reached, count in self._rows(select(fc.c.day, fc.c.reached, fc.c.n).where(*where)):
             for k in range(int(reached)):
                 per_day[day][k] += int(count)
-        times: dict[str, list[int]] = defaultdict(list)
-        for day, ms in self._rows(
-            select(fp.c.day, fp.c.convert_ms).where(*where, fp.c.reached == n)
-        ):
-            times[day].append(int(ms))
-        days = tuple(_funnel_day(d, per_day[d], times[d]) for d in sorted(per_day))
-        total_counts = [sum(per_day[d][k] for d in per_day) for k in range(n)]
-        total = _funnel_day("total", total_counts, [t for d in times for t in times[d]])
+        with self.store.db.unit_of_work(read_only=True) as uow:
+            session = uow.session
+
+            def median(day: str | None, converted: int) -> float | None:
+                # The middle one or two of an index-ordered scan (no full read of the rows).
+                if converted == 0:
+                    return None
+                cond = [fp.c.funnel == name, fp.c.reached == n]
+                if day is not None:
+                    cond.append(fp.c.day == day)
+                elif since or until:
+                    cond += [fp.c.day >= (since or ""), fp.c.day <= (until or "9999")]
+                middle = session.scalars(
+                    select(fp.c.convert_ms).where(*cond).order_by(fp.c.convert_ms)
+                    .offset((converted - 1) // 2).limit(2 - converted % 2)
+                ).all()  # fmt: skip
+                return sum(int(m) for m in middle) / len(middle) / 1000
+
+            medians = {d: median(d, per_day[d][n - 1]) for d in per_day}
+            total_counts = [sum(per_day[d][k] for d in per_day) for k in range(n)]
+            total_median = median(None, total_counts[n - 1] if n else 0)
+        days = tuple(_funnel_day(d, per_day[d], medians[d]) for d in sorted(per_day))
+        total = _funnel_day("total", total_counts, total_median)
         return FunnelReport(name, spec.steps, spec.window_s, total, days)
 
     def revenue(self, *, since: str | None = None, until: str | None = None) -> list[RevenueDay]:
@@ -327,9 +337,8 @@ class Reports:
         return [{"handle": h, "event_id": e, "reason": r, "body": b} for h, e, r, b in rows]
 
 
-def _funnel_day(day: str, counts: Sequence[int], convert_ms: list[int]) -> FunnelDay:
+def _funnel_day(day: str, counts: Sequence[int], median_s: float | None) -> FunnelDay:
     entered = counts[0] if counts else 0
     conversion = tuple(c / entered if entered else 0.0 for c in counts)
     drop = tuple(counts[k] - counts[k + 1] for k in range(len(counts) - 1))
-    median = statistics.median(convert_ms) / 1000 if convert_ms else None
-    return FunnelDay(day, tuple(counts), conversion, drop, median)
+    return FunnelDay(day, tuple(counts), conversion, drop, median_s)

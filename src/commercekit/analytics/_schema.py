@@ -25,6 +25,7 @@ class Schema:
     dead_letters: Table
     funnel_events: Table
     funnel_progress: Table
+    funnel_counts: Table
     revenue: Table
     product_revenue: Table
     product_counts: Table
@@ -74,7 +75,16 @@ class Schema:
                 Column("entered_ms", _big(), nullable=False),
                 Column("reached", Integer, nullable=False),
                 Column("convert_ms", _big(), nullable=True),
-                Index(f"ix_{p}funnel_progress_day", "funnel", "day", "reached"),
+                Index(f"ix_{p}funnel_progress_day", "funnel", "day", "reached", "convert_ms"),
+                Index(f"ix_{p}funnel_progress_convert", "funnel", "reached", "convert_ms"),
+            ),
+            funnel_counts=Table(
+                f"{p}funnel_counts",
+                metadata,
+                Column("funnel", String(100), primary_key=True),
+                Column("day", String(10), primary_key=True),
+                Column("reached", Integer, primary_key=True),
+                Column("n", _big(), nullable=False),
             ),
             revenue=Table(
                 f"{p}revenue",

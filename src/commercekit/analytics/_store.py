@@ -392,12 +392,28 @@ class AnalyticsStore:
                     )
                 ):
                     times[customer][step].append(ts)
+            fp = s.funnel_progress
+            before: dict[str, tuple[str, int]] = {}
+            for chunk in _chunks(who):
+                for customer, day, reached in conn.execute(
+                    select(fp.c.customer, fp.c.day, fp.c.reached).where(
+                        fp.c.funnel == spec.name, fp.c.customer.in_(chunk)
+                    )
+                ):
+                    before[customer] = (day, reached)
             out = []
+            counts: Counter[tuple[str, int]] = Counter()
             for customer in who:
                 got = progress(times[customer], len(spec.steps), spec.window_s * 1000)
                 if got is None:
                     continue
                 entered, reached, convert = got
+                old = before.get(customer)
+                new = (day_of(entered), reached)
+                if old != new:
+                    counts[new] += 1
+                    if old is not None:
+                        counts[old] -= 1
                 out.append(
                     {
                         "funnel": spec.name,
@@ -414,6 +430,18 @@ class AnalyticsStore:
                 out,
                 keys=("funnel", "customer"),
                 replace=("day", "entered_ms", "reached", "convert_ms"),
+            )
+            # Per day and step reached, so a report reads a few rows, not every customer.
+            upsert(
+                conn,
+                s.funnel_counts,
+                [
+                    {"funnel": spec.name, "day": d, "reached": r, "n": n}
+                    for (d, r), n in counts.items()
+                    if n
+                ],
+                keys=("funnel", "day", "reached"),
+                add=("n",),
             )
 
     def is_processed(self, event_ids: Sequence[str]) -> set[str]:
