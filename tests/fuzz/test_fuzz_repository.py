@@ -49,7 +49,9 @@ any_key = st.one_of(
     st.lists(st.integers(), max_size=3),
 )
 _FUZZ = settings(
-    deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=60,  # each example makes about 15 reads and a write on SQLite
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
 
