@@ -358,3 +358,35 @@ def _fault_round(rig: Rig, target: str, how: str, hold_s: float, *, base: int) -
         rig.restart(server)
         db.close()
         topology.dispose()
+
+
+def test_a_commit_that_outlives_the_deadline_is_outcome_unknown(pg_cluster: object) -> None:
+    """A COMMIT that never answers (synchronous replication to a standby that does not
+    exist) ends at the deadline as CommitOutcomeUnknownError, and it did commit."""
+    from tests.integration._servers import PgCluster
+
+    assert isinstance(pg_cluster, PgCluster)
+    rig_db = Database(
+        topology := ReplicatedTopology.from_urls(
+            pg_cluster.url("primary"), statement_timeout_s=DEADLINE_S, connect_timeout_s=CONNECT_S
+        )
+    )
+    FBase.metadata.create_all(topology.primary.engine)
+    pg_cluster.execute("primary", "alter system set synchronous_standby_names = 'nobody'")
+    pg_cluster.execute("primary", "select pg_reload_conf()")
+    try:
+        started = time.monotonic()
+        with pytest.raises(CommitOutcomeUnknownError), rig_db.unit_of_work() as uow:
+            uow.repository(FaultItem).add(FaultItem(id=990_001, value=7))
+        elapsed = time.monotonic() - started
+        print(
+            f"\npostgresql COMMIT past the deadline: CommitOutcomeUnknownError in {elapsed:.2f} s"
+        )
+        assert elapsed <= WRITE_BOUND_S
+    finally:
+        pg_cluster.execute("primary", "alter system reset synchronous_standby_names")
+        pg_cluster.execute("primary", "select pg_reload_conf()")
+        rig_db.close()
+        topology.dispose()
+    rows = pg_cluster.execute("primary", "select value from ck_fault_items where id = 990001")
+    assert rows == [(7,)]  # it had committed: the outcome was rightly "unknown", not "failed"
