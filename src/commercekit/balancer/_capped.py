@@ -55,9 +55,11 @@ from ._capped_ring import Ring, ring_points_bytes
 __all__ = [
     "DEFAULT_POINTS",
     "DEFAULT_TABLE_BITS",
+    "MAX_RING_POINTS",
     "build_capped_table",
     "check_balance",
     "check_capacity",
+    "check_ring_points",
     "default_balance",
     "ring_points",
 ]
@@ -103,6 +105,35 @@ def caps(weights: Sequence[float], size: int, balance: float | None) -> list[int
     ratio = default_balance(len(weights)) if balance is None else balance
     total = sum(weights)
     return [math.floor(ratio * size * weight / total) for weight in weights]
+
+
+MAX_RING_POINTS = 1 << 21
+"""The most ring points a capped ring builds: 1,024 nodes at the default 2,048 points.
+
+A build sorts every point and walks the ring in rounds; past this it takes tens
+of seconds (4,000 nodes: 15 s; 10,000 never finished). Use fewer *points* for
+more nodes, or :class:`MaglevBalancer`.
+"""
+
+
+def ring_point_count(weights: Sequence[float], points: int) -> int:
+    """How many ring points nodes of *weights* get at *points* a node of mean weight."""
+    mean = sum(weights) / len(weights)
+    return sum(max(1, round(points * weight / mean)) for weight in weights)
+
+
+def check_ring_points(weights: Sequence[float], points: int) -> None:
+    """Raise ``ConfigurationError`` if nodes of *weights* need more than MAX_RING_POINTS."""
+    if not weights:
+        return
+    total = ring_point_count(weights, points)
+    if total > MAX_RING_POINTS:
+        raise ConfigurationError(
+            f"a capped ring builds at most {MAX_RING_POINTS:,} ring points (nodes x points: "
+            f"{MAX_RING_POINTS // DEFAULT_POINTS:,} nodes at the default {DEFAULT_POINTS:,} "
+            f"points); {len(weights):,} nodes at {points:,} points need {total:,}. Use fewer "
+            f"points (balance still holds; changes move a little more) or MaglevBalancer"
+        )
 
 
 def check_capacity(weights: Sequence[float], size: int, balance: float | None) -> None:
@@ -159,6 +190,7 @@ def build_capped_table(
     n = len(nodes)
     weights = [weight for _, weight in nodes]
     check_capacity(weights, 1 << bits, balance)
+    check_ring_points(weights, points)
     ring = Ring(nodes, points, bits)
     size = ring.size
     limits = caps(weights, size, balance)

@@ -13,6 +13,7 @@ from ._capped import (
     build_capped_table,
     check_balance,
     check_capacity,
+    check_ring_points,
 )
 from ._hashing import xxh3_64_intdigest
 from ._member import Member, Nodes
@@ -94,6 +95,7 @@ class CappedRingBalancer(TablePool):
         self._populate(nodes)
 
     def _check_weights(self, weights: list[float]) -> None:
+        check_ring_points(weights, self._points)
         check_capacity(weights, self._size, self._balance)
 
     def _table(self, members: list[Member], weights: list[float]) -> list[Member]:

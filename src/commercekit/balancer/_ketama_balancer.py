@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from hashlib import md5
 
+from commercekit.errors import ConfigurationError
 from commercekit.metrics import Metrics
 
 from ._hashing import key_bytes
@@ -16,9 +17,18 @@ from ._member import Member, Nodes
 from ._options import OutlierDetection, SlowStart
 from ._typing import Clock, Key
 
-__all__ = ["KetamaBalancer"]
+__all__ = ["MAX_NODES", "KetamaBalancer"]
 
 _RING_SIZE = 1 << 32
+
+MAX_NODES = 4096
+"""The most nodes a ketama ring holds: 655,360 points, built in about 1-2 s.
+
+Every membership change rebuilds the whole ring (160 MD5 points a node and a
+sort); past this, builds take many seconds and each ``add()`` as long. For
+larger fleets use :class:`MaglevBalancer`, which builds 10,000 nodes in under
+a second.
+"""
 
 
 class KetamaBalancer(KeyedPool):
@@ -61,8 +71,16 @@ class KetamaBalancer(KeyedPool):
         self._nobody = Member("", 1.0, None)
         self._nobody.live = False
         self._nobody.serving = None
-        self._ring: tuple[list[int], list[Member]] = ([_RING_SIZE], [self._nobody])
+        self._ring: tuple[Sequence[int], list[Member]] = ([_RING_SIZE], [self._nobody])
         self._populate(nodes)
+
+    def _check_weights(self, weights: list[float]) -> None:
+        if len(weights) > MAX_NODES:
+            raise ConfigurationError(
+                f"a KetamaBalancer holds at most {MAX_NODES:,} nodes (each change rebuilds "
+                f"the ring of 160 points a node), got {len(weights):,}; use MaglevBalancer "
+                f"for larger fleets"
+            )
 
     def _build(self, members: list[tuple[Member, float]]) -> Callable[[], None]:
         points, owners = build_continuum([(m.name, weight) for m, weight in members])

@@ -1,0 +1,46 @@
+"""Memberships a placement cannot build in reasonable time are refused at once, by name."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from commercekit.balancer import CappedRingBalancer, KetamaBalancer
+from commercekit.balancer._capped import MAX_RING_POINTS, ring_point_count
+from commercekit.balancer._ketama_balancer import MAX_NODES
+from commercekit.errors import ConfigurationError
+
+from .support import names
+
+
+def test_the_capped_ring_refuses_more_ring_points_than_it_can_build() -> None:
+    balancer = CappedRingBalancer(names(8), table_bits=12, points=64)
+    before = [balancer.pick(f"k{i}") for i in range(50)]
+    started = time.perf_counter()
+    with pytest.raises(ConfigurationError, match="at most 2,097,152 ring points"):
+        CappedRingBalancer(names(10_000))
+    with pytest.raises(ConfigurationError, match="1,024 nodes at the default 2,048"):
+        CappedRingBalancer(names(1025))
+    with pytest.raises(ConfigurationError, match="ring points"):
+        balancer.update(names(MAX_RING_POINTS // 64 + 1))
+    assert time.perf_counter() - started < 1.0  # refused before any build
+    assert [balancer.pick(f"k{i}") for i in range(50)] == before
+    assert ring_point_count([1.0] * 1024, 2048) == MAX_RING_POINTS
+
+
+def test_weights_do_not_multiply_ring_points() -> None:
+    # Points follow a node's weight over the mean weight: the total stays near nodes x points.
+    weights = [1e9, 1.0, 1.0, 1e-9]
+    assert ring_point_count(weights, 64) <= 64 * len(weights) + len(weights)
+
+
+def test_ketama_refuses_more_nodes_than_it_can_rebuild() -> None:
+    balancer = KetamaBalancer(names(4))
+    started = time.perf_counter()
+    with pytest.raises(ConfigurationError, match="at most 4,096 nodes"):
+        KetamaBalancer(names(10_000))
+    with pytest.raises(ConfigurationError, match="MaglevBalancer"):
+        balancer.update(names(MAX_NODES + 1))
+    assert time.perf_counter() - started < 1.0
+    assert sorted(balancer.node_names()) == sorted(names(4))
