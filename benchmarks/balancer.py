@@ -78,6 +78,9 @@ from uhashring import HashRing
 from xxhash import xxh3_64_intdigest
 
 from commercekit.balancer import CappedRingBalancer, KetamaBalancer, MaglevBalancer
+from commercekit.balancer._capped import MAX_RING_POINTS
+from commercekit.balancer._ketama_balancer import MAX_NODES as KETAMA_MAX_NODES
+from commercekit.errors import ConfigurationError
 from commercekit.metrics import InMemoryMetrics
 
 SEED = 20240611
@@ -1184,6 +1187,91 @@ def print_tradeoff(report: dict[str, Any]) -> None:
     print()
 
 
+# --- scale limits (--scale) ---------------------------------------------------------------
+
+SCALE_SIZES = {"maglev": (1000, 10000), "ketama": (1000, KETAMA_MAX_NODES), "capped": (256, 1024)}
+TARGET_SCALE_BUILD_S = 8.0
+"""A membership a placement accepts builds within this (CPU seconds), up to its limit."""
+TARGET_REFUSAL_S = 0.5
+"""A membership past a placement's limit is refused within this, before any build."""
+
+
+def _cpu(make: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.process_time()
+    built = make()
+    return built, time.process_time() - start
+
+
+def measure_scale(quick: bool) -> dict[str, Any]:
+    """Build and add-one-node CPU seconds near each placement's limit, and refusal past it."""
+    makers: dict[str, Callable[[list[str]], Any]] = {
+        "maglev": MaglevBalancer,
+        "ketama": KetamaBalancer,
+        "capped": CappedRingBalancer,
+    }
+    limits = {"maglev": None, "ketama": KETAMA_MAX_NODES, "capped": MAX_RING_POINTS // 2048}
+    report: dict[str, Any] = {}
+    for placement, make in makers.items():
+        sizes = SCALE_SIZES[placement][:1] if quick else SCALE_SIZES[placement]
+        rows = {}
+        for n in sizes:
+            names = node_names(n)
+            balancer, build_s = _cpu(lambda make=make, names=names: make(names))
+            balancer.remove(names[-1])  # at the limit, an add must make room first
+            _, add_s = _cpu(lambda balancer=balancer, name=names[-1]: balancer.add(name))
+            rows[n] = {"build_cpu_s": round(build_s, 3), "add_cpu_s": round(add_s, 3)}
+            if placement == "ketama":
+                _, peer_s = _cpu(lambda names=names: HashRing(names, hash_fn="ketama"))
+                rows[n]["uhashring_build_cpu_s"] = round(peer_s, 3)
+            del balancer
+        limit = limits[placement]
+        refusal_s = None
+        if limit is not None:
+            start = time.perf_counter()
+            try:
+                make(node_names(limit + 1))
+            except ConfigurationError:
+                refusal_s = round(time.perf_counter() - start, 4)
+        report[placement] = {"limit_nodes": limit, "sizes": rows, "refusal_s": refusal_s}
+    report["meets_scale_build"] = all(
+        row["build_cpu_s"] <= TARGET_SCALE_BUILD_S
+        for placement in makers
+        for row in report[placement]["sizes"].values()
+    )
+    report["meets_scale_refusal"] = all(
+        report[p]["refusal_s"] is not None and report[p]["refusal_s"] <= TARGET_REFUSAL_S
+        for p in ("ketama", "capped")
+    )
+    return report
+
+
+def print_scale(report: dict[str, Any]) -> None:
+    """The scale table: CPU seconds to build and to add one node, and the limits."""
+    rows = []
+    for placement in ("maglev", "ketama", "capped"):
+        entry = report[placement]
+        for n, row in entry["sizes"].items():
+            peer = row.get("uhashring_build_cpu_s")
+            rows.append(
+                [
+                    placement,
+                    f"{n:,}",
+                    f"{row['build_cpu_s']:.2f}",
+                    f"{row['add_cpu_s']:.2f}",
+                    "-" if peer is None else f"{peer:.2f} ({row['build_cpu_s'] / peer:.2f}x)",
+                    "none" if entry["limit_nodes"] is None else f"{entry['limit_nodes']:,}",
+                    "-" if entry["refusal_s"] is None else f"{entry['refusal_s'] * 1000:.1f} ms",
+                ]
+            )
+    _table(
+        f"scale: CPU seconds (build <= {TARGET_SCALE_BUILD_S} s: "
+        f"{_met(report['meets_scale_build'])}; refused past the limit within "
+        f"{TARGET_REFUSAL_S} s: {_met(report['meets_scale_refusal'])})",
+        ["placement", "nodes", "build s", "add s", "uhashring build s", "limit", "refusal"],
+        rows,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its tables, or its JSON with ``--json``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -1194,7 +1282,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="print the tables, and write the same run's JSON object to FILE",
     )
     parser.add_argument("--quick", action="store_true", help="a fast smoke run, rough figures")
+    parser.add_argument(
+        "--scale", action="store_true", help="only the scale limits: builds near each limit"
+    )
     args = parser.parse_args(argv)
+    if args.scale:
+        scale = {"benchmark": "balancer-scale", "machine": machine(), **measure_scale(args.quick)}
+        if args.json:
+            json.dump(scale, sys.stdout, indent=2, allow_nan=False)
+            print()
+        else:
+            print_scale(scale)
+        return 0
     report = run(QUICK if args.quick else FULL, quick=args.quick)
     if args.json_to:
         with open(args.json_to, "w", encoding="utf-8") as out:

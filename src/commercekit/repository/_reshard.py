@@ -5,8 +5,11 @@ names; it says, per key that moves, where from and where to. With the default
 placement (:func:`ketama_shards`, a ketama ring) adding one shard to n moves
 about 1/(n+1) of the keys and every moved key goes *to the new shard*: no
 rows move between the old shards, so the copy is one-way. That is why the
-repository places shards with ketama rather than Maglev, whose better balance
-costs keys moving between old shards too. ``docs/repository.md`` describes the
+repository places shards with ketama by default rather than Maglev, whose
+better balance costs keys moving between old shards too; :func:`capped_shards`
+balances as well as Maglev with ketama's total movement, a few keys (0.06-0.2 %)
+moving between old shards. Whatever moves, every moved key is listed with
+both its shards, so the copy below works for any placement. ``docs/repository.md`` describes the
 copy: copy the moving rows to their new shard, switch the topology, then
 delete them from the old one.
 """
