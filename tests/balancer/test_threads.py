@@ -8,6 +8,7 @@ import itertools
 import random
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -133,7 +134,11 @@ def test_every_pick_is_a_live_healthy_node(make: Callable[[], Pool]) -> None:
         threads += [threading.Thread(target=pick, args=(i,)) for i in range(4)]
         for t in threads:
             t.start()
+        # 1.5 s, or longer on a loaded machine until enough changes and picks ran (at most 20 s).
+        deadline = time.monotonic() + 20.0
         stop.wait(1.5)
+        while (len(history.events) <= 100 or len(checks) <= 2000) and time.monotonic() < deadline:
+            stop.wait(0.1)
         stop.set()
         for t in threads:
             t.join(10)
