@@ -400,6 +400,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "mb_s_spread": _spread(got, "mb_s"),
             "non_2xx": sum(r["non_2xx"] for r in got),
         }
+    report["per_round"] = {  # same-round ratios: the machine's load changes between rounds
+        f"{name}_{key}": [
+            mine[key] / peer[key] if peer[key] else None
+            for mine, peer in zip(runs[f"ours_{name}"], runs[f"nginx_{name}"], strict=False)
+        ]
+        for name, key in (("small_1w", "rps"), ("small_1w", "p99_s"), ("large_1w", "mb_s"))
+        + ((("small_2w", "rps"),) if two_workers else ())
+    }
     ratios: dict[str, float | None] = {}
     ratios["small_rps_1w"] = report["ours_small_1w"]["rps"] / report["nginx_small_1w"]["rps"]
     ratios["small_p99_1w"] = report["ours_small_1w"]["p99_ms"] / report["nginx_small_1w"]["p99_ms"]
