@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from commercekit.balancer import CappedRingBalancer, KetamaBalancer
+from commercekit.balancer import CappedRingBalancer, KetamaBalancer, MaglevBalancer
 from commercekit.balancer._capped import MAX_RING_POINTS, ring_point_count
 from commercekit.balancer._ketama_balancer import MAX_NODES
 from commercekit.errors import ConfigurationError
@@ -44,3 +44,12 @@ def test_ketama_refuses_more_nodes_than_it_can_rebuild() -> None:
         balancer.update(names(MAX_NODES + 1))
     assert time.perf_counter() - started < 1.0
     assert sorted(balancer.node_names()) == sorted(names(4))
+
+
+def test_maglev_refuses_more_nodes_than_slots() -> None:
+    balancer = MaglevBalancer(names(4), table_size=251)
+    with pytest.raises(ConfigurationError, match="holds at most 251 nodes"):
+        balancer.update(names(252))
+    with pytest.raises(ConfigurationError, match="table_size must be at most"):
+        MaglevBalancer(names(2), table_size=2**61 - 1)  # a prime, far too big to build
+    assert len(balancer) == 4

@@ -30,7 +30,7 @@ from commercekit.errors import ConfigurationError
 from ._hashing import node_hash
 from ._shown import shown
 
-__all__ = ["DEFAULT_TABLE_SIZE", "build_table", "check_table_size"]
+__all__ = ["DEFAULT_TABLE_SIZE", "MAX_TABLE_SIZE", "build_table", "check_table_size"]
 
 DEFAULT_TABLE_SIZE = 65537
 """The default number of slots: prime, about 65 slots a node at 1000 nodes."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
+from commercekit.errors import ConfigurationError
 from commercekit.metrics import Metrics
 
 from ._hashing import xxh3_64_intdigest
-from ._maglev import DEFAULT_TABLE_SIZE, build_table, check_table_size
+from ._maglev import DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, build_table, check_table_size
 from ._member import Member, Nodes
 from ._options import OutlierDetection, SlowStart
 from ._table import TablePool
@@ -63,6 +64,14 @@ class MaglevBalancer(TablePool):
             hasher=hasher,
         )
         self._populate(nodes)
+
+    def _check_weights(self, weights: list[float]) -> None:
+        if len(weights) > self._size:
+            raise ConfigurationError(
+                f"a Maglev table of {self._size:,} slots holds at most {self._size:,} nodes "
+                f"(one slot each), got {len(weights):,}; use a larger table_size (a prime, "
+                f"about 100 slots a node, at most {MAX_TABLE_SIZE:,})"
+            )
 
     def _table(self, members: list[Member], weights: list[float]) -> list[Member]:
         index = build_table(
