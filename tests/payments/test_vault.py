@@ -5,7 +5,12 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from commercekit.errors import ConfigurationError, InvalidInputError, NotFoundError
+from commercekit.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    NotFoundError,
+    UnsupportedTypeError,
+)
 from commercekit.payments import Card, CardToken, CardVault, InMemoryVaultStore, StaticKeyRing
 
 PAN = "4242424242424242"
@@ -90,3 +95,17 @@ def test_missing_tokens_and_keys_are_typed_errors() -> None:
     with pytest.raises(ConfigurationError, match="current"):
         StaticKeyRing({"k": K1}, "other")
     assert "\\x01" not in repr(StaticKeyRing({"k1": K1}, "k1"))
+
+
+@pytest.mark.parametrize("bad", ["vt_abc", 5, None, b"vt_x"])
+def test_the_vault_takes_card_tokens_only(bad: object) -> None:
+    vault = CardVault(StaticKeyRing({"k": b"\x07" * 32}, "k"), InMemoryVaultStore())
+    for call in (vault.detokenize, vault.masked, vault.delete):
+        with pytest.raises(UnsupportedTypeError, match="CardToken"):
+            call(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["vt_\ud800", "vt_a\nb", "vt_\u00e9"])
+def test_a_token_is_printable_ascii(text: str) -> None:
+    with pytest.raises(InvalidInputError):
+        CardToken(text)

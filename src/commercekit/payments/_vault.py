@@ -41,8 +41,25 @@ _NONCE_BYTES = 12
 
 
 def _check_token(instance: CardToken, attribute: attrs.Attribute[str], value: str) -> None:
-    if not isinstance(value, str) or not value.startswith("vt_") or len(value) > 64:
-        raise InvalidInputError("a vault token is a str that starts with 'vt_'")
+    if (
+        not isinstance(value, str)
+        or not value.startswith("vt_")
+        or len(value) > 64
+        or not value.isascii()
+        or not value.isprintable()
+    ):
+        raise InvalidInputError(
+            "a vault token is a str of printable ASCII that starts with 'vt_' (at most 64)"
+        )
+
+
+def _as_token(value: object) -> CardToken:
+    if not isinstance(value, CardToken):
+        raise UnsupportedTypeError(
+            f"the vault takes a CardToken, not {type(value).__name__}; wrap a stored token "
+            "string as CardToken(text)"
+        )
+    return value
 
 
 @attrs.frozen
@@ -181,7 +198,7 @@ class CardVault:
 
     def delete(self, token: CardToken) -> bool:
         """Forget the card behind *token*; say whether it was there."""
-        return self._store.delete(token.token)
+        return self._store.delete(_as_token(token).token)
 
     def rotate(self, *, batch_size: int = 100) -> int:
         """Re-encrypt up to *batch_size* records under the current key; return how many.
@@ -198,7 +215,7 @@ class CardVault:
         return done
 
     def _record(self, token: CardToken) -> VaultRecord:
-        record = self._store.get(token.token)
+        record = self._store.get(_as_token(token).token)
         if record is None:
             raise NotFoundError(f"the vault has no card for token {token.token!r}")
         return record
