@@ -22,6 +22,7 @@ from commercekit.errors import (
     StoreUnavailableError,
 )
 
+from ._admin import AdminHandler
 from ._asgi import asgi_app
 from ._body import BodyStream
 from ._breaker import Breaker
@@ -42,7 +43,7 @@ from ._purge import PurgeKind, PurgeResult, PurgeSelector
 from ._purger_cloudfront import CloudFrontPurger
 from ._purgers import CloudflarePurger, FastlyPurger
 from ._redis_store import RedisStore
-from ._server import serve
+from ._server import AccessLog, ProxyServer, serve
 from ._sign_cloudfront import CloudFrontSigner, cloudfront_policy
 from ._sign_hmac import HmacUrlSigner
 from ._sigv4 import AwsCredentials, sigv4_headers
@@ -55,7 +56,9 @@ from ._wsgi import WsgiProxy
 
 __all__ = [
     "IMMUTABLE",
+    "AccessLog",
     "Action",
+    "AdminHandler",
     "AssetManifest",
     "AssetOrigin",
     "AwsCredentials",
@@ -87,6 +90,7 @@ __all__ = [
     "OriginError",
     "OriginTimeoutError",
     "ProxyHandler",
+    "ProxyServer",
     "PurgeKind",
     "PurgeRejectedError",
     "PurgeResult",
