@@ -125,3 +125,17 @@ def test_http_probe_reads_a_status_split_over_many_packets() -> None:
 def test_http_probe_refuses_requests_it_cannot_send(url: str, method: str) -> None:
     with pytest.raises(ConfigurationError):
         HttpProbe(url=url, method=method)("127.0.0.1:1", timeout_s=0.5)
+
+
+def test_https_probe_handshake_ends_by_the_deadline() -> None:
+    with socket.socket() as silent:  # accepts connections, never answers the TLS handshake
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        node = f"127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        assert HttpProbe(url="https://{node}/healthz")(node, timeout_s=0.3) is False
+        assert time.monotonic() - started < 0.6
+    with slow_drip_server(every_s=0.05) as drip:  # answers plain HTTP, a byte at a time
+        started = time.monotonic()
+        assert HttpProbe(url="https://{node}/healthz")(drip, timeout_s=0.5) is False
+        assert time.monotonic() - started < 0.8

@@ -232,8 +232,10 @@ class CallableProbe:
     the ``commercekit.balancer`` logger; a
     :class:`~commercekit.errors.ConfigurationError` is raised as it is, as the
     other probes raise it. The function is not told the timeout; the checker
-    counts a late answer as a failure, but cannot stop the call, so make it
-    return within the timeout.
+    counts a late answer as a failure, but cannot stop the call: a call that
+    overruns keeps its own (daemon) thread until it returns, and its node is
+    not probed again meanwhile, so it never holds up other nodes' checks. Make
+    it return within the timeout all the same.
     """
 
     fn: Callable[[str], bool]
