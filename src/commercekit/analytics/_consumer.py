@@ -19,12 +19,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from commercekit.errors import TransientError
+from commercekit.errors import CommerceKitError, TransientError
 from commercekit.metrics import Event, Metrics, NullMetrics
 from commercekit.repository import Database, Outbox, OutboxClaim, UnitOfWork
 
 from ._events import AnalyticsEvent, from_metrics_event
-from ._log import EventLog, LogRecord
+from ._log import Delivery, EventLog, LogRecord
 from ._store import AnalyticsStore, ApplyResult
 
 __all__ = ["AnalyticsConsumer", "LogSink", "OutboxRelay", "record"]
@@ -99,7 +99,12 @@ class AnalyticsConsumer:
         if not deliveries:
             return ApplyResult(0, 0, 0)
         started = time.perf_counter()
-        result = self.store.apply(deliveries)
+        try:
+            result = self.store.apply(deliveries)
+        except TransientError:
+            raise
+        except CommerceKitError:
+            result = self._one_by_one(deliveries)
         self.log.acknowledge(deliveries)
         self._seconds.record(time.perf_counter() - started)
         self._consumed.inc(result.applied)
@@ -110,6 +115,22 @@ class AnalyticsConsumer:
             with contextlib.suppress(TransientError):  # the gauge waits for the next batch
                 self._lag.set(lag())
         return result
+
+    def _one_by_one(self, deliveries: Sequence[Delivery]) -> ApplyResult:
+        """A batch the database refused: apply each message alone, parking those it refuses."""
+        applied = duplicates = parked = 0
+        for d in deliveries:
+            try:
+                r = self.store.apply([d])
+            except TransientError:
+                raise
+            except CommerceKitError as exc:
+                self.store.park(d, f"the store refused it: {exc}")
+                parked += 1
+                continue
+            applied, duplicates = applied + r.applied, duplicates + r.duplicates
+            parked += r.dead_lettered
+        return ApplyResult(applied, duplicates, parked)
 
     def run(
         self,

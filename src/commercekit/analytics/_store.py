@@ -73,14 +73,20 @@ def _money(props: Any, field: str) -> Money:
         raise InvalidInputError(f"bad {field!r}: {exc}") from exc
 
 
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 200
+
+
 def _lines(props: Any, currency: str) -> list[tuple[str, int, int]]:
     products = props.get("products", [])
     if not isinstance(products, list):
         raise InvalidInputError("'products' is a list")
     out = []
     for p in products:
-        if not isinstance(p, dict) or not isinstance(p.get("product_id"), str):
-            raise InvalidInputError(f"a product needs a product_id, got {p!r}")
+        if not isinstance(p, dict) or not _is_id(p.get("product_id")):
+            raise InvalidInputError(
+                f"a product needs a product_id of 1 to 200 characters, got {p!r}"
+            )
         q = p.get("quantity", 1)
         if isinstance(q, bool) or not isinstance(q, int) or q < 1:
             raise InvalidInputError(f"a quantity is a positive int, got {q!r}")
@@ -125,9 +131,9 @@ class _Batch:
             self.revenue[(day, total.currency.code, "refunded_minor")] += total.amount_minor
         elif name in ("Product Viewed", "Product Added"):
             product_id = props.get("product_id")
-            if not isinstance(product_id, str) or not product_id:
-                raise InvalidInputError(f"{name!r} needs a product_id")
-            product = product_id
+            if not _is_id(product_id):
+                raise InvalidInputError(f"{name!r} needs a product_id of 1 to 200 characters")
+            product = str(product_id)
             q = props.get("quantity", 1) if name == "Product Added" else 1
             if isinstance(q, bool) or not isinstance(q, int) or q < 1:
                 raise InvalidInputError(f"a quantity is a positive int, got {q!r}")
@@ -195,6 +201,26 @@ class AnalyticsStore:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def park(self, delivery: Delivery, reason: str) -> None:
+        """Park one delivery in ``dead_letters`` (once, keyed like a processed event)."""
+
+        def work(uow: UnitOfWork) -> None:
+            s, conn = self.schema, uow.session.connection()
+            key = (delivery.event_id or f"handle:{delivery.handle}")[:64]
+            if conn.scalar(select(s.processed.c.event_id).where(s.processed.c.event_id == key)):
+                return
+            insert_rows(conn, s.processed, [{"event_id": key}])
+            row = {
+                "handle": delivery.handle[:200],
+                "event_id": delivery.event_id,
+                "reason": reason[:1000],
+                "body": delivery.body.decode("utf-8", errors="replace"),
+                "at_ms": int(self._clock() * 1000),
+            }
+            insert_rows(conn, s.dead_letters, [row])
+
+        self.db.run(work, retry=True)
 
     def _apply(self, uow: UnitOfWork, deliveries: Sequence[Delivery]) -> ApplyResult:
         s = self.schema
