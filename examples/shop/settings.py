@@ -1,0 +1,80 @@
+"""The shop's settings, read from the environment (``SHOP_*``); every one has a default."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Settings"]
+
+
+def _env(environ: dict[str, str], name: str, default: str) -> str:
+    value = environ.get(f"SHOP_{name}", "").strip()
+    return value or default
+
+
+def _secret(data_dir: Path) -> str:
+    """A key shared by every process of one shop (kept beside the database, mode 0600)."""
+    path = data_dir / "secret.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Which database, event log and image edge the shop uses, and how it runs.
+
+    The defaults are one machine with no services: SQLite (one file, WAL) for
+    the shop, an SQLite event log and an SQLite analytics database, all under
+    *data_dir*, and images served by the app server itself.
+    """
+
+    data_dir: Path
+    database_url: str
+    replica_urls: tuple[str, ...]
+    events_url: str
+    analytics_url: str
+    asset_base: str
+    secret_key: str = field(repr=False)
+    admin_password: str = field(repr=False)
+    server_name: str = "app"
+    currency: str = "EUR"
+    region: str = "DE"
+    page_size: int = 12
+    seed_products: int = 48
+    secure_cookies: bool = False
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read ``SHOP_*`` variables (see docs/deploy.md for each)."""
+        env = dict(os.environ if environ is None else environ)
+        data_dir = Path(_env(env, "DATA_DIR", "shop-data")).resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        replicas = _env(env, "REPLICA_URLS", "")
+        return cls(
+            data_dir=data_dir,
+            database_url=_env(env, "DATABASE_URL", f"sqlite:///{data_dir / 'shop.db'}"),
+            replica_urls=tuple(u.strip() for u in replicas.split(",") if u.strip()),
+            events_url=_env(env, "EVENTS_URL", f"sqlite:///{data_dir / 'events.db'}?group=shop"),
+            analytics_url=_env(env, "ANALYTICS_URL", f"sqlite:///{data_dir / 'analytics.db'}"),
+            asset_base=_env(env, "ASSET_BASE", "").rstrip("/"),
+            secret_key=_env(env, "SECRET_KEY", "") or _secret(data_dir),
+            admin_password=_env(env, "ADMIN_PASSWORD", "") or _secret(data_dir),
+            server_name=_env(env, "SERVER_NAME", "app"),
+            currency=_env(env, "CURRENCY", "EUR"),
+            region=_env(env, "REGION", "DE"),
+            page_size=int(_env(env, "PAGE_SIZE", "12")),
+            seed_products=int(_env(env, "SEED_PRODUCTS", "48")),
+            secure_cookies=_env(env, "SECURE_COOKIES", "0") == "1",
+        )
+
+    @property
+    def image_dir(self) -> Path:
+        """Where the seed writes product images (the image origin serves them)."""
+        return self.data_dir / "images"

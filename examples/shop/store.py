@@ -1,0 +1,376 @@
+"""The storefront's use cases, shared by the HTML pages and the JSON API.
+
+Each is an ``async`` method that runs the commerce services (synchronous) in
+the thread pool and emits its analytics events. *who* identifies the shopper
+for analytics and ownership: a signed-in customer id or the session id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from commercekit.analytics import (
+    LineItem,
+    checkout_started,
+    product_added,
+    product_removed,
+    product_viewed,
+    products_searched,
+)
+from commercekit.commerce.cart import Cart
+from commercekit.commerce.checkout import CheckoutResult
+from commercekit.commerce.orders import Order
+from commercekit.errors import (
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    PaymentDeclinedError,
+)
+from commercekit.money import Money
+from commercekit.payments import Card
+from shop.root import Listing, Shop
+
+__all__ = ["DECLINE_TEXT", "CartView", "Checkout3DS", "Session", "Storefront"]
+
+DECLINE_TEXT = {
+    "card_declined": "Your bank declined the card. Try another card or contact your bank.",
+    "insufficient_funds": "The card has insufficient funds for this order. Try another card.",
+    "expired_card": "The card has expired. Check the expiry date or use another card.",
+    "incorrect_cvc": "The security code (CVC) is wrong. Check the 3 digits on the back.",
+    "processing_error": "The bank could not process the payment. Please try again shortly.",
+    "authentication_failed": "The 3-D Secure check was not passed, so the bank refused "
+    "the payment. Nothing was charged.",
+}
+
+
+def decline_text(exc: PaymentDeclinedError) -> str:
+    """What a declined customer reads: the reason and what to do next."""
+    code = exc.decline_code or ""
+    return DECLINE_TEXT.get(
+        code, "The payment was declined. Nothing was charged; try another card."
+    )
+
+
+@dataclass
+class Session:
+    """What the shop keeps per visitor (in the signed session cookie)."""
+
+    data: dict[str, Any]
+
+    @property
+    def sid(self) -> str:
+        return str(self.data["sid"])
+
+    @property
+    def customer_id(self) -> str | None:
+        value = self.data.get("customer")
+        return None if value is None else str(value)
+
+    @property
+    def owner(self) -> str:
+        return self.customer_id or f"guest:{self.sid}"
+
+    def ident(self) -> dict[str, str]:
+        cid = self.customer_id
+        return {"customer_id": cid} if cid else {"anonymous_id": self.sid}
+
+
+@dataclass(frozen=True)
+class CartLine:
+    sku: str
+    qty: int
+    name: str
+    product_id: str
+    unit: Money
+    total: Money
+    image: str
+
+
+@dataclass(frozen=True)
+class CartView:
+    cart_id: str | None
+    lines: tuple[CartLine, ...]
+    subtotal: Money
+    shipping: Money
+    tax: Money
+    total: Money
+
+    @property
+    def count(self) -> int:
+        return sum(line.qty for line in self.lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cart_id": self.cart_id,
+            "lines": [
+                {
+                    "sku": x.sku,
+                    "qty": x.qty,
+                    "name": x.name,
+                    "product_id": x.product_id,
+                    "unit_price": str(x.unit.amount),
+                    "total": str(x.total.amount),
+                }
+                for x in self.lines
+            ],
+            "subtotal": str(self.subtotal.amount),
+            "shipping": str(self.shipping.amount),
+            "tax": str(self.tax.amount),
+            "total": str(self.total.amount),
+            "currency": self.total.currency.code,
+        }
+
+
+@dataclass(frozen=True)
+class Checkout3DS:
+    """A checkout paused for the customer's 3-D Secure challenge."""
+
+    checkout_id: str
+    reference: str
+    amount: Money
+
+
+class Storefront:
+    """The shop's use cases over one :class:`Shop`."""
+
+    def __init__(self, shop: Shop) -> None:
+        self.shop = shop
+        self.c = shop.commerce
+
+    # -- browsing --------------------------------------------------------------------------
+
+    async def search(
+        self,
+        s: Session,
+        *,
+        query: str = "",
+        category: str = "",
+        in_stock: bool = False,
+        max_price: str = "",
+        page: int = 1,
+    ) -> tuple[list[Listing], int, int]:
+        """(items of *page*, total matches, pages); filters compose."""
+        items = await run_in_threadpool(self.shop.catalog.items)
+        words = query.lower().split()
+        limit = None
+        if max_price:
+            try:
+                limit = Money.of(max_price, self.shop.settings.currency)
+            except Exception as exc:
+                raise InvalidInputError("max_price is a decimal amount such as 25.00") from exc
+        found = [
+            i
+            for i in items
+            if all(w in (i.product.name + " " + i.category).lower() for w in words)
+            and (not category or i.category == category)
+            and (not in_stock or i.available > 0)
+            and (limit is None or i.price.amount <= limit.amount)
+        ]
+        size = self.shop.settings.page_size
+        pages = max(1, -(-len(found) // size))
+        page = min(max(1, page), pages)
+        if query:
+            self.shop.track(products_searched(query, results=len(found), **s.ident()))
+        return found[(page - 1) * size : page * size], len(found), pages
+
+    async def product(self, s: Session, product_id: str) -> tuple[Listing, dict[str, int]]:
+        """The product and the live stock of each variant; emits Product Viewed."""
+        listing = await run_in_threadpool(self.shop.catalog.get, product_id)
+        stock = await run_in_threadpool(
+            lambda: {v.sku: self.c.inventory.available(v.sku) for v in listing.product.variants}
+        )
+        self.shop.track(product_viewed(product_id, listing.price, **s.ident()))
+        return listing, stock
+
+    # -- cart ------------------------------------------------------------------------------
+
+    def _cart_id(self, s: Session, *, create: bool) -> str | None:
+        cart_id = s.data.get("cart")
+        if cart_id is not None:
+            return str(cart_id)
+        if not create:
+            return None
+        cart = self.c.carts.create(self.shop.settings.currency, customer_id=s.customer_id)
+        s.data["cart"] = cart.id
+        return cart.id
+
+    def _listing_for(self, sku: str) -> Listing:
+        variant = self.c.catalog.variant(sku)
+        return self.shop.catalog.get(variant.product_id)
+
+    async def add(self, s: Session, sku: str, qty: int = 1) -> CartView:
+        def work() -> Listing:
+            listing = self._listing_for(sku)
+            cart_id = self._cart_id(s, create=True)
+            assert cart_id is not None
+            self.c.carts.add(cart_id, sku, qty)
+            return listing
+
+        listing = await run_in_threadpool(work)
+        self.shop.track(
+            product_added(listing.id, listing.price, qty, cart_id=s.data["cart"], **s.ident())
+        )
+        return await self.cart(s)
+
+    async def set_quantity(self, s: Session, sku: str, qty: int) -> CartView:
+        cart_id = s.data.get("cart")
+        if cart_id is None:
+            raise NotFoundError("the cart is empty")
+        if qty <= 0:
+            return await self.remove(s, sku)
+        await run_in_threadpool(self.c.carts.set_quantity, str(cart_id), sku, qty)
+        return await self.cart(s)
+
+    async def remove(self, s: Session, sku: str) -> CartView:
+        cart_id = s.data.get("cart")
+        if cart_id is None:
+            raise NotFoundError("the cart is empty")
+
+        def work() -> tuple[Listing, int]:
+            before = self.c.carts.get(str(cart_id)).lines.get(sku, 0)
+            self.c.carts.remove(str(cart_id), sku)
+            return self._listing_for(sku), before
+
+        listing, before = await run_in_threadpool(work)
+        if before:
+            self.shop.track(product_removed(listing.id, listing.price, before, **s.ident()))
+        return await self.cart(s)
+
+    async def cart(self, s: Session) -> CartView:
+        return await run_in_threadpool(self._cart_view, s)
+
+    def _cart_view(self, s: Session) -> CartView:
+        settings = self.shop.settings
+        zero = Money.of("0", settings.currency)
+        cart_id = s.data.get("cart")
+        cart: Cart | None = None
+        if cart_id is not None:
+            try:
+                cart = self.c.carts.get(str(cart_id))
+            except NotFoundError:
+                s.data.pop("cart", None)
+        if cart is None or cart.empty or cart.status.value != "open":
+            if cart is not None and cart.status.value != "open":
+                s.data.pop("cart", None)
+            return CartView(None if cart is None else cart.id, (), zero, zero, zero, zero)
+        quote = self.c.pricing.quote(cart.lines, cart.currency, region=settings.region)
+        lines = []
+        for sku, qty in sorted(cart.lines.items()):
+            listing = self._listing_for(sku)
+            unit = self.c.catalog.price(sku, cart.currency)
+            lines.append(
+                CartLine(
+                    sku,
+                    qty,
+                    listing.product.name,
+                    listing.id,
+                    unit,
+                    unit * qty,
+                    listing.images[0] if listing.images else "",
+                )
+            )
+        return CartView(cart.id, tuple(lines), quote.subtotal, quote.shipping, quote.tax,
+                        quote.total)  # fmt: skip
+
+    # -- signing in ------------------------------------------------------------------------
+
+    async def sign_in(self, s: Session, email: str, password: str) -> bool:
+        """Sign in (or open an account); the guest cart merges into the customer's."""
+        if "@" not in email or len(password) < 6:
+            raise InvalidInputError("enter an email address and a password of 6+ characters")
+        customer_id, created = await run_in_threadpool(self.shop.sign_in, email, password)
+        guest_cart = s.data.get("cart")
+
+        def merge() -> str | None:
+            into = self.c.carts.create(self.shop.settings.currency, customer_id=customer_id)
+            if guest_cart is not None:
+                with contextlib.suppress(NotFoundError):
+                    self.c.carts.merge(str(guest_cart), into.id)
+            return into.id
+
+        s.data["customer"] = customer_id
+        s.data["email"] = email.strip().lower()
+        s.data["cart"] = await run_in_threadpool(merge)
+        return created
+
+    # -- checkout --------------------------------------------------------------------------
+
+    async def checkout(
+        self, s: Session, card: Card, address: dict[str, str]
+    ) -> CheckoutResult | Checkout3DS:
+        """Place the order; a 3-D Secure card returns the challenge to show."""
+        cart_id = s.data.get("cart")
+        if cart_id is None:
+            raise InvalidInputError("the cart is empty: add something first")
+        view = await self.cart(s)
+        if view.lines:
+            self.shop.track(
+                checkout_started(
+                    str(cart_id),
+                    view.total,
+                    [LineItem(x.product_id, x.unit, x.qty) for x in view.lines],
+                    **s.ident(),
+                )
+            )
+        s.data["address"] = address
+        result: CheckoutResult = await run_in_threadpool(
+            lambda: self.c.checkout.place(
+                str(cart_id),
+                card,
+                region=self.shop.settings.region,
+                return_url="/checkout/3ds",
+            )
+        )
+        if result.action is not None:
+            pending = dict(s.data.get("3ds", {}))
+            pending[result.checkout_id] = result.action.reference
+            s.data["3ds"] = pending
+            return Checkout3DS(result.checkout_id, result.action.reference, result.action.amount)
+        await self._placed(s, result.order)
+        return result
+
+    async def complete_3ds(self, s: Session, checkout_id: str, passed: bool) -> CheckoutResult:
+        """Answer the challenge as the customer did, then carry the checkout on."""
+        pending = dict(s.data.get("3ds", {}))
+        reference = pending.get(checkout_id)
+        if reference is None:
+            raise NotFoundError("no 3-D Secure challenge is waiting for this checkout")
+
+        def work() -> CheckoutResult:
+            # Answered already (a second click): carry on with the first answer.
+            with contextlib.suppress(InvalidStateError):
+                self.shop.gateway.authenticate(reference, success=passed)
+            return self.c.checkout.complete_action(checkout_id)
+
+        try:
+            result = await run_in_threadpool(work)
+        finally:
+            pending.pop(checkout_id, None)
+            s.data["3ds"] = pending
+        await self._placed(s, result.order)
+        return result
+
+    async def _placed(self, s: Session, order: Order | None) -> None:
+        if order is None:
+            return
+        await run_in_threadpool(self.shop.own_order, order.id, order.number, s.owner)
+        s.data.pop("cart", None)
+        mine = list(s.data.get("orders", []))[-9:]
+        s.data["orders"] = [*mine, order.id]
+
+    # -- orders ----------------------------------------------------------------------------
+
+    async def order(self, s: Session, order_id: str) -> Order:
+        """An order the shopper owns (NotFoundError otherwise: no probing of others')."""
+        owner = await run_in_threadpool(self.shop.owner_of, order_id)
+        if owner is None or owner not in (s.owner, f"guest:{s.sid}"):
+            raise NotFoundError(f"no order {order_id!r} here")
+        return await run_in_threadpool(self.c.orders.get, order_id)
+
+    async def history(self, s: Session) -> list[tuple[str, str, float]]:
+        owners = [s.owner, f"guest:{s.sid}"]
+        return await run_in_threadpool(self.shop.orders_of, owners)

@@ -1,0 +1,165 @@
+"""The storefront and its JSON API over real HTTP, against one app server process."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+from commercekit.analytics import SqlEventLog
+from tests.shop._procs import csrf_of
+
+ADDRESS = {"name": "Ada Lovelace", "line1": "Main St 1", "city": "Berlin", "postcode": "10115",
+           "country": "DE", "expiry": "12/30", "cvc": "123"}  # fmt: skip
+
+
+def in_stock_sku(c: httpx.Client, product_id: str | None = None) -> tuple[str, str]:
+    """(product id, SKU) of a variant with stock."""
+    products = c.get("/api/products", params={"in_stock": "1"}).json()["products"]
+    for p in products:
+        if product_id and p["id"] != product_id:
+            continue
+        stock = c.get(f"/api/products/{p['id']}").json()["stock"]
+        for sku, n in stock.items():
+            if n > 2:
+                return p["id"], sku
+    raise AssertionError("no product in stock")
+
+
+def test_listing_search_filters_and_pages(app_server: tuple[str, Path]) -> None:
+    base, _ = app_server
+    with httpx.Client(base_url=base) as c:
+        everything = c.get("/api/products").json()
+        assert everything["total"] == 24
+        assert everything["pages"] == 2
+        assert len(everything["products"]) == 12
+        second = c.get("/api/products", params={"page": "2"}).json()["products"]
+        assert {p["id"] for p in second}.isdisjoint(p["id"] for p in everything["products"])
+        mugs = c.get("/api/products", params={"category": "mugs"}).json()
+        assert mugs["total"] == 6
+        assert all(p["category"] == "mugs" for p in mugs["products"])
+        red = c.get("/api/products", params={"q": "red tee"}).json()["products"]
+        assert red
+        assert all("Red" in p["name"] and "Tee" in p["name"] for p in red)
+        cheap = c.get("/api/products", params={"max_price": "20"}).json()["products"]
+        assert all(float(p["price"]) <= 20 for p in cheap)
+        stocked = c.get("/api/products", params={"in_stock": "1"}).json()["products"]
+        assert all(p["available"] > 0 for p in stocked)
+        assert c.get("/api/products", params={"max_price": "lots"}).status_code == 400
+        html = c.get("/", params={"q": "mug"}).text
+        assert 'id="result-count"' in html
+        assert "Mug" in html
+
+
+def test_product_page_has_cdn_image_urls_and_stock(app_server: tuple[str, Path]) -> None:
+    base, _ = app_server
+    with httpx.Client(base_url=base) as c:
+        pid, _sku = in_stock_sku(c)
+        page = c.get(f"/products/{pid}").text
+        image = re.search(r'<img src="(/assets/products/[^"]+)"', page)
+        assert image is not None
+        assert re.search(r"\.[0-9a-f]{12}\.svg$", image.group(1))
+        assert "in stock" in page
+        got = c.get(image.group(1))
+        assert got.status_code == 200
+        assert "immutable" in got.headers["cache-control"]
+        assert c.get("/assets/products/unknown.svg").status_code == 404
+        assert c.get("/products/nope").status_code == 404
+
+
+def test_cart_add_change_remove_with_csrf(app_server: tuple[str, Path]) -> None:
+    base, _ = app_server
+    with httpx.Client(base_url=base) as c:
+        pid, sku = in_stock_sku(c)
+        token = csrf_of(c.get(f"/products/{pid}").text)
+        assert c.post("/cart/add", data={"sku": sku, "qty": "1"}).status_code == 403
+        r = c.post("/cart/add", data={"sku": sku, "qty": "2", "csrf": token})
+        assert r.status_code == 303
+        assert c.get("/api/cart").json()["lines"][0]["qty"] == 2
+        c.post("/cart/set", data={"sku": sku, "qty": "3", "csrf": token})
+        assert c.get("/api/cart").json()["lines"][0]["qty"] == 3
+        c.post("/cart/remove", data={"sku": sku, "csrf": token})
+        assert c.get("/api/cart").json()["lines"] == []
+        # The JSON API refuses a form-encoded body (what a cross-site form would send).
+        assert c.post("/api/cart/add", data={"sku": sku}).status_code == 403
+        assert c.post("/api/cart/add", json={"sku": "NOPE-1"}).status_code == 404
+        assert c.post("/api/cart/add", json={"sku": sku, "qty": "x"}).status_code == 400
+
+
+def test_guest_checkout_decline_and_3ds(app_server: tuple[str, Path]) -> None:
+    base, data = app_server
+    with httpx.Client(base_url=base) as c:
+        _, sku = in_stock_sku(c)
+        c.post("/api/cart/add", json={"sku": sku, "qty": 1})
+        declined = c.post("/api/checkout", json={**ADDRESS, "card_number": "4000000000009995"})
+        assert declined.status_code == 402
+        assert "insufficient funds" in declined.json()["message"]
+        token = csrf_of(c.get("/checkout").text)
+        page = c.post("/checkout", data={**ADDRESS, "card_number": "4000 0000 0000 0002",
+                                         "csrf": token})  # fmt: skip
+        assert page.status_code == 402
+        assert "declined the card" in page.text
+        assert 'value="4000' not in page.text  # the card number is never echoed back
+        r = c.post("/checkout", data={**ADDRESS, "card_number": "4000000000003220", "csrf": token})
+        assert r.status_code == 303
+        assert r.headers["location"].startswith("/checkout/3ds/")
+        challenge = c.get(r.headers["location"]).text
+        assert "Confirm payment" in challenge
+        r = c.post(r.headers["location"], data={"outcome": "pass", "csrf": token})
+        assert r.status_code == 303
+        assert r.headers["location"].startswith("/orders/")
+        order_page = c.get(r.headers["location"]).text
+        assert "Thank you" in order_page
+        assert re.search(r"CK-[0-9A-Z]{4}-[0-9A-Z]{4}", order_page)
+        assert c.get("/api/cart").json()["lines"] == []
+        assert len(c.get("/api/orders").json()["orders"]) == 1
+    with httpx.Client(base_url=base) as stranger:  # another visitor cannot read the order
+        oid = r.headers["location"].split("/")[2].split("?")[0]
+        assert stranger.get(f"/api/orders/{oid}").status_code == 404
+    # The browsing events reached the event log, the order's in the outbox.
+    log = SqlEventLog(sa.create_engine(f"sqlite:///{data / 'events.db'}"), group="test")
+    names: set[str] = set()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "Checkout Started" not in names:
+        names |= {json.loads(d.body)["event"] for d in log.consume(500, 0.2)}
+    log.close()
+    assert {"Product Viewed", "Product Added", "Checkout Started"} <= names
+
+
+def test_sign_in_merges_the_guest_cart(app_server: tuple[str, Path]) -> None:
+    base, _ = app_server
+    with httpx.Client(base_url=base) as c:
+        _, sku = in_stock_sku(c)
+        c.post("/api/cart/add", json={"sku": sku, "qty": 2})
+        r = c.post("/api/signin", json={"email": "grace@example.com", "password": "secret-1"})
+        assert r.status_code == 200
+        assert r.json()["created"]
+        assert r.json()["cart"]["lines"][0]["qty"] == 2
+        assert c.post("/api/signin", json={"email": "grace@example.com",
+                                           "password": "wrong-pw"}).status_code == 409  # fmt: skip
+    with httpx.Client(base_url=base) as later:  # the same customer on another device
+        _, other = in_stock_sku(later)
+        later.post("/api/cart/add", json={"sku": other, "qty": 1})
+        r = later.post("/api/signin", json={"email": "grace@example.com", "password": "secret-1"})
+        assert r.status_code == 200
+        assert not r.json()["created"]
+        assert {line["sku"] for line in r.json()["cart"]["lines"]} >= {other}
+
+
+def test_health_metrics_and_access_log(app_server: tuple[str, Path]) -> None:
+    base, data = app_server
+    with httpx.Client(base_url=base) as c:
+        assert c.get("/healthz").json()["status"] == "ok"
+        c.get("/products/p001")
+        text = c.get("/metrics").text
+        assert "shop_http_requests_total{" in text
+        assert 'route="/products/:id"' in text
+        assert "shop_http_request_duration_seconds_bucket" in text
+    log = (data / "app.log").read_text()
+    line = re.compile(r'^127\.0\.0\.1 - - \[[^\]]+\] "GET /products/p001 HTTP/1\.1" 200 \d+ '
+                      r"\d+\.\d{4} app$", re.M)  # fmt: skip
+    assert line.search(log)
