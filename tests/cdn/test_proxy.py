@@ -36,6 +36,8 @@ from ._loopback import Answer, LoopbackServer, Seen
 def origin_handler(seen: Seen) -> Answer:
     if seen.path.startswith("/boom"):
         return 500, {"content-type": "text/plain"}, b"oops"
+    if seen.path.startswith("/gateway"):
+        return 502, {"content-type": "text/plain"}, b"upstream of the origin is down"
     if seen.headers.get("if-none-match") == '"e1"':
         return 304, {"etag": '"e1"', "cache-control": "max-age=60"}, b""
     body = f"image {seen.path}".encode()
@@ -317,3 +319,22 @@ def test_origin_down_502_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="commercekit.cdn"):
         test_origin_down_is_502()
     assert any(r.getMessage().startswith("502 for GET http://shop.test/x") for r in caplog.records)
+
+
+def test_502_and_504_passed_on_or_made_by_the_edge_are_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main(url: str) -> None:
+        handler = ProxyHandler(EdgeCache(HttpOrigin(url)))
+        host = [(b"host", b"shop.test")]
+        assert (await handler.respond("GET", "/gateway", host))[0] == 502
+        only = [*host, (b"cache-control", b"only-if-cached")]
+        assert (await handler.respond("GET", "/never-fetched", only))[0] == 504
+        await handler.edge.aclose()
+
+    level = caplog.at_level(logging.WARNING, logger="commercekit.cdn")
+    with level, LoopbackServer(origin_handler) as origin:
+        asyncio.run(main(origin.url))
+    logged = [r.getMessage() for r in caplog.records]
+    assert "502 for GET http://shop.test/gateway: the origin answered 502" in logged
+    assert any(m.startswith("504 for GET http://shop.test/never-fetched: only-if") for m in logged)

@@ -28,7 +28,7 @@ from ._body import BodyStream
 from ._dates import format_http_date
 from ._edge import EdgeCache
 from ._headers import DEFAULT_MAX_HEADER_BYTES, HOP_BY_HOP, Headers
-from ._messages import Request, Response
+from ._messages import CacheOutcome, Request, Response
 
 __all__ = ["ProxyHandler", "WireResponse"]
 
@@ -118,6 +118,13 @@ class ProxyHandler:
         except Exception:
             log.exception("the edge failed on %s %s", method, target[:200])
             return self._wire(method, _error(500, "internal error"))
+        if response.status in (502, 504):
+            cause = (
+                "only-if-cached, and nothing usable is stored"
+                if response.outcome is CacheOutcome.MISS and "only-if-cached" in _cc(request)
+                else f"the origin answered {response.status}"
+            )
+            log.warning("%d for %s %s: %s", response.status, method, request.url[:200], cause)
         if response.stream is not None and _bodiless(method, response.status):
             await response.stream.aclose()
             response = Response(response.status, response.headers, b"", response.outcome)
@@ -145,6 +152,10 @@ class ProxyHandler:
         else:
             headers = headers.set("content-length", str(len(body)))
         return status, headers.raw(), body
+
+
+def _cc(request: Request) -> str:
+    return (request.headers.joined("cache-control") or "").lower()
 
 
 def _bodiless(method: str, status: int) -> bool:
