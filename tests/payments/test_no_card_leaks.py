@@ -18,6 +18,7 @@ import pytest
 
 from commercekit.money import Money
 from commercekit.payments import (
+    AdyenGateway,
     Card,
     CardVault,
     InMemoryIdempotencyStore,
@@ -29,6 +30,7 @@ from commercekit.payments import (
     StaticKeyRing,
     StripeGateway,
 )
+from tests.payments.fake_adyen import FakeAdyen
 from tests.payments.fake_stripe import FakeStripe
 
 NUMBERS = [
@@ -63,9 +65,17 @@ def test_no_card_number_or_cvv_reaches_logs_errors_or_reprs(
     sandbox = SandboxGateway(faults=lambda op, key: next(faults, None))
     fake = FakeStripe()
     stripe = StripeGateway("sk_test_x", transport=MockTransport(fake), base_url="https://s.test")
+    adyen_fake = FakeAdyen()
+    adyen = AdyenGateway(
+        "AQE_test_key",
+        "ShopECOM",
+        return_url="https://shop.test/return",
+        transport=MockTransport(adyen_fake),
+        base_url="https://a.test",
+    )
     vault = CardVault(StaticKeyRing({"k": b"\x07" * 32}, "k"), InMemoryVaultStore())
     with caplog.at_level(logging.DEBUG):
-        for name, gateway in (("sandbox", sandbox), ("stripe", stripe)):
+        for name, gateway in (("sandbox", sandbox), ("stripe", stripe), ("adyen", adyen)):
             service = PaymentService(
                 gateway, InMemoryIdempotencyStore(), sleep=lambda s: None, vault=vault
             )
@@ -89,7 +99,7 @@ def test_no_card_number_or_cvv_reaches_logs_errors_or_reprs(
                 attempt(lambda b=bad: Card(b, 1, 2030, cvv=CVV))
             attempt(lambda: Card("4242424242424242", 1, 2030, cvv="97311"))
             texts += [repr(service), repr(gateway), repr(vault)]
-        texts += [repr(r) for r in fake.requests]
+        texts += [repr(r) for r in fake.requests + adyen_fake.requests]
         texts += [repr(op) for op in sandbox.operations]
     texts += [record.getMessage() for record in caplog.records]
     texts += [str(record.exc_info) for record in caplog.records if record.exc_info]
