@@ -263,6 +263,25 @@ def test_a_client_that_leaves_before_its_answer_is_no_error(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+def test_a_client_that_shuts_its_side_after_the_request_still_gets_the_answer() -> None:
+    def half_close(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET /slow-half HTTP/1.0\r\nHost: s\r\n\r\n")
+            sock.shutdown(socket.SHUT_WR)  # as `printf ... | nc` does
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            return data
+
+    async def main(url: str) -> None:
+        async with running(url) as (_, port):
+            got = await asyncio.to_thread(half_close, port)
+            assert got.startswith(b"HTTP/1.1 200 ")
+            assert got.endswith(b"body /slow-half")
+
+    run(main)
+
+
 def test_access_log_lines() -> None:
     async def main(url: str) -> None:
         out = io.StringIO()

@@ -180,6 +180,7 @@ class Connection(asyncio.Protocol):
         self._phase = _HEADERS
         self._busy = False
         self._closing = False
+        self._eof = False
         self._paused = False
         self.deadline = _NEVER
         self._task: asyncio.Task[None] | None = None  # held: the loop keeps only weak references
@@ -204,6 +205,13 @@ class Connection(asyncio.Protocol):
         self._disarm()
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
+
+    def eof_received(self) -> bool | None:
+        """The client shut its side: answer what it sent, then close (``nc``, some HTTP/1.0)."""
+        self._eof = True
+        if self._busy or self._queue:
+            return True  # keep the transport open to write the answers in progress
+        return None
 
     def pause_writing(self) -> None:
         self._writable = self._loop.create_future()
@@ -452,6 +460,9 @@ class Connection(asyncio.Protocol):
             )
         transport = self._transport
         if transport is None or not request.keep_alive or self._state.draining:
+            self._close()
+            return False
+        if self._eof and not self._queue:
             self._close()
             return False
         if self._paused and len(self._queue) < _MAX_QUEUE:
