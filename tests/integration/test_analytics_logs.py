@@ -139,3 +139,18 @@ def test_bad_arguments_get_typed_errors(factory: Factory) -> None:
     log = factory("c1")
     with pytest.raises(InvalidInputError):
         log.consume(0, 0.1)
+
+
+def test_jetstream_drops_a_republished_event_id() -> None:
+    _nats_up()
+    from commercekit.analytics import JetStreamLog
+
+    log = JetStreamLog(NATS_URL, stream=f"ck_test_{uuid.uuid4().hex[:10]}", ack_wait_s=1.0)
+    try:
+        log.publish(_records(20))
+        log.publish(_records(20))  # a relay that crashed before marking sent
+        assert log.stream_messages() == 20
+        assert [d.event_id for d in _drain(log, 20)] == [f"e{i}" for i in range(20)]
+    finally:
+        log.delete_stream()
+        log.close()

@@ -188,6 +188,16 @@ class JetStreamLog:
 
         return self._run(info())
 
+    def stream_messages(self) -> int:
+        """Messages stored in the stream (a republished event id counts once)."""
+
+        async def info() -> int:
+            js = await self._connect()
+            si = await js.stream_info(self.stream)
+            return int(si.state.messages)
+
+        return self._run(info())
+
     def delete_stream(self) -> None:
         """Delete the stream (and its consumers): for tests and teardown."""
 
