@@ -165,6 +165,7 @@ class Checkout:
                 raise InvalidStateError(f"cart {cart_id!r} is {cart.status.value}")
             if cart.empty:
                 raise EmptyCartError(f"cart {cart_id!r} has no lines: add something first")
+            self._refuse_if_sold_out(cart.lines)
             attempt = 1 if latest is None else latest.attempt + 1
             checkout_id = f"{cart_id}.{attempt}"
             owner = uuid.uuid4().hex
@@ -191,6 +192,15 @@ class Checkout:
             )
             return self._resume(checkout_id, owner, source, return_url)
         raise CheckoutInProgressError(f"cart {cart_id!r} keeps changing hands; retry")
+
+    def _refuse_if_sold_out(self, lines: dict[str, int]) -> None:
+        """Refuse a basket that cannot be had before any attempt is written (a cheap read)."""
+        short = self._inventory.first_short(lines)
+        if short is not None and self._inventory.sweep(skus=list(lines)):
+            short = self._inventory.first_short(lines)  # expired reservations gave some back
+        if short is not None:
+            self._m.count("checkouts_total", "sold_out")
+            raise OutOfStockError(f"{short!r} is sold out", sku=short)
 
     def complete_action(self, checkout_id: str) -> CheckoutResult:
         """Carry a checkout on after the customer's 3-D Secure challenge."""

@@ -188,6 +188,22 @@ class Inventory:
         )
         return int(self._db.run(lambda u: u.session.execute(query).scalar_one(), retry=True).value)
 
+    def first_short(self, demand: Mapping[str, int] | Iterable[tuple[str, int]]) -> str | None:
+        """The first SKU of *demand* with less available (summed over locations) than asked.
+
+        A cheap read that lets a checkout refuse a sold-out basket before it
+        starts; only :meth:`reserve`'s guarded UPDATE decides.
+        """
+        wanted = sum_demand(demand)
+        c = t.stock.c
+        query = (
+            select(c.sku, func.sum(c.on_hand - c.allocated - c.reserved))
+            .where(c.sku.in_(list(wanted)))
+            .group_by(c.sku)
+        )
+        got = dict(self._db.run(lambda u: u.session.execute(query).all(), retry=True).value)
+        return next((s for s, q in wanted.items() if int(got.get(s) or 0) < q), None)
+
     # -- reservations -----------------------------------------------------------------
 
     def reserve(
