@@ -12,7 +12,11 @@ PostgreSQL binaries are installed), the microseconds per operation of
 
 both on the same engine, alternating in rounds (best round kept), and prints
 ours, plain SQLAlchemy and the ratio (target: <= 1.15). Then the read
-throughput (gets per second, 4 threads) of ours with 0, 1 and 2 replicas::
+throughput (gets per second, 4 threads) of ours with 0, 1 and 2 replicas, and
+the cost of the statement deadline on PostgreSQL: ``select 1`` through an
+engine from ``engine_from_url`` with its default ``statement_timeout_s``
+(every wait on the server watched) against one with ``statement_timeout_s=None``
+(target: <= 1.05)::
 
     .venv/bin/python benchmarks/repository.py            # the table
     .venv/bin/python benchmarks/repository.py --json     # the same figures as one JSON object
@@ -49,6 +53,7 @@ from commercekit.repository import (
 )
 
 TARGET = 1.15
+DEADLINE_TARGET = 1.05
 
 
 def _time(fn: Callable[[int], None], n: int, start: int) -> float:
@@ -149,6 +154,34 @@ def replica_throughput(urls: list[str], *, seconds: float) -> dict[str, float]:
     return out
 
 
+def deadline_overhead(url: str, *, n: int, rounds: int) -> dict[str, float]:
+    """Microseconds per ``select 1`` with and without the statement deadline."""
+    from sqlalchemy import text
+
+    engines = {
+        "with": engine_from_url(url),
+        "without": engine_from_url(url, statement_timeout_s=None),
+    }
+    best = {name: float("inf") for name in engines}
+    statement = text("select 1")
+    try:
+        for _ in range(rounds):
+            for name, engine in engines.items():
+                with engine.connect() as conn:
+                    conn.execute(statement)
+                    best[name] = min(
+                        best[name], _time(lambda _i, c=conn: c.execute(statement), n * 5, 0)
+                    )
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+    return {
+        "with_deadline_us": best["with"],
+        "without_us": best["without"],
+        "ratio": best["with"] / best["without"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
@@ -167,6 +200,9 @@ def main() -> None:
             engine = engine_from_url(cluster.url("primary"))
             results["postgresql"] = measure(engine, n=n, rounds=rounds)
             engine.dispose()
+            results["postgresql_deadline"] = deadline_overhead(
+                cluster.url("primary"), n=n, rounds=rounds
+            )
             cluster.wait_caught_up()
             urls = [cluster.url(x) for x in ("primary", *cluster.standby_names)]
             results["postgresql_read_throughput"] = replica_throughput(
@@ -179,6 +215,10 @@ def main() -> None:
     ]
     results["target_ratio"] = TARGET
     results["meets_overhead_1_15x"] = bool(ratios) and max(ratios) <= TARGET
+    deadline = results.get("postgresql_deadline")
+    results["meets_deadline_overhead_1_05x"] = (
+        deadline is not None and deadline["ratio"] <= DEADLINE_TARGET
+    )
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
         return
@@ -190,6 +230,13 @@ def main() -> None:
                 f"{f['ratio']:>6.2f}x"
             )
     print(f"target: ratio <= {TARGET}x  met: {results['meets_overhead_1_15x']}")
+    if deadline is not None:
+        print(
+            "\nPostgreSQL select 1 with the statement deadline: "
+            f"{deadline['with_deadline_us']:.1f} us, without: {deadline['without_us']:.1f} us, "
+            f"ratio {deadline['ratio']:.3f}x "
+            f"(target <= {DEADLINE_TARGET}x, met: {results['meets_deadline_overhead_1_05x']})"
+        )
     if "postgresql_read_throughput" in results:
         print("\nPostgreSQL read throughput (4 threads, ours)")
         for name, value in results["postgresql_read_throughput"].items():
