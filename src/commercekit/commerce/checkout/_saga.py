@@ -25,54 +25,37 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from commercekit.commerce._events import BusinessEvents
-from commercekit.commerce._instruments import CommerceInstruments
-from commercekit.commerce._shared import Clock, check_id
-from commercekit.commerce.cart import Carts, CartStatus
-from commercekit.commerce.inventory import Inventory
-from commercekit.commerce.orders import Orders
-from commercekit.commerce.pricing import Pricing
+from commercekit.commerce._shared import check_id
+from commercekit.commerce.cart import CartStatus
 from commercekit.errors import (
     CheckoutInProgressError,
     CommerceKitError,
     DuplicateError,
     EmptyCartError,
-    InvalidInputError,
     InvalidStateError,
-    NotFoundError,
     OperationInFlightError,
     OutOfStockError,
     PaymentDeclinedError,
     VoucherExhaustedError,
 )
-from commercekit.money import Money
 from commercekit.payments import (
     ActionRequired,
-    Operation,
-    PaymentService,
     PaymentState,
     ServiceSource,
 )
-from commercekit.repository import Database, UnitOfWork
+from commercekit.repository import UnitOfWork
 
-from ._model import CheckoutResult, CheckoutStatus, FaultHook, Recovered
-from ._store import CheckoutRow, CheckoutStore
+from ._base import PLACED_STEPS, CheckoutBase, LeaseLost
+from ._model import CheckoutResult, CheckoutStatus, Recovered
 
 __all__ = ["Checkout"]
 
-_PLACED_STEPS = ("placed", "captured", "completed")
 
-
-class _LeaseLost(CommerceKitError):
-    """Another worker took the attempt over (our lease ran out): stop, it carries on."""
-
-
-class Checkout:
+class Checkout(CheckoutBase):
     """The checkout saga. See the module docstring.
 
     *capture* is ``"now"`` (capture right after the order is placed) or
@@ -81,50 +64,6 @@ class Checkout:
     Secure challenge may take before ``recover()`` gives the stock back.
     *hooks* (tests) is called before and after every step and may raise.
     """
-
-    def __init__(
-        self,
-        db: Database,
-        *,
-        carts: Carts,
-        pricing: Pricing,
-        inventory: Inventory,
-        orders: Orders,
-        payments: PaymentService,
-        events: BusinessEvents,
-        metrics: CommerceInstruments,
-        clock: Clock,
-        capture: str = "now",
-        lease_s: float = 60.0,
-        reservation_ttl_s: float = 1200.0,
-        action_timeout_s: float = 900.0,
-        wait_s: float = 30.0,
-        poll_s: float = 0.02,
-        sleep: Callable[[float], None] = time.sleep,
-        hooks: FaultHook | None = None,
-    ) -> None:
-        if capture not in ("now", "fulfilment"):
-            raise InvalidInputError("capture is 'now' or 'fulfilment'")
-        if reservation_ttl_s <= action_timeout_s:
-            raise InvalidInputError("reservation_ttl_s must outlast action_timeout_s")
-        self._db = db
-        self._carts = carts
-        self._pricing = pricing
-        self._inventory = inventory
-        self._orders = orders
-        self._payments = payments
-        self._events = events
-        self._m = metrics
-        self._clock = clock
-        self._capture_now = capture == "now"
-        self._lease_s = lease_s
-        self._ttl_s = reservation_ttl_s
-        self._action_s = action_timeout_s
-        self._wait_s = wait_s
-        self._poll_s = poll_s
-        self._sleep = sleep
-        self._hooks = hooks
-        self._store = CheckoutStore(db, clock)
 
     # -- entry points -------------------------------------------------------------------
 
@@ -241,13 +180,13 @@ class Checkout:
             if not self._store.claim(row, owner, self._lease_s):
                 continue
             try:
-                if row.step in _PLACED_STEPS or self._orders.by_checkout(row.id) is not None:
+                if row.step in PLACED_STEPS or self._orders.by_checkout(row.id) is not None:
                     self._forward(row.id, owner)
                     outcome = "recovered"
                 else:
                     self._compensate(row.id, owner, "recovered: abandoned before the order")
                     outcome = "compensated"
-            except (OperationInFlightError, _LeaseLost):
+            except (OperationInFlightError, LeaseLost):
                 continue  # a payment still in flight, or another worker took it: next round
             self._m.count("checkouts_total", outcome)
             done.append(Recovered(row.id, outcome))
@@ -267,7 +206,7 @@ class Checkout:
         self, checkout_id: str, owner: str, source: ServiceSource, return_url: str | None
     ) -> CheckoutResult:
         row = self._require(checkout_id)
-        if row.step in _PLACED_STEPS:
+        if row.step in PLACED_STEPS:
             self._forward(checkout_id, owner)
             return self._replay(self._require(checkout_id))
         return self._run(checkout_id, owner, source, return_url)
@@ -324,7 +263,7 @@ class Checkout:
             self._forward(checkout_id, owner)
         except PaymentDeclinedError:
             raise
-        except _LeaseLost:
+        except LeaseLost:
             self._after_takeover(checkout_id)
             raise
         except BaseException as exc:
@@ -385,7 +324,7 @@ class Checkout:
             if not self._store.advance(
                 checkout_id, owner, lease_s=self._lease_s, uow=uow, step="placed", order_id=order.id
             ):
-                raise _LeaseLost(f"checkout {checkout_id!r} was taken over")
+                raise LeaseLost(f"checkout {checkout_id!r} was taken over")
             self._store.log(uow, checkout_id, "place_order", "done", order.number)
 
         try:
@@ -436,7 +375,7 @@ class Checkout:
             return  # _place compensated already
         try:
             row = self._require(checkout_id)
-            if not placed and row.step not in _PLACED_STEPS and isinstance(exc, Exception):
+            if not placed and row.step not in PLACED_STEPS and isinstance(exc, Exception):
                 self._compensate(checkout_id, owner, f"failed: {type(exc).__name__}")
                 self._m.count("checkouts_total", "compensated")
                 return
@@ -466,11 +405,11 @@ class Checkout:
             step="action_required",
             lease_owner=None,
         ):
-            raise _LeaseLost(f"checkout {checkout_id!r} was taken over")
+            raise LeaseLost(f"checkout {checkout_id!r} was taken over")
 
     def _advance(self, checkout_id: str, owner: str, **values: Any) -> None:
         if not self._store.advance(checkout_id, owner, lease_s=self._lease_s, **values):
-            raise _LeaseLost(f"checkout {checkout_id!r} was taken over by another worker")
+            raise LeaseLost(f"checkout {checkout_id!r} was taken over by another worker")
 
     def _finish(
         self,
@@ -499,70 +438,4 @@ class Checkout:
             return True
 
         if not self._db.run(work, retry=True).value:
-            raise _LeaseLost(f"checkout {checkout_id!r} was taken over by another worker")
-
-    # -- replays and waiting --------------------------------------------------------------
-
-    def _replay(self, row: CheckoutRow, *, replayed: bool = True) -> CheckoutResult:
-        if row.order_id is None:
-            raise InvalidStateError(f"checkout {row.id!r} has no order to replay")
-        if replayed:
-            self._m.count("checkouts_total", "replayed")
-        return CheckoutResult(
-            row.id,
-            CheckoutStatus.COMPLETED,
-            order=self._orders.get(row.order_id),
-            replayed=replayed,
-        )
-
-    def _action_replay(self, row: CheckoutRow) -> CheckoutResult:
-        payment = self._payments.payment(row.id)
-        amount = self._total(json.loads(row.quote or "{}"))
-        action = ActionRequired(
-            operation=Operation.AUTHORIZE,
-            reference=payment.reference or "",
-            amount=amount,
-            provider=payment.provider or "",
-            action_type="three_d_secure",
-        )
-        return CheckoutResult(row.id, CheckoutStatus.ACTION_REQUIRED, action=action, replayed=True)
-
-    def _wait(self, checkout_id: str) -> CheckoutResult:
-        deadline = time.monotonic() + self._wait_s
-        while True:
-            row = self._require(checkout_id)
-            if row.status is CheckoutStatus.COMPLETED:
-                return self._replay(row)
-            if row.status is CheckoutStatus.ACTION_REQUIRED:
-                return self._action_replay(row)
-            if row.status is not CheckoutStatus.RUNNING:
-                self._raise_outcome(row)
-            if row.lease_until <= self._clock() or time.monotonic() >= deadline:
-                raise CheckoutInProgressError(
-                    f"checkout {checkout_id!r} is being completed by another worker; "
-                    "retry shortly for its result",
-                    retry_after_s=max(0.0, row.lease_until - self._clock()),
-                )
-            self._sleep(self._poll_s)
-
-    def _raise_outcome(self, row: CheckoutRow) -> None:
-        error = row.error or ""
-        if error.startswith("sold_out:"):
-            sku = error.partition(":")[2]
-            raise OutOfStockError(f"{sku!r} sold out during checkout {row.id!r}", sku=sku)
-        if error.startswith("declined:"):
-            code = error.partition(":")[2]
-            raise PaymentDeclinedError(
-                f"the payment of checkout {row.id!r} was declined ({code})", decline_code=code
-            )
-        raise InvalidStateError(f"checkout {row.id!r} ended {row.status.value}: {error}")
-
-    def _require(self, checkout_id: str) -> CheckoutRow:
-        row = self._store.get(checkout_id)
-        if row is None:
-            raise NotFoundError(f"no checkout {checkout_id!r}")
-        return row
-
-    @staticmethod
-    def _total(quote: dict[str, Any]) -> Money:
-        return Money.from_minor(int(quote["total_minor"]), quote["currency"])
+            raise LeaseLost(f"checkout {checkout_id!r} was taken over by another worker")
