@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 
 from commercekit.errors import ConfigurationError
 from commercekit.repository import (
@@ -23,6 +24,7 @@ from commercekit.repository import (
 )
 from commercekit.repository._deadlines import Watchdog, _drop_socket, connect_args_for
 from commercekit.repository._errors import ErrorKind, classify
+from tests.conftest import missing_service
 
 from .fakes import FakePositions, replicate
 from .models import Base, Customer, customer
@@ -45,7 +47,7 @@ def test_the_watchdog_fires_what_is_due_and_nothing_disarmed() -> None:
 
 def test_the_watchdog_thread_ends_when_idle_and_comes_back() -> None:
     dog = Watchdog(idle_s=0.1)
-    dog.disarm(dog.arm(10.0, lambda: None))
+    dog.disarm(dog.arm(0.3, lambda: None))  # it may sleep until this alarm was due
     assert dog.running
     deadline = time.monotonic() + 5
     while dog.running and time.monotonic() < deadline:
@@ -171,3 +173,21 @@ def test_a_token_wait_must_fit_in_the_replicas_statement_deadline() -> None:
         Database(topology, reads=ReadSettings(token_wait_s=0.5)).close()
     finally:
         topology.dispose()
+
+
+def test_the_urls_libpq_options_are_kept_beside_the_server_side_limit() -> None:
+    pytest.importorskip("psycopg")
+    engine = engine_from_url(
+        "postgresql://postgres@127.0.0.1:5432/postgres?options=-csearch_path%3Dck_shop",
+        statement_timeout_s=2.0,
+    )
+    try:
+        with engine.connect() as conn:
+            search_path = conn.execute(text("show search_path")).scalar_one()
+            limit = conn.execute(text("show statement_timeout")).scalar_one()
+    except OperationalError:
+        missing_service("the shared PostgreSQL on 127.0.0.1:5432 is not running")
+    finally:
+        engine.dispose()
+    assert search_path == "ck_shop"
+    assert limit == "2s"

@@ -64,8 +64,10 @@ class Watchdog:
     """Calls a function when its deadline passes, unless disarmed first (one thread for all).
 
     The thread starts with the first alarm and ends after ``idle_s`` with none
-    armed, so nothing runs until a deadline is needed and nothing is left
-    behind. Arming and disarming take a lock and a heap push: microseconds.
+    armed (a disarmed alarm is dropped when it would have been due, so at most
+    the longest deadline plus ``idle_s`` after the last statement): nothing
+    runs until a deadline is needed, and nothing is left behind. Arming and
+    disarming take a lock and a heap push: microseconds.
     """
 
     def __init__(self, *, idle_s: float = _IDLE_S, clock: Callable[[], float] = time.monotonic):

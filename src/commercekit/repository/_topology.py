@@ -73,7 +73,11 @@ def engine_from_url(
             driver, statement_timeout_s=statement_timeout_s, connect_timeout_s=connect_timeout_s
         )
         for key, value in defaults.items():
-            connect_args.setdefault(key, value)
+            if key == "options" and "options" in parsed.query and "options" not in connect_args:
+                # libpq options from the URL (search_path, ...) keep theirs and gain ours
+                connect_args["options"] = f"{parsed.query['options']} {value}"
+            elif key not in parsed.query:  # the URL's own settings win, as connect_args do
+                connect_args.setdefault(key, value)
     engine = create_engine(parsed, connect_args=connect_args, **engine_options)
     if driver in _DEADLINE_DRIVERS and statement_timeout_s is not None:
         install_deadlines(engine, float(statement_timeout_s))
