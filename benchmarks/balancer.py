@@ -90,6 +90,7 @@ NODE_COUNTS = (10, 100, 1000)
 TARGET_PICK_VS_FLOOR = 1.5  # ours / floor, at every node count
 TARGET_PICK_FLATNESS = 1.25  # slowest / fastest of our pick costs over the node counts
 TARGET_SPEEDUP_VS_UHASHRING = 10.0  # uhashring / ours, at every node count
+TARGET_ACQUIRE_VS_PICK = 5.0  # acquire(key).release() / pick(key), NullMetrics, every count
 TARGET_PEAK_TO_MEAN = {10: 1.02, 100: 1.02, 1000: 1.05}
 TARGET_DISRUPTION = 1.10  # moved share / ideal share, adding or removing one node
 TARGET_REBUILD_S = {100: 0.050, 1000: 1.0}
@@ -302,6 +303,7 @@ def measure_picks(fleets: list[Fleet], keys: list[str], settings: Settings) -> d
             Case(f"ours@{n}", f.ours.pick, keys),
             Case(f"capped@{n}", f.capped.pick, keys),
             Case(f"ours_metrics@{n}", counted.pick, peer_keys),
+            Case(f"acquire@{n}", f.ours.acquire, peer_keys, body="fn(item).release()"),
             Case(f"ketama@{n}", f.ketama.pick, peer_keys),
             Case(f"uhashring@{n}", f.peer.get_node, peer_keys),
             Case(f"uhashring_ketama@{n}", f.peer_ketama.get_node, peer_keys),
@@ -317,6 +319,7 @@ def measure_picks(fleets: list[Fleet], keys: list[str], settings: Settings) -> d
                 "ours",
                 "capped",
                 "ours_metrics",
+                "acquire",
                 "ketama",
                 "uhashring",
                 "uhashring_ketama",
@@ -326,6 +329,7 @@ def measure_picks(fleets: list[Fleet], keys: list[str], settings: Settings) -> d
         row["speedup_vs_uhashring"] = round(row["uhashring"] / row["ours"], 1)
         row["speedup_vs_uhashring_ketama"] = round(row["uhashring_ketama"] / row["ours"], 1)
         row["metrics_ratio_to_floor"] = round(row["ours_metrics"] / row["floor"], 3)
+        row["acquire_ratio_to_pick"] = round(row["acquire"] / row["ours"], 2)
         for name in ("capped", "ketama"):
             row[f"{name}_ratio_to_floor"] = round(row[name] / row["floor"], 3)
             row[f"{name}_speedup_vs_uhashring"] = round(row["uhashring"] / row[name], 1)
@@ -709,6 +713,9 @@ def run(settings: Settings, *, quick: bool) -> dict[str, Any]:
         "tradeoff": choice,
         "meets_pick_cost": all(picks[n]["ratio_to_floor"] <= TARGET_PICK_VS_FLOOR for n in counts),
         "meets_pick_flat": flatness <= TARGET_PICK_FLATNESS,
+        "meets_acquire_cost": all(
+            picks[n]["acquire_ratio_to_pick"] <= TARGET_ACQUIRE_VS_PICK for n in counts
+        ),
         "meets_pick_vs_uhashring": all(
             picks[n]["speedup_vs_uhashring"] >= TARGET_SPEEDUP_VS_UHASHRING
             and picks[n]["speedup_vs_uhashring_ketama"] >= TARGET_SPEEDUP_VS_UHASHRING
@@ -827,6 +834,14 @@ def print_tables(report: dict[str, Any]) -> None:
             f"{n} nodes {r['ours_metrics']:.0f} ns ({r['metrics_ratio_to_floor']:.2f}x floor)"
             for n, r in picks.items()
         )
+    )
+    print(
+        f"bounded-load acquire(key).release(), target <={TARGET_ACQUIRE_VS_PICK:g}x a pick: "
+        + ", ".join(
+            f"{n} nodes {r['acquire']:.0f} ns ({r['acquire_ratio_to_pick']:.2f}x)"
+            for n, r in picks.items()
+        )
+        + f" {_met(report['meets_acquire_cost'])}"
     )
     print()
     _table(

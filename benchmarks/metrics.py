@@ -59,6 +59,7 @@ QUANTILES = (0.5, 0.9, 0.99, 0.999)
 TARGET_DISABLED_COUNTER = 1.5  # NullMetrics .inc() / an empty method call
 TARGET_ENABLED_COUNTER = 0.5  # InMemoryMetrics .inc() / prometheus_client Counter.inc()
 TARGET_HISTOGRAM_RECORD = 0.7  # InMemoryMetrics .record(v) / prometheus_client .observe(v)
+TARGET_TAGGED_LOOKUP = 1.0  # metrics.counter(name, tags=...).inc() / .labels(**tags).inc()
 TARGET_QUANTILE_ERROR = 0.01  # the sketch's relative error, at each of QUANTILES
 
 
@@ -96,6 +97,9 @@ _BODIES = {
     "one_attrs": ("_", "fn(1, arg)"),
     "value": ("value", "fn(value)"),
     "timed": ("_", "with fn():\n            pass"),
+    # The instrument looked up on every call, as handlers write it: ours, and the peer's.
+    "lookup": ("_", 'fn("bench_looked_up_total", description="Requests.", tags=arg).inc()'),
+    "labels": ("_", "fn(**arg).inc()"),
 }
 
 
@@ -169,6 +173,9 @@ def build_cases(peer_provider: MeterProvider, ours_provider: MeterProvider) -> l
     p_labelled = prometheus_client.Counter(
         "bench_routed_requests", "Requests.", list(TAGS), registry=registry
     ).labels(**TAGS)
+    p_looked_up = prometheus_client.Counter(
+        "bench_looked_up", "Requests.", list(TAGS), registry=registry
+    )
     p_histogram = prometheus_client.Histogram(
         "bench_latency_seconds", "Latency.", registry=registry
     )
@@ -198,6 +205,21 @@ def build_cases(peer_provider: MeterProvider, ours_provider: MeterProvider) -> l
         Case("prometheus_labelled_inc", "prometheus .labels(..).inc()", "call", p_labelled.inc),
         Case(
             "otel_counter_add_attrs", "OTel counter.add(1, attrs)", "one_attrs", o_counter.add, TAGS
+        ),
+        Case("tagged_lookup", "InMemoryMetrics .counter(..).inc()", "lookup", memory.counter, TAGS),
+        Case(
+            "prometheus_labels_lookup",
+            "prometheus .labels(**t).inc()",
+            "labels",
+            p_looked_up.labels,
+            TAGS,
+        ),
+        Case(
+            "prometheus_backend_lookup",
+            "PrometheusMetrics .counter(..).inc()",
+            "lookup",
+            ours_prom.counter,
+            TAGS,
         ),
         Case("histogram_record", "InMemoryMetrics .record(v)", "value", histogram.record),
         Case("prometheus_observe", "prometheus Histogram.observe(v)", "value", p_histogram.observe),
@@ -296,6 +318,19 @@ COMPARISONS = (
     ),
     Comparison("enabled_counter_vs_otel", "enabled counter", "enabled_counter", "otel_counter_add"),
     Comparison("tagged_counter", "tagged counter", "tagged_counter", "prometheus_labelled_inc"),
+    Comparison(
+        "tagged_lookup",
+        "tagged lookup each call",
+        "tagged_lookup",
+        "prometheus_labels_lookup",
+        TARGET_TAGGED_LOOKUP,
+    ),
+    Comparison(
+        "prometheus_backend_lookup",
+        "our Prometheus backend",
+        "prometheus_backend_lookup",
+        "prometheus_labels_lookup",
+    ),
     Comparison(
         "tagged_counter_vs_otel", "tagged counter", "tagged_counter", "otel_counter_add_attrs"
     ),
@@ -501,6 +536,7 @@ def build_report(
         "meets_disabled_counter": by_case["disabled_counter"]["meets"],
         "meets_enabled_counter": by_case["enabled_counter"]["meets"],
         "meets_histogram_record": by_case["histogram_record"]["meets"],
+        "meets_tagged_lookup": by_case["tagged_lookup"]["meets"],
         "meets_quantile_error": worst_sketch_error <= TARGET_QUANTILE_ERROR,
     }
 

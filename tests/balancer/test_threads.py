@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import random
 import sys
 import threading
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from commercekit.balancer import KetamaBalancer, MaglevBalancer, RoundRobinBalancer
+from commercekit.balancer import KetamaBalancer, Lease, MaglevBalancer, RoundRobinBalancer
 from commercekit.balancer._pool import Pool
 
 from .support import small_capped
@@ -169,3 +170,53 @@ def test_leases_stay_exact_under_contention() -> None:
             t.join(30)
     assert balancer.in_flight == 0
     assert {s.in_flight for s in balancer.statuses()} == {0}
+
+
+def test_a_lease_released_from_many_threads_at_once_counts_once() -> None:
+    balancer = MaglevBalancer(STABLE)
+    leases = [balancer.acquire(f"k{i}") for i in range(300)]
+    start = threading.Barrier(4)
+
+    def work() -> None:
+        start.wait()
+        for lease in leases:
+            lease.release()
+
+    with fast_thread_switching():
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert all(lease.released for lease in leases)
+    assert balancer.in_flight == 0
+    assert {s.in_flight for s in balancer.statuses()} == {0}
+
+
+def test_bounded_loads_hold_their_cap_under_contention() -> None:
+    # Leases taken by racing threads on a skewed set of keys, none released: every node
+    # stays within the cap the final count allows (caps only grow as leases are added).
+    balancer = MaglevBalancer(STABLE, balance_factor=1.25)
+    start = threading.Barrier(4)
+    held: list[Lease] = []
+
+    def work(worker: int) -> None:
+        rng = random.Random(worker)
+        start.wait()
+        mine = [
+            balancer.acquire(f"hot{min(rng.randrange(40), rng.randrange(40))}") for _ in range(400)
+        ]
+        held.extend(mine)
+
+    with fast_thread_switching():
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert balancer.in_flight == len(held) == 1600
+    cap = math.ceil(1.25 * len(held) / len(STABLE))
+    assert max(s.in_flight for s in balancer.statuses()) <= cap
+    for lease in held:
+        lease.release()
+    assert balancer.in_flight == 0

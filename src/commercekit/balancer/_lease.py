@@ -26,24 +26,32 @@ class Lease:
     detection; it works even if the node was removed meanwhile.
     """
 
-    __slots__ = ("_member", "_pool", "_released", "node")
+    __slots__ = ("_held", "_member", "_pool", "node")
 
     def __init__(self, pool: Pool, member: Member) -> None:
         self._pool = pool
         self._member = member
-        self._released = False
+        self._held = [None]  # emptied by the one release that counts: list.pop() is atomic
         self.node: str = member.name
         """The node the request should go to."""
 
     @property
     def released(self) -> bool:
         """Whether the lease has been released."""
-        return self._released
+        return not self._held
 
     def release(self) -> None:
         """Give the slot back (once; later calls do nothing)."""
-        if not self._released:
-            self._pool._release(self, self._member)
+        try:
+            self._held.pop()
+        except IndexError:
+            return  # released before
+        # The one place leases are given back (Pool._lease takes them); no lock needed.
+        pool, member = self._pool, self._member
+        member.leases.pop()
+        pool._leases.pop()
+        if pool._counting and member.instruments is not None:
+            member.instruments.in_flight.add(-1)
 
     def report_failure(self) -> None:
         """Count a failed request on the node toward outlier ejection."""
@@ -65,5 +73,5 @@ class Lease:
         self.release()
 
     def __repr__(self) -> str:
-        state = "released" if self._released else "held"
+        state = "held" if self._held else "released"
         return f"<Lease {self.node!r} {state}>"

@@ -10,6 +10,7 @@ Writes happen under the balancer's lock; picks read without one.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Mapping
 
 import attrs
@@ -118,7 +119,7 @@ class Member:
         "ejection_level",
         "ejections",
         "failures",
-        "in_flight",
+        "leases",
         "instruments",
         "last_ejection_end",
         "weight",
@@ -136,11 +137,18 @@ class Member:
         self.ejection_level = 0
         self.last_ejection_end = -math.inf
         self.failures = 0
-        self.in_flight = 0
+        # One item per lease held: deque appends and pops are atomic, so a release
+        # takes no lock (acquire's cap check runs under the balancer's lock).
+        self.leases: deque[None] = deque()
         self.instruments = instruments
 
     def __repr__(self) -> str:
         return f"<Member {self.name!r} {self.health.value} ok={self.ok} live={self.live}>"
+
+    @property
+    def in_flight(self) -> int:
+        """Leases held on the node."""
+        return len(self.leases)
 
     @property
     def ok(self) -> bool:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from commercekit.errors import (
@@ -78,7 +79,7 @@ class Pool:
         self._generation = 0
         self._installed = 0
         self._members: dict[str, Member] = {}
-        self._in_flight = 0
+        self._leases: deque[None] = deque()  # one item per lease held, as Member.leases
         self._up_count = 0
         self._up_weight = 0.0
         self._total_weight = 0.0
@@ -451,26 +452,16 @@ class Pool:
 
     def _lease(self, member: Member) -> Lease:
         """Take a lease on *member* (call under the lock)."""
-        member.in_flight += 1
-        self._in_flight += 1
-        if member.instruments is not None:
+        member.leases.append(None)
+        self._leases.append(None)
+        if self._counting and member.instruments is not None:
             member.instruments.in_flight.add(1)
         return Lease(self, member)
-
-    def _release(self, lease: Lease, member: Member) -> None:
-        with self._lock:
-            if lease._released:
-                return
-            lease._released = True
-            member.in_flight -= 1
-            self._in_flight -= 1
-        if member.instruments is not None:
-            member.instruments.in_flight.add(-1)
 
     @property
     def in_flight(self) -> int:
         """Leases held on all nodes."""
-        return self._in_flight
+        return len(self._leases)
 
     # --- snapshots ------------------------------------------------------------------------
 

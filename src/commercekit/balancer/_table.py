@@ -113,6 +113,9 @@ class TablePool(KeyedPool):
             return name
         return self._reroute(data)
 
+    def _first(self, data: bytes) -> Member:
+        return self._slots[self._hash(data) % self._size]
+
     def _walk(self, data: bytes) -> tuple[float, Iterator[Member]]:
         hasher = self._hash
         h = hasher(data)

@@ -166,6 +166,12 @@ class SeriesTable(Generic[_S]):
 
     def get(self, kind: Kind, name: str, unit: str, description: str, tags: Tags | None) -> _S:
         """Return the series for *name* and *tags*, creating it (or the overflow) if new."""
+        return self.find(kind, name, unit, description, tags)[0]
+
+    def find(
+        self, kind: Kind, name: str, unit: str, description: str, tags: Tags | None
+    ) -> tuple[_S, bool]:
+        """:meth:`get`, and whether the series is the tag set's own (False: the overflow)."""
         items = tag_items(name, tags)
         key = (name, items)
         spec = MetricSpec(name, kind, unit, description, tuple(k for k, _ in items))
@@ -184,7 +190,7 @@ class SeriesTable(Generic[_S]):
                     self._counts[name] = self._counts.get(name, 0) + 1
         if overflowed and self._on_overflow is not None and name != SERIES_OVERFLOW:
             self._on_overflow(name)
-        return series
+        return series, not overflowed
 
     def items(self) -> list[tuple[SeriesKey, MetricSpec, _S]]:
         """Every series with its key and spec, in creation order."""
