@@ -310,3 +310,26 @@ def test_partial_refunds_and_returns(db: Database) -> None:
     res = shop.inventory.reservation(order.reservation_id)
     assert res is not None
     assert res.status is ReservationStatus.COMMITTED
+
+
+def test_browsing_events_go_through_the_metrics_hook_with_unique_ids(db: Database) -> None:
+    metrics = InMemoryMetrics()
+    shop, _, _ = make_shop(db, metrics=metrics)
+    cart_id = cart_with(shop, {"TEE": 1, "MUG": 2})
+    shop.carts.remove(cart_id, "MUG")
+    shop.pricing.vouchers.create("TEN", percent=10)
+    shop.carts.set_voucher(cart_id, "TEN")
+    shop.checkout.place(cart_id, GOOD, region="DE")
+    events = metrics.events
+    names = [e.attributes["event"] for e in events]
+    assert names == [
+        "Product Added",
+        "Product Added",
+        "Product Removed",
+        "Coupon Applied",
+        "Checkout Started",
+        "Payment Info Entered",
+    ]
+    assert events[0].name == "ecommerce.product_added"
+    assert events[0].attributes["product_id"] == "TEE"
+    assert len({e.attributes["event_id"] for e in events}) == len(events)

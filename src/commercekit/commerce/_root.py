@@ -82,7 +82,9 @@ class Commerce:
         events = BusinessEvents(backend, outbox if outbox is not None else OUTBOX)
         catalog = Catalog(db, clock=clock)
         inventory = Inventory(db, metrics=m, clock=clock, reservation_ttl_s=reservation_ttl_s)
-        carts = Carts(db, sku_exists=catalog.has_sku, metrics=m, clock=clock)
+        carts = Carts(
+            db, sku_exists=catalog.has_sku, on_event=events.browse, metrics=m, clock=clock
+        )
         pricing = Pricing(
             db,
             Pricing.lookup_from(catalog.prices),

@@ -72,12 +72,14 @@ class Carts:
         db: Database,
         *,
         sku_exists: Callable[[str], bool] | None = None,
+        on_event: Callable[[str, dict[str, str | int]], object] | None = None,
         metrics: Metrics | CommerceInstruments | None = None,
         clock: Clock = wall_clock,
         max_retries: int = 50,
     ) -> None:
         self._db = db
         self._sku_exists = sku_exists
+        self._on_event = on_event
         self._m = (
             metrics if isinstance(metrics, CommerceInstruments) else CommerceInstruments(metrics)
         )
@@ -124,7 +126,9 @@ class Carts:
     def add(self, cart_id: str, sku: str, qty: int = 1) -> Cart:
         """Add *qty* of *sku* to the cart."""
         self._check_sku(sku)
-        return self._write(cart_id, "add", lambda s: s.add(sku, qty))
+        cart = self._write(cart_id, "add", lambda s: s.add(sku, qty))
+        self._emit("Product Added", cart, sku=sku, product_id=sku, quantity=qty)
+        return cart
 
     def set_quantity(self, cart_id: str, sku: str, qty: int) -> Cart:
         """Set the quantity of *sku* (0 removes the line)."""
@@ -134,13 +138,18 @@ class Carts:
 
     def remove(self, cart_id: str, sku: str) -> Cart:
         """Remove the line of *sku* (a no-op when it is not there)."""
-        return self._write(cart_id, "remove", lambda s: s.remove(sku))
+        cart = self._write(cart_id, "remove", lambda s: s.remove(sku))
+        self._emit("Product Removed", cart, sku=sku, product_id=sku)
+        return cart
 
     def set_voucher(self, cart_id: str, code: str | None) -> Cart:
         """Attach a voucher code to the cart (checked by pricing when the cart is priced)."""
         if code is not None:
             check_id(code, "voucher code")
-        return self._write(cart_id, "voucher", lambda s: s, voucher=(code,))
+        cart = self._write(cart_id, "voucher", lambda s: s, voucher=(code,))
+        if code is not None:
+            self._emit("Coupon Applied", cart, coupon_id=code)
+        return cart
 
     def merge(self, source_id: str, into_id: str) -> Cart:
         """Merge cart *source_id* (a guest's) into *into_id* (the customer's); the source closes."""
@@ -225,6 +234,11 @@ class Carts:
                     )
                 )
         return done
+
+    def _emit(self, name: str, cart: Cart, **properties: str | int) -> None:
+        """A browsing event through the metrics hook's channel (never blocks, may drop)."""
+        if self._on_event is not None:
+            self._on_event(name, {"cart_id": cart.id, **properties})
 
     # -- internals ----------------------------------------------------------------------
 
