@@ -1,4 +1,4 @@
-"""``python -m shop serve|seed|up`` (run from ``examples/``)."""
+"""``python -m shop serve|seed|front|origin|consume|up`` (run from ``examples/``)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,42 @@ from shop.settings import Settings
 __all__ = ["main"]
 
 
+def _uvicorn(app: object, port: int, host: str = "127.0.0.1") -> None:
+    import uvicorn
+
+    uvicorn.run(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,  # each app logs one line per request itself (shop.observe)
+        proxy_headers=True,  # the client address from the front balancer's X-Forwarded-For
+        forwarded_allow_ips="127.0.0.1",
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shop")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run one app server (uvicorn, uvloop, httptools)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    for name, text in (
+        ("serve", "one app server (uvicorn, uvloop, httptools)"),
+        ("origin", "the image origin the edge fetches from"),
+        ("consume", "the analytics consumer (outbox relay and aggregates)"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=8000)
     sub.add_parser("seed", help="create the catalog, stock and images if the shop is empty")
+    front = sub.add_parser("front", help="the front load balancer")
+    front.add_argument("--host", default="127.0.0.1")
+    front.add_argument("--port", type=int, default=8000)
+    front.add_argument("--backends", required=True, help="host:port,host:port,...")
+    up = sub.add_parser("up", help="the whole fleet on this machine")
+    up.add_argument("--apps", type=int, default=2, help="app server processes (default 2)")
+    up.add_argument("--port", type=int, default=8000, help="the front balancer's port")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.command == "seed":
@@ -24,27 +53,42 @@ def main(argv: list[str] | None = None) -> int:
         from shop.seed import seed
 
         print(f"seeded {seed(build_shop(settings))} products into {settings.database_url}")
-        return 0
-    import uvicorn
+    elif args.command == "serve":
+        from shop.root import build_shop
+        from shop.seed import seed
+        from shop.web import create_app
 
-    from shop.root import build_shop
-    from shop.seed import seed
-    from shop.web import create_app
+        shop = build_shop(settings)
+        seed(shop)
+        _uvicorn(create_app(settings, shop), args.port, args.host)
+    elif args.command == "origin":
+        from shop.services import origin_app
 
-    shop = build_shop(settings)
-    seed(shop)
-    uvicorn.run(
-        create_app(settings, shop),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,  # the app logs one line per request itself (shop.observe)
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+        _uvicorn(origin_app(settings), args.port, args.host)
+    elif args.command == "consume":
+        from shop.services import consumer_app
+
+        _uvicorn(consumer_app(settings), args.port, args.host)
+    elif args.command == "front":
+        from shop.front import run_front
+
+        run_front([b.strip() for b in args.backends.split(",") if b.strip()], args.host, args.port)
+    else:
+        import signal
+        import threading
+
+        from shop.fleet import Fleet
+
+        fleet = Fleet(settings, apps=args.apps, front_port=args.port)
+        try:
+            fleet.start()
+            print(fleet.describe(), flush=True)
+            done = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: done.set())
+            signal.signal(signal.SIGINT, lambda *_: done.set())
+            done.wait()
+        finally:
+            fleet.stop()
     return 0
 
 

@@ -47,9 +47,15 @@ class ObserveMiddleware:
     """Times, counts and logs each HTTP request; assigns the ``sid`` cookie."""
 
     def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, server: str, stream: TextIO | None = None
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        server: str,
+        stream: TextIO | None = None,
+        assign_sid: bool = True,
     ) -> None:
-        self.app, self.server = app, server
+        self.app, self.server, self.assign_sid = app, server, assign_sid
         self.metrics = metrics
         self.stream = stream or sys.stdout
         self._series: dict[tuple[str, str, int], Any] = {}
@@ -79,7 +85,7 @@ class ObserveMiddleware:
         started = time.perf_counter()
         sid = _cookie(scope["headers"], b"sid")
         new_sid = None
-        if sid is None or len(sid) > 64:
+        if self.assign_sid and (sid is None or len(sid) > 64):
             sid = new_sid = secrets.token_urlsafe(12)
         scope.setdefault("state", {})["sid"] = sid
         status, size = 500, 0
@@ -90,8 +96,10 @@ class ObserveMiddleware:
                 status = message["status"]
                 if new_sid is not None:
                     cookie = f"sid={new_sid}; Path=/; HttpOnly; SameSite=Lax"
-                    message["headers"] = [*message.get("headers", []),
-                                          (b"set-cookie", cookie.encode())]  # fmt: skip
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        (b"set-cookie", cookie.encode()),
+                    ]
             elif message["type"] == "http.response.body":
                 size += len(message.get("body", b""))
             await send(message)

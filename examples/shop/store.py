@@ -273,8 +273,9 @@ class Storefront:
                     listing.images[0] if listing.images else "",
                 )
             )
-        return CartView(cart.id, tuple(lines), quote.subtotal, quote.shipping, quote.tax,
-                        quote.total)  # fmt: skip
+        return CartView(
+            cart.id, tuple(lines), quote.subtotal, quote.shipping, quote.tax, quote.total
+        )
 
     # -- signing in ------------------------------------------------------------------------
 

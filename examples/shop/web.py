@@ -176,8 +176,16 @@ class App:
                 }
             )
         params = {k: v for k, v in q.items() if k != "page"}
-        return self.page(request, "list.html", items=items, total=total, page=min(page, pages),
-                         pages=pages, q=q, params=params)  # fmt: skip
+        return self.page(
+            request,
+            "list.html",
+            items=items,
+            total=total,
+            page=min(page, pages),
+            pages=pages,
+            q=q,
+            params=params,
+        )
 
     async def product(self, request: Request) -> Response:
         s = session_of(request)
@@ -235,8 +243,9 @@ class App:
         view = await self.store.cart(s)
         s.data["cart_count"] = view.count
         if api:
-            return JSONResponse({"customer_id": s.customer_id, "created": created,
-                                 "cart": view.to_json()})  # fmt: skip
+            return JSONResponse(
+                {"customer_id": s.customer_id, "created": created, "cart": view.to_json()}
+            )
         return RedirectResponse("/cart?m=signed-in", 303)
 
     async def signout(self, request: Request) -> Response:
@@ -250,8 +259,9 @@ class App:
         view = await self.store.cart(s)
         if not view.lines:
             return RedirectResponse("/cart", 303)
-        return self.page(request, "checkout.html", cart=view, error=None,
-                         address=s.data.get("address", {}))  # fmt: skip
+        return self.page(
+            request, "checkout.html", cart=view, error=None, address=s.data.get("address", {})
+        )
 
     async def checkout_post(self, request: Request) -> Response:
         s = session_of(request)
@@ -267,9 +277,14 @@ class App:
             text = decline_text(exc) if isinstance(exc, PaymentDeclinedError) else str(exc)
             if isinstance(exc, OutOfStockError):
                 text = f"Sorry, {exc.sku} sold out while you were shopping; change the cart."
-            return self.page(request, "checkout.html", 402 if isinstance(
-                exc, PaymentDeclinedError) else 409, cart=view, error=text,
-                address={k: str(fields.get(k, "")) for k in ADDRESS_FIELDS})  # fmt: skip
+            return self.page(
+                request,
+                "checkout.html",
+                402 if isinstance(exc, PaymentDeclinedError) else 409,
+                cart=view,
+                error=text,
+                address={k: str(fields.get(k, "")) for k in ADDRESS_FIELDS},
+            )
         if isinstance(result, Checkout3DS):
             url = f"/checkout/3ds/{result.checkout_id}"
             if api:
@@ -303,8 +318,14 @@ class App:
             if api:
                 raise
             view = await self.store.cart(s)
-            return self.page(request, "checkout.html", 402, cart=view, error=decline_text(exc),
-                             address=s.data.get("address", {}))  # fmt: skip
+            return self.page(
+                request,
+                "checkout.html",
+                402,
+                cart=view,
+                error=decline_text(exc),
+                address=s.data.get("address", {}),
+            )
         return self.placed(request, result.order, api)
 
     async def order(self, request: Request) -> Response:
@@ -312,15 +333,17 @@ class App:
         order = await self.store.order(s, request.path_params["oid"])
         if request.url.path.startswith("/api/"):
             return JSONResponse(order_json(order))
-        return self.page(request, "order.html", order=order,
-                         placed=request.query_params.get("placed") == "1")  # fmt: skip
+        return self.page(
+            request, "order.html", order=order, placed=request.query_params.get("placed") == "1"
+        )
 
     async def orders(self, request: Request) -> Response:
         s = session_of(request)
         rows = await self.store.history(s)
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"orders": [{"id": i, "number": n, "placed_at": t}
-                                            for i, n, t in rows]})  # fmt: skip
+            return JSONResponse(
+                {"orders": [{"id": i, "number": n, "placed_at": t} for i, n, t in rows]}
+            )
         return self.page(request, "orders.html", orders=rows)
 
     # -- operations ------------------------------------------------------------------------
@@ -341,8 +364,10 @@ class App:
         name = self.shop.manifest.name_for(request.url.path)
         if name is None:
             return Response(status_code=404, headers={"cache-control": "max-age=5"})
-        return FileResponse(self.shop.settings.image_dir / name, headers={
-            "cache-control": "public, max-age=31536000, immutable"})  # fmt: skip
+        return FileResponse(
+            self.shop.settings.image_dir / name,
+            headers={"cache-control": "public, max-age=31536000, immutable"},
+        )
 
 
 def listing_json(i: Any) -> dict[str, Any]:

@@ -13,8 +13,15 @@ import sqlalchemy as sa
 from commercekit.analytics import SqlEventLog
 from tests.shop._procs import csrf_of
 
-ADDRESS = {"name": "Ada Lovelace", "line1": "Main St 1", "city": "Berlin", "postcode": "10115",
-           "country": "DE", "expiry": "12/30", "cvc": "123"}  # fmt: skip
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "line1": "Main St 1",
+    "city": "Berlin",
+    "postcode": "10115",
+    "country": "DE",
+    "expiry": "12/30",
+    "cvc": "123",
+}
 
 
 def in_stock_sku(c: httpx.Client, product_id: str | None = None) -> tuple[str, str]:
@@ -99,8 +106,9 @@ def test_guest_checkout_decline_and_3ds(app_server: tuple[str, Path]) -> None:
         assert declined.status_code == 402
         assert "insufficient funds" in declined.json()["message"]
         token = csrf_of(c.get("/checkout").text)
-        page = c.post("/checkout", data={**ADDRESS, "card_number": "4000 0000 0000 0002",
-                                         "csrf": token})  # fmt: skip
+        page = c.post(
+            "/checkout", data={**ADDRESS, "card_number": "4000 0000 0000 0002", "csrf": token}
+        )
         assert page.status_code == 402
         assert "declined the card" in page.text
         assert 'value="4000' not in page.text  # the card number is never echoed back
@@ -139,8 +147,12 @@ def test_sign_in_merges_the_guest_cart(app_server: tuple[str, Path]) -> None:
         assert r.status_code == 200
         assert r.json()["created"]
         assert r.json()["cart"]["lines"][0]["qty"] == 2
-        assert c.post("/api/signin", json={"email": "grace@example.com",
-                                           "password": "wrong-pw"}).status_code == 409  # fmt: skip
+        assert (
+            c.post(
+                "/api/signin", json={"email": "grace@example.com", "password": "wrong-pw"}
+            ).status_code
+            == 409
+        )
     with httpx.Client(base_url=base) as later:  # the same customer on another device
         _, other = in_stock_sku(later)
         later.post("/api/cart/add", json={"sku": other, "qty": 1})
@@ -160,6 +172,9 @@ def test_health_metrics_and_access_log(app_server: tuple[str, Path]) -> None:
         assert 'route="/products/:id"' in text
         assert "shop_http_request_duration_seconds_bucket" in text
     log = (data / "app.log").read_text()
-    line = re.compile(r'^127\.0\.0\.1 - - \[[^\]]+\] "GET /products/p001 HTTP/1\.1" 200 \d+ '
-                      r"\d+\.\d{4} app$", re.M)  # fmt: skip
+    line = re.compile(
+        r'^127\.0\.0\.1 - - \[[^\]]+\] "GET /products/p001 HTTP/1\.1" 200 \d+ '
+        r"\d+\.\d{4} app$",
+        re.M,
+    )
     assert line.search(log)

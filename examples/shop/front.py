@@ -1,0 +1,498 @@
+"""The front load balancer: HTTP/1.1 on asyncio streams, parsed by httptools, placed by Maglev.
+
+* **Sticky** by the visitor's ``sid`` cookie (a new visitor gets one here), on a
+  :class:`commercekit.balancer.MaglevBalancer`: a visitor stays on one app
+  server, and only the visitors of a server that leaves move.
+* **Active health checks** (:class:`HealthChecker` probing ``/healthz``) and
+  **passive ejection** (:class:`OutlierDetection`: connection failures and
+  502/503/504 answers reported per server).
+* **Retries** a request on the visitor's next server when the connection to
+  its server fails before any response byte came back: always when the
+  connection could not be opened (nothing was sent), and for idempotent
+  methods (GET, HEAD, PUT, DELETE, OPTIONS) when it broke after sending.
+* ``X-Forwarded-For`` / ``-Proto`` / ``-Host``; keep-alive on both sides
+  (a pool of idle connections per server); request bodies in either framing
+  (chunked ones are forwarded with a ``Content-Length``), responses streamed
+  as they come (re-chunked when the server chunked them).
+* **Graceful drain** on SIGTERM: stop accepting, finish what is in flight
+  (``Connection: close``), close idle connections.
+* ``/healthz`` and ``/metrics`` of the balancer itself; one access-log line
+  per request (the app servers' format, with the server it went to).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import httptools
+
+from commercekit.balancer import (
+    HealthChecker,
+    HttpProbe,
+    MaglevBalancer,
+    NodeHealth,
+    OutlierDetection,
+)
+from commercekit.errors import UnavailableError
+from commercekit.metrics import PrometheusMetrics
+
+__all__ = ["Front", "run_front"]
+
+HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+    }
+)
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+MAX_BODY = 1 << 20
+REASONS = {
+    400: b"Bad Request",
+    413: b"Payload Too Large",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+}
+
+
+@dataclass
+class _Request:
+    method: str = ""
+    url: bytes = b""
+    version: str = "1.1"
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytearray = field(default_factory=bytearray)
+    keep_alive: bool = True
+    too_big: bool = False
+
+
+class _RequestReader:
+    """httptools callbacks collecting whole requests (bodies are small: forms and JSON)."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpRequestParser(self)
+        self.current = _Request()
+        self.done: list[_Request] = []
+
+    def on_url(self, url: bytes) -> None:
+        self.current.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.current.headers.append((name.lower(), value))
+
+    def on_body(self, body: bytes) -> None:
+        if len(self.current.body) + len(body) > MAX_BODY:
+            self.current.too_big = True
+        else:
+            self.current.body += body
+
+    def on_message_complete(self) -> None:
+        p = self.parser
+        self.current.method = p.get_method().decode()
+        self.current.version = p.get_http_version()
+        self.current.keep_alive = p.should_keep_alive()
+        self.done.append(self.current)
+        self.current = _Request()
+
+
+class _ResponseReader:
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers_done = False
+        self.pieces: list[bytes] = []
+        self.complete = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self.pieces.append(bytes(body))
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+class _Broken(Exception):
+    """The upstream connection failed; *sent* says whether the request went out."""
+
+    def __init__(self, sent: bool) -> None:
+        self.sent = sent
+
+
+class Front:
+    """The balancer process's state: the server placement, the connection pools, metrics."""
+
+    def __init__(
+        self,
+        backends: Sequence[str],
+        *,
+        check_interval_s: float = 0.5,
+        connect_timeout_s: float = 1.0,
+        read_timeout_s: float = 30.0,
+        log: TextIO | None = None,
+    ) -> None:
+        self.metrics = PrometheusMetrics()
+        self.pool = MaglevBalancer(
+            list(backends),
+            name="front",
+            metrics=self.metrics,
+            outlier_detection=OutlierDetection(
+                consecutive_failures=2, base_ejection_s=5.0, max_ejected_fraction=0.5
+            ),
+        )
+        self.checker = HealthChecker(
+            self.pool,
+            HttpProbe("http://{node}/healthz"),
+            interval_s=check_interval_s,
+            timeout_s=1.0,
+            rise=2,
+            fall=2,
+            metrics=self.metrics,
+        )
+        self.backends = list(backends)
+        self.idle: dict[str, list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]]] = {}
+        self.connect_timeout_s, self.read_timeout_s = connect_timeout_s, read_timeout_s
+        self.log = log or sys.stdout
+        self.draining = False
+        self.in_flight = 0
+        self.clients: set[asyncio.StreamWriter] = set()
+        m = self.metrics
+        self._requests: dict[tuple[str, int], Any] = {}
+        self.retries = m.counter("shop_front_retries_total", description="Requests retried")
+        self.failures: dict[str, Any] = {
+            b: m.counter(
+                "shop_front_upstream_failures_total",
+                description="Connections to an app server that failed",
+                tags={"backend": b},
+            )
+            for b in backends
+        }
+        self.latency = m.histogram(
+            "shop_front_request_duration_seconds", description="Time to answer a request"
+        )
+
+    def _count(self, backend: str, status: int) -> None:
+        key = (backend, status)
+        c = self._requests.get(key)
+        if c is None:
+            c = self._requests[key] = self.metrics.counter(
+                "shop_front_requests_total",
+                description="Requests answered by the front balancer",
+                tags={"backend": backend, "status": str(status)},
+            )
+        c.inc()
+
+    # -- upstream ------------------------------------------------------------------------
+
+    async def _connect(self, node: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        idle = self.idle.get(node)
+        while idle:
+            reader, writer, at = idle.pop()
+            # Reuse only connections idle for less than the app servers' keep-alive
+            # timeout (uvicorn: 5 s), so a closed one means the server failed.
+            if time.monotonic() - at < 2.0 and not writer.is_closing() and not reader.at_eof():
+                return reader, writer, True
+            writer.close()
+        host, _, port = node.rpartition(":")
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, int(port)), self.connect_timeout_s
+            )
+        except (OSError, TimeoutError) as exc:
+            raise _Broken(sent=False) from exc
+        return reader, writer, False
+
+    async def _exchange(
+        self,
+        node: str,
+        req: _Request,
+        head: bytes,
+        client: asyncio.StreamWriter,
+        extra: list[tuple[bytes, bytes]],
+    ) -> tuple[int, bool]:
+        """Send *req* to *node* and stream the answer to *client*: (status, client keep-alive)."""
+        reader, writer, reused = await self._connect(node)
+        try:
+            writer.write(head + bytes(req.body))
+            await writer.drain()
+        except OSError as exc:
+            writer.close()
+            raise _Broken(sent=not reused) from exc
+        res = _ResponseReader()
+        started = False
+        keep = req.keep_alive and not self.draining
+        chunked = False
+        try:
+            while not res.complete:
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), self.read_timeout_s)
+                except (OSError, TimeoutError) as exc:
+                    raise _Broken(sent=True) from exc
+                if not data:
+                    if started:
+                        break
+                    raise _Broken(sent=True)
+                try:
+                    res.parser.feed_data(data)
+                except httptools.HttpParserError as exc:
+                    raise _Broken(sent=True) from exc
+                if res.headers_done and not started:
+                    started = True
+                    status = res.parser.get_status_code()
+                    lengths = [v for k, v in res.headers if k.lower() == b"content-length"]
+                    bodyless = req.method == "HEAD" or status in (204, 304) or status < 200
+                    chunked = not lengths and not bodyless
+                    out = [f"HTTP/1.1 {status} ".encode() + _reason(status) + b"\r\n"]
+                    out += [k + b": " + v + b"\r\n" for k, v in res.headers if k.lower() not in HOP]
+                    out += [k + b": " + v + b"\r\n" for k, v in extra]
+                    if lengths:
+                        out.append(b"content-length: " + lengths[0] + b"\r\n")
+                    if chunked:
+                        out.append(b"transfer-encoding: chunked\r\n")
+                    out.append(b"connection: keep-alive\r\n" if keep else b"connection: close\r\n")
+                    client.write(b"".join(out) + b"\r\n")
+                    if req.method == "HEAD":
+                        res.complete = True
+                for piece in res.pieces:
+                    client.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+                res.pieces.clear()
+                with contextlib.suppress(OSError):
+                    await client.drain()
+        except _Broken:
+            writer.close()
+            if started:  # the client saw a partial answer: close it so it knows
+                return res.parser.get_status_code(), False
+            raise
+        if chunked:
+            client.write(b"0\r\n\r\n")
+        if res.complete and res.parser.should_keep_alive() and req.method != "HEAD":
+            self.idle.setdefault(node, []).append((reader, writer, time.monotonic()))
+        else:
+            writer.close()
+        return res.parser.get_status_code(), keep
+
+    # -- one request ---------------------------------------------------------------------
+
+    async def handle(self, req: _Request, client: asyncio.StreamWriter, peer: str) -> bool:
+        started = time.perf_counter()
+        path = req.url.split(b"?", 1)[0]
+        if path in (b"/healthz", b"/metrics"):
+            status, keep, backend = await self._own(path, req, client), req.keep_alive, "front"
+        elif req.too_big:
+            status, keep, backend = 413, False, "front"
+            _simple(client, 413, b"request body too large\n", keep=False)
+        else:
+            status, keep, backend = await self._proxy(req, client, peer)
+        took = time.perf_counter() - started
+        self.latency.record(took)
+        self._count(backend, status)
+        stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
+        self.log.write(
+            f'{peer} - - [{stamp}] "{req.method} {req.url.decode("latin-1")} '
+            f'HTTP/{req.version}" {status} - {took:.4f} front->{backend}\n'
+        )
+        return keep and not self.draining
+
+    async def _proxy(
+        self, req: _Request, client: asyncio.StreamWriter, peer: str
+    ) -> tuple[int, bool, str]:
+        key = _cookie(req.headers, b"sid")
+        extra: list[tuple[bytes, bytes]] = []
+        if key is None:  # a new visitor: name it here, so even its first request sticks
+            key = secrets.token_urlsafe(12)
+            _add_cookie(req.headers, b"sid=" + key.encode())
+            extra.append((b"set-cookie", b"sid=%s; Path=/; HttpOnly; SameSite=Lax" % key.encode()))
+        try:
+            candidates = self.pool.pick_n(key, min(3, len(self.backends)))
+        except UnavailableError:
+            candidates = []
+        headers = [(k, v) for k, v in req.headers if k not in HOP and not k.startswith(b"x-forw")]
+        forwarded = [v for k, v in req.headers if k == b"x-forwarded-for"]
+        chain = b", ".join([*forwarded, peer.encode()])
+        host = next((v for k, v in req.headers if k == b"host"), b"")
+        headers += [
+            (b"x-forwarded-for", chain),
+            (b"x-forwarded-proto", b"http"),
+            (b"x-forwarded-host", host),
+            (b"content-length", b"%d" % len(req.body)),
+            (b"connection", b"keep-alive"),
+        ]
+        head = b"%s %s HTTP/1.1\r\n" % (req.method.encode(), req.url)
+        head += b"".join(k + b": " + v + b"\r\n" for k, v in headers) + b"\r\n"
+        for attempt, node in enumerate(candidates):
+            try:
+                status, keep = await self._exchange(node, req, head, client, extra)
+            except _Broken as broken:
+                self.failures[node].inc()
+                self.pool.report_failure(node)
+                if broken.sent and req.method not in IDEMPOTENT:
+                    _simple(
+                        client,
+                        502,
+                        b"the app server failed; the request may have "
+                        b"been processed: check before repeating it\n",
+                        keep=False,
+                    )
+                    return 502, False, node
+                if attempt + 1 < len(candidates):
+                    self.retries.inc()
+                continue
+            if status in (502, 503, 504):
+                self.pool.report_failure(node)
+            else:
+                self.pool.report_success(node)
+            return status, keep, node
+        _simple(client, 503, b"no app server is available\n", keep=req.keep_alive)
+        return 503, req.keep_alive, "none"
+
+    async def _own(self, path: bytes, req: _Request, client: asyncio.StreamWriter) -> int:
+        if path == b"/metrics":
+            body, ctype = self.metrics.exposition()
+            _simple(client, 200, body, keep=req.keep_alive, ctype=ctype.encode())
+            return 200
+        states = {b: self.pool.health(b).value for b in self.backends}
+        up = sum(1 for b in self.backends if self.pool.health(b) is NodeHealth.UP)
+        status = 200 if up and not self.draining else 503
+        import json
+
+        body = json.dumps(
+            {
+                "status": "ok" if status == 200 else "unavailable",
+                "backends": states,
+                "draining": self.draining,
+            }
+        ).encode()
+        _simple(client, status, body, keep=req.keep_alive, ctype=b"application/json")
+        return status
+
+    # -- connections ---------------------------------------------------------------------
+
+    async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = (writer.get_extra_info("peername") or ("-",))[0]
+        self.clients.add(writer)
+        parsed = _RequestReader()
+        try:
+            while not self.draining or parsed.done:
+                if not parsed.done:
+                    try:
+                        data = await asyncio.wait_for(reader.read(65536), 60.0)
+                    except (OSError, TimeoutError):
+                        return
+                    if not data:
+                        return
+                    try:
+                        parsed.parser.feed_data(data)
+                    except httptools.HttpParserUpgrade:
+                        _simple(writer, 400, b"upgrades are not supported\n", keep=False)
+                        return
+                    except httptools.HttpParserError:
+                        _simple(writer, 400, b"malformed request\n", keep=False)
+                        return
+                    continue
+                req = parsed.done.pop(0)
+                self.in_flight += 1
+                try:
+                    keep = await self.handle(req, writer, peer)
+                except Exception as exc:  # a bug must cost one answer, not the process
+                    self.log.write(f"front: {type(exc).__name__} answering {req.url!r}\n")
+                    _simple(writer, 502, b"the balancer failed on this request\n", keep=False)
+                    keep = False
+                finally:
+                    self.in_flight -= 1
+                await writer.drain()
+                if not keep:
+                    return
+        except OSError:
+            return
+        finally:
+            self.clients.discard(writer)
+            with contextlib.suppress(OSError):
+                writer.close()
+
+
+def _reason(status: int) -> bytes:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b"Unknown"
+
+
+def _simple(
+    w: asyncio.StreamWriter, status: int, body: bytes, *, keep: bool, ctype: bytes = b"text/plain"
+) -> None:
+    w.write(
+        b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\nconnection: %s\r\n\r\n%s"
+        % (status, _reason(status), ctype, len(body), b"keep-alive" if keep else b"close", body)
+    )
+
+
+def _add_cookie(headers: list[tuple[bytes, bytes]], pair: bytes) -> None:
+    for i, (key, value) in enumerate(headers):
+        if key == b"cookie":
+            headers[i] = (key, value + b"; " + pair)
+            return
+    headers.append((b"cookie", pair))
+
+
+def _cookie(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key == b"cookie":
+            for part in value.split(b";"):
+                k, _, v = part.strip().partition(b"=")
+                if k == name and v:
+                    return v.decode("latin-1")[:64]
+    return None
+
+
+async def serve_front(front: Front, host: str, port: int, drain_s: float = 10.0) -> None:
+    """Serve until SIGTERM/SIGINT, then drain."""
+    server = await asyncio.start_server(front.connection, host, port, backlog=2048)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    front.checker.start()
+    print(f"front balancer on http://{host}:{port} over {', '.join(front.backends)}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        front.draining = True
+        server.close()
+        deadline = time.monotonic() + drain_s
+        while front.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for w in list(front.clients):
+            w.close()
+        for conns in front.idle.values():
+            for _, w, _ in conns:
+                w.close()
+        front.checker.stop()
+        front.log.flush()
+
+
+def run_front(backends: Sequence[str], host: str, port: int) -> None:
+    """Run the front balancer on uvloop."""
+    import uvloop
+
+    front = Front(backends)
+    uvloop.run(serve_front(front, host, port))

@@ -1,0 +1,136 @@
+"""The fleet's smaller processes: the image origin and the analytics consumer.
+
+Both are Starlette apps on uvicorn, so each has ``/healthz``, ``/metrics`` and
+the same access-log line as the app servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from commercekit.analytics import AnalyticsConsumer, AnalyticsStore, FunnelSpec, OutboxRelay
+from commercekit.cdn import AssetManifest
+from commercekit.commerce import OUTBOX
+from commercekit.errors import CommerceKitError
+from commercekit.metrics import PrometheusMetrics
+from commercekit.repository import Database, ReplicatedTopology
+from shop.observe import ObserveMiddleware
+from shop.root import event_log
+from shop.settings import Settings
+
+__all__ = ["FUNNEL", "consumer_app", "origin_app"]
+
+FUNNEL = FunnelSpec(
+    "checkout",
+    ("Product Viewed", "Product Added", "Checkout Started", "Order Completed"),
+    window_s=3600,
+)
+
+
+def _metrics_route(metrics: PrometheusMetrics) -> Route:
+    async def handler(_: Request) -> Response:
+        body, ctype = metrics.exposition()
+        return Response(body, media_type=ctype.split(";")[0])
+
+    return Route("/metrics", handler)
+
+
+def origin_app(settings: Settings) -> Starlette:
+    """The image origin: the seed's files under their fingerprinted URLs, ``immutable``.
+
+    A file named ``origin-down`` in the data folder makes it answer 503 (the
+    demo's origin outage; the edge keeps serving what it has).
+    """
+    metrics = PrometheusMetrics()
+    manifest_path = settings.data_dir / "manifest.json"
+    fail_flag = settings.data_dir / "origin-down"
+
+    async def asset(request: Request) -> Response:
+        if fail_flag.exists():
+            return Response("origin unavailable\n", 503)
+        manifest = AssetManifest.from_json(manifest_path.read_text())
+        name = manifest.name_for(request.url.path)
+        if name is None:
+            return Response(status_code=404, headers={"cache-control": "max-age=5"})
+        return FileResponse(
+            settings.image_dir / name,
+            headers={"cache-control": "public, max-age=31536000, immutable"},
+        )
+
+    async def healthz(_: Request) -> Response:
+        up = manifest_path.exists() and not fail_flag.exists()
+        return JSONResponse({"status": "ok" if up else "unavailable"}, 200 if up else 503)
+
+    return Starlette(
+        routes=[
+            Route("/assets/{path:path}", asset),
+            Route("/healthz", healthz),
+            _metrics_route(metrics),
+        ],
+        middleware=[
+            Middleware(ObserveMiddleware, metrics=metrics, server="origin", assign_sid=False)
+        ],
+    )
+
+
+def consumer_app(settings: Settings) -> Starlette:
+    """The analytics consumer: relays the outbox to the event log and applies it to SQL."""
+    metrics = PrometheusMetrics()
+    shop_db = Database(
+        ReplicatedTopology.from_urls(settings.database_url, list(settings.replica_urls))
+    )
+    analytics_db = Database(ReplicatedTopology.from_urls(settings.analytics_url))
+    store = AnalyticsStore(analytics_db, funnels=[FUNNEL])
+    store.create()
+    relay = OutboxRelay(shop_db, OUTBOX, event_log(settings.events_url), metrics=metrics)
+    consumer = AnalyticsConsumer(
+        event_log(settings.events_url, consumer="analytics-1"),
+        store,
+        metrics=metrics,
+        poll_timeout_s=0.2,
+        name="shop",
+    )
+    stop = threading.Event()
+    state = {"rounds": 0, "applied": 0, "error": ""}
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                relay.run_once()
+                result = consumer.run_once()
+                state["rounds"] += 1
+                state["applied"] += result.applied
+                state["error"] = ""
+            except CommerceKitError as exc:  # a database or log away: wait it out
+                state["error"] = type(exc).__name__
+                stop.wait(0.5)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        worker = threading.Thread(target=loop, name="analytics", daemon=True)
+        worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            worker.join(timeout=5)
+
+    async def healthz(_: Request) -> Response:
+        ok = not state["error"]
+        return JSONResponse({"status": "ok" if ok else "degraded", **state}, 200 if ok else 503)
+
+    return Starlette(
+        routes=[Route("/healthz", healthz), _metrics_route(metrics)],
+        middleware=[
+            Middleware(ObserveMiddleware, metrics=metrics, server="analytics", assign_sid=False)
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,126 @@
+"""The storefront in a real browser (Debian's Chromium driven by Playwright), through the front.
+
+Each scenario keeps a full-page screenshot under ``tmp/artifacts/shop/``
+(``COMMERCEKIT_ARTIFACTS`` moves it). Chromium comes from the distribution
+(``apt-get install chromium``); never ``playwright install``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from shop.fleet import Fleet
+
+from tests.conftest import missing_service
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+ARTIFACTS = Path(
+    os.environ.get(
+        "COMMERCEKIT_ARTIFACTS", Path(__file__).resolve().parents[2] / "tmp" / "artifacts"
+    )
+)
+ADDRESS = {"name": "Ada Lovelace", "line1": "Main St 1", "postcode": "10115", "city": "Berlin"}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing_service("the playwright package is not installed (pip install -e '.[shop]')")
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        missing_service("Debian's chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: object, fleet: Fleet, request: pytest.FixtureRequest) -> Iterator[object]:
+    context = browser.new_context(base_url=fleet.url)  # type: ignore[attr-defined]
+    context.set_default_timeout(30_000)
+    pg = context.new_page()
+    yield pg
+    out = ARTIFACTS / "shop"
+    out.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(out / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+def add_to_cart(page: object, product: str = "p001") -> None:
+    page.goto(f"/products/{product}")  # type: ignore[attr-defined]
+    page.click("#add-to-cart")  # type: ignore[attr-defined]
+    page.wait_for_selector("#cart .line")  # type: ignore[attr-defined]
+
+
+def checkout(page: object, card: str) -> None:
+    page.click("#to-checkout")  # type: ignore[attr-defined]
+    for name, value in ADDRESS.items():
+        page.fill(f"input[name={name}]", value)  # type: ignore[attr-defined]
+    page.fill("input[name=card_number]", card)  # type: ignore[attr-defined]
+    page.fill("input[name=expiry]", "12/30")  # type: ignore[attr-defined]
+    page.fill("input[name=cvc]", "123")  # type: ignore[attr-defined]
+    page.click("#place-order")  # type: ignore[attr-defined]
+
+
+def test_guest_checkout_ends_on_the_order_page(page: object) -> None:
+    page.goto("/?q=tee")  # type: ignore[attr-defined]
+    assert page.locator(".product").count() > 0  # type: ignore[attr-defined]
+    img = page.locator(".product img").first  # type: ignore[attr-defined]
+    assert img.evaluate("i => i.complete && i.naturalWidth > 0")  # loaded through the edge
+    add_to_cart(page)
+    checkout(page, "4242 4242 4242 4242")
+    page.wait_for_selector("#thanks")  # type: ignore[attr-defined]
+    number = page.inner_text("#order-number")  # type: ignore[attr-defined]
+    assert number.startswith("CK-")
+    page.click("text=All your orders")  # type: ignore[attr-defined]
+    assert number in page.inner_text("#orders")  # type: ignore[attr-defined]
+
+
+def test_3d_secure_checkout(page: object) -> None:
+    add_to_cart(page, "p003")
+    checkout(page, "4000 0000 0000 3220")
+    page.wait_for_selector("#authenticate")  # type: ignore[attr-defined]
+    assert "3-D Secure" in page.content()  # type: ignore[attr-defined]
+    page.click("#authenticate")  # type: ignore[attr-defined]
+    page.wait_for_selector("#thanks")  # type: ignore[attr-defined]
+    assert page.inner_text("#order-status") == "placed"  # type: ignore[attr-defined]
+
+
+def test_declined_card_explains_itself(page: object) -> None:
+    add_to_cart(page, "p004")
+    checkout(page, "4000 0000 0000 0002")
+    error = page.wait_for_selector("#payment-error")  # type: ignore[attr-defined]
+    text = error.inner_text()
+    assert "declined" in text
+    assert "another card" in text
+    # The address is kept, the card number is not.
+    assert page.input_value("input[name=name]") == ADDRESS["name"]  # type: ignore[attr-defined]
+    assert page.input_value("input[name=card_number]") == ""  # type: ignore[attr-defined]
+
+
+def test_guest_cart_is_merged_on_sign_in(page: object) -> None:
+    add_to_cart(page, "p006")
+    page.click("text=Sign in")  # type: ignore[attr-defined]
+    page.fill("input[name=email]", "merge@example.com")  # type: ignore[attr-defined]
+    page.fill("input[name=password]", "secret-42")  # type: ignore[attr-defined]
+    page.click("#signin")  # type: ignore[attr-defined]
+    page.wait_for_selector(".notice")  # type: ignore[attr-defined]
+    assert page.locator("#cart .line").count() == 1  # type: ignore[attr-defined]
+    assert "merge@example.com" in page.inner_text("header")  # type: ignore[attr-defined]

@@ -1,0 +1,146 @@
+"""The fleet through its front balancer: stickiness, forwarding, failover, the oversell race."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from shop.fleet import Fleet
+from shop.root import build_shop
+
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "line1": "Main St 1",
+    "city": "Berlin",
+    "postcode": "10115",
+    "country": "DE",
+    "expiry": "12/30",
+    "cvc": "123",
+}
+SERVED_BY = re.compile(r"served by (app-\d)")
+
+
+def served_by(html: str) -> str:
+    found = SERVED_BY.search(html)
+    assert found is not None
+    return found.group(1)
+
+
+def test_visitors_stick_to_one_app_server(fleet: Fleet) -> None:
+    seen: Counter[str] = Counter()
+    for _ in range(10):
+        with httpx.Client(base_url=fleet.url) as c:
+            first = served_by(c.get("/").text)
+            assert "sid" in c.cookies
+            assert served_by(c.get("/cart").text) == first
+            assert served_by(c.get("/orders").text) == first
+            seen[first] += 1
+    assert set(seen) == {"app-1", "app-2"}, seen
+
+
+def test_forwarding_headers_bodies_and_own_endpoints(fleet: Fleet) -> None:
+    with httpx.Client(base_url=fleet.url) as c:
+        r = c.get("/", headers={"X-Forwarded-For": "203.0.113.9"})
+        app = served_by(r.text)
+        log = (fleet.logs / f"{app}.log").read_text()
+        assert "203.0.113.9 - - [" in log  # the app saw the client through the balancer
+
+        def chunks() -> Iterator[bytes]:
+            yield b'{"sku": "P001-L",'
+            yield b' "qty": 1}'
+
+        added = c.post(
+            "/api/cart/add", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert added.status_code == 200, added.text
+        assert added.json()["lines"][0]["sku"] == "P001-L"
+        assert c.head("/").status_code == 200
+        assert c.get("/no/such/page").status_code == 404
+        health = c.get("/healthz").json()
+        assert set(health["backends"].values()) == {"up"}
+        assert "shop_front_requests_total" in c.get("/metrics").text
+    image = re.search(r'<img src="(http://127\.0\.0\.1:\d+/assets/[^"]+)"', r.text)
+    assert image is not None  # product images are served by the edge
+    statuses = []
+    for _ in range(20):  # the edge stores a response once it has streamed it to the client
+        statuses.append(httpx.get(image.group(1)).headers.get("cache-status", "none"))
+        if "hit" in statuses[-1]:
+            break
+        time.sleep(0.1)
+    assert "hit" in statuses[-1], statuses
+
+
+def test_an_app_server_killed_under_load_fails_no_idempotent_request(fleet: Fleet) -> None:
+    stop = threading.Event()
+    failures: list[str] = []
+    done = Counter[str]()
+    killed = threading.Event()
+
+    def browse(n: int) -> None:
+        with httpx.Client(base_url=fleet.url, timeout=30) as c:
+            while not stop.is_set():
+                try:
+                    r = c.get(f"/api/products/p00{1 + n % 9}")
+                except httpx.HTTPError as exc:
+                    failures.append(type(exc).__name__)
+                    continue
+                if r.status_code != 200:
+                    failures.append(str(r.status_code))
+                done["after" if killed.is_set() else "before"] += 1
+
+    workers = [threading.Thread(target=browse, args=(i,)) for i in range(6)]
+    for w in workers:
+        w.start()
+    deadline = time.monotonic() + 60
+    while done["before"] < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    fleet.kill("app-1")
+    killed.set()
+    while done["after"] < 30 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    for w in workers:
+        w.join(timeout=30)
+    assert done["after"] >= 30, done
+    assert failures == []
+    fleet.spawn("app-1")
+    assert fleet.wait_healthy("app-1", 60)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if set(httpx.get(fleet.url + "/healthz").json()["backends"].values()) == {"up"}:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the restarted app server did not come back into the balancer")
+
+
+def test_200_customers_race_for_20_units(fleet: Fleet) -> None:
+    shop = build_shop(fleet.settings)
+    shop.commerce.inventory.set_stock("P002-ONE", 20)
+    results: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def customer(n: int) -> None:
+        with httpx.Client(base_url=fleet.url, timeout=60) as c:
+            for _ in range(n):
+                c.cookies.clear()
+                c.post("/api/cart/add", json={"sku": "P002-ONE", "qty": 1})
+                r = c.post("/api/checkout", json={**ADDRESS, "card_number": "4242424242424242"})
+                with lock:
+                    results[r.status_code] += 1
+
+    threads = [threading.Thread(target=customer, args=(10,)) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert results[201] == 20, results
+    assert results[201] + results[409] == 200, results
+    level = shop.commerce.inventory.level("P002-ONE")
+    assert (level.on_hand, level.allocated, level.reserved) == (20, 20, 0)
+    assert shop.commerce.inventory.verify().ok
