@@ -78,6 +78,7 @@ class Fleet:
         env = {**self.env, "SHOP_DATA_DIR": str(self.settings.data_dir)}
         origin, edge, edge_admin, consumer = free_port(), free_port(), free_port(), free_port()
         env["SHOP_ASSET_BASE"] = f"http://127.0.0.1:{edge}"
+        env["SHOP_FRONT_URL"] = self.url
         self.edge_admin = edge_admin
         self.edge_port = edge
         self._add("origin", [*py, "shop", "origin", "--port", str(origin)], env, origin)

@@ -16,12 +16,20 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from commercekit.analytics import AnalyticsEvent, EventLog, LogRecord, SqlEventLog, open_log
+from commercekit.analytics import (
+    AnalyticsEvent,
+    AnalyticsStore,
+    EventLog,
+    LogRecord,
+    Reports,
+    SqlEventLog,
+    open_log,
+)
 from commercekit.cdn import AssetManifest
 from commercekit.commerce import Commerce, metadata
 from commercekit.commerce.catalog import Product
 from commercekit.commerce.pricing import FlatShipping
-from commercekit.errors import ConflictError, NotFoundError
+from commercekit.errors import CommerceKitError, ConflictError, NotFoundError
 from commercekit.metrics import PrometheusMetrics
 from commercekit.money import Money
 from commercekit.payments import PaymentService, SandboxGateway, SqlAlchemyIdempotencyStore
@@ -183,6 +191,7 @@ class Shop:
         self.events = event_log(settings.events_url)
         self.catalog = CatalogView(self)
         self._manifest: AssetManifest | None = None
+        self._reports: Reports | None = None
         self._pending: list[AnalyticsEvent] = []
         self._pending_lock = threading.Lock()
 
@@ -211,6 +220,25 @@ class Shop:
         return self.settings.asset_base + path
 
     # -- analytics -------------------------------------------------------------------------
+
+    @property
+    def reports(self) -> Reports:
+        """Reports over the aggregates the analytics consumer keeps (read here, written there)."""
+        if self._reports is None:
+            from shop.services import FUNNEL
+
+            db = Database(ReplicatedTopology.from_urls(self.settings.analytics_url))
+            store = AnalyticsStore(db, funnels=[FUNNEL])
+            store.create()
+            self._reports = Reports(store)
+        return self._reports
+
+    def also_bought(self, product_id: str, k: int = 4) -> list[str]:
+        """ "Customers who bought this also bought": product ids, best first (none if unknown)."""
+        try:
+            return [r.product for r in self.reports.also_bought(product_id, k=k)]
+        except CommerceKitError:
+            return []
 
     def track(self, event: AnalyticsEvent) -> None:
         """Queue a browsing event; :meth:`flush_events` publishes the queue in one batch."""

@@ -15,9 +15,9 @@ def _env(environ: dict[str, str], name: str, default: str) -> str:
     return value or default
 
 
-def _secret(data_dir: Path) -> str:
-    """A key shared by every process of one shop (kept beside the database, mode 0600)."""
-    path = data_dir / "secret.key"
+def _secret(data_dir: Path, name: str = "secret.key") -> str:
+    """A secret shared by every process of one shop (kept beside the database, mode 0600)."""
+    path = data_dir / name
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -41,6 +41,7 @@ class Settings:
     events_url: str
     analytics_url: str
     asset_base: str
+    front_url: str
     secret_key: str = field(repr=False)
     admin_password: str = field(repr=False)
     server_name: str = "app"
@@ -64,8 +65,9 @@ class Settings:
             events_url=_env(env, "EVENTS_URL", f"sqlite:///{data_dir / 'events.db'}?group=shop"),
             analytics_url=_env(env, "ANALYTICS_URL", f"sqlite:///{data_dir / 'analytics.db'}"),
             asset_base=_env(env, "ASSET_BASE", "").rstrip("/"),
+            front_url=_env(env, "FRONT_URL", "").rstrip("/"),
             secret_key=_env(env, "SECRET_KEY", "") or _secret(data_dir),
-            admin_password=_env(env, "ADMIN_PASSWORD", "") or _secret(data_dir),
+            admin_password=_env(env, "ADMIN_PASSWORD", "") or _secret(data_dir, "admin.password"),
             server_name=_env(env, "SERVER_NAME", "app"),
             currency=_env(env, "CURRENCY", "EUR"),
             region=_env(env, "REGION", "DE"),

@@ -37,6 +37,7 @@ from commercekit.errors import (
     PaymentDeclinedError,
 )
 from commercekit.payments import Card
+from shop.admin import admin_routes
 from shop.observe import ObserveMiddleware
 from shop.root import Shop, build_shop
 from shop.seed import CATEGORIES
@@ -192,7 +193,9 @@ class App:
         listing, stock = await self.store.product(s, request.path_params["pid"])
         if request.url.path.startswith("/api/"):
             return JSONResponse({**listing_json(listing), "stock": stock})
-        return self.page(request, "product.html", item=listing, stock=stock)
+        also = await run_in_threadpool(self.shop.also_bought, listing.id)
+        picks = [i for i in (await run_in_threadpool(self.shop.catalog.items)) if i.id in also]
+        return self.page(request, "product.html", item=listing, stock=stock, also=picks)
 
     async def cart(self, request: Request) -> Response:
         s = session_of(request)
@@ -449,6 +452,7 @@ def create_app(settings: Settings | None = None, shop: Shop | None = None) -> St
         Route("/healthz", app.healthz),
         Route("/metrics", app.metrics),
         Route("/assets/{path:path}", app.asset),
+        *admin_routes(app),
     ]
 
     async def on_error(request: Request, exc: Exception) -> Response:

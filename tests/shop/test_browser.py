@@ -124,3 +124,20 @@ def test_guest_cart_is_merged_on_sign_in(page: object) -> None:
     page.wait_for_selector(".notice")  # type: ignore[attr-defined]
     assert page.locator("#cart .line").count() == 1  # type: ignore[attr-defined]
     assert "merge@example.com" in page.inner_text("header")  # type: ignore[attr-defined]
+
+
+def test_admin_dashboard_draws_every_chart_with_data(page: object, fleet: Fleet) -> None:
+    password = (fleet.settings.data_dir / "admin.password").read_text().strip()
+    page.goto("/admin")  # type: ignore[attr-defined]
+    page.fill("input[name=password]", password)  # type: ignore[attr-defined]
+    page.click("#admin-login")  # type: ignore[attr-defined]
+    page.wait_for_selector("#charts")  # type: ignore[attr-defined]
+    names = ["revenue", "funnel", "top", "stock", "ops"]
+    counts: dict[str, int] = {}
+    for _ in range(60):  # the analytics consumer applies the orders within a few seconds
+        counts = {n: page.locator(f"#chart-{n} rect.bar").count() for n in names}  # type: ignore[attr-defined]
+        if all(counts.values()):
+            break
+        page.wait_for_timeout(500)  # type: ignore[attr-defined]
+        page.reload()  # type: ignore[attr-defined]
+    assert all(counts.values()), counts

@@ -178,3 +178,35 @@ def test_health_metrics_and_access_log(app_server: tuple[str, Path]) -> None:
         re.M,
     )
     assert line.search(log)
+
+
+def test_admin_needs_its_password_and_runs_orders_and_stock(app_server: tuple[str, Path]) -> None:
+    base, data = app_server
+    password = (data / "admin.password").read_text().strip()
+    with httpx.Client(base_url=base) as c:
+        _, sku = in_stock_sku(c)
+        c.post("/api/cart/add", json={"sku": sku, "qty": 1})
+        placed = c.post("/api/checkout", json={**ADDRESS, "card_number": "4242424242424242"})
+        order = placed.json()["order"]
+    with httpx.Client(base_url=base) as admin:
+        assert admin.get("/admin").headers["location"] == "/admin/login"
+        token = csrf_of(admin.get("/admin/login").text)
+        wrong = admin.post("/admin/login", data={"password": "guess", "csrf": token})
+        assert wrong.status_code == 401
+        assert (
+            admin.post("/admin/login", data={"password": password, "csrf": token}).status_code
+            == 303
+        )
+        page = admin.get("/admin").text
+        assert page.count('class="chart"') >= 4  # revenue, funnel, top products, stock
+        assert 'id="chart-stock"' in page
+        assert 'class="bar"' in page
+        assert order["number"] in page
+        before = admin.get(f"/api/products/{sku.split('-')[0].lower()}").json()["stock"][sku]
+        admin.post("/admin/restock", data={"sku": sku, "qty": "5", "csrf": token})
+        after = admin.get(f"/api/products/{sku.split('-')[0].lower()}").json()["stock"][sku]
+        assert after == before + 5
+        r = admin.post(f"/admin/orders/{order['id']}/fulfil", data={"csrf": token})
+        assert r.status_code == 303
+        assert "fulfilled" in admin.get("/admin").text
+        assert admin.post(f"/admin/orders/{order['id']}/fulfil", data={}).status_code == 403
