@@ -16,6 +16,15 @@ two transactions, and rebuilds the ledger from the payment's history) and at
 most 250 us per operation in memory. A real provider call takes 200-800 ms,
 so either is well under 1 % of it. Rounds alternate ours and the peer; each
 figure is the best round. The script reports; it does not fail on a miss.
+
+Then the latency of one payment call over HTTPS: ``StripeGateway.authorize``
+against an imitation of Stripe served on 127.0.0.1 with TLS (a self-signed
+P-256 certificate made with cryptography, ``tests/payments/tls_server.py``),
+with the pooled ``HttpxTransport`` (the default with the ``[http]`` extra)
+beside ``UrllibTransport`` (one TCP connection and TLS handshake per call, the
+default before), in the same run. Target: the pooled call at most half the
+latency of the per-call connection, fastest call against fastest call
+(``meets_connection_reuse``; the medians are printed beside it).
 """
 
 from __future__ import annotations
@@ -33,17 +42,26 @@ from typing import Any
 
 import sqlalchemy as sa
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for the TLS server
+from tests.payments.fake_stripe import FakeStripe
+from tests.payments.tls_server import tls_server
+
 from commercekit.money import Money
 from commercekit.payments import (
     Card,
+    HttpxTransport,
     InMemoryIdempotencyStore,
     PaymentService,
     SandboxGateway,
     SqlAlchemyIdempotencyStore,
+    StripeGateway,
+    UrllibTransport,
 )
 
 TARGET_SQLITE_OVERHEAD_US = 3000.0
 TARGET_MEMORY_OVERHEAD_US = 250.0
+TARGET_REUSE_RATIO = 0.5  # pooled call latency / one connection per call
+STRIPE_CARD = Card("4242424242424242", 12, 2031)
 CARD = Card("4242424242424242", 12, 2031)
 AMOUNT = Money.of("19.99", "USD")
 
@@ -129,6 +147,50 @@ def measure(n: int, rounds: int, folder: Path) -> dict[str, Any]:
     return report
 
 
+def measure_transports(calls: int, rounds: int) -> dict[str, Any]:
+    """Median and best latency of ``StripeGateway.authorize`` over loopback TLS, per transport."""
+    with tls_server(FakeStripe()) as (url, certificate, behaviour):
+        context = certificate.client_context()
+        pooled = HttpxTransport(ssl_context=context)
+        transports = {"pooled": pooled, "per_call": UrllibTransport(ssl_context=context)}
+        gateways = {
+            name: StripeGateway("sk_test_bench", transport=t, base_url=url)
+            for name, t in transports.items()
+        }
+        samples: dict[str, list[float]] = {name: [] for name in gateways}
+        connections: dict[str, int] = dict.fromkeys(gateways, 0)
+        try:
+            for name, gateway in gateways.items():  # warm up: imports, the first handshake
+                gateway.authorize(AMOUNT, STRIPE_CARD, idempotency_key=f"warm-{name}")
+            for r in range(rounds):
+                for name in gateways if r % 2 == 0 else reversed(list(gateways)):
+                    before = behaviour.connections
+                    for i in range(calls):
+                        start = time.perf_counter()
+                        gateways[name].authorize(
+                            AMOUNT, STRIPE_CARD, idempotency_key=f"{name}-{r}-{i}"
+                        )
+                        samples[name].append(time.perf_counter() - start)
+                    connections[name] += behaviour.connections - before
+        finally:
+            pooled.close()
+    median = {name: sorted(values)[len(values) // 2] * 1e6 for name, values in samples.items()}
+    best = {name: min(values) * 1e6 for name, values in samples.items()}
+    ratio = best["pooled"] / best["per_call"]  # the fastest calls: the least scheduling noise
+    return {
+        "calls": calls * rounds,
+        "pooled_median_us": round(median["pooled"], 1),
+        "per_call_median_us": round(median["per_call"], 1),
+        "pooled_best_us": round(best["pooled"], 1),
+        "per_call_best_us": round(best["per_call"], 1),
+        "pooled_connections": connections["pooled"],
+        "per_call_connections": connections["per_call"],
+        "reuse_ratio": round(ratio, 3),
+        "median_ratio": round(median["pooled"] / median["per_call"], 3),
+        "target_reuse_ratio": TARGET_REUSE_RATIO,
+    }
+
+
 def table(report: dict[str, Any]) -> str:
     rows = [
         ("authorize+capture pairs/s", "ours", "peer: bare gateway", "ratio (peer/ours)"),
@@ -156,6 +218,19 @@ def table(report: dict[str, Any]) -> str:
         lines.append(
             f"service overhead, {store}: {report[key]:,.1f} us/op (target <= {target:,.0f}: {ok})"
         )
+    t = report["transport"]
+    ok = "meets" if report["meets_connection_reuse"] else "MISSES"
+    lines += [
+        "",
+        f"StripeGateway.authorize over loopback TLS, {t['calls']} calls each (median / best us):",
+        f"  HttpxTransport (pooled)      {t['pooled_median_us']:>9,.1f} / "
+        f"{t['pooled_best_us']:,.1f}"
+        f"  ({t['pooled_connections']} connections)",
+        f"  UrllibTransport (per call)   {t['per_call_median_us']:>9,.1f} / "
+        f"{t['per_call_best_us']:,.1f}  ({t['per_call_connections']} connections)",
+        f"  pooled / per call, fastest calls: {t['reuse_ratio']:.2f}x (target <= "
+        f"{TARGET_REUSE_RATIO}: {ok}); medians: {t['median_ratio']:.2f}x",
+    ]
     return "\n".join(lines)
 
 
@@ -168,6 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     n, rounds = (200, 2) if args.quick else (1000, 5)
     with tempfile.TemporaryDirectory(prefix="ck-pay-bench-") as folder:
         report = measure(n, rounds, Path(folder))
+    report["transport"] = measure_transports(*((20, 2) if args.quick else (100, 4)))
+    report["meets_connection_reuse"] = report["transport"]["reuse_ratio"] <= TARGET_REUSE_RATIO
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()

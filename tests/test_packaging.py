@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).parent.parent
 
@@ -32,3 +35,91 @@ def test_wheel_carries_py_typed(tmp_path: Path) -> None:
     assert "commercekit/py.typed" in names
     assert "commercekit/metrics/__init__.py" in names
     assert not any(name.startswith(("tests/", "benchmarks/")) for name in names)
+
+
+def _dependencies() -> list[str]:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [d.split(">")[0].split("[")[0].strip().lower() for d in project["dependencies"]]
+
+
+def test_every_runtime_dependency_is_imported_by_src() -> None:
+    sources = "\n".join(p.read_text() for p in (ROOT / "src").rglob("*.py"))
+    modules = {"attrs": "attrs", "sqlalchemy": "sqlalchemy", "xxhash": "xxhash"}
+    for dependency in _dependencies():
+        module = modules.get(dependency, dependency.replace("-", "_"))
+        assert f"import {module}" in sources or f"from {module}" in sources, dependency
+    assert "cachetools" not in _dependencies()
+
+
+def test_importing_payments_does_not_import_sqlalchemy() -> None:
+    probe = "import sys, commercekit.payments as p; print('sqlalchemy' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
+    assert out.strip() == "False"
+
+
+EXTRA_USES = [
+    ("httpx", "from commercekit.payments import HttpxTransport; HttpxTransport()", "http"),
+    (
+        "httpx",
+        "from commercekit.payments import AsyncHttpxTransport; AsyncHttpxTransport()",
+        "http",
+    ),
+    ("prometheus_client", "from commercekit.metrics import PrometheusMetrics", "prometheus"),
+    ("opentelemetry", "from commercekit.metrics import OpenTelemetryMetrics", "otel"),
+    ("redis", "from commercekit.analytics._redis import _redis; _redis()", "redis"),
+    ("nats", "from commercekit.analytics._nats import _nats; _nats()", "nats"),
+    ("alembic", "from commercekit.commerce.migrations import upgrade; upgrade(None)", "migrations"),
+    ("httpx", "from commercekit.cdn import HttpOrigin; HttpOrigin('http://127.0.0.1:1')", "cdn"),
+    ("httpx", "from commercekit.cdn import CloudflarePurger; CloudflarePurger('z', 't')", "cdn"),
+    ("redis", "from commercekit.cdn import RedisStore; RedisStore.from_url('redis://x')", "redis"),
+]
+
+PROBE = """
+import json, sys
+from commercekit.errors import ConfigurationError, MissingExtraError
+for module in {modules!r}:
+    sys.modules[module] = None  # as if its extra were not installed
+said = []
+for call in {calls!r}:
+    try:
+        exec(call.replace("; ", "\\n"))
+    except MissingExtraError as exc:
+        assert isinstance(exc, ImportError) and isinstance(exc, ConfigurationError)
+        said.append(str(exc))
+    else:
+        said.append("no error")
+print(json.dumps(said))
+"""
+
+
+def test_each_optional_dependency_says_which_extra_installs_it() -> None:
+    # One process for every case (each blocks its modules first), to keep the run short.
+    probe = PROBE.format(
+        modules=sorted({module for module, _, _ in EXTRA_USES}),
+        calls=[call for _, call, _ in EXTRA_USES],
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    said = json.loads(result.stdout)
+    for (_, call, extra), message in zip(EXTRA_USES, said, strict=True):
+        assert f"needs the [{extra}] extra" in message, (call, message)
+        assert f"pip install 'commercekit[{extra}]'" in message, (call, message)
+
+
+def test_require_returns_the_module_or_says_how_to_install_it() -> None:
+    from commercekit._extras import require
+    from commercekit.errors import MissingExtraError
+
+    assert require("json", extra="none", feature="JSON") is json
+    with pytest.raises(MissingExtraError) as caught:
+        require("commercekit_no_such_module", extra="thing", feature="The thing")
+    assert str(caught.value) == (
+        "The thing needs the [thing] extra (commercekit_no_such_module is not installed): "
+        "pip install 'commercekit[thing]'"
+    )

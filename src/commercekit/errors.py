@@ -8,6 +8,7 @@ against the builtin keeps working (``except ValueError`` catches bad input,
     CommerceKitError
      ├── InvalidInputError (ValueError) ........ the call is wrong: fix the input
      │    ├── ConfigurationError ............... a component was set up wrongly
+     │    │    └── MissingExtraError (ImportError)  an optional dependency is not installed
      │    ├── CurrencyMismatchError ............ two currencies in one operation
      │    ├── PrecisionError ................... more digits than the currency has
      │    ├── MalformedHeaderError ............. an HTTP header too large or unparseable
@@ -66,6 +67,7 @@ __all__ = [
     "InvalidStateError",
     "InvalidTransitionError",
     "MalformedHeaderError",
+    "MissingExtraError",
     "NotFoundError",
     "OperationInFlightError",
     "OriginError",
@@ -105,6 +107,16 @@ class InvalidInputError(CommerceKitError, ValueError):
 
 class ConfigurationError(InvalidInputError):
     """A component was constructed or wired with settings that cannot work together."""
+
+
+class MissingExtraError(ConfigurationError, ImportError):
+    """A feature needs an optional dependency that is not installed.
+
+    The message names the extra and the command that installs it
+    (``pip install 'commercekit[extra]'``). It is also an ``ImportError``, so
+    code that probes for an optional feature with ``except ImportError`` keeps
+    working.
+    """
 
 
 class CurrencyMismatchError(InvalidInputError):

@@ -17,7 +17,8 @@ import threading
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-from commercekit.errors import ConfigurationError, InvalidInputError, UnavailableError
+from commercekit._extras import require
+from commercekit.errors import InvalidInputError, UnavailableError
 
 from ._log import Delivery, LogRecord
 
@@ -27,13 +28,9 @@ T = TypeVar("T")
 
 
 def _nats() -> Any:
-    try:
-        import nats
-        import nats.js.api
-    except ImportError as exc:  # pragma: no cover - the extra is missing
-        raise ConfigurationError(
-            "JetStreamLog needs nats-py: pip install 'commercekit[nats]'"
-        ) from exc
+    require("nats.js.api", extra="nats", feature="JetStreamLog")
+    import nats
+
     return nats
 
 

@@ -13,7 +13,8 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-from commercekit.errors import ConfigurationError, InvalidInputError, UnavailableError
+from commercekit._extras import require
+from commercekit.errors import InvalidInputError, UnavailableError
 
 from ._log import Delivery, LogRecord
 
@@ -21,13 +22,7 @@ __all__ = ["RedisStreamsLog"]
 
 
 def _redis() -> Any:
-    try:
-        import redis
-    except ImportError as exc:  # pragma: no cover - the extra is missing
-        raise ConfigurationError(
-            "RedisStreamsLog needs redis-py: pip install 'commercekit[redis]'"
-        ) from exc
-    return redis
+    return require("redis", extra="redis", feature="RedisStreamsLog")
 
 
 class RedisStreamsLog:

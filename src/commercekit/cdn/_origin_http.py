@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from commercekit._extras import require
 from commercekit.errors import ConfigurationError, OriginError, OriginTimeoutError
 
 from ._body import STREAM_THRESHOLD_BYTES, BodyStream
@@ -59,6 +60,8 @@ class HttpOrigin:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigurationError(f"origin URL {base_url!r} must be http(s)://host[:port]")
+        if client is None:
+            require("httpx", extra="cdn", feature="HttpOrigin")
         self._base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
         self._timeout = timeout_s
         self._max_body = max_body_bytes

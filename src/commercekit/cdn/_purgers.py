@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from commercekit._extras import require
 from commercekit.errors import InvalidInputError, PurgeRejectedError, PurgeUnavailableError
 
 from ._purge import PurgeKind, PurgeResult, PurgeSelector
@@ -34,6 +35,8 @@ class HttpPurger:
     def __init__(
         self, base_url: str, *, client: httpx.AsyncClient | None, timeout_s: float
     ) -> None:
+        if client is None:
+            require("httpx", extra="cdn", feature=type(self).__name__)
         self._base = base_url.rstrip("/")
         self._client = client
         self._own = client is None

@@ -248,8 +248,9 @@ class RedisStore:
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
         """Connect to Redis at *url* (``redis://127.0.0.1:6379/0``)."""
-        from redis.asyncio import Redis
+        from commercekit._extras import require
 
+        Redis = require("redis.asyncio", extra="redis", feature="RedisStore").Redis
         return cls(Redis.from_url(url), **kwargs)
 
     def _k(self, key: str) -> str:

@@ -28,12 +28,9 @@ _HERE = _Path(__file__).resolve().parent / "_alembic"
 
 def alembic_config(engine: _Engine) -> _Any:
     """An Alembic ``Config`` whose scripts are this package's, bound to *engine*."""
-    try:
-        from alembic.config import Config
-    except ImportError as exc:  # pragma: no cover - the extra is missing
-        raise ImportError(
-            "the commerce migrations need Alembic: pip install 'commercekit[migrations]'"
-        ) from exc
+    from commercekit._extras import require
+
+    Config = require("alembic.config", extra="migrations", feature="the commerce migrations").Config
     config = Config()
     config.set_main_option("script_location", str(_HERE))
     config.attributes["engine"] = engine
@@ -42,13 +39,15 @@ def alembic_config(engine: _Engine) -> _Any:
 
 def upgrade(engine: _Engine, revision: str = "head") -> None:
     """Upgrade the commerce schema on *engine* to *revision*."""
+    config = alembic_config(engine)  # a MissingExtraError without Alembic
     from alembic import command
 
-    command.upgrade(alembic_config(engine), revision)
+    command.upgrade(config, revision)
 
 
 def downgrade(engine: _Engine, revision: str) -> None:
     """Downgrade the commerce schema on *engine* to *revision* (``"base"``: drop it all)."""
+    config = alembic_config(engine)
     from alembic import command
 
-    command.downgrade(alembic_config(engine), revision)
+    command.downgrade(config, revision)

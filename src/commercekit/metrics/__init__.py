@@ -70,10 +70,10 @@ def __getattr__(name: str) -> Any:
     module_name, extra = _OPTIONAL[name]
     import importlib
 
+    from commercekit._extras import missing_extra
+
     try:
         module = importlib.import_module(module_name, __name__)
     except ImportError as exc:
-        raise ImportError(
-            f"{name} needs the {extra!r} extra: pip install 'commercekit[{extra}]' ({exc})"
-        ) from exc
+        raise missing_extra(name, extra, exc) from exc
     return getattr(module, name)

@@ -15,6 +15,8 @@ idempotency and reconciliation, the vault, webhooks, metrics and failure
 behaviour.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from commercekit.errors import OperationInFlightError, RateLimitedError
 from commercekit.payments._adyen import AdyenGateway, RedirectDetails
 from commercekit.payments._adyen_codes import ADYEN_AMOUNTS, ADYEN_REFUSAL_CODES
@@ -40,6 +42,7 @@ from commercekit.payments._card import (
     mask_number,
 )
 from commercekit.payments._http import HttpRequest, HttpResponse, MockTransport, UrllibTransport
+from commercekit.payments._httpx import AsyncHttpTransport, AsyncHttpxTransport, HttpxTransport
 from commercekit.payments._idempotency import InMemoryIdempotencyStore
 from commercekit.payments._ledger import Payment
 from commercekit.payments._records import Claim, ClaimKind, IdempotencyRecord, RecordStatus
@@ -57,8 +60,6 @@ from commercekit.payments._sandbox import SandboxGateway
 from commercekit.payments._sandbox_cards import SANDBOX_CARDS
 from commercekit.payments._sandbox_faults import SandboxFault
 from commercekit.payments._service import PaymentService, ServiceSource
-from commercekit.payments._sql import SqlAlchemyIdempotencyStore
-from commercekit.payments._sql_vault import SqlAlchemyVaultStore
 from commercekit.payments._state import TRANSITIONS, PaymentEvent, PaymentState, transition
 from commercekit.payments._stripe import StripeGateway
 from commercekit.payments._stripe_declines import STRIPE_DECLINE_CODES
@@ -84,6 +85,10 @@ from commercekit.payments._webhooks import (
     stripe_signature,
 )
 
+if TYPE_CHECKING:
+    from commercekit.payments._sql import SqlAlchemyIdempotencyStore
+    from commercekit.payments._sql_vault import SqlAlchemyVaultStore
+
 __all__ = [
     "ADYEN_AMOUNTS",
     "ADYEN_REFUSAL_CODES",
@@ -102,6 +107,8 @@ __all__ = [
     "AmazonPaySigner",
     "AmountRules",
     "AnyResult",
+    "AsyncHttpTransport",
+    "AsyncHttpxTransport",
     "Card",
     "CardBrand",
     "CardNumber",
@@ -117,6 +124,7 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "HttpTransport",
+    "HttpxTransport",
     "IdempotencyRecord",
     "IdempotencyStore",
     "InMemoryIdempotencyStore",
@@ -162,3 +170,20 @@ __all__ = [
     "stripe_signature",
     "transition",
 ]
+
+# The SQL stores import SQLAlchemy (about 0.2 s), so they load on first use: a
+# process that only talks to a gateway never pays for it.
+_LAZY = {
+    "SqlAlchemyIdempotencyStore": "commercekit.payments._sql",
+    "SqlAlchemyVaultStore": "commercekit.payments._sql_vault",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

@@ -38,7 +38,8 @@ from commercekit.payments._adyen_codes import ADYEN_AMOUNTS, refusal
 from commercekit.payments._adyen_wire import AdyenClient, adyen_key
 from commercekit.payments._amounts import AmountRules
 from commercekit.payments._card import Card, ProviderToken
-from commercekit.payments._http import UrllibTransport, path_segment, unreadable_answers
+from commercekit.payments._http import path_segment, unreadable_answers
+from commercekit.payments._httpx import default_transport
 from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._results import (
     ActionRequired,
@@ -90,7 +91,7 @@ class AdyenGateway:
             raise InvalidInputError("an Adyen merchant account name is needed")
         self._client = AdyenClient(
             api_key,
-            transport if transport is not None else UrllibTransport(),
+            transport if transport is not None else default_transport(),
             base_url=base_url,
             timeout_s=timeout_s,
         )

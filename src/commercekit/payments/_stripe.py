@@ -21,7 +21,8 @@ from commercekit.money import Currency, Money
 from commercekit.money._currency import shown
 from commercekit.payments._amounts import STRIPE_AMOUNTS, AmountRules
 from commercekit.payments._card import Card, ProviderToken
-from commercekit.payments._http import UrllibTransport, path_segment, unreadable_answers
+from commercekit.payments._http import path_segment, unreadable_answers
+from commercekit.payments._httpx import default_transport
 from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._results import (
     ActionRequired,
@@ -45,7 +46,8 @@ LOOKUP_PAGE: Final = 100
 class StripeGateway:
     """A :class:`PaymentGateway` over Stripe's HTTP API.
 
-    *transport* defaults to :class:`UrllibTransport`; pass a
+    *transport* defaults to a pooled :class:`HttpxTransport` (the ``[http]`` extra;
+    :class:`UrllibTransport` without it); pass a
     :class:`MockTransport` in tests. *base_url* points elsewhere for
     imitations such as localstripe.
     """
@@ -63,7 +65,7 @@ class StripeGateway:
     ) -> None:
         self._client = StripeClient(
             api_key,
-            transport if transport is not None else UrllibTransport(),
+            transport if transport is not None else default_transport(),
             base_url=base_url,
             timeout_s=timeout_s,
             stripe_version=stripe_version,

@@ -50,7 +50,7 @@ from commercekit.payments._amazonpay._wire import (
 )
 from commercekit.payments._amounts import AmountRules
 from commercekit.payments._card import ProviderToken
-from commercekit.payments._http import UrllibTransport
+from commercekit.payments._httpx import default_transport
 from commercekit.payments._results import (
     ActionRequired,
     AnyResult,
@@ -85,7 +85,7 @@ class AmazonPayGateway:
     ) -> None:
         self._config = config
         self._client = AmazonPayClient(
-            config, transport if transport is not None else UrllibTransport(), clock=clock
+            config, transport if transport is not None else default_transport(), clock=clock
         )
         self._return_url = return_url
         self._name = name
