@@ -82,6 +82,7 @@ class Listing:
     available: int
     images: tuple[str, ...]
     category: str
+    stock: dict[str, int]
 
     @property
     def id(self) -> str:
@@ -90,6 +91,9 @@ class Listing:
 
 class CatalogView:
     """The storefront's read model: the active catalog with prices and stock, kept a few seconds.
+
+    Pages show stock from this snapshot (at most *ttl_s* old); the checkout's
+    reservation is what guards against overselling, not the page.
 
     The catalog service pages products by id; search and filters run over
     this snapshot, which every app server refreshes on its own.
@@ -129,13 +133,15 @@ class CatalogView:
             live = [v.sku for v in p.variants if v.active]
             if not live:
                 continue
+            stock = {sku: shop.commerce.inventory.available(sku) for sku in live}
             out.append(
                 Listing(
                     product=p,
                     price=min((prices[s] for s in live), key=lambda m: m.amount),
-                    available=sum(shop.commerce.inventory.available(s) for s in live),
+                    available=sum(stock.values()),
                     images=tuple(shop.image_url(i) for i in p.images),
                     category=p.attributes.get("category", ""),
+                    stock=stock,
                 )
             )
         return out

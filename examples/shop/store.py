@@ -178,13 +178,10 @@ class Storefront:
         return found[(page - 1) * size : page * size], len(found), pages
 
     async def product(self, s: Session, product_id: str) -> tuple[Listing, dict[str, int]]:
-        """The product and the live stock of each variant; emits Product Viewed."""
+        """The product and each variant's stock (from the snapshot); emits Product Viewed."""
         listing = await run_in_threadpool(self.shop.catalog.get, product_id)
-        stock = await run_in_threadpool(
-            lambda: {v.sku: self.c.inventory.available(v.sku) for v in listing.product.variants}
-        )
         self.shop.track(product_viewed(product_id, listing.price, **s.ident()))
-        return listing, stock
+        return listing, listing.stock
 
     # -- cart ------------------------------------------------------------------------------
 

@@ -1,0 +1,138 @@
+"""Benchmark of the example shop's front balancer: through it over two app servers vs direct to one.
+
+Same run, same load generator (Debian's ``wrk``, 1 thread, 32 connections,
+a random ``sid`` cookie per request so the balancer spreads visitors), on the
+JSON product page (``/api/products/p001``) and the HTML product page
+(``/products/p001``), alternating direct and balanced rounds::
+
+    apt-get install -y wrk
+    .venv/bin/python benchmarks/shop.py            # the table
+    .venv/bin/python benchmarks/shop.py --json     # one JSON object with meets_* booleans
+    .venv/bin/python benchmarks/shop.py --quick    # a short smoke run
+
+Targets (issue: the example shop): through the balancer >= 0.85x the direct
+requests/s and p99 <= 1.5x the direct p99, for each page. Each figure is the
+median of the rounds. The script reports; it does not fail on a missed target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))
+
+from shop.fleet import Fleet  # noqa: E402
+from shop.settings import Settings  # noqa: E402
+
+LUA = """
+math.randomseed(os.time())
+request = function()
+  local sid = string.format("%08x%08x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
+  return wrk.format(nil, nil, {["Cookie"] = "sid=" .. sid})
+end
+"""
+
+
+def _ms(text: str) -> float:
+    found = re.match(r"([\d.]+)(us|ms|s)", text)
+    if found is None:
+        return float("nan")
+    value, unit = found.groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, seconds: int, script: str) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", "-c32", f"-d{seconds}s", "--latency", "-s", script, url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 30,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": rps,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "errors": float(errors.group(1)) if errors else 0,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    seconds, rounds = (2, 1) if args.quick else (5, 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "SHOP_DATA_DIR": tmp,
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "examples")]),
+        }
+        script = Path(tmp) / "sid.lua"
+        script.write_text(LUA)
+        fleet = Fleet(Settings.from_env(env), apps=2, front_port=_free(), env=env)
+        try:
+            fleet.start(timeout_s=120)
+            direct = f"http://127.0.0.1:{fleet.procs['app-1'].port}"
+            results: dict[str, dict[str, list[dict[str, float]]]] = {}
+            for page, path in (("json", "/api/products/p001"), ("html", "/products/p001")):
+                runs: dict[str, list[dict[str, float]]] = {"direct": [], "front": []}
+                for base in (direct, fleet.url):  # warm-up
+                    wrk(base + path, 1, str(script))
+                for _ in range(rounds):
+                    runs["direct"].append(wrk(direct + path, seconds, str(script)))
+                    runs["front"].append(wrk(fleet.url + path, seconds, str(script)))
+                results[page] = runs
+        finally:
+            fleet.stop()
+    report: dict[str, object] = {"rounds": rounds, "seconds": seconds}
+    lines = [f"{'page':<6}{'path':<8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"]
+    for page, runs in results.items():
+        med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in runs.items()}
+        for k in ("direct", "front"):
+            f = med[k]
+            lines.append(
+                f"{page:<6}{k:<8}{f['rps']:>10.0f}{f['p50_ms']:>9.2f}{f['p99_ms']:>9.2f}"
+                f"{f['errors']:>8.0f}"
+            )
+            report[f"{page}_{k}"] = f
+        rps_ratio = med["front"]["rps"] / med["direct"]["rps"]
+        p99_ratio = med["front"]["p99_ms"] / med["direct"]["p99_ms"]
+        lines.append(
+            f"{page:<6}ratio   {rps_ratio:>10.2f}x req/s, p99 {p99_ratio:.2f}x "
+            "(targets >= 0.85x, <= 1.5x)"
+        )
+        report[f"{page}_rps_ratio"] = rps_ratio
+        report[f"{page}_p99_ratio"] = p99_ratio
+        report[f"meets_{page}_rps"] = rps_ratio >= 0.85
+        report[f"meets_{page}_p99"] = p99_ratio <= 1.5
+    print(json.dumps(report, indent=2) if args.json else "\n".join(lines))
+    return 0
+
+
+def _free() -> int:
+    from shop.fleet import free_port
+
+    return free_port()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
