@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="the whole fleet on this machine")
     up.add_argument("--apps", type=int, default=2, help="app server processes (default 2)")
     up.add_argument("--port", type=int, default=8000, help="the front balancer's port")
+    demo = sub.add_parser("demo", help="the fleet, a simulated crowd, failures, a report")
+    demo.add_argument("--once", action="store_true", help="exit after the report")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--seconds", type=float, default=45.0)
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.command == "seed":
@@ -73,6 +77,25 @@ def main(argv: list[str] | None = None) -> int:
         from shop.front import run_front
 
         run_front([b.strip() for b in args.backends.split(",") if b.strip()], args.host, args.port)
+    elif args.command == "demo":
+        from shop.demo import run_demo
+        from shop.fleet import Fleet
+
+        fleet = Fleet(settings, apps=2, front_port=args.port)
+        try:
+            print("starting the fleet ...", flush=True)
+            fleet.start()
+            print(fleet.describe(), flush=True)
+            print(run_demo(fleet, seconds=args.seconds), flush=True)
+            if not args.once:
+                import threading
+
+                print(f"\nthe shop keeps running at {fleet.url} (Ctrl-C stops it)", flush=True)
+                threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            fleet.stop()
     else:
         import signal
         import threading

@@ -243,7 +243,8 @@ class Front:
         try:
             while not res.complete:
                 try:
-                    data = await asyncio.wait_for(reader.read(65536), self.read_timeout_s)
+                    async with asyncio.timeout(self.read_timeout_s):  # no task per read
+                        data = await reader.read(65536)
                 except (OSError, TimeoutError) as exc:
                     raise _Broken(sent=True) from exc
                 if not data:
@@ -393,7 +394,8 @@ class Front:
             while not self.draining or parsed.done:
                 if not parsed.done:
                     try:
-                        data = await asyncio.wait_for(reader.read(65536), 60.0)
+                        async with asyncio.timeout(60.0):
+                            data = await reader.read(65536)
                     except (OSError, TimeoutError):
                         return
                     if not data:
