@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The example shop's fleet, a simulated crowd, failures and a report; the shop stays up
+# until Ctrl-C (make demo DEMO_ARGS=--once exits after the report).
 demo: $(STAMP)
-	$(BIN)/python examples/tour.py
+	cd examples && ../$(BIN)/python -m shop demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -78,10 +78,16 @@ def main(argv: list[str] | None = None) -> int:
 
         run_front([b.strip() for b in args.backends.split(",") if b.strip()], args.host, args.port)
     elif args.command == "demo":
-        from shop.demo import run_demo
-        from shop.fleet import Fleet
+        import socket
 
-        fleet = Fleet(settings, apps=2, front_port=args.port)
+        from shop.demo import run_demo
+        from shop.fleet import Fleet, free_port
+
+        port = args.port
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:  # taken: use a free one
+                port = free_port()
+        fleet = Fleet(settings, apps=2, front_port=port)
         try:
             print("starting the fleet ...", flush=True)
             fleet.start()
