@@ -14,6 +14,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,6 +38,17 @@ _FUZZ = settings(
     max_examples=int(os.environ.get("COMMERCEKIT_FUZZ_EXAMPLES", "40")),
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+#: Calls take microseconds to milliseconds; the bound catches a quadratic or
+#: hanging path, with room for a loaded machine (2 cores shared by many jobs).
+BOUND_S = 3.0
+
+
+def ours(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``only_ours`` with this suite's time bound."""
+    return only_ours(call, *args, bound_s=BOUND_S, **kwargs)
+
+
 number = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(),
@@ -74,7 +86,7 @@ def test_measurements_agree_across_backends(value: object) -> None:
         histogram = metrics.histogram("fuzz_seconds", description="f")
         answers.append(
             tuple(
-                only_ours(kinds, call)
+                ours(kinds, call)
                 for call in (
                     functools.partial(counter.inc, value),  # type: ignore[arg-type]
                     functools.partial(gauge.add, value),  # type: ignore[arg-type]
@@ -87,7 +99,7 @@ def test_measurements_agree_across_backends(value: object) -> None:
     memory = InMemoryMetrics()
     counter = memory.counter("fuzz_total", description="f")
     counter.inc(2)
-    only_ours(kinds, lambda: counter.inc(value))  # type: ignore[arg-type]
+    ours(kinds, lambda: counter.inc(value))  # type: ignore[arg-type]
     total = memory.value("fuzz_total")
     assert math.isfinite(total)
 
@@ -104,9 +116,9 @@ def test_metric_names_and_tags(name: str, tags: dict[str, object] | None, unit: 
     fresh = [InMemoryMetrics(), PrometheusMetrics(CollectorRegistry()), SHARED[2]]
     for metrics in fresh:
         for factory in (metrics.counter, metrics.gauge, metrics.histogram):
-            only_ours(factory, name, description="f", unit=unit, tags=tags)  # type: ignore[arg-type]
+            ours(factory, name, description="f", unit=unit, tags=tags)  # type: ignore[arg-type]
         if isinstance(metrics, PrometheusMetrics):
-            only_ours(metrics.exposition)
+            ours(metrics.exposition)
 
 
 @_FUZZ
@@ -118,9 +130,9 @@ def test_metric_names_and_tags(name: str, tags: dict[str, object] | None, unit: 
     at_s=st.one_of(st.floats(), st.integers(), not_a_string),
 )
 def test_events_and_emit(name: object, attributes: object, at_s: object) -> None:
-    event = only_ours(Event, name, attributes, at_s)  # type: ignore[arg-type]
+    event = ours(Event, name, attributes, at_s)  # type: ignore[arg-type]
     memory = InMemoryMetrics()
-    only_ours(memory.emit, attributes)
+    ours(memory.emit, attributes)
     assert memory.events == []
     if event is not None:
         json.dumps({"name": event.name, **event.attributes, "at_s": event.at_s})
@@ -157,7 +169,7 @@ def test_a_channel_delivers_every_event_it_accepted(batch: list[object]) -> None
     accepted = 0
     with EventChannel(serializing, batch_size=7, flush_interval_s=0.001) as channel:
         for item in batch:
-            if only_ours(channel.emit, item) is None and isinstance(item, Event):
+            if ours(channel.emit, item) is None and isinstance(item, Event):
                 accepted += 1
         assert channel.flush(5.0)
     assert len(delivered) == accepted
