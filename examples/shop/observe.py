@@ -89,11 +89,13 @@ class ObserveMiddleware:
             sid = new_sid = secrets.token_urlsafe(12)
         scope.setdefault("state", {})["sid"] = sid
         status, size = 500, 0
+        served_by = self.server.encode()
 
         async def wrapped(message: dict[str, Any]) -> None:
             nonlocal status, size
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-served-by", served_by)]
                 if new_sid is not None:
                     cookie = f"sid={new_sid}; Path=/; HttpOnly; SameSite=Lax"
                     message["headers"] = [

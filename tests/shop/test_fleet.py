@@ -33,12 +33,12 @@ def served_by(html: str) -> str:
 
 def test_visitors_stick_to_one_app_server(fleet: Fleet) -> None:
     seen: Counter[str] = Counter()
-    for _ in range(10):
+    for _ in range(12):
         with httpx.Client(base_url=fleet.url) as c:
-            first = served_by(c.get("/").text)
+            first = c.get("/api/cart").headers["x-served-by"]
             assert "sid" in c.cookies
-            assert served_by(c.get("/cart").text) == first
-            assert served_by(c.get("/orders").text) == first
+            assert c.get("/api/cart").headers["x-served-by"] == first
+            assert c.get("/api/orders").headers["x-served-by"] == first
             seen[first] += 1
     assert set(seen) == {"app-1", "app-2"}, seen
 
