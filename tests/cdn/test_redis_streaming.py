@@ -47,6 +47,8 @@ from ._loopback import PATTERN, StreamingServer, pattern_bytes
 from .test_streaming import digest, fetch, peak_while, proxy
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
+# These tests are about streaming, not deadlines: a loaded CI machine must not trip the store's.
+SLACK_TIMEOUT_S = 10.0
 MiB = 1024 * 1024
 NOW = 1_000.0
 KEY = "https://video.shop.test/intro.mp4"
@@ -82,6 +84,7 @@ async def redis_store(namespace: str, **kw: Any) -> AsyncIterator[RedisStore]:
     from redis.asyncio import Redis
 
     kw.setdefault("max_entry_bytes", 64 * MiB)
+    kw.setdefault("timeout_s", SLACK_TIMEOUT_S)
     store = RedisStore(Redis.from_url(REDIS_URL), namespace=namespace, clock=ManualClock(NOW), **kw)
     try:
         yield store
@@ -396,7 +399,12 @@ def test_a_reader_that_stops_early_releases_its_batch_and_connection(namespace: 
             await store_pattern(store, 8 * MiB)
         # one connection only: a reader that kept it would block the next command
         pool = BlockingConnectionPool.from_url(REDIS_URL, max_connections=1, timeout=2)
-        store = RedisStore(Redis.from_pool(pool), namespace=namespace, clock=ManualClock(NOW))
+        store = RedisStore(
+            Redis.from_pool(pool),
+            namespace=namespace,
+            clock=ManualClock(NOW),
+            timeout_s=SLACK_TIMEOUT_S,
+        )
         try:
             body = await stored_body(store)
             untouched = body.open()
@@ -441,7 +449,9 @@ def test_a_20_mib_hit_streams_from_redis_through_the_proxy(namespace: str) -> No
     host = {"host": "video.shop.test"}  # one cache key, whatever port each proxy gets
 
     def edge(origin_url: str) -> EdgeCache:
-        store = RedisStore.from_url(REDIS_URL, namespace=namespace, max_entry_bytes=64 * MiB)
+        store = RedisStore.from_url(
+            REDIS_URL, namespace=namespace, max_entry_bytes=64 * MiB, timeout_s=SLACK_TIMEOUT_S
+        )
         return EdgeCache(HttpOrigin(origin_url), store)
 
     with StreamingServer() as origin:
@@ -495,7 +505,9 @@ def test_a_revalidated_or_stale_redis_hit_streams_the_same_chunks(namespace: str
 
     async def main() -> None:
         clock = ManualClock(NOW)
-        store = RedisStore.from_url(REDIS_URL, namespace=namespace, clock=clock)
+        store = RedisStore.from_url(
+            REDIS_URL, namespace=namespace, clock=clock, timeout_s=SLACK_TIMEOUT_S
+        )
         origin = versioned_origin(data, fail)
         async with EdgeCache(origin, store, clock=clock) as edge:
             assert await (await edge.get(url)).read() == data[0]
@@ -528,7 +540,7 @@ def test_an_edge_purge_mid_hit_is_seen_next_and_the_hit_finishes_its_version(
     url = "https://img.shop.test/big.jpg"
 
     async def main() -> None:
-        store = RedisStore.from_url(REDIS_URL, namespace=namespace)
+        store = RedisStore.from_url(REDIS_URL, namespace=namespace, timeout_s=SLACK_TIMEOUT_S)
         origin = versioned_origin(data, fail)
         async with EdgeCache(origin, store) as edge:
             await (await edge.get(url)).read()

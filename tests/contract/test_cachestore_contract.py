@@ -35,7 +35,8 @@ async def redis_store(clock: ManualClock) -> AsyncIterator[CacheStore]:
 
     client = Redis.from_url(REDIS_URL)
     namespace = f"test:{uuid.uuid4().hex}"
-    store = RedisStore(client, namespace=namespace, clock=clock)
+    # The contract is about behaviour, not the deadline (tested in test_breaker.py).
+    store = RedisStore(client, namespace=namespace, clock=clock, timeout_s=10.0)
     try:
         yield store
     finally:

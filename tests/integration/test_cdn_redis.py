@@ -58,7 +58,10 @@ def test_edges_share_responses_and_purges_through_redis() -> None:
             EdgeCache(
                 origin,
                 RedisStore(
-                    Redis.from_url("redis://127.0.0.1:6379/15"), namespace=namespace, clock=clock
+                    Redis.from_url("redis://127.0.0.1:6379/15"),
+                    namespace=namespace,
+                    clock=clock,
+                    timeout_s=10.0,
                 ),
                 clock=clock,
                 name=f"app{i}",
@@ -125,6 +128,7 @@ def test_large_bodies_stream_into_redis_chunks_and_failures_leave_nothing() -> N
                 namespace=namespace,
                 max_entry_bytes=32 * 1024 * 1024,
                 chunk_bytes=1024 * 1024,
+                timeout_s=10.0,
             )
             return EdgeCache(HttpOrigin(origin_url), store, name=name)
 
@@ -308,7 +312,10 @@ def test_redis_keeps_a_bounded_number_of_variants_per_url() -> None:
 
         namespace = f"test:{uuid.uuid4().hex}"
         store = RedisStore(
-            Redis.from_url("redis://127.0.0.1:6379/15"), namespace=namespace, max_variants=3
+            Redis.from_url("redis://127.0.0.1:6379/15"),
+            namespace=namespace,
+            max_variants=3,
+            timeout_s=10.0,
         )
         origin = MockOrigin(
             lambda r: Response(
