@@ -93,7 +93,28 @@ def test_an_app_server_killed_under_load_fails_no_idempotent_request(fleet: Flee
                     failures.append(str(r.status_code))
                 done["after" if killed.is_set() else "before"] += 1
 
-    workers = [threading.Thread(target=browse, args=(i,)) for i in range(6)]
+    confirmed: list[str] = []
+    unsure: list[int] = []
+
+    def buy(n: int) -> None:
+        while not stop.is_set():
+            with httpx.Client(base_url=fleet.url, timeout=30) as c:
+                try:
+                    added = c.post("/api/cart/add", json={"sku": "P001-L", "qty": 1})
+                    if added.status_code != 200:  # a POST cut by the kill: 502
+                        unsure.append(added.status_code)
+                        continue
+                    r = c.post("/api/checkout", json={**ADDRESS, "card_number": "4242424242424242"})
+                except httpx.HTTPError:
+                    unsure.append(0)
+                    continue
+                if r.status_code == 201:
+                    confirmed.append(r.json()["order"]["id"])
+                else:
+                    unsure.append(r.status_code)  # a POST cut by the kill: 502, never retried
+
+    workers = [threading.Thread(target=browse, args=(i,)) for i in range(4)]
+    workers += [threading.Thread(target=buy, args=(i,)) for i in range(2)]
     for w in workers:
         w.start()
     deadline = time.monotonic() + 60
@@ -107,7 +128,12 @@ def test_an_app_server_killed_under_load_fails_no_idempotent_request(fleet: Flee
     for w in workers:
         w.join(timeout=30)
     assert done["after"] >= 30, done
-    assert failures == []
+    assert failures == []  # no idempotent request failed
+    shop = build_shop(fleet.settings)
+    assert confirmed
+    orders = [shop.commerce.orders.get(oid) for oid in confirmed]  # none lost
+    assert len({o.checkout_key for o in orders}) == len(orders)  # none duplicated
+    assert all(status == 502 for status in unsure), unsure
     fleet.spawn("app-1")
     assert fleet.wait_healthy("app-1", 60)
     deadline = time.monotonic() + 20
