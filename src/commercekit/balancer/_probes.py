@@ -36,7 +36,7 @@ _USERINFO = re.compile(r"\s*(?P<head>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
 def host_port(node: str) -> tuple[str, int]:
     """Read ``"host:port"`` (or ``"[v6 address]:port"``) from a node name."""
     host, sep, port = node.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigurationError(
             f"node {node!r} is not 'host:port'; name nodes that way, or give the probe an "
             f"address function that maps a node name to (host, port)"

@@ -130,7 +130,7 @@ def parse_cache_control(field: str | None) -> CacheControl:
                 found[attr] = DELTA_SECONDS_MAX  # any staleness is acceptable
             else:
                 seconds = _delta_seconds(arg)
-                if arg is None or not arg.strip('" ').isdigit():
+                if arg is None or not arg.strip('" ').isascii() or not arg.strip('" ').isdigit():
                     malformed = True
                 found[attr] = seconds
         elif name in _FLAGS:

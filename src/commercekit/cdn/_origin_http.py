@@ -189,7 +189,8 @@ async def _drop_overfull(client: httpx.AsyncClient) -> None:
 
 
 def _length(value: str | None) -> int | None:
-    if value is None or not value.isdigit():
+    # isascii: str.isdigit() also takes superscripts and other scripts' digits.
+    if value is None or not value.isascii() or not value.isdigit():
         return None
     return int(value)
 

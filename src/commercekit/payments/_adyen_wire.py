@@ -126,6 +126,6 @@ class AdyenClient:
 def _json(response: HttpResponse) -> dict[str, Any] | None:
     try:
         data = json.loads(response.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past the stack
         return None
     return data if isinstance(data, dict) else None
