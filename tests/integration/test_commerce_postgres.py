@@ -11,7 +11,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +18,6 @@ import pytest
 
 from commercekit.commerce import Commerce
 from commercekit.commerce.checkout import STEPS, CheckoutStatus
-from commercekit.commerce.inventory import verify_inventory
 from commercekit.commerce.orders import PaymentStatus
 from commercekit.errors import OutOfStockError
 from commercekit.payments import PaymentService, PaymentState
@@ -47,58 +45,22 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def env(pg_url: str) -> Iterator[tuple[Database, Commerce, PaymentService]]:
-    db = h.open_database(pg_url)
-    payments = h.payments_for(pg_url)
-    shop = h.shop_for(db, payments)
-    yield db, shop, payments
-    report = verify_inventory(db)
-    assert report.ok, report.drift
-    check_money_invariants(shop, payments)
-    db.close()
-    h.dispose_all()
+    with h.commerce_env(pg_url, pg_url) as env:
+        yield env
 
 
-def sku(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}"
+sku = h.sku
 
 
 def test_fifty_threads_for_ten_units(env: tuple[Database, Commerce, PaymentService]) -> None:
-    _, shop, _ = env
-    drop = sku("DROP")
-    h.seed(shop, {drop: 10})
-    carts = [h.new_cart(shop, {drop: 1}) for _ in range(50)]
-    orders, sold, errors = h.buy_all(shop, carts, threads=50)
-    assert errors == []
-    assert (orders, sold) == (10, 40)
-    level = shop.inventory.level(drop)
-    assert (level.allocated, level.reserved) == (10, 0)
+    h.check_fifty_threads_for_ten_units(env[1])
 
 
 @stress
 def test_fifty_buyers_from_five_processes_for_ten_units(
     env: tuple[Database, Commerce, PaymentService], pg_url: str
 ) -> None:
-    _, shop, _ = env
-    drop = sku("DROP")
-    h.seed(shop, {drop: 10})
-    carts = [h.new_cart(shop, {drop: 1}) for _ in range(50)]
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Barrier(5)
-    out: Any = ctx.Queue()
-    procs = [
-        ctx.Process(target=h.buyer_process, args=(pg_url, pg_url, carts[i::5], 2, start, out))
-        for i in range(5)
-    ]
-    for p in procs:
-        p.start()
-    results = [out.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=30)
-    assert [p.exitcode for p in procs] == [0] * 5
-    assert [e for _, _, errors in results for e in errors] == []
-    assert sum(r[0] for r in results) == 10
-    assert sum(r[1] for r in results) == 40
-    assert shop.inventory.level(drop).allocated == 10
+    h.check_fifty_buyers_from_five_processes(env[1], pg_url, pg_url, timeout=120)
 
 
 def test_twenty_identical_submissions_one_order_one_authorization(
@@ -131,12 +93,7 @@ def test_twenty_identical_submissions_one_order_one_authorization(
 def test_two_hundred_baskets_in_random_order_from_eight_workers_never_deadlock(
     env: tuple[Database, Commerce, PaymentService],
 ) -> None:
-    _, shop, _ = env
-    skus = [sku(f"S{i}") for i in range(6)]
-    h.seed(shop, dict.fromkeys(skus, 1000))
-    done, errors = h.reserve_baskets(shop, h.random_baskets(skus, 200, seed=7), threads=8)
-    assert errors == []  # no deadlock (or any other error) reached a caller
-    assert done == 200
+    h.check_random_baskets_never_deadlock(env[1])
 
 
 @stress
