@@ -220,8 +220,39 @@ class WebhookProcessor:
         lease_s: float = 60.0,
     ) -> None:
         self._verifier = verifier
-        self._store = store
         self._handler = handler
+        self._once = _ExactlyOnce(store, metrics=metrics, clock=clock, lease_s=lease_s)
+
+    def receive(self, payload: bytes, signature_header: str) -> WebhookOutcome:
+        """Verify, parse and handle one delivery; see the class docstring."""
+        try:
+            self._verifier.verify(payload, signature_header)
+            event = _parse(payload)
+        except InvalidInputError:
+            self._once.rejected()
+            raise
+        return self._once.run(
+            f"webhook:{event.id}", event.id, event.type, lambda: self._handler(event)
+        )
+
+
+class _ExactlyOnce:
+    """The exactly-once step every webhook receiver shares.
+
+    :meth:`run` claims *key* in the store, runs the action, and records the
+    claim; if the action raises, the claim is let go so a redelivery runs it
+    again. Deliveries are counted in ``commercekit_payments_webhooks_total``.
+    """
+
+    def __init__(
+        self,
+        store: IdempotencyStore,
+        *,
+        metrics: Metrics | None,
+        clock: Clock,
+        lease_s: float,
+    ) -> None:
+        self._store = store
         self._clock = clock
         self._lease_s = lease_s
         m = metrics if metrics is not None else NullMetrics()
@@ -234,22 +265,19 @@ class WebhookProcessor:
             for outcome in ("accepted", "duplicate", "rejected")
         }
 
-    def receive(self, payload: bytes, signature_header: str) -> WebhookOutcome:
-        """Verify, parse and handle one delivery; see the class docstring."""
-        try:
-            self._verifier.verify(payload, signature_header)
-            event = _parse(payload)
-        except InvalidInputError:
-            self._counts["rejected"].inc()
-            raise
-        key = f"webhook:{event.id}"
+    def rejected(self) -> None:
+        self._counts["rejected"].inc()
+
+    def run(
+        self, key: str, event_id: str, event_type: str, action: Callable[[], None]
+    ) -> WebhookOutcome:
         owner = uuid.uuid4().hex
         claim = self._store.begin(
             key,
             scope=key,
             operation="webhook",
-            fingerprint=hashlib.sha256(event.id.encode()).hexdigest(),
-            request=json.dumps({"id": event.id, "type": event.type}),
+            fingerprint=hashlib.sha256(event_id.encode()).hexdigest(),
+            request=json.dumps({"id": event_id, "type": event_type}),
             owner=owner,
             now=self._clock(),
             lease_s=self._lease_s,
@@ -258,7 +286,7 @@ class WebhookProcessor:
             self._counts["duplicate"].inc()
             return WebhookOutcome.DUPLICATE
         try:
-            self._handler(event)
+            action()
         except BaseException:
             self._store.release(key, owner=owner, unknown=False)
             raise

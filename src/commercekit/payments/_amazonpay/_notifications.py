@@ -16,19 +16,16 @@ the notification says what changed, not what it became.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from commercekit.errors import InvalidInputError
-from commercekit.metrics import Metrics, NullMetrics
+from commercekit.metrics import Metrics
 from commercekit.payments._amazonpay._sns import SnsMessage, SnsVerifier
-from commercekit.payments._records import ClaimKind
 from commercekit.payments._typing import Clock, IdempotencyStore
-from commercekit.payments._webhooks import WebhookEvent, WebhookOutcome
+from commercekit.payments._webhooks import WebhookEvent, WebhookOutcome, _ExactlyOnce
 
 __all__ = ["AmazonPayNotifications"]
 
@@ -58,20 +55,9 @@ class AmazonPayNotifications:
         lease_s: float = 60.0,
     ) -> None:
         self._verifier = verifier
-        self._store = store
         self._handler = handler
         self._on_subscription = on_subscription
-        self._clock = clock
-        self._lease_s = lease_s
-        m = metrics if metrics is not None else NullMetrics()
-        self._counts = {
-            outcome: m.counter(
-                "commercekit_payments_webhooks_total",
-                description="Webhook deliveries, by what was done with them.",
-                tags={"outcome": outcome},
-            )
-            for outcome in ("accepted", "duplicate", "rejected")
-        }
+        self._once = _ExactlyOnce(store, metrics=metrics, clock=clock, lease_s=lease_s)
 
     def receive(self, body: bytes) -> WebhookOutcome:
         """Verify, parse and handle one SNS delivery; see the class docstring."""
@@ -79,34 +65,18 @@ class AmazonPayNotifications:
             message = self._verifier.verify(body)
             event = _event(message)
         except InvalidInputError:
-            self._counts["rejected"].inc()
+            self._once.rejected()
             raise
-        key = f"webhook:amazonpay:{message.message_id}"
-        owner = uuid.uuid4().hex
-        claim = self._store.begin(
-            key,
-            scope=key,
-            operation="webhook",
-            fingerprint=hashlib.sha256(message.message_id.encode()).hexdigest(),
-            request=json.dumps({"id": message.message_id, "type": event.type}),
-            owner=owner,
-            now=self._clock(),
-            lease_s=self._lease_s,
-        )
-        if claim.kind is ClaimKind.REPLAY:
-            self._counts["duplicate"].inc()
-            return WebhookOutcome.DUPLICATE
-        try:
+
+        def handle() -> None:
             if message.type == "Notification":
                 self._handler(event)
             elif self._on_subscription is not None:
                 self._on_subscription(message)
-        except BaseException:
-            self._store.release(key, owner=owner, unknown=False)
-            raise
-        self._store.complete(key, owner=owner, result='"handled"', now=self._clock())
-        self._counts["accepted"].inc()
-        return WebhookOutcome.ACCEPTED
+
+        return self._once.run(
+            f"webhook:amazonpay:{message.message_id}", message.message_id, event.type, handle
+        )
 
     def __repr__(self) -> str:
         return f"AmazonPayNotifications({self._verifier!r})"
