@@ -6,8 +6,45 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Self
 
 import attrs
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """An HTTP/1.1 request handler that logs nothing."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class Served:
+    """A threaded server on a free 127.0.0.1 port: ``with`` starts it, leaving stops it."""
+
+    url: str
+
+    def _serve(
+        self,
+        handler: type[BaseHTTPRequestHandler],
+        server: type[ThreadingHTTPServer] = ThreadingHTTPServer,
+    ) -> None:
+        self._server = server(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
 
 
 @attrs.frozen
@@ -21,16 +58,14 @@ class Seen:
 Answer = tuple[int, dict[str, str], bytes]
 
 
-class LoopbackServer:
+class LoopbackServer(Served):
     """``with LoopbackServer(handler) as server:`` serves on ``server.url`` (127.0.0.1)."""
 
     def __init__(self, handler: Callable[[Seen], Answer]) -> None:
         self.seen: list[Seen] = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(QuietHandler):
             def _any(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -49,24 +84,7 @@ class LoopbackServer:
 
             do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PURGE = _any
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> LoopbackServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._serve(Handler)
 
 
 PATTERN = bytes(range(256)) * 256  # 64 KiB; body byte i is i % 256
@@ -77,7 +95,7 @@ def pattern_bytes(first: int, last: int) -> bytes:
     return bytes(i % 256 for i in range(first, last + 1))
 
 
-class StreamingServer:
+class StreamingServer(Served):
     """Serves ``/<size>`` bodies of the pattern in 64 KiB writes without holding them.
 
     Query flags: ``chunked`` (no Content-Length), ``fail=<n>`` (close the
@@ -89,9 +107,7 @@ class StreamingServer:
         self.requests = 0
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 import time
                 from urllib.parse import parse_qs, urlsplit
@@ -128,21 +144,4 @@ class StreamingServer:
                 if chunked:
                     self.wfile.write(b"0\r\n\r\n")
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> StreamingServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._serve(Handler)

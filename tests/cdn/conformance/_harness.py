@@ -16,8 +16,7 @@ import itertools
 import threading
 import traceback
 from collections.abc import Awaitable, Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import attrs
@@ -26,6 +25,7 @@ import httpx
 from commercekit.cdn import EdgeCache, HttpOrigin, ManualClock, MemoryStore, ProxyHandler, serve
 from commercekit.cdn._dates import format_http_date
 from commercekit.metrics import InMemoryMetrics
+from tests.cdn._loopback import QuietHandler, Served
 
 
 @attrs.frozen
@@ -45,7 +45,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024  # socketserver's 5 drops SYNs when 25 cases connect at once
 
 
-class SharedOrigin:
+class SharedOrigin(Served):
     """A loopback origin answering each path with the route its case registered."""
 
     def __init__(self) -> None:
@@ -55,8 +55,7 @@ class SharedOrigin:
         self._lock = threading.Lock()
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        class Handler(QuietHandler):
             wbufsize = 64 * 1024  # headers and body in one write (no delayed-ACK stall)
 
             def _any(self) -> None:
@@ -91,24 +90,7 @@ class SharedOrigin:
 
             do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _any
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> SharedOrigin:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._serve(Handler, _Server)
 
 
 @attrs.frozen
