@@ -49,11 +49,15 @@ def _authorized(token: str, headers: Iterable[tuple[bytes | str, bytes | str]]) 
     if not token:
         return False
     for name, value in headers:
-        key = name.decode("latin-1") if isinstance(name, bytes) else name
-        if key.lower() == "authorization":
+        if _text(name).lower() == "authorization":
             given = value if isinstance(value, bytes) else value.encode("latin-1")
             return hmac.compare_digest(given.strip(), b"Bearer " + token.encode())
     return False
+
+
+def _refused() -> WireResponse:
+    log.warning("a purge with a wrong or missing token was refused")
+    return _json(401, {"error": "a valid Authorization: Bearer token is required"})
 
 
 def parse_purge(body: bytes) -> tuple[PurgeSelector, bool]:
@@ -109,8 +113,7 @@ class AdminHandler:
             if method != "POST":
                 return _json(405, {"error": "use POST"})
             if not _authorized(self._token, headers):
-                log.warning("a purge with a wrong or missing token was refused")
-                return _json(401, {"error": "a valid Authorization: Bearer token is required"})
+                return _refused()
             try:
                 selector, soft = parse_purge(body)
                 result = await self._edge.purge(selector, soft=soft)
@@ -142,8 +145,7 @@ class FanOutAdmin:
 
         path = target.partition("?")[0]
         if path == "/purge" and method == "POST" and not _authorized(self._token, headers):
-            log.warning("a purge with a wrong or missing token was refused")
-            return _json(401, {"error": "a valid Authorization: Bearer token is required"})
+            return _refused()
         answers: list[httpx.Response] = []
         try:
             for uds in self._sockets:
