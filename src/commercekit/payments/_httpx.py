@@ -24,7 +24,7 @@ from __future__ import annotations
 import ssl
 import urllib.parse
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from commercekit._extras import require
 from commercekit.errors import ConfigurationError, OutcomeUnknownError, UnavailableError
@@ -73,6 +73,29 @@ def _limits(max_connections: int, keepalive_expiry_s: float) -> httpx.Limits:
     )
 
 
+def _client_options(
+    ssl_context: ssl.SSLContext | None, max_connections: int, keepalive_expiry_s: float
+) -> dict[str, Any]:
+    """The options both clients are built with: verified TLS, a bounded pool, no redirects."""
+    return {
+        "verify": ssl_context if ssl_context is not None else True,
+        "limits": _limits(max_connections, keepalive_expiry_s),
+        "follow_redirects": False,
+        "trust_env": False,
+    }
+
+
+def _request_options(request: HttpRequest) -> dict[str, Any]:
+    """The arguments of ``request()`` that send *request* on either client."""
+    return {
+        "method": request.method,
+        "url": request.url,
+        "content": request.body,
+        "headers": dict(request.headers),
+        "timeout": request.timeout_s,
+    }
+
+
 def _failed(request: HttpRequest, exc: Exception) -> Exception:
     """The commercekit error for an httpx failure of *request*."""
     import httpx
@@ -115,10 +138,7 @@ class HttpxTransport:
         import httpx
 
         self._client = httpx.Client(
-            verify=ssl_context if ssl_context is not None else True,
-            limits=_limits(max_connections, keepalive_expiry_s),
-            follow_redirects=False,
-            trust_env=False,
+            **_client_options(ssl_context, max_connections, keepalive_expiry_s)
         )
 
     def handle(self, request: HttpRequest) -> HttpResponse:
@@ -127,13 +147,7 @@ class HttpxTransport:
 
         _checked(request)
         try:
-            answer = self._client.request(
-                request.method,
-                request.url,
-                content=request.body,
-                headers=dict(request.headers),
-                timeout=request.timeout_s,
-            )
+            answer = self._client.request(**_request_options(request))
         except httpx.HTTPError as exc:
             raise _failed(request, exc) from exc
         return _response(answer)
@@ -174,10 +188,7 @@ class AsyncHttpxTransport:
         import httpx
 
         self._client = httpx.AsyncClient(
-            verify=ssl_context if ssl_context is not None else True,
-            limits=_limits(max_connections, keepalive_expiry_s),
-            follow_redirects=False,
-            trust_env=False,
+            **_client_options(ssl_context, max_connections, keepalive_expiry_s)
         )
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
@@ -186,13 +197,7 @@ class AsyncHttpxTransport:
 
         _checked(request)
         try:
-            answer = await self._client.request(
-                request.method,
-                request.url,
-                content=request.body,
-                headers=dict(request.headers),
-                timeout=request.timeout_s,
-            )
+            answer = await self._client.request(**_request_options(request))
         except httpx.HTTPError as exc:
             raise _failed(request, exc) from exc
         return _response(answer)
