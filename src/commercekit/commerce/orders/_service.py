@@ -12,12 +12,13 @@ never moves money twice.
 from __future__ import annotations
 
 import decimal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from commercekit.commerce._shared import check_id, check_quantity, new_id, rowcount
 from commercekit.errors import (
@@ -29,7 +30,7 @@ from commercekit.repository import UnitOfWork
 
 from . import _tables as t
 from ._base import order_number
-from ._model import Order
+from ._model import Order, OrderLine
 from ._payments import OrderPayments
 from ._status import FulfilmentStatus, OrderStatus, PaymentStatus, transition
 
@@ -190,27 +191,17 @@ class Orders(OrderPayments):
             s = uow.session
             order = self._read(s, order_id)
             transition(order.status, OrderStatus.COMPLETED)  # only a placed order ships
-            lines = {ln.sku: ln for ln in order.lines}
-            ol = t.order_lines.c
             done = 0
-            for sku, qty in sorted(wanted.items()):
-                line = lines.get(sku)
-                if line is None:
-                    raise InvalidInputError(f"order {order.number} has no line {sku!r}")
-                if not rowcount(
-                    s.execute(
-                        update(t.order_lines)
-                        .where(
-                            ol.order_id == order_id,
-                            ol.line_no == line.line_no,
-                            ol.fulfilled + qty <= ol.qty,
-                        )
-                        .values(fulfilled=ol.fulfilled + qty)
-                    )
-                ):
-                    raise InvalidInputError(
-                        f"cannot ship {qty} of {sku!r}: {line.qty - line.fulfilled} left to ship"
-                    )
+            _add_to_lines(
+                s,
+                order,
+                wanted,
+                "fulfilled",
+                "qty",
+                lambda sku, qty, line: (
+                    f"cannot ship {qty} of {sku!r}: {line.qty - line.fulfilled} left to ship"
+                ),
+            )
             for line in order.lines:
                 done += line.fulfilled + wanted.get(line.sku, 0) == line.qty
             full = done == len(order.lines)
@@ -259,24 +250,16 @@ class Orders(OrderPayments):
                 e.kind == "returned" and e.data.get("key") == key for e in self.events(order_id)
             ):
                 return False
-            ol, o = t.order_lines.c, t.orders.c
+            o = t.orders.c
             returned_all = True
-            for sku, qty in sorted(wanted.items()):
-                line = lines.get(sku)
-                if line is None:
-                    raise InvalidInputError(f"order {order.number} has no line {sku!r}")
-                if not rowcount(
-                    s.execute(
-                        update(t.order_lines)
-                        .where(
-                            ol.order_id == order_id,
-                            ol.line_no == line.line_no,
-                            ol.returned + qty <= ol.fulfilled,
-                        )
-                        .values(returned=ol.returned + qty)
-                    )
-                ):
-                    raise InvalidInputError(f"cannot return {qty} of {sku!r}: not shipped")
+            _add_to_lines(
+                s,
+                order,
+                wanted,
+                "returned",
+                "fulfilled",
+                lambda sku, qty, line: f"cannot return {qty} of {sku!r}: not shipped",
+            )
             for line in order.lines:
                 if line.returned + wanted.get(line.sku, 0) < line.qty:
                     returned_all = False
@@ -302,3 +285,37 @@ class Orders(OrderPayments):
             if owed.amount_minor:
                 return self.refund(order_id, owed, key=f"return:{key}")
         return self.get(order_id)
+
+
+def _add_to_lines(
+    s: Session,
+    order: Order,
+    wanted: Mapping[str, int],
+    counter: str,
+    bound: str,
+    refusal: Callable[[str, int, OrderLine], str],
+) -> None:
+    """Add each wanted quantity to its line's *counter*, never past its *bound* column.
+
+    One compare-and-set ``UPDATE`` per line (in SKU order, so concurrent calls
+    lock lines in the same order); a SKU not on *order* or a line whose
+    *counter* would pass *bound* raises :class:`InvalidInputError`.
+    """
+    lines = {ln.sku: ln for ln in order.lines}
+    ol = t.order_lines.c
+    for sku, qty in sorted(wanted.items()):
+        line = lines.get(sku)
+        if line is None:
+            raise InvalidInputError(f"order {order.number} has no line {sku!r}")
+        if not rowcount(
+            s.execute(
+                update(t.order_lines)
+                .where(
+                    ol.order_id == order.id,
+                    ol.line_no == line.line_no,
+                    ol[counter] + qty <= ol[bound],
+                )
+                .values({counter: ol[counter] + qty})
+            )
+        ):
+            raise InvalidInputError(refusal(sku, qty, line))
