@@ -10,11 +10,8 @@ a validly signed but malformed body too, and nothing is recorded for it.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable
-from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from commercekit.cdn import HmacUrlSigner
@@ -35,24 +32,8 @@ from tests.fuzz.hostile import (
     hostile_text,
     json_value,
     not_a_string,
-    only_ours,
 )
-
-_FUZZ = settings(
-    deadline=None,
-    max_examples=int(os.environ.get("COMMERCEKIT_FUZZ_EXAMPLES", "40")),
-    suppress_health_check=[HealthCheck.too_slow],
-)
-
-#: Calls take microseconds to milliseconds; the bound catches a quadratic or
-#: hanging path, with room for a loaded machine (2 cores shared by many jobs).
-BOUND_S = 3.0
-
-
-def ours(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``only_ours`` with this suite's time bound."""
-    return only_ours(call, *args, bound_s=BOUND_S, **kwargs)
-
+from tests.fuzz.test_fuzz_payments import _FUZZ, ours
 
 NOW = 1_700_000_000
 SECRET = "whsec_fuzz"
