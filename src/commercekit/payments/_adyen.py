@@ -46,8 +46,9 @@ from commercekit.payments._results import (
     AnyResult,
     DeclineCode,
     Operation,
-    Outcome,
     PaymentResult,
+    approved_result,
+    declined_result,
 )
 from commercekit.payments._state import PaymentState
 from commercekit.payments._typing import GatewayCapabilities, HttpTransport, PaymentSource
@@ -314,29 +315,19 @@ class AdyenGateway:
         body: Mapping[str, Any],
     ) -> PaymentResult:
         own = body.get("pspReference")
-        return PaymentResult(
-            operation=operation,
-            outcome=Outcome.APPROVED,
-            reference=reference,
-            amount=amount,
-            status=status,
-            provider=self._name,
+        return approved_result(
+            self._name,
+            operation,
+            reference,
+            amount,
+            status,
             operation_reference=str(own) if own and own != reference else None,
         )
 
     def _declined(
         self, operation: Operation, reference: str, amount: Money, code: DeclineCode, raw: str
     ) -> PaymentResult:
-        return PaymentResult(
-            operation=operation,
-            outcome=Outcome.DECLINED,
-            reference=reference,
-            amount=amount,
-            status=PaymentState.FAILED,
-            provider=self._name,
-            decline_code=code,
-            provider_code=raw,
-        )
+        return declined_result(self._name, operation, reference, amount, code, raw)
 
     def __repr__(self) -> str:
         return f"AdyenGateway({self._client!r}, merchant_account={self._merchant!r})"

@@ -136,6 +136,50 @@ class ActionRequired:
 AnyResult: TypeAlias = PaymentResult | ActionRequired
 
 
+def approved_result(
+    provider: str,
+    operation: Operation,
+    reference: str,
+    amount: Money,
+    status: PaymentState,
+    *,
+    operation_reference: str | None = None,
+) -> PaymentResult:
+    """An approved :class:`PaymentResult` from *provider*, as every gateway builds it."""
+    return PaymentResult(
+        operation=operation,
+        outcome=Outcome.APPROVED,
+        reference=reference,
+        amount=amount,
+        status=status,
+        provider=provider,
+        operation_reference=operation_reference,
+    )
+
+
+def declined_result(
+    provider: str,
+    operation: Operation,
+    reference: str,
+    amount: Money,
+    code: DeclineCode,
+    raw: str | None,
+    *,
+    status: PaymentState = PaymentState.FAILED,
+) -> PaymentResult:
+    """A declined :class:`PaymentResult`: the standard *code* and the provider's own *raw* one."""
+    return PaymentResult(
+        operation=operation,
+        outcome=Outcome.DECLINED,
+        reference=reference,
+        amount=amount,
+        status=status,
+        provider=provider,
+        decline_code=code,
+        provider_code=raw,
+    )
+
+
 def final_result(result: AnyResult, operation: Operation) -> PaymentResult:
     """*result* as a :class:`PaymentResult`; an :class:`ActionRequired` here breaks the contract.
 

@@ -31,6 +31,8 @@ from commercekit.payments._results import (
     Operation,
     Outcome,
     PaymentResult,
+    approved_result,
+    declined_result,
 )
 from commercekit.payments._state import PaymentState
 from commercekit.payments._stripe_declines import decline as _decline
@@ -331,14 +333,7 @@ class StripeGateway:
     def _result(
         self, operation: Operation, reference: str, amount: Money, status: PaymentState
     ) -> PaymentResult:
-        return PaymentResult(
-            operation=operation,
-            outcome=Outcome.APPROVED,
-            reference=reference,
-            amount=amount,
-            status=status,
-            provider=self._name,
-        )
+        return approved_result(self._name, operation, reference, amount, status)
 
     def _declined(
         self, operation: Operation, reference: str, amount: Money, code: DeclineCode, raw: str
@@ -349,16 +344,8 @@ class StripeGateway:
             Operation.VERIFY,
             Operation.COMPLETE_ACTION,
         )
-        return PaymentResult(
-            operation=operation,
-            outcome=Outcome.DECLINED,
-            reference=reference,
-            amount=amount,
-            status=PaymentState.FAILED if failed else PaymentState.AUTHORIZED,
-            provider=self._name,
-            decline_code=code,
-            provider_code=raw,
-        )
+        status = PaymentState.FAILED if failed else PaymentState.AUTHORIZED
+        return declined_result(self._name, operation, reference, amount, code, raw, status=status)
 
     def __repr__(self) -> str:
         return f"StripeGateway({self._client!r})"

@@ -25,7 +25,12 @@ from commercekit.payments._amazonpay._codes import (
     state_of,
 )
 from commercekit.payments._amazonpay._wire import AmazonPayRefusal
-from commercekit.payments._results import Operation, Outcome, PaymentResult
+from commercekit.payments._results import (
+    Operation,
+    PaymentResult,
+    approved_result,
+    declined_result,
+)
 from commercekit.payments._state import PaymentState
 
 __all__ = ["ID", "Outcomes"]
@@ -93,13 +98,12 @@ class Outcomes:
         operation_reference: str | None = None,
     ) -> PaymentResult:
         """An approved result."""
-        return PaymentResult(
-            operation=operation,
-            outcome=Outcome.APPROVED,
-            reference=reference,
-            amount=amount,
-            status=status,
-            provider=self._name,
+        return approved_result(
+            self._name,
+            operation,
+            reference,
+            amount,
+            status,
             operation_reference=operation_reference,
         )
 
@@ -107,16 +111,7 @@ class Outcomes:
         self, operation: Operation, reference: str, amount: Money, reason: str | None
     ) -> PaymentResult:
         """A declined result with Amazon's reason code on the standard set."""
-        return PaymentResult(
-            operation=operation,
-            outcome=Outcome.DECLINED,
-            reference=reference,
-            amount=amount,
-            status=_S.FAILED,
-            provider=self._name,
-            decline_code=decline_of(reason),
-            provider_code=reason,
-        )
+        return declined_result(self._name, operation, reference, amount, decline_of(reason), reason)
 
     def refund_result(self, reference: str, refund: Mapping[str, Any]) -> PaymentResult:
         """The result of a Refund object made on Charge *reference*."""
