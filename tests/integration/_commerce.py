@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -39,6 +39,8 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 MARIADB = "mysql://root@127.0.0.1:3306"
 GOOD = Card("4242 4242 4242 4242", 12, 2035, cvv="123")
 STRIPE_KEY = "sk_test_commercekit"
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -122,38 +124,47 @@ def new_cart(shop: Commerce, lines: dict[str, int]) -> str:
     return cart.id
 
 
-def buy_all(shop: Commerce, cart_ids: list[str], threads: int) -> tuple[int, int, list[str]]:
-    """Check every cart out from *threads* threads: (orders, sold out, other errors)."""
-    lock = threading.Lock()
-    orders = sold = 0
-    errors: list[str] = []
-    queue = list(cart_ids)
+def _drain(items: list[T], threads: int, work: Callable[[T], None], lock: threading.Lock) -> None:
+    """*threads* threads, started together, take *items* from the end one at a time."""
+    queue = list(items)
     barrier = threading.Barrier(threads)
 
     def run() -> None:
-        nonlocal orders, sold
         barrier.wait()
         while True:
             with lock:
                 if not queue:
                     return
-                cart_id = queue.pop()
-            try:
-                result = shop.checkout.place(cart_id, GOOD, region="DE")
-                with lock:
-                    orders += result.order is not None
-            except OutOfStockError:
-                with lock:
-                    sold += 1
-            except Exception as exc:  # counted, and the test fails on any
-                with lock:
-                    errors.append(f"{type(exc).__name__}: {exc}")
+                item = queue.pop()
+            work(item)
 
     workers = [threading.Thread(target=run) for _ in range(threads)]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
+
+
+def buy_all(shop: Commerce, cart_ids: list[str], threads: int) -> tuple[int, int, list[str]]:
+    """Check every cart out from *threads* threads: (orders, sold out, other errors)."""
+    lock = threading.Lock()
+    orders = sold = 0
+    errors: list[str] = []
+
+    def buy(cart_id: str) -> None:
+        nonlocal orders, sold
+        try:
+            result = shop.checkout.place(cart_id, GOOD, region="DE")
+            with lock:
+                orders += result.order is not None
+        except OutOfStockError:
+            with lock:
+                sold += 1
+        except Exception as exc:  # counted, and the test fails on any
+            with lock:
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    _drain(cart_ids, threads, buy, lock)
     return orders, sold, errors
 
 
@@ -165,39 +176,28 @@ def reserve_baskets(
     Returns (baskets done, errors that reached the caller).
     """
     lock = threading.Lock()
-    queue = list(enumerate(baskets))
     done = 0
     errors: list[str] = []
-    barrier = threading.Barrier(threads)
     tag = uuid.uuid4().hex[:8]
 
-    def run() -> None:
+    def reserve(item: tuple[int, dict[str, int]]) -> None:
         nonlocal done
-        barrier.wait()
-        while True:
+        i, basket = item
+        rid = f"basket-{tag}-{i}"
+        try:
+            shop.inventory.reserve(rid, list(basket.items()))  # rows in the basket's order
+            if i % 2:
+                shop.inventory.commit(rid)
+                shop.inventory.cancel_allocation(rid)
+            else:
+                shop.inventory.release(rid)
             with lock:
-                if not queue:
-                    return
-                i, basket = queue.pop()
-            rid = f"basket-{tag}-{i}"
-            try:
-                shop.inventory.reserve(rid, list(basket.items()))  # rows in the basket's order
-                if i % 2:
-                    shop.inventory.commit(rid)
-                    shop.inventory.cancel_allocation(rid)
-                else:
-                    shop.inventory.release(rid)
-                with lock:
-                    done += 1
-            except Exception as exc:  # a deadlock would land here
-                with lock:
-                    errors.append(f"{type(exc).__name__}: {exc}")
+                done += 1
+        except Exception as exc:  # a deadlock would land here
+            with lock:
+                errors.append(f"{type(exc).__name__}: {exc}")
 
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    _drain(list(enumerate(baskets)), threads, reserve, lock)
     return done, errors
 
 
