@@ -171,12 +171,20 @@ def test_sync_replication_cancel_and_lost_commit_are_outcome_unknown(
     db, _, cluster = pg
     cluster.execute("primary", "alter system set synchronous_standby_names = 'nobody'")
     cluster.execute("primary", "select pg_reload_conf()")
+    # The postmaster passes the reload on to every backend asynchronously: wait until a
+    # new session sees it, and a moment more for the pooled ones to have the signal.
+    deadline = time.monotonic() + 10
+    while cluster.execute("primary", "show synchronous_standby_names") != [("nobody",)]:
+        assert time.monotonic() < deadline, "the primary did not take the new setting"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    done = threading.Event()
     try:
         for item_id, action in ((700_001, "pg_cancel_backend"), (700_002, "pg_terminate_backend")):
 
             def release(action: str = action) -> None:
                 deadline = time.monotonic() + 10
-                while time.monotonic() < deadline:
+                while time.monotonic() < deadline and not done.is_set():
                     rows = cluster.execute(
                         "primary", "select pid from pg_stat_activity where wait_event = 'SyncRep'"
                     )
@@ -194,6 +202,7 @@ def test_sync_replication_cancel_and_lost_commit_are_outcome_unknown(
             rows = cluster.execute("primary", f"select value from ck_items where id = {item_id}")
             assert rows == [(7,)]
     finally:
+        done.set()  # a helper still polling must not outlive this test
         cluster.execute("primary", "alter system reset synchronous_standby_names")
         cluster.execute("primary", "select pg_reload_conf()")
 

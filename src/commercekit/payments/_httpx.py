@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ssl
 import urllib.parse
+import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -140,6 +141,9 @@ class HttpxTransport:
         self._client = httpx.Client(
             **_client_options(ssl_context, max_connections, keepalive_expiry_s)
         )
+        # A gateway made with the default transport and dropped without close() must
+        # not leave its pooled sockets to the garbage collector: close them with it.
+        self._closer = weakref.finalize(self, self._client.close)
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         """Send *request* and read the whole response."""
@@ -153,8 +157,8 @@ class HttpxTransport:
         return _response(answer)
 
     def close(self) -> None:
-        """Close every pooled connection."""
-        self._client.close()
+        """Close every pooled connection (done too when the transport is collected)."""
+        self._closer()
 
     def __enter__(self) -> HttpxTransport:
         return self
