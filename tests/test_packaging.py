@@ -76,6 +76,8 @@ EXTRA_USES = [
     ("httpx", "from commercekit.cdn import HttpOrigin; HttpOrigin('http://127.0.0.1:1')", "cdn"),
     ("httpx", "from commercekit.cdn import CloudflarePurger; CloudflarePurger('z', 't')", "cdn"),
     ("redis", "from commercekit.cdn import RedisStore; RedisStore.from_url('redis://x')", "redis"),
+    # The probe has imported commercekit.cdn with httptools blocked: only the server needs it.
+    ("httptools", "from commercekit.cdn._servers._http1 import _httptools; _httptools()", "cdn"),
 ]
 
 PROBE = """

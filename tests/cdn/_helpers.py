@@ -13,7 +13,7 @@ from commercekit.cdn import (
     Request,
     Response,
 )
-from commercekit.cdn._dates import format_http_date
+from commercekit.cdn._message._dates import format_http_date
 from commercekit.metrics import InMemoryMetrics
 
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from commercekit.cdn import parse_cache_control
-from commercekit.cdn._cache_control import DELTA_SECONDS_MAX, MAX_FIELD_CHARS
+from commercekit.cdn._policy._cache_control import DELTA_SECONDS_MAX, MAX_FIELD_CHARS
 
 
 def test_common_directives() -> None:

@@ -9,13 +9,13 @@ from hypothesis import strategies as st
 
 from commercekit.cdn import (
     CacheOutcome,
-    Coalescer,
     Headers,
     OriginError,
     PurgeSelector,
     Request,
     Response,
 )
+from commercekit.cdn._edge._coalesce import Coalescer
 
 from ._helpers import make_edge
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from commercekit.cdn import Headers, Request, Response
-from commercekit.cdn._conditional import apply_range, not_modified_for, parse_range
+from commercekit.cdn._policy._conditional import apply_range, not_modified_for, parse_range
 
 BODY = bytes(range(100))
 FULL = Response(

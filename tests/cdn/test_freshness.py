@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from commercekit.cdn import parse_cache_control
-from commercekit.cdn._dates import format_http_date
-from commercekit.cdn._freshness import (
+from commercekit.cdn._message._dates import format_http_date
+from commercekit.cdn._policy._freshness import (
     age_header_value,
     corrected_initial_age,
     current_age,

@@ -13,8 +13,8 @@ from commercekit.cdn import (
     Request,
     Response,
 )
-from commercekit.cdn._generations import Generations
-from commercekit.cdn._purge import PurgeKind
+from commercekit.cdn._edge._generations import Generations
+from commercekit.cdn._purge._selector import PurgeKind
 
 SLOW_S = 0.2
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from commercekit.cdn import Headers, ManualClock, MemoryStore, PurgeSelector, StoredResponse
-from commercekit.cdn._sketch import FrequencySketch
+from commercekit.cdn._stores._sketch import FrequencySketch
 from commercekit.errors import ConfigurationError
 from commercekit.metrics import InMemoryMetrics
 

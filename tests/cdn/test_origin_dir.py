@@ -28,8 +28,8 @@ from commercekit.cdn import (
     Request,
     Response,
 )
-from commercekit.cdn._body import CHUNK_BYTES, STREAM_THRESHOLD_BYTES
-from commercekit.cdn._dates import format_http_date
+from commercekit.cdn._message._body import CHUNK_BYTES, STREAM_THRESHOLD_BYTES
+from commercekit.cdn._message._dates import format_http_date
 
 from ._loopback import PATTERN
 from .test_streaming import MiB, digest, fetch, peak_while, proxy

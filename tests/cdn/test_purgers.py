@@ -20,8 +20,8 @@ from commercekit.cdn import (
     PurgeRejectedError,
     PurgeSelector,
     PurgeUnavailableError,
-    sigv4_headers,
 )
+from commercekit.cdn._signing._sigv4 import sigv4_headers
 from commercekit.errors import InvalidInputError
 
 from ._loopback import Answer, LoopbackServer, Seen

@@ -40,7 +40,7 @@ from commercekit.cdn import (
     StoredResponse,
     StoreUnavailableError,
 )
-from commercekit.cdn._redis_chunks import ChunkedBody
+from commercekit.cdn._stores._redis_chunks import ChunkedBody
 from tests.conftest import missing_service
 
 from ._loopback import PATTERN, StreamingServer, pattern_bytes

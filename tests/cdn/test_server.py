@@ -29,8 +29,8 @@ from commercekit.cdn import (
     PurgeSelector,
     serve,
 )
-from commercekit.cdn._admin import AdminHandler, merge_metrics
-from commercekit.cdn._server import AccessLog, ProxyServer
+from commercekit.cdn._servers._admin import AdminHandler, merge_metrics
+from commercekit.cdn._servers._serve import AccessLog, ProxyServer
 from commercekit.metrics import PrometheusMetrics
 
 from ._loopback import Answer, LoopbackServer, Seen
@@ -380,7 +380,7 @@ def test_cli_workers_share_the_port_and_the_admin_port_fans_out() -> None:
 def test_serve_redis_options_reach_the_store() -> None:
     from commercekit.cdn import RedisStore, TieredStore
     from commercekit.cdn.__main__ import _parser
-    from commercekit.cdn._workers import _edge
+    from commercekit.cdn._servers._workers import _edge
 
     argv = ["serve", "--origin", "http://127.0.0.1:9", "--redis", "redis://127.0.0.1:6379/0"]
     argv += ["--redis-timeout", "0.1", "--redis-max-entry-bytes", str(32 << 20)]

@@ -17,9 +17,9 @@ from commercekit.cdn import (
     Response,
     SignatureError,
 )
-from commercekit.cdn._dates import parse_http_date
-from commercekit.cdn._headers import without_hop_by_hop
-from commercekit.cdn._policy import response_directives
+from commercekit.cdn._message._dates import parse_http_date
+from commercekit.cdn._message._headers import without_hop_by_hop
+from commercekit.cdn._policy._decision import response_directives
 from commercekit.errors import InvalidInputError
 
 NOV_6_1994 = 784111777.0

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from commercekit.cdn import Headers
-from commercekit.cdn._vary import VARY_STAR, variant_of, vary_names
+from commercekit.cdn._policy._vary import VARY_STAR, variant_of, vary_names
 
 
 def test_names_are_sorted_lower_and_unique() -> None:

@@ -27,10 +27,10 @@ from commercekit.cdn import (
     parse_cache_control,
     store_decision,
 )
-from commercekit.cdn._cache_control import DELTA_SECONDS_MAX, parse_targeted
-from commercekit.cdn._dates import format_http_date, parse_http_date
-from commercekit.cdn._freshness import parse_age
-from commercekit.cdn._vary import variant_of, vary_names
+from commercekit.cdn._message._dates import format_http_date, parse_http_date
+from commercekit.cdn._policy._cache_control import DELTA_SECONDS_MAX, parse_targeted
+from commercekit.cdn._policy._freshness import parse_age
+from commercekit.cdn._policy._vary import variant_of, vary_names
 from commercekit.errors import SignatureError
 from tests.fuzz.hostile import control, hostile_text, only_ours
 

@@ -11,6 +11,10 @@ extra; they are imported on first use.
 
 from __future__ import annotations
 
+import importlib
+import warnings
+from typing import Any
+
 from commercekit.errors import (
     MalformedHeaderError,
     OriginError,
@@ -22,37 +26,35 @@ from commercekit.errors import (
     StoreUnavailableError,
 )
 
-from ._admin import AdminHandler
-from ._asgi import asgi_app
-from ._body import BodyStream
-from ._breaker import Breaker
-from ._cache_control import CacheControl, parse_cache_control
-from ._coalesce import Coalescer
-from ._edge import EdgeCache
-from ._headers import Headers
-from ._keys import normalize_url
-from ._manifest import IMMUTABLE, AssetManifest, AssetOrigin
-from ._memory_store import MemoryStore
-from ._messages import CacheOutcome, Request, Response
-from ._network import EdgeNetwork
-from ._origin_dir import DirectoryOrigin
-from ._origin_http import HttpOrigin
-from ._policy import Action, CachePolicy, decide, store_decision
-from ._proxy import ProxyHandler
-from ._purge import PurgeKind, PurgeResult, PurgeSelector
-from ._purger_cloudfront import CloudFrontPurger
-from ._purgers import CloudflarePurger, FastlyPurger
-from ._redis_store import RedisStore
-from ._server import AccessLog, ProxyServer, serve
-from ._sign_cloudfront import CloudFrontSigner, cloudfront_policy
-from ._sign_hmac import HmacUrlSigner
-from ._sigv4 import AwsCredentials, sigv4_headers
-from ._sketch import FrequencySketch
-from ._stored import StoredResponse
+from ._edge._cache import EdgeCache
+from ._edge._network import EdgeNetwork
+from ._message._body import BodyStream
+from ._message._headers import Headers
+from ._message._messages import CacheOutcome, Request, Response
+from ._message._stored import StoredResponse
+from ._origins._directory import DirectoryOrigin
+from ._origins._http import HttpOrigin
+from ._origins._manifest import IMMUTABLE, AssetManifest, AssetOrigin
+from ._policy._cache_control import CacheControl, parse_cache_control
+from ._policy._decision import Action, CachePolicy, store_decision
+from ._policy._keys import normalize_url
+from ._purge._cloudfront import CloudFrontPurger
+from ._purge._purgers import CloudflarePurger, FastlyPurger
+from ._purge._selector import PurgeKind, PurgeResult, PurgeSelector
+from ._servers._admin import AdminHandler
+from ._servers._asgi import asgi_app
+from ._servers._proxy import ProxyHandler
+from ._servers._serve import AccessLog, ProxyServer, serve
+from ._servers._wsgi import WsgiProxy
+from ._signing._cloudfront import CloudFrontSigner, cloudfront_policy
+from ._signing._hmac import HmacUrlSigner
+from ._signing._sigv4 import AwsCredentials
+from ._stores._breaker import Breaker
+from ._stores._memory import MemoryStore
+from ._stores._redis import RedisStore
+from ._stores._tiered import TieredStore
 from ._testing import ManualClock, MockOrigin
-from ._tiered import TieredStore
 from ._typing import BodyWriter, CacheStore, Clock, Origin, Purger, StoredBody, UrlSigner
-from ._wsgi import WsgiProxy
 
 __all__ = [
     "IMMUTABLE",
@@ -73,12 +75,10 @@ __all__ = [
     "CloudFrontPurger",
     "CloudFrontSigner",
     "CloudflarePurger",
-    "Coalescer",
     "DirectoryOrigin",
     "EdgeCache",
     "EdgeNetwork",
     "FastlyPurger",
-    "FrequencySketch",
     "Headers",
     "HmacUrlSigner",
     "HttpOrigin",
@@ -110,10 +110,30 @@ __all__ = [
     "WsgiProxy",
     "asgi_app",
     "cloudfront_policy",
-    "decide",
     "normalize_url",
     "parse_cache_control",
     "serve",
-    "sigv4_headers",
     "store_decision",
 ]
+
+# Internals that were public by mistake: they left ``__all__`` and still import, with a
+# warning, from here until the next minor release.
+_MOVED = {
+    "Coalescer": "commercekit.cdn._edge._coalesce",
+    "FrequencySketch": "commercekit.cdn._stores._sketch",
+    "decide": "commercekit.cdn._policy._decision",
+    "sigv4_headers": "commercekit.cdn._signing._sigv4",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"commercekit.cdn.{name} is an internal of the edge cache and is no longer public; "
+        "it will be removed in the next minor release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(module), name)

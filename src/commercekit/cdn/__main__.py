@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command != "serve":
         return 2
-    from ._workers import run_parent, run_worker
+    from ._servers._workers import run_parent, run_worker
 
     if args.workers < 1:
         print("--workers must be 1 or more", file=sys.stderr)

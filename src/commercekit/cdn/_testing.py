@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 
-from ._messages import Request, Response
+from ._message._messages import Request, Response
 
 __all__ = ["ManualClock", "MockOrigin"]
 

@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ._body import BodyStream
-    from ._messages import Request, Response
-    from ._purge import PurgeResult, PurgeSelector
-    from ._stored import StoredResponse
+    from ._message._body import BodyStream
+    from ._message._messages import Request, Response
+    from ._message._stored import StoredResponse
+    from ._purge._selector import PurgeResult, PurgeSelector
 
 __all__ = ["BodyWriter", "CacheStore", "Clock", "Origin", "Purger", "StoredBody", "UrlSigner"]
 

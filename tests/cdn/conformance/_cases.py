@@ -10,7 +10,7 @@ import asyncio
 import threading
 from typing import Any
 
-from commercekit.cdn._dates import format_http_date
+from commercekit.cdn._message._dates import format_http_date
 
 from ._harness import Case, Seen, case
 

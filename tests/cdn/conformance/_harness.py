@@ -23,7 +23,7 @@ import attrs
 import httpx
 
 from commercekit.cdn import EdgeCache, HttpOrigin, ManualClock, MemoryStore, ProxyHandler, serve
-from commercekit.cdn._dates import format_http_date
+from commercekit.cdn._message._dates import format_http_date
 from commercekit.metrics import InMemoryMetrics
 from tests.cdn._loopback import QuietHandler, Served
 

@@ -1,0 +1,4 @@
+"""The HTTP messages the cache deals in.
+
+Fields, requests and responses, bodies, dates, stored responses.
+"""

@@ -1,0 +1,1 @@
+"""Where content comes from: a directory, an HTTP server, a hashed asset manifest."""

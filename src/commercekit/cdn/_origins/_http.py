@@ -1,0 +1,204 @@
+"""``HttpOrigin``: forward to an HTTP server through ``httpx`` (the ``[cdn]`` extra).
+
+Pooled keep-alive connections fail in two ways this module handles. An
+origin may close an idle connection just as a request is sent on it: the
+request was never answered, so for an idempotent method it is sent once
+more, on a fresh connection that is not pooled. An origin may send more body
+bytes than its ``Content-Length``: the extra bytes would be read as the start
+of the next response on that connection, so after each response every idle
+pooled connection holding unread bytes is closed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from commercekit._extras import require
+from commercekit.cdn._message._body import STREAM_THRESHOLD_BYTES, BodyStream
+from commercekit.cdn._message._headers import HOP_BY_HOP, Headers, without_hop_by_hop
+from commercekit.cdn._message._messages import Request, Response
+from commercekit.errors import ConfigurationError, OriginError, OriginTimeoutError
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["HttpOrigin"]
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+"""Methods safe to send again when a reused connection broke before any answer (RFC 9110 9.2.2)."""
+
+
+class HttpOrigin:
+    """An :class:`~commercekit.cdn.Origin` that sends each request to *base_url*.
+
+    The request's path and query are kept; scheme and host become the
+    origin's (``Host`` included). A body up to *stream_threshold_bytes*
+    comes back whole in ``Response.body``; a larger one (or one still
+    arriving past that) comes back as a :class:`BodyStream` in
+    ``Response.stream``, read from the connection as the reader asks, never
+    joined. A body over *max_body_bytes* (None: no bound), a broken
+    connection raises :class:`OriginError`, a timeout
+    :class:`~commercekit.errors.OriginTimeoutError` (while streaming: from
+    the stream). An HTTP error status is returned as a response. Pass
+    *client* to share or tune the connection pool; otherwise one is made on
+    first use.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 10.0,
+        max_body_bytes: int | None = None,
+        stream_threshold_bytes: int = STREAM_THRESHOLD_BYTES,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigurationError(f"origin URL {base_url!r} must be http(s)://host[:port]")
+        if client is None:
+            require("httpx", extra="cdn", feature="HttpOrigin")
+        self._base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+        self._timeout = timeout_s
+        self._max_body = max_body_bytes
+        self._threshold = stream_threshold_bytes
+        self._client = client
+        self._own_client = client is None
+        self._fresh: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        return self._client
+
+    def _fresh_client(self) -> httpx.AsyncClient:
+        """A client that never reuses a connection: for the one retry after a stale one."""
+        if self._fresh is None:
+            import httpx
+
+            self._fresh = httpx.AsyncClient(
+                timeout=self._timeout,
+                follow_redirects=False,
+                limits=httpx.Limits(max_keepalive_connections=0),
+            )
+        return self._fresh
+
+    async def fetch(self, request: Request, /) -> Response:
+        """Send *request* to the origin; return its response, the body whole or streaming."""
+        import httpx
+
+        parts = urlsplit(request.url)
+        target = self._base + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = [(k, v) for k, v in request.headers.without(*HOP_BY_HOP, "host").items()]
+        client = self._http()
+        what = f"{request.method} {target!r}"
+        try:
+            sent = client.build_request(
+                request.method, target, headers=headers, content=request.body or None
+            )
+            try:
+                response = await client.send(sent, stream=True)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                if request.method.upper() not in IDEMPOTENT:
+                    raise
+                # never answered: likely a pooled connection the origin had closed
+                response = await self._fresh_client().send(sent, stream=True)
+        except httpx.TimeoutException as exc:
+            raise OriginTimeoutError(f"origin request {what} timed out: {exc!r}") from exc
+        except httpx.HTTPError as exc:
+            raise OriginError(f"origin request {what} failed: {exc!r}") from exc
+        close = functools.partial(self._close, response)
+        try:
+            headers_out = without_hop_by_hop(Headers.from_wire(response.headers.raw))
+            length = _length(headers_out.get("content-length"))
+            if self._max_body is not None and length is not None and length > self._max_body:
+                raise OriginError(f"origin body for {parts.path!r} is over {self._max_body} bytes")
+            chunks = self._chunks(response, what, parts.path)
+            head: list[bytes] = []
+            size = 0
+            async for chunk in chunks:
+                head.append(chunk)
+                size += len(chunk)
+                if size > self._threshold:
+                    break
+            else:
+                await close()
+                return Response(response.status_code, headers_out, b"".join(head))
+        except BaseException:
+            await close()
+            raise
+        body = BodyStream(_resume(head, chunks), length=length, close=close)
+        return Response(response.status_code, headers_out, stream=body)
+
+    async def _chunks(
+        self, response: httpx.Response, what: str, path: str
+    ) -> AsyncGenerator[bytes]:
+        import httpx
+
+        size = 0
+        try:
+            async for chunk in response.aiter_raw():
+                size += len(chunk)
+                if self._max_body is not None and size > self._max_body:
+                    raise OriginError(f"origin body for {path!r} is over {self._max_body} bytes")
+                yield chunk
+        except httpx.TimeoutException as exc:
+            raise OriginTimeoutError(f"origin body of {what} timed out: {exc!r}") from exc
+        except httpx.HTTPError as exc:
+            raise OriginError(f"origin body of {what} broke off: {exc!r}") from exc
+
+    async def _close(self, response: httpx.Response) -> None:
+        await response.aclose()
+        if self._client is not None:
+            await _drop_overfull(self._client)
+
+    async def aclose(self) -> None:
+        """Close the connection pool if this origin made it."""
+        if self._fresh is not None:
+            await self._fresh.aclose()
+            self._fresh = None
+        if self._client is not None and self._own_client:
+            await self._client.aclose()
+            self._client = None
+
+    def __repr__(self) -> str:
+        return f"HttpOrigin({self._base!r})"
+
+
+async def _drop_overfull(client: httpx.AsyncClient) -> None:
+    """Close each idle pooled HTTP/1.1 connection holding bytes past the end of its response.
+
+    httpcore returns a connection to the pool once ``Content-Length`` bytes
+    are read; bytes the origin sent beyond them sit in the connection's h11
+    buffer and would be parsed as the next response. httpcore exposes no hook
+    for this, so its pool is inspected; if its layout changes, nothing is
+    dropped and the retry above still answers idempotent requests.
+    """
+    pool: Any = getattr(getattr(client, "_transport", None), "_pool", None)
+    for connection in list(getattr(pool, "connections", ())):
+        state = getattr(getattr(connection, "_connection", None), "_h11_state", None)
+        trailing = getattr(state, "trailing_data", (b"", False))
+        if trailing[0] and connection.is_idle():
+            await connection.aclose()
+
+
+def _length(value: str | None) -> int | None:
+    # isascii: str.isdigit() also takes superscripts and other scripts' digits.
+    if value is None or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
+
+
+async def _resume(head: list[bytes], rest: AsyncGenerator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        while head:
+            yield head.pop(0)
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await rest.aclose()

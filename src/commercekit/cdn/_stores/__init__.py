@@ -1,0 +1,4 @@
+"""Where responses are kept.
+
+In process (W-TinyLFU admission), Redis, the two tiered; a breaker for shared stores.
+"""
