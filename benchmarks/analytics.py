@@ -82,11 +82,12 @@ def stream(engine: str, n: int, folder: Path) -> dict[str, Any]:
     try:
         store = _store(folder, name, [FUNNEL])
         consumer = AnalyticsConsumer(log, store, batch_size=2000, poll_timeout_s=0.2)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         applied, deadline = 0, started + 600
         while applied < len(events) and time.perf_counter() < deadline:
             applied += consumer.run_once().applied  # the first fetch may come back empty
         seconds = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu
     finally:
         if engine == "redis":
             log._client.delete(name)
@@ -97,6 +98,9 @@ def stream(engine: str, n: int, folder: Path) -> dict[str, Any]:
         "events": applied,
         "seconds": round(seconds, 3),
         "events_per_s": round(applied / seconds),
+        # The consumer's own CPU time (all its threads): what one idle core would give.
+        "cpu_seconds": round(cpu_s, 3),
+        "events_per_cpu_s": round(applied / cpu_s),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -42,7 +43,9 @@ def apply_all(store: AnalyticsStore, bodies: list[bytes], batch: int = 1000) -> 
 
 def test_planted_pairs_are_in_each_others_top_10(tmp_path: Path) -> None:
     pairs = 50
-    bodies = history(orders=3_000, products=600, pairs=pairs)
+    large = os.environ.get("COMMERCEKIT_LARGE") == "1"  # the full size
+    orders, products = (100_000, 10_000) if large else (3_000, 600)
+    bodies = history(orders=orders, products=products, pairs=pairs)
     store = AnalyticsStore(
         Database(ReplicatedTopology(Node("p", sqlite_engine(tmp_path / "a.db"))))
     )
@@ -60,6 +63,7 @@ def test_planted_pairs_are_in_each_others_top_10(tmp_path: Path) -> None:
         found += b in [r.product for r in reports.also_bought(a, k=10)]
         found += a in [r.product for r in reports.also_bought(b, k=10)]
     print(
+        f"{orders} orders over {products} products: "
         f"build {build_s:.2f} s, incremental {per_order_ms:.2f} ms per order, "
         f"{found}/{2 * pairs} planted partners in the top 10"
     )

@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     consume.add_argument(
         "--consumer", help="this consumer's name in its group (stable across restarts)"
     )
-    consume.add_argument("--batch", type=int, default=500)
+    consume.add_argument("--batch", type=int, default=1000)
     consume.add_argument("--idle-exit-s", type=float, default=None)
     report.add_argument(
         "kind",

@@ -56,7 +56,7 @@ class AnalyticsConsumer:
         log: EventLog,
         store: AnalyticsStore,
         *,
-        batch_size: int = 500,
+        batch_size: int = 1000,
         poll_timeout_s: float = 0.5,
         metrics: Metrics | None = None,
         name: str = "default",

@@ -116,6 +116,62 @@ def _text(what: str, value: object) -> str:
     return value
 
 
+def _check_identity(
+    name: object, event_id: object, customer_id: object, anonymous_id: object, ts: object
+) -> None:
+    """The rules every event's name, id, customer and timestamp keep (one place for both paths)."""
+    _text("an event name", name)
+    _text("an event id", event_id)
+    if customer_id is None and anonymous_id is None:
+        raise InvalidInputError(
+            f"event {name!r} needs a customer_id or an anonymous_id (Segment's rule)"
+        )
+    if customer_id is not None:
+        _text("customer_id", customer_id)
+    if anonymous_id is not None:
+        _text("anonymous_id", anonymous_id)
+    if type(ts) is not int or not 0 <= ts < 1 << 47:
+        raise InvalidInputError(f"timestamp_ms is an int of epoch milliseconds, got {ts!r}")
+
+
+def _no_float(text: str) -> Any:
+    raise UnsupportedTypeError(
+        f"a property is a float ({text}); money and counts travel as decimal strings or ints"
+    )
+
+
+# Floats (and NaN/Infinity) are refused while parsing, so decoded JSON needs no second walk:
+# what is left is dicts with str keys, lists, str, int, bool and None.
+_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_float)
+
+
+def decode_wire(body: bytes) -> tuple[str, str, str, int, dict[str, Any]]:
+    """One wire message as ``(event_id, name, who, timestamp_ms, properties)``, validated.
+
+    The consumer's path: the same rules as :meth:`AnalyticsEvent.from_bytes`
+    without building the event object. Malformed input raises InvalidInputError.
+    """
+    try:
+        data = _DECODER.decode(body.decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"the message is not JSON: {exc}") from exc
+    except UnsupportedTypeError as exc:
+        raise InvalidInputError(str(exc)) from exc
+    if type(data) is not dict:
+        raise InvalidInputError(f"an event is a JSON object, got {type(data).__name__}")
+    try:
+        event_id, name, ts = data["event_id"], data["event"], data["timestamp_ms"]
+    except KeyError as exc:
+        raise InvalidInputError(f"the event has no {exc.args[0]!r}") from None
+    customer_id, anonymous_id = data.get("customer_id"), data.get("anonymous_id")
+    _check_identity(name, event_id, customer_id, anonymous_id, ts)
+    props = data.get("properties", {})
+    if type(props) is not dict:
+        raise InvalidInputError(f"event properties are a mapping, got {type(props).__name__}")
+    who: str = customer_id if customer_id is not None else anonymous_id  # type: ignore[assignment]  # _check_identity ensured one
+    return event_id, name, who, ts, props
+
+
 @attrs.frozen
 class AnalyticsEvent:
     """One customer-behaviour event with identity.
@@ -132,18 +188,9 @@ class AnalyticsEvent:
     event_id: str = attrs.field(factory=new_event_id)
 
     def __attrs_post_init__(self) -> None:
-        _text("an event name", self.name)
-        _text("an event id", self.event_id)
-        if self.customer_id is None and self.anonymous_id is None:
-            raise InvalidInputError(
-                f"event {self.name!r} needs a customer_id or an anonymous_id (Segment's rule)"
-            )
-        for what, who in (("customer_id", self.customer_id), ("anonymous_id", self.anonymous_id)):
-            if who is not None:
-                _text(what, who)
-        ts = self.timestamp_ms
-        if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts < 1 << 47:
-            raise InvalidInputError(f"timestamp_ms is an int of epoch milliseconds, got {ts!r}")
+        _check_identity(
+            self.name, self.event_id, self.customer_id, self.anonymous_id, self.timestamp_ms
+        )
 
     @property
     def who(self) -> str:

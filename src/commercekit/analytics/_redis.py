@@ -96,17 +96,25 @@ class RedisStreamsLog:
         self._call(pipe.execute)
 
     @staticmethod
-    def _delivery(entry_id: Any, fields: Any, deliveries: int = 1) -> Delivery:
-        ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-        fields = fields or {}
-        body = fields.get(b"body", b"")
-        event_id = fields.get(b"event_id")
-        return Delivery(
-            ident,
-            body if isinstance(body, bytes) else str(body).encode(),
-            event_id.decode() if isinstance(event_id, bytes) else None,
-            deliveries,
-        )
+    def _deliveries(entries: Any, deliveries: int) -> list[Delivery]:
+        """Entries as deliveries; the entry id's bytes stay in ``native`` for ``XACK``."""
+        out = []
+        for entry_id, fields in entries:
+            if fields is None:  # deleted from the stream while pending
+                continue
+            ident = entry_id.decode() if type(entry_id) is bytes else str(entry_id)
+            body = fields.get(b"body", b"")
+            event_id = fields.get(b"event_id")
+            out.append(
+                Delivery(
+                    ident,
+                    body if type(body) is bytes else str(body).encode(),
+                    event_id.decode() if type(event_id) is bytes else None,
+                    deliveries,
+                    entry_id,
+                )
+            )
+        return out
 
     def consume(self, max_messages: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
         """Own pending entries first, then claimed ones of dead consumers, then new ones."""
@@ -122,9 +130,9 @@ class RedisStreamsLog:
                 {self.stream: "0"},
                 count=max_messages,
             )
-            entries = got[0][1] if got else []
-            if entries:
-                return [self._delivery(i, f, 2) for i, f in entries]
+            own = self._deliveries(got[0][1] if got else [], 2)
+            if own:
+                return own
             self._own_pending = False
         claimed = self._call(
             client.xautoclaim,
@@ -136,7 +144,7 @@ class RedisStreamsLog:
             count=max_messages,
         )
         self._claim_cursor = claimed[0].decode() if isinstance(claimed[0], bytes) else claimed[0]
-        taken = [self._delivery(i, f, 2) for i, f in claimed[1] if f is not None]
+        taken = self._deliveries(claimed[1], 2)
         if taken:
             return taken
         got = self._call(
@@ -147,12 +155,13 @@ class RedisStreamsLog:
             count=max_messages,
             block=max(1, int(timeout_s * 1000)) if timeout_s > 0 else None,
         )
-        return [self._delivery(i, f) for i, f in (got[0][1] if got else [])]
+        return self._deliveries(got[0][1] if got else [], 1)
 
     def acknowledge(self, deliveries: Sequence[Delivery]) -> None:
         """``XACK`` the deliveries."""
         if deliveries:
-            self._call(self._client.xack, self.stream, self.group, *[d.handle for d in deliveries])
+            ids = [d.native if type(d.native) is bytes else d.handle for d in deliveries]
+            self._call(self._client.xack, self.stream, self.group, *ids)
 
     def lag(self) -> int:
         """Entries of the stream not yet acknowledged by the group (pending plus unread)."""

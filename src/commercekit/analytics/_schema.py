@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
 from sqlalchemy.dialects import mysql
@@ -10,6 +12,11 @@ __all__ = ["Schema"]
 
 _ID = 64
 _NAME = 200
+
+
+# Tables keyed by text are stored in their primary key's B-tree on SQLite (WITHOUT ROWID):
+# an upsert touches one tree instead of a rowid table plus its key index.
+_CLUSTERED: dict[str, Any] = {"sqlite_with_rowid": False}
 
 
 def _big() -> BigInteger:
@@ -44,7 +51,10 @@ class Schema:
         return cls(
             metadata=metadata,
             processed=Table(
-                f"{p}processed", metadata, Column("event_id", String(_ID), primary_key=True)
+                f"{p}processed",
+                metadata,
+                Column("event_id", String(_ID), primary_key=True),
+                **_CLUSTERED,
             ),
             dead_letters=Table(
                 f"{p}dead_letters",
@@ -77,6 +87,7 @@ class Schema:
                 Column("convert_ms", _big(), nullable=True),
                 Index(f"ix_{p}funnel_progress_day", "funnel", "day", "reached", "convert_ms"),
                 Index(f"ix_{p}funnel_progress_convert", "funnel", "reached", "convert_ms"),
+                **_CLUSTERED,
             ),
             funnel_counts=Table(
                 f"{p}funnel_counts",
@@ -85,6 +96,7 @@ class Schema:
                 Column("day", String(10), primary_key=True),
                 Column("reached", Integer, primary_key=True),
                 Column("n", _big(), nullable=False),
+                **_CLUSTERED,
             ),
             revenue=Table(
                 f"{p}revenue",
@@ -95,6 +107,7 @@ class Schema:
                 Column("gross_minor", _big(), nullable=False),
                 Column("refunds", _big(), nullable=False),
                 Column("refunded_minor", _big(), nullable=False),
+                **_CLUSTERED,
             ),
             product_revenue=Table(
                 f"{p}product_revenue",
@@ -104,6 +117,7 @@ class Schema:
                 Column("currency", String(3), primary_key=True),
                 Column("quantity", _big(), nullable=False),
                 Column("revenue_minor", _big(), nullable=False),
+                **_CLUSTERED,
             ),
             product_counts=Table(
                 f"{p}product_counts",
@@ -112,6 +126,7 @@ class Schema:
                 Column("product", String(_NAME), primary_key=True),
                 Column("kind", String(10), primary_key=True),
                 Column("n", _big(), nullable=False),
+                **_CLUSTERED,
             ),
             carts=Table(
                 f"{p}carts",
@@ -119,6 +134,7 @@ class Schema:
                 Column("customer", String(_NAME), primary_key=True),
                 Column("first_add_ms", _big(), nullable=True),
                 Column("last_order_ms", _big(), nullable=True),
+                **_CLUSTERED,
             ),
             searches=Table(
                 f"{p}searches",
@@ -126,24 +142,28 @@ class Schema:
                 Column("query", String(_NAME), primary_key=True),
                 Column("searches", _big(), nullable=False),
                 Column("no_result", _big(), nullable=False),
+                **_CLUSTERED,
             ),
             customer_weeks=Table(
                 f"{p}customer_weeks",
                 metadata,
                 Column("customer", String(_NAME), primary_key=True),
                 Column("week", String(10), primary_key=True),
+                **_CLUSTERED,
             ),
             item_customers=Table(
                 f"{p}item_customers",
                 metadata,
                 Column("customer", String(_NAME), primary_key=True),
                 Column("product", String(_NAME), primary_key=True),
+                **_CLUSTERED,
             ),
             item_counts=Table(
                 f"{p}item_counts",
                 metadata,
                 Column("product", String(_NAME), primary_key=True),
                 Column("n", _big(), nullable=False),
+                **_CLUSTERED,
             ),
             co_counts=Table(
                 f"{p}co_counts",
@@ -151,5 +171,6 @@ class Schema:
                 Column("a", String(_NAME), primary_key=True),
                 Column("b", String(_NAME), primary_key=True),
                 Column("n", _big(), nullable=False),
+                **_CLUSTERED,
             ),
         )

@@ -17,13 +17,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData, bindparam, select
 
 from commercekit.errors import CommerceKitError, DuplicateError, InvalidInputError
 from commercekit.money import Money
 from commercekit.repository import Database, UnitOfWork
 
-from ._events import AnalyticsEvent
+from ._events import decode_wire
 from ._funnel import FunnelSpec, progress
 from ._log import Delivery
 from ._schema import Schema
@@ -31,7 +31,9 @@ from ._sql import insert_rows, upsert
 
 __all__ = ["AnalyticsStore", "ApplyResult"]
 
-_CHUNK = 400
+Wire = tuple[str, str, str, int, dict[str, Any]]
+
+_CHUNK = 1000
 
 
 @functools.lru_cache(maxsize=4096)
@@ -109,8 +111,7 @@ class _Batch:
         self.purchases: dict[str, list[str]] = defaultdict(list)
         self.funnel_rows: list[dict[str, Any]] = []
 
-    def add(self, e: AnalyticsEvent, funnels: Sequence[FunnelSpec]) -> None:
-        props, name, who, ts = e.properties, e.name, e.who, e.timestamp_ms
+    def add(self, name: str, who: str, ts: int, props: Any, funnels: Sequence[FunnelSpec]) -> None:
         day = day_of(ts)
         if name == "Order Completed":
             total = _money(props, "total")
@@ -182,6 +183,20 @@ class AnalyticsStore:
             raise InvalidInputError(f"funnel names must differ, got {names}")
         self.schema = Schema.build(metadata if metadata is not None else MetaData(), prefix)
         self._clock = clock or time.time
+        # Built once with an expanding parameter: SQLAlchemy compiles each once and the
+        # values go to the driver as they are (no per-value coercion on the hot path).
+        sc = self.schema
+        ids: Any = bindparam("ids", expanding=True)
+        self._q_processed = select(sc.processed.c.event_id).where(sc.processed.c.event_id.in_(ids))
+        ic, fe, fp = sc.item_customers, sc.funnel_events, sc.funnel_progress
+        self._q_owned = select(ic.c.customer, ic.c.product).where(ic.c.customer.in_(ids))
+        name: Any = bindparam("funnel")
+        self._q_funnel_times = select(fe.c.customer, fe.c.step, fe.c.ts_ms).where(
+            fe.c.funnel == name, fe.c.customer.in_(ids)
+        )
+        self._q_funnel_progress = select(fp.c.customer, fp.c.day, fp.c.reached).where(
+            fp.c.funnel == name, fp.c.customer.in_(ids)
+        )
 
     def create(self) -> None:
         """Create the aggregate tables that are missing."""
@@ -225,16 +240,16 @@ class AnalyticsStore:
     def _apply(self, uow: UnitOfWork, deliveries: Sequence[Delivery]) -> ApplyResult:
         s = self.schema
         conn = uow.session.connection()
-        parsed: list[tuple[str, AnalyticsEvent | None, Delivery, str]] = []
+        parsed: list[tuple[str, Wire | None, Delivery, str]] = []
         seen: set[str] = set()
         duplicates = 0
         for d in deliveries:
             try:
-                event: AnalyticsEvent | None = AnalyticsEvent.from_bytes(d.body)
+                event: Wire | None = decode_wire(d.body)
                 reason = ""
             except InvalidInputError as exc:
                 event, reason = None, str(exc)
-            key = event.event_id if event is not None else (d.event_id or f"handle:{d.handle}")
+            key = event[0] if event is not None else (d.event_id or f"handle:{d.handle}")
             if key in seen:
                 duplicates += 1
                 continue
@@ -243,11 +258,7 @@ class AnalyticsStore:
         keys = [p[0] for p in parsed]
         stored: set[str] = set()
         for chunk in _chunks(keys):
-            stored.update(
-                conn.scalars(
-                    select(s.processed.c.event_id).where(s.processed.c.event_id.in_(chunk))
-                )
-            )
+            stored.update(conn.scalars(self._q_processed, {"ids": chunk}))
         fresh = [p for p in parsed if p[0] not in stored]
         duplicates += len(parsed) - len(fresh)
         if fresh:
@@ -255,17 +266,18 @@ class AnalyticsStore:
         batch = _Batch()
         parked: list[dict[str, Any]] = []
         now_ms = int(self._clock() * 1000)
+        funnels = self.funnels
         for _key, event, d, reason in fresh:
             if event is not None:
                 try:
-                    batch.add(event, self.funnels)
+                    batch.add(event[1], event[2], event[3], event[4], funnels)
                     continue
                 except InvalidInputError as exc:
                     reason = str(exc)
             parked.append(
                 {
                     "handle": d.handle[:200],
-                    "event_id": (event.event_id if event else d.event_id or None),
+                    "event_id": (event[0] if event else d.event_id or None),
                     "reason": reason[:1000],
                     "body": d.body.decode("utf-8", errors="replace"),
                     "at_ms": now_ms,
@@ -367,9 +379,7 @@ class AnalyticsStore:
         owned: dict[str, set[str]] = defaultdict(set)
         t = s.item_customers
         for chunk in _chunks(list(purchases)):
-            for customer, product in conn.execute(
-                select(t.c.customer, t.c.product).where(t.c.customer.in_(chunk))
-            ):
+            for customer, product in conn.execute(self._q_owned, {"ids": chunk}):
                 owned[customer].add(product)
         items: Counter[str] = Counter()
         pairs: Counter[tuple[str, str]] = Counter()
@@ -407,25 +417,17 @@ class AnalyticsStore:
             return
         s, conn = self.schema, uow.session.connection()
         insert_rows(conn, s.funnel_events, rows)
-        fe = s.funnel_events
         for spec in self.funnels:
             who = sorted({r["customer"] for r in rows if r["funnel"] == spec.name})
             times: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
             for chunk in _chunks(who):
-                for customer, step, ts in conn.execute(
-                    select(fe.c.customer, fe.c.step, fe.c.ts_ms).where(
-                        fe.c.funnel == spec.name, fe.c.customer.in_(chunk)
-                    )
-                ):
+                params = {"funnel": spec.name, "ids": chunk}
+                for customer, step, ts in conn.execute(self._q_funnel_times, params):
                     times[customer][step].append(ts)
-            fp = s.funnel_progress
             before: dict[str, tuple[str, int]] = {}
             for chunk in _chunks(who):
-                for customer, day, reached in conn.execute(
-                    select(fp.c.customer, fp.c.day, fp.c.reached).where(
-                        fp.c.funnel == spec.name, fp.c.customer.in_(chunk)
-                    )
-                ):
+                params = {"funnel": spec.name, "ids": chunk}
+                for customer, day, reached in conn.execute(self._q_funnel_progress, params):
                     before[customer] = (day, reached)
             out = []
             counts: Counter[tuple[str, int]] = Counter()
@@ -472,14 +474,9 @@ class AnalyticsStore:
 
     def is_processed(self, event_ids: Sequence[str]) -> set[str]:
         """Which of *event_ids* the store has applied (or parked)."""
-        s = self.schema
         with self.db.unit_of_work(read_only=True) as uow:
             conn = uow.session.connection()
             found: set[str] = set()
             for chunk in _chunks(list(event_ids)):
-                found.update(
-                    conn.scalars(
-                        select(s.processed.c.event_id).where(s.processed.c.event_id.in_(chunk))
-                    )
-                )
+                found.update(conn.scalars(self._q_processed, {"ids": chunk}))
         return found
