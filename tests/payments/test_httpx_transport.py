@@ -15,7 +15,7 @@ from commercekit.payments import (
     HttpxTransport,
     StripeGateway,
 )
-from commercekit.payments._httpx import default_transport
+from commercekit.payments._transports._httpx import default_transport
 
 from .tls_server import tls_server
 

@@ -18,8 +18,8 @@ behaviour.
 from typing import TYPE_CHECKING, Any
 
 from commercekit.errors import OperationInFlightError, RateLimitedError
-from commercekit.payments._adyen import AdyenGateway, RedirectDetails
-from commercekit.payments._adyen_codes import ADYEN_AMOUNTS, ADYEN_REFUSAL_CODES
+from commercekit.payments._adyen._codes import ADYEN_AMOUNTS, ADYEN_REFUSAL_CODES
+from commercekit.payments._adyen._gateway import AdyenGateway, RedirectDetails
 from commercekit.payments._amazonpay import (
     AMAZON_PAY_AMOUNTS,
     AMAZON_PAY_DECLINE_CODES,
@@ -31,7 +31,6 @@ from commercekit.payments._amazonpay import (
     SnsMessage,
     SnsVerifier,
 )
-from commercekit.payments._amounts import ISO_AMOUNTS, STRIPE_AMOUNTS, AmountRules
 from commercekit.payments._card import (
     Card,
     CardBrand,
@@ -41,13 +40,11 @@ from commercekit.payments._card import (
     luhn_valid,
     mask_number,
 )
-from commercekit.payments._http import HttpRequest, HttpResponse, MockTransport, UrllibTransport
-from commercekit.payments._httpx import AsyncHttpTransport, AsyncHttpxTransport, HttpxTransport
-from commercekit.payments._idempotency import InMemoryIdempotencyStore
-from commercekit.payments._ledger import Payment
-from commercekit.payments._records import Claim, ClaimKind, IdempotencyRecord, RecordStatus
-from commercekit.payments._redact import redact_provider_text
-from commercekit.payments._results import (
+from commercekit.payments._core._amounts import ISO_AMOUNTS, STRIPE_AMOUNTS, AmountRules
+from commercekit.payments._core._idempotency import InMemoryIdempotencyStore
+from commercekit.payments._core._ledger import Payment
+from commercekit.payments._core._records import Claim, ClaimKind, IdempotencyRecord, RecordStatus
+from commercekit.payments._core._results import (
     ActionRequired,
     AnyResult,
     DeclineCode,
@@ -55,14 +52,26 @@ from commercekit.payments._results import (
     Outcome,
     PaymentResult,
 )
-from commercekit.payments._retry import RetryPolicy
-from commercekit.payments._sandbox import SandboxGateway
-from commercekit.payments._sandbox_cards import SANDBOX_CARDS
-from commercekit.payments._sandbox_faults import SandboxFault
-from commercekit.payments._service import PaymentService, ServiceSource
-from commercekit.payments._state import TRANSITIONS, PaymentEvent, PaymentState, transition
-from commercekit.payments._stripe import StripeGateway
-from commercekit.payments._stripe_declines import STRIPE_DECLINE_CODES
+from commercekit.payments._core._retry import RetryPolicy
+from commercekit.payments._core._service import PaymentService, ServiceSource
+from commercekit.payments._core._state import TRANSITIONS, PaymentEvent, PaymentState, transition
+from commercekit.payments._redact import redact_provider_text
+from commercekit.payments._sandbox._cards import SANDBOX_CARDS
+from commercekit.payments._sandbox._faults import SandboxFault
+from commercekit.payments._sandbox._gateway import SandboxGateway
+from commercekit.payments._stripe._declines import STRIPE_DECLINE_CODES
+from commercekit.payments._stripe._gateway import StripeGateway
+from commercekit.payments._transports._http import (
+    HttpRequest,
+    HttpResponse,
+    MockTransport,
+    UrllibTransport,
+)
+from commercekit.payments._transports._httpx import (
+    AsyncHttpTransport,
+    AsyncHttpxTransport,
+    HttpxTransport,
+)
 from commercekit.payments._typing import (
     Clock,
     GatewayCapabilities,
@@ -75,8 +84,13 @@ from commercekit.payments._typing import (
     VaultRecord,
     VaultStore,
 )
-from commercekit.payments._vault import CardToken, CardVault, InMemoryVaultStore, StaticKeyRing
-from commercekit.payments._webhooks import (
+from commercekit.payments._vault._card_vault import (
+    CardToken,
+    CardVault,
+    InMemoryVaultStore,
+    StaticKeyRing,
+)
+from commercekit.payments._webhooks._processor import (
     HmacSignatureVerifier,
     StripeSignatureVerifier,
     WebhookEvent,
@@ -86,8 +100,8 @@ from commercekit.payments._webhooks import (
 )
 
 if TYPE_CHECKING:
-    from commercekit.payments._sql import SqlAlchemyIdempotencyStore
-    from commercekit.payments._sql_vault import SqlAlchemyVaultStore
+    from commercekit.payments._core._sql import SqlAlchemyIdempotencyStore
+    from commercekit.payments._vault._sql import SqlAlchemyVaultStore
 
 __all__ = [
     "ADYEN_AMOUNTS",
@@ -174,8 +188,8 @@ __all__ = [
 # The SQL stores import SQLAlchemy (about 0.2 s), so they load on first use: a
 # process that only talks to a gateway never pays for it.
 _LAZY = {
-    "SqlAlchemyIdempotencyStore": "commercekit.payments._sql",
-    "SqlAlchemyVaultStore": "commercekit.payments._sql_vault",
+    "SqlAlchemyIdempotencyStore": "commercekit.payments._core._sql",
+    "SqlAlchemyVaultStore": "commercekit.payments._vault._sql",
 }
 
 

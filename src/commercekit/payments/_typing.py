@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 import attrs
 
 from commercekit.errors import InvalidInputError
-from commercekit.payments._amounts import ISO_AMOUNTS, AmountRules
+from commercekit.payments._core._amounts import ISO_AMOUNTS, AmountRules
 
 if TYPE_CHECKING:
     from commercekit.money import Currency, Money
     from commercekit.payments._card import Card, ProviderToken
-    from commercekit.payments._http import HttpRequest, HttpResponse
-    from commercekit.payments._records import Claim, IdempotencyRecord
-    from commercekit.payments._results import AnyResult, Operation, PaymentResult
+    from commercekit.payments._core._records import Claim, IdempotencyRecord
+    from commercekit.payments._core._results import AnyResult, Operation, PaymentResult
+    from commercekit.payments._transports._http import HttpRequest, HttpResponse
 
 __all__ = [
     "Clock",

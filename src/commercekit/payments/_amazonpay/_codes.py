@@ -22,9 +22,9 @@ from typing import Any, Final
 
 from commercekit.errors import CommerceKitError, InvalidStateError, OutcomeUnknownError
 from commercekit.money import Money
-from commercekit.payments._amounts import AmountRules
+from commercekit.payments._core._amounts import AmountRules
+from commercekit.payments._core._results import DeclineCode
 from commercekit.payments._redact import redact_provider_text
-from commercekit.payments._results import DeclineCode
 
 __all__ = [
     "AMAZON_PAY_AMOUNTS",

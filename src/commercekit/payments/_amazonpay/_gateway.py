@@ -48,15 +48,15 @@ from commercekit.payments._amazonpay._wire import (
     AmazonPayRefusal,
     check_id,
 )
-from commercekit.payments._amounts import AmountRules
 from commercekit.payments._card import ProviderToken
-from commercekit.payments._httpx import default_transport
-from commercekit.payments._results import (
+from commercekit.payments._core._amounts import AmountRules
+from commercekit.payments._core._results import (
     ActionRequired,
     AnyResult,
     Operation,
     PaymentResult,
 )
+from commercekit.payments._transports._httpx import default_transport
 from commercekit.payments._typing import Clock, GatewayCapabilities, HttpTransport, PaymentSource
 
 __all__ = ["AmazonPayGateway"]

@@ -25,7 +25,7 @@ from commercekit.errors import InvalidInputError
 from commercekit.metrics import Metrics
 from commercekit.payments._amazonpay._sns import SnsMessage, SnsVerifier
 from commercekit.payments._typing import Clock, IdempotencyStore
-from commercekit.payments._webhooks import WebhookEvent, WebhookOutcome, _ExactlyOnce
+from commercekit.payments._webhooks._processor import WebhookEvent, WebhookOutcome, _ExactlyOnce
 
 __all__ = ["AmazonPayNotifications"]
 

@@ -25,13 +25,13 @@ from commercekit.payments._amazonpay._codes import (
     state_of,
 )
 from commercekit.payments._amazonpay._wire import AmazonPayRefusal
-from commercekit.payments._results import (
+from commercekit.payments._core._results import (
     Operation,
     PaymentResult,
     approved_result,
     declined_result,
 )
-from commercekit.payments._state import PaymentState
+from commercekit.payments._core._state import PaymentState
 
 __all__ = ["ID", "Outcomes"]
 

@@ -56,7 +56,7 @@ from commercekit.errors import (
     SignatureExpiredError,
     UnavailableError,
 )
-from commercekit.payments._http import HttpRequest, UrllibTransport
+from commercekit.payments._transports._http import HttpRequest, UrllibTransport
 from commercekit.payments._typing import Clock, HttpTransport
 
 __all__ = ["SNS_HOST", "SnsMessage", "SnsVerifier", "sns_canonical_string"]

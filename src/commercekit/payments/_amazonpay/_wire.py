@@ -58,7 +58,7 @@ from commercekit.payments._amazonpay._signing import (
     pay_date,
     query_string,
 )
-from commercekit.payments._http import HttpRequest, HttpResponse
+from commercekit.payments._transports._http import HttpRequest, HttpResponse
 from commercekit.payments._typing import Clock, HttpTransport
 
 __all__ = [

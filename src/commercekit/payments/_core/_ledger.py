@@ -18,13 +18,13 @@ import attrs
 
 from commercekit.errors import CurrencyMismatchError, InvalidInputError, InvalidStateError
 from commercekit.money import Currency, Money
-from commercekit.payments._results import (
+from commercekit.payments._core._results import (
     AnyResult,
     Operation,
     Outcome,
     final_result,
 )
-from commercekit.payments._state import TRANSITIONS, PaymentEvent, PaymentState, transition
+from commercekit.payments._core._state import TRANSITIONS, PaymentEvent, PaymentState, transition
 
 __all__ = ["Payment"]
 

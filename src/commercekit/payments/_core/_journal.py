@@ -16,10 +16,10 @@ import attrs
 
 from commercekit.errors import CommerceKitError, ConflictError, InvalidStateError
 from commercekit.money import Money
-from commercekit.payments._ledger import Payment
-from commercekit.payments._metrics import PaymentInstruments
-from commercekit.payments._records import IdempotencyRecord
-from commercekit.payments._results import (
+from commercekit.payments._core._ledger import Payment
+from commercekit.payments._core._metrics import PaymentInstruments
+from commercekit.payments._core._records import IdempotencyRecord
+from commercekit.payments._core._results import (
     AnyResult,
     Operation,
     PaymentResult,

@@ -17,7 +17,7 @@ import attrs
 
 from commercekit.errors import InvalidInputError, InvalidStateError
 from commercekit.money import Money
-from commercekit.payments._state import PaymentState
+from commercekit.payments._core._state import PaymentState
 
 __all__ = [
     "ActionRequired",

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from commercekit._extras import require
 from commercekit.errors import ConfigurationError, OutcomeUnknownError, UnavailableError
-from commercekit.payments._http import HttpRequest, HttpResponse, UrllibTransport
+from commercekit.payments._transports._http import HttpRequest, HttpResponse, UrllibTransport
 
 if TYPE_CHECKING:
     from commercekit.payments._typing import HttpTransport

@@ -29,9 +29,9 @@ from commercekit.errors import (
     NotFoundError,
     OperationInFlightError,
 )
-from commercekit.payments._idempotency import decide_claim, scope_in_flight
-from commercekit.payments._records import Claim, ClaimKind, IdempotencyRecord, RecordStatus
-from commercekit.payments._sqltx import SqlRunner
+from commercekit.payments._core._idempotency import decide_claim, scope_in_flight
+from commercekit.payments._core._records import Claim, ClaimKind, IdempotencyRecord, RecordStatus
+from commercekit.payments._core._sqltx import SqlRunner
 
 __all__ = ["SqlAlchemyIdempotencyStore"]
 

@@ -21,9 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from commercekit.payments._sqltx import SqlRunner
+from commercekit.payments._core._sqltx import SqlRunner
 from commercekit.payments._typing import VaultRecord
-from commercekit.payments._vault import check_replacement, check_vault_record
+from commercekit.payments._vault._card_vault import check_replacement, check_vault_record
 
 __all__ = ["SqlAlchemyVaultStore"]
 

@@ -6,8 +6,8 @@ import attrs
 
 from commercekit.errors import InvalidInputError
 from commercekit.money import Currency, Money
-from commercekit.payments._results import AnyResult, DeclineCode
-from commercekit.payments._state import PaymentState
+from commercekit.payments._core._results import AnyResult, DeclineCode
+from commercekit.payments._core._state import PaymentState
 
 __all__ = ["Charge", "Logged"]
 

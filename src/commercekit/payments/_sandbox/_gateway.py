@@ -21,9 +21,8 @@ from commercekit.errors import (
     OutcomeUnknownError,
 )
 from commercekit.money import Currency, Money
-from commercekit.payments._amounts import ISO_AMOUNTS, AmountRules
-from commercekit.payments._redact import redact_provider_text
-from commercekit.payments._results import (
+from commercekit.payments._core._amounts import ISO_AMOUNTS, AmountRules
+from commercekit.payments._core._results import (
     ActionRequired,
     AnyResult,
     DeclineCode,
@@ -32,16 +31,17 @@ from commercekit.payments._results import (
     PaymentResult,
     final_result,
 )
-from commercekit.payments._sandbox_books import Charge, Logged
-from commercekit.payments._sandbox_cards import (
+from commercekit.payments._core._state import PaymentState
+from commercekit.payments._redact import redact_provider_text
+from commercekit.payments._sandbox._books import Charge, Logged
+from commercekit.payments._sandbox._cards import (
     APPROVED,
     THREE_D_SECURE,
     TIMEOUT_AFTER_CHARGE,
     card_behaviour,
     source_id,
 )
-from commercekit.payments._sandbox_faults import FaultHook, FaultInjector
-from commercekit.payments._state import PaymentState
+from commercekit.payments._sandbox._faults import FaultHook, FaultInjector
 from commercekit.payments._typing import GatewayCapabilities, PaymentSource
 
 __all__ = ["SandboxGateway"]

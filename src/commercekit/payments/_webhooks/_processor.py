@@ -29,7 +29,7 @@ import attrs
 
 from commercekit.errors import ConfigurationError, InvalidInputError
 from commercekit.metrics import Metrics, NullMetrics
-from commercekit.payments._records import ClaimKind
+from commercekit.payments._core._records import ClaimKind
 from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._typing import Clock, IdempotencyStore
 

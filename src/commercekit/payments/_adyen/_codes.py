@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from commercekit.payments._amounts import AmountRules
+from commercekit.payments._core._amounts import AmountRules
+from commercekit.payments._core._results import DeclineCode
 from commercekit.payments._redact import redact_provider_text
-from commercekit.payments._results import DeclineCode
 
 __all__ = ["ADYEN_AMOUNTS", "ADYEN_REFUSAL_CODES", "refusal"]
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Final
 
 from commercekit.payments._card import ProviderToken
-from commercekit.payments._results import DeclineCode
+from commercekit.payments._core._results import DeclineCode
 from commercekit.payments._typing import PaymentSource
 
 __all__ = [

@@ -16,7 +16,7 @@ import hmac
 from commercekit.errors import InvalidInputError
 from commercekit.payments._card import Card, ProviderToken
 from commercekit.payments._typing import PaymentSource
-from commercekit.payments._vault import CardToken, CardVault
+from commercekit.payments._vault._card_vault import CardToken, CardVault
 
 __all__ = ["ServiceSource", "SourceFingerprinter", "resolve_source"]
 

@@ -38,8 +38,8 @@ from commercekit.errors import (
     OutcomeUnknownError,
     RateLimitedError,
 )
-from commercekit.payments._http import HttpRequest, HttpResponse
 from commercekit.payments._redact import redact_provider_text
+from commercekit.payments._transports._http import HttpRequest, HttpResponse
 from commercekit.payments._typing import HttpTransport
 
 __all__ = ["CardError", "StripeClient", "form_encode"]

@@ -9,7 +9,7 @@ read and one method call.
 from __future__ import annotations
 
 from commercekit.metrics import Counter, Histogram, Metrics
-from commercekit.payments._results import DeclineCode, Operation
+from commercekit.payments._core._results import DeclineCode, Operation
 
 __all__ = ["PaymentInstruments"]
 

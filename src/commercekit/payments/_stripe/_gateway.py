@@ -19,12 +19,9 @@ from typing import Any, Final
 from commercekit.errors import InvalidInputError, OutcomeUnknownError
 from commercekit.money import Currency, Money
 from commercekit.money._currency import shown
-from commercekit.payments._amounts import STRIPE_AMOUNTS, AmountRules
 from commercekit.payments._card import Card, ProviderToken
-from commercekit.payments._http import path_segment, unreadable_answers
-from commercekit.payments._httpx import default_transport
-from commercekit.payments._redact import redact_provider_text
-from commercekit.payments._results import (
+from commercekit.payments._core._amounts import STRIPE_AMOUNTS, AmountRules
+from commercekit.payments._core._results import (
     ActionRequired,
     AnyResult,
     DeclineCode,
@@ -34,9 +31,12 @@ from commercekit.payments._results import (
     approved_result,
     declined_result,
 )
-from commercekit.payments._state import PaymentState
-from commercekit.payments._stripe_declines import decline as _decline
-from commercekit.payments._stripe_wire import CardError, StripeClient
+from commercekit.payments._core._state import PaymentState
+from commercekit.payments._redact import redact_provider_text
+from commercekit.payments._stripe._declines import decline as _decline
+from commercekit.payments._stripe._wire import CardError, StripeClient
+from commercekit.payments._transports._http import path_segment, unreadable_answers
+from commercekit.payments._transports._httpx import default_transport
 from commercekit.payments._typing import GatewayCapabilities, HttpTransport, PaymentSource
 
 __all__ = ["StripeGateway"]

@@ -12,7 +12,7 @@ import threading
 import attrs
 
 from commercekit.errors import ConflictError, NotFoundError, OperationInFlightError
-from commercekit.payments._records import Claim, ClaimKind, IdempotencyRecord, RecordStatus
+from commercekit.payments._core._records import Claim, ClaimKind, IdempotencyRecord, RecordStatus
 
 __all__ = ["InMemoryIdempotencyStore", "decide_claim"]
 

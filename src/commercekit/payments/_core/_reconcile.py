@@ -16,11 +16,11 @@ import random
 import uuid
 
 from commercekit.errors import OutcomeUnknownError, TransientError
-from commercekit.payments._journal import PaymentJournal, recorded_result
-from commercekit.payments._metrics import PaymentInstruments
-from commercekit.payments._records import ClaimKind, IdempotencyRecord
-from commercekit.payments._results import AnyResult, Operation
-from commercekit.payments._retry import RetryPolicy
+from commercekit.payments._core._journal import PaymentJournal, recorded_result
+from commercekit.payments._core._metrics import PaymentInstruments
+from commercekit.payments._core._records import ClaimKind, IdempotencyRecord
+from commercekit.payments._core._results import AnyResult, Operation
+from commercekit.payments._core._retry import RetryPolicy
 from commercekit.payments._typing import Clock, PaymentGateway, Sleep
 
 __all__ = ["LookupFailedError", "Reconciler"]

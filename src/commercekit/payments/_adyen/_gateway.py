@@ -34,14 +34,11 @@ from typing import Any, Final
 from commercekit.errors import InvalidInputError, InvalidStateError, OutcomeUnknownError
 from commercekit.money import Currency, Money
 from commercekit.money._currency import shown
-from commercekit.payments._adyen_codes import ADYEN_AMOUNTS, refusal
-from commercekit.payments._adyen_wire import AdyenClient, adyen_key
-from commercekit.payments._amounts import AmountRules
+from commercekit.payments._adyen._codes import ADYEN_AMOUNTS, refusal
+from commercekit.payments._adyen._wire import AdyenClient, adyen_key
 from commercekit.payments._card import Card, ProviderToken
-from commercekit.payments._http import path_segment, unreadable_answers
-from commercekit.payments._httpx import default_transport
-from commercekit.payments._redact import redact_provider_text
-from commercekit.payments._results import (
+from commercekit.payments._core._amounts import AmountRules
+from commercekit.payments._core._results import (
     ActionRequired,
     AnyResult,
     DeclineCode,
@@ -50,7 +47,10 @@ from commercekit.payments._results import (
     approved_result,
     declined_result,
 )
-from commercekit.payments._state import PaymentState
+from commercekit.payments._core._state import PaymentState
+from commercekit.payments._redact import redact_provider_text
+from commercekit.payments._transports._http import path_segment, unreadable_answers
+from commercekit.payments._transports._httpx import default_transport
 from commercekit.payments._typing import GatewayCapabilities, HttpTransport, PaymentSource
 
 __all__ = ["AdyenGateway", "RedirectDetails"]

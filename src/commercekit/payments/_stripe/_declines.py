@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from commercekit.payments._core._results import DeclineCode
 from commercekit.payments._redact import redact_provider_text
-from commercekit.payments._results import DeclineCode
 
 __all__ = ["STRIPE_DECLINE_CODES", "decline"]
 

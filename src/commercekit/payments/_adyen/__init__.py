@@ -1,0 +1,1 @@
+"""Adyen (Checkout API v71): the gateway, its wire format and its refusal codes."""

@@ -1,0 +1,1 @@
+"""The sandbox provider: an in-process gateway with test cards and injectable faults."""

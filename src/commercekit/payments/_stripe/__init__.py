@@ -1,0 +1,1 @@
+"""Stripe (PaymentIntents API): the gateway, its wire format and its decline codes."""

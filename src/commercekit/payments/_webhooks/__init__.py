@@ -1,0 +1,1 @@
+"""Webhooks: signature verification and exactly-once processing of provider events."""
