@@ -78,8 +78,8 @@ from uhashring import HashRing
 from xxhash import xxh3_64_intdigest
 
 from commercekit.balancer import CappedRingBalancer, KetamaBalancer, MaglevBalancer
-from commercekit.balancer._capped import MAX_RING_POINTS
 from commercekit.balancer._ketama_balancer import MAX_NODES as KETAMA_MAX_NODES
+from commercekit.balancer._placement._capped import MAX_RING_POINTS
 from commercekit.errors import ConfigurationError
 from commercekit.metrics import InMemoryMetrics
 

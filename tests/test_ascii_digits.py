@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from commercekit.balancer._probes import host_port
+from commercekit.balancer._checking._probes import host_port
 from commercekit.cdn._origins._http import _length
 from commercekit.cdn._policy._cache_control import parse_cache_control
 from commercekit.errors import CommerceKitError, ConfigurationError

@@ -10,15 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commercekit.balancer import CappedRingBalancer, MaglevBalancer, _capped_ring
-from commercekit.balancer._capped import (
+from commercekit.balancer import CappedRingBalancer, MaglevBalancer
+from commercekit.balancer._placement import _capped_ring
+from commercekit.balancer._placement._capped import (
     build_capped_table,
     caps,
     check_capacity,
     default_balance,
     ring_points,
 )
-from commercekit.balancer._capped_ring import Ring
+from commercekit.balancer._placement._capped_ring import Ring
 from commercekit.errors import ConfigurationError
 
 from .strategies import memberships

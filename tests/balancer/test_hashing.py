@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from commercekit.balancer import MaglevBalancer, hash_key
-from commercekit.balancer._hashing import ketama_hash, key_bytes, unit_interval
+from commercekit.balancer._placement._hashing import ketama_hash, key_bytes, unit_interval
 from commercekit.errors import UnsupportedTypeError
 
 # Golden vectors: XXH3-64 (xxHash 0.8), seed 0 places a key, seed j gives its j-th fallback.

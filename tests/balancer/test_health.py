@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from commercekit.balancer import NodeHealth
-from commercekit.balancer._health import can_transition, transition
+from commercekit.balancer._pool._health import can_transition, transition
 from commercekit.errors import InvalidStateError
 
 UP, DOWN, EJECTED = NodeHealth.UP, NodeHealth.DOWN, NodeHealth.EJECTED

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from commercekit.balancer import CappedRingBalancer, KetamaBalancer, MaglevBalancer
-from commercekit.balancer._capped import MAX_RING_POINTS, ring_point_count
 from commercekit.balancer._ketama_balancer import MAX_NODES
+from commercekit.balancer._placement._capped import MAX_RING_POINTS, ring_point_count
 from commercekit.errors import ConfigurationError
 
 from .support import names

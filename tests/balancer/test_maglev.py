@@ -7,7 +7,11 @@ from collections import Counter
 
 import pytest
 
-from commercekit.balancer._maglev import DEFAULT_TABLE_SIZE, build_table, check_table_size
+from commercekit.balancer._placement._maglev import (
+    DEFAULT_TABLE_SIZE,
+    build_table,
+    check_table_size,
+)
 from commercekit.errors import ConfigurationError
 
 from .support import names

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from commercekit.balancer import MaglevBalancer
-from commercekit.balancer._maglev import _weighted_turns
+from commercekit.balancer._placement._maglev import _weighted_turns
 
 
 def envoy_turns(shares: list[float], size: int) -> Iterator[int]:

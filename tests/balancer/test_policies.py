@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from commercekit.balancer import LeastLoadedBalancer, RoundRobinBalancer, SlowStart
-from commercekit.balancer._member import Member
 from commercekit.balancer._policies import weighted_schedule
+from commercekit.balancer._pool._member import Member
 from commercekit.errors import UnavailableError
 
 from .support import FakeClock, names

@@ -18,7 +18,7 @@ from commercekit.balancer import (
     RoundRobinBalancer,
     SlowStart,
 )
-from commercekit.balancer._pool import Pool
+from commercekit.balancer._pool._base import Pool
 from commercekit.errors import ConfigurationError, NotFoundError, UnavailableError
 from commercekit.metrics import InMemoryMetrics
 

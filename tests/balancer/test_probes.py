@@ -8,7 +8,7 @@ import time
 import pytest
 
 from commercekit.balancer import CallableProbe, HttpProbe, TcpProbe
-from commercekit.balancer._probes import host_port
+from commercekit.balancer._checking._probes import host_port
 from commercekit.errors import ConfigurationError
 
 from .servers import closed_port, http_server, slow_drip_server, stalled_listener, tcp_listener

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from commercekit.balancer import CappedRingBalancer, MaglevBalancer
-from commercekit.balancer._member import Member
+from commercekit.balancer._pool._member import Member
 from commercekit.errors import ConfigurationError
 
 from .support import keys, mapping, names

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import pytest
 
 from commercekit.balancer import KetamaBalancer, Lease, MaglevBalancer, RoundRobinBalancer
-from commercekit.balancer._pool import Pool
+from commercekit.balancer._pool._base import Pool
 
 from .support import small_capped
 

@@ -23,7 +23,7 @@ import attrs
 import pytest
 
 from commercekit.balancer import CallableProbe, HealthProbe, HttpProbe, TcpProbe
-from commercekit.balancer._probes import host_port
+from commercekit.balancer._checking._probes import host_port
 from commercekit.errors import ConfigurationError
 from tests.balancer.servers import closed_port, http_server, stalled_listener, tcp_listener
 

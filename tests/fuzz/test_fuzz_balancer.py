@@ -29,7 +29,7 @@ from commercekit.balancer import (
     SlowStart,
     TcpProbe,
 )
-from commercekit.balancer._probes import host_port
+from commercekit.balancer._checking._probes import host_port
 from commercekit.errors import CommerceKitError, InvalidInputError
 from tests.fuzz.hostile import hostile_bytes, hostile_text, not_a_string, only_ours
 

@@ -20,17 +20,17 @@ Nothing starts at import; a checker's thread starts with ``start()``.
 """
 
 from ._capped_balancer import CappedRingBalancer
-from ._checker import HealthChecker
-from ._hashing import hash_key
-from ._health import NodeHealth
+from ._checking._checker import HealthChecker
+from ._checking._probes import CallableProbe, HttpProbe, TcpProbe
 from ._ketama_balancer import KetamaBalancer
-from ._lease import Lease
-from ._maglev import DEFAULT_TABLE_SIZE
 from ._maglev_balancer import MaglevBalancer
-from ._member import Nodes, NodeStatus
-from ._options import OutlierDetection, SlowStart
+from ._placement._hashing import hash_key
+from ._placement._maglev import DEFAULT_TABLE_SIZE
 from ._policies import LeastLoadedBalancer, RoundRobinBalancer
-from ._probes import CallableProbe, HttpProbe, TcpProbe
+from ._pool._health import NodeHealth
+from ._pool._lease import Lease
+from ._pool._member import Nodes, NodeStatus
+from ._pool._options import OutlierDetection, SlowStart
 from ._typing import Clock, Hasher, HealthProbe, HealthTarget, Key, KeyedBalancer
 
 __all__ = [

@@ -7,7 +7,7 @@ import time
 from commercekit.errors import ConfigurationError
 from commercekit.metrics import Metrics
 
-from ._capped import (
+from ._placement._capped import (
     DEFAULT_POINTS,
     DEFAULT_TABLE_BITS,
     build_capped_table,
@@ -15,9 +15,9 @@ from ._capped import (
     check_capacity,
     check_ring_points,
 )
-from ._hashing import xxh3_64_intdigest
-from ._member import Member, Nodes
-from ._options import OutlierDetection, SlowStart
+from ._placement._hashing import xxh3_64_intdigest
+from ._pool._member import Member, Nodes
+from ._pool._options import OutlierDetection, SlowStart
 from ._shown import shown
 from ._table import TablePool
 from ._typing import Clock, Hasher

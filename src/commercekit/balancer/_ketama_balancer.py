@@ -10,11 +10,11 @@ from hashlib import md5
 from commercekit.errors import ConfigurationError
 from commercekit.metrics import Metrics
 
-from ._hashing import key_bytes
-from ._ketama import build_continuum
 from ._keyed import KeyedPool
-from ._member import Member, Nodes
-from ._options import OutlierDetection, SlowStart
+from ._placement._hashing import key_bytes
+from ._placement._ketama import build_continuum
+from ._pool._member import Member, Nodes
+from ._pool._options import OutlierDetection, SlowStart
 from ._typing import Clock, Key
 
 __all__ = ["MAX_NODES", "KetamaBalancer"]

@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterator
 
 from commercekit.errors import InvalidInputError, UnavailableError
 
-from ._hashing import key_bytes, node_hash, xxh3_64_intdigest
-from ._health import NodeHealth
-from ._lease import Lease
-from ._member import Member
-from ._options import check_balance_factor
-from ._pool import Pool
+from ._placement._hashing import key_bytes, node_hash, xxh3_64_intdigest
+from ._pool._base import Pool
+from ._pool._health import NodeHealth
+from ._pool._lease import Lease
+from ._pool._member import Member
+from ._pool._options import check_balance_factor
 from ._shown import shown
 from ._typing import Key
 
@@ -151,26 +151,25 @@ class KeyedPool(Pool):
         except (AttributeError, UnicodeEncodeError):
             data = key_bytes(key)  # not a str, or not valid Unicode: a typed error
         factor = self._balance_factor
+        ledger = self._ledger
         first = self._first(data)
         if first is not None and first.serving is not None:
             # The hot path, without the lock: the key's own node is fully in service. Take
             # the lease first, then check the cap counting it (k < ceil(x) iff k < x for an
             # int k); over the cap, give it back and walk under the lock. Two acquires racing
             # for one node each see the other's lease, so neither can pass the cap.
-            mine, everyone = first.leases, self._leases
+            mine, everyone = first.leases, ledger.held
             mine.append(None)
             everyone.append(None)
             weight = self._total_weight if self._panic else self._up_weight
             if len(mine) - 1 < factor * len(everyone) * first.weight / (weight or 1e-12):
                 if self._counting:
                     self._instruments.picks.inc()
-                    if first.instruments is not None:
-                        first.instruments.in_flight.add(1)
-                return Lease(self, first)
+                return ledger.adopt(first)
             mine.pop()
             everyone.pop()
         with self._lock:
-            demand = factor * (len(self._leases) + 1)
+            demand = factor * (len(ledger.held) + 1)
             weight = self._total_weight if self._panic else self._up_weight
             weight = max(weight, 1e-12)
             spilled = False
@@ -181,7 +180,7 @@ class KeyedPool(Pool):
                         self._instruments.spills.inc()
                     if self._counting:
                         self._instruments.picks.inc()
-                    return self._lease(member)
+                    return ledger.take(member)
                 spilled = True
                 if fallback is None or (
                     member.in_flight / member.weight < fallback.in_flight / fallback.weight
@@ -190,7 +189,7 @@ class KeyedPool(Pool):
             if fallback is None:
                 raise self._unavailable()
             self._instruments.spills.inc()
-            return self._lease(fallback)
+            return ledger.take(fallback)
 
     @property
     def balance_factor(self) -> float:

@@ -7,10 +7,10 @@ import time
 from commercekit.errors import ConfigurationError
 from commercekit.metrics import Metrics
 
-from ._hashing import xxh3_64_intdigest
-from ._maglev import DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, build_table, check_table_size
-from ._member import Member, Nodes
-from ._options import OutlierDetection, SlowStart
+from ._placement._hashing import xxh3_64_intdigest
+from ._placement._maglev import DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, build_table, check_table_size
+from ._pool._member import Member, Nodes
+from ._pool._options import OutlierDetection, SlowStart
 from ._table import TablePool
 from ._typing import Clock, Hasher
 

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from commercekit.errors import UnavailableError
 from commercekit.metrics import Metrics
 
-from ._lease import Lease
-from ._member import Member, Nodes
-from ._options import OutlierDetection, SlowStart
-from ._pool import Pool
+from ._pool._base import Pool
+from ._pool._lease import Lease
+from ._pool._member import Member, Nodes
+from ._pool._options import OutlierDetection, SlowStart
 from ._typing import Clock
 
 __all__ = ["LeastLoadedBalancer", "RoundRobinBalancer", "weighted_schedule"]
@@ -91,7 +91,7 @@ class _Scheduled(Pool):
             member = self._choose()
             if self._counting:
                 self._instruments.picks.inc()
-            return self._lease(member)
+            return self._ledger.take(member)
 
     def pick(self) -> str:
         """The next node for a request."""

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator
 
 from commercekit.metrics import Metrics
 
-from ._hashing import key_bytes, unit_interval, xxh3_64_intdigest
 from ._keyed import KeyedPool
-from ._member import Member
-from ._options import OutlierDetection, SlowStart
+from ._placement._hashing import key_bytes, unit_interval, xxh3_64_intdigest
+from ._pool._member import Member
+from ._pool._options import OutlierDetection, SlowStart
 from ._typing import Clock, Hasher, Key
 
 __all__ = ["TablePool"]

@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ._health import NodeHealth
-    from ._lease import Lease
+    from ._pool._health import NodeHealth
+    from ._pool._lease import Lease
 
 __all__ = ["Clock", "Hasher", "HealthProbe", "HealthTarget", "Key", "KeyedBalancer"]
 

@@ -34,13 +34,13 @@ import weakref
 from collections.abc import Callable
 from types import TracebackType
 
+from commercekit.balancer._pool._health import NodeHealth
+from commercekit.balancer._shown import shown
+from commercekit.balancer._typing import HealthProbe, HealthTarget
 from commercekit.errors import ConfigurationError, InvalidStateError
 from commercekit.metrics import Metrics, NullMetrics
 
-from ._health import NodeHealth
 from ._runner import ProbeRunner, ProbeTask
-from ._shown import shown
-from ._typing import HealthProbe, HealthTarget
 
 __all__ = ["HealthChecker"]
 

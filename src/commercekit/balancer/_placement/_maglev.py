@@ -25,10 +25,10 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 
+from commercekit.balancer._shown import shown
 from commercekit.errors import ConfigurationError
 
 from ._hashing import node_hash
-from ._shown import shown
 
 __all__ = ["DEFAULT_TABLE_SIZE", "MAX_TABLE_SIZE", "build_table", "check_table_size"]
 

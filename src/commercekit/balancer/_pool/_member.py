@@ -15,11 +15,11 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
+from commercekit.balancer._shown import shown
 from commercekit.errors import DuplicateError, InvalidInputError
 
 from ._health import NodeHealth
 from ._instruments import NodeInstruments
-from ._shown import shown
 
 __all__ = ["Member", "NodeStatus", "Nodes", "check_name", "check_weight", "parse_nodes"]
 

@@ -9,41 +9,47 @@ Everything else lives here:
 - health as an overlay on the table: a flip writes ``Member.serving`` and moves a
   few counters, and rebuilds nothing;
 - passive outlier detection (consecutive failures eject for a time that grows
-  with repeated ejections) and slow start (a share that grows with time),
-  both read from the injected clock, never from a timer thread;
+  with repeated ejections, :mod:`._ejection`) and slow start (a share that grows
+  with time, :mod:`._slow_start`), both read from the injected clock, never from
+  a timer thread;
 - panic mode: below *panic_threshold* of the weight in service, picks ignore
   health and spread over every node;
-- in-flight accounting for leases: the placement's own (``acquire()``) and the
-  caller's choice (:meth:`Pool.acquire_node`).
+- leases, the placement's own (``acquire()``) and the caller's choice
+  (:meth:`Pool.acquire_node`), counted in a :class:`LeaseLedger` that is all the
+  pool and its leases share.
 
 Mutations take one re-entrant lock; picks take none. Health flips and leases
 never wait on a build (see :meth:`Pool._settle`).
 """
+
+# Longer than 400 lines because membership, the health overlay and the lease entry points
+# share one lock and one set of health totals that picks read without it: kept in one class,
+# every write to them can be checked against that rule in one place. Ejection, slow start
+# and lease accounting, which need no lock of their own, live in their own modules.
 
 from __future__ import annotations
 
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
+from commercekit.balancer._shown import shown
+from commercekit.balancer._typing import Clock
 from commercekit.errors import (
     DuplicateError,
     InvalidInputError,
-    InvalidStateError,
     NotFoundError,
-    UnavailableError,
 )
 from commercekit.metrics import Metrics, NullMetrics
 
+from ._ejection import ejects, out_of_service, start_ejection
 from ._health import NodeHealth, can_transition, transition
 from ._instruments import BalancerInstruments, NodeInstruments
-from ._lease import Lease
+from ._lease import Lease, LeaseLedger
 from ._member import Member, Nodes, NodeStatus, check_name, check_weight, parse_nodes
 from ._options import OutlierDetection, SlowStart, check_panic_threshold
-from ._shown import shown
-from ._typing import Clock
+from ._slow_start import current_share, warm_share
 
 __all__ = ["Pool"]
 
@@ -79,7 +85,7 @@ class Pool:
         self._generation = 0
         self._installed = 0
         self._members: dict[str, Member] = {}
-        self._leases: deque[None] = deque()  # one item per lease held, as Member.leases
+        self._ledger = LeaseLedger(counting=self._counting, on_failure=self._failure)
         self._up_count = 0
         self._up_weight = 0.0
         self._total_weight = 0.0
@@ -342,9 +348,7 @@ class Pool:
 
     def _warm_share(self, member: Member, since: float, now: float) -> float:
         """The share *member* takes at *now*, ending its slow start once it reaches 1."""
-        if self._slow_start is None:
-            raise InvalidStateError("a warming member needs a slow start policy")
-        share = self._slow_start.share(now - since)
+        share = warm_share(self._slow_start, since, now)
         if share >= 1.0:
             with self._lock:
                 if member.warm_since == since and member.health is _UP and member.live:
@@ -381,23 +385,11 @@ class Pool:
         detection = self._outlier
         with self._lock:
             member.failures += 1
-            if (
-                detection is None
-                or member.failures < detection.consecutive_failures
-                or member.health is not _UP
-                or not member.live
+            if detection is None or not ejects(
+                detection, member, members=len(self._members), ejected=self._ejected
             ):
                 return
-            limit = max(1, math.floor(detection.max_ejected_fraction * len(self._members)))
-            if self._ejected >= limit:
-                return
-            now = self._clock()
-            quiet = (now - member.last_ejection_end) / detection.base_ejection_s
-            decay = int(quiet) if math.isfinite(quiet) else member.ejection_level
-            member.ejection_level = max(0, member.ejection_level - decay) + 1
-            member.eject_until = now + detection.ejection_s(member.ejection_level)
-            member.ejections += 1
-            member.failures = 0
+            start_ejection(detection, member, self._clock())
             self._set_health(member, _EJECTED)
             if member.instruments is not None:
                 member.instruments.ejections.inc()
@@ -434,34 +426,13 @@ class Pool:
             now = self._clock()
             self._catch_up(member, now)
             if member.health is not _UP and not self._panic:
-                raise self._out_of_service(member, now)
-            return self._lease(member)
-
-    def _out_of_service(self, member: Member, now: float) -> UnavailableError:
-        if member.health is _EJECTED:
-            why = (
-                f"is ejected by outlier detection after failed requests in a row, for "
-                f"another {max(member.eject_until - now, 0.0):.1f} s"
-            )
-        else:
-            why = "is down (marked down, or failing its health checks)"
-        return UnavailableError(
-            f"node {member.name!r} of balancer {self._name!r} {why}; send the request to "
-            f"another node (pick() or acquire() choose one in service), or retry once it is back"
-        )
-
-    def _lease(self, member: Member) -> Lease:
-        """Take a lease on *member* (call under the lock)."""
-        member.leases.append(None)
-        self._leases.append(None)
-        if self._counting and member.instruments is not None:
-            member.instruments.in_flight.add(1)
-        return Lease(self, member)
+                raise out_of_service(member, self._name, now)
+            return self._ledger.take(member)
 
     @property
     def in_flight(self) -> int:
         """Leases held on all nodes."""
-        return len(self._leases)
+        return len(self._ledger.held)
 
     # --- snapshots ------------------------------------------------------------------------
 
@@ -481,17 +452,11 @@ class Pool:
         return [self._status(m, now) for m in members]
 
     def _status(self, member: Member, now: float) -> NodeStatus:
-        if member.health is not _UP:
-            share = 0.0
-        elif member.warm_since is None or self._slow_start is None:
-            share = 1.0
-        else:
-            share = self._slow_start.share(now - member.warm_since)
         return NodeStatus(
             name=member.name,
             weight=member.weight,
             health=member.health,
-            share=share,
+            share=current_share(self._slow_start, member, now),
             in_flight=member.in_flight,
             ejections=member.ejections,
             consecutive_failures=member.failures,

@@ -23,9 +23,8 @@ from hashlib import md5
 
 from xxhash import xxh3_64_intdigest
 
+from commercekit.balancer._shown import shown
 from commercekit.errors import InvalidInputError, UnsupportedTypeError
-
-from ._shown import shown
 
 __all__ = [
     "hash_key",

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from commercekit.balancer._shown import shown
 from commercekit.errors import ConfigurationError
-
-from ._shown import shown
 
 __all__ = ["OutlierDetection", "SlowStart", "check_balance_factor", "check_panic_threshold"]
 

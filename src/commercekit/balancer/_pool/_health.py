@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import enum
 
+from commercekit.balancer._shown import shown
 from commercekit.errors import InvalidStateError
-
-from ._shown import shown
 
 __all__ = ["NodeHealth", "can_transition", "transition"]
 

@@ -4,7 +4,7 @@ A node ranks slots by their distance (from the slot's start to the node's
 point ahead of it), then by slot index, so no two slots ever tie. Each capped
 node gets a radius, the rank of the farthest slot it keeps; rounds of walks
 along the ring find the radii of the unique stable assignment. See
-:mod:`commercekit.balancer._capped` for the whole placement.
+:mod:`commercekit.balancer._placement._capped` for the whole placement.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""What every balancer shares: membership, the health overlay, ejection, slow start, leases."""
