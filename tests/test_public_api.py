@@ -182,6 +182,9 @@ SNAPSHOT: dict[str, str] = {
         UnitOfWork Versioned capped_shards configure_sqlite engine_from_url in_rotation
         ketama_shards keys_to_move new_event_id route_read route_write sqlite_engine
     """,
+    "commercekit.typing": """
+        AsyncSleep MonotonicClock Sleep WallClock
+    """,
     "commercekit.testing": """
         InMemoryIdempotencyStore InMemoryMetrics InMemoryVaultStore ManualClock
         MockOrigin MockTransport SandboxGateway
@@ -214,3 +217,14 @@ def test_deprecated_names_still_import_with_a_warning(name: str, attr: str) -> N
     with pytest.warns(DeprecationWarning, match=attr):
         value = getattr(module, attr)
     assert value is not None
+
+
+def test_each_parts_clock_names_its_kind_of_time() -> None:
+    import commercekit.balancer
+    import commercekit.cdn
+    import commercekit.metrics._timer
+    from commercekit.typing import MonotonicClock, WallClock
+
+    assert commercekit.cdn.Clock is WallClock  # compared with Date and Expires across machines
+    assert commercekit.balancer.Clock is MonotonicClock  # ejections and slow start: intervals
+    assert commercekit.metrics._timer.Clock is MonotonicClock  # latencies

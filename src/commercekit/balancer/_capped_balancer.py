@@ -6,6 +6,7 @@ import time
 
 from commercekit.errors import ConfigurationError
 from commercekit.metrics import Metrics
+from commercekit.typing import MonotonicClock
 
 from ._placement._capped import (
     DEFAULT_POINTS,
@@ -20,7 +21,7 @@ from ._pool._member import Member, Nodes
 from ._pool._options import OutlierDetection, SlowStart
 from ._shown import shown
 from ._table import TablePool
-from ._typing import Clock, Hasher
+from ._typing import Hasher
 
 __all__ = ["CappedRingBalancer"]
 
@@ -59,7 +60,7 @@ class CappedRingBalancer(TablePool):
         points: int = DEFAULT_POINTS,
         balance: float | None = None,
         metrics: Metrics | None = None,
-        clock: Clock = time.monotonic,
+        clock: MonotonicClock = time.monotonic,
         panic_threshold: float = 0.5,
         outlier_detection: OutlierDetection | None = None,
         slow_start: SlowStart | None = None,

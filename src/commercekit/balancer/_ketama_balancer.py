@@ -9,13 +9,14 @@ from hashlib import md5
 
 from commercekit.errors import ConfigurationError
 from commercekit.metrics import Metrics
+from commercekit.typing import MonotonicClock
 
 from ._keyed import KeyedPool
 from ._placement._hashing import key_bytes
 from ._placement._ketama import build_continuum
 from ._pool._member import Member, Nodes
 from ._pool._options import OutlierDetection, SlowStart
-from ._typing import Clock, Key
+from ._typing import Key
 
 __all__ = ["MAX_NODES", "KetamaBalancer"]
 
@@ -53,7 +54,7 @@ class KetamaBalancer(KeyedPool):
         *,
         name: str = "default",
         metrics: Metrics | None = None,
-        clock: Clock = time.monotonic,
+        clock: MonotonicClock = time.monotonic,
         panic_threshold: float = 0.5,
         outlier_detection: OutlierDetection | None = None,
         slow_start: SlowStart | None = None,

@@ -6,13 +6,14 @@ import time
 
 from commercekit.errors import ConfigurationError
 from commercekit.metrics import Metrics
+from commercekit.typing import MonotonicClock
 
 from ._placement._hashing import xxh3_64_intdigest
 from ._placement._maglev import DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, build_table, check_table_size
 from ._pool._member import Member, Nodes
 from ._pool._options import OutlierDetection, SlowStart
 from ._table import TablePool
-from ._typing import Clock, Hasher
+from ._typing import Hasher
 
 __all__ = ["MaglevBalancer"]
 
@@ -45,7 +46,7 @@ class MaglevBalancer(TablePool):
         name: str = "default",
         table_size: int = DEFAULT_TABLE_SIZE,
         metrics: Metrics | None = None,
-        clock: Clock = time.monotonic,
+        clock: MonotonicClock = time.monotonic,
         panic_threshold: float = 0.5,
         outlier_detection: OutlierDetection | None = None,
         slow_start: SlowStart | None = None,

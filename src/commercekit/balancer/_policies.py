@@ -18,12 +18,12 @@ from collections.abc import Callable
 
 from commercekit.errors import UnavailableError
 from commercekit.metrics import Metrics
+from commercekit.typing import MonotonicClock
 
 from ._pool._base import Pool
 from ._pool._lease import Lease
 from ._pool._member import Member, Nodes
 from ._pool._options import OutlierDetection, SlowStart
-from ._typing import Clock
 
 __all__ = ["LeastLoadedBalancer", "RoundRobinBalancer", "weighted_schedule"]
 
@@ -117,7 +117,7 @@ class RoundRobinBalancer(_Scheduled):
         *,
         name: str = "default",
         metrics: Metrics | None = None,
-        clock: Clock = time.monotonic,
+        clock: MonotonicClock = time.monotonic,
         panic_threshold: float = 0.5,
         outlier_detection: OutlierDetection | None = None,
         slow_start: SlowStart | None = None,
@@ -164,7 +164,7 @@ class LeastLoadedBalancer(_Scheduled):
         *,
         name: str = "default",
         metrics: Metrics | None = None,
-        clock: Clock = time.monotonic,
+        clock: MonotonicClock = time.monotonic,
         panic_threshold: float = 0.5,
         outlier_detection: OutlierDetection | None = None,
         slow_start: SlowStart | None = None,

@@ -15,12 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from commercekit.metrics import Metrics
+from commercekit.typing import MonotonicClock
 
 from ._keyed import KeyedPool
 from ._placement._hashing import key_bytes, unit_interval, xxh3_64_intdigest
 from ._pool._member import Member
 from ._pool._options import OutlierDetection, SlowStart
-from ._typing import Clock, Hasher, Key
+from ._typing import Hasher, Key
 
 __all__ = ["TablePool"]
 
@@ -37,7 +38,7 @@ class TablePool(KeyedPool):
         size: int,
         name: str,
         metrics: Metrics | None,
-        clock: Clock,
+        clock: MonotonicClock,
         panic_threshold: float,
         outlier_detection: OutlierDetection | None,
         slow_start: SlowStart | None,

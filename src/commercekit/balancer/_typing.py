@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
+
+from commercekit.typing import MonotonicClock
 
 if TYPE_CHECKING:
     from ._pool._health import NodeHealth
@@ -14,8 +16,8 @@ __all__ = ["Clock", "Hasher", "HealthProbe", "HealthTarget", "Key", "KeyedBalanc
 Key = str | bytes
 """A routing key: a session id, a customer id, a URL. ``str`` keys are hashed as UTF-8."""
 
-Clock = Callable[[], float]
-"""A monotonic clock in seconds: ``time.monotonic`` unless a test injects one."""
+Clock = MonotonicClock
+"""The balancer's clock, a :data:`commercekit.typing.MonotonicClock` (``time.monotonic``)."""
 
 
 class Hasher(Protocol):

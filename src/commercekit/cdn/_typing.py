@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
+
+from commercekit.typing import WallClock
 
 if TYPE_CHECKING:
     from ._message._body import BodyStream
@@ -13,10 +15,11 @@ if TYPE_CHECKING:
 
 __all__ = ["BodyWriter", "CacheStore", "Clock", "Origin", "Purger", "StoredBody", "UrlSigner"]
 
-Clock = Callable[[], float]
-"""Returns the current time as epoch seconds (``time.time``). Wall-clock, not
-monotonic, because stored responses are shared through Redis between machines
-and compared with ``Date`` and ``Expires``."""
+Clock = WallClock
+"""The edge's clock, a :data:`commercekit.typing.WallClock` (epoch seconds, ``time.time``).
+
+Wall-clock, not monotonic, because stored responses are shared through Redis
+between machines and compared with ``Date`` and ``Expires``."""
 
 
 class Origin(Protocol):

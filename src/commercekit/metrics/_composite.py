@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 from commercekit.errors import ConfigurationError
+from commercekit.typing import MonotonicClock
 
 from ._event import Event, check_event
-from ._timer import Clock, RecordingTimer
+from ._timer import RecordingTimer
 from ._typing import Counter, Gauge, Histogram, Metrics, Tags, Timer
 
 __all__ = ["CompositeMetrics"]
@@ -42,7 +43,7 @@ class _FanOutGauge:
 class _FanOutHistogram:
     __slots__ = ("_children", "_clock")
 
-    def __init__(self, children: tuple[Histogram, ...], clock: Clock) -> None:
+    def __init__(self, children: tuple[Histogram, ...], clock: MonotonicClock) -> None:
         self._children = children
         self._clock = clock
 
@@ -62,7 +63,7 @@ class CompositeMetrics:
     page. An instrument is created in every backend when it is created here.
     """
 
-    def __init__(self, *backends: Metrics, clock: Clock = time.perf_counter) -> None:
+    def __init__(self, *backends: Metrics, clock: MonotonicClock = time.perf_counter) -> None:
         if not backends:
             raise ConfigurationError("CompositeMetrics needs at least one backend")
         self.backends = backends

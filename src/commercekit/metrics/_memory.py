@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 from commercekit.errors import NotFoundError
+from commercekit.typing import MonotonicClock
 
 from . import _self
 from ._backend import RecordingBackend
@@ -31,7 +32,7 @@ from ._series import (
 )
 from ._shards import Shards
 from ._sketch import QuantileSketch
-from ._timer import Clock, RecordingTimer
+from ._timer import RecordingTimer
 from ._typing import Timer
 
 __all__ = ["HistogramSnapshot", "InMemoryMetrics", "MetricsSnapshot"]
@@ -85,7 +86,7 @@ class _Gauge:
 class _Histogram:
     __slots__ = ("_clock", "_local", "_shards")
 
-    def __init__(self, relative_accuracy: float, clock: Clock) -> None:
+    def __init__(self, relative_accuracy: float, clock: MonotonicClock) -> None:
         self._shards: Shards[QuantileSketch] = Shards(
             lambda: QuantileSketch(relative_accuracy), QuantileSketch.merge
         )
@@ -231,7 +232,7 @@ class InMemoryMetrics(RecordingBackend):
         relative_accuracy: float = 0.005,
         max_series_per_metric: int = DEFAULT_MAX_SERIES_PER_METRIC,
         max_events: int = 10_000,
-        clock: Clock = time.perf_counter,
+        clock: MonotonicClock = time.perf_counter,
     ) -> None:
         QuantileSketch(relative_accuracy)  # validates the accuracy once, up front
         self._accuracy = relative_accuracy

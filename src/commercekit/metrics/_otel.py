@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from opentelemetry import metrics as otel
 
 from commercekit import __version__
+from commercekit.typing import MonotonicClock
 
 from ._backend import RecordingBackend
 from ._event import EventChannel
@@ -27,7 +28,7 @@ from ._series import (
     bad_increment,
     bad_value,
 )
-from ._timer import Clock, RecordingTimer
+from ._timer import RecordingTimer
 from ._typing import Timer
 from ._units import default_buckets, ucum
 
@@ -78,7 +79,9 @@ class _OtelGauge:
 class _OtelHistogram:
     __slots__ = ("_attributes", "_clock", "_record")
 
-    def __init__(self, instrument: otel.Histogram, attributes: _Attributes, clock: Clock) -> None:
+    def __init__(
+        self, instrument: otel.Histogram, attributes: _Attributes, clock: MonotonicClock
+    ) -> None:
         self._record = instrument.record
         self._attributes = attributes
         self._clock = clock
@@ -112,7 +115,7 @@ class OpenTelemetryMetrics(RecordingBackend):
         buckets: Mapping[str, Sequence[float]] | None = None,
         max_series_per_metric: int = DEFAULT_MAX_SERIES_PER_METRIC,
         events: EventChannel | None = None,
-        clock: Clock = time.perf_counter,
+        clock: MonotonicClock = time.perf_counter,
     ) -> None:
         self.meter = otel.get_meter("commercekit", __version__, meter_provider=meter_provider)
         self._buckets = dict(buckets or {})

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
 from commercekit.errors import ConfigurationError
+from commercekit.typing import MonotonicClock
 
 from ._backend import RecordingBackend
 from ._event import EventChannel
@@ -31,7 +32,7 @@ from ._series import (
     bad_increment,
     bad_value,
 )
-from ._timer import Clock, RecordingTimer
+from ._timer import RecordingTimer
 from ._typing import Timer
 from ._units import default_buckets
 
@@ -75,7 +76,7 @@ class _PromGauge:
 class _PromHistogram:
     __slots__ = ("_clock", "_observe")
 
-    def __init__(self, child: prometheus_client.Histogram, clock: Clock) -> None:
+    def __init__(self, child: prometheus_client.Histogram, clock: MonotonicClock) -> None:
         self._observe: _Value = child.observe
         self._clock = clock
 
@@ -108,7 +109,7 @@ class PrometheusMetrics(RecordingBackend):
         buckets: Mapping[str, Sequence[float]] | None = None,
         max_series_per_metric: int = DEFAULT_MAX_SERIES_PER_METRIC,
         events: EventChannel | None = None,
-        clock: Clock = time.perf_counter,
+        clock: MonotonicClock = time.perf_counter,
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._buckets = dict(buckets or {})

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
+from commercekit.typing import MonotonicClock
+
 __all__ = ["Clock", "RecordingTimer"]
 
-Clock = Callable[[], float]
-"""A monotonic clock in seconds (``time.perf_counter`` unless a test injects one)."""
+Clock = MonotonicClock
+"""A timer's clock, a :data:`commercekit.typing.MonotonicClock` (``time.perf_counter``)."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

@@ -35,13 +35,13 @@ import time
 from collections.abc import Callable
 
 from commercekit.balancer._shown import shown
-from commercekit.balancer._typing import Clock
 from commercekit.errors import (
     DuplicateError,
     InvalidInputError,
     NotFoundError,
 )
 from commercekit.metrics import Metrics, NullMetrics
+from commercekit.typing import MonotonicClock
 
 from ._ejection import ejects, out_of_service, start_ejection
 from ._health import NodeHealth, can_transition, transition
@@ -66,7 +66,7 @@ class Pool:
         *,
         name: str,
         metrics: Metrics | None,
-        clock: Clock,
+        clock: MonotonicClock,
         panic_threshold: float,
         outlier_detection: OutlierDetection | None,
         slow_start: SlowStart | None,

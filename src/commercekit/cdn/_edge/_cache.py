@@ -49,9 +49,10 @@ from commercekit.cdn._policy._keys import check_url, normalize_url, url_key
 from commercekit.cdn._policy._vary import variant_of, vary_names
 from commercekit.cdn._purge._selector import PurgeKind, PurgeResult, PurgeSelector
 from commercekit.cdn._stores._memory import MemoryStore
-from commercekit.cdn._typing import CacheStore, Clock, Origin
+from commercekit.cdn._typing import CacheStore, Origin
 from commercekit.errors import ConfigurationError, OriginError, UnavailableError
 from commercekit.metrics import Counter, Metrics, NullMetrics
+from commercekit.typing import WallClock
 
 from ._coalesce import Coalescer
 from ._flight import Flight, Streams, cache_status
@@ -72,7 +73,7 @@ class HitHooks:
     """An edge's key function, clock and hit counters (see :meth:`EdgeCache.hit_hooks`)."""
 
     key: Callable[[Request], str]
-    clock: Clock
+    clock: WallClock
     hits: Counter
     served_bytes: Counter
 
@@ -98,7 +99,7 @@ class EdgeCache:
         store: CacheStore | None = None,
         *,
         policy: CachePolicy = DEFAULT_POLICY,
-        clock: Clock = time.time,
+        clock: WallClock = time.time,
         metrics: Metrics | None = None,
         name: str = "edge",
         key: Callable[[Request], str] = url_key,

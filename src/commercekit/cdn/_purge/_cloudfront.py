@@ -20,8 +20,8 @@ from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape
 
 from commercekit.cdn._signing._sigv4 import AwsCredentials, sigv4_headers
-from commercekit.cdn._typing import Clock
 from commercekit.errors import InvalidInputError, PurgeUnavailableError
+from commercekit.typing import WallClock
 
 from ._purgers import HttpPurger
 from ._selector import PurgeKind, PurgeResult, PurgeSelector
@@ -63,7 +63,7 @@ class CloudFrontPurger(HttpPurger):
         max_wildcards_in_progress: int = 15,
         max_wait_s: float = 900.0,
         poll_interval_s: float = 10.0,
-        clock: Clock = time.time,
+        clock: WallClock = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         super().__init__(base_url, client=client, timeout_s=timeout_s)

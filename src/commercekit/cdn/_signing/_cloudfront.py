@@ -25,8 +25,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from commercekit.cdn._typing import Clock
 from commercekit.errors import ConfigurationError, SignatureError, SignatureExpiredError
+from commercekit.typing import WallClock
 
 __all__ = ["CloudFrontSigner", "cloudfront_b64decode", "cloudfront_b64encode", "cloudfront_policy"]
 
@@ -83,7 +83,7 @@ class CloudFrontSigner:
         private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | bytes,
         *,
         hash_algorithm: HashName = "SHA1",
-        clock: Clock = time.time,
+        clock: WallClock = time.time,
         clock_skew_s: float = 30.0,
         window_s: float = 300.0,
     ) -> None:

@@ -19,8 +19,8 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from commercekit.cdn._typing import Clock
 from commercekit.errors import ConfigurationError, SignatureError, SignatureExpiredError
+from commercekit.typing import WallClock
 
 __all__ = ["HmacUrlSigner"]
 
@@ -62,7 +62,7 @@ class HmacUrlSigner:
         salt: bytes = b"",
         *,
         signature_size: int = 32,
-        clock: Clock = time.time,
+        clock: WallClock = time.time,
         clock_skew_s: float = 30.0,
     ) -> None:
         if len(key) < 16:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from commercekit.errors import ConfigurationError
+from commercekit.typing import MonotonicClock
 
 __all__ = ["Breaker"]
 
@@ -26,7 +27,7 @@ class Breaker:
         *,
         failures: int = 3,
         reset_s: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: MonotonicClock = time.monotonic,
         on_open: Callable[[], None] | None = None,
     ) -> None:
         if failures < 1:

@@ -30,9 +30,9 @@ from collections.abc import Sequence
 
 from commercekit.cdn._message._stored import StoredResponse
 from commercekit.cdn._purge._selector import PurgeKind, PurgeSelector
-from commercekit.cdn._typing import Clock
 from commercekit.errors import ConfigurationError
 from commercekit.metrics import Metrics, NullMetrics
+from commercekit.typing import WallClock
 
 from ._sketch import FrequencySketch
 
@@ -101,7 +101,7 @@ class MemoryStore:
         window_fraction: float = 0.01,
         protected_fraction: float = 0.8,
         expected_entries: int | None = None,
-        clock: Clock = time.time,
+        clock: WallClock = time.time,
         metrics: Metrics | None = None,
         name: str = "memory",
         seed: int = 0,

@@ -34,9 +34,10 @@ import attrs
 from commercekit.cdn._message._headers import Headers
 from commercekit.cdn._message._stored import StoredResponse
 from commercekit.cdn._purge._selector import PurgeKind, PurgeSelector
-from commercekit.cdn._typing import Clock, StoredBody
+from commercekit.cdn._typing import StoredBody
 from commercekit.errors import ConfigurationError, StoreUnavailableError
 from commercekit.metrics import Metrics, NullMetrics
+from commercekit.typing import WallClock
 
 from ._breaker import Breaker
 from ._redis_chunks import (
@@ -171,7 +172,7 @@ class RedisStore:
         breaker_failures: int = 3,
         breaker_reset_s: float = 1.0,
         max_variants: int = DEFAULT_MAX_VARIANTS,
-        clock: Clock = time.time,
+        clock: WallClock = time.time,
         metrics: Metrics | None = None,
     ) -> None:
         if timeout_s is not None and not timeout_s > 0:
