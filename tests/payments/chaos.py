@@ -170,7 +170,7 @@ class Caller:
             clock=self.clock,
             sleep=lambda s: None,
             lease_s=30.0,
-            retry=RetryPolicy(max_attempts=3, max_reconcile_rounds=2),
+            retry=RetryPolicy(attempts=3, max_reconcile_rounds=2),
             rng=self.rng,
         )
 

@@ -84,7 +84,7 @@ def test_stripe_echoing_the_card_leaks_nothing(
         gateway,
         InMemoryIdempotencyStore(),
         sleep=lambda s: None,
-        retry=RetryPolicy(max_attempts=2, max_reconcile_rounds=2),
+        retry=RetryPolicy(attempts=2, max_reconcile_rounds=2),
     )
     with caplog.at_level(logging.DEBUG), pytest.raises(CommerceKitError) as served:
         service.authorize("p1", Money.of("5.00", "USD"), card)

@@ -341,8 +341,8 @@ def test_fingerprint_key_tells_cards_with_the_same_last_digits_apart() -> None:
 
 
 def test_retry_policy_is_validated() -> None:
-    with pytest.raises(ValueError, match="max_attempts"):
-        RetryPolicy(max_attempts=0)
+    with pytest.raises(ValueError, match="attempts"):
+        RetryPolicy(attempts=0)
 
 
 @pytest.mark.parametrize("operation", ["capture", "refund"])
@@ -432,7 +432,7 @@ def test_unknown_outcomes_the_provider_has_no_record_of_end_as_a_safe_retry() ->
         gateway,
         InMemoryIdempotencyStore(),
         sleep=lambda s: None,
-        retry=RetryPolicy(max_attempts=1, max_reconcile_rounds=2),
+        retry=RetryPolicy(attempts=1, max_reconcile_rounds=2),
     )
     card = Card("4242424242424242", 12, 2031)
     with pytest.raises(TransientError, match="retry with the same key") as caught:

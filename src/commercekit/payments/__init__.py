@@ -17,6 +17,7 @@ behaviour.
 
 from typing import TYPE_CHECKING, Any
 
+from commercekit._retry import RetryPolicy
 from commercekit.errors import OperationInFlightError, RateLimitedError
 from commercekit.payments._adyen._codes import ADYEN_AMOUNTS, ADYEN_REFUSAL_CODES
 from commercekit.payments._adyen._gateway import AdyenGateway, RedirectDetails
@@ -52,7 +53,6 @@ from commercekit.payments._core._results import (
     Outcome,
     PaymentResult,
 )
-from commercekit.payments._core._retry import RetryPolicy
 from commercekit.payments._core._service import PaymentService, ServiceSource
 from commercekit.payments._core._state import TRANSITIONS, PaymentEvent, PaymentState, transition
 from commercekit.payments._redact import redact_provider_text

@@ -15,15 +15,18 @@ import logging
 import random
 import uuid
 
+from commercekit._retry import RetryPolicy
 from commercekit.errors import OutcomeUnknownError, TransientError
 from commercekit.payments._core._journal import PaymentJournal, recorded_result
 from commercekit.payments._core._metrics import PaymentInstruments
 from commercekit.payments._core._records import ClaimKind, IdempotencyRecord
 from commercekit.payments._core._results import AnyResult, Operation
-from commercekit.payments._core._retry import RetryPolicy
 from commercekit.payments._typing import Clock, PaymentGateway, Sleep
 
-__all__ = ["LookupFailedError", "Reconciler"]
+__all__ = ["PAYMENT_RETRY", "LookupFailedError", "Reconciler"]
+
+PAYMENT_RETRY = RetryPolicy(attempts=4, initial_wait_s=0.05, max_wait_s=2.0)
+"""The payment service's default: a provider is given a little longer than a database."""
 
 log = logging.getLogger("commercekit.payments")
 

@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable
 from typing import Final
 
+from commercekit._retry import RetryPolicy
 from commercekit.errors import (
     CommerceKitError,
     InvalidStateError,
@@ -46,10 +47,9 @@ from commercekit.payments._core._checks import check_amount, check_id, check_key
 from commercekit.payments._core._journal import PaymentJournal, recorded_result
 from commercekit.payments._core._ledger import Payment
 from commercekit.payments._core._metrics import PaymentInstruments
-from commercekit.payments._core._reconcile import LookupFailedError, Reconciler
+from commercekit.payments._core._reconcile import PAYMENT_RETRY, LookupFailedError, Reconciler
 from commercekit.payments._core._records import ClaimKind, fingerprint
 from commercekit.payments._core._results import AnyResult, Operation, PaymentResult, final_result
-from commercekit.payments._core._retry import RetryPolicy
 from commercekit.payments._core._sources import ServiceSource, SourceFingerprinter, resolve_source
 from commercekit.payments._core._state import PaymentState
 from commercekit.payments._redact import redact_provider_text
@@ -89,7 +89,7 @@ class PaymentService:
     ) -> None:
         self._gateway = gateway
         self._store = store
-        self._retry = retry if retry is not None else RetryPolicy()
+        self._retry = retry if retry is not None else PAYMENT_RETRY
         self._clock = clock
         self._sleep = sleep
         self._lease_s = lease_s

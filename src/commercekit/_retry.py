@@ -1,0 +1,199 @@
+"""RetryPolicy: the one retry vocabulary of commercekit, sync and asyncio, over tenacity.
+
+Every part that retries (the repository's units of work and reads, the
+payment service's provider calls and lookups) takes this one immutable
+policy. Only errors that are safe to retry are retried:
+:func:`commercekit.errors.is_transient` says yes for a refused connection, a
+reset *before* the request was written, HTTP 429, a 409 for a key in flight
+or a serialization failure, because in each case nothing happened. An error
+whose outcome is unknown (a read error or a timeout *after* the request was
+sent, a commit whose answer was lost) is never transient: the caller looks it
+up first.
+
+Waits are exponential with full jitter, capped at :attr:`RetryPolicy.max_wait_s`;
+an error that carries a ``retry_after_s`` (a provider's ``Retry-After``, a
+key's lease) is waited out instead, up to the same cap. :meth:`RetryPolicy.call`
+sleeps with the given ``sleep`` (``time.sleep``); :meth:`RetryPolicy.acall`
+awaits ``asyncio.sleep`` and never blocks the event loop. The first attempt
+runs without tenacity, so the common path costs one function call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import attrs
+import tenacity
+
+from commercekit.errors import ConfigurationError, is_transient
+
+__all__ = ["AsyncSleep", "RetryPolicy", "Sleep"]
+
+_T = TypeVar("_T")
+
+Sleep = Callable[[float], None]
+"""Waits the given seconds (``time.sleep`` unless a test injects one)."""
+
+AsyncSleep = Callable[[float], Awaitable[None]]
+"""Awaits the given seconds (``asyncio.sleep`` unless a test injects one)."""
+
+# The payment service's names before the two policies became one: still taken, with a warning.
+_RENAMED = {
+    "max_attempts": "attempts",
+    "base_delay_s": "initial_wait_s",
+    "max_delay_s": "max_wait_s",
+}
+
+
+def _seconds(instance: RetryPolicy, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ConfigurationError(
+            f"RetryPolicy.{attribute.name} is a finite number of seconds, not negative: "
+            f"{type(value).__name__}"
+        )
+
+
+def _at_least_one(instance: RetryPolicy, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"RetryPolicy.{attribute.name} must be an int >= 1, not {value!r}")
+
+
+def _renamed(old: str) -> None:
+    warnings.warn(
+        f"RetryPolicy.{old} is deprecated; use {_RENAMED[old]}", DeprecationWarning, stacklevel=3
+    )
+
+
+@attrs.frozen(init=False)
+class RetryPolicy:
+    """An immutable retry policy: attempts, exponential backoff with full jitter, a cap.
+
+    *attempts* counts the first one (1: never retry). The wait before retry
+    *n* is uniform in ``[0, min(max_wait_s, initial_wait_s * 2**(n-1))]``,
+    unless the error names a ``retry_after_s``, which is honoured up to
+    *max_wait_s*. *max_reconcile_rounds* is how often the payment service
+    looks an unknown outcome up and, when the provider never saw it, sends it
+    again. The payment service's former names ``max_attempts``,
+    ``base_delay_s`` and ``max_delay_s`` still work, with a DeprecationWarning.
+    """
+
+    attempts: int = attrs.field(default=3, validator=_at_least_one)
+    initial_wait_s: float = attrs.field(default=0.01, validator=_seconds)
+    max_wait_s: float = attrs.field(default=0.5, validator=_seconds)
+    max_reconcile_rounds: int = attrs.field(default=3, validator=_at_least_one)
+
+    def __init__(self, **kwargs: Any) -> None:
+        used = [old for old in _RENAMED if old in kwargs]
+        if used:
+            warnings.warn(
+                "RetryPolicy("
+                + ", ".join(f"{old}=" for old in used)
+                + ") is deprecated; use "
+                + ", ".join(f"{_RENAMED[old]}=" for old in used),
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        for old in used:
+            if _RENAMED[old] in kwargs:
+                raise ConfigurationError(f"RetryPolicy takes {_RENAMED[old]} or {old}, not both")
+            kwargs[_RENAMED[old]] = kwargs.pop(old)
+        self.__attrs_init__(**kwargs)
+
+    @property
+    def max_attempts(self) -> int:
+        """Deprecated: :attr:`attempts`."""
+        _renamed("max_attempts")
+        return self.attempts
+
+    @property
+    def base_delay_s(self) -> float:
+        """Deprecated: :attr:`initial_wait_s`."""
+        _renamed("base_delay_s")
+        return self.initial_wait_s
+
+    @property
+    def max_delay_s(self) -> float:
+        """Deprecated: :attr:`max_wait_s`."""
+        _renamed("max_delay_s")
+        return self.max_wait_s
+
+    def wait_s(self, retry: int, exc: BaseException | None, rng: random.Random) -> float:
+        """The wait before retry number *retry* (1 for the first retry) after *exc*."""
+        hinted = getattr(exc, "retry_after_s", None)
+        if isinstance(hinted, int | float) and not isinstance(hinted, bool) and hinted > 0:
+            return min(float(hinted), self.max_wait_s)
+        ceiling = min(self.max_wait_s, self.initial_wait_s * 2 ** (retry - 1))
+        return rng.uniform(0, ceiling)
+
+    def call(
+        self,
+        work: Callable[[], _T],
+        *,
+        sleep: Sleep = time.sleep,
+        rng: random.Random | None = None,
+        on_retry: Callable[[BaseException], None] | None = None,
+    ) -> _T:
+        """Run *work*, retrying transient errors only; the last error is raised as it is."""
+        try:
+            return work()
+        except Exception as exc:
+            if self.attempts < 2 or not is_transient(exc):
+                raise
+            first: BaseException = exc
+        rng = rng if rng is not None else random.Random()
+        if on_retry is not None:
+            on_retry(first)
+        sleep(self.wait_s(1, first, rng))
+        retrying = tenacity.Retrying(**self._options(rng, on_retry), sleep=sleep)
+        return retrying(work)
+
+    async def acall(
+        self,
+        work: Callable[[], Awaitable[_T]],
+        *,
+        sleep: AsyncSleep = asyncio.sleep,
+        rng: random.Random | None = None,
+        on_retry: Callable[[BaseException], None] | None = None,
+    ) -> _T:
+        """:meth:`call` for asyncio: *work* is awaited, and so is every wait."""
+        try:
+            return await work()
+        except Exception as exc:
+            if self.attempts < 2 or not is_transient(exc):
+                raise
+            first: BaseException = exc
+        rng = rng if rng is not None else random.Random()
+        if on_retry is not None:
+            on_retry(first)
+        await sleep(self.wait_s(1, first, rng))
+        retrying = tenacity.AsyncRetrying(**self._options(rng, on_retry), sleep=sleep)
+        return await retrying(work)
+
+    def _options(
+        self, rng: random.Random, on_retry: Callable[[BaseException], None] | None
+    ) -> dict[str, Any]:
+        """tenacity's options for the attempts after the first (which ran without it)."""
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            return self.wait_s(state.attempt_number + 1, exc, rng)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            if on_retry is not None and state.outcome is not None:
+                exc = state.outcome.exception()
+                if exc is not None:
+                    on_retry(exc)
+
+        return {
+            "retry": tenacity.retry_if_exception(is_transient),
+            "stop": tenacity.stop_after_attempt(self.attempts - 1),
+            "wait": wait,
+            "before_sleep": before_sleep,
+            "reraise": True,
+        }
