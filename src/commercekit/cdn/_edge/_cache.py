@@ -15,6 +15,11 @@ store what they bring back, since it may predate the purge. An unsafe request
 origin. Fetches of other URLs are left alone (``_generations``).
 """
 
+# Longer than 400 lines because EdgeCache's request path (look up, serve, coalesce, fetch,
+# revalidate, stream, store, purge) is one state machine over the edge's store, flights and
+# generations; the pure RFC 9111 rules it applies live in _policy/, flights and streamed
+# fills in _flight.py and _stream.py.
+
 from __future__ import annotations
 
 import asyncio

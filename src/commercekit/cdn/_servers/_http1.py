@@ -21,6 +21,10 @@ socket's buffer is full; if it breaks off, the connection is aborted so the
 client sees a broken response, never a complete short one.
 """
 
+# Longer than 400 lines because one connection's parser callbacks, pipelining queue,
+# timeouts and write backpressure are one state machine on the hot path: split into
+# objects, every request would pay the calls between them.
+
 from __future__ import annotations
 
 import asyncio

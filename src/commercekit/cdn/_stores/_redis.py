@@ -18,6 +18,10 @@ applies it to the variants stored before it. Redis failures are raised as
 :class:`StoreUnavailableError`; ``EdgeCache`` then treats the lookup as a miss.
 """
 
+# Longer than 400 lines because one store's wire format, its Lua scripts and its commands
+# must change together: a reader and a writer of another version would read each other's
+# entries wrong. The chunked body writer lives in _redis_chunks.py.
+
 from __future__ import annotations
 
 import asyncio
