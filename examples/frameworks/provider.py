@@ -156,6 +156,7 @@ def serve_provider(*, delay_s: float = 0.2) -> Iterator[SlowStripe]:
         return task
 
     task = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+
     async def stop() -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
