@@ -7,6 +7,9 @@ One run measures
   shop history already in the stream (target on Redis: >= 20,000/s);
 * ``emit``: ``EventChannel.emit`` per event beside a bare ``deque.append``
   (target: <= 5x);
+* ``span``: ``with span(...)`` when no tracer provider is set, beside an
+  empty function call and beside the same empty call used as a with-block
+  (target: <= 1.5x that empty hook);
 * ``funnel``: a four-step funnel report over N stored events answered from
   the aggregates, beside DuckDB computing the same funnel from the raw events
   (target: <= 100 ms at 1,000,000 events).
@@ -118,6 +121,56 @@ def emit(n: int) -> dict[str, Any]:
     }
 
 
+class _NoopHook:
+    """The cheapest instrumentation hook that still has a span's shape."""
+
+    __slots__ = ()
+    __enter__ = type(None)
+    __exit__ = "".format
+
+
+_HOOK = _NoopHook()
+
+
+def _empty_hook(name: str, *, kind: str = "internal", attributes: Any = None) -> Any:
+    return _HOOK
+
+
+def spans(rounds: int) -> dict[str, Any]:
+    """ns per ``with span(...)`` with no tracer provider, beside an empty call (best of rounds).
+
+    Three figures from interleaved rounds: a bare empty function call, the
+    same call used as a with-block (an empty function returning a shared
+    no-op: the floor any context-manager helper pays), and ``span``.
+    """
+    from commercekit.metrics import refresh_tracing, span
+
+    assert not refresh_tracing(), "a tracer provider is set: this measures the no-op path"
+
+    def empty() -> None:
+        return None
+
+    def bare() -> None:
+        empty()
+
+    def hook() -> None:
+        with _empty_hook("unit_of_work", kind="client"):
+            pass
+
+    def ours() -> None:
+        with span("unit_of_work", kind="client"):
+            pass
+
+    best = {"empty_call": 1e9, "empty_hook": 1e9, "span": 1e9}
+    for _ in range(rounds):
+        for key, fn in (("empty_call", bare), ("empty_hook", hook), ("span", ours)):
+            best[key] = min(best[key], timeit.timeit(fn, number=2000) / 2000 * 1e9)
+    out = {f"{k}_ns": round(v, 1) for k, v in best.items()}
+    out["ratio_to_empty_hook"] = round(best["span"] / best["empty_hook"], 2)
+    out["ratio_to_empty_call"] = round(best["span"] / best["empty_call"], 2)
+    return out
+
+
 def funnel(n: int, folder: Path) -> dict[str, Any]:
     """A funnel report over *n* stored events, ours from the aggregates and DuckDB from raw."""
     import duckdb
@@ -185,10 +238,12 @@ def main() -> None:
         results["stream_redis"] = stream("redis", n_stream, folder)
         results["stream_nats"] = stream("nats", n_stream, folder)
         results["emit"] = emit(5_000 if args.quick else 200_000)
+        results["span"] = spans(20 if args.quick else 300)
         results["funnel"] = funnel(n_funnel, folder)
     redis_rate = results["stream_redis"].get("events_per_s", 0)
     results["meets_redis_20000_per_s"] = redis_rate >= 20_000
     results["meets_emit_5x"] = results["emit"]["ratio"] <= 5
+    results["meets_span_noop_1_5x"] = results["span"]["ratio_to_empty_hook"] <= 1.5
     results["meets_funnel_100ms"] = n_funnel >= 1_000_000 and results["funnel"]["ours_ms"] <= 100
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
@@ -200,6 +255,12 @@ def main() -> None:
         )
     e = results["emit"]
     print(f"emit {e['emit_ns']} ns vs deque.append {e['deque_append_ns']} ns: {e['ratio']}x")
+    sp = results["span"]
+    print(
+        f"span, no provider: {sp['span_ns']} ns; empty hook {sp['empty_hook_ns']} ns "
+        f"({sp['ratio_to_empty_hook']}x); empty call {sp['empty_call_ns']} ns "
+        f"({sp['ratio_to_empty_call']}x)"
+    )
     f = results["funnel"]
     print(
         f"funnel over {f['events']} events: ours {f['ours_ms']} ms, "

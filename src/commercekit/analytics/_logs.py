@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from commercekit.errors import InvalidInputError
 
@@ -45,12 +45,17 @@ def open_log(url: str, *, consumer: str | None = None) -> EventLog:
                 durable=query.get("durable", "analytics"),
                 ack_wait_s=float(query.get("ack_wait_s", 30)),
             )
-        if scheme == "jsonl":
-            return JsonLinesLog(parts.path, group=query.get("group", "analytics"))
+        if scheme == "jsonl":  # jsonl:///abs/path or jsonl://relative/path
+            return JsonLinesLog(parts.netloc + parts.path, group=query.get("group", "analytics"))
         if scheme == "sqlite" or scheme.startswith("sql+"):
             from commercekit.repository import engine_from_url
 
-            target = base if scheme == "sqlite" else base[len("sql+") :]
+            # The URL as written, less ``group`` (urlunsplit would fold the empty host of
+            # sqlite:////abs/path into sqlite://abs/path); the driver's own options stay.
+            target = url.split("?", 1)[0].removeprefix("sql+")
+            driver = [(k, v) for k, v in parse_qsl(parts.query) if k != "group"]
+            if driver:
+                target += "?" + urlencode(driver)
             log = SqlEventLog(engine_from_url(target), group=query.get("group", "analytics"))
             log.create()
             return log

@@ -21,6 +21,8 @@ from ._tracing import (
     current_traceparent,
     format_traceparent,
     parse_traceparent,
+    refresh_tracing,
+    routed_request_span,
     span,
 )
 from ._typing import Counter, EventSink, Gauge, Histogram, Metrics, Tags, Timer
@@ -54,6 +56,8 @@ __all__ = [
     "current_traceparent",
     "format_traceparent",
     "parse_traceparent",
+    "refresh_tracing",
+    "routed_request_span",
     "span",
 ]
 

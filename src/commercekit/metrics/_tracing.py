@@ -2,31 +2,39 @@
 
 ``span(name, ...)`` is a context manager every part wraps its outgoing calls
 in (a unit of work, an origin fetch, a payment call). With opentelemetry-api
-installed it starts a span on the ``commercekit`` tracer as the current span,
-records an exception that escapes it and sets an error status; without the
-package it costs one function call and a shared no-op object. Span names and
-attributes follow OpenTelemetry's semantic conventions (``db.system``,
+installed and a tracer provider set it starts a span on the ``commercekit``
+tracer as the current span, records an exception that escapes it and sets an
+error status; otherwise it costs one function call and returns a shared
+no-op. Span names and attributes follow OpenTelemetry's semantic conventions (``db.system``,
 ``http.request.method``, ``server.address``) where they exist.
 
 ``parse_traceparent`` / ``format_traceparent`` read and write the W3C Trace
 Context header (version 00), and ``span(..., traceparent=header)`` continues a
 trace that a front proxy started; ``current_traceparent()`` gives the header
-to send on.
+to send on. ``routed_request_span`` is the front proxy's span around one
+request it routes to a backend, yielding the header to forward.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from types import TracebackType
-from typing import Any
+from typing import Any, Protocol, cast
 
 import attrs
 
 from commercekit.errors import InvalidInputError
 
-__all__ = ["TraceContext", "current_traceparent", "format_traceparent", "parse_traceparent", "span"]
+__all__ = [
+    "TraceContext",
+    "current_traceparent",
+    "format_traceparent",
+    "parse_traceparent",
+    "refresh_tracing",
+    "routed_request_span",
+    "span",
+]
 
 _TRACEPARENT = re.compile(r"\A([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})\Z")
 _KINDS = ("internal", "server", "client", "producer", "consumer")
@@ -66,46 +74,58 @@ def format_traceparent(context: TraceContext) -> str:
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{flags}"
 
 
-class _Noop(AbstractContextManager[None]):
+class _Noop:
+    """The shared span when nothing records.
+
+    Its ``__enter__`` and ``__exit__`` are builtins, which are not descriptors, so
+    the ``with`` statement calls them without ``self`` and without a Python frame:
+    ``NoneType()`` returns None, and ``"".format(exc_type, exc, tb)`` returns ``""``
+    (false, so an exception leaving the block propagates). A span that records
+    nothing then costs about what the call to :func:`span` costs.
+    """
+
     __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
+    __enter__ = type(None)
+    __exit__ = "".format
 
 
-_NOOP = _Noop()
-_state: dict[str, Any] = {}
+_NOOP: AbstractContextManager[None] = cast("AbstractContextManager[None]", _Noop())
 
-
-def _otel() -> Any:
-    """The opentelemetry.trace module, or None (looked up once)."""
-    try:
-        return _state["trace"]
-    except KeyError:
-        module: Any
-        try:
-            from opentelemetry import trace as module
-        except ImportError:
-            module = None
-        _state["trace"] = module
-        return module
+# Whether spans record is decided once and cached: without opentelemetry-api, never;
+# with it, when a real tracer provider is set (the API's own provider records nothing).
+# A provider set later is noticed at the next re-check: the first span call in a
+# process, then every _RECHECK_EVERY span calls while none is set, or at once after
+# refresh_tracing(). The check goes through the public trace.get_tracer_provider(),
+# which costs microseconds (it reads the environment), so it stays off the per-call
+# path; the countdown lives in a closure cell, the cheapest state CPython writes.
+_RECHECK_EVERY = 256
+_trace: Any = None  # the opentelemetry.trace module while a provider is set, else None
 
 
 @contextmanager
 def _otel_span(
-    trace: Any, name: str, kind: str, attributes: Mapping[str, Any] | None, parent: Any
+    trace: Any,
+    tracer: Any,
+    name: str,
+    kind: str,
+    attributes: Mapping[str, Any] | None,
+    traceparent: str | None,
 ) -> Iterator[None]:
-    tracer = _state.get("tracer")
-    if tracer is None:
-        tracer = _state["tracer"] = trace.get_tracer("commercekit")
+    if kind not in _KINDS:
+        raise InvalidInputError(f"a span kind is one of {_KINDS}, got {kind!r}")
+    parent = None
+    remote = parse_traceparent(traceparent) if traceparent is not None else None
+    if remote is not None:
+        parent = trace.set_span_in_context(
+            trace.NonRecordingSpan(
+                trace.SpanContext(
+                    remote.trace_id,
+                    remote.span_id,
+                    is_remote=True,
+                    trace_flags=trace.TraceFlags(1 if remote.sampled else 0),
+                )
+            )
+        )
     span_kind = getattr(trace.SpanKind, kind.upper())
     with tracer.start_as_current_span(
         name, context=parent, kind=span_kind, attributes=dict(attributes or {})
@@ -113,52 +133,109 @@ def _otel_span(
         yield
 
 
-def span(
-    name: str,
-    *,
-    kind: str = "internal",
-    attributes: Mapping[str, Any] | None = None,
-    traceparent: str | None = None,
-) -> AbstractContextManager[None]:
-    """A span named *name* around the block (no-op without opentelemetry-api).
+class _SpanFunction(Protocol):
+    def __call__(
+        self,
+        name: str,
+        *,
+        kind: str = "internal",
+        attributes: Mapping[str, Any] | None = None,
+        traceparent: str | None = None,
+    ) -> AbstractContextManager[None]: ...
 
-    *kind* is ``internal``, ``server``, ``client``, ``producer`` or ``consumer``;
-    *traceparent* makes the span a child of a remote parent (an incoming header).
+
+def _span_functions() -> tuple[_SpanFunction, Callable[[], bool]]:
+    tracer: Any = None  # the commercekit tracer while a provider is set
+    until_check = 0  # span calls left before the next look for a provider
+
+    def refresh_tracing() -> bool:
+        """Look again for a configured OpenTelemetry tracer provider; True if spans now record.
+
+        :func:`span` notices a provider set after it first ran within a few hundred
+        calls; call this right after ``trace.set_tracer_provider(...)`` to have every
+        following span recorded.
+        """
+        global _trace
+        nonlocal tracer, until_check
+        until_check = _RECHECK_EVERY
+        try:
+            from opentelemetry import trace
+        except ImportError:
+            _trace = tracer = None
+            until_check = 1 << 62  # not installed in this process: no need to look again
+            return False
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            _trace = tracer = None  # the API's placeholder: nothing would record
+            return False
+        _trace, tracer = trace, trace.get_tracer("commercekit")
+        return True
+
+    def span(
+        name: str,
+        *,
+        kind: str = "internal",
+        attributes: Mapping[str, Any] | None = None,
+        traceparent: str | None = None,
+    ) -> AbstractContextManager[None]:
+        """A span named *name* around the block (no-op without a configured tracer provider).
+
+        *kind* is ``internal``, ``server``, ``client``, ``producer`` or ``consumer``;
+        *traceparent* makes the span a child of a remote parent (an incoming header).
+        Without opentelemetry-api, or with no tracer provider set, it returns one
+        shared no-op object: a unit of work pays about one function call for it.
+        """
+        nonlocal until_check
+        if tracer is None:
+            until_check -= 1
+            if until_check > 0 or not refresh_tracing():
+                return _NOOP
+        return _otel_span(_trace, tracer, name, kind, attributes, traceparent)
+
+    return span, refresh_tracing
+
+
+span, refresh_tracing = _span_functions()
+
+
+@contextmanager
+def routed_request_span(
+    method: str,
+    path: str,
+    *,
+    node: str,
+    address: str | None = None,
+    port: int | None = None,
+    traceparent: str | None = None,
+) -> Iterator[str | None]:
+    """A ``balancer_route`` client span for one request a front proxy sends to *node*.
+
+    Yields the ``traceparent`` header to send to the backend: the new span's
+    when spans record (the backend's spans become its children), else the
+    incoming *traceparent* unchanged when it is valid (a proxy that does not
+    trace passes the trace on, as W3C Trace Context asks), else None. *path*
+    goes into ``url.path``; pass it without the query, which may carry secrets.
     """
-    trace = _state.get("trace", 0)
-    if trace is None:
-        return _NOOP
-    if trace == 0:
-        trace = _otel()
-        if trace is None:
-            return _NOOP
-    # The API with no provider set records nothing: skip it (get_tracer_provider() reads
-    # the environment on every call, so the module's global is looked at directly).
-    if getattr(trace, "_TRACER_PROVIDER", 0) is None:
-        return _NOOP
-    if kind not in _KINDS:
-        raise InvalidInputError(f"a span kind is one of {_KINDS}, got {kind!r}")
-    parent = None
-    if traceparent is not None:
-        remote = parse_traceparent(traceparent)
-        if remote is not None:
-            parent = trace.set_span_in_context(
-                trace.NonRecordingSpan(
-                    trace.SpanContext(
-                        remote.trace_id,
-                        remote.span_id,
-                        is_remote=True,
-                        trace_flags=trace.TraceFlags(1 if remote.sampled else 0),
-                    )
-                )
-            )
-    return _otel_span(trace, name, kind, attributes, parent)
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "url.path": path,
+        "commercekit.balancer.node": node,
+    }
+    if address is not None:
+        attributes["server.address"] = address
+    if port is not None:
+        attributes["server.port"] = port
+    with span("balancer_route", kind="client", attributes=attributes, traceparent=traceparent):
+        if _trace is not None:
+            yield current_traceparent()
+        else:
+            valid = traceparent is not None and parse_traceparent(traceparent) is not None
+            yield traceparent.strip() if valid and traceparent is not None else None
 
 
 def current_traceparent() -> str | None:
     """The ``traceparent`` header of the current span, or None when there is none."""
-    trace = _otel()
-    if trace is None:
+    trace = _trace
+    if trace is None:  # no provider set (as far as span() has seen): no span is current
         return None
     ctx = trace.get_current_span().get_span_context()
     if not ctx.is_valid:
