@@ -9,13 +9,13 @@ loopback HTTP and writes its order to SQLite (a file, WAL mode).
 
 Two versions of the same app, in the same run:
 
-- **async**: the handler awaits the shop's ``checkout_async`` (the asyncio
-  payment service and repository), so every checkout waits on the provider
-  at once: about one call's latency plus overhead;
-- **thread pool** (the sync version): the same handler runs the blocking
-  ``Shop.checkout`` in the framework's thread pool (``run_in_threadpool``, 40
-  threads by default), so checkouts wait in batches of 40: about
-  200 x 200 ms / 40 = 1 s.
+- **async**: the handler awaits ``AsyncShop.checkout`` (the asyncio payment
+  service and repository), so every checkout waits on the provider at once:
+  about one call's latency plus overhead;
+- **thread pool** (the sync version): the same handler awaits
+  ``ThreadPoolShop.checkout``, which runs the blocking ``Shop.checkout`` in the
+  framework's thread pool (anyio's, 40 threads by default), so checkouts wait
+  in batches of 40: about 200 x 200 ms / 40 = 1 s.
 
 Beside them, one provider call's latency, measured in this run with the
 same gateway (``StripeGateway`` over a pooled ``HttpxTransport``). Target
@@ -72,27 +72,21 @@ def serve_apps(provider_url: str, folder: str) -> None:
     one after the other, so they never compete, and the process starts once.
     """
     import uvicorn
-    from frameworks.shop import CheckoutForm, Shop
+    from frameworks.shop import AsyncShop, ThreadPoolShop
     from frameworks_fastapi import create_app
-    from starlette.concurrency import run_in_threadpool
 
-    class ThreadPoolShop(Shop):
-        """The sync version: the blocking checkout, in the framework's thread pool."""
-
-        async def checkout_async(self, form: CheckoutForm) -> tuple[int, dict[str, Any]]:
-            return await run_in_threadpool(self.checkout, form)
-
-    shops = [
-        make(provider_url=provider_url, folder=Path(folder, make.__name__))
-        for make in (Shop, ThreadPoolShop)
-    ]
     servers = [
         uvicorn.Server(
             uvicorn.Config(
-                create_app(shop), host="127.0.0.1", port=0, log_level="warning", backlog=2048
+                create_app(make(provider_url=provider_url, folder=Path(folder, make.__name__))),
+                host="127.0.0.1",
+                port=0,
+                log_level="warning",
+                backlog=2048,
+                timeout_keep_alive=120,  # the load generator keeps its connections between rounds
             )
         )
-        for shop in shops
+        for make in (AsyncShop, ThreadPoolShop)
     ]
 
     async def main() -> None:
@@ -107,11 +101,7 @@ def serve_apps(provider_url: str, folder: str) -> None:
             server.should_exit = True
         await asyncio.gather(*tasks)
 
-    try:
-        asyncio.run(main())
-    finally:
-        for shop in shops:
-            shop.close()
+    asyncio.run(main())  # each app's lifespan closes its shop
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -152,8 +153,9 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 @asynccontextmanager
-async def serving(new_shop: Shop) -> AsyncIterator[str]:
+async def serving(provider_url: str, folder: Path) -> AsyncIterator[str]:
     """Serve the Django app with a threaded WSGI server on a free loopback port."""
+    new_shop = Shop(provider_url=provider_url, folder=folder)
     app, close = create_app(new_shop)
     server = make_server(
         "127.0.0.1", 0, app, server_class=_ThreadingServer, handler_class=_QuietHandler
@@ -167,6 +169,7 @@ async def serving(new_shop: Shop) -> AsyncIterator[str]:
         server.server_close()
         thread.join(5)
         close()
+        new_shop.close()
 
 
 if __name__ == "__main__":

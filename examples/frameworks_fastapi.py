@@ -21,10 +21,9 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import FastAPI, Header, HTTPException, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from frameworks.demo import run, serving
-from frameworks.shop import CheckoutForm, Shop, error_answer
+from frameworks.shop import AsyncShop, CheckoutForm, WebShop, error_answer
 from pydantic import BaseModel
 
 from commercekit.cdn import asgi_app
@@ -38,14 +37,16 @@ class CheckoutIn(BaseModel):
     payment_method: str  # a token from Stripe.js (pm_...), never a card number
 
 
-def create_app(shop: Shop) -> FastAPI:
-    """The FastAPI app over *shop*; its lifespan closes the CDN edge and the shop."""
+def create_app(shop: WebShop) -> FastAPI:
+    """The FastAPI app over *shop*; its lifespan starts the shop and closes it and the edge."""
     edge = shop.make_edge()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await shop.start()
         yield
         await edge.aclose()  # a mounted app gets no lifespan events of its own
+        await shop.aclose()
 
     app = FastAPI(lifespan=lifespan)
     app.mount("/static", asgi_app(edge))
@@ -57,7 +58,7 @@ def create_app(shop: Shop) -> FastAPI:
 
     @app.post("/checkout")
     async def checkout(body: CheckoutIn) -> JSONResponse:
-        status, answer = await shop.checkout_async(CheckoutForm.parse(body.model_dump()))
+        status, answer = await shop.checkout(CheckoutForm.parse(body.model_dump()))
         return JSONResponse(answer, status)
 
     @app.post("/webhooks/stripe")
@@ -65,12 +66,12 @@ def create_app(shop: Shop) -> FastAPI:
         request: Request, stripe_signature: Annotated[str, Header()] = ""
     ) -> dict[str, str]:
         payload = await request.body()  # the raw bytes: the signature covers them exactly
-        outcome = await run_in_threadpool(shop.receive_webhook, payload, stripe_signature)
+        outcome = await shop.receive_webhook(payload, stripe_signature)
         return {"outcome": outcome}
 
     @app.get("/orders/{order_id}")
     async def order(order_id: str) -> dict[str, str]:
-        found = await run_in_threadpool(shop.order, order_id)
+        found = await shop.order(order_id)
         if found is None:
             raise HTTPException(404, f"no order {order_id!r}")
         return found
@@ -84,4 +85,11 @@ def create_app(shop: Shop) -> FastAPI:
 
 
 if __name__ == "__main__":
-    asyncio.run(run(lambda shop: serving(create_app(shop)), argv=sys.argv[1:]))
+    asyncio.run(
+        run(
+            lambda provider_url, folder: serving(
+                create_app(AsyncShop(provider_url=provider_url, folder=folder))
+            ),
+            argv=sys.argv[1:],
+        )
+    )

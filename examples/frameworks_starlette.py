@@ -18,9 +18,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from frameworks.demo import run, serving
-from frameworks.shop import CheckoutForm, Shop, error_answer
+from frameworks.shop import AsyncShop, CheckoutForm, WebShop, error_answer
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -29,8 +28,8 @@ from commercekit.cdn import asgi_app
 from commercekit.errors import CommerceKitError, InvalidInputError
 
 
-def create_app(shop: Shop) -> Starlette:
-    """The Starlette app over *shop*; its lifespan closes the CDN edge."""
+def create_app(shop: WebShop) -> Starlette:
+    """The Starlette app over *shop*; its lifespan starts the shop and closes it and the edge."""
     edge = shop.make_edge()
 
     async def checkout(request: Request) -> Response:
@@ -38,17 +37,17 @@ def create_app(shop: Shop) -> Starlette:
             data = json.loads(await request.body())
         except ValueError:
             raise InvalidInputError("the checkout body is not JSON") from None
-        status, answer = await shop.checkout_async(CheckoutForm.parse(data))
+        status, answer = await shop.checkout(CheckoutForm.parse(data))
         return JSONResponse(answer, status)
 
     async def stripe_webhook(request: Request) -> Response:
         payload = await request.body()  # the raw bytes: the signature covers them exactly
         signature = request.headers.get("stripe-signature", "")
-        outcome = await run_in_threadpool(shop.receive_webhook, payload, signature)
+        outcome = await shop.receive_webhook(payload, signature)
         return JSONResponse({"outcome": outcome})
 
     async def order(request: Request) -> Response:
-        found = await run_in_threadpool(shop.order, request.path_params["order_id"])
+        found = await shop.order(request.path_params["order_id"])
         if found is None:
             return JSONResponse({"error": "no such order"}, 404)
         return JSONResponse(found)
@@ -64,8 +63,10 @@ def create_app(shop: Shop) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await shop.start()
         yield
         await edge.aclose()  # a mounted app gets no lifespan events of its own
+        await shop.aclose()
 
     return Starlette(
         routes=[
@@ -81,4 +82,11 @@ def create_app(shop: Shop) -> Starlette:
 
 
 if __name__ == "__main__":
-    asyncio.run(run(lambda shop: serving(create_app(shop)), argv=sys.argv[1:]))
+    asyncio.run(
+        run(
+            lambda provider_url, folder: serving(
+                create_app(AsyncShop(provider_url=provider_url, folder=folder))
+            ),
+            argv=sys.argv[1:],
+        )
+    )

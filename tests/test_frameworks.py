@@ -1,14 +1,18 @@
 """The framework examples' shared parts (the examples themselves run in tests/test_examples.py).
 
 The Stripe-shaped provider keeps Stripe's idempotency and refuses a bad key;
-the shop maps the error tree onto HTTP statuses and reads checkouts strictly.
+the shop maps the error tree onto HTTP statuses and reads checkouts strictly;
+the FastAPI app lets more checkouts wait on the provider than a thread pool would.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import tempfile
 from pathlib import Path
 
+import httpx
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -16,7 +20,13 @@ if str(EXAMPLES) not in sys.path:  # the framework examples' package is not inst
     sys.path.insert(0, str(EXAMPLES))
 
 from frameworks.provider import serve_provider  # noqa: E402
-from frameworks.shop import CheckoutForm, error_answer, http_status  # noqa: E402
+from frameworks.shop import (  # noqa: E402
+    AsyncShop,
+    CheckoutForm,
+    ThreadPoolShop,
+    error_answer,
+    http_status,
+)
 
 from commercekit import errors  # noqa: E402
 from commercekit.money import Money  # noqa: E402
@@ -85,3 +95,36 @@ def test_a_retry_after_hint_becomes_a_header() -> None:
 def test_a_bad_checkout_is_refused_with_a_typed_error(data: object) -> None:
     with pytest.raises(errors.InvalidInputError):
         CheckoutForm.parse(data)
+
+
+@pytest.mark.xfail(
+    AsyncShop is ThreadPoolShop,
+    reason="AsyncShop is the thread-pool stand-in until the asyncio payments and repository land",
+    strict=True,
+)
+def test_async_handlers_let_more_checkouts_wait_on_the_provider_than_the_thread_pool_has() -> None:
+    """50 checkouts at once through the FastAPI app: all 50 wait on the provider together.
+
+    No clock is read: the provider holds each call until 50 are in flight (a
+    5 s timeout releases them otherwise), and counts how many it held at once.
+    A handler that blocked, or a thread pool (40 threads), would let fewer through.
+    """
+    from frameworks.demo import checkout_body, serving
+    from frameworks_fastapi import create_app
+
+    n = 50
+
+    async def main(provider_url: str, folder: Path) -> list[int]:
+        app = create_app(AsyncShop(provider_url=provider_url, folder=folder))
+        async with serving(app) as url:
+            limits = httpx.Limits(max_connections=n)
+            async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+                answers = await asyncio.gather(
+                    *(client.post("/checkout", json=checkout_body(f"o-{i}")) for i in range(n))
+                )
+        return [answer.status_code for answer in answers]
+
+    with tempfile.TemporaryDirectory() as folder, serve_provider() as provider:
+        provider.hold(n, timeout_s=5.0)
+        assert asyncio.run(main(provider.url, Path(folder))) == [201] * n
+    assert provider.max_in_flight == n

@@ -25,7 +25,7 @@ import uvicorn
 from commercekit.payments import stripe_signature
 
 from .provider import serve_provider
-from .shop import WEBHOOK_SECRET, Shop
+from .shop import WEBHOOK_SECRET
 
 __all__ = ["checkout_body", "exercise", "run", "serving"]
 
@@ -58,7 +58,9 @@ async def serving(app: Callable[..., Any]) -> AsyncIterator[str]:
     """Serve ASGI *app* with uvicorn on a free loopback port; yield its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", backlog=1024)
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="on", backlog=1024, timeout_keep_alive=60
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -131,27 +133,25 @@ async def exercise(base_url: str, *, checkouts: int = 20, run: str = "demo") -> 
         print("/metrics:", lines[0])
 
 
-ServeShop = Callable[[Shop], AbstractAsyncContextManager[str]]
+Serve = Callable[[str, Path], AbstractAsyncContextManager[str]]
 
 
-async def run(serve: ServeShop, *, argv: list[str] | None = None) -> None:
-    """Start a provider that takes 200 ms a call, build the shop, serve it, use it, stop.
+async def run(serve: Serve, *, argv: list[str] | None = None) -> None:
+    """Start a provider that takes 200 ms a call, serve the shop, use every route, stop.
 
-    With ``--serve`` on *argv*, print the URL and keep serving until interrupted
-    instead (try ``curl -X POST $URL/checkout -H 'content-type: application/json'
-    -d '{"order_id":"o-1","amount":"19.99","currency":"EUR","payment_method":"pm_card_visa"}'``).
+    *serve(provider_url, folder)* builds the example's shop and app and serves
+    it, yielding its base URL. With ``--serve`` on *argv*, print the URL and keep
+    serving until interrupted instead (try ``curl -X POST $URL/checkout -H
+    'content-type: application/json' -d '{"order_id": "o-1", "amount": "19.99",
+    "currency": "EUR", "payment_method": "pm_card_visa"}'``).
     """
     with tempfile.TemporaryDirectory() as folder, serve_provider(delay_s=0.2) as provider:
         static = Path(folder, "static")
         static.mkdir()
         (static / "logo.svg").write_text("<svg/>")
-        shop = Shop(provider_url=provider.url, folder=folder)
-        try:
-            async with serve(shop) as base_url:
-                if argv and "--serve" in argv:
-                    print("serving on", base_url, "(Ctrl-C stops)", flush=True)
-                    await asyncio.Event().wait()
-                await exercise(base_url)
-        finally:
-            shop.close()
+        async with serve(provider.url, Path(folder)) as base_url:
+            if argv and "--serve" in argv:
+                print("serving on", base_url, "(Ctrl-C stops)", flush=True)
+                await asyncio.Event().wait()
+            await exercise(base_url)
         print("provider calls:", provider.calls)

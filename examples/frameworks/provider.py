@@ -40,7 +40,11 @@ class SlowStripe:
         self.intents: dict[str, dict[str, Any]] = {}
         self.by_key: dict[str, dict[str, Any]] = {}
         self.calls = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        """The most calls it held at once: how many checkouts waited on it together."""
         self.url = ""  # set once it listens
+        self._gate: tuple[int, float, asyncio.Event] | None = None
         self._ids = itertools.count(1)
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -49,7 +53,12 @@ class SlowStripe:
     ) -> tuple[int, dict[str, Any]]:
         """Take *delay_s*, then answer one API call as Stripe would (status, JSON)."""
         self.calls += 1
-        await asyncio.sleep(self.delay_s)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await self._wait()
+        finally:
+            self.in_flight -= 1
         if not headers.get("authorization", "").startswith("Bearer sk_"):
             return 401, {"error": {"type": "invalid_request_error", "message": "bad API key"}}
         path = urllib.parse.urlsplit(target).path
@@ -72,6 +81,27 @@ class SlowStripe:
             recent = list(self.intents.values())[-100:][::-1]
             return 200, {"object": "list", "data": recent, "has_more": False}
         return _missing()
+
+    def hold(self, calls: int, *, timeout_s: float) -> None:
+        """From now on, hold every call until *calls* are in flight (or *timeout_s* passed).
+
+        A test sees, without timing anything, whether a web app lets that many
+        requests wait on the provider at once: if it does not, the calls are
+        released by the timeout and :attr:`max_in_flight` says how many it let through.
+        """
+        self._gate = (calls, timeout_s, asyncio.Event())
+
+    async def _wait(self) -> None:
+        if self._gate is None:
+            await asyncio.sleep(self.delay_s)
+            return
+        calls, timeout_s, opened = self._gate
+        if self.in_flight >= calls:
+            opened.set()
+        try:
+            await asyncio.wait_for(opened.wait(), timeout_s)
+        except TimeoutError:
+            opened.set()  # they are not coming: release every held call, hold no more
 
     def _create(self, form: dict[str, str], key: str) -> dict[str, Any]:
         if key in self.by_key:  # the same key: the same answer, as Stripe keeps them

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import attrs
@@ -52,7 +52,16 @@ from commercekit.payments import (
 )
 from commercekit.repository import Database, Node, ReplicatedTopology, Versioned, sqlite_engine
 
-__all__ = ["CheckoutForm", "Order", "Shop", "error_answer", "http_status"]
+__all__ = [
+    "AsyncShop",
+    "CheckoutForm",
+    "Order",
+    "Shop",
+    "ThreadPoolShop",
+    "WebShop",
+    "error_answer",
+    "http_status",
+]
 
 API_KEY = "sk_test_frameworks"
 WEBHOOK_SECRET = "whsec_frameworks"
@@ -141,10 +150,11 @@ def answer(form: CheckoutForm, result: AnyResult) -> tuple[int, dict[str, Any]]:
 
 
 class Shop:
-    """The parts of the shop, built once at startup; :meth:`close` at shutdown.
+    """The synchronous shop (Django, WSGI, ``def`` handlers): every call blocks its thread.
 
     *provider_url* is the payment provider's API (Stripe's, or an imitation);
     *folder* holds the SQLite database and the ``static/`` files the CDN serves.
+    Build it once at startup; :meth:`close` it at shutdown.
     """
 
     def __init__(self, *, provider_url: str, folder: str | os.PathLike[str]) -> None:
@@ -164,45 +174,35 @@ class Shop:
             metrics=self.metrics,
         )
 
-    # -- checkout ------------------------------------------------------------------------
-
     def checkout(self, form: CheckoutForm) -> tuple[int, dict[str, Any]]:
-        """Authorize the payment and write the order; blocks the calling thread (WSGI, Django)."""
+        """Authorize the payment and write the order: the status and JSON body of the answer."""
         result = self.payments.authorize(
             form.order_id, form.amount, form.payment_method, idempotency_key=form.order_id
         )
-        if result.outcome is Outcome.APPROVED and not isinstance(result, ActionRequired):
+        if authorized(result):
             with self.database.unit_of_work() as uow:
                 orders = uow.repository(Order)
                 if orders.get(form.order_id) is None:  # a retried checkout writes it once
-                    orders.add(_order(form, result.reference))
+                    orders.add(new_order(form, result.reference))
         return answer(form, result)
-
-    async def checkout_async(self, form: CheckoutForm) -> tuple[int, dict[str, Any]]:
-        """:meth:`checkout` for ``async def`` handlers, without blocking the event loop.
-
-        THREAD-POOL STAND-IN: until the asyncio payment service and repository are
-        in commercekit, this runs the blocking :meth:`checkout` in the framework's
-        thread pool (40 threads by default), so at most 40 checkouts wait on the
-        provider at once.
-        """
-        return await anyio.to_thread.run_sync(self.checkout, form)
-
-    # -- webhooks, metrics, CDN ----------------------------------------------------------
 
     def receive_webhook(self, payload: bytes, signature: str) -> str:
         """Verify and handle one Stripe delivery once; return the outcome's name."""
         return self.webhooks.receive(payload, signature).value
 
     def _on_event(self, event: WebhookEvent) -> None:
-        if event.type != "payment_intent.succeeded":
+        reference = captured_intent(event)
+        if reference is None:
             return
-        intent = (event.data.get("data") or {}).get("object") or {}
-        reference = str(intent.get("id") or "")
         with self.database.unit_of_work() as uow:
             orders = uow.repository(Order)
             for order in orders.list(payment_reference=reference):
                 orders.update(order.id, status="captured")
+
+    def order(self, order_id: str) -> dict[str, str] | None:
+        """The stored order *order_id* as JSON, or None."""
+        found = self.database.repository(Order).get(order_id)
+        return None if found is None else order_json(found)
 
     def exposition(self) -> tuple[bytes, str]:
         """The Prometheus text page for ``/metrics`` and its Content-Type."""
@@ -210,18 +210,7 @@ class Shop:
 
     def make_edge(self) -> EdgeCache:
         """A CDN edge over ``static/`` (one per event loop: ASGI lifespan, or WsgiProxy's)."""
-        return EdgeCache(
-            DirectoryOrigin(self.folder / "static"),
-            MemoryStore(16 * 1024 * 1024),
-            metrics=self.metrics,
-        )
-
-    def order(self, order_id: str) -> dict[str, str] | None:
-        """The stored order *order_id* as JSON, or None."""
-        found = self.database.repository(Order).get(order_id)
-        if found is None:
-            return None
-        return {"order_id": found.id, "status": found.status, "payment": found.payment_reference}
+        return make_edge(self.folder, self.metrics)
 
     def close(self) -> None:
         """Close the provider connections and the database."""
@@ -229,11 +218,96 @@ class Shop:
         self.database.close()
 
 
-def _order(form: CheckoutForm, reference: str) -> Order:
+class WebShop(Protocol):
+    """What the ``async def`` handlers of the ASGI examples call; the app's lifespan
+    awaits :meth:`start` before the first request and :meth:`aclose` after the last."""
+
+    async def start(self) -> None: ...
+    async def checkout(self, form: CheckoutForm) -> tuple[int, dict[str, Any]]: ...
+    async def receive_webhook(self, payload: bytes, signature: str) -> str: ...
+    async def order(self, order_id: str) -> dict[str, str] | None: ...
+    def exposition(self) -> tuple[bytes, str]: ...
+    def make_edge(self) -> EdgeCache: ...
+    async def aclose(self) -> None: ...
+
+
+class ThreadPoolShop:
+    """A synchronous :class:`Shop` behind the async interface: each call in the thread pool.
+
+    This is how to call blocking code from an ``async def`` handler without
+    stopping the event loop, and what it costs: the framework's thread pool
+    (anyio's, 40 threads by default) bounds how many checkouts wait on the
+    provider at once. ``benchmarks/frameworks.py`` measures it beside the
+    asyncio version.
+    """
+
+    def __init__(self, *, provider_url: str, folder: str | os.PathLike[str]) -> None:
+        self.shop = Shop(provider_url=provider_url, folder=folder)
+
+    async def start(self) -> None:
+        """Nothing to do: the synchronous shop is ready once built."""
+
+    async def checkout(self, form: CheckoutForm) -> tuple[int, dict[str, Any]]:
+        """:meth:`Shop.checkout` in a worker thread."""
+        return await anyio.to_thread.run_sync(self.shop.checkout, form)
+
+    async def receive_webhook(self, payload: bytes, signature: str) -> str:
+        """:meth:`Shop.receive_webhook` in a worker thread."""
+        return await anyio.to_thread.run_sync(self.shop.receive_webhook, payload, signature)
+
+    async def order(self, order_id: str) -> dict[str, str] | None:
+        """:meth:`Shop.order` in a worker thread."""
+        return await anyio.to_thread.run_sync(self.shop.order, order_id)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The Prometheus text page and its Content-Type."""
+        return self.shop.exposition()
+
+    def make_edge(self) -> EdgeCache:
+        """A CDN edge over ``static/``."""
+        return self.shop.make_edge()
+
+    async def aclose(self) -> None:
+        """Close the shop."""
+        await anyio.to_thread.run_sync(self.shop.close)
+
+
+# THREAD-POOL STAND-IN: until commercekit has its asyncio payment service and
+# repository, the ASGI examples run the synchronous shop in the thread pool.
+AsyncShop = ThreadPoolShop
+
+
+def authorized(result: AnyResult) -> bool:
+    """Whether *result* is an authorization to write the order for."""
+    return result.outcome is Outcome.APPROVED and not isinstance(result, ActionRequired)
+
+
+def new_order(form: CheckoutForm, reference: str) -> Order:
+    """The order row of an authorized checkout."""
     return Order(
         id=form.order_id,
         amount_minor=form.amount.amount_minor,
         currency=form.amount.currency.code,
         payment_reference=reference,
         status="authorized",
+    )
+
+
+def order_json(order: Order) -> dict[str, str]:
+    """The JSON body of ``GET /orders/{id}``."""
+    return {"order_id": order.id, "status": order.status, "payment": order.payment_reference}
+
+
+def captured_intent(event: WebhookEvent) -> str | None:
+    """The PaymentIntent id of a ``payment_intent.succeeded`` event; None for other events."""
+    if event.type != "payment_intent.succeeded":
+        return None
+    intent = (event.data.get("data") or {}).get("object") or {}
+    return str(intent.get("id") or "") or None
+
+
+def make_edge(folder: Path, metrics: PrometheusMetrics) -> EdgeCache:
+    """A CDN edge over *folder*/static, reporting to *metrics*."""
+    return EdgeCache(
+        DirectoryOrigin(folder / "static"), MemoryStore(16 * 1024 * 1024), metrics=metrics
     )
