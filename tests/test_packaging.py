@@ -13,28 +13,68 @@ import pytest
 ROOT = Path(__file__).parent.parent
 
 
-def test_wheel_carries_py_typed(tmp_path: Path) -> None:
+def _wheel(source: Path, out: Path) -> zipfile.ZipFile:
     subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--quiet",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
+            *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet"),
+            # The build backend is in the dev group: no isolated environment to create.
+            "--no-build-isolation",
+            *("-w", str(out), str(source)),
         ],
         check=True,
         timeout=300,
         capture_output=True,
     )
-    [wheel] = tmp_path.glob("commercekit-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
+    [wheel] = out.glob("commercekit-*.whl")
+    return zipfile.ZipFile(wheel)
+
+
+def _version_of(wheel: zipfile.ZipFile) -> str:
+    return Path(str(wheel.filename)).name.split("-")[1]
+
+
+def test_wheel_carries_py_typed_and_the_version_from_git(tmp_path: Path) -> None:
+    wheel = _wheel(ROOT, tmp_path)
+    names = wheel.namelist()
     assert "commercekit/py.typed" in names
     assert "commercekit/metrics/__init__.py" in names
     assert not any(name.startswith(("tests/", "benchmarks/")) for name in names)
+    # hatch-vcs: the version is the git tag's, or a .devN after the last one (or after none).
+    version = _version_of(wheel)
+    assert f"__version__ = version = '{version}'" in wheel.read("commercekit/_version.py").decode()
+
+
+def test_a_source_archive_without_git_history_builds_with_the_fallback_version(
+    tmp_path: Path,
+) -> None:
+    import tarfile
+    import tomllib
+
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    archive = tmp_path / "source.tar"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", "-o", str(archive), "HEAD"],
+        check=True,
+        timeout=60,
+    )
+    source = tmp_path / "source"
+    with tarfile.open(archive) as tar:
+        tar.extractall(source, filter="data")
+    fallback = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["version"]
+    wheel = _wheel(source, tmp_path / "out")
+    assert _version_of(wheel) == fallback["fallback-version"]
+
+
+def test_dev_tools_are_a_dependency_group_not_an_extra() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extras = config["project"]["optional-dependencies"]
+    assert "dev" not in extras  # PEP 735: tools are not published with the package
+    tools = {d.split(">")[0] for d in config["dependency-groups"]["dev"]}
+    assert {"pytest", "hypothesis", "ruff", "mypy"} <= tools
+    assert "--group dev" in (ROOT / "Makefile").read_text()
 
 
 def _dependencies() -> list[str]:

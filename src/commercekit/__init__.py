@@ -5,6 +5,12 @@ Each part is a sub-package that re-exports its public names:
 higher floors as they arrive. Nothing is created at import time.
 """
 
-__version__ = "0.1.0"
+import importlib as _importlib
+
+try:
+    # Written from the git tag when the package is built or installed (hatch-vcs).
+    __version__: str = _importlib.import_module("commercekit._version").__version__
+except ImportError:  # a checkout used in place (PYTHONPATH=src), never built or installed
+    __version__ = "0.0.0+unknown"
 
 __all__ = ["__version__"]
