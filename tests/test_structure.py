@@ -257,3 +257,33 @@ def test_every_part_init_only_re_exports() -> None:
                 f"{init.relative_to(SRC)} defines {node.name}: move it into a module and "
                 "re-export it"
             )
+
+
+def _drawn() -> set[str]:
+    """The folders and modules drawn in docs/architecture.md's tree, as paths under src/."""
+    text = (SRC.parent / "docs" / "architecture.md").read_text()
+    block = text.split("## The tree", 1)[1].split("```", 2)[1]
+    drawn: set[str] = set()
+    stack: list[str] = []
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        depth = (len(line) - len(line.lstrip())) // 4
+        name = line.split()[0]
+        del stack[depth:]
+        stack.append(name.rstrip("/"))
+        drawn.add("/".join(stack) + ("/" if name.endswith("/") else ""))
+    return drawn
+
+
+def test_the_architecture_drawing_matches_the_tree() -> None:
+    drawn = _drawn()
+    assert "commercekit/cdn/_policy/" in drawn
+    missing = sorted(path for path in drawn if not (SRC / path).exists())
+    assert not missing, f"docs/architecture.md draws what does not exist: {missing}"
+    for part in ("cdn", "balancer"):
+        packages = {
+            f"{p.parent.relative_to(SRC).as_posix()}/"
+            for p in (PACKAGE / part).glob("*/__init__.py")
+        }
+        assert packages <= drawn, f"draw these in docs/architecture.md: {packages - drawn}"
