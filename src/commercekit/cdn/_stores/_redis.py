@@ -48,6 +48,7 @@ from ._redis_chunks import (
     DEFAULT_CHUNK_BYTES,
     DEFAULT_CHUNK_GRACE_S,
     ChunkedBody,
+    ChunkLink,
     RedisWriter,
     retire,
 )
@@ -219,6 +220,17 @@ class RedisStore:
         self._breaker = Breaker(
             failures=breaker_failures, reset_s=breaker_reset_s, on_open=trips.inc
         )
+        self._link = ChunkLink(
+            redis=client,
+            namespace=namespace,
+            chunk_bytes=chunk_bytes,
+            chunk_grace_s=chunk_grace_s,
+            max_entry_bytes=max_entry_bytes,
+            clock=clock,
+            call=self._call,
+            slow_deadline=self._slow_deadline,
+            commit=self._commit,
+        )
 
     @property
     def namespace(self) -> str:
@@ -349,7 +361,7 @@ class RedisStore:
                 manifest = d.get("c")
                 chunked = None
                 if manifest is not None:
-                    chunked = ChunkedBody.from_manifest(self, key, manifest)
+                    chunked = ChunkedBody.from_manifest(self._link, key, manifest)
                 entry = _entry(key, d, b"" if chunked else fields.get(b"b:" + name[2:], b""))
             except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                 continue  # a corrupt record is a miss, never a crash
@@ -365,7 +377,7 @@ class RedisStore:
         if entry.size > self._max_entry:
             return
         stored = entry.stored_body
-        if isinstance(stored, ChunkedBody) and stored.store is self:
+        if isinstance(stored, ChunkedBody) and stored.link is self._link:
             await self._commit(entry, None, stored.manifest(), keep=stored)
             return  # a revalidated entry: its chunks are already here
         if stored is not None:
@@ -403,7 +415,7 @@ class RedisStore:
         ttl = math.ceil(entry.keep_until - self._clock())
         if ttl <= 0 or (length is not None and entry.size + length > self._max_entry):
             return None
-        return RedisWriter(self, entry, ttl)
+        return RedisWriter(self._link, entry, ttl)
 
     async def _commit(
         self,
@@ -449,11 +461,11 @@ class RedisStore:
             await self._trim(k, vid)
         try:
             before = json.loads(old).get("c") if old else None
-            replaced = ChunkedBody.from_manifest(self, entry.key, before) if before else None
+            replaced = ChunkedBody.from_manifest(self._link, entry.key, before) if before else None
         except (ValueError, IndexError, TypeError, AttributeError):
             replaced = None  # a corrupt manifest: its chunks expire with their TTL
         if replaced is not None and (manifest is None or replaced.write_id != str(manifest[0])):
-            await retire(self, [replaced])
+            await retire(self._link, [replaced])
 
     async def _trim(self, k: str, vid: str) -> None:
         """Drop every variant of hash *k* but *vid* (too many: ``Vary`` on a field that varies).

@@ -24,6 +24,10 @@ reader already streaming it finishes the same bytes. Chunks also outlive
 raises :class:`StoreUnavailableError` from the stream: the front end aborts
 the connection, so the client never gets a short or mixed body as complete.
 
+Chunked bodies and writes use their store only through a :class:`ChunkLink`
+the store makes (its client, its round trip through deadline and breaker, its
+commit of a manifest), never through the store's private attributes.
+
 A read fetches a few chunks per round trip (``MGET``, about
 ``_READ_BATCH_BYTES``) and hands them out in 64 KiB pieces, so it holds one
 batch, never the body.
@@ -34,22 +38,21 @@ from __future__ import annotations
 import io
 import math
 import secrets
-from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 import attrs
 
 from commercekit.cdn._message._body import CHUNK_BYTES, BodyStream
 from commercekit.cdn._message._stored import StoredResponse
 from commercekit.errors import StoreUnavailableError
-
-if TYPE_CHECKING:
-    from ._redis import RedisStore
+from commercekit.typing import WallClock
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
     "DEFAULT_CHUNK_GRACE_S",
     "ChunkGoneError",
+    "ChunkLink",
     "ChunkedBody",
     "RedisWriter",
     "chunk_key",
@@ -73,6 +76,25 @@ def chunk_key(namespace: str, write_id: str, index: int) -> str:
     return f"{namespace}:c:{write_id}:{index}"
 
 
+@attrs.frozen(eq=False)
+class ChunkLink:
+    """What the chunked bodies and writes of one ``RedisStore`` use of it, and all they use."""
+
+    redis: Any
+    """The store's ``redis.asyncio`` client."""
+    namespace: str
+    chunk_bytes: int
+    chunk_grace_s: int
+    max_entry_bytes: int
+    clock: WallClock
+    call: Callable[[str, Any, float | None], Awaitable[Any]]
+    """Await one Redis round trip (a coroutine) within a deadline, through the store's breaker."""
+    slow_deadline: Callable[[], float | None]
+    """The deadline of a round trip that moves megabytes."""
+    commit: Callable[[StoredResponse, bytes | None, list[Any] | None, int], Awaitable[None]]
+    """Make an entry current: its body inline, or its manifest's chunks, for a TTL."""
+
+
 @attrs.frozen(slots=True)
 class ChunkedBody:
     """One stored version of a large body: the manifest, and how to read it.
@@ -81,7 +103,7 @@ class ChunkedBody:
     so one entry can be served to many clients.
     """
 
-    store: RedisStore = attrs.field(eq=False, repr=False)
+    link: ChunkLink = attrs.field(eq=False, repr=False)
     key: str
     """The cache key (for messages)."""
     write_id: str
@@ -90,16 +112,16 @@ class ChunkedBody:
     chunk_bytes: int
 
     @classmethod
-    def from_manifest(cls, store: RedisStore, key: str, manifest: Sequence[Any]) -> ChunkedBody:
+    def from_manifest(cls, link: ChunkLink, key: str, manifest: Sequence[Any]) -> ChunkedBody:
         """Parse ``[write id, n, length, size]`` (older manifests lack ``size``: the store's).
 
         Raise ``ValueError`` when the numbers do not describe ``n`` chunks of ``size``.
         """
         write_id, count, length = str(manifest[0]), int(manifest[1]), int(manifest[2])
-        size = int(manifest[3]) if len(manifest) > 3 else store.chunk_bytes
+        size = int(manifest[3]) if len(manifest) > 3 else link.chunk_bytes
         if size <= 0 or count <= 0 or not (count - 1) * size < length <= count * size:
             raise ValueError(f"manifest {list(manifest)!r} is not {count} chunks of {size}")
-        return cls(store, key, write_id, count, length, size)
+        return cls(link, key, write_id, count, length, size)
 
     def manifest(self) -> list[Any]:
         """The manifest as the metadata field stores it."""
@@ -107,7 +129,7 @@ class ChunkedBody:
 
     def chunk_keys(self, start: int = 0, stop: int | None = None) -> list[str]:
         """The Redis keys of chunks *start* .. *stop* (all by default)."""
-        ns, wid = self.store.namespace, self.write_id
+        ns, wid = self.link.namespace, self.write_id
         return [chunk_key(ns, wid, i) for i in range(start, self.count if stop is None else stop)]
 
     def open(self, first: int = 0, last: int | None = None) -> BodyStream:
@@ -128,15 +150,15 @@ class ChunkedBody:
         return buffer.getvalue()  # hands the buffer over: the body is held once
 
     async def _read(self, first: int, last: int) -> AsyncIterator[bytes]:
-        store, size = self.store, self.chunk_bytes
+        link, size = self.link, self.chunk_bytes
         batch = max(1, min(_READ_BATCH_KEYS, _READ_BATCH_BYTES // size))
         index, stop = first // size, last // size + 1
         while index < stop:
             upto = min(stop, index + batch)
-            parts: list[bytes | None] = await store._call(
+            parts: list[bytes | None] = await link.call(
                 "read chunks",
-                store._redis.mget(self.chunk_keys(index, upto)),
-                store._slow_deadline(),  # megabytes a round trip: more than one lookup's deadline
+                link.redis.mget(self.chunk_keys(index, upto)),
+                link.slow_deadline(),  # megabytes a round trip: more than one lookup's deadline
             )
             for offset in range(upto - index):
                 i = index + offset
@@ -156,33 +178,33 @@ class ChunkedBody:
             return part
         what = "is gone" if part is None else f"has {len(part)} bytes, not {expected}"
         raise ChunkGoneError(
-            f"Redis store {self.store.namespace!r}: chunk {index} of {self.count} of "
+            f"Redis store {self.link.namespace!r}: chunk {index} of {self.count} of "
             f"{self.key!r} (write {self.write_id}) {what}: evicted by maxmemory, or read "
-            f"more than chunk_grace_s={self.store.chunk_grace_s} after a purge, an overwrite "
+            f"more than chunk_grace_s={self.link.chunk_grace_s} after a purge, an overwrite "
             "or keep_until; the body is broken off, the client should retry"
         )
 
 
-async def retire(store: RedisStore, bodies: Sequence[ChunkedBody]) -> None:
+async def retire(link: ChunkLink, bodies: Sequence[ChunkedBody]) -> None:
     """Cut the chunks of versions no longer current to the grace (``EXPIRE .. LT``)."""
     keys = [k for body in bodies for k in body.chunk_keys()]
     if not keys:
         return
-    pipe = store._redis.pipeline(transaction=False)
+    pipe = link.redis.pipeline(transaction=False)
     for k in keys:
-        pipe.expire(k, store.chunk_grace_s, lt=True)
-    await store._call("retire chunks", pipe.execute())
+        pipe.expire(k, link.chunk_grace_s, lt=True)
+    await link.call("retire chunks", pipe.execute(), None)
 
 
 class RedisWriter:
-    """A streaming write of one entry into a :class:`RedisStore` (see the module docstring)."""
+    """A streaming write of one entry into a ``RedisStore`` (see the module docstring)."""
 
-    def __init__(self, store: RedisStore, entry: StoredResponse, ttl_s: int) -> None:
-        self._store = store
+    def __init__(self, link: ChunkLink, entry: StoredResponse, ttl_s: int) -> None:
+        self._link = link
         self._overhead = entry.size
-        self._ttl = ttl_s + store.chunk_grace_s  # a read that starts at keep_until can finish
+        self._ttl = ttl_s + link.chunk_grace_s  # a read that starts at keep_until can finish
         self._id = secrets.token_hex(8)
-        self._size = store.chunk_bytes
+        self._size = link.chunk_bytes
         self._pending = bytearray()
         self._count = 0
         self._length = 0
@@ -193,7 +215,7 @@ class RedisWriter:
         if self._aborted:
             return False
         self._length += len(chunk)
-        if self._overhead + self._length > self._store.max_entry_bytes:
+        if self._overhead + self._length > self._link.max_entry_bytes:
             await self.abort()
             return False
         self._pending += chunk
@@ -204,36 +226,36 @@ class RedisWriter:
         return True
 
     async def _flush(self, data: bytes) -> None:
-        key = chunk_key(self._store.namespace, self._id, self._count)
+        key = chunk_key(self._link.namespace, self._id, self._count)
         self._count += 1
-        store = self._store
-        await store._call(
-            "write a chunk", store._redis.set(key, data, ex=self._ttl), store._slow_deadline()
+        link = self._link
+        await link.call(
+            "write a chunk", link.redis.set(key, data, ex=self._ttl), link.slow_deadline()
         )
 
     async def commit(self, entry: StoredResponse, /) -> None:
         """Write the last chunk, then the manifest (the entry becomes visible)."""
         if self._aborted:
             return
-        ttl = math.ceil(entry.keep_until - self._store._clock())
+        ttl = math.ceil(entry.keep_until - self._link.clock())
         if ttl <= 0:
             await self.abort()
             return
         if self._count == 0:  # shorter than one chunk: kept in the hash, as put keeps it
             body, self._pending = bytes(self._pending), bytearray()
-            await self._store._commit(entry, body, None, ttl)
+            await self._link.commit(entry, body, None, ttl)
             return
         if self._pending:
             await self._flush(bytes(self._pending))
             self._pending = bytearray()
         manifest = [self._id, self._count, self._length, self._size]
-        await self._store._commit(entry, None, manifest, ttl)
+        await self._link.commit(entry, None, manifest, ttl)
 
     async def abort(self) -> None:
         """Delete the chunks written so far (no manifest named them: no reader can hold them)."""
         self._aborted = True
         self._pending = bytearray()
         if self._count:
-            keys = [chunk_key(self._store.namespace, self._id, i) for i in range(self._count)]
+            keys = [chunk_key(self._link.namespace, self._id, i) for i in range(self._count)]
             self._count = 0
-            await self._store._call("drop chunks", self._store._redis.delete(*keys))
+            await self._link.call("drop chunks", self._link.redis.delete(*keys), None)
