@@ -99,16 +99,23 @@ class BusinessEvents:
         properties: Mapping[str, Any],
         *,
         customer_id: str | None = None,
+        anonymous_id: str | None = None,
     ) -> str:
-        """Append money event *name* in *uow*; its id derives from *dedup_key* (one per change)."""
+        """Append money event *name* in *uow*; its id derives from *dedup_key* (one per change).
+
+        The event carries *customer_id* and *anonymous_id* (a guest's analytics
+        id) as given; with neither, the anonymous id is ``order:<order id>``.
+        """
         if name not in MONEY_EVENTS:
             raise InvalidInputError(f"{name!r} is not a money event")
         event_id = str(uuid.uuid5(_NAMESPACE, f"{name}\x1f{dedup_key}"))
-        who = (
-            {"customer_id": customer_id}
-            if customer_id is not None
-            else {"anonymous_id": f"order:{properties.get('order_id', dedup_key)}"}
-        )
+        who: dict[str, str] = {}
+        if customer_id is not None:
+            who["customer_id"] = customer_id
+        if anonymous_id is not None:
+            who["anonymous_id"] = anonymous_id
+        if not who:
+            who["anonymous_id"] = f"order:{properties.get('order_id', dedup_key)}"
         event = ecommerce_event(name, properties, event_id=event_id, **who)
         record(uow, self.outbox, event)  # the analytics wire form, topic "analytics"
         return event_id

@@ -14,7 +14,7 @@ import enum
 from collections.abc import Callable
 
 import attrs
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from commercekit.commerce._instruments import CommerceInstruments
 from commercekit.commerce._shared import Clock, check_id, new_id, rowcount, wall_clock
@@ -43,6 +43,18 @@ class CartStatus(enum.Enum):
     COMPLETED = "completed"
     MERGED = "merged"
     EXPIRED = "expired"
+
+
+# Statements of the hot paths, built once (SQLAlchemy keys its cache once per statement).
+_c = t.carts.c
+_READ = select(_c.customer_id, _c.currency, _c.state, _c.version, _c.status, _c.voucher).where(
+    _c.id == bindparam("cart_id")
+)
+_COMPLETE = (
+    update(t.carts)
+    .where(_c.id == bindparam("cart_id"), _c.status == CartStatus.OPEN.value)
+    .values(status=CartStatus.COMPLETED.value, version=_c.version + 1, updated_at=bindparam("now"))
+)
 
 
 @attrs.frozen
@@ -116,9 +128,11 @@ class Carts:
             )
         return Cart(cid, customer_id, unit, {}, 1, CartStatus.OPEN, None, state)
 
-    def get(self, cart_id: str) -> Cart:
-        """The cart, or :class:`NotFoundError`."""
+    def get(self, cart_id: str, *, uow: UnitOfWork | None = None) -> Cart:
+        """The cart, or :class:`NotFoundError` (read in *uow* when given)."""
         check_id(cart_id, "cart_id")
+        if uow is not None:
+            return self._read(uow, cart_id)
         return self._db.run(lambda u: self._read(u, cart_id), retry=True).value
 
     # -- changes ------------------------------------------------------------------------
@@ -185,18 +199,8 @@ class Carts:
         check_id(cart_id, "cart_id")
 
         def work(u: UnitOfWork) -> bool:
-            c = t.carts.c
-            moved = rowcount(
-                u.session.execute(
-                    update(t.carts)
-                    .where(c.id == cart_id, c.status == CartStatus.OPEN.value)
-                    .values(
-                        status=CartStatus.COMPLETED.value,
-                        version=c.version + 1,
-                        updated_at=self._clock(),
-                    )
-                )
-            )
+            params = {"cart_id": cart_id, "now": self._clock()}
+            moved = rowcount(u.session.execute(_COMPLETE, params))
             if moved:
                 return True
             cart = self._read(u, cart_id)
@@ -314,12 +318,7 @@ class Carts:
 
     @staticmethod
     def _read(uow: UnitOfWork, cart_id: str) -> Cart:
-        c = t.carts.c
-        row = uow.session.execute(
-            select(c.customer_id, c.currency, c.state, c.version, c.status, c.voucher).where(
-                c.id == cart_id
-            )
-        ).first()
+        row = uow.session.execute(_READ, {"cart_id": cart_id}).first()
         if row is None:
             raise NotFoundError(f"no cart {cart_id!r}")
         state = CartState.from_json(row[2])

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from commercekit.commerce._shared import Clock, check_id, new_id, rowcount, wall_clock
 from commercekit.errors import InvalidInputError, NotFoundError, UnknownSkuError
@@ -66,6 +66,19 @@ def _attrs(value: Mapping[str, str] | None) -> str:
             raise InvalidInputError("attributes map str to str")
     return json.dumps(data, sort_keys=True)
 
+
+_p, _v, _pr = t.prices.c, t.variants.c, t.products.c
+_PRICES = (  # the checkout's price read, built once (SQLAlchemy keys its cache once)
+    select(_v.sku, _v.active, _pr.active, _p.amount_minor)
+    .join(t.products, _pr.id == _v.product_id)
+    .outerjoin(
+        t.prices,
+        (_p.sku == _v.sku)
+        & (_p.channel == bindparam("channel"))
+        & (_p.currency == bindparam("currency")),
+    )
+    .where(_v.sku.in_(bindparam("skus", expanding=True)))
+)
 
 class Catalog:
     """The catalog service. See the module docstring."""
@@ -209,17 +222,9 @@ class Catalog:
         """The prices of several SKUs at once (every one must be priced and sellable)."""
         unit = currency(currency_code) if isinstance(currency_code, str) else currency_code
         wanted = sorted({check_id(s, "sku") for s in skus})
-        p, v, pr = t.prices.c, t.variants.c, t.products.c
+        params = {"skus": wanted, "channel": channel, "currency": unit.code}
         with self._db.unit_of_work(read_only=True, token=token) as uow:
-            rows = uow.session.execute(
-                select(v.sku, v.active, pr.active, p.amount_minor)
-                .join(t.products, pr.id == v.product_id)
-                .outerjoin(
-                    t.prices,
-                    (p.sku == v.sku) & (p.channel == channel) & (p.currency == unit.code),
-                )
-                .where(v.sku.in_(wanted))
-            ).all()
+            rows = uow.session.execute(_PRICES, params).all()
         found = {row[0]: row for row in rows}
         out: dict[str, Money] = {}
         for sku in wanted:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.sql import Update
 
 from commercekit.commerce._shared import Clock, rowcount
 from commercekit.repository import Database, UnitOfWork
@@ -16,6 +17,33 @@ from ._model import CheckoutStatus
 __all__ = ["CheckoutRow", "CheckoutStore"]
 
 _ACTIVE = (CheckoutStatus.RUNNING.value, CheckoutStatus.ACTION_REQUIRED.value)
+
+# The saga's statements are built once (bound parameters), so each call skips building
+# them and SQLAlchemy's cache key is computed once per statement, not per execution.
+_c = t.checkouts.c
+_LATEST = (
+    select(t.checkouts)
+    .where(_c.cart_id == bindparam("cart_id"))
+    .order_by(_c.attempt.desc())
+    .limit(1)
+)
+_GET = select(t.checkouts).where(_c.id == bindparam("checkout_id"))
+_INSERT = t.checkouts.insert()
+_LOG = t.checkout_steps.insert()
+_ADVANCE: dict[tuple[str, ...], Update] = {}
+
+
+def _advance_statement(names: tuple[str, ...]) -> Update:
+    """``UPDATE ... SET <names> WHERE id = :checkout_id AND lease_owner = :owner`` (cached)."""
+    stmt = _ADVANCE.get(names)
+    if stmt is None:
+        stmt = (
+            update(t.checkouts)
+            .where(_c.id == bindparam("checkout_id"), _c.lease_owner == bindparam("owner"))
+            .values({n: bindparam("v_" + n) for n in names})
+        )
+        _ADVANCE[names] = stmt
+    return stmt
 
 
 @attrs.frozen
@@ -35,6 +63,7 @@ class CheckoutRow:
     quote: str | None
     order_id: str | None
     error: str | None
+    anonymous_id: str | None = None
 
 
 def _row(m: Any) -> CheckoutRow:
@@ -52,6 +81,7 @@ def _row(m: Any) -> CheckoutRow:
         quote=m["quote"],
         order_id=m["order_id"],
         error=m["error"],
+        anonymous_id=m["anonymous_id"],
     )
 
 
@@ -62,62 +92,65 @@ class CheckoutStore:
         self._db = db
         self._clock = clock
 
-    def latest(self, cart_id: str) -> CheckoutRow | None:
-        """The cart's latest attempt."""
-        c = t.checkouts.c
-        query = select(t.checkouts).where(c.cart_id == cart_id).order_by(c.attempt.desc()).limit(1)
-        m = self._db.run(lambda u: u.session.execute(query).mappings().first(), retry=True).value
+    def latest(self, cart_id: str, *, uow: UnitOfWork | None = None) -> CheckoutRow | None:
+        """The cart's latest attempt (in *uow* when given)."""
+        params = {"cart_id": cart_id}
+        if uow is not None:
+            m = uow.session.execute(_LATEST, params).mappings().first()
+        else:
+            m = self._db.run(
+                lambda u: u.session.execute(_LATEST, params).mappings().first(), retry=True
+            ).value
         return None if m is None else _row(m)
 
     def get(self, checkout_id: str, *, uow: UnitOfWork | None = None) -> CheckoutRow | None:
         """The attempt *checkout_id*."""
-        query = select(t.checkouts).where(t.checkouts.c.id == checkout_id)
+        params = {"checkout_id": checkout_id}
         if uow is not None:
-            m = uow.session.execute(query).mappings().first()
+            m = uow.session.execute(_GET, params).mappings().first()
         else:
             m = self._db.run(
-                lambda u: u.session.execute(query).mappings().first(), retry=True
+                lambda u: u.session.execute(_GET, params).mappings().first(), retry=True
             ).value
         return None if m is None else _row(m)
 
     def insert(
         self,
-        checkout_id: str,
-        cart_id: str,
-        attempt: int,
+        uow: UnitOfWork,
+        row: CheckoutRow,
         *,
-        owner: str,
         lease_s: float,
-        customer_id: str | None,
-        region: str,
-        channel: str,
     ) -> None:
-        """Start attempt *attempt* of the cart, leased to *owner* (DuplicateError: taken)."""
+        """Start attempt *row* in *uow*, leased to ``row.lease_owner`` (DuplicateError: taken).
+
+        The row carries its priced quote (the snapshot) and its final status when
+        the attempt ended before anything was held (a refusal recorded for replays).
+        """
         now = self._clock()
-
-        def work(uow: UnitOfWork) -> None:
-            uow.session.execute(
-                t.checkouts.insert().values(
-                    id=checkout_id,
-                    cart_id=cart_id,
-                    attempt=attempt,
-                    status=CheckoutStatus.RUNNING.value,
-                    step="started",
-                    lease_owner=owner,
-                    lease_until=now + lease_s,
-                    customer_id=customer_id,
-                    region=region,
-                    channel=channel,
-                    quote=None,
-                    order_id=None,
-                    error=None,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            self.log(uow, checkout_id, "started", "done")
-
-        self._db.run(work, retry=True)
+        uow.session.execute(
+            _INSERT,
+            {
+                "id": row.id,
+                "cart_id": row.cart_id,
+                "attempt": row.attempt,
+                "status": row.status.value,
+                "step": row.step,
+                "lease_owner": row.lease_owner,
+                "lease_until": now + lease_s,
+                "customer_id": row.customer_id,
+                "anonymous_id": row.anonymous_id,
+                "region": row.region,
+                "channel": row.channel,
+                "quote": row.quote,
+                "order_id": None,
+                "error": row.error,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        self.log(uow, row.id, "started", "done")
+        if row.status is not CheckoutStatus.RUNNING:
+            self.log(uow, row.id, row.status.value, row.status.value, row.error)
 
     def advance(
         self,
@@ -129,16 +162,18 @@ class CheckoutStore:
         **values: Any,
     ) -> bool:
         """Write *values* and renew the lease, if *owner* still holds it (the fence)."""
-        c = t.checkouts.c
         now = self._clock()
-        stmt = (
-            update(t.checkouts)
-            .where(c.id == checkout_id, c.lease_owner == owner)
-            .values(lease_until=now + lease_s, updated_at=now, **values)
-        )
+        values["lease_until"] = now + lease_s
+        values["updated_at"] = now
+        stmt = _advance_statement(tuple(values))
+        params = {"v_" + k: v for k, v in values.items()}
+        params["checkout_id"] = checkout_id
+        params["owner"] = owner
         if uow is not None:
-            return bool(rowcount(uow.session.execute(stmt)))
-        return bool(self._db.run(lambda u: rowcount(u.session.execute(stmt)), retry=True).value)
+            return bool(rowcount(uow.session.execute(stmt, params)))
+        return bool(
+            self._db.run(lambda u: rowcount(u.session.execute(stmt, params)), retry=True).value
+        )
 
     def claim(self, row: CheckoutRow, owner: str, lease_s: float) -> bool:
         """Take over a stalled attempt whose lease ran out; exactly one claimant wins."""
@@ -198,13 +233,14 @@ class CheckoutStore:
     ) -> None:
         """Append one entry to the attempt's step log."""
         uow.session.execute(
-            t.checkout_steps.insert().values(
-                checkout_id=checkout_id,
-                step=step,
-                outcome=outcome,
-                detail=None if detail is None else detail[:200],
-                at=self._clock(),
-            )
+            _LOG,
+            {
+                "checkout_id": checkout_id,
+                "step": step,
+                "outcome": outcome,
+                "detail": None if detail is None else detail[:200],
+                "at": self._clock(),
+            },
         )
 
     def steps(self, checkout_id: str) -> list[tuple[str, str, str | None]]:

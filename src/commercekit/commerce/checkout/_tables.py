@@ -30,6 +30,8 @@ checkouts = Table(
     Column("lease_owner", String(40), nullable=True),
     Column("lease_until", Float, nullable=False),
     Column("customer_id", String(64), nullable=True),
+    # the guest's analytics id, carried into the order and its events
+    Column("anonymous_id", String(64), nullable=True),
     Column("region", String(64), nullable=False),
     Column("channel", String(64), nullable=False),
     Column("quote", Text, nullable=True),

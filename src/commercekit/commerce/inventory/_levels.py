@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from commercekit.commerce._instruments import CommerceInstruments
@@ -28,6 +28,13 @@ from ._model import (
 )
 
 __all__ = ["StockLevels"]
+
+
+_AVAILABLE = (  # built once: SQLAlchemy keys its cache once per statement
+    select(t.stock.c.sku, func.sum(t.stock.c.on_hand - t.stock.c.allocated - t.stock.c.reserved))
+    .where(t.stock.c.sku.in_(bindparam("skus", expanding=True)))
+    .group_by(t.stock.c.sku)
+)
 
 
 class StockLevels:
@@ -159,20 +166,24 @@ class StockLevels:
         )
         return int(self._db.run(lambda u: u.session.execute(query).scalar_one(), retry=True).value)
 
-    def first_short(self, demand: Mapping[str, int] | Iterable[tuple[str, int]]) -> str | None:
+    def first_short(
+        self,
+        demand: Mapping[str, int] | Iterable[tuple[str, int]],
+        *,
+        uow: UnitOfWork | None = None,
+    ) -> str | None:
         """The first SKU of *demand* with less available (summed over locations) than asked.
 
         A cheap read that lets a checkout refuse a sold-out basket before it
         starts; only :meth:`reserve`'s guarded UPDATE decides.
         """
         wanted = sum_demand(demand)
-        c = t.stock.c
-        query = (
-            select(c.sku, func.sum(c.on_hand - c.allocated - c.reserved))
-            .where(c.sku.in_(list(wanted)))
-            .group_by(c.sku)
-        )
-        got = dict(self._db.run(lambda u: u.session.execute(query).all(), retry=True).value)
+        params = {"skus": list(wanted)}
+
+        def read(u: UnitOfWork) -> dict[str, int]:
+            return {s: int(q or 0) for s, q in u.session.execute(_AVAILABLE, params)}
+
+        got = read(uow) if uow is not None else self._db.run(read, retry=True).value
         return next((s for s, q in wanted.items() if int(got.get(s) or 0) < q), None)
 
     # -- row helpers ---

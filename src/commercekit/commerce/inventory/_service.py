@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from commercekit.commerce._shared import check_id, rowcount
@@ -49,6 +49,35 @@ from ._verify import verify_inventory
 __all__ = ["Inventory"]
 
 _LIVE = ReservationStatus.LIVE.value
+
+# The checkout's statements, built once (bound parameters; SQLAlchemy keys its cache once).
+_s, _r = t.stock.c, t.reservations.c
+_INSERT_RESERVATION = t.reservations.insert()
+_INSERT_LINES = t.reservation_lines.insert()
+_LOCATIONS = (
+    select(_s.sku, _s.location)
+    .where(_s.sku.in_(bindparam("skus", expanding=True)))
+    .order_by(_s.sku, _s.location)
+)
+_TAKE = (
+    update(t.stock)
+    .where(
+        _s.sku == bindparam("b_sku"),
+        _s.location == bindparam("b_location"),
+        _s.on_hand - _s.allocated - _s.reserved >= bindparam("b_qty"),
+    )
+    .values(reserved=_s.reserved + bindparam("b_qty"))
+)
+_MOVE = (
+    update(t.reservations)
+    .where(_r.id == bindparam("b_id"), _r.status == bindparam("b_from"))
+    .values(status=bindparam("b_to"))
+)
+_ALLOCATE = (
+    update(t.stock)
+    .where(_s.sku == bindparam("b_sku"), _s.location == bindparam("b_location"))
+    .values(reserved=_s.reserved - bindparam("b_qty"), allocated=_s.allocated + bindparam("b_qty"))
+)
 
 
 class Inventory(StockLevels):
@@ -100,6 +129,38 @@ class Inventory(StockLevels):
             return reservation
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def reserve_in(
+        self,
+        uow: UnitOfWork,
+        reservation_id: str,
+        demand: Mapping[str, int] | Iterable[tuple[str, int]],
+        *,
+        ttl_s: float | None = None,
+    ) -> Reservation:
+        """Reserve *demand* under a new *reservation_id* in the caller's unit of work.
+
+        For a caller whose own row starts in the same transaction (the checkout's
+        attempt): the reservation commits or rolls back with it. Raises
+        :class:`OutOfStockError` (roll the unit of work back; after :meth:`sweep`
+        gave stock back, a new one may try again), :class:`DuplicateError` when
+        the id is taken, :class:`UnknownSkuError` for a SKU with no stock row.
+        """
+        check_id(reservation_id, "reservation_id")
+        wanted = sum_demand(demand)
+        ttl = self._ttl_s if ttl_s is None else ttl_s
+        if ttl <= 0:
+            raise InvalidInputError("ttl_s must be positive")
+        try:
+            reservation = self._reserve(uow.session, reservation_id, wanted, ttl, fresh=True)
+        except OutOfStockError:
+            self._m.count("reservations_total", "refused")
+            self._m.count("oversell_refusals_total")
+            raise
+        if reservation is None:  # pragma: no cover - fresh=True never replays
+            raise DuplicateError(f"reservation {reservation_id!r} exists already")
+        self._m.count("reservations_total", "made")
+        return reservation
+
     def _replay(self, reservation_id: str, wanted: dict[str, int]) -> Reservation:
         found = self.reservation(reservation_id)
         if found is None:  # pragma: no cover - the winner's row is committed
@@ -113,24 +174,31 @@ class Inventory(StockLevels):
         return Reservation(found.id, found.status, found.expires_at, found.lines, replayed=True)
 
     def _reserve(
-        self, s: Session, reservation_id: str, wanted: dict[str, int], ttl_s: float
+        self,
+        s: Session,
+        reservation_id: str,
+        wanted: dict[str, int],
+        ttl_s: float,
+        *,
+        fresh: bool = False,
     ) -> Reservation | None:
-        if s.execute(
-            select(t.reservations.c.id).where(t.reservations.c.id == reservation_id)
-        ).first():
+        # *fresh*: the id is new (the caller's own row is written in this transaction;
+        # a taken id fails the insert below with DuplicateError), so skip the lookup.
+        if (
+            not fresh
+            and s.execute(
+                select(t.reservations.c.id).where(t.reservations.c.id == reservation_id)
+            ).first()
+        ):
             return None
         now = self._clock()
         # The reservation's own row first: a second caller with the same id waits
         # here (unique key), before it touches any stock row.
         s.execute(
-            t.reservations.insert().values(
-                id=reservation_id, status=_LIVE, expires_at=now + ttl_s, created_at=now
-            )
+            _INSERT_RESERVATION,
+            {"id": reservation_id, "status": _LIVE, "expires_at": now + ttl_s, "created_at": now},
         )
-        c = t.stock.c
-        rows = s.execute(
-            select(c.sku, c.location).where(c.sku.in_(list(wanted))).order_by(c.sku, c.location)
-        ).all()
+        rows = s.execute(_LOCATIONS, {"skus": list(wanted)}).all()
         locations: dict[str, list[str]] = {}
         for sku, location in rows:
             locations.setdefault(sku, []).append(location)
@@ -147,7 +215,7 @@ class Inventory(StockLevels):
                     f"{sku!r} is sold out: fewer than {qty} left at every location", sku=sku
                 )
         s.execute(
-            t.reservation_lines.insert(),
+            _INSERT_LINES,
             [
                 {
                     "reservation_id": reservation_id,
@@ -163,33 +231,31 @@ class Inventory(StockLevels):
 
     @staticmethod
     def _take(s: Session, sku: str, location: str, qty: int) -> bool:
-        c = t.stock.c
-        return bool(
-            rowcount(
-                s.execute(
-                    update(t.stock)
-                    .where(
-                        c.sku == sku,
-                        c.location == location,
-                        c.on_hand - c.allocated - c.reserved >= qty,
-                    )
-                    .values(reserved=c.reserved + qty)
-                )
-            )
-        )
+        params = {"b_sku": sku, "b_location": location, "b_qty": qty}
+        return bool(rowcount(s.execute(_TAKE, params)))
 
-    def release(self, reservation_id: str) -> bool:
-        """Give a live reservation's stock back; False if it was not live (idempotent)."""
+    def release(self, reservation_id: str, *, uow: UnitOfWork | None = None) -> bool:
+        """Give a live reservation's stock back; False if it was not live (idempotent).
+
+        Pass *uow* to do it inside the caller's transaction.
+        """
         check_id(reservation_id, "reservation_id")
-        done = self._db.run(
-            lambda uow: self._end(uow.session, reservation_id, ReservationStatus.RELEASED),
-            retry=True,
-        ).value
+
+        def work(u: UnitOfWork) -> bool:
+            return self._end(u.session, reservation_id, ReservationStatus.RELEASED)
+
+        done = work(uow) if uow is not None else self._db.run(work, retry=True).value
         if done:
             self._m.count("reservation_releases_total", "released")
         return done
 
-    def commit(self, reservation_id: str, *, uow: UnitOfWork | None = None) -> bool:
+    def commit(
+        self,
+        reservation_id: str,
+        *,
+        uow: UnitOfWork | None = None,
+        lines: Sequence[ReservationLine] | None = None,
+    ) -> bool:
         """Turn a live reservation into an allocation (its stock stays held for the order).
 
         Pass *uow* to do it inside the caller's transaction (the order's).
@@ -199,7 +265,7 @@ class Inventory(StockLevels):
         check_id(reservation_id, "reservation_id")
 
         def work(u: UnitOfWork) -> bool:
-            if self._end(u.session, reservation_id, ReservationStatus.COMMITTED):
+            if self._end(u.session, reservation_id, ReservationStatus.COMMITTED, lines=lines):
                 return True
             status = self._status(u.session, reservation_id)
             if status is ReservationStatus.COMMITTED:
@@ -275,29 +341,43 @@ class Inventory(StockLevels):
         else:
             self._db.run(work, retry=True)
 
-    def _end(self, s: Session, reservation_id: str, to: ReservationStatus) -> bool:
-        """Move a reservation by compare-and-set and adjust the counters; False if not moved."""
+    def _end(
+        self,
+        s: Session,
+        reservation_id: str,
+        to: ReservationStatus,
+        *,
+        lines: Sequence[ReservationLine] | None = None,
+    ) -> bool:
+        """Move a reservation by compare-and-set and adjust the counters; False if not moved.
+
+        *lines* (committing only): the reservation's lines as the caller holds them
+        from :meth:`reserve_in`, which saves reading them back.
+        """
         source = (
             ReservationStatus.COMMITTED
             if to is ReservationStatus.CANCELLED
             else ReservationStatus.LIVE
         )
-        r = t.reservations.c
-        moved = rowcount(
-            s.execute(
-                update(t.reservations)
-                .where(r.id == reservation_id, r.status == source.value)
-                .values(status=to.value)
-            )
-        )
-        if not moved:
+        params = {"b_id": reservation_id, "b_from": source.value, "b_to": to.value}
+        if not rowcount(s.execute(_MOVE, params)):
             return False
+        held = lines if lines is not None and to is ReservationStatus.COMMITTED else None
+        ordered = sorted(
+            held if held is not None else self._lines(s, reservation_id),
+            key=lambda ln: (ln.sku, ln.location),
+        )
+        if to is ReservationStatus.COMMITTED:
+            # one batch: the rows in (SKU, location) order, as everywhere
+            s.execute(
+                _ALLOCATE,
+                [{"b_sku": ln.sku, "b_location": ln.location, "b_qty": ln.qty} for ln in ordered],
+            )
+            return True
         c = t.stock.c
-        for line in sorted(self._lines(s, reservation_id), key=lambda ln: (ln.sku, ln.location)):
+        for line in ordered:
             where = and_(c.sku == line.sku, c.location == line.location)
-            if to is ReservationStatus.COMMITTED:
-                values = {"reserved": c.reserved - line.qty, "allocated": c.allocated + line.qty}
-            elif to is ReservationStatus.CANCELLED:
+            if to is ReservationStatus.CANCELLED:
                 values = {"allocated": c.allocated - (line.qty - line.shipped)}
             else:
                 values = {"reserved": c.reserved - line.qty}

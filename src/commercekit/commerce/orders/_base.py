@@ -36,6 +36,7 @@ from ._status import FulfilmentStatus, OrderStatus, PaymentStatus
 
 __all__ = ["OrdersBase", "order_number"]
 
+_INSERT_EVENT = t.order_events.insert()  # built once: SQLAlchemy keys its cache once
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base 32: no I, L, O, U
 
 
@@ -99,9 +100,8 @@ class OrdersBase:
 
     def _log(self, s: Session, order_id: str, kind: str, data: Mapping[str, object]) -> None:
         s.execute(
-            t.order_events.insert().values(
-                order_id=order_id, kind=kind, data=json.dumps(data), at=self._clock()
-            )
+            _INSERT_EVENT,
+            {"order_id": order_id, "kind": kind, "data": json.dumps(data), "at": self._clock()},
         )
 
     @staticmethod
@@ -177,4 +177,5 @@ class OrdersBase:
             voucher=row["voucher"],
             version=int(row["version"]),
             lines=lines,
+            anonymous_id=row["anonymous_id"],
         )

@@ -50,6 +50,8 @@ class Order:
     voucher: str | None
     version: int
     lines: tuple[OrderLine, ...]
+    anonymous_id: str | None = None
+    """The guest's analytics id the checkout carried (ties a guest's browsing to the order)."""
 
 
 @attrs.frozen

@@ -11,7 +11,8 @@ never moves money twice.
 
 from __future__ import annotations
 
-from sqlalchemy import update
+import attrs
+from sqlalchemy import bindparam, update
 
 from commercekit.commerce._events import money_text
 from commercekit.commerce._shared import check_id, rowcount
@@ -32,6 +33,14 @@ from ._status import OrderStatus, PaymentStatus, transition
 
 __all__ = ["OrderPayments"]
 
+_o = t.orders.c
+_MOVE_PAYMENT = (  # built once: SQLAlchemy keys its cache once per statement
+    update(t.orders)
+    .where(_o.id == bindparam("b_id"), _o.payment_status == bindparam("b_from"))
+    .values(payment_status=bindparam("b_to"), version=_o.version + 1, updated_at=bindparam("now"))
+)
+_MOVE_PAYMENT_CAPTURED = _MOVE_PAYMENT.values(captured_minor=bindparam("b_captured"))
+
 
 class OrderPayments(OrdersBase):
     """Capture, refund and payment-status changes of orders (through PaymentService)."""
@@ -41,6 +50,20 @@ class OrderPayments(OrdersBase):
     def capture(self, order_id: str) -> Order:
         """Capture the order's authorized payment (at placement or at fulfilment); idempotent."""
         order = self.get(order_id)
+        captured = self.capture_payment(order)
+        if captured is None:
+            return order  # captured already
+        self._db.run(lambda uow: self.record_capture(uow, order, captured), retry=True)
+        return self.get(order_id)
+
+    def capture_payment(self, order: Order) -> int | None:
+        """Capture *order*'s authorized payment at the provider; return the minor units taken.
+
+        None when the order is captured already. The order's row is not changed:
+        write the outcome with :meth:`record_capture`, in a unit of work of the
+        caller's (the checkout's closing transaction). A retried call captures
+        once (the key is derived from the order).
+        """
         if order.status is OrderStatus.CANCELLED:
             raise InvalidTransitionError(
                 f"order {order.number} is cancelled: its payment cannot be captured"
@@ -48,41 +71,54 @@ class OrderPayments(OrdersBase):
         if order.payment_status is not PaymentStatus.AUTHORIZED:
             if order.payment_status is PaymentStatus.VOIDED:
                 raise InvalidTransitionError(f"order {order.number}'s payment is voided")
-            return order  # captured already
-        result = self._payments.capture(order.payment_id, idempotency_key=f"{order_id}:capture")
+            return None
+        result = self._payments.capture(order.payment_id, idempotency_key=f"{order.id}:capture")
         if not result.approved:
             raise InvalidStateError(
                 f"the capture of order {order.number} was declined ({result.decline_code})"
             )
-        self._move_payment(order, PaymentStatus.PAID, captured=result.amount.amount_minor)
-        return self.get(order_id)
+        return result.amount.amount_minor
+
+    def record_capture(self, uow: UnitOfWork, order: Order, captured_minor: int) -> Order:
+        """Mark *order* paid with *captured_minor* in *uow* (compare-and-set); the order after.
+
+        When another writer moved the payment status first, the order is read back.
+        """
+        if self._move_payment(order, PaymentStatus.PAID, captured=captured_minor, uow=uow):
+            return attrs.evolve(
+                order,
+                payment_status=PaymentStatus.PAID,
+                captured=Money.from_minor(captured_minor, order.total.currency),
+                version=order.version + 1,
+            )
+        return self._read(uow.session, order.id)
 
     def _move_payment(
-        self, order: Order, to: PaymentStatus, *, captured: int | None = None
+        self,
+        order: Order,
+        to: PaymentStatus,
+        *,
+        captured: int | None = None,
+        uow: UnitOfWork | None = None,
     ) -> bool:
         transition(order.payment_status, to)
-        o = t.orders.c
-        values: dict[str, object] = {
-            "payment_status": to.value,
-            "version": o.version + 1,
-            "updated_at": self._clock(),
+        params: dict[str, object] = {
+            "b_id": order.id,
+            "b_from": order.payment_status.value,
+            "b_to": to.value,
+            "now": self._clock(),
         }
         if captured is not None:
-            values["captured_minor"] = captured
+            params["b_captured"] = captured
+        stmt = _MOVE_PAYMENT if captured is None else _MOVE_PAYMENT_CAPTURED
 
-        def work(uow: UnitOfWork) -> bool:
-            moved = rowcount(
-                uow.session.execute(
-                    update(t.orders)
-                    .where(o.id == order.id, o.payment_status == order.payment_status.value)
-                    .values(**values)
-                )
-            )
+        def work(u: UnitOfWork) -> bool:
+            moved = rowcount(u.session.execute(stmt, params))
             if moved:
-                self._log(uow.session, order.id, f"payment_{to.value}", {})
+                self._log(u.session, order.id, f"payment_{to.value}", {})
             return bool(moved)
 
-        moved = self._db.run(work, retry=True).value
+        moved = work(uow) if uow is not None else self._db.run(work, retry=True).value
         if moved:
             self._m.count("order_transitions_total", "payment", to.value)
         return moved
@@ -143,7 +179,12 @@ class OrderPayments(OrdersBase):
             self._log(s, order_id, "refunded", {"key": key, "amount_minor": amount.amount_minor})
             props = self._order_properties(order) | {"total": money_text(amount)}
             self._events.money(
-                uow, "Order Refunded", f"{order_id}:{key}", props, customer_id=order.customer_id
+                uow,
+                "Order Refunded",
+                f"{order_id}:{key}",
+                props,
+                customer_id=order.customer_id,
+                anonymous_id=order.anonymous_id,
             )
 
         self._db.run(work)

@@ -16,8 +16,7 @@ from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import exc as sa_exc
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from commercekit.commerce._shared import check_id, check_quantity, new_id, rowcount
@@ -25,7 +24,7 @@ from commercekit.errors import (
     InvalidInputError,
     InvalidTransitionError,
 )
-from commercekit.money import Money
+from commercekit.money import Money, currency
 from commercekit.repository import UnitOfWork
 
 from . import _tables as t
@@ -35,6 +34,9 @@ from ._payments import OrderPayments
 from ._status import FulfilmentStatus, OrderStatus, PaymentStatus, transition
 
 __all__ = ["Orders"]
+
+_INSERT_ORDER = t.orders.insert()  # built once: SQLAlchemy keys its cache once
+_INSERT_LINES = t.order_lines.insert()
 
 
 class Orders(OrderPayments):
@@ -51,11 +53,17 @@ class Orders(OrderPayments):
         quote: Mapping[str, Any],
         payment_id: str,
         reservation_id: str,
+        anonymous_id: str | None = None,
     ) -> Order:
         """Create an order in the caller's unit of work (the checkout's placement transaction).
 
         *quote* is a pricing snapshot (:meth:`Quote.snapshot`). The checkout key
-        is unique: a second order for one checkout is a :class:`DuplicateError`.
+        is unique: a second order for one checkout is a :class:`DuplicateError`
+        when the unit of work ends, as is (once in 2**40 pairs) a drawn order
+        number that is taken: when :meth:`by_checkout` finds no order, run the
+        unit of work again and a new number is drawn.
+        *anonymous_id* (a guest's analytics id) is kept on the order and carried
+        by its money events beside the customer id.
         """
         s = uow.session
         order_id = new_id()
@@ -65,6 +73,7 @@ class Orders(OrderPayments):
             "id": order_id,
             "checkout_key": checkout_key,
             "customer_id": customer_id,
+            "anonymous_id": anonymous_id,
             "currency": code,
             "status": OrderStatus.PLACED.value,
             "payment_status": PaymentStatus.AUTHORIZED.value,
@@ -83,46 +92,78 @@ class Orders(OrderPayments):
             "created_at": now,
             "updated_at": now,
         }
-        for _ in range(5):  # a number collision (1 in 2**40 per pair) draws again
-            row["number"] = order_number()
-            try:
-                with s.begin_nested():
-                    s.execute(t.orders.insert().values(**row))
-                break
-            except sa_exc.IntegrityError as exc:
-                taken = s.execute(
-                    select(t.orders.c.id).where(t.orders.c.number == row["number"])
-                ).first()
-                if taken is None:
-                    raise  # the checkout key: the caller's unit of work translates it
-                del exc
-        s.execute(
-            t.order_lines.insert(),
-            [
-                {
-                    "order_id": order_id,
-                    "line_no": i,
-                    "sku": ln["sku"],
-                    "qty": ln["qty"],
-                    "unit_price_minor": ln["unit_price_minor"],
-                    "discount_minor": ln["discount_minor"],
-                    "tax_minor": ln["tax_minor"],
-                    "gross_minor": ln["gross_minor"],
-                    "fulfilled": 0,
-                    "returned": 0,
-                    "refunded_minor": 0,
-                }
-                for i, ln in enumerate(quote["lines"], start=1)
-            ],
-        )
+        row["number"] = order_number()
+        # No savepoint around it (one round trip less per order): a collision of the
+        # checkout key, or of the number (1 in 2**40 per pair), fails the unit of work
+        # with DuplicateError; the caller looks which it was and runs it again.
+        s.execute(_INSERT_ORDER, row)
+        unit = currency(code)
+
+        def m(value: object) -> Money:
+            return Money.from_minor(int(str(value)), unit)
+
+        lines = [
+            {
+                "order_id": order_id,
+                "line_no": i,
+                "sku": ln["sku"],
+                "qty": ln["qty"],
+                "unit_price_minor": ln["unit_price_minor"],
+                "discount_minor": ln["discount_minor"],
+                "tax_minor": ln["tax_minor"],
+                "gross_minor": ln["gross_minor"],
+                "fulfilled": 0,
+                "returned": 0,
+                "refunded_minor": 0,
+            }
+            for i, ln in enumerate(quote["lines"], start=1)
+        ]
+        s.execute(_INSERT_LINES, lines)
         self._log(s, order_id, "placed", {"checkout_key": checkout_key})
-        order = self._read(s, order_id)
+        # The order as written, built from what was inserted (no read back).
+        order = Order(
+            id=order_id,
+            number=str(row["number"]),
+            checkout_key=checkout_key,
+            customer_id=customer_id,
+            status=OrderStatus.PLACED,
+            payment_status=PaymentStatus.AUTHORIZED,
+            fulfilment_status=FulfilmentStatus.UNFULFILLED,
+            subtotal=m(row["subtotal_minor"]),
+            discount=m(row["discount_minor"]),
+            shipping=m(row["shipping_minor"]),
+            tax=m(row["tax_minor"]),
+            total=m(row["total_minor"]),
+            captured=m(0),
+            refunded=m(0),
+            payment_id=payment_id,
+            reservation_id=reservation_id,
+            voucher=row["voucher"],
+            version=1,
+            lines=tuple(
+                OrderLine(
+                    int(ln["line_no"]),
+                    str(ln["sku"]),
+                    int(ln["qty"]),
+                    m(ln["unit_price_minor"]),
+                    m(ln["discount_minor"]),
+                    m(ln["tax_minor"]),
+                    m(ln["gross_minor"]),
+                    0,
+                    0,
+                    m(0),
+                )
+                for ln in lines
+            ),
+            anonymous_id=anonymous_id,
+        )
         self._events.money(
             uow,
             "Order Completed",
             order_id,
             self._order_properties(order),
             customer_id=order.customer_id,
+            anonymous_id=anonymous_id,
         )
         self._m.count("order_transitions_total", "order", OrderStatus.PLACED.value)
         return order
@@ -165,7 +206,12 @@ class Orders(OrderPayments):
                 self._log(uow.session, order_id, "cancelled", {"reason": reason})
                 props = self._order_properties(order) | {"reason": reason}
                 self._events.money(
-                    uow, "Order Cancelled", order_id, props, customer_id=order.customer_id
+                    uow,
+                    "Order Cancelled",
+                    order_id,
+                    props,
+                    customer_id=order.customer_id,
+                    anonymous_id=order.anonymous_id,
                 )
                 return True
 

@@ -26,6 +26,8 @@ orders = Table(
     Column("number", String(16), nullable=False, unique=True),
     Column("checkout_key", String(128), nullable=False, unique=True),
     Column("customer_id", String(64), nullable=True),
+    # the guest's analytics id (Segment's anonymousId), when the checkout was given one
+    Column("anonymous_id", String(64), nullable=True),
     Column("currency", String(3), nullable=False),
     Column("status", String(24), nullable=False),
     Column("payment_status", String(24), nullable=False),
