@@ -1,4 +1,4 @@
-"""A shop's checkout on SQLite: catalog, cart, stock, a voucher, 3-D Secure, a decline, recovery.
+"""A shop's checkout on SQLite: search, cart, stock, a voucher, 3-D Secure, a decline, recovery.
 
 Runs as it is, in a temporary folder, in a couple of seconds.
 """
@@ -42,6 +42,8 @@ with tempfile.TemporaryDirectory() as tmp:
     shop.inventory.set_stock("TEE-L", 1)
     shop.inventory.set_stock("MUG", 20)
     shop.pricing.vouchers.create("WELCOME10", percent=10, max_uses=100)
+    found = shop.catalog.list_products(text="tee", max_price=Money.of("30", "EUR"))
+    print("search 'tee' up to 30 EUR:", [p.name for p in found.products])
 
     cart = shop.carts.create("EUR", customer_id="ada")
     shop.carts.add(cart.id, "TEE-M", 2)
@@ -62,14 +64,16 @@ with tempfile.TemporaryDirectory() as tmp:
 
     guest = shop.carts.create("EUR")
     shop.carts.add(guest.id, "TEE-L", 1)
-    paused = shop.checkout.place(guest.id, THREE_DS, region="DE")
+    # a guest's analytics id goes into the order and its events
+    paused = shop.checkout.place(guest.id, THREE_DS, region="DE", anonymous_id="anon-5d2e")
     assert paused.action is not None
     print("3-D Secure needed:", paused.action.action_type, "stock held:",
           shop.inventory.level("TEE-L").reserved)  # fmt: skip
     gateway.authenticate(paused.action.reference, success=True)  # the customer passes it
     done = shop.checkout.complete_action(paused.checkout_id)
     assert done.order is not None
-    print("after the challenge:", done.order.number, done.order.payment_status.value)
+    print("after the challenge:", done.order.number, done.order.payment_status.value,
+          "guest:", done.order.anonymous_id)  # fmt: skip
 
     late = shop.carts.create("EUR")
     shop.carts.add(late.id, "TEE-L", 1)
@@ -90,6 +94,7 @@ with tempfile.TemporaryDirectory() as tmp:
     back = shop.orders.return_items(order.id, {"MUG": 1}, key="rma-1")
     print(f"returned a mug: refunded {back.refunded}, fulfilment {back.fulfilment_status.value}")
     print("order log:", [e.kind for e in shop.orders.events(order.id)])
+    print("ada's orders:", [o.number for o in shop.orders.for_customer("ada").orders])
     print("recover() found nothing stalled:", shop.checkout.recover() == [])
     print("inventory invariants hold:", shop.inventory.verify().ok)
     engine.dispose()

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from commercekit.commerce import OUTBOX, Commerce
+from commercekit.commerce.catalog import Catalog
 from commercekit.commerce.orders import PaymentStatus
+from commercekit.errors import InvalidInputError
 from commercekit.metrics import Metrics
 from commercekit.money import Money
 from commercekit.payments import (
@@ -98,6 +101,67 @@ def check_money_invariants(shop: Commerce, payments: PaymentService) -> None:
             ), f"{pid} holds money ({payment.state.value}) without an order"
 
 
+def check_listing_filters(catalog: Catalog, tag: str) -> None:
+    """Text, attribute, price and activity filters with keyset pages (any engine).
+
+    *tag* is unique to the run, so a database shared with other tests' products
+    answers for these products only.
+    """
+    eur = Money.of
+    rows = [  # id, name, product attributes, variant attributes, price
+        (
+            "a",
+            f"Linen Shirt {tag}",
+            {"category": "shirts"},
+            {"size": "L", "colour": "Blå"},
+            "30.00",
+        ),
+        ("b", f"Oxford shirt {tag}", {"category": "shirts"}, {"size": "M"}, "45.00"),
+        ("c", f"Mug {tag}", {"category": "kitchen"}, {"size": "L"}, "9.50"),
+        ("d", f"50%_off Shirt {tag}", {"category": "shirts"}, {"size": "S"}, "12.00"),
+        ("e", f"Hidden shirt {tag}", {"category": "shirts"}, {"size": "L"}, "20.00"),
+    ]
+    for key, name, attributes, variant, price in rows:
+        sku = f"{tag}-{key}"
+        catalog.add_product(
+            name, [(sku, variant)], product_id=f"{tag}-{key}", attributes=attributes
+        )
+        catalog.set_price(sku, eur(price, "EUR"))
+    catalog.set_active(f"{tag}-e", False)
+
+    def ids(**filters: Any) -> list[str]:
+        found, after = [], None
+        while True:  # pages of 1, so every filter is also checked across keyset pages
+            filters.setdefault("text", tag)
+            page = catalog.list_products(limit=1, after=after, **filters)
+            found += [p.id.removeprefix(f"{tag}-") for p in page.products]
+            if page.next_after is None:
+                return found
+            after = page.next_after
+
+    assert ids() == ["a", "b", "c", "d"]
+    assert ids(text=f"SHIRT {tag}") == ["a", "b", "d"]  # every word, any case
+    assert ids(text=f"{tag} blå") == ["a"]  # variant attribute values, non-ASCII folded
+    assert ids(text=f"{tag} BLÅ") == ["a"]
+    assert ids(text=f"{tag} 50%_") == ["d"]  # LIKE's wildcards are plain characters
+    assert ids(text=f"{tag} 5%") == []
+    assert ids(attributes={"category": "shirts"}) == ["a", "b", "d"]
+    assert ids(attributes={"category": "shirts", "size": "L"}) == ["a"]  # variant's too
+    assert ids(attributes={"category": "Shirts"}) == []  # exact, on every engine
+    assert ids(attributes={"size": "l"}) == []
+    assert ids(min_price=eur("10.00", "EUR"), max_price=eur("30.00", "EUR")) == ["a", "d"]
+    assert ids(max_price=eur("9.50", "EUR")) == ["c"]
+    assert ids(min_price=eur("1.00", "USD")) == []  # no USD prices
+    assert ids(active=False) == ["e"]
+    assert ids(include_inactive=True) == ["a", "b", "c", "d", "e"]
+    with pytest.raises(InvalidInputError):
+        catalog.list_products(min_price=eur("5", "EUR"), max_price=eur("1", "EUR"))
+    with pytest.raises(InvalidInputError):
+        catalog.list_products(min_price=eur("1", "EUR"), max_price=eur("5", "USD"))
+    with pytest.raises(InvalidInputError):
+        catalog.list_products(text=" ".join(["w"] * 11))
+
+
 def live_reservations(shop: Commerce) -> int:
     from commercekit.commerce.inventory import _tables as it
 
@@ -127,6 +191,7 @@ __all__ = [
     "Money",
     "authorizations",
     "cart_with",
+    "check_listing_filters",
     "check_money_invariants",
     "live_reservations",
     "make_shop",

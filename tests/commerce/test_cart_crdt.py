@@ -66,6 +66,10 @@ def test_no_add_is_lost_and_no_removed_line_comes_back(replicas: list[CartState]
         if dot.id not in removed:
             expected[dot.sku] = expected.get(dot.sku, 0) + dot.qty
     assert everything.lines() == dict(sorted(expected.items()))
+    compacted = everything.compact()  # every copy has seen every removal here
+    assert compacted.lines() == everything.lines()
+    assert not compacted.removed
+    assert compacted.merge(everything.compact()) == compacted
 
 
 @settings(max_examples=40, deadline=None)

@@ -35,6 +35,9 @@ def test_add_set_remove(carts: Carts) -> None:
     after = carts.remove(cart.id, "MUG")
     assert after.lines == {"TEE-M": 1}
     assert carts.get(cart.id).version == after.version == 6
+    stored = carts.get(cart.id).state  # removals are compacted: no dead dots, no tombstones
+    assert not stored.removed
+    assert sorted((d.sku, d.qty) for d in stored.dots.values()) == [("TEE-M", 1)]
 
 
 def test_concurrent_writers_never_lose_an_add(carts: Carts) -> None:

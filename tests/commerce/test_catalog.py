@@ -8,6 +8,7 @@ from commercekit.commerce.catalog import Catalog
 from commercekit.errors import DuplicateError, InvalidInputError, NotFoundError, UnknownSkuError
 from commercekit.money import Money
 from commercekit.repository import Database
+from tests.commerce._shop import check_listing_filters
 
 
 def test_products_variants_prices_and_listing(db: Database) -> None:
@@ -58,3 +59,7 @@ def test_skus_are_unique_and_bad_input_is_typed(db: Database) -> None:
         catalog.variant("NOPE")
     with pytest.raises(InvalidInputError):
         catalog.list_products(limit=0)
+
+
+def test_listing_filters_by_text_attributes_price_and_activity(db: Database) -> None:
+    check_listing_filters(Catalog(db), "t1")

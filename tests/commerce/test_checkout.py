@@ -13,6 +13,7 @@ from commercekit.commerce.inventory import ReservationStatus
 from commercekit.commerce.orders import OrderStatus, PaymentStatus
 from commercekit.errors import (
     EmptyCartError,
+    InvalidInputError,
     InvalidTransitionError,
     NotFoundError,
     OutOfStockError,
@@ -333,3 +334,60 @@ def test_browsing_events_go_through_the_metrics_hook_with_unique_ids(db: Databas
     assert events[0].name == "ecommerce.product_added"
     assert events[0].attributes["product_id"] == "TEE"
     assert len({e.attributes["event_id"] for e in events}) == len(events)
+
+
+def test_a_guest_checkout_carries_its_anonymous_id_into_the_order_and_its_events(
+    db: Database,
+) -> None:
+    shop, _, _ = make_shop(db)
+    guest = shop.checkout.place(
+        cart_with(shop, {"TEE": 1}), GOOD, region="DE", anonymous_id="anon-7f3a"
+    ).order
+    member = shop.checkout.place(
+        cart_with(shop, {"MUG": 1}, customer_id="c-42"), GOOD, region="DE", anonymous_id="anon-9"
+    ).order
+    assert guest is not None
+    assert member is not None
+    assert (guest.customer_id, guest.anonymous_id) == (None, "anon-7f3a")
+    assert shop.orders.get(guest.id).anonymous_id == "anon-7f3a"  # stored, not just returned
+    shop.orders.cancel(guest.id)
+    events = [AnalyticsEvent.from_json(e) for e in outbox_events(shop)]
+    who = [(e.name, e.customer_id, e.anonymous_id) for e in events]
+    assert who == [
+        ("Order Completed", None, "anon-7f3a"),
+        ("Order Completed", "c-42", "anon-9"),
+        ("Order Cancelled", None, "anon-7f3a"),
+        ("Order Refunded", None, "anon-7f3a"),  # the cancel refunds the captured payment
+    ]
+    with pytest.raises(InvalidInputError):
+        shop.checkout.place(cart_with(shop, {"CAP": 1}), GOOD, region="DE", anonymous_id="")
+
+
+def test_a_customers_orders_list_newest_first_in_keyset_pages(
+    db: Database, clock: FakeClock
+) -> None:
+    shop, _, _ = make_shop(db, clock=clock)
+    placed = []
+    for i in range(5):
+        clock.advance(1 if i != 3 else 0)  # two orders in one instant: the id breaks the tie
+        order = shop.checkout.place(
+            cart_with(shop, {"MUG": 1}, customer_id="c-7"), GOOD, region="DE"
+        ).order
+        assert order is not None
+        placed.append(order)
+    shop.checkout.place(cart_with(shop, {"MUG": 1}, customer_id="c-8"), GOOD, region="DE")
+    seen, after = [], None
+    while True:
+        page = shop.orders.for_customer("c-7", limit=2, after=after)
+        seen += page.orders
+        if page.next_after is None:
+            break
+        after = page.next_after
+    at = [1, 2, 3, 3, 4]  # when each was placed
+    newest_first = sorted(zip(at, (o.id for o in placed), strict=True), reverse=True)
+    assert [o.id for o in seen] == [oid for _, oid in newest_first]
+    assert all(o.customer_id == "c-7" for o in seen)
+    with pytest.raises(InvalidInputError):
+        shop.orders.for_customer("c-7", after="not a cursor")
+    with pytest.raises(InvalidInputError):
+        shop.orders.for_customer("c-7", limit=0)

@@ -16,6 +16,7 @@ import pytest
 from commercekit.commerce import Commerce
 from commercekit.payments import PaymentService, SqlAlchemyIdempotencyStore
 from commercekit.repository import Database, sqlite_engine
+from tests.commerce._shop import check_listing_filters
 from tests.integration import _commerce as h
 
 pytestmark = pytest.mark.integration
@@ -63,3 +64,9 @@ def test_two_hundred_baskets_in_random_order_from_eight_workers_never_deadlock(
     env: tuple[Database, Commerce, PaymentService],
 ) -> None:
     h.check_random_baskets_never_deadlock(env[1])
+
+
+def test_listing_filters_are_the_same_as_on_sqlite(
+    env: tuple[Database, Commerce, PaymentService],
+) -> None:
+    check_listing_filters(env[1].catalog, h.sku("L"))

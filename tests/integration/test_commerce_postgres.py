@@ -22,7 +22,12 @@ from commercekit.commerce.orders import PaymentStatus
 from commercekit.errors import OutOfStockError
 from commercekit.payments import PaymentService, PaymentState
 from commercekit.repository import Database
-from tests.commerce._shop import authorizations, check_money_invariants, live_reservations
+from tests.commerce._shop import (
+    authorizations,
+    check_listing_filters,
+    check_money_invariants,
+    live_reservations,
+)
 from tests.integration import _commerce as h
 
 pytestmark = pytest.mark.integration
@@ -207,3 +212,9 @@ def test_sold_out_is_typed_and_holds_nothing(
     with pytest.raises(OutOfStockError):
         shop.checkout.place(h.new_cart(shop, {rare: 2}), h.GOOD, region="DE")
     assert shop.inventory.level(rare).reserved == 0
+
+
+def test_listing_filters_are_the_same_as_on_sqlite(
+    env: tuple[Database, Commerce, PaymentService],
+) -> None:
+    check_listing_filters(env[1].catalog, h.sku("L"))

@@ -11,8 +11,17 @@ back, whatever copies are merged in whatever order.
 Setting a quantity is "remove the dots I see, add one dot with the new
 quantity": two writers setting a line at once both keep their dots, so the
 quantities add up (the add-wins choice: nothing a customer put in is lost).
-Tombstones are kept for the cart's life; pruning them needs causal stability,
-which a cart that lives for days does not need.
+
+Tombstones are needed only while some copy that has not seen the removal may
+still be merged in (it would bring the dot back). :meth:`CartState.compact`
+drops removed dots with their tombstones; call it only when no such copy can
+exist. ``Carts`` (the persisted cart) compacts on every write: each write
+replaces the row by compare-and-set on its version, and a writer that lost
+the race reads the row again and re-applies its *operation* to it (it never
+merges the older copy it held), while a merged guest cart is closed and never
+merged again; so once a removal is stored no copy that lacks it reaches the
+row. Code that merges copies kept elsewhere (in a browser, on another
+replica) must keep the tombstones until every copy has seen them.
 """
 
 from __future__ import annotations
@@ -89,6 +98,16 @@ class CartState:
     def merge(self, other: CartState) -> CartState:
         """The union of both copies: commutative, associative and idempotent."""
         return CartState({**self.dots, **other.dots}, self.removed | other.removed)
+
+    def compact(self) -> CartState:
+        """This copy without its removed dots and their tombstones (the same lines).
+
+        Safe only when no copy that has not seen those removals can be merged
+        into this one later: it would bring the removed dots back.
+        """
+        if not self.removed:
+            return self
+        return CartState({i: d for i, d in self.dots.items() if i not in self.removed})
 
     # -- storing ------------------------------------------------------------------------
 

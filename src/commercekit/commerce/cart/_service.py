@@ -184,7 +184,7 @@ class Carts:
                         f"cart {source_id!r} is in {source.currency.code}, "
                         f"{into_id!r} in {target.currency.code}"
                     )
-                merged = target.state.merge(source.state)
+                merged = target.state.merge(source.state).compact()
                 if self._cas(uow, target, merged, None) and self._cas(
                     uow, source, source.state, None, status=CartStatus.MERGED
                 ):
@@ -265,7 +265,7 @@ class Carts:
                 with self._db.unit_of_work() as uow:
                     cart = self._read(uow, cart_id)
                     self._require_open(cart)
-                    state = change(cart.state)
+                    state = change(cart.state).compact()  # see CartState.compact
                     if self._cas(uow, cart, state, voucher):
                         self._m.count("cart_writes_total", operation)
                         return Cart(

@@ -3,7 +3,8 @@
 Writes (admin edits) run on the primary and return a consistency token; reads
 take that token and may be served by a replica that has replayed it, so an
 admin sees their edit at once while shoppers' reads spread over replicas.
-Listing is keyset-paginated by product id (``after=`` the last id seen).
+Listing is keyset-paginated by product id (``after=`` the last id seen), with
+filters by text, attributes, price range and activity (``_search.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from commercekit.money import Currency, Money, currency
 from commercekit.repository import Database, TokenLike, UnitOfWork
 
 from . import _tables as t
+from ._search import attribute_index, filter_products, search_text
 
 __all__ = ["DEFAULT_CHANNEL", "Catalog", "Product", "ProductPage", "Variant"]
 
@@ -80,6 +82,7 @@ _PRICES = (  # the checkout's price read, built once (SQLAlchemy keys its cache 
     .where(_v.sku.in_(bindparam("skus", expanding=True)))
 )
 
+
 class Catalog:
     """The catalog service. See the module docstring."""
 
@@ -112,6 +115,7 @@ class Catalog:
         for image in images:
             check_id(image, "image name", max_len=200)
         with self._db.unit_of_work() as uow:
+            maps = [dict(attributes or {}), *(a for _, a in specs)]
             uow.session.execute(
                 t.products.insert().values(
                     id=pid,
@@ -120,6 +124,8 @@ class Catalog:
                     images=json.dumps(list(images)),
                     active=active,
                     created_at=self._clock(),
+                    search_text=search_text(name, maps),
+                    attribute_index=attribute_index(maps),
                 )
             )
             uow.session.execute(
@@ -251,17 +257,43 @@ class Catalog:
         limit: int = 50,
         after: str | None = None,
         include_inactive: bool = False,
+        text: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+        min_price: Money | None = None,
+        max_price: Money | None = None,
+        channel: str = DEFAULT_CHANNEL,
+        active: bool | None = None,
         token: TokenLike = None,
     ) -> ProductPage:
-        """A page of products in id order (keyset: pass the previous page's *next_after*)."""
+        """A page of products in id order (keyset: pass the previous page's *next_after*).
+
+        Filters (all optional, all apply): *text*, every word of it found
+        (case-insensitive) in the name or an attribute value of the product or
+        its variants; *attributes*, exact ``name -> value`` pairs the product or
+        one of its variants has; *min_price* / *max_price*, some active variant
+        priced within on *channel* (in the bounds' currency); *active*, only
+        active (the default) or only inactive products; *include_inactive*:
+        both. See ``_search.py`` for how they stay portable.
+        """
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_PAGE:
             raise InvalidInputError(f"limit is 1 to {_MAX_PAGE}")
+        check_id(channel, "channel")
         pr = t.products.c
         query = select(pr.id).order_by(pr.id).limit(limit + 1)
-        if not include_inactive:
-            query = query.where(pr.active.is_(True))
+        if active is None:
+            active = None if include_inactive else True
+        if active is not None:
+            query = query.where(pr.active.is_(bool(active)))
         if after is not None:
             query = query.where(pr.id > check_id(after, "after"))
+        query = filter_products(
+            query,
+            text=text,
+            attributes=attributes,
+            min_price=min_price,
+            max_price=max_price,
+            channel=channel,
+        )
         with self._db.unit_of_work(read_only=True, token=token) as uow:
             ids = list(uow.session.execute(query).scalars())
             products = self._products(uow, ids[:limit])

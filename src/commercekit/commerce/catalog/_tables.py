@@ -14,10 +14,17 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects import mysql
 
 from commercekit.commerce._shared import metadata
 
 __all__ = ["prices", "products", "variants"]
+
+_MATCHED_TEXT = (
+    Text()
+    .with_variant(mysql.TEXT(collation="utf8mb4_bin"), "mariadb")
+    .with_variant(mysql.TEXT(collation="utf8mb4_bin"), "mysql")
+)
 
 products = Table(
     "ck_products",
@@ -28,6 +35,10 @@ products = Table(
     Column("images", Text, nullable=False),  # JSON list of logical asset names
     Column("active", Boolean, nullable=False),
     Column("created_at", Float, nullable=False),
+    # listing filters (see _search.py): case-folded name and attribute values; the
+    # attribute pairs as ["name","value"]; binary collation on MariaDB (exact matches)
+    Column("search_text", _MATCHED_TEXT, nullable=True),
+    Column("attribute_index", _MATCHED_TEXT, nullable=True),
     Index("ix_ck_products_active_id", "active", "id"),
 )
 

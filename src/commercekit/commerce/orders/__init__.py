@@ -4,7 +4,7 @@ See ``docs/commerce.md`` ("Orders").
 """
 
 from ._base import order_number
-from ._model import Order, OrderEvent, OrderLine
+from ._model import Order, OrderEvent, OrderLine, OrderPage
 from ._service import Orders
 from ._status import (
     FULFILMENT_TRANSITIONS,
@@ -24,6 +24,7 @@ __all__ = [
     "Order",
     "OrderEvent",
     "OrderLine",
+    "OrderPage",
     "OrderStatus",
     "Orders",
     "PaymentStatus",

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from commercekit.commerce._events import BusinessEvents, money_text
@@ -23,21 +24,31 @@ from commercekit.commerce._instruments import CommerceInstruments
 from commercekit.commerce._shared import Clock, check_id
 from commercekit.commerce.inventory import Inventory
 from commercekit.commerce.pricing import Vouchers
-from commercekit.errors import (
-    NotFoundError,
-)
+from commercekit.errors import InvalidInputError, NotFoundError
 from commercekit.money import Money, currency
 from commercekit.payments import PaymentService
 from commercekit.repository import Database, UnitOfWork
 
 from . import _tables as t
-from ._model import Order, OrderEvent, OrderLine
+from ._model import Order, OrderEvent, OrderLine, OrderPage
 from ._status import FulfilmentStatus, OrderStatus, PaymentStatus
 
 __all__ = ["OrdersBase", "order_number"]
 
 _INSERT_EVENT = t.order_events.insert()  # built once: SQLAlchemy keys its cache once
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base 32: no I, L, O, U
+
+
+def _cursor(text: str) -> tuple[float, str]:
+    """Read a page cursor ``"<created_at>/<order id>"`` (InvalidInputError when it is not one)."""
+    at, sep, oid = text.partition("/") if isinstance(text, str) else ("", "", "")
+    try:
+        value = float(at)
+    except ValueError:
+        value = float("nan")
+    if not sep or value != value or not oid:
+        raise InvalidInputError(f"{str(text)[:80]!r} is not a page cursor from for_customer()")
+    return value, check_id(oid, "order id")
 
 
 def order_number() -> str:
@@ -96,6 +107,37 @@ class OrdersBase:
         rows = self._db.run(lambda u: u.session.execute(query).all(), retry=True).value
         return [OrderEvent(int(i), k, json.loads(d), float(a)) for i, k, d, a in rows]
 
+    def for_customer(
+        self, customer_id: str, *, limit: int = 20, after: str | None = None
+    ) -> OrderPage:
+        """The customer's orders, newest first, a page at a time (keyset).
+
+        Pass the previous page's ``next_after`` as *after* for the next page
+        (None: that was the last). Reads run on the primary (a customer looks
+        at their order history right after placing an order).
+        """
+        check_id(customer_id, "customer_id")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 200:
+            raise InvalidInputError("limit is 1 to 200")
+        o = t.orders.c
+        query = (
+            select(o.id, o.created_at)
+            .where(o.customer_id == customer_id)
+            .order_by(o.created_at.desc(), o.id.desc())
+            .limit(limit + 1)
+        )
+        if after is not None:
+            at, oid = _cursor(after)
+            query = query.where(or_(o.created_at < at, and_(o.created_at == at, o.id < oid)))
+
+        def work(uow: UnitOfWork) -> tuple[list[Order], list[Any]]:
+            keys = uow.session.execute(query).all()
+            return self._read_many(uow.session, [k[0] for k in keys[:limit]]), keys
+
+        orders, keys = self._db.run(work, retry=True).value
+        last = keys[limit - 1] if len(keys) > limit else None
+        return OrderPage(tuple(orders), None if last is None else f"{float(last[1])!r}/{last[0]}")
+
     # -- internals ------------------------------------------------------------------------
 
     def _log(self, s: Session, order_id: str, kind: str, data: Mapping[str, object]) -> None:
@@ -129,18 +171,58 @@ class OrdersBase:
             ],
         }
 
-    @staticmethod
-    def _read(s: Session, order_id: str) -> Order:
-        o, ol = t.orders.c, t.order_lines.c
-        row = s.execute(select(t.orders).where(o.id == order_id)).mappings().first()
-        if row is None:
+    @classmethod
+    def _read(cls, s: Session, order_id: str) -> Order:
+        found = cls._read_many(s, [order_id])
+        if not found:
             raise NotFoundError(f"no order {order_id!r}")
-        unit = currency(row["currency"])
+        return found[0]
 
-        def m(value: int) -> Money:
-            return Money.from_minor(int(value), unit)
+    @staticmethod
+    def _read_many(s: Session, order_ids: list[str]) -> list[Order]:
+        """The orders *order_ids* that exist, in that order, with their lines (two queries)."""
+        if not order_ids:
+            return []
+        o, ol = t.orders.c, t.order_lines.c
+        rows = {
+            r["id"]: r for r in s.execute(select(t.orders).where(o.id.in_(order_ids))).mappings()
+        }
+        lines: dict[str, list[Any]] = {}
+        for r in s.execute(
+            select(t.order_lines)
+            .where(ol.order_id.in_(list(rows)))
+            .order_by(ol.order_id, ol.line_no)
+        ).mappings():
+            lines.setdefault(r["order_id"], []).append(r)
+        return [_order(rows[i], lines.get(i, [])) for i in order_ids if i in rows]
 
-        lines = tuple(
+
+def _order(row: Any, line_rows: list[Any]) -> Order:
+    unit = currency(row["currency"])
+
+    def m(value: int) -> Money:
+        return Money.from_minor(int(value), unit)
+
+    return Order(
+        id=row["id"],
+        number=row["number"],
+        checkout_key=row["checkout_key"],
+        customer_id=row["customer_id"],
+        status=OrderStatus(row["status"]),
+        payment_status=PaymentStatus(row["payment_status"]),
+        fulfilment_status=FulfilmentStatus(row["fulfilment_status"]),
+        subtotal=m(row["subtotal_minor"]),
+        discount=m(row["discount_minor"]),
+        shipping=m(row["shipping_minor"]),
+        tax=m(row["tax_minor"]),
+        total=m(row["total_minor"]),
+        captured=m(row["captured_minor"]),
+        refunded=m(row["refunded_minor"]),
+        payment_id=row["payment_id"],
+        reservation_id=row["reservation_id"],
+        voucher=row["voucher"],
+        version=int(row["version"]),
+        lines=tuple(
             OrderLine(
                 int(r["line_no"]),
                 r["sku"],
@@ -153,29 +235,7 @@ class OrdersBase:
                 int(r["returned"]),
                 m(r["refunded_minor"]),
             )
-            for r in s.execute(
-                select(t.order_lines).where(ol.order_id == order_id).order_by(ol.line_no)
-            ).mappings()
-        )
-        return Order(
-            id=row["id"],
-            number=row["number"],
-            checkout_key=row["checkout_key"],
-            customer_id=row["customer_id"],
-            status=OrderStatus(row["status"]),
-            payment_status=PaymentStatus(row["payment_status"]),
-            fulfilment_status=FulfilmentStatus(row["fulfilment_status"]),
-            subtotal=m(row["subtotal_minor"]),
-            discount=m(row["discount_minor"]),
-            shipping=m(row["shipping_minor"]),
-            tax=m(row["tax_minor"]),
-            total=m(row["total_minor"]),
-            captured=m(row["captured_minor"]),
-            refunded=m(row["refunded_minor"]),
-            payment_id=row["payment_id"],
-            reservation_id=row["reservation_id"],
-            voucher=row["voucher"],
-            version=int(row["version"]),
-            lines=lines,
-            anonymous_id=row["anonymous_id"],
-        )
+            for r in line_rows
+        ),
+        anonymous_id=row["anonymous_id"],
+    )

@@ -8,7 +8,7 @@ from commercekit.money import Money
 
 from ._status import FulfilmentStatus, OrderStatus, PaymentStatus
 
-__all__ = ["Order", "OrderEvent", "OrderLine"]
+__all__ = ["Order", "OrderEvent", "OrderLine", "OrderPage"]
 
 
 @attrs.frozen
@@ -62,3 +62,11 @@ class OrderEvent:
     kind: str
     data: dict[str, object]
     at: float
+
+
+@attrs.frozen
+class OrderPage:
+    """One page of a customer's orders; pass *next_after* as ``after=`` (None: last page)."""
+
+    orders: tuple[Order, ...]
+    next_after: str | None
