@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent(
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from commercekit.metrics import span
+    from commercekit.metrics import refresh_tracing, span
     from tests.commerce._shop import GOOD, cart_with, make_shop
     from commercekit.commerce import metadata
     from commercekit.repository import Database, Node, ReplicatedTopology, sqlite_engine
@@ -32,6 +32,7 @@ SCRIPT = textwrap.dedent(
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    refresh_tracing()
     engine = sqlite_engine(Path(tempfile.mkdtemp()) / "shop.db")
     db = Database(ReplicatedTopology(Node("primary", engine)))
     db.create_all(metadata)

@@ -131,7 +131,7 @@ class OrdersBase:
             query = query.where(or_(o.created_at < at, and_(o.created_at == at, o.id < oid)))
 
         def work(uow: UnitOfWork) -> tuple[list[Order], list[Any]]:
-            keys = uow.session.execute(query).all()
+            keys = list(uow.session.execute(query).all())
             return self._read_many(uow.session, [k[0] for k in keys[:limit]]), keys
 
         orders, keys = self._db.run(work, retry=True).value
