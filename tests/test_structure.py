@@ -38,8 +38,6 @@ MARKER_WITHIN_LINES = 40
 LONG_ALLOWED: dict[str, str] = {
     # money: its docstring says why ("the one place ..."), not in the marker's form.
     "commercekit/money/_money.py": "money",
-    # commerce: the checkout saga, being regrouped with the commerce services.
-    "commercekit/commerce/checkout/_saga.py": "commerce",
     # analytics: the aggregate store, being reworked with the consumer.
     "commercekit/analytics/_store.py": "analytics",
 }
