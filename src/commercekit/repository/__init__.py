@@ -4,7 +4,9 @@ Applications define their SQLAlchemy 2.x models; a :class:`Database` over a
 topology (a primary and its replicas, or shards of such groups) hands out
 units of work (on the primary, or read-only on one replica) and routed
 reads. Writes return a consistency token; reads that carry it are served
-only by replicas that have replayed it. See ``docs/repository.md``.
+only by replicas that have replayed it. :class:`AsyncDatabase` is the asyncio
+twin (``async with db.unit_of_work() as uow``) over the same logic. See
+``docs/repository.md``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ from commercekit.errors import (
     StaleVersionError,
 )
 
+from ._asyncio import (
+    AsyncCommitted,
+    AsyncDatabase,
+    AsyncReadRepository,
+    AsyncRepository,
+    AsyncUnitOfWork,
+)
 from ._database import Committed, Database
 from ._group import ReadSettings
 from ._keyset import OrderSpec
@@ -42,11 +51,22 @@ from ._routing import (
 from ._sources import CommitTimePositions, MariaDbPositions, PostgresPositions
 from ._sqlite import configure_sqlite, sqlite_engine
 from ._token import ConsistencyToken, TokenLike
-from ._topology import Node, ReplicatedTopology, ShardedTopology, engine_from_url
+from ._topology import (
+    Node,
+    ReplicatedTopology,
+    ShardedTopology,
+    async_engine_from_url,
+    engine_from_url,
+)
 from ._typing import Clock, PositionSource, ReplicaStatus, Topology, TopologyNode
 from ._uow import UnitOfWork
 
 __all__ = [
+    "AsyncCommitted",
+    "AsyncDatabase",
+    "AsyncReadRepository",
+    "AsyncRepository",
+    "AsyncUnitOfWork",
     "Clock",
     "CommitOutcomeUnknownError",
     "CommitTime",
@@ -90,6 +110,7 @@ __all__ = [
     "TopologyNode",
     "UnitOfWork",
     "Versioned",
+    "async_engine_from_url",
     "capped_shards",
     "configure_sqlite",
     "engine_from_url",

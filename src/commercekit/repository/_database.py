@@ -18,7 +18,7 @@ from sqlalchemy import Engine, MetaData, event
 from commercekit.errors import CommerceKitError, ConfigurationError, InvalidInputError
 from commercekit.metrics import Metrics, NullMetrics
 
-from ._group import GroupRuntime, ReadSettings
+from ._group import GroupRuntime, ReadSettings, Spawn
 from ._keyset import column_names
 from ._metrics import RepositoryMetrics
 from ._placement import ShardPlacement, ketama_shards
@@ -30,7 +30,7 @@ from ._routing import Role, RoutingPolicy
 from ._token import ConsistencyToken, TokenLike, as_token
 from ._topology import ShardedTopology
 from ._typing import Clock, PositionSource, Topology
-from ._uow import NOTICES_KEY, UnitOfWork
+from ._uow import NOTICES_KEY, SessionFactory, UnitOfWork, plain_session
 
 __all__ = ["Committed", "Database"]
 
@@ -111,9 +111,11 @@ class Database:
                 clock=clock,
                 wall_clock=wall_clock,
                 source=position_source,
+                sleep=sleep,
             )
             for group in groups
         }
+
         self._placement = shard_placement(list(self._groups))
         self._shard_keys = dict(shard_keys or {})
         if len(self._groups) > 1:
@@ -145,6 +147,11 @@ class Database:
             event.listen(engine, "connect", on_connect)
             self._listeners.append((engine, "connect", on_connect))
 
+    def _use(self, *, spawn: Spawn) -> None:
+        """How background probes start (the asyncio twin starts them as tasks)."""
+        for group in self._groups.values():
+            group._spawn = spawn
+
     def close(self, *, probe_wait_s: float = 5.0) -> None:
         """Remove the listeners this database put on the engines (the engines stay open).
 
@@ -156,6 +163,24 @@ class Database:
             if event.contains(engine, name, fn):
                 event.remove(engine, name, fn)
         self._listeners.clear()
+
+    def _engines(self) -> list[Engine]:
+        """Every node's engine, primaries first, each once."""
+        found: dict[int, Engine] = {}
+        for group in self._groups.values():
+            for node in (group.primary, *group.replicas.values()):
+                found.setdefault(id(node.engine), node.engine)
+        return list(found.values())
+
+    def dispose(self, *, probe_wait_s: float = 5.0) -> None:
+        """:meth:`close`, then close every pooled connection of every node's engine.
+
+        For a shop's shutdown: the engines stay usable (a later statement opens
+        a new connection), but nothing this database opened stays open.
+        """
+        self.close(probe_wait_s=probe_wait_s)
+        for engine in self._engines():
+            engine.dispose()
 
     # -- shards -------------------------------------------------------------
 
@@ -212,6 +237,17 @@ class Database:
         *token* (read-only) picks a replica that has replayed it; *shard_key*
         picks the shard; *key* steers replica choice (same key, same replica).
         """
+        return self._unit_of_work(read_only=read_only, token=token, shard_key=shard_key, key=key)
+
+    def _unit_of_work(
+        self,
+        *,
+        read_only: bool,
+        token: TokenLike,
+        shard_key: Hashable | None,
+        key: Hashable | None,
+        session_factory: SessionFactory = plain_session,
+    ) -> UnitOfWork:
         group = self._group(shard_key)
         return UnitOfWork(
             group,
@@ -221,6 +257,7 @@ class Database:
             guard=self._guard(group.name),
             metrics=self._metrics,
             wall_clock=self._wall_clock,
+            session_factory=session_factory,
         )
 
     def run(

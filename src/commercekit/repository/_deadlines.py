@@ -13,6 +13,20 @@ statement waiting on it. Each driver gets a client-side deadline instead:
   watchdog shuts the connection's socket down, the wait fails at once, and the
   connection is broken (SQLAlchemy then invalidates it).
 
+The asyncio drivers of :class:`~commercekit.repository.AsyncDatabase` get the
+same deadlines, on the event loop instead of a thread:
+
+* **asyncmy** has ``read_timeout``: every socket read runs under
+  ``asyncio.wait_for``, and past it asyncmy closes the connection (error 2013),
+  as PyMySQL does.
+* **psycopg 3 (async)** waits in ``AsyncConnection.wait``. A subclass arms a
+  ``loop.call_later`` timer around that await which shuts the socket down,
+  the same action as the sync watchdog. An ``asyncio.timeout`` cancelling the
+  await would not do: psycopg answers a cancellation by sending the server a
+  cancel request and waiting for it to end the query, which a frozen server
+  never does (psycopg gives that 5 s, then 5 s more). That cancel is right for
+  a caller's own timeout on a live server, and still happens there.
+
 Either way the statement fails with a lost connection, which the repository
 reports as :class:`~commercekit.errors.DatabaseUnavailableError` (a replica is
 ejected and the read moves on; a write fails typed), or as
@@ -200,6 +214,50 @@ def _psycopg_connection_class() -> type[Any]:
     return DeadlineConnection
 
 
+_PSYCOPG_ASYNC_CLASS: type[Any] | None = None
+
+
+def _psycopg_async_connection_class() -> type[Any]:
+    """A ``psycopg.AsyncConnection`` whose every wait on the server has a deadline."""
+    global _PSYCOPG_ASYNC_CLASS
+    if _PSYCOPG_ASYNC_CLASS is not None:
+        return _PSYCOPG_ASYNC_CLASS
+    import asyncio
+
+    import psycopg
+
+    class AsyncDeadlineConnection(psycopg.AsyncConnection[Any]):
+        commercekit_deadline_s: float | None = None
+
+        async def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:
+            limit = self.commercekit_deadline_s
+            if limit is None:
+                return await super().wait(gen, *args, **kwargs)
+            fd = self.pgconn.socket
+            fired: list[bool] = []
+
+            def fire() -> None:
+                fired.append(True)
+                with contextlib.suppress(OSError):  # the socket is gone already
+                    _drop_socket(fd)
+
+            timer = asyncio.get_running_loop().call_later(limit, fire)
+            try:
+                return await super().wait(gen, *args, **kwargs)
+            except psycopg.OperationalError as exc:
+                if fired:  # the timer dropped the connection
+                    raise psycopg.OperationalError(
+                        f"the server did not answer within {limit:g} s: the connection was "
+                        "dropped (statement_timeout_s)"
+                    ) from exc
+                raise
+            finally:
+                timer.cancel()
+
+    _PSYCOPG_ASYNC_CLASS = AsyncDeadlineConnection
+    return AsyncDeadlineConnection
+
+
 def connect_args_for(
     driver: str, *, statement_timeout_s: float | None, connect_timeout_s: float
 ) -> dict[str, Any]:
@@ -220,6 +278,10 @@ def connect_args_for(
         )
     elif driver == "pymysql":
         args.update(read_timeout=statement_timeout_s, write_timeout=statement_timeout_s)
+    elif driver == "asyncmy":
+        # asyncmy bounds reads only; a write to a frozen peer fills the socket
+        # buffer first, and the read of its answer then times out.
+        args.update(read_timeout=statement_timeout_s)
     return args
 
 
@@ -227,7 +289,19 @@ def install_deadlines(engine: Engine, statement_timeout_s: float) -> None:
     """Give *engine*'s connections their client-side deadline (psycopg) and server-side limit."""
     driver = engine.dialect.driver
     setattr(engine, _ATTRIBUTE, statement_timeout_s)
-    if driver == "psycopg":
+    if driver == "psycopg" and engine.dialect.is_async:
+        async_cls = _psycopg_async_connection_class()
+
+        async def create(*cargs: Any, **cparams: Any) -> Any:
+            conn = await async_cls.connect(*cargs, **cparams)
+            conn.commercekit_deadline_s = statement_timeout_s
+            return conn
+
+        def async_connect(_dialect: Any, _record: Any, _cargs: Any, cparams: Any) -> None:
+            cparams["async_creator_fn"] = create  # the dialect connects with it
+
+        event.listen(engine, "do_connect", async_connect)
+    elif driver == "psycopg":
         cls = _psycopg_connection_class()
 
         def do_connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
@@ -236,13 +310,19 @@ def install_deadlines(engine: Engine, statement_timeout_s: float) -> None:
             return conn
 
         event.listen(engine, "do_connect", do_connect)
-    elif driver == "pymysql":
+    if driver in {"pymysql", "asyncmy"}:
 
         def on_connect(dbapi_connection: Any, _record: Any) -> None:
-            if "mariadb" not in str(dbapi_connection.get_server_info()).lower():
-                return  # MySQL's max_execution_time covers SELECT only; the socket limits stay
-            with dbapi_connection.cursor() as cursor:
+            # A cursor, not get_server_info(): SQLAlchemy's asyncmy adapter has no such method.
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("select version()")
+                row = cursor.fetchone()
+                if "mariadb" not in str(row[0] if row else "").lower():
+                    return  # MySQL's max_execution_time covers SELECT only; socket limits stay
                 cursor.execute(f"SET SESSION max_statement_time = {statement_timeout_s:.3f}")
+            finally:
+                cursor.close()
 
         event.listen(engine, "connect", on_connect)
 

@@ -94,8 +94,9 @@ def classify(error: BaseException) -> ErrorKind:
     ):
         return ErrorKind.DISCONNECT
     # PyMySQL sets a generic SQLSTATE too (23000 for every integrity error), so
-    # MySQL/MariaDB are classified by error number first.
-    if number is not None and type(orig).__module__.startswith("pymysql"):
+    # MySQL/MariaDB are classified by error number first (asyncmy keeps
+    # PyMySQL's error classes and numbers).
+    if number is not None and type(orig).__module__.startswith(("pymysql", "asyncmy")):
         if number in _MY_DISCONNECT:
             return ErrorKind.DISCONNECT
         if number in _MY_SERIALIZATION:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Hashable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import attrs
 from sqlalchemy import Connection
@@ -41,6 +42,35 @@ R = TypeVar("R")
 _log = logging.getLogger("commercekit.repository")
 
 ReadFn = Callable[[Connection, TopologyNode, Role], R]
+
+
+class Background(Protocol):
+    """Work started in the background (a probe): something that can be waited for."""
+
+    def join(self, timeout_s: float) -> None:
+        """Wait up to *timeout_s* for the work to end."""
+        ...
+
+
+Spawn = Callable[[Callable[[], None], str], Background]
+"""Start ``fn`` in the background under a name: a thread (sync), a task (asyncio)."""
+
+
+class _Thread:
+    __slots__ = ("_thread",)
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self._thread = thread
+
+    def join(self, timeout_s: float) -> None:
+        self._thread.join(timeout_s)
+
+
+def spawn_thread(fn: Callable[[], None], name: str) -> Background:
+    """Run *fn* on a short-lived daemon thread (how a :class:`Database` probes)."""
+    thread = threading.Thread(target=fn, name=name, daemon=True)
+    thread.start()
+    return _Thread(thread)
 
 
 @attrs.frozen(kw_only=True)
@@ -90,6 +120,8 @@ class GroupRuntime:
         clock: Clock,
         wall_clock: Clock,
         source: PositionSource | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        spawn: Spawn = spawn_thread,
     ) -> None:
         self.topology = topology
         self.name = topology.name
@@ -101,6 +133,8 @@ class GroupRuntime:
         self._clock = clock
         self._wall_clock = wall_clock
         self._source = source
+        self._sleep = sleep
+        self._spawn = spawn
         for node in topology.replicas:
             deadline = statement_timeout_of(getattr(node, "engine", None))
             if deadline is not None and settings.token_wait_s >= deadline:
@@ -118,7 +152,7 @@ class GroupRuntime:
             clock=clock,
         )
         self._probe_lock = threading.Lock()
-        self._probe_thread: threading.Thread | None = None
+        self._probe_work: Background | None = None
         self._next_probe_s = float("-inf")
 
     # -- positions ------------------------------------------------------------
@@ -126,7 +160,9 @@ class GroupRuntime:
     def source(self, connection: Connection) -> PositionSource:
         """The group's position source (found from the engine's dialect on first use)."""
         if self._source is None:
-            self._source = position_source_for(connection, wall_clock=self._wall_clock)
+            self._source = position_source_for(
+                connection, wall_clock=self._wall_clock, sleep=self._sleep
+            )
         return self._source
 
     # -- probes ---------------------------------------------------------------
@@ -148,12 +184,10 @@ class GroupRuntime:
                 self._probe_lock.release()
             return
         self._next_probe_s = self._clock() + self.settings.probe_interval_s
-        thread = threading.Thread(
-            target=self._probe_in_background, name=f"commercekit-probe-{self.name}", daemon=True
-        )
-        self._probe_thread = thread
         try:
-            thread.start()
+            self._probe_work = self._spawn(
+                self._probe_in_background, f"commercekit-probe-{self.name}"
+            )
         except BaseException:
             self._probe_lock.release()
             raise
@@ -168,9 +202,9 @@ class GroupRuntime:
 
     def join_probe(self, timeout_s: float) -> None:
         """Wait up to *timeout_s* for a background probe in progress to end."""
-        thread = self._probe_thread
-        if thread is not None:
-            thread.join(timeout_s)
+        work = self._probe_work
+        if work is not None:
+            work.join(timeout_s)
 
     def probe(self) -> None:
         """Measure every replica not ejected, then put the fit ones in rotation, the rest out.

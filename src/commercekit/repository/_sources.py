@@ -133,11 +133,21 @@ class CommitTimePositions:
         return ReplicaStatus(None, None)
 
 
-def position_source_for(connection: Connection, *, wall_clock: Clock = time.time) -> PositionSource:
-    """The position source for the engine behind *connection* (by its dialect)."""
+def position_source_for(
+    connection: Connection,
+    *,
+    wall_clock: Clock = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PositionSource:
+    """The position source for the engine behind *connection* (by its dialect).
+
+    *sleep* is how PostgreSQL's token wait pauses between polls (an
+    :class:`~commercekit.repository.AsyncDatabase` passes one that yields to
+    the event loop).
+    """
     dialect = connection.dialect
     if dialect.name == "postgresql":
-        return PostgresPositions()
+        return PostgresPositions(sleep=sleep)
     if dialect.name in {"mysql", "mariadb"} and getattr(dialect, "is_mariadb", False):
         return MariaDbPositions()
     return CommitTimePositions(wall_clock)

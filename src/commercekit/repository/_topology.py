@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import attrs
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import StaticPool
 
 from commercekit.errors import ConfigurationError
 
@@ -17,14 +19,26 @@ from ._sqlite import configure_sqlite
 from ._token import GROUP_NAME
 from ._typing import Topology
 
-__all__ = ["Node", "ReplicatedTopology", "ShardedTopology", "engine_from_url"]
+__all__ = [
+    "Node",
+    "ReplicatedTopology",
+    "ShardedTopology",
+    "async_engine_from_url",
+    "engine_from_url",
+]
 
 _DRIVERS = {
     "postgresql": "postgresql+psycopg",
     "mysql": "mysql+pymysql",
     "mariadb": "mysql+pymysql",
 }
-_DEADLINE_DRIVERS = {"psycopg", "pymysql"}
+_ASYNC_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+asyncmy",
+    "mariadb": "mysql+asyncmy",
+    "sqlite": "sqlite+aiosqlite",
+}
+_DEADLINE_DRIVERS = {"psycopg", "pymysql", "asyncmy"}
 
 
 def engine_from_url(
@@ -54,11 +68,72 @@ def engine_from_url(
       and ``tcp_user_timeout``. Set it above your slowest legitimate statement;
       None turns all of this off. Explicit ``connect_args`` win over these.
     """
+    return _engine(
+        url,
+        _DRIVERS,
+        create_engine,
+        connect_timeout_s=connect_timeout_s,
+        statement_timeout_s=statement_timeout_s,
+        engine_options=engine_options,
+    )
+
+
+def async_engine_from_url(
+    url: str,
+    *,
+    connect_timeout_s: float = 3.0,
+    statement_timeout_s: float | None = 10.0,
+    **engine_options: Any,
+) -> AsyncEngine:
+    """Create an asyncio engine for *url*, with the defaults of :func:`engine_from_url`.
+
+    ``postgresql://`` means psycopg 3 in its async mode, ``mysql://`` and
+    ``mariadb://`` mean asyncmy, ``sqlite://`` means aiosqlite (with the BEGIN
+    fix and WAL mode; ``sqlite://`` alone is one in-memory database shared by
+    every session). The deadlines are the same, kept on the event loop: see
+    :func:`engine_from_url`.
+    """
+    return _engine(
+        url,
+        _ASYNC_DRIVERS,
+        _create_async_engine,
+        connect_timeout_s=connect_timeout_s,
+        statement_timeout_s=statement_timeout_s,
+        engine_options=engine_options,
+    )
+
+
+def _create_async_engine(url: URL, **options: Any) -> AsyncEngine:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        options.setdefault("poolclass", StaticPool)
+    return create_async_engine(url, **options)
+
+
+E = TypeVar("E", Engine, AsyncEngine)
+
+
+def _sync_engine(engine: Engine | AsyncEngine) -> Engine:
+    return engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+
+
+def _engine(
+    url: str,
+    drivers: Mapping[str, str],
+    create: Callable[..., E],
+    *,
+    connect_timeout_s: float,
+    statement_timeout_s: float | None,
+    engine_options: dict[str, Any],
+) -> E:
     parsed = make_url(url)
-    if parsed.drivername in _DRIVERS:
-        parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
+    if parsed.drivername in drivers:
+        parsed = parsed.set(drivername=drivers[parsed.drivername])
     if parsed.get_backend_name() == "sqlite":
-        return configure_sqlite(create_engine(parsed, **engine_options))
+        engine = create(parsed, **engine_options)
+        configure_sqlite(_sync_engine(engine))
+        return engine
     if statement_timeout_s is not None and not (
         isinstance(statement_timeout_s, int | float) and 0 < statement_timeout_s < math.inf
     ):
@@ -78,9 +153,9 @@ def engine_from_url(
                 connect_args["options"] = f"{parsed.query['options']} {value}"
             elif key not in parsed.query:  # the URL's own settings win, as connect_args do
                 connect_args.setdefault(key, value)
-    engine = create_engine(parsed, connect_args=connect_args, **engine_options)
+    engine = create(parsed, connect_args=connect_args, **engine_options)
     if driver in _DEADLINE_DRIVERS and statement_timeout_s is not None:
-        install_deadlines(engine, float(statement_timeout_s))
+        install_deadlines(_sync_engine(engine), float(statement_timeout_s))
     return engine
 
 
@@ -98,7 +173,9 @@ class Node:
     """
 
     name: str
-    engine: Engine = attrs.field(repr=lambda e: f"<{e.dialect.name}>")
+    engine: Engine = attrs.field(converter=_sync_engine, repr=lambda e: f"<{e.dialect.name}>")
+    """The node's engine; an ``AsyncEngine`` is kept as its ``sync_engine`` (as SQLAlchemy's
+    events take it), and only an :class:`~commercekit.repository.AsyncDatabase` can use it."""
     weight: float = attrs.field(default=1.0, kw_only=True, validator=_weight)
 
 
@@ -140,19 +217,22 @@ class ReplicatedTopology:
         replicas: Sequence[str] = (),
         *,
         name: str = "main",
+        asyncio: bool = False,
         **engine_options: Any,
     ) -> ReplicatedTopology:
         """Create engines for a primary and replica URLs (``primary``, ``replica1``, ...).
 
         *engine_options* go to :func:`engine_from_url` for every node, among them
-        ``connect_timeout_s`` and ``statement_timeout_s`` (the deadlines).
+        ``connect_timeout_s`` and ``statement_timeout_s`` (the deadlines). With
+        *asyncio*, the engines come from :func:`async_engine_from_url`, for an
+        :class:`~commercekit.repository.AsyncDatabase`.
         """
+        make: Callable[..., Engine | AsyncEngine] = (
+            async_engine_from_url if asyncio else engine_from_url
+        )
         return cls(
-            Node("primary", engine_from_url(primary, **engine_options)),
-            [
-                Node(f"replica{i}", engine_from_url(url, **engine_options))
-                for i, url in enumerate(replicas, 1)
-            ],
+            Node("primary", make(primary, **engine_options)),
+            [Node(f"replica{i}", make(url, **engine_options)) for i, url in enumerate(replicas, 1)],
             name=name,
         )
 

@@ -41,7 +41,7 @@ from ._sqlite import BEGIN_OPTION
 from ._token import ConsistencyToken
 from ._typing import Clock, PositionSource, TopologyNode
 
-__all__ = ["NOTICES_KEY", "UnitOfWork"]
+__all__ = ["NOTICES_KEY", "SessionFactory", "UnitOfWork", "plain_session"]
 
 T = TypeVar("T")
 
@@ -63,6 +63,17 @@ class _ReadOnlySession(Session):
         super().flush(objects)
 
 
+SessionFactory = Callable[[Connection, bool], Session]
+"""Builds a unit of work's session on its connection (the bool: read-only)."""
+
+
+def plain_session(conn: Connection, read_only: bool) -> Session:
+    """The session of a sync unit of work: read-only ones refuse ORM writes."""
+    if read_only:
+        return _ReadOnlySession(bind=conn, autoflush=False)
+    return Session(bind=conn, expire_on_commit=False)
+
+
 class UnitOfWork:
     """A transaction on one node, with repositories over its session.
 
@@ -80,8 +91,10 @@ class UnitOfWork:
         guard: Callable[[type[Any]], Callable[[object], None] | None],
         metrics: RepositoryMetrics,
         wall_clock: Clock = time.time,
+        session_factory: SessionFactory = plain_session,
     ) -> None:
         self._group = group
+        self._session_factory = session_factory
         self._read_only = read_only
         self._incoming = token
         self._key = key
@@ -109,7 +122,6 @@ class UnitOfWork:
         if self._read_only:
             wanted = None if self._incoming is None else self._incoming.get(group.name)
             conn, node, role, self._lease = group.acquire_read(wanted, self._key)
-            session: Session = _ReadOnlySession(bind=conn, autoflush=False)
         else:
             node, role = group.primary, Role.PRIMARY
             try:
@@ -120,8 +132,13 @@ class UnitOfWork:
                 raise error from exc
             if conn.dialect.name == "sqlite":
                 conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
-            session = Session(bind=conn, expire_on_commit=False)
             self._source = group.source(conn)
+        try:
+            session = self._session_factory(conn, self._read_only)
+        except BaseException:
+            self._conn = conn
+            self.close()
+            raise
         self._conn, self._node, self._role, self._session = conn, node, role, session
         return self
 

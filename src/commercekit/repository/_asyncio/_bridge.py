@@ -1,0 +1,79 @@
+"""How the asyncio twins run the one copy of the repository's logic: SQLAlchemy's greenlet bridge.
+
+SQLAlchemy's own ``AsyncSession`` is a thin shell: each awaitable method runs
+the sync ``Session`` method in a greenlet (``greenlet_spawn``), and the async
+driver's awaits inside it (psycopg async, asyncmy, aiosqlite) hand control back
+to the event loop (``await_``). The twins do the same one level up: an
+``await db.repository(Item).get(k)`` runs the sync :class:`ReadRepository`
+code (routing, token checks, fail-over, retries, error mapping) in one
+greenlet, on the ``sync_engine`` of the async engines. So no rule is written
+twice, and no code is generated. What the sync code does that is not a
+database call gets its asyncio form here: a sleep that yields to the loop, and
+background work as a task on the loop instead of a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.util import await_, greenlet_spawn
+
+from commercekit.repository._group import Background
+
+__all__ = ["await_", "greenlet_sleep", "run_sync", "spawn_task"]
+
+R = TypeVar("R")
+
+_log = logging.getLogger("commercekit.repository")
+
+
+async def run_sync(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    """Run the sync *fn* in a greenlet whose driver calls await on this event loop."""
+    return await greenlet_spawn(fn, *args, **kwargs)
+
+
+def greenlet_sleep(seconds: float) -> None:
+    """Sleep without blocking the loop (called from sync code inside :func:`run_sync`)."""
+    await_(asyncio.sleep(seconds))
+
+
+class _Task:
+    __slots__ = ("task",)
+
+    def __init__(self, task: asyncio.Task[None]) -> None:
+        self.task = task
+
+    def join(self, timeout_s: float) -> None:
+        # Only the loop can wait for a task: AsyncDatabase.close awaits it instead.
+        del timeout_s
+
+
+_tasks: set[asyncio.Task[None]] = set()
+"""Background tasks in flight (the loop keeps only weak references to tasks)."""
+
+
+def spawn_task(fn: Callable[[], None], name: str) -> Background:
+    """Start the sync *fn* as a task on the running loop (a probe, in the background)."""
+
+    async def body() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await greenlet_spawn(fn)
+
+    task = asyncio.get_running_loop().create_task(body(), name=name)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return _Task(task)
+
+
+async def wait_for(background: Background | None, timeout_s: float) -> None:
+    """Await a task :func:`spawn_task` started, up to *timeout_s* (then cancel it)."""
+    if not isinstance(background, _Task) or background.task.done():
+        return
+    done, _ = await asyncio.wait({background.task}, timeout=timeout_s)
+    if not done:
+        background.task.cancel()
+        _log.warning("a background probe did not end within %g s: cancelled", timeout_s)

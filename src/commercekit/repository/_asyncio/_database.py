@@ -1,0 +1,210 @@
+"""``AsyncDatabase``: the asyncio twin of :class:`~commercekit.repository.Database`.
+
+Same topology, same settings, same names; every call that touches the
+database is awaited. Underneath it is a :class:`Database` over the
+``sync_engine`` of each ``AsyncEngine``, driven through the greenlet bridge
+(:mod:`._bridge`), with a sleep that yields to the loop and probes started as
+tasks. So routing, token checks, shard choice, retry classification and error
+mapping are one copy, shared with the sync side.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import Any, Generic, TypeVar
+
+import attrs
+from sqlalchemy import MetaData
+
+from commercekit.errors import ConfigurationError
+from commercekit.metrics import Metrics
+from commercekit.repository._database import Database
+from commercekit.repository._group import ReadSettings
+from commercekit.repository._placement import ShardPlacement, ketama_shards
+from commercekit.repository._retry import RetryPolicy, call_with_retries
+from commercekit.repository._routing import RoutingPolicy
+from commercekit.repository._token import TokenLike
+from commercekit.repository._topology import ShardedTopology
+from commercekit.repository._typing import Clock, PositionSource, Topology
+
+from ._bridge import await_, greenlet_sleep, run_sync, spawn_task, wait_for
+from ._repository import AsyncReadRepository
+from ._uow import AsyncUnitOfWork
+
+__all__ = ["AsyncCommitted", "AsyncDatabase"]
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+@attrs.frozen
+class AsyncCommitted(Generic[R]):
+    """What :meth:`AsyncDatabase.run` returns: the work's value and its unit of work."""
+
+    value: R
+    unit_of_work: AsyncUnitOfWork = attrs.field(repr=False)
+
+    async def token(self) -> str | None:
+        """The consistency token of the commit (None for read-only work without a token)."""
+        return await self.unit_of_work.token()
+
+
+class AsyncDatabase:
+    """Units of work and routed reads over a replicated, optionally sharded topology, awaited.
+
+    The topology's nodes hold ``AsyncEngine``\\ s (from :func:`async_engine_from_url`,
+    ``ReplicatedTopology.from_urls(..., asyncio=True)``, or ``create_async_engine``
+    with psycopg, asyncmy or aiosqlite). The arguments are those of
+    :class:`~commercekit.repository.Database`, and so are the promises::
+
+        async with db.unit_of_work() as uow:
+            await uow.repository(Customer).add(Customer(id=1, name="Ada"))
+        token = await uow.token()
+        await db.repository(Customer).get(1, token=token)
+    """
+
+    def __init__(
+        self,
+        topology: Topology | ShardedTopology,
+        *,
+        metrics: Metrics | None = None,
+        policy: RoutingPolicy | None = None,
+        reads: ReadSettings | None = None,
+        retry: RetryPolicy | None = None,
+        shard_keys: Mapping[type[Any], str] | None = None,
+        shard_placement: ShardPlacement = ketama_shards,
+        position_source: PositionSource | None = None,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+    ) -> None:
+        groups = topology.groups if isinstance(topology, ShardedTopology) else (topology,)
+        for group in groups:
+            for node in (group.primary, *group.replicas):
+                if not node.engine.dialect.is_async:
+                    raise ConfigurationError(
+                        f"node {node.name!r} has a sync engine "
+                        f"({node.engine.dialect.name}+{node.engine.dialect.driver}): an "
+                        "AsyncDatabase needs async engines (async_engine_from_url, or "
+                        "ReplicatedTopology.from_urls(..., asyncio=True)); use Database "
+                        "for sync ones"
+                    )
+        self._db = Database(
+            topology,
+            metrics=metrics,
+            policy=policy,
+            reads=reads,
+            retry=retry,
+            shard_keys=shard_keys,
+            shard_placement=shard_placement,
+            position_source=position_source,
+            clock=clock,
+            wall_clock=wall_clock,
+            sleep=greenlet_sleep,
+        )
+        self._db._use(spawn=spawn_task)
+
+    # -- shards -------------------------------------------------------------
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        """The names of the replication groups, in topology order."""
+        return self._db.shards
+
+    def shard_for(self, key: Hashable) -> str:
+        """The shard that owns *key* (the placement's pick for ``str(key)``)."""
+        return self._db.shard_for(key)
+
+    # -- units of work ------------------------------------------------------
+
+    def unit_of_work(
+        self,
+        *,
+        read_only: bool = False,
+        token: TokenLike = None,
+        shard_key: Hashable | None = None,
+        key: Hashable | None = None,
+    ) -> AsyncUnitOfWork:
+        """A unit of work (use it in ``async with``): on the primary, or one replica if read-only.
+
+        The arguments are those of :meth:`Database.unit_of_work`.
+        """
+        db = self._db
+        return AsyncUnitOfWork(
+            lambda session_factory: db._unit_of_work(
+                read_only=read_only,
+                token=token,
+                shard_key=shard_key,
+                key=key,
+                session_factory=session_factory,
+            )
+        )
+
+    async def run(
+        self,
+        work: Callable[[AsyncUnitOfWork], Awaitable[R]],
+        *,
+        read_only: bool = False,
+        retry: bool = False,
+        token: TokenLike = None,
+        shard_key: Hashable | None = None,
+        key: Hashable | None = None,
+    ) -> AsyncCommitted[R]:
+        """Await *work* in a unit of work and commit; return its value and unit of work.
+
+        Retried as :meth:`Database.run` retries (the same policy and the same
+        rule of what is transient), waiting without blocking the loop.
+        """
+
+        async def once() -> AsyncCommitted[R]:
+            async with self.unit_of_work(
+                read_only=read_only, token=token, shard_key=shard_key, key=key
+            ) as uow:
+                value = await work(uow)
+            return AsyncCommitted(value, uow)
+
+        if not (read_only or retry):
+            return await once()
+        db = self._db
+        return await run_sync(
+            call_with_retries,
+            lambda: await_(once()),
+            db._retry,
+            on_retry=db._metrics.retries["unit_of_work"].inc,
+            sleep=greenlet_sleep,
+        )
+
+    # -- reads outside a unit of work -----------------------------------------
+
+    def repository(self, model: type[T]) -> AsyncReadRepository[T]:
+        """Routed reads of *model* outside any unit of work (replicas first)."""
+        return AsyncReadRepository(self._db.repository(model))
+
+    # -- operations -----------------------------------------------------------
+
+    async def probe(self) -> None:
+        """Probe every replica now (lag, replayed position, liveness)."""
+        await run_sync(self._db.probe)
+
+    async def create_all(self, metadata: MetaData) -> None:
+        """Create *metadata*'s tables on every primary (replicas get them by replication)."""
+        await run_sync(self._db.create_all, metadata)
+
+    async def drop_all(self, metadata: MetaData) -> None:
+        """Drop *metadata*'s tables on every primary."""
+        await run_sync(self._db.drop_all, metadata)
+
+    async def close(self, *, probe_wait_s: float = 5.0) -> None:
+        """Remove the listeners this database put on the engines (the engines stay open).
+
+        A background probe still running is given up to *probe_wait_s* to end.
+        """
+        for group in self._db._groups.values():
+            await wait_for(group._probe_work, probe_wait_s)
+        self._db.close(probe_wait_s=0.0)
+
+    async def dispose(self, *, probe_wait_s: float = 5.0) -> None:
+        """:meth:`close`, then close every pooled connection of every node's engine."""
+        await self.close(probe_wait_s=probe_wait_s)
+        for engine in self._db._engines():
+            await run_sync(engine.dispose)
