@@ -11,7 +11,11 @@ PostgreSQL binaries are installed), the microseconds per operation of
 * ``query``: a filtered, ordered page of 20 (ours: ``find``; plain: ``select``),
 
 both on the same engine, alternating in rounds (best round kept), and prints
-ours, plain SQLAlchemy and the ratio (target: <= 1.15). Then the read
+ours, plain SQLAlchemy and the ratio (target: <= 1.15). The same three
+operations through the asyncio twin beside plain ``AsyncSession`` on the same
+``AsyncEngine`` (aiosqlite; psycopg async), ours ``await db.repository(Item).get(k)``,
+``async with db.unit_of_work()`` and ``await ....find(...)`` (target: <= 1.15,
+``meets_async_overhead_1_15x``). Then the read
 throughput (gets per second, 4 threads) of ours with 0, 1 and 2 replicas, and
 the cost of the statement deadline on PostgreSQL: ``select 1`` through an
 engine from ``engine_from_url`` with its default ``statement_timeout_s``
@@ -28,16 +32,18 @@ The script reports; it does not fail when a target is missed.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -45,9 +51,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.integration._histories import HBase, Item
 
 from commercekit.repository import (
+    AsyncDatabase,
     Database,
     Node,
     ReplicatedTopology,
+    async_engine_from_url,
     engine_from_url,
     sqlite_engine,
 )
@@ -117,6 +125,72 @@ def measure(engine: Engine, *, n: int, rounds: int) -> dict[str, dict[str, float
     for figures in best.values():
         figures["ratio"] = figures["ours_us"] / figures["plain_us"]
     db.close()
+    return best
+
+
+async def _atime(fn: Callable[[int], Awaitable[None]], n: int, start: int) -> float:
+    t0 = time.perf_counter()
+    for i in range(start, start + n):
+        await fn(i)
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+async def measure_async(engine: AsyncEngine, *, n: int, rounds: int) -> dict[str, dict[str, float]]:
+    """:func:`measure` for the asyncio twin against plain ``AsyncSession`` on one engine."""
+    async with engine.begin() as conn:
+        await conn.run_sync(HBase.metadata.drop_all)
+        await conn.run_sync(HBase.metadata.create_all)
+    db = AsyncDatabase(ReplicatedTopology(Node("primary", engine)))
+    repo = db.repository(Item)
+    key = [20_000_000]
+
+    async def ours_insert(i: int) -> None:
+        key[0] += 1
+        async with db.unit_of_work() as uow:
+            await uow.repository(Item).add(Item(id=key[0], value=i))
+
+    async def plain_insert(i: int) -> None:
+        key[0] += 1
+        async with AsyncSession(engine) as s, s.begin():
+            s.add(Item(id=key[0], value=i))
+
+    async def ours_get(i: int) -> None:
+        await repo.get(20_000_001 + i % 200)
+
+    async def plain_get(i: int) -> None:
+        async with AsyncSession(engine) as s:
+            await s.get(Item, 20_000_001 + i % 200)
+
+    async def ours_query(i: int) -> None:
+        await repo.find(Item.value >= i % 100, order_by=["value"], limit=20)
+
+    async def plain_query(i: int) -> None:
+        async with AsyncSession(engine) as s:
+            list(
+                await s.scalars(
+                    select(Item)
+                    .where(Item.value >= i % 100)
+                    .order_by(Item.value, Item.id)
+                    .limit(21)
+                )
+            )
+
+    cases = {
+        "insert": (ours_insert, plain_insert),
+        "get": (ours_get, plain_get),
+        "query": (ours_query, plain_query),
+    }
+    best: dict[str, dict[str, float]] = {
+        op: {"ours_us": float("inf"), "plain_us": float("inf")} for op in cases
+    }
+    for r in range(rounds):
+        for op, (ours, plain) in cases.items():
+            pair = [("ours_us", ours), ("plain_us", plain)]
+            for name, fn in pair if r % 2 == 0 else reversed(pair):
+                best[op][name] = min(best[op][name], await _atime(fn, n, r * n))
+    for figures in best.values():
+        figures["ratio"] = figures["ours_us"] / figures["plain_us"]
+    await db.dispose()
     return best
 
 
@@ -193,6 +267,8 @@ def main() -> None:
         engine = sqlite_engine(Path(tmp) / "bench.db")
         results["sqlite"] = measure(engine, n=n, rounds=rounds)
         engine.dispose()
+        aengine = async_engine_from_url(f"sqlite:///{Path(tmp) / 'bench-async.db'}")
+        results["sqlite_async"] = asyncio.run(measure_async(aengine, n=n, rounds=rounds))
     from tests.integration._servers import PgCluster, pg_missing
 
     if pg_missing() is None:
@@ -200,6 +276,8 @@ def main() -> None:
             engine = engine_from_url(cluster.url("primary"))
             results["postgresql"] = measure(engine, n=n, rounds=rounds)
             engine.dispose()
+            aengine = async_engine_from_url(cluster.url("primary"))
+            results["postgresql_async"] = asyncio.run(measure_async(aengine, n=n, rounds=rounds))
             results["postgresql_deadline"] = deadline_overhead(
                 cluster.url("primary"), n=n, rounds=rounds
             )
@@ -213,8 +291,14 @@ def main() -> None:
         for engine_name in ("sqlite", "postgresql")
         for figures in results.get(engine_name, {}).values()
     ]
+    async_ratios = [
+        figures["ratio"]
+        for engine_name in ("sqlite_async", "postgresql_async")
+        for figures in results.get(engine_name, {}).values()
+    ]
     results["target_ratio"] = TARGET
     results["meets_overhead_1_15x"] = bool(ratios) and max(ratios) <= TARGET
+    results["meets_async_overhead_1_15x"] = bool(async_ratios) and max(async_ratios) <= TARGET
     deadline = results.get("postgresql_deadline")
     results["meets_deadline_overhead_1_05x"] = (
         deadline is not None and deadline["ratio"] <= DEADLINE_TARGET
@@ -222,14 +306,17 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
         return
-    print(f"{'engine':<11} {'operation':<8} {'ours us':>9} {'plain us':>9} {'ratio':>7}")
-    for engine_name in ("sqlite", "postgresql"):
+    print(f"{'engine':<17} {'operation':<8} {'ours us':>9} {'plain us':>9} {'ratio':>7}")
+    for engine_name in ("sqlite", "postgresql", "sqlite_async", "postgresql_async"):
         for op, f in results.get(engine_name, {}).items():
             print(
-                f"{engine_name:<11} {op:<8} {f['ours_us']:>9.1f} {f['plain_us']:>9.1f} "
+                f"{engine_name:<17} {op:<8} {f['ours_us']:>9.1f} {f['plain_us']:>9.1f} "
                 f"{f['ratio']:>6.2f}x"
             )
-    print(f"target: ratio <= {TARGET}x  met: {results['meets_overhead_1_15x']}")
+    print(
+        f"target: ratio <= {TARGET}x  met: sync {results['meets_overhead_1_15x']}, "
+        f"async {results['meets_async_overhead_1_15x']}"
+    )
     if deadline is not None:
         print(
             "\nPostgreSQL select 1 with the statement deadline: "

@@ -1,6 +1,9 @@
 """The contract every backend of the repository keeps: SQLite (a file), PostgreSQL, MariaDB.
 
-The same repository and unit-of-work behaviours run on each: get, get_many,
+Each backend runs twice: through :class:`Database` (sync drivers) and through
+:class:`AsyncDatabase` (aiosqlite, psycopg async, asyncmy) behind
+:class:`tests.repository.blocking.Blocking`, so the async twin passes the very
+same tests. The same repository and unit-of-work behaviours run on each: get, get_many,
 find with keyset pages, add, update with a stale version, delete, rollback on
 error, read-only units of work refusing writes, routed reads and tokens.
 PostgreSQL and MariaDB are the machine's servers (``127.0.0.1:5432``, user
@@ -10,6 +13,7 @@ uses tables with a name of its own and drops them at the end.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,16 +26,19 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from commercekit.errors import DuplicateError, InvalidInputError, NotFoundError
 from commercekit.repository import (
+    AsyncDatabase,
     Database,
     Node,
     ReadOnlyError,
     ReplicatedTopology,
     StaleVersionError,
     Versioned,
+    async_engine_from_url,
     engine_from_url,
     sqlite_engine,
 )
 from tests.conftest import missing_service
+from tests.repository.blocking import Blocking
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 MARIADB_URL = "mysql://root@127.0.0.1:3306/test"
@@ -65,17 +72,27 @@ def _server_engine(url: str, what: str) -> sa.Engine:
     return engine
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql", "mariadb"])
+BACKENDS = [
+    (kind, mode) for kind in ("sqlite", "postgresql", "mariadb") for mode in ("sync", "async")
+]
+
+
+@pytest.fixture(scope="module", params=BACKENDS, ids=[f"{k}-{m}" for k, m in BACKENDS])
 def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Database]:
-    kind = request.param
+    kind, mode = request.param
     if kind == "sqlite":
         engine = sqlite_engine(Path(tmp_path_factory.mktemp("contract")) / "shop.db")
     elif kind == "postgresql":
         engine = _server_engine(POSTGRES_URL, "PostgreSQL")
     else:
         engine = _server_engine(MARIADB_URL, "MariaDB")
+    if mode == "async":
+        url = engine.url.set(drivername=engine.url.get_backend_name())
+        engine.dispose()
+        yield from _async_database(url.render_as_string(hide_password=False))
+        return
     db = Database(ReplicatedTopology(Node("primary", engine)))
     db.create_all(Base.metadata)
     try:
@@ -84,6 +101,22 @@ def database(
         db.drop_all(Base.metadata)
         db.close()
         engine.dispose()
+
+
+def _async_database(url: str) -> Iterator[Database]:
+    """The AsyncDatabase twin on *url*, behind its sync face (one loop for the module)."""
+    loop = asyncio.new_event_loop()
+    adb = AsyncDatabase(ReplicatedTopology(Node("primary", async_engine_from_url(url))))
+    db: Any = Blocking(adb, loop)
+    db.create_all(Base.metadata)
+    try:
+        yield db
+    finally:
+        try:
+            db.drop_all(Base.metadata)
+            db.dispose()
+        finally:
+            loop.close()
 
 
 @pytest.fixture

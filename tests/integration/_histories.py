@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import traceback
@@ -14,6 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from commercekit.metrics import InMemoryMetrics
 from commercekit.repository import (
+    AsyncDatabase,
     Database,
     ReadSettings,
     ReplicatedTopology,
@@ -106,6 +108,76 @@ def run_histories(
     return tally
 
 
+SETTINGS = {
+    "policy": RoutingPolicy(max_lag_s=2.0, tolerable_lag_s=30.0, min_replicas=1),
+    "reads": ReadSettings(token_wait_s=0.05, probe_interval_s=0.2, eject_s=0.2, max_eject_s=1.0),
+    "retry": RetryPolicy(attempts=4),
+}
+"""The Database settings of these tests, for the sync and the async twin alike."""
+
+
+def run_async_histories(
+    primary_url: str,
+    replica_urls: Sequence[str],
+    *,
+    count: int,
+    with_tokens: bool,
+    tasks: int = 8,
+    keys_per_task: int = 100,
+    seed: int = 7,
+    base_key: int = 0,
+) -> tuple[Tally, float]:
+    """The histories of :func:`run_histories` through an :class:`AsyncDatabase`, as tasks.
+
+    Returns the tally and the share of reads the replicas served.
+    """
+    tally = Tally()
+
+    async def worker(db: AsyncDatabase, t: int) -> None:
+        rng = random.Random(seed * 1000 + t)
+        keys = range(base_key + t * keys_per_task, base_key + (t + 1) * keys_per_task)
+        repo = db.repository(Item)
+        for _ in range(count // tasks):
+            key = rng.choice(keys)
+            value = rng.randrange(1, 2**31)
+
+            async def write(uow: object, key: int = key, value: int = value) -> None:
+                items = uow.repository(Item)  # type: ignore[attr-defined]
+                found = await items.get(key)
+                if found is None:
+                    await items.add(Item(id=key, value=value))
+                else:
+                    await items.update(found, value=value)
+
+            try:
+                token = await (await db.run(write, retry=True)).token()
+                got = await repo.get(key, token=token if with_tokens else None)
+            except Exception:  # counted and reported by the test
+                tally.failures += 1
+                if len(tally.errors) < 5:
+                    tally.errors.append(traceback.format_exc()[-1500:])
+                continue
+            tally.histories += 1
+            tally.stale += got is None or got.value != value
+
+    async def main() -> float:
+        metrics = InMemoryMetrics()
+        topology = ReplicatedTopology.from_urls(
+            primary_url, list(replica_urls), asyncio=True, pool_size=8
+        )
+        db = AsyncDatabase(topology, metrics=metrics, **SETTINGS)
+        try:
+            await db.probe()
+            await asyncio.gather(*(worker(db, t) for t in range(tasks)))
+        finally:
+            await db.dispose()
+        replica, primary = reads(metrics)
+        return replica / max(replica + primary, 1)
+
+    share = asyncio.run(main())
+    return tally, share
+
+
 @contextmanager
 def replicated_database(
     primary_url: str, replica_urls: Sequence[str], wait_caught_up: Callable[[], None]
@@ -113,13 +185,7 @@ def replicated_database(
     """A Database over a real primary and replicas, tuned for fault tests, on fresh tables."""
     topology = ReplicatedTopology.from_urls(primary_url, list(replica_urls), pool_size=8)
     metrics = InMemoryMetrics()
-    db = Database(
-        topology,
-        metrics=metrics,
-        policy=RoutingPolicy(max_lag_s=2.0, tolerable_lag_s=30.0, min_replicas=1),
-        reads=ReadSettings(token_wait_s=0.05, probe_interval_s=0.2, eject_s=0.2, max_eject_s=1.0),
-        retry=RetryPolicy(attempts=4),
-    )
+    db = Database(topology, metrics=metrics, **SETTINGS)
     HBase.metadata.drop_all(topology.primary.engine)
     db.create_all(HBase.metadata)
     wait_caught_up()

@@ -2,7 +2,8 @@
 
 Parametrised over a PostgreSQL primary with two streaming standbys and a
 MariaDB primary with a GTID replica. Three reader threads and one writer run
-while one node is frozen or killed for a few seconds:
+while one node is frozen or killed for a few seconds (and, while a replica is
+frozen, three asyncio reader tasks through an :class:`AsyncDatabase` as well):
 
 * every read answers within ``READ_BOUND_S`` (the worst read latency per
   fault is printed), and no read fails while a node that can serve it is up;
@@ -18,6 +19,7 @@ whatever the test did. The default run freezes for ``FREEZE_S``; set
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import threading
@@ -31,6 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from commercekit.errors import CommerceKitError
 from commercekit.repository import (
+    AsyncDatabase,
     CommitOutcomeUnknownError,
     Database,
     DatabaseUnavailableError,
@@ -92,21 +95,29 @@ class Rig:
     """Wait until every server is up and every replica has caught up."""
     thaw_all: Callable[[], None]
 
-    def database(self) -> tuple[Database, ReplicatedTopology]:
-        topology = ReplicatedTopology.from_urls(
+    def topology(self, *, asyncio: bool = False) -> ReplicatedTopology:
+        return ReplicatedTopology.from_urls(
             self.primary_url,
             self.replica_urls,
             statement_timeout_s=DEADLINE_S,
             connect_timeout_s=CONNECT_S,
             pool_size=8,
+            asyncio=asyncio,
         )
-        db = Database(
-            topology,
-            policy=RoutingPolicy(max_lag_s=5.0, tolerable_lag_s=30.0, min_replicas=1),
-            reads=ReadSettings(token_wait_s=0.2, probe_interval_s=0.2, eject_s=0.5),
-            retry=RetryPolicy(attempts=3),
-        )
-        return db, topology
+
+    def database(self) -> tuple[Database, ReplicatedTopology]:
+        topology = self.topology()
+        return Database(topology, **SETTINGS), topology
+
+    def async_database(self) -> AsyncDatabase:
+        return AsyncDatabase(self.topology(asyncio=True), **SETTINGS)
+
+
+SETTINGS = {
+    "policy": RoutingPolicy(max_lag_s=5.0, tolerable_lag_s=30.0, min_replicas=1),
+    "reads": ReadSettings(token_wait_s=0.2, probe_interval_s=0.2, eject_s=0.5),
+    "retry": RetryPolicy(attempts=3),
+}
 
 
 def _pg_rig(request: pytest.FixtureRequest) -> Rig:
@@ -199,6 +210,8 @@ class Load:
     unknown: list[int] = attrs.field(factory=list)
     write_failures: list[tuple[str, float]] = attrs.field(factory=list)
     write_errors: list[str] = attrs.field(factory=list)
+    async_read_latencies: list[float] = attrs.field(factory=list)
+    async_read_errors: list[str] = attrs.field(factory=list)
 
 
 def _run_load(
@@ -208,6 +221,7 @@ def _run_load(
     fault: Callable[[], None],
     recover: Callable[[], None],
     hold_s: float,
+    async_db: Callable[[], AsyncDatabase] | None = None,
 ) -> Load:
     load = Load()
     lock = threading.Lock()
@@ -216,6 +230,14 @@ def _run_load(
     for i in seeded:
         db.run(lambda uow, i=i: uow.repository(FaultItem).add(FaultItem(id=i, value=i)))
     _warm_up(db, seeded)
+    ready = threading.Event()
+    async_thread = None
+    if async_db is not None:
+        async_thread = threading.Thread(
+            target=lambda: asyncio.run(_async_readers(async_db, seeded, load, stop, ready))
+        )
+        async_thread.start()
+        assert ready.wait(timeout=30), "the asyncio readers did not start"
 
     def reader(seed: int) -> None:
         rng = random.Random(seed)
@@ -259,6 +281,8 @@ def _run_load(
     threads.append(threading.Thread(target=writer))
     for t in threads:
         t.start()
+    if async_thread is not None:
+        threads.append(async_thread)
     try:
         time.sleep(0.5)
         fault()
@@ -270,6 +294,40 @@ def _run_load(
         for t in threads:
             t.join(timeout=60)
     return load
+
+
+async def _async_readers(
+    make: Callable[[], AsyncDatabase],
+    keys: list[int],
+    load: Load,
+    stop: threading.Event,
+    ready: threading.Event,
+) -> None:
+    """Three reader tasks on one loop; each read's latency, or its error, goes to *load*."""
+    db = make()
+    repo = db.repository(FaultItem)
+    try:
+        await asyncio.gather(*(repo.get(key) for key in keys[:8]))  # pooled connections
+        await db.probe()
+        ready.set()
+
+        async def reader(seed: int) -> None:
+            rng = random.Random(seed)
+            while not stop.is_set():
+                key = rng.choice(keys)
+                started = time.monotonic()
+                try:
+                    found = await repo.get(key)
+                    assert found is not None
+                    assert found.value == key
+                except Exception as exc:
+                    load.async_read_errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                load.async_read_latencies.append(time.monotonic() - started)
+
+        await asyncio.gather(*(reader(seed) for seed in range(100, 103)))
+    finally:
+        ready.set()
+        await db.dispose()
 
 
 def _warm_up(db: Database, keys: list[int]) -> None:
@@ -302,6 +360,14 @@ def _check(rig: Rig, db: Database, load: Load, label: str) -> None:
     assert worst_read <= READ_BOUND_S
     assert worst_write <= WRITE_BOUND_S
     assert load.acknowledged  # the writer made progress around the fault
+    if load.async_read_latencies:
+        worst_async = max(load.async_read_latencies)
+        print(
+            f"{rig.engine} {label} asyncio: {len(load.async_read_latencies)} reads, worst "
+            f"{worst_async:.2f} s, {len(load.async_read_errors)} failed"
+        )
+        assert load.async_read_errors == []
+        assert worst_async <= READ_BOUND_S
     rig.settle()
     with db.unit_of_work() as uow:  # the primary: the truth
         stored = set(
@@ -351,7 +417,11 @@ def _fault_round(rig: Rig, target: str, how: str, hold_s: float, *, base: int) -
             rig.restart(server)
 
     try:
-        load = _run_load(db, base=base, fault=fault, recover=recover, hold_s=hold_s)
+        # The asyncio twin reads through the replica freeze too (the same bound).
+        async_db = rig.async_database if (target, how) == ("replica", "stop") else None
+        load = _run_load(
+            db, base=base, fault=fault, recover=recover, hold_s=hold_s, async_db=async_db
+        )
         _check(rig, db, load, f"{target} {'SIGSTOP' if how == 'stop' else 'SIGKILL'}")
     finally:
         rig.thaw_all()

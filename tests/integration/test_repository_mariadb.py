@@ -15,7 +15,14 @@ from commercekit.repository import (
     DatabaseUnavailableError,
     GtidPosition,
 )
-from tests.integration._histories import Item, M, reads, replicated_database, run_histories
+from tests.integration._histories import (
+    Item,
+    M,
+    reads,
+    replicated_database,
+    run_async_histories,
+    run_histories,
+)
 from tests.integration._servers import MariaDbPair
 
 pytestmark = pytest.mark.integration
@@ -80,17 +87,31 @@ def test_replica_serves_token_reads_when_caught_up_and_naive_reads_are_stale(
     time.sleep(0.5)
     db.probe()
     before = reads(metrics)
-    tally = run_histories(db, count=1000, with_tokens=True, base_key=10_000, seed=11)
+    tally = run_histories(db, count=600, with_tokens=True, base_key=10_000, seed=11)
     replica, primary = (a - b for a, b in zip(reads(metrics), before, strict=True))
     share = replica / (replica + primary)
-    control = run_histories(db, count=1000, with_tokens=False, base_key=20_000, seed=13)
+    control = run_histories(db, count=600, with_tokens=False, base_key=20_000, seed=13)
+    # The asyncio twin (asyncmy) on the same pair: 8 tasks on one loop, the same histories.
+    async_tally, async_share = run_async_histories(
+        pair.url("primary"),
+        [pair.url("replica")],
+        count=400,
+        with_tokens=True,
+        base_key=30_000,
+        seed=17,
+    )
     print(
         f"\nMariaDB caught up: token reads stale {tally.stale}/{tally.histories}, replica share "
         f"{share:.1%}; without tokens stale {control.stale}/{control.histories} "
-        f"({control.stale / control.histories:.1%})"
+        f"({control.stale / control.histories:.1%}); async token reads stale "
+        f"{async_tally.stale}/{async_tally.histories}, replica share {async_share:.1%}"
     )
     assert tally.stale == 0
     assert share >= 0.95
+    assert async_tally.failures == 0, async_tally.errors
+    assert async_tally.histories == 400
+    assert async_tally.stale == 0
+    assert async_share >= 0.9
 
 
 def test_primary_down_writes_fail_typed_and_reads_go_on(

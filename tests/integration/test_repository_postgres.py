@@ -16,7 +16,13 @@ from commercekit.repository import (
     Database,
     DatabaseUnavailableError,
 )
-from tests.integration._histories import Item, reads, replicated_database, run_histories
+from tests.integration._histories import (
+    Item,
+    reads,
+    replicated_database,
+    run_async_histories,
+    run_histories,
+)
 from tests.integration._servers import PgCluster
 
 pytestmark = pytest.mark.integration
@@ -75,18 +81,32 @@ def test_replicas_serve_token_reads_when_caught_up_and_naive_reads_are_stale(
     time.sleep(0.5)  # let probes see both standbys back
     db.probe()
     before = reads(metrics)
-    tally = run_histories(db, count=1000, with_tokens=True, base_key=10_000, seed=11)
+    tally = run_histories(db, count=600, with_tokens=True, base_key=10_000, seed=11)
     replica, primary = (a - b for a, b in zip(reads(metrics), before, strict=True))
     share = replica / (replica + primary)
-    control = run_histories(db, count=1000, with_tokens=False, base_key=20_000, seed=13)
+    control = run_histories(db, count=600, with_tokens=False, base_key=20_000, seed=13)
+    # The asyncio twin on the same standbys: 8 tasks on one loop, the same histories.
+    async_tally, async_share = run_async_histories(
+        cluster.url("primary"),
+        [cluster.url(n) for n in cluster.standby_names],
+        count=400,
+        with_tokens=True,
+        base_key=30_000,
+        seed=17,
+    )
     print(
         f"\nPG caught up: token reads stale {tally.stale}/{tally.histories}, replica share "
         f"{share:.1%}; without tokens stale {control.stale}/{control.histories} "
-        f"({control.stale / control.histories:.1%})"
+        f"({control.stale / control.histories:.1%}); async token reads stale "
+        f"{async_tally.stale}/{async_tally.histories}, replica share {async_share:.1%}"
     )
     assert tally.stale == 0
     assert share >= 0.95
     assert control.failures == 0
+    assert async_tally.failures == 0, async_tally.errors
+    assert async_tally.histories == 400
+    assert async_tally.stale == 0
+    assert async_share >= 0.9
 
 
 def test_every_write_statement_runs_on_the_primary_and_none_on_a_standby(

@@ -10,7 +10,7 @@ import attrs
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from commercekit.errors import ConfigurationError
 
@@ -37,6 +37,11 @@ _ASYNC_DRIVERS = {
     "mysql": "mysql+asyncmy",
     "mariadb": "mysql+asyncmy",
     "sqlite": "sqlite+aiosqlite",
+    # A sync driver named in a URL gets its async counterpart, so one URL serves both twins.
+    "postgresql+psycopg2": "postgresql+psycopg",
+    "mysql+pymysql": "mysql+asyncmy",
+    "mariadb+pymysql": "mysql+asyncmy",
+    "sqlite+pysqlite": "sqlite+aiosqlite",
 }
 _DEADLINE_DRIVERS = {"psycopg", "pymysql", "asyncmy"}
 
@@ -107,7 +112,12 @@ def _create_async_engine(url: URL, **options: Any) -> AsyncEngine:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
-        options.setdefault("poolclass", StaticPool)
+        # One connection holds the in-memory database. The sync engine shares it
+        # (StaticPool), but tasks interleave their transactions on one connection,
+        # so here they queue for it instead: a pool of exactly one.
+        options.setdefault("poolclass", AsyncAdaptedQueuePool)
+        options.setdefault("pool_size", 1)
+        options.setdefault("max_overflow", 0)
     return create_async_engine(url, **options)
 
 
