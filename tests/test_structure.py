@@ -43,10 +43,7 @@ LONG_ALLOWED: dict[str, str] = {
 }
 
 # Folders of more than 15 modules, being grouped into sub-packages by others.
-WIDE_ALLOWED: dict[str, str] = {
-    # repository: 21 modules; the async repository work regroups it.
-    "commercekit/repository": "repository",
-}
+WIDE_ALLOWED: dict[str, str] = {}
 
 # Import cycles (as sorted module sets) being untangled by others.
 CYCLES_ALLOWED: dict[frozenset[str], str] = {}

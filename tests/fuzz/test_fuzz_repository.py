@@ -27,7 +27,7 @@ from commercekit.repository import (
     ShardedTopology,
     sqlite_engine,
 )
-from commercekit.repository._position import parse_position
+from commercekit.repository._policy._position import parse_position
 from tests.fuzz.hostile import hostile_bytes, hostile_text, not_a_string, only_ours
 from tests.repository.models import Base, Customer, customer
 

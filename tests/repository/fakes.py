@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, insert, select
 
 from commercekit.repository import Lsn, Position, ReplicaStatus
-from commercekit.repository._position import covers
+from commercekit.repository._policy._position import covers
 
 from .models import Base
 

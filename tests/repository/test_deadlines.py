@@ -22,7 +22,7 @@ from commercekit.repository import (
     engine_from_url,
     sqlite_engine,
 )
-from commercekit.repository._deadlines import Watchdog, _drop_socket, connect_args_for
+from commercekit.repository._engines._deadlines import Watchdog, _drop_socket, connect_args_for
 from commercekit.repository._errors import ErrorKind, classify
 from tests.conftest import missing_service
 

@@ -13,8 +13,8 @@ from commercekit.repository import (
     ReplicatedTopology,
     sqlite_engine,
 )
-from commercekit.repository._position import covers, format_position, later, parse_position
-from commercekit.repository._token import as_token
+from commercekit.repository._policy._position import covers, format_position, later, parse_position
+from commercekit.repository._policy._token import as_token
 
 from .strategies import gtids, lsns, positions
 

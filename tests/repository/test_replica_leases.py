@@ -11,7 +11,7 @@ from sqlalchemy import text
 from commercekit.errors import CommerceKitError
 from commercekit.metrics import InMemoryMetrics
 from commercekit.repository import ReadSettings, Role, UnitOfWork
-from commercekit.repository._replicas import ReplicaSet
+from commercekit.repository._runtime._replicas import ReplicaSet
 
 from .fakes import FakeClock
 from .models import Customer

@@ -7,7 +7,7 @@ from collections import Counter
 from commercekit.balancer import NodeHealth
 from commercekit.metrics import NullMetrics
 from commercekit.repository import ReadSettings, ReplicaStatus, RoutingPolicy
-from commercekit.repository._replicas import ReplicaSet
+from commercekit.repository._runtime._replicas import ReplicaSet
 
 from .fakes import FakeClock
 

@@ -18,7 +18,7 @@ from commercekit.repository import (
     route_read,
     route_write,
 )
-from commercekit.repository._position import covers
+from commercekit.repository._policy._position import covers
 
 from .strategies import lsns, positions, replica_views
 

@@ -27,17 +27,20 @@ from ._asyncio import (
     AsyncRepository,
     AsyncUnitOfWork,
 )
-from ._database import Committed, Database
-from ._group import ReadSettings
-from ._keyset import OrderSpec
-from ._outbox import Outbox, OutboxClaim, OutboxEvent, new_event_id
-from ._placement import ShardPlacement, capped_shards, ketama_shards
-from ._position import CommitTime, GtidPosition, Lsn, Position
-from ._reads import ReadRepository
-from ._repository import Page, Repository, Versioned
-from ._reshard import keys_to_move
-from ._retry import RetryPolicy
-from ._routing import (
+from ._engines._sources import CommitTimePositions, MariaDbPositions, PostgresPositions
+from ._engines._sqlite import configure_sqlite, sqlite_engine
+from ._engines._topology import (
+    Node,
+    ReplicatedTopology,
+    ShardedTopology,
+    async_engine_from_url,
+    engine_from_url,
+)
+from ._policy._keyset import OrderSpec
+from ._policy._placement import ShardPlacement, capped_shards, ketama_shards
+from ._policy._position import CommitTime, GtidPosition, Lsn, Position
+from ._policy._reshard import keys_to_move
+from ._policy._routing import (
     FallbackReason,
     ReplicaView,
     Role,
@@ -48,18 +51,15 @@ from ._routing import (
     route_read,
     route_write,
 )
-from ._sources import CommitTimePositions, MariaDbPositions, PostgresPositions
-from ._sqlite import configure_sqlite, sqlite_engine
-from ._token import ConsistencyToken, TokenLike
-from ._topology import (
-    Node,
-    ReplicatedTopology,
-    ShardedTopology,
-    async_engine_from_url,
-    engine_from_url,
-)
+from ._policy._token import ConsistencyToken, TokenLike
+from ._retry import RetryPolicy
+from ._runtime._database import Committed, Database
+from ._runtime._group import ReadSettings
+from ._runtime._outbox import Outbox, OutboxClaim, OutboxEvent, new_event_id
+from ._runtime._reads import ReadRepository
+from ._runtime._repository import Page, Repository, Versioned
+from ._runtime._uow import UnitOfWork
 from ._typing import Clock, PositionSource, ReplicaStatus, Topology, TopologyNode
-from ._uow import UnitOfWork
 
 __all__ = [
     "AsyncCommitted",

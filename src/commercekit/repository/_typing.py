@@ -8,7 +8,7 @@ from typing import Protocol
 import attrs
 from sqlalchemy import Connection, Engine
 
-from ._position import Position
+from ._policy._position import Position
 
 __all__ = [
     "Clock",

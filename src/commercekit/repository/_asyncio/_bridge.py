@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.util import await_, greenlet_spawn
 
-from commercekit.repository._group import Background
+from commercekit.repository._runtime._background import Background
 
 __all__ = ["await_", "greenlet_sleep", "run_sync", "spawn_task"]
 

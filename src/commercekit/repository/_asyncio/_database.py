@@ -19,16 +19,16 @@ from sqlalchemy import MetaData
 
 from commercekit.errors import ConfigurationError
 from commercekit.metrics import Metrics
-from commercekit.repository._database import Database
-from commercekit.repository._group import ReadSettings
-from commercekit.repository._placement import ShardPlacement, ketama_shards
-from commercekit.repository._retry import RetryPolicy, call_with_retries
-from commercekit.repository._routing import RoutingPolicy
-from commercekit.repository._token import TokenLike
-from commercekit.repository._topology import ShardedTopology
+from commercekit.repository._engines._topology import ShardedTopology
+from commercekit.repository._policy._placement import ShardPlacement, ketama_shards
+from commercekit.repository._policy._routing import RoutingPolicy
+from commercekit.repository._policy._token import TokenLike
+from commercekit.repository._retry import RetryPolicy, acall_with_retries
+from commercekit.repository._runtime._database import Database
+from commercekit.repository._runtime._group import ReadSettings
 from commercekit.repository._typing import Clock, PositionSource, Topology
 
-from ._bridge import await_, greenlet_sleep, run_sync, spawn_task, wait_for
+from ._bridge import greenlet_sleep, run_sync, spawn_task, wait_for
 from ._repository import AsyncReadRepository
 from ._uow import AsyncUnitOfWork
 
@@ -153,7 +153,8 @@ class AsyncDatabase:
         """Await *work* in a unit of work and commit; return its value and unit of work.
 
         Retried as :meth:`Database.run` retries (the same policy and the same
-        rule of what is transient), waiting without blocking the loop.
+        rule of what is transient, through its asyncio form), waiting with
+        ``asyncio.sleep``.
         """
 
         async def once() -> AsyncCommitted[R]:
@@ -166,12 +167,8 @@ class AsyncDatabase:
         if not (read_only or retry):
             return await once()
         db = self._db
-        return await run_sync(
-            call_with_retries,
-            lambda: await_(once()),
-            db._retry,
-            on_retry=db._metrics.retries["unit_of_work"].inc,
-            sleep=greenlet_sleep,
+        return await acall_with_retries(
+            once, db._retry, on_retry=db._metrics.retries["unit_of_work"].inc
         )
 
     # -- reads outside a unit of work -----------------------------------------

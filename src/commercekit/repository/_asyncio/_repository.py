@@ -14,10 +14,10 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commercekit.repository._keyset import OrderSpec
-from commercekit.repository._reads import ReadRepository
-from commercekit.repository._repository import Page, Repository
-from commercekit.repository._token import TokenLike
+from commercekit.repository._policy._keyset import OrderSpec
+from commercekit.repository._policy._token import TokenLike
+from commercekit.repository._runtime._reads import ReadRepository
+from commercekit.repository._runtime._repository import Page, Repository
 
 from ._bridge import run_sync
 

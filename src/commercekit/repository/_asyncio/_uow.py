@@ -15,9 +15,9 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
-from commercekit.repository._routing import Role
-from commercekit.repository._token import ConsistencyToken
-from commercekit.repository._uow import UnitOfWork, _ReadOnlySession
+from commercekit.repository._policy._routing import Role
+from commercekit.repository._policy._token import ConsistencyToken
+from commercekit.repository._runtime._uow import UnitOfWork, _ReadOnlySession
 
 from ._bridge import run_sync
 from ._repository import AsyncRepository

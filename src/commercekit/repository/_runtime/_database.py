@@ -17,19 +17,20 @@ from sqlalchemy import Engine, MetaData, event
 
 from commercekit.errors import CommerceKitError, ConfigurationError, InvalidInputError
 from commercekit.metrics import Metrics, NullMetrics
+from commercekit.repository._engines._topology import ShardedTopology
+from commercekit.repository._policy._keyset import column_names
+from commercekit.repository._policy._placement import ShardPlacement, ketama_shards
+from commercekit.repository._policy._routing import Role, RoutingPolicy
+from commercekit.repository._policy._token import ConsistencyToken, TokenLike, as_token
+from commercekit.repository._retry import RetryPolicy, call_with_retries
+from commercekit.repository._typing import Clock, PositionSource, Topology
 
-from ._group import GroupRuntime, ReadSettings, Spawn
-from ._keyset import column_names
+from ._background import Spawn
+from ._group import GroupRuntime, ReadSettings
 from ._metrics import RepositoryMetrics
-from ._placement import ShardPlacement, ketama_shards
 from ._reads import ReadRepository
 from ._replicas import key_text
 from ._repository import model_info
-from ._retry import RetryPolicy, call_with_retries
-from ._routing import Role, RoutingPolicy
-from ._token import ConsistencyToken, TokenLike, as_token
-from ._topology import ShardedTopology
-from ._typing import Clock, PositionSource, Topology
 from ._uow import NOTICES_KEY, SessionFactory, UnitOfWork, plain_session
 
 __all__ = ["Committed", "Database"]

@@ -49,8 +49,8 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from commercekit.errors import InvalidInputError, ReadOnlyError, UnsupportedTypeError
+from commercekit.repository._typing import Clock
 
-from ._typing import Clock
 from ._uow import UnitOfWork
 
 __all__ = ["Outbox", "OutboxClaim", "OutboxEvent", "new_event_id"]

@@ -29,17 +29,17 @@ from commercekit.errors import (
     ReadOnlyError,
 )
 from commercekit.metrics import span
+from commercekit.repository._engines._sources import CommitTimePositions
+from commercekit.repository._engines._sqlite import BEGIN_OPTION
+from commercekit.repository._errors import ErrorKind, classify, describe, translate
+from commercekit.repository._policy._position import CommitTime, Position
+from commercekit.repository._policy._routing import Role
+from commercekit.repository._policy._token import ConsistencyToken
+from commercekit.repository._typing import Clock, PositionSource, TopologyNode
 
-from ._errors import ErrorKind, classify, describe, translate
 from ._group import GroupRuntime
 from ._metrics import RepositoryMetrics
-from ._position import CommitTime, Position
 from ._repository import Repository
-from ._routing import Role
-from ._sources import CommitTimePositions
-from ._sqlite import BEGIN_OPTION
-from ._token import ConsistencyToken
-from ._typing import Clock, PositionSource, TopologyNode
 
 __all__ = ["NOTICES_KEY", "SessionFactory", "UnitOfWork", "plain_session"]
 

@@ -33,11 +33,10 @@ from commercekit.balancer import (
 )
 from commercekit.errors import InvalidInputError, InvalidStateError, UnavailableError
 from commercekit.metrics import Metrics
-
-from ._placement import shard_key_text
-from ._position import Position, later
-from ._routing import ReplicaView, RoutingPolicy, in_rotation
-from ._typing import Clock, ReplicaStatus
+from commercekit.repository._policy._placement import shard_key_text
+from commercekit.repository._policy._position import Position, later
+from commercekit.repository._policy._routing import ReplicaView, RoutingPolicy, in_rotation
+from commercekit.repository._typing import Clock, ReplicaStatus
 
 __all__ = ["ReplicaSet", "key_text"]
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, text
 
-from ._position import CommitTime, GtidPosition, Lsn, Position, covers
-from ._typing import Clock, PositionSource, ReplicaStatus
+from commercekit.repository._policy._position import CommitTime, GtidPosition, Lsn, Position, covers
+from commercekit.repository._typing import Clock, PositionSource, ReplicaStatus
 
 __all__ = [
     "CommitTimePositions",

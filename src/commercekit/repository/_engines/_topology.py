@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from commercekit.errors import ConfigurationError
+from commercekit.repository._policy._token import GROUP_NAME
+from commercekit.repository._typing import Topology
 
 from ._deadlines import connect_args_for, install_deadlines
 from ._sqlite import configure_sqlite
-from ._token import GROUP_NAME
-from ._typing import Topology
 
 __all__ = [
     "Node",

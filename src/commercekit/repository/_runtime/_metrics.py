@@ -17,8 +17,7 @@
 from __future__ import annotations
 
 from commercekit.metrics import Counter, Gauge, Histogram, Metrics
-
-from ._routing import FallbackReason, Role
+from commercekit.repository._policy._routing import FallbackReason, Role
 
 __all__ = ["ERROR_LABELS", "TOKEN_FALLBACK_REASONS", "RepositoryMetrics"]
 

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import attrs
 from sqlalchemy import Connection
@@ -25,15 +25,23 @@ from commercekit.errors import (
     SerializationFailureError,
 )
 from commercekit.metrics import Metrics
+from commercekit.repository._engines._deadlines import statement_timeout_of
+from commercekit.repository._engines._sources import position_source_for
+from commercekit.repository._errors import translate
+from commercekit.repository._policy._position import Position
+from commercekit.repository._policy._routing import (
+    FallbackReason,
+    Role,
+    Route,
+    RoutingPolicy,
+    Target,
+    route_read,
+)
+from commercekit.repository._typing import Clock, PositionSource, Topology, TopologyNode
 
-from ._deadlines import statement_timeout_of
-from ._errors import translate
+from ._background import Background, Spawn, spawn_thread
 from ._metrics import RepositoryMetrics
-from ._position import Position
 from ._replicas import ReplicaSet
-from ._routing import FallbackReason, Role, Route, RoutingPolicy, Target, route_read
-from ._sources import position_source_for
-from ._typing import Clock, PositionSource, Topology, TopologyNode
 
 __all__ = ["GroupRuntime", "ReadSettings"]
 
@@ -42,35 +50,6 @@ R = TypeVar("R")
 _log = logging.getLogger("commercekit.repository")
 
 ReadFn = Callable[[Connection, TopologyNode, Role], R]
-
-
-class Background(Protocol):
-    """Work started in the background (a probe): something that can be waited for."""
-
-    def join(self, timeout_s: float) -> None:
-        """Wait up to *timeout_s* for the work to end."""
-        ...
-
-
-Spawn = Callable[[Callable[[], None], str], Background]
-"""Start ``fn`` in the background under a name: a thread (sync), a task (asyncio)."""
-
-
-class _Thread:
-    __slots__ = ("_thread",)
-
-    def __init__(self, thread: threading.Thread) -> None:
-        self._thread = thread
-
-    def join(self, timeout_s: float) -> None:
-        self._thread.join(timeout_s)
-
-
-def spawn_thread(fn: Callable[[], None], name: str) -> Background:
-    """Run *fn* on a short-lived daemon thread (how a :class:`Database` probes)."""
-    thread = threading.Thread(target=fn, name=name, daemon=True)
-    thread.start()
-    return _Thread(thread)
 
 
 @attrs.frozen(kw_only=True)

@@ -17,11 +17,17 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from sqlalchemy import ColumnElement
 
 from commercekit.errors import InvalidInputError, NotFoundError
+from commercekit.repository._policy._keyset import (
+    OrderSpec,
+    encode_cursor,
+    merge_key,
+    order_keys,
+    row_values,
+)
+from commercekit.repository._policy._routing import Role
+from commercekit.repository._policy._token import TokenLike
 
-from ._keyset import OrderSpec, encode_cursor, merge_key, order_keys, row_values
 from ._repository import Page, Repository, model_info
-from ._routing import Role
-from ._token import TokenLike
 from ._uow import _ReadOnlySession
 
 if TYPE_CHECKING:

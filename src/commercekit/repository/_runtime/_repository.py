@@ -18,9 +18,8 @@ from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 from sqlalchemy.orm import exc as orm_exc
 
 from commercekit.errors import InvalidInputError, NotFoundError, StaleVersionError
-
-from ._errors import translate
-from ._keyset import (
+from commercekit.repository._errors import translate
+from commercekit.repository._policy._keyset import (
     OrderSpec,
     after_clause,
     column_names,
