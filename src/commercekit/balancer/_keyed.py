@@ -165,7 +165,9 @@ class KeyedPool(Pool):
             if len(mine) - 1 < factor * len(everyone) * first.weight / (weight or 1e-12):
                 if self._counting:
                     self._instruments.picks.inc()
-                return ledger.adopt(first)
+                    if first.instruments is not None:
+                        first.instruments.in_flight.add(1)
+                return Lease(ledger, first)
             mine.pop()
             everyone.pop()
         with self._lock:

@@ -40,26 +40,16 @@ class LeaseLedger:
         return len(self.held)
 
     def take(self, member: Member) -> Lease:
-        """Count a new lease on *member* and return it."""
+        """Count a new lease on *member* and return it.
+
+        A hot path may append to ``member.leases`` and :attr:`held` itself, check
+        a cap, and then make the ``Lease(ledger, member)`` (moving the gauge).
+        """
         member.leases.append(None)
         self.held.append(None)
-        return self.adopt(member)
-
-    def adopt(self, member: Member) -> Lease:
-        """The lease for a slot already appended to *member*'s and this ledger's counts.
-
-        For a hot path that counts first and checks a cap after (bounded loads).
-        """
         if self.counting and member.instruments is not None:
             member.instruments.in_flight.add(1)
         return Lease(self, member)
-
-    def give_back(self, member: Member) -> None:
-        """Uncount one lease on *member* (the one place leases are given back)."""
-        member.leases.pop()
-        self.held.pop()
-        if self.counting and member.instruments is not None:
-            member.instruments.in_flight.add(-1)
 
     def failed(self, member: Member) -> None:
         """A request on *member* failed: tell the balancer's outlier detection."""
@@ -100,7 +90,13 @@ class Lease:
             self._held.pop()
         except IndexError:
             return  # released before
-        self._ledger.give_back(self._member)  # no lock needed: deque pops are atomic
+        # The one place leases are given back (LeaseLedger.take counts them); inline, as
+        # release is on every request's path. No lock needed: deque pops are atomic.
+        member, ledger = self._member, self._ledger
+        member.leases.pop()
+        ledger.held.pop()
+        if ledger.counting and member.instruments is not None:
+            member.instruments.in_flight.add(-1)
 
     def report_failure(self) -> None:
         """Count a failed request on the node toward outlier ejection."""
