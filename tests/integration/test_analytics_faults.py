@@ -1,14 +1,15 @@
 """Exactly once under faults, through Redis Streams and through NATS JetStream.
 
-A generated shop history goes from the outbox through a relay that "crashes"
-between publishing and marking sent (it abandons its claim, which another
-round takes over after the lease, publishing the same ids again), into a
+A generated shop history goes from the outbox through relay processes that
+are SIGKILLed between publishing and marking sent (each planned crash is a
+relay killing itself right after a publish; the next relay takes the batch
+over when its lease runs out and publishes the same ids again), into a
 consumer process that is SIGKILLed and restarted five times at random
 points, while the broker connection is dropped (Redis: ``CLIENT KILL`` of the
 consumer's own connection; NATS: a restart of the test's own nats-server).
 The stored aggregates must equal DuckDB's reference from the raw history.
 
-The default run uses 5,000 events; set COMMERCEKIT_LARGE=1 for the marked
+The default run uses 3,000 events; set COMMERCEKIT_LARGE=1 for the marked
 200,000-event run.
 """
 
@@ -34,11 +35,9 @@ from commercekit.analytics import (
     AnalyticsStore,
     EventLog,
     LogRecord,
-    OutboxRelay,
     Reports,
     record,
 )
-from commercekit.errors import TransientError
 from commercekit.repository import Database, Node, Outbox, ReplicatedTopology, sqlite_engine
 from tests.analytics._history import (
     FUNNEL,
@@ -114,28 +113,31 @@ def _processed(db: Database, store: AnalyticsStore) -> int:
         )
 
 
+RELAY = Path(__file__).resolve().parent.parent / "analytics" / "_relay_process.py"
+RELAY_CRASHES = 3
+
+
 def _relay(
-    shop: Database, outbox: Outbox, log: EventLog, stop: threading.Event, errors: list[Any]
+    shop_db: Path, log_url: str, err_path: Path, stop: threading.Event, errors: list[Any]
 ) -> None:
-    """Relay rounds; every 7th "crashes" after publishing, before marking sent."""
-    relay = OutboxRelay(shop, outbox, log, batch_size=250, lease_s=1.0)
-    rounds = 0
+    """Relay processes in turn: RELAY_CRASHES are SIGKILLed after a publish, the last drains."""
     try:
-        while not stop.is_set():
-            try:
-                claim = relay.claim()
-                if not claim.events:
-                    if not shop.run(outbox.pending, read_only=True).value:
-                        return
-                    time.sleep(0.1)  # only leased (crashed) batches are left: wait them out
-                    continue
-                relay.publish(claim)
-                rounds += 1
-                if rounds % 7 == 3:
-                    continue  # the crash: published, never marked sent
-                relay.mark_sent(claim)
-            except TransientError:
-                time.sleep(0.1)  # the broker is down: the claim was released, try again
+        for crash in range(RELAY_CRASHES + 1):
+            cmd = [sys.executable, str(RELAY), str(shop_db), log_url]
+            if crash < RELAY_CRASHES:
+                cmd += ["--crash-after-publish", str(2 + crash)]
+            with open(err_path, "ab") as err_file:
+                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_file)
+            while proc.poll() is None:
+                if stop.wait(0.2):
+                    proc.kill()
+                    proc.wait()
+                    return
+            want = -signal.SIGKILL if crash < RELAY_CRASHES else 0
+            if proc.returncode != want:
+                err = err_path.read_text(errors="replace")
+                errors.append(f"relay {crash} exited {proc.returncode}, not {want}: {err}")
+                return
     except BaseException as exc:  # pragma: no cover - reported by the test
         errors.append(exc)
 
@@ -145,6 +147,7 @@ def _run(
     n_events: int,
     publisher: EventLog,
     log_url: str,
+    relay_url: str,
     drop_connection: Any,
 ) -> None:
     rng = random.Random(n_events)
@@ -177,7 +180,10 @@ def _run(
             return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
 
     stop, errors = threading.Event(), []
-    relay = threading.Thread(target=_relay, args=(shop, outbox, publisher, stop, errors))
+    relay = threading.Thread(
+        target=_relay,
+        args=(tmp_path / "shop.db", relay_url, tmp_path / "relay.err", stop, errors),
+    )
     relay.start()
     proc = start()
     try:
@@ -216,7 +222,7 @@ def _run(
 
 
 def _size() -> int:
-    return 200_000 if os.environ.get("COMMERCEKIT_LARGE") == "1" else 5_000
+    return 200_000 if os.environ.get("COMMERCEKIT_LARGE") == "1" else 3_000
 
 
 def test_redis_streams_exactly_once_under_faults(tmp_path: Path) -> None:
@@ -233,8 +239,9 @@ def test_redis_streams_exactly_once_under_faults(tmp_path: Path) -> None:
                 client.client_kill_filter(_id=c["id"])
 
     try:
-        _run(tmp_path, _size(), publisher, url, drop)
-        assert client.xlen(stream) > _size()  # the crashed relay published some events twice
+        relay_url = f"redis://127.0.0.1:6379/0?stream={stream}"
+        _run(tmp_path, _size(), publisher, url, relay_url, drop)
+        assert client.xlen(stream) > _size()  # the crashed relays published some events twice
     finally:
         publisher.close()
         client.delete(stream)
@@ -254,6 +261,7 @@ def test_nats_jetstream_exactly_once_under_faults(tmp_path: Path, nats_server: N
         nats_server.start()
 
     try:
-        _run(tmp_path, _size(), publisher, f"{base}?stream={stream}&ack_wait_s=3", drop)
+        url = f"{base}?stream={stream}&ack_wait_s=3"
+        _run(tmp_path, _size(), publisher, url, f"{base}?stream={stream}", drop)
     finally:
         publisher.close()
