@@ -54,7 +54,7 @@ def test_a_number_is_never_shown(digits: str) -> None:
     card = Card(number, 1, 2030, cvv="9731")
     for text in (repr(number), str(number), f"{number}", repr(card), str(card), f"{card!r:>80}"):
         assert digits not in text
-        assert "9731" not in text
+        assert "9731" not in text.replace(number.masked, "")  # the shown digits may hold it
     assert number.reveal() == digits
 
 

@@ -17,7 +17,9 @@ counts it).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import itertools
 from collections.abc import Sequence
 
 from commercekit.cdn._message._stored import StoredResponse
@@ -29,6 +31,8 @@ from commercekit.metrics import Metrics, NullMetrics
 from ._memory import MemoryStore
 
 __all__ = ["TieredStore"]
+
+_LANDED_KEPT = 1024
 
 
 def _mark(entries: Sequence[StoredResponse]) -> tuple[tuple[object, ...], ...]:
@@ -98,6 +102,10 @@ class TieredStore:
         self._far = far
         self._pending: dict[str, int] = {}
         self._writes: set[asyncio.Task[None]] = set()
+        # Far writes finished, numbered, newest last: a lookup that raced one of them
+        # answers from the near tier rather than from what the far tier held before.
+        self._landed: collections.deque[str] = collections.deque(maxlen=_LANDED_KEPT)
+        self._landed_count = 0
         m = metrics if metrics is not None else NullMetrics()
         self._fallbacks = m.counter(
             "commercekit_cdn_near_tier_fallbacks_total",
@@ -122,14 +130,16 @@ class TieredStore:
 
     async def get(self, key: str, /) -> Sequence[StoredResponse]:
         """Ask the far store; on its failure, answer from the near tier."""
+        racing = key in self._pending
+        landed_before = self._landed_count
         try:
             found = await self._far.get(key)
         except UnavailableError:
             self._fallbacks.inc()
             return await self._near.get(key)
         near = self._near
-        if key in self._pending:
-            return await near.get(key)  # the far store has not got our latest write yet
+        if racing or key in self._pending or self._landed_since(landed_before, key):
+            return await near.get(key)  # the far answer may predate our latest write
         if not found:
             if key in near:
                 await near.delete(key)  # gone from the far store: purged, or expired there
@@ -151,12 +161,21 @@ class TieredStore:
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
+    def _landed_since(self, count: int, key: str) -> bool:
+        """Whether a far write of *key* finished after the *count*-th (unsure counts as yes)."""
+        since = self._landed_count - count
+        if since > len(self._landed):
+            return True
+        return since > 0 and key in itertools.islice(reversed(self._landed), since)
+
     async def _put_far(self, entry: StoredResponse) -> None:
         try:
             await self._far.put(entry)
         except UnavailableError:
             self._write_errors.inc()
         finally:
+            self._landed.append(entry.key)
+            self._landed_count += 1
             left = self._pending[entry.key] - 1
             if left:
                 self._pending[entry.key] = left
