@@ -23,7 +23,6 @@ from frameworks.provider import serve_provider  # noqa: E402
 from frameworks.shop import (  # noqa: E402
     AsyncShop,
     CheckoutForm,
-    ThreadPoolShop,
     error_answer,
     http_status,
 )
@@ -98,8 +97,7 @@ def test_a_bad_checkout_is_refused_with_a_typed_error(data: object) -> None:
 
 
 @pytest.mark.xfail(
-    AsyncShop is ThreadPoolShop,
-    reason="AsyncShop is the thread-pool stand-in until the asyncio payments and repository land",
+    reason="AsyncShop pays through the thread pool until the asyncio payment service lands",
     strict=True,
 )
 def test_async_handlers_let_more_checkouts_wait_on_the_provider_than_the_thread_pool_has() -> None:

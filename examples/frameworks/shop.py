@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
+import anyio.from_thread
+import anyio.to_thread
 import attrs
 from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -50,7 +52,15 @@ from commercekit.payments import (
     WebhookEvent,
     WebhookProcessor,
 )
-from commercekit.repository import Database, Node, ReplicatedTopology, Versioned, sqlite_engine
+from commercekit.repository import (
+    AsyncDatabase,
+    Database,
+    Node,
+    ReplicatedTopology,
+    Versioned,
+    async_engine_from_url,
+    sqlite_engine,
+)
 
 __all__ = [
     "AsyncShop",
@@ -272,9 +282,89 @@ class ThreadPoolShop:
         await anyio.to_thread.run_sync(self.shop.close)
 
 
-# THREAD-POOL STAND-IN: until commercekit has its asyncio payment service and
-# repository, the ASGI examples run the synchronous shop in the thread pool.
-AsyncShop = ThreadPoolShop
+class AsyncShop:
+    """The asyncio shop (FastAPI, Starlette, ``async def`` handlers): every call is awaited.
+
+    Built like :class:`Shop` from the asyncio twins; nothing here blocks the
+    event loop, so one worker keeps as many checkouts waiting on the provider
+    as it has connections to it. Await :meth:`start` before the first request.
+    """
+
+    def __init__(self, *, provider_url: str, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        (self.folder / "static").mkdir(parents=True, exist_ok=True)
+        self.metrics = PrometheusMetrics()
+        engine = async_engine_from_url(f"sqlite:///{self.folder / 'shop.db'}")
+        topology = ReplicatedTopology(Node("primary", engine))
+        self.database = AsyncDatabase(topology, metrics=self.metrics)
+        # THREAD-POOL STAND-IN: until commercekit has its asyncio payment service, the
+        # payment step runs the synchronous one in the thread pool.
+        self._transport = HttpxTransport(max_connections=POOL)
+        gateway = StripeGateway(API_KEY, transport=self._transport, base_url=provider_url)
+        self.payments = PaymentService(gateway, InMemoryIdempotencyStore(), metrics=self.metrics)
+        self.webhooks = WebhookProcessor(
+            StripeSignatureVerifier([WEBHOOK_SECRET]),
+            InMemoryIdempotencyStore(),
+            self._on_event,
+            metrics=self.metrics,
+        )
+
+    async def start(self) -> None:
+        """Create the tables (a migration tool's job in a real shop)."""
+        await self.database.create_all(Base.metadata)
+
+    async def checkout(self, form: CheckoutForm) -> tuple[int, dict[str, Any]]:
+        """Authorize the payment and write the order: the status and JSON body of the answer."""
+        result = await anyio.to_thread.run_sync(
+            lambda: self.payments.authorize(
+                form.order_id, form.amount, form.payment_method, idempotency_key=form.order_id
+            )
+        )
+        if authorized(result):
+            async with self.database.unit_of_work() as uow:
+                orders = uow.repository(Order)
+                if await orders.get(form.order_id) is None:  # a retried checkout writes it once
+                    await orders.add(new_order(form, result.reference))
+        return answer(form, result)
+
+    async def receive_webhook(self, payload: bytes, signature: str) -> str:
+        """Verify and handle one Stripe delivery once; return the outcome's name.
+
+        :class:`WebhookProcessor` calls its handler synchronously, inside its
+        exactly-once step; run it in a worker thread, and the handler awaits the
+        database back on the event loop (``anyio.from_thread.run``).
+        """
+        outcome = await anyio.to_thread.run_sync(self.webhooks.receive, payload, signature)
+        return outcome.value
+
+    def _on_event(self, event: WebhookEvent) -> None:
+        reference = captured_intent(event)
+        if reference is not None:
+            anyio.from_thread.run(self._captured, reference)
+
+    async def _captured(self, reference: str) -> None:
+        async with self.database.unit_of_work() as uow:
+            orders = uow.repository(Order)
+            for order in await orders.list(payment_reference=reference):
+                await orders.update(order.id, status="captured")
+
+    async def order(self, order_id: str) -> dict[str, str] | None:
+        """The stored order *order_id* as JSON, or None."""
+        found = await self.database.repository(Order).get(order_id)
+        return None if found is None else order_json(found)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The Prometheus text page for ``/metrics`` and its Content-Type."""
+        return self.metrics.exposition()
+
+    def make_edge(self) -> EdgeCache:
+        """A CDN edge over ``static/``, for the app to mount."""
+        return make_edge(self.folder, self.metrics)
+
+    async def aclose(self) -> None:
+        """Close the provider connections and the database."""
+        self._transport.close()
+        await self.database.close()
 
 
 def authorized(result: AnyResult) -> bool:
