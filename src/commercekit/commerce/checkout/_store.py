@@ -94,24 +94,19 @@ class CheckoutStore:
 
     def latest(self, cart_id: str, *, uow: UnitOfWork | None = None) -> CheckoutRow | None:
         """The cart's latest attempt (in *uow* when given)."""
-        params = {"cart_id": cart_id}
-        if uow is not None:
-            m = uow.session.execute(_LATEST, params).mappings().first()
-        else:
-            m = self._db.run(
-                lambda u: u.session.execute(_LATEST, params).mappings().first(), retry=True
-            ).value
-        return None if m is None else _row(m)
+        return self._one(_LATEST, {"cart_id": cart_id}, uow)
 
     def get(self, checkout_id: str, *, uow: UnitOfWork | None = None) -> CheckoutRow | None:
         """The attempt *checkout_id*."""
-        params = {"checkout_id": checkout_id}
-        if uow is not None:
-            m = uow.session.execute(_GET, params).mappings().first()
-        else:
-            m = self._db.run(
-                lambda u: u.session.execute(_GET, params).mappings().first(), retry=True
-            ).value
+        return self._one(_GET, {"checkout_id": checkout_id}, uow)
+
+    def _one(
+        self, query: Any, params: dict[str, str], uow: UnitOfWork | None
+    ) -> CheckoutRow | None:
+        def read(u: UnitOfWork) -> Any:
+            return u.session.execute(query, params).mappings().first()
+
+        m = read(uow) if uow is not None else self._db.run(read, retry=True).value
         return None if m is None else _row(m)
 
     def insert(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -33,7 +33,7 @@ from . import _tables as t
 from ._model import Order, OrderEvent, OrderLine, OrderPage
 from ._status import FulfilmentStatus, OrderStatus, PaymentStatus
 
-__all__ = ["OrdersBase", "order_number"]
+__all__ = ["OrdersBase", "order_from_rows", "order_number"]
 
 _INSERT_EVENT = t.order_events.insert()  # built once: SQLAlchemy keys its cache once
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base 32: no I, L, O, U
@@ -194,10 +194,11 @@ class OrdersBase:
             .order_by(ol.order_id, ol.line_no)
         ).mappings():
             lines.setdefault(r["order_id"], []).append(r)
-        return [_order(rows[i], lines.get(i, [])) for i in order_ids if i in rows]
+        return [order_from_rows(rows[i], lines.get(i, [])) for i in order_ids if i in rows]
 
 
-def _order(row: Any, line_rows: list[Any]) -> Order:
+def order_from_rows(row: Mapping[Any, Any], line_rows: Sequence[Mapping[Any, Any]]) -> Order:
+    """An order from its row and its lines' rows (as read, or as just inserted)."""
     unit = currency(row["currency"])
 
     def m(value: int) -> Money:

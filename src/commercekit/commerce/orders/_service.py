@@ -24,11 +24,11 @@ from commercekit.errors import (
     InvalidInputError,
     InvalidTransitionError,
 )
-from commercekit.money import Money, currency
+from commercekit.money import Money
 from commercekit.repository import UnitOfWork
 
 from . import _tables as t
-from ._base import order_number
+from ._base import order_from_rows, order_number
 from ._model import Order, OrderLine
 from ._payments import OrderPayments
 from ._status import FulfilmentStatus, OrderStatus, PaymentStatus, transition
@@ -97,11 +97,6 @@ class Orders(OrderPayments):
         # checkout key, or of the number (1 in 2**40 per pair), fails the unit of work
         # with DuplicateError; the caller looks which it was and runs it again.
         s.execute(_INSERT_ORDER, row)
-        unit = currency(code)
-
-        def m(value: object) -> Money:
-            return Money.from_minor(int(str(value)), unit)
-
         lines = [
             {
                 "order_id": order_id,
@@ -121,42 +116,7 @@ class Orders(OrderPayments):
         s.execute(_INSERT_LINES, lines)
         self._log(s, order_id, "placed", {"checkout_key": checkout_key})
         # The order as written, built from what was inserted (no read back).
-        order = Order(
-            id=order_id,
-            number=str(row["number"]),
-            checkout_key=checkout_key,
-            customer_id=customer_id,
-            status=OrderStatus.PLACED,
-            payment_status=PaymentStatus.AUTHORIZED,
-            fulfilment_status=FulfilmentStatus.UNFULFILLED,
-            subtotal=m(row["subtotal_minor"]),
-            discount=m(row["discount_minor"]),
-            shipping=m(row["shipping_minor"]),
-            tax=m(row["tax_minor"]),
-            total=m(row["total_minor"]),
-            captured=m(0),
-            refunded=m(0),
-            payment_id=payment_id,
-            reservation_id=reservation_id,
-            voucher=row["voucher"],
-            version=1,
-            lines=tuple(
-                OrderLine(
-                    int(ln["line_no"]),
-                    str(ln["sku"]),
-                    int(ln["qty"]),
-                    m(ln["unit_price_minor"]),
-                    m(ln["discount_minor"]),
-                    m(ln["tax_minor"]),
-                    m(ln["gross_minor"]),
-                    0,
-                    0,
-                    m(0),
-                )
-                for ln in lines
-            ),
-            anonymous_id=anonymous_id,
-        )
+        order = order_from_rows(row, lines)
         self._events.money(
             uow,
             "Order Completed",
