@@ -1,8 +1,11 @@
 """The contract every PaymentGateway keeps under PaymentService: sandbox, Stripe, Adyen, Amazon Pay.
 
 Each backend runs against its imitation (the sandbox in process, Stripe and
-Adyen through MockTransport, Amazon Pay over loopback HTTP), and the same
-lives must end the same way: an approved authorization (after the customer's
+Adyen through MockTransport, Amazon Pay over loopback HTTP), and so does each
+async twin (AsyncPaymentService over AsyncSandboxGateway, and AsyncStripeGateway
+and AsyncAdyenGateway over AsyncHttpxTransport to the same imitations served on
+loopback HTTPS), called through an event loop in a thread. The same lives must
+end the same way: an approved authorization (after the customer's
 action where the provider asks for one) captured once and refunded in parts,
 a decline with a standard code, a void, keyed retries that replay, and a
 lookup that never reports what did not happen.
@@ -10,10 +13,13 @@ lookup that never reports what did not happen.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import attrs
 import pytest
+from anyio.from_thread import BlockingPortal
 
 from commercekit.errors import InvalidInputError, InvalidStateError
 from commercekit.money import Money
@@ -22,6 +28,11 @@ from commercekit.payments import (
     AdyenGateway,
     AmazonPayGateway,
     AnyResult,
+    AsyncAdyenGateway,
+    AsyncHttpxTransport,
+    AsyncPaymentService,
+    AsyncSandboxGateway,
+    AsyncStripeGateway,
     Card,
     InMemoryIdempotencyStore,
     MockTransport,
@@ -35,10 +46,12 @@ from commercekit.payments import (
     SandboxGateway,
     StripeGateway,
 )
+from tests.payments.blocking import Blocking, portal
 from tests.payments.fake_adyen import FakeAdyen
 from tests.payments.fake_amazonpay import FakeAmazonPay, merchant_key, serve
 from tests.payments.fake_stripe import FakeStripe
 from tests.payments.test_amazonpay import KEY_ID, config_for
+from tests.payments.tls_server import tls_server
 
 OK, DECLINED = "4242424242424242", "4000000000000002"
 
@@ -48,14 +61,36 @@ class Backend:
     gateway: PaymentGateway
     source: Callable[[str], PaymentSource]  # a card number's scenario -> what to pay with
     customer_acts: Callable[[str], None]  # the customer passes the action on this reference
+    loop: BlockingPortal | None = None  # set for an async gateway: its calls run here
+
+    def service(self) -> PaymentService:
+        """A payment service over the gateway: the sync one, or the async twin made blocking."""
+        if self.loop is None:
+            return PaymentService(self.gateway, InMemoryIdempotencyStore())
+        inner: Any = self.gateway._target  # type: ignore[attr-defined]
+        twin = AsyncPaymentService(inner, InMemoryIdempotencyStore())
+        return Blocking(twin, self.loop)  # type: ignore[return-value]
 
 
 def _card(number: str) -> PaymentSource:
     return Card(number, 12, 2031, cvv="123")
 
 
-@pytest.fixture(params=["sandbox", "stripe", "adyen", "amazonpay"])
+@pytest.fixture(
+    params=[
+        "sandbox",
+        "stripe",
+        "adyen",
+        "amazonpay",
+        "async-sandbox",
+        "async-stripe",
+        "async-adyen",
+    ]
+)
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    if request.param.startswith("async-"):
+        yield from async_backend(request.param)
+        return
     if request.param == "sandbox":
         sandbox = SandboxGateway()
         yield Backend(sandbox, _card, lambda ref: sandbox.authenticate(ref, success=True))
@@ -91,6 +126,43 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         assert amazon.rejected == []
 
 
+def async_backend(kind: str) -> Iterator[Backend]:
+    """An async gateway over its imitation, its coroutines run on a loop in a thread."""
+    with portal() as loop:
+        if kind == "async-sandbox":
+            sandbox = SandboxGateway()
+            gateway: Any = AsyncSandboxGateway(sandbox)
+            yield Backend(Blocking(gateway, loop), _card, sandbox.authenticate, loop)
+            return
+        fake: Any = FakeStripe() if kind == "async-stripe" else FakeAdyen()
+        with tls_server(fake) as (url, certificate, _):
+            context = certificate.client_context()
+            transport = loop.call(functools.partial(AsyncHttpxTransport, ssl_context=context))
+            try:
+                if kind == "async-stripe":
+                    gateway = AsyncStripeGateway("sk_test", transport=transport, base_url=url)
+
+                    def acts(ref: str) -> None:
+                        fake.authenticate(ref, True)
+
+                else:
+                    gateway = AsyncAdyenGateway(
+                        "AQE_test_key",
+                        "ShopECOM",
+                        return_url="https://shop.test/return",
+                        transport=transport,
+                        base_url=url + "/v71",
+                    )
+
+                    def acts(ref: str) -> None:
+                        details = {"redirectResult": fake.authenticate(ref, True)}
+                        gateway.shopper_returned(ref, details)
+
+                yield Backend(Blocking(gateway, loop), _card, acts, loop)
+            finally:
+                loop.call(transport.aclose)
+
+
 def _authorized(backend: Backend, service: PaymentService, pid: str, number: str) -> AnyResult:
     result = service.authorize(pid, Money.of("40.00", "USD"), backend.source(number))
     if isinstance(result, ActionRequired):
@@ -101,7 +173,7 @@ def _authorized(backend: Backend, service: PaymentService, pid: str, number: str
 
 
 def test_authorize_capture_once_and_refund_in_parts(backend: Backend) -> None:
-    service = PaymentService(backend.gateway, InMemoryIdempotencyStore())
+    service = backend.service()
     result = _authorized(backend, service, "c-1", OK)
     assert result.approved
     assert result.status is PaymentState.AUTHORIZED
@@ -118,7 +190,7 @@ def test_authorize_capture_once_and_refund_in_parts(backend: Backend) -> None:
 
 
 def test_a_decline_is_a_result_with_a_standard_code(backend: Backend) -> None:
-    service = PaymentService(backend.gateway, InMemoryIdempotencyStore())
+    service = backend.service()
     result = _authorized(backend, service, "c-2", DECLINED)
     assert isinstance(result, PaymentResult)
     assert not result.approved
@@ -127,7 +199,7 @@ def test_a_decline_is_a_result_with_a_standard_code(backend: Backend) -> None:
 
 
 def test_void_releases_the_authorization(backend: Backend) -> None:
-    service = PaymentService(backend.gateway, InMemoryIdempotencyStore())
+    service = backend.service()
     assert _authorized(backend, service, "c-3", OK).approved
     assert service.void("c-3").status is PaymentState.VOIDED
     with pytest.raises(InvalidStateError):
@@ -135,7 +207,7 @@ def test_void_releases_the_authorization(backend: Backend) -> None:
 
 
 def test_lookup_never_reports_what_did_not_happen(backend: Backend) -> None:
-    service = PaymentService(backend.gateway, InMemoryIdempotencyStore())
+    service = backend.service()
     assert _authorized(backend, service, "c-4", OK).approved
     reference = service.payment("c-4").reference
     assert reference is not None

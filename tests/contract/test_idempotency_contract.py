@@ -1,10 +1,13 @@
 """The contract every IdempotencyStore keeps: in memory, SQL on SQLite, SQL on PostgreSQL.
 
-The fakes pass the same tests as the real stores, so they cannot drift apart.
+The fakes pass the same tests as the real stores, so they cannot drift apart;
+the async SQL store (on an AsyncEngine: aiosqlite, psycopg's async mode) passes
+them too, each call run on an event loop in a thread through anyio's portal.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from collections.abc import Iterator
@@ -24,6 +27,7 @@ from commercekit.payments import (
     SqlAlchemyIdempotencyStore,
 )
 from tests.conftest import missing_service
+from tests.payments.blocking import Blocking, portal
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 LEASE = 30.0
@@ -45,11 +49,37 @@ def postgres_engine() -> sa.Engine:
     return engine
 
 
-@pytest.fixture(params=["memory", "sqlite-memory", "sqlite-file", "postgres"])
+def async_store(kind: str, tmp_path: Path) -> Iterator[IdempotencyStore]:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from commercekit.payments import AsyncSqlAlchemyIdempotencyStore
+
+    if kind == "async-postgres":
+        postgres_engine().dispose()  # skips when PostgreSQL is not there
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'idem.db'}"
+    with portal() as loop:
+        engine = loop.call(functools.partial(create_async_engine, url))
+        sql = AsyncSqlAlchemyIdempotencyStore(engine, table_prefix=f"ck_{uuid.uuid4().hex[:8]}_")
+        loop.call(sql.create_tables)
+        try:
+            yield Blocking(sql, loop)  # type: ignore[misc]
+        finally:
+            loop.call(sql.drop_tables)
+            loop.call(engine.dispose)
+
+
+@pytest.fixture(
+    params=["memory", "sqlite-memory", "sqlite-file", "postgres", "async-sqlite", "async-postgres"]
+)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IdempotencyStore]:
     kind = request.param
     if kind == "memory":
         yield InMemoryIdempotencyStore()
+        return
+    if kind.startswith("async-"):
+        yield from async_store(kind, tmp_path)
         return
     if kind == "sqlite-memory":
         engine = sa.create_engine(

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from commercekit.errors import CommitOutcomeUnknownError, UnavailableError
-from commercekit.payments._core._sqltx import SqlRunner
+from commercekit.payments._sql._tx import SqlRunner
 from tests.conftest import missing_service
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from commercekit._retry import RetryPolicy
 from commercekit.errors import OperationInFlightError, RateLimitedError
 from commercekit.payments._adyen._codes import ADYEN_AMOUNTS, ADYEN_REFUSAL_CODES
-from commercekit.payments._adyen._gateway import AdyenGateway, RedirectDetails
+from commercekit.payments._adyen._gateway import AdyenGateway, AsyncAdyenGateway, RedirectDetails
 from commercekit.payments._amazonpay import (
     AMAZON_PAY_AMOUNTS,
     AMAZON_PAY_DECLINE_CODES,
@@ -32,6 +32,7 @@ from commercekit.payments._amazonpay import (
     SnsMessage,
     SnsVerifier,
 )
+from commercekit.payments._async_typing import AsyncIdempotencyStore, AsyncPaymentGateway
 from commercekit.payments._card import (
     Card,
     CardBrand,
@@ -42,6 +43,7 @@ from commercekit.payments._card import (
     mask_number,
 )
 from commercekit.payments._core._amounts import ISO_AMOUNTS, STRIPE_AMOUNTS, AmountRules
+from commercekit.payments._core._async_service import AsyncPaymentService
 from commercekit.payments._core._idempotency import InMemoryIdempotencyStore
 from commercekit.payments._core._ledger import Payment
 from commercekit.payments._core._records import Claim, ClaimKind, IdempotencyRecord, RecordStatus
@@ -56,11 +58,12 @@ from commercekit.payments._core._results import (
 from commercekit.payments._core._service import PaymentService, ServiceSource
 from commercekit.payments._core._state import TRANSITIONS, PaymentEvent, PaymentState, transition
 from commercekit.payments._redact import redact_provider_text
+from commercekit.payments._sandbox._async import AsyncSandboxGateway
 from commercekit.payments._sandbox._cards import SANDBOX_CARDS
 from commercekit.payments._sandbox._faults import SandboxFault
 from commercekit.payments._sandbox._gateway import SandboxGateway
 from commercekit.payments._stripe._declines import STRIPE_DECLINE_CODES
-from commercekit.payments._stripe._gateway import StripeGateway
+from commercekit.payments._stripe._gateway import AsyncStripeGateway, StripeGateway
 from commercekit.payments._transports._http import (
     HttpRequest,
     HttpResponse,
@@ -100,7 +103,8 @@ from commercekit.payments._webhooks._processor import (
 )
 
 if TYPE_CHECKING:
-    from commercekit.payments._core._sql import SqlAlchemyIdempotencyStore
+    from commercekit.payments._sql._async_idempotency import AsyncSqlAlchemyIdempotencyStore
+    from commercekit.payments._sql._idempotency import SqlAlchemyIdempotencyStore
     from commercekit.payments._vault._sql import SqlAlchemyVaultStore
 
 __all__ = [
@@ -121,8 +125,15 @@ __all__ = [
     "AmazonPaySigner",
     "AmountRules",
     "AnyResult",
+    "AsyncAdyenGateway",
     "AsyncHttpTransport",
     "AsyncHttpxTransport",
+    "AsyncIdempotencyStore",
+    "AsyncPaymentGateway",
+    "AsyncPaymentService",
+    "AsyncSandboxGateway",
+    "AsyncSqlAlchemyIdempotencyStore",
+    "AsyncStripeGateway",
     "Card",
     "CardBrand",
     "CardNumber",
@@ -188,7 +199,8 @@ __all__ = [
 # The SQL stores import SQLAlchemy (about 0.2 s), so they load on first use: a
 # process that only talks to a gateway never pays for it.
 _LAZY = {
-    "SqlAlchemyIdempotencyStore": "commercekit.payments._core._sql",
+    "SqlAlchemyIdempotencyStore": "commercekit.payments._sql._idempotency",
+    "AsyncSqlAlchemyIdempotencyStore": "commercekit.payments._sql._async_idempotency",
     "SqlAlchemyVaultStore": "commercekit.payments._vault._sql",
 }
 

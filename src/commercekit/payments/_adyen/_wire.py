@@ -36,8 +36,10 @@ from commercekit.errors import (
     OutcomeUnknownError,
     RateLimitedError,
 )
+from commercekit.payments._core._flow import Flow, call
 from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._transports._http import HttpRequest, HttpResponse
+from commercekit.payments._transports._httpx import AsyncHttpTransport
 from commercekit.payments._typing import HttpTransport
 
 __all__ = ["AdyenClient", "adyen_key"]
@@ -66,7 +68,12 @@ class AdyenClient:
     """Sends one Checkout API call over a transport and maps the answer."""
 
     def __init__(
-        self, api_key: str, transport: HttpTransport, *, base_url: str, timeout_s: float
+        self,
+        api_key: str,
+        transport: HttpTransport | AsyncHttpTransport,
+        *,
+        base_url: str,
+        timeout_s: float,
     ) -> None:
         if not api_key:
             raise ConfigurationError("an Adyen API key (X-API-Key) is needed")
@@ -75,8 +82,10 @@ class AdyenClient:
         self._base_url = base_url.rstrip("/")
         self._timeout_s = timeout_s
 
-    def post(self, path: str, body: Mapping[str, Any], *, idempotency_key: str) -> dict[str, Any]:
-        """POST *body* as JSON to *path* with *idempotency_key*."""
+    def post(
+        self, path: str, body: Mapping[str, Any], *, idempotency_key: str
+    ) -> Flow[dict[str, Any]]:
+        """POST *body* as JSON to *path* with *idempotency_key* (a flow)."""
         headers = {
             "X-API-Key": self._api_key,
             "Content-Type": "application/json",
@@ -85,7 +94,8 @@ class AdyenClient:
         }
         data = json.dumps(body, separators=(",", ":")).encode()
         request = HttpRequest("POST", self._base_url + path, headers, data, self._timeout_s)
-        return self._answer(request, self._transport.handle(request))
+        response = yield call(self._transport.handle, request)
+        return self._answer(request, response)
 
     def _answer(self, request: HttpRequest, response: HttpResponse) -> dict[str, Any]:
         status = response.status

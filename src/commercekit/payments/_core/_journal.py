@@ -3,7 +3,8 @@
 A payment is what its recorded results fold into (:meth:`Payment.replay`), so
 the journal is the one place that writes a result (:meth:`PaymentJournal.commit`,
 with the status the ledger gives it), gives a key up
-(:meth:`PaymentJournal.release`) and reads a payment back.
+(:meth:`PaymentJournal.release`) and reads a payment back. Each is a flow
+(see :mod:`._flow`), so the sync and the async service share every rule here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import attrs
 
 from commercekit.errors import CommerceKitError, ConflictError, InvalidStateError
 from commercekit.money import Money
+from commercekit.payments._async_typing import AsyncIdempotencyStore
+from commercekit.payments._core._flow import Flow, call
 from commercekit.payments._core._ledger import Payment
 from commercekit.payments._core._metrics import PaymentInstruments
 from commercekit.payments._core._records import IdempotencyRecord
@@ -34,19 +37,25 @@ log = logging.getLogger("commercekit.payments")
 
 
 class PaymentJournal:
-    """Reads payments from, and records results in, an :class:`IdempotencyStore`."""
+    """Reads payments from, and records results in, an idempotency store (sync or async)."""
 
-    def __init__(self, store: IdempotencyStore, *, clock: Clock, m: PaymentInstruments) -> None:
+    def __init__(
+        self,
+        store: IdempotencyStore | AsyncIdempotencyStore,
+        *,
+        clock: Clock,
+        m: PaymentInstruments,
+    ) -> None:
         self.store = store
         self._clock = clock
         self._m = m
 
-    def payment(self, payment_id: str) -> Payment:
+    def payment(self, payment_id: str) -> Flow[Payment]:
         """The payment as its recorded operations leave it."""
-        history = self.store.history(payment_id)
+        history = yield call(self.store.history, payment_id)
         return Payment.replay(payment_id, [recorded_result(r) for r in history])
 
-    def commit(self, key: str, owner: str, result: AnyResult, payment: Payment) -> AnyResult:
+    def commit(self, key: str, owner: str, result: AnyResult, payment: Payment) -> Flow[AnyResult]:
         """Record *result* for *key*, with the status the ledger gives it; return what is kept.
 
         When another worker recorded the key first, its result is returned.
@@ -60,9 +69,15 @@ class PaymentJournal:
             if state is not result.status:
                 result = attrs.evolve(result, status=state)
         try:
-            self.store.complete(key, owner=owner, result=result_to_json(result), now=self._clock())
+            yield call(
+                self.store.complete,
+                key,
+                owner=owner,
+                result=result_to_json(result),
+                now=self._clock(),
+            )
         except ConflictError:
-            record = self.store.get(key)
+            record = yield call(self.store.get, key)
             if record is not None and record.result is not None:
                 return result_from_json(record.result)  # another worker recorded it first
             raise
@@ -70,13 +85,15 @@ class PaymentJournal:
             self._m.decline(result.operation, result.decline_code).inc()
         return result
 
-    def requested_amount(self, key: str, payment_id: str, operation: Operation) -> Money | None:
+    def requested_amount(
+        self, key: str, payment_id: str, operation: Operation
+    ) -> Flow[Money | None]:
         """The amount the request recorded under *key* asked for, if it was *operation*.
 
         A retry that says "all that is left" (no amount) means the amount of its
         first attempt, not what is left after that attempt succeeded.
         """
-        record = self.store.get(key)
+        record: IdempotencyRecord | None = yield call(self.store.get, key)
         if record is None or record.scope != payment_id or record.operation != operation.value:
             return None
         request = json.loads(record.request)
@@ -84,10 +101,10 @@ class PaymentJournal:
             return None
         return Money.from_minor(int(request["amount_minor"]), str(request["currency"]))
 
-    def release(self, key: str, owner: str, *, unknown: bool) -> None:
+    def release(self, key: str, owner: str, *, unknown: bool) -> Flow[None]:
         """Give *key* up (forget it, or mark its outcome unknown); never raises a store error."""
         try:
-            self.store.release(key, owner=owner, unknown=unknown)
+            yield call(self.store.release, key, owner=owner, unknown=unknown)
         except CommerceKitError as exc:  # the original error matters more
             log.warning("could not release payment key %s: %s", key, exc)
 

@@ -12,16 +12,17 @@ the same key sends it afresh. A lookup that fails leaves the key unknown.
 from __future__ import annotations
 
 import logging
-import random
 import uuid
 
 from commercekit._retry import RetryPolicy
 from commercekit.errors import OutcomeUnknownError, TransientError
+from commercekit.payments._async_typing import AsyncPaymentGateway
+from commercekit.payments._core._flow import Attempt, Flow, call
 from commercekit.payments._core._journal import PaymentJournal, recorded_result
 from commercekit.payments._core._metrics import PaymentInstruments
-from commercekit.payments._core._records import ClaimKind, IdempotencyRecord
+from commercekit.payments._core._records import Claim, ClaimKind, IdempotencyRecord
 from commercekit.payments._core._results import AnyResult, Operation
-from commercekit.payments._typing import Clock, PaymentGateway, Sleep
+from commercekit.payments._typing import Clock, PaymentGateway
 
 __all__ = ["PAYMENT_RETRY", "LookupFailedError", "Reconciler"]
 
@@ -36,17 +37,15 @@ class LookupFailedError(OutcomeUnknownError):
 
 
 class Reconciler:
-    """Looks unknown outcomes up at *gateway* and records them through *journal*."""
+    """Looks unknown outcomes up at *gateway* and records them through *journal* (flows)."""
 
     def __init__(
         self,
-        gateway: PaymentGateway,
+        gateway: PaymentGateway | AsyncPaymentGateway,
         journal: PaymentJournal,
         *,
         retry: RetryPolicy,
         clock: Clock,
-        sleep: Sleep,
-        rng: random.Random,
         lease_s: float,
         m: PaymentInstruments,
     ) -> None:
@@ -54,17 +53,18 @@ class Reconciler:
         self._journal = journal
         self._retry = retry
         self._clock = clock
-        self._sleep = sleep
-        self._rng = rng
         self._lease_s = lease_s
         self._m = m
 
-    def reconcile(self, *, limit: int = 100) -> list[AnyResult]:
+    def reconcile(self, *, limit: int = 100) -> Flow[list[AnyResult]]:
         """Settle up to *limit* unresolved keys; return the results found."""
         found: list[AnyResult] = []
-        for record in self._journal.store.unresolved(self._clock())[:limit]:
+        unresolved: list[IdempotencyRecord] = yield call(
+            self._journal.store.unresolved, self._clock()
+        )
+        for record in unresolved[:limit]:
             try:
-                result = self.resolve(record)
+                result = yield from self.resolve(record)
             except (TransientError, OutcomeUnknownError) as exc:
                 log.warning("payment key %s is still unresolved: %s", record.key, exc)
                 continue
@@ -72,17 +72,18 @@ class Reconciler:
                 found.append(result)
         return found
 
-    def lookup(self, operation: Operation, key: str, reference: str | None) -> AnyResult | None:
+    def lookup(
+        self, operation: Operation, key: str, reference: str | None
+    ) -> Flow[AnyResult | None]:
         """Ask the provider for the operation sent with *key*; None when it never saw it.
 
         Raises:
             LookupFailedError: the provider could not be asked (after the safe retries).
         """
         try:
-            found = self._retry.call(
+            found: AnyResult | None = yield Attempt(
                 lambda: self._gateway.lookup(operation, idempotency_key=key, reference=reference),
-                sleep=self._sleep,
-                rng=self._rng,
+                self._retry,
             )
         except (TransientError, OutcomeUnknownError) as exc:
             self._m.reconciliation(operation, "failed").inc()
@@ -93,10 +94,11 @@ class Reconciler:
         self._m.reconciliation(operation, "absent" if found is None else "found").inc()
         return found
 
-    def resolve(self, record: IdempotencyRecord) -> AnyResult | None:
+    def resolve(self, record: IdempotencyRecord) -> Flow[AnyResult | None]:
         """Reconcile the key of *record*: record it if found, else forget it."""
         owner = uuid.uuid4().hex
-        claim = self._journal.store.begin(
+        claim: Claim = yield call(
+            self._journal.store.begin,
             record.key,
             scope=record.scope,
             operation=record.operation,
@@ -109,16 +111,16 @@ class Reconciler:
         if claim.kind is ClaimKind.REPLAY:
             return recorded_result(claim.record)
         operation = Operation(record.operation)
-        payment = self._journal.payment(record.scope)
+        payment = yield from self._journal.payment(record.scope)
         try:
-            found = self.lookup(operation, record.key, payment.reference)
+            found = yield from self.lookup(operation, record.key, payment.reference)
         except BaseException:
-            self._journal.release(record.key, owner, unknown=True)
+            yield from self._journal.release(record.key, owner, unknown=True)
             raise
         if found is None:
-            self._journal.release(record.key, owner, unknown=False)
+            yield from self._journal.release(record.key, owner, unknown=False)
             return None
-        return self._journal.commit(record.key, owner, found, payment)
+        return (yield from self._journal.commit(record.key, owner, found, payment))
 
     def __repr__(self) -> str:
         return f"Reconciler(gateway={self._gateway!r})"

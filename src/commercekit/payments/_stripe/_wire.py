@@ -38,8 +38,10 @@ from commercekit.errors import (
     OutcomeUnknownError,
     RateLimitedError,
 )
+from commercekit.payments._core._flow import Flow, call
 from commercekit.payments._redact import redact_provider_text
 from commercekit.payments._transports._http import HttpRequest, HttpResponse
+from commercekit.payments._transports._httpx import AsyncHttpTransport
 from commercekit.payments._typing import HttpTransport
 
 __all__ = ["CardError", "StripeClient", "form_encode"]
@@ -114,7 +116,7 @@ class StripeClient:
     def __init__(
         self,
         api_key: str,
-        transport: HttpTransport,
+        transport: HttpTransport | AsyncHttpTransport,
         *,
         base_url: str,
         timeout_s: float,
@@ -128,23 +130,25 @@ class StripeClient:
         self._timeout_s = timeout_s
         self._version = stripe_version
 
-    def post(self, path: str, params: Params, *, idempotency_key: str) -> dict[str, Any]:
-        """POST *params* to *path* with *idempotency_key*."""
+    def post(self, path: str, params: Params, *, idempotency_key: str) -> Flow[dict[str, Any]]:
+        """POST *params* to *path* with *idempotency_key* (a flow)."""
         if not isinstance(idempotency_key, str) or not idempotency_key:
             raise InvalidInputError("a Stripe call needs a non-empty str idempotency key")
         headers = self._headers()
         headers["Content-Type"] = "application/x-www-form-urlencoded"
         headers["Idempotency-Key"] = header_key(idempotency_key)
         body = form_encode(params).encode()
-        return self._send(
-            HttpRequest("POST", self._base_url + path, headers, body, self._timeout_s)
-        )
+        request = HttpRequest("POST", self._base_url + path, headers, body, self._timeout_s)
+        response = yield call(self._transport.handle, request)
+        return self._answer(request, response)
 
-    def get(self, path: str, params: Params | None = None) -> dict[str, Any]:
-        """GET *path* with *params* in the query string."""
+    def get(self, path: str, params: Params | None = None) -> Flow[dict[str, Any]]:
+        """GET *path* with *params* in the query string (a flow)."""
         query = form_encode(params or {})
         url = self._base_url + path + (f"?{query}" if query else "")
-        return self._send(HttpRequest("GET", url, self._headers(), b"", self._timeout_s))
+        request = HttpRequest("GET", url, self._headers(), b"", self._timeout_s)
+        response = yield call(self._transport.handle, request)
+        return self._answer(request, response)
 
     def _headers(self) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
@@ -152,8 +156,7 @@ class StripeClient:
             headers["Stripe-Version"] = self._version
         return headers
 
-    def _send(self, request: HttpRequest) -> dict[str, Any]:
-        response = self._transport.handle(request)
+    def _answer(self, request: HttpRequest, response: HttpResponse) -> dict[str, Any]:
         status = response.status
         data = _json(response)
         if 200 <= status < 300:

@@ -46,7 +46,7 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 #: What reading a malformed answer raises: a missing key, a wrong type, a bad number.
-_UNREADABLE = (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError)
+UNREADABLE = (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError)
 
 
 def unreadable_answers(provider: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
@@ -65,7 +65,7 @@ def unreadable_answers(provider: str) -> Callable[[Callable[_P, _R]], Callable[_
                 return method(*args, **kwargs)
             except CommerceKitError:
                 raise
-            except _UNREADABLE as exc:
+            except UNREADABLE as exc:
                 raise OutcomeUnknownError(
                     f"{provider}'s answer to {method.__name__} could not be read "
                     f"({type(exc).__name__}); the call may have taken effect: look it up "

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from commercekit.payments._core._sqltx import SqlRunner
+from commercekit.payments._sql._tx import SqlRunner
 from commercekit.payments._typing import VaultRecord
 from commercekit.payments._vault._card_vault import check_replacement, check_vault_record
 

@@ -31,7 +31,7 @@ from commercekit.errors import (
 )
 from commercekit.payments._core._idempotency import decide_claim, scope_in_flight
 from commercekit.payments._core._records import Claim, ClaimKind, IdempotencyRecord, RecordStatus
-from commercekit.payments._core._sqltx import SqlRunner
+from commercekit.payments._sql._tx import SqlRunner
 
 __all__ = ["SqlAlchemyIdempotencyStore"]
 
@@ -46,9 +46,20 @@ class SqlAlchemyIdempotencyStore:
     (``<prefix>idempotency`` and ``<prefix>idempotency_scopes``).
     """
 
-    def __init__(self, engine: Engine, *, table_prefix: str = "commercekit_payments_") -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        table_prefix: str = "commercekit_payments_",
+        _serialize: bool | None = None,
+    ) -> None:
         self._engine = engine
-        self._sql = SqlRunner(engine, what="the idempotency store", unsaved="nothing was recorded")
+        self._sql = SqlRunner(
+            engine,
+            what="the idempotency store",
+            unsaved="nothing was recorded",
+            serialize=_serialize,
+        )
         self.metadata = sa.MetaData()
         self._records = sa.Table(
             f"{table_prefix}idempotency",

@@ -31,14 +31,20 @@ _T = TypeVar("_T")
 class SqlRunner:
     """Runs units of work on *engine* in transactions; *what* names the store in errors."""
 
-    def __init__(self, engine: Engine, *, what: str, unsaved: str) -> None:
+    def __init__(
+        self, engine: Engine, *, what: str, unsaved: str, serialize: bool | None = None
+    ) -> None:
         self.engine = engine
         self._what = what
         self._unsaved = unsaved
         # SQLite has one writer at a time anyway, and an in-memory database shares one
         # connection between threads (a rollback in one thread would undo another's
-        # insert), so this process's transactions on SQLite take turns.
-        self._serial = threading.Lock() if engine.dialect.name == "sqlite" else None
+        # insert), so this process's transactions on SQLite take turns. An async store
+        # passes serialize=False and takes turns with an asyncio lock instead (a thread
+        # lock held across an await would stop the event loop).
+        if serialize is None:
+            serialize = engine.dialect.name == "sqlite"
+        self._serial = threading.Lock() if serialize else None
 
     def tx(self, work: Callable[[Connection], _T]) -> _T:
         """Run *work* in one transaction: committed if it returns, rolled back if it raises."""
