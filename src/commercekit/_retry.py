@@ -32,16 +32,11 @@ import attrs
 import tenacity
 
 from commercekit.errors import ConfigurationError, is_transient
+from commercekit.typing import AsyncSleep, Sleep
 
 __all__ = ["AsyncSleep", "RetryPolicy", "Sleep"]
 
 _T = TypeVar("_T")
-
-Sleep = Callable[[float], None]
-"""Waits the given seconds (``time.sleep`` unless a test injects one)."""
-
-AsyncSleep = Callable[[float], Awaitable[None]]
-"""Awaits the given seconds (``asyncio.sleep`` unless a test injects one)."""
 
 # The payment service's names before the two policies became one: still taken, with a warning.
 _RENAMED = {

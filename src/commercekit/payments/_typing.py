@@ -13,6 +13,8 @@ import attrs
 
 from commercekit.errors import InvalidInputError
 from commercekit.payments._core._amounts import ISO_AMOUNTS, AmountRules
+from commercekit.typing import Sleep as _Sleep
+from commercekit.typing import WallClock
 
 if TYPE_CHECKING:
     from commercekit.money import Currency, Money
@@ -34,11 +36,13 @@ __all__ = [
     "VaultStore",
 ]
 
-Clock: TypeAlias = "Callable[[], float]"
-"""Wall-clock seconds since the epoch (``time.time`` unless a test injects one)."""
+Clock: TypeAlias = WallClock
+"""Wall-clock seconds since the epoch (``time.time`` unless a test injects one);
+:data:`commercekit.typing.WallClock` under the name payments has always used."""
 
-Sleep: TypeAlias = "Callable[[float], None]"
-"""Waits the given seconds (``time.sleep`` unless a test injects one)."""
+Sleep: TypeAlias = _Sleep
+"""Waits the given seconds (``time.sleep`` unless a test injects one); the same
+type as :data:`commercekit.typing.Sleep`."""
 
 PaymentSource: TypeAlias = "Card | ProviderToken"
 """What a gateway charges: a card as typed, or a payment method the provider holds."""
