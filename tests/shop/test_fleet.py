@@ -31,6 +31,14 @@ def served_by(html: str) -> str:
     return found.group(1)
 
 
+def _upstream_connections(metrics: str) -> float:
+    return sum(
+        float(line.rpartition(" ")[2])
+        for line in metrics.splitlines()
+        if line.startswith("shop_front_upstream_connections_total{")
+    )
+
+
 def test_visitors_stick_to_one_app_server(fleet: Fleet) -> None:
     seen: Counter[str] = Counter()
     for _ in range(12):
@@ -63,7 +71,10 @@ def test_forwarding_headers_bodies_and_own_endpoints(fleet: Fleet) -> None:
         assert c.get("/no/such/page").status_code == 404
         health = c.get("/healthz").json()
         assert set(health["backends"].values()) == {"up"}
-        assert "shop_front_requests_total" in c.get("/metrics").text
+        opened = _upstream_connections(c.get("/metrics").text)
+        for _ in range(10):  # sequential requests reuse one keep-alive connection upstream
+            assert c.get("/api/cart").status_code == 200
+        assert _upstream_connections(c.get("/metrics").text) - opened <= 1
     image = re.search(r'<img src="(http://127\.0\.0\.1:\d+/assets/[^"]+)"', r.text)
     assert image is not None  # product images are served by the edge
     statuses = []
