@@ -1,0 +1,148 @@
+"""The asyncio twin on SQLite (aiosqlite): what the shared contract suite does not reach.
+
+Shards (routing by shard key, pages merged across shards), probes started as
+tasks on the loop, concurrent tasks on one database, engines that do not fit,
+and ``dispose()`` on both twins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from commercekit.errors import ConfigurationError, InvalidInputError
+from commercekit.metrics import InMemoryMetrics
+from commercekit.repository import (
+    AsyncDatabase,
+    AsyncUnitOfWork,
+    Database,
+    Node,
+    ReadSettings,
+    ReplicatedTopology,
+    ShardedTopology,
+    async_engine_from_url,
+    sqlite_engine,
+)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Order(Base):
+    __tablename__ = "ck_async_orders"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    customer: Mapped[str] = mapped_column(String(20))
+
+
+def _group(tmp_path: Path, name: str, *, replica: bool = False) -> ReplicatedTopology:
+    primary = Node("primary", async_engine_from_url(f"sqlite:///{tmp_path / name}.db"))
+    # A "replica" on the same file: it has every commit, so routing is what is checked.
+    replicas = (
+        [Node("replica1", async_engine_from_url(f"sqlite:///{tmp_path / name}.db"))]
+        if replica
+        else []
+    )
+    return ReplicatedTopology(primary, replicas, name=name)
+
+
+def test_shards_route_by_key_and_pages_merge(tmp_path: Path) -> None:
+    async def main() -> None:
+        db = AsyncDatabase(
+            ShardedTopology([_group(tmp_path, "s1"), _group(tmp_path, "s2")]),
+            shard_keys={Order: "customer"},
+        )
+        await db.create_all(Base.metadata)
+        customers = [f"c{i}" for i in range(12)]
+        for i, customer in enumerate(customers):
+            async with db.unit_of_work(shard_key=customer) as uow:
+                await uow.repository(Order).add(Order(id=i, customer=customer))
+        assert {db.shard_for(c) for c in customers} == {"s1", "s2"}
+        other = next(c for c in customers if db.shard_for(c) != db.shard_for("c0"))
+        async with db.unit_of_work(shard_key="c0") as uow:
+            with pytest.raises(InvalidInputError):  # an order for another shard's customer
+                await uow.repository(Order).add(Order(id=99, customer=other))
+        orders = db.repository(Order)
+        assert (await orders.get(3, shard_key="c3")).customer == "c3"  # type: ignore[union-attr]
+        seen: list[int] = []
+        page = await orders.find(order_by=["-id"], limit=5)
+        while True:
+            seen.extend(o.id for o in page)
+            if page.next_after is None:
+                break
+            page = await orders.find(order_by=["-id"], limit=5, after=page.next_after)
+        assert seen == list(range(11, -1, -1))
+        assert await orders.count() == 12
+        await db.dispose()
+
+    asyncio.run(main())
+
+
+def test_tasks_share_a_database_and_probes_run_as_tasks(tmp_path: Path) -> None:
+    metrics = InMemoryMetrics()
+
+    async def main() -> None:
+        db = AsyncDatabase(
+            _group(tmp_path, "main", replica=True),
+            metrics=metrics,
+            reads=ReadSettings(probe_interval_s=0.0),
+        )
+        await db.create_all(Base.metadata)
+
+        async def place(i: int) -> str | None:
+            async def work(uow: AsyncUnitOfWork) -> None:
+                await uow.repository(Order).add(Order(id=i, customer=f"c{i}"))
+
+            done = await db.run(work, retry=True)
+            found = await db.repository(Order).require(i, token=await done.token())
+            return found.customer
+
+        names = await asyncio.gather(*(place(i) for i in range(20)))
+        assert names == [f"c{i}" for i in range(20)]  # token reads: the primary, in the window
+        counts = await asyncio.gather(*(db.repository(Order).count() for _ in range(5)))
+        assert counts == [20] * 5  # reads without a token: the replica
+        # Reads found probes due: they ran as tasks on this loop, not on threads.
+        probe = db._db._groups["main"]._probe_work
+        assert isinstance(getattr(probe, "task", None), asyncio.Task)
+        assert not any(t.name.startswith("commercekit-probe") for t in threading.enumerate())
+        await db.close()  # waits for a probe still in flight
+        await db.dispose()
+
+    asyncio.run(main())
+    served = metrics.value(
+        "commercekit_repository_statements_total", group="main", node="replica1", role="replica"
+    )
+    assert served > 0
+
+
+def test_the_twins_refuse_each_others_engines(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="async engines"):
+        AsyncDatabase(ReplicatedTopology(Node("primary", sqlite_engine())))
+
+
+def test_dispose_closes_every_pooled_connection_of_both_twins(tmp_path: Path) -> None:
+    engine = sqlite_engine(tmp_path / "sync.db")
+    db = Database(ReplicatedTopology(Node("primary", engine)))
+    db.create_all(Base.metadata)
+    with db.unit_of_work() as uow:
+        uow.repository(Order).add(Order(id=1, customer="c1"))
+    assert engine.pool.checkedin() == 1
+    db.dispose()
+    assert engine.pool.checkedin() == 0
+    assert db.repository(Order).require(1).customer == "c1"  # usable again after
+
+    async def main() -> int:
+        aengine = async_engine_from_url(f"sqlite:///{tmp_path / 'async.db'}")
+        adb = AsyncDatabase(ReplicatedTopology(Node("primary", aengine)))
+        await adb.create_all(Base.metadata)
+        assert aengine.sync_engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+        await adb.dispose()
+        return aengine.sync_engine.pool.checkedin()  # type: ignore[attr-defined,no-any-return]
+
+    assert asyncio.run(main()) == 0
