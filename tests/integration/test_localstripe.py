@@ -33,8 +33,7 @@ from commercekit.payments import (
     WebhookProcessor,
 )
 from tests.integration.conftest import free_port
-from tests.payments.chaos import Tally, World, run_once
-from tests.payments.test_stripe_chaos import FaultTransport
+from tests.payments.chaos import FaultTransport, Tally, World, run_once
 
 pytestmark = pytest.mark.integration
 

@@ -8,16 +8,22 @@ with Retry-After, 409 in flight) and the local commit (a crash between the
 provider's answer and the store). The caller behaves as a real one does:
 retries with the same key, restarts after a crash. At the end, faults stop,
 the service reconciles, and the provider's books are compared with ours.
+
+A world with a *loop* runs the async twins: :class:`AsyncPaymentService` over
+the async gateway, each call through the loop in a thread.
 """
 
 from __future__ import annotations
 
+import enum
+import json
 import random
 from collections import Counter
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
+from anyio.from_thread import BlockingPortal
 
 from commercekit.errors import (
     CommerceKitError,
@@ -25,12 +31,17 @@ from commercekit.errors import (
     InvalidStateError,
     OutcomeUnknownError,
     TransientError,
+    UnavailableError,
 )
 from commercekit.money import Money
 from commercekit.payments import (
     ActionRequired,
     AnyResult,
+    AsyncPaymentService,
     Card,
+    HttpRequest,
+    HttpResponse,
+    HttpTransport,
     IdempotencyStore,
     Operation,
     OperationInFlightError,
@@ -39,6 +50,69 @@ from commercekit.payments import (
     PaymentState,
     RetryPolicy,
 )
+from tests.payments.blocking import Blocking
+
+
+class Fault(enum.Enum):
+    RESET_BEFORE_SEND = "reset_before_send"
+    RESET_AFTER_COMMIT = "reset_after_commit"
+    TIMEOUT_BEFORE_COMMIT = "timeout_before_commit"
+    TIMEOUT_AFTER_COMMIT = "timeout_after_commit"
+    HTTP_500 = "http_500"
+    HTTP_500_AFTER_COMMIT = "http_500_after_commit"
+    HTTP_429 = "http_429"
+    HTTP_409 = "http_409"
+
+
+def _status(code: int, **headers: str) -> HttpResponse:
+    return HttpResponse(code, headers, json.dumps({"error": {"type": "api_error"}}).encode())
+
+
+class FaultTransport:
+    """Wraps a transport and injects one seeded fault into some requests."""
+
+    def __init__(self, inner: HttpTransport, rng: random.Random, rate: float) -> None:
+        self.inner = inner
+        self.rng = rng
+        self.rate = rate
+        self.enabled = True
+        self.injected: Counter[str] = Counter()
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        if not self.enabled or self.rng.random() >= self.rate:
+            return self.inner.handle(request)
+        fault = self.rng.choice(list(Fault))
+        self.injected[fault.value] += 1
+        match fault:
+            case Fault.RESET_BEFORE_SEND:
+                raise UnavailableError("connection reset before the request was sent")
+            case Fault.TIMEOUT_BEFORE_COMMIT:
+                raise OutcomeUnknownError("read timed out")
+            case Fault.HTTP_500:
+                return _status(500)
+            case Fault.HTTP_429:
+                return _status(429, **{"Retry-After": "1"})
+            case Fault.HTTP_409:
+                return _status(409)
+        self.inner.handle(request)  # the provider commits; the answer is lost
+        if fault is Fault.HTTP_500_AFTER_COMMIT:
+            return _status(500)
+        raise OutcomeUnknownError("connection reset after the request was sent")
+
+
+class AsyncFaultTransport:
+    """:class:`FaultTransport` behind the async transport seam (the fake is in process)."""
+
+    def __init__(self, faulty: FaultTransport) -> None:
+        self.faulty = faulty
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        return self.faulty.handle(request)
+
+
+async def _no_wait(seconds: float) -> None:
+    return None
+
 
 CARDS = {
     "ok": "4242424242424242",
@@ -150,6 +224,7 @@ class World:
     provider: Provider
     faults_on: Callable[[bool], None]
     single_capture: bool = False
+    loop: BlockingPortal | None = None  # set when gateway is an async twin
 
 
 class Caller:
@@ -164,15 +239,28 @@ class Caller:
         self.service = self._new_service()
 
     def _new_service(self) -> PaymentService:
-        return PaymentService(
-            self.world.gateway,
+        retry = RetryPolicy(attempts=3, max_reconcile_rounds=2)
+        if self.world.loop is None:
+            return PaymentService(
+                self.world.gateway,
+                self.crashing,  # type: ignore[arg-type]
+                clock=self.clock,
+                sleep=lambda s: None,
+                lease_s=30.0,
+                retry=retry,
+                rng=self.rng,
+            )
+        gateway: Any = self.world.gateway
+        twin = AsyncPaymentService(
+            gateway,
             self.crashing,  # type: ignore[arg-type]
             clock=self.clock,
-            sleep=lambda s: None,
+            sleep=_no_wait,
             lease_s=30.0,
-            retry=RetryPolicy(attempts=3, max_reconcile_rounds=2),
+            retry=retry,
             rng=self.rng,
         )
+        return Blocking(twin, self.world.loop)  # type: ignore[return-value]
 
     def call(self, do: Callable[[PaymentService], AnyResult]) -> AnyResult | None:
         """Run *do* until it answers; None when the ledger refused it (which is counted)."""

@@ -37,10 +37,9 @@ from commercekit.payments import (
     UrllibTransport,
 )
 from commercekit.payments._amazonpay._wire import amazon_pay_idempotency_key
-from tests.payments.chaos import CARDS, Tally, World, run_once
+from tests.payments.chaos import CARDS, Fault, FaultTransport, Tally, World, run_once
 from tests.payments.fake_amazonpay import FakeAmazonPay, merchant_key, serve
 from tests.payments.test_amazonpay import KEY_ID, config_for
-from tests.payments.test_stripe_chaos import Fault, FaultTransport
 
 RUNS = int(os.environ.get("COMMERCEKIT_AMAZONPAY_CHAOS_RUNS", "200"))
 BATCH = 50
