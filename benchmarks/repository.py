@@ -183,11 +183,15 @@ async def measure_async(engine: AsyncEngine, *, n: int, rounds: int) -> dict[str
     best: dict[str, dict[str, float]] = {
         op: {"ours_us": float("inf"), "plain_us": float("inf")} for op in cases
     }
-    for r in range(rounds):
+    # Short batches, ours and plain alternating, the best batch of each kept: on a
+    # shared machine a batch of 25 often runs without another process in the way,
+    # where a whole round of hundreds rarely does.
+    batch = 25
+    for r in range(rounds * n // batch):
         for op, (ours, plain) in cases.items():
             pair = [("ours_us", ours), ("plain_us", plain)]
             for name, fn in pair if r % 2 == 0 else reversed(pair):
-                best[op][name] = min(best[op][name], await _atime(fn, n, r * n))
+                best[op][name] = min(best[op][name], await _atime(fn, batch, r * batch))
     for figures in best.values():
         figures["ratio"] = figures["ours_us"] / figures["plain_us"]
     await db.dispose()
@@ -260,32 +264,45 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--part",
+        choices=["all", "sync", "async"],
+        default="all",
+        help="measure only the sync or only the asyncio overhead rows",
+    )
     args = parser.parse_args()
+    sync_part, async_part = args.part in {"all", "sync"}, args.part in {"all", "async"}
     n, rounds = (100, 3) if args.quick else (400, 5)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        engine = sqlite_engine(Path(tmp) / "bench.db")
-        results["sqlite"] = measure(engine, n=n, rounds=rounds)
-        engine.dispose()
-        aengine = async_engine_from_url(f"sqlite:///{Path(tmp) / 'bench-async.db'}")
-        results["sqlite_async"] = asyncio.run(measure_async(aengine, n=n, rounds=rounds))
+        if sync_part:
+            engine = sqlite_engine(Path(tmp) / "bench.db")
+            results["sqlite"] = measure(engine, n=n, rounds=rounds)
+            engine.dispose()
+        if async_part:
+            aengine = async_engine_from_url(f"sqlite:///{Path(tmp) / 'bench-async.db'}")
+            results["sqlite_async"] = asyncio.run(measure_async(aengine, n=n, rounds=rounds))
     from tests.integration._servers import PgCluster, pg_missing
 
     if pg_missing() is None:
         with PgCluster(standbys=2) as cluster:
-            engine = engine_from_url(cluster.url("primary"))
-            results["postgresql"] = measure(engine, n=n, rounds=rounds)
-            engine.dispose()
-            aengine = async_engine_from_url(cluster.url("primary"))
-            results["postgresql_async"] = asyncio.run(measure_async(aengine, n=n, rounds=rounds))
-            results["postgresql_deadline"] = deadline_overhead(
-                cluster.url("primary"), n=n, rounds=rounds
-            )
-            cluster.wait_caught_up()
-            urls = [cluster.url(x) for x in ("primary", *cluster.standby_names)]
-            results["postgresql_read_throughput"] = replica_throughput(
-                urls, seconds=1.0 if args.quick else 3.0
-            )
+            if async_part:
+                aengine = async_engine_from_url(cluster.url("primary"))
+                results["postgresql_async"] = asyncio.run(
+                    measure_async(aengine, n=n, rounds=rounds)
+                )
+            if sync_part:
+                engine = engine_from_url(cluster.url("primary"))
+                results["postgresql"] = measure(engine, n=n, rounds=rounds)
+                engine.dispose()
+                results["postgresql_deadline"] = deadline_overhead(
+                    cluster.url("primary"), n=n, rounds=rounds
+                )
+                cluster.wait_caught_up()
+                urls = [cluster.url(x) for x in ("primary", *cluster.standby_names)]
+                results["postgresql_read_throughput"] = replica_throughput(
+                    urls, seconds=1.0 if args.quick else 3.0
+                )
     ratios = [
         figures["ratio"]
         for engine_name in ("sqlite", "postgresql")
@@ -313,10 +330,9 @@ def main() -> None:
                 f"{engine_name:<17} {op:<8} {f['ours_us']:>9.1f} {f['plain_us']:>9.1f} "
                 f"{f['ratio']:>6.2f}x"
             )
-    print(
-        f"target: ratio <= {TARGET}x  met: sync {results['meets_overhead_1_15x']}, "
-        f"async {results['meets_async_overhead_1_15x']}"
-    )
+    met_sync = results["meets_overhead_1_15x"] if sync_part else "not measured"
+    met_async = results["meets_async_overhead_1_15x"] if async_part else "not measured"
+    print(f"target: ratio <= {TARGET}x  met: sync {met_sync}, async {met_async}")
     if deadline is not None:
         print(
             "\nPostgreSQL select 1 with the statement deadline: "
@@ -328,7 +344,7 @@ def main() -> None:
         print("\nPostgreSQL read throughput (4 threads, ours)")
         for name, value in results["postgresql_read_throughput"].items():
             print(f"  {name:<28} {value:>10.0f}")
-    else:
+    elif "postgresql_async" not in results:
         print("\n(PostgreSQL not installed: no PostgreSQL figures)")
 
 

@@ -146,3 +146,13 @@ def test_dispose_closes_every_pooled_connection_of_both_twins(tmp_path: Path) ->
         return aengine.sync_engine.pool.checkedin()  # type: ignore[attr-defined,no-any-return]
 
     assert asyncio.run(main()) == 0
+
+
+def test_a_missing_async_driver_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from commercekit.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "asyncmy", None)  # import asyncmy now fails
+    with pytest.raises(MissingExtraError, match=r"\[mysql-asyncio\]"):
+        async_engine_from_url("mysql://root@127.0.0.1/test")

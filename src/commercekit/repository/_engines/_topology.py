@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from commercekit._extras import require
 from commercekit.errors import ConfigurationError
 from commercekit.repository._policy._token import GROUP_NAME
 from commercekit.repository._typing import Topology
@@ -108,8 +109,22 @@ def async_engine_from_url(
     )
 
 
+_ASYNC_EXTRAS = {
+    "aiosqlite": ("aiosqlite", "asyncio"),
+    "asyncmy": ("asyncmy", "mysql-asyncio"),
+    "psycopg": ("psycopg", "postgres"),
+}
+"""An async driver's module and the extra that installs it."""
+
+
 def _create_async_engine(url: URL, **options: Any) -> AsyncEngine:
     from sqlalchemy.ext.asyncio import create_async_engine
+
+    feature = f"the asyncio repository on {url.get_backend_name()}"
+    require("greenlet", extra="asyncio", feature=feature)  # SQLAlchemy's bridge
+    driver = _ASYNC_EXTRAS.get(url.get_driver_name())
+    if driver is not None:
+        require(driver[0], extra=driver[1], feature=feature)
 
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
         # One connection holds the in-memory database. The sync engine shares it
