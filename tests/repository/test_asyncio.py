@@ -124,6 +124,8 @@ def test_tasks_share_a_database_and_probes_run_as_tasks(tmp_path: Path) -> None:
 def test_the_twins_refuse_each_others_engines(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="async engines"):
         AsyncDatabase(ReplicatedTopology(Node("primary", sqlite_engine())))
+    with pytest.raises(ConfigurationError, match="use AsyncDatabase"):
+        Database(ReplicatedTopology(Node("primary", async_engine_from_url("sqlite://"))))
 
 
 def test_dispose_closes_every_pooled_connection_of_both_twins(tmp_path: Path) -> None:

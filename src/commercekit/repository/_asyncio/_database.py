@@ -17,7 +17,6 @@ from typing import Any, Generic, TypeVar
 import attrs
 from sqlalchemy import MetaData
 
-from commercekit.errors import ConfigurationError
 from commercekit.metrics import Metrics
 from commercekit.repository._engines._topology import ShardedTopology
 from commercekit.repository._policy._placement import ShardPlacement, ketama_shards
@@ -50,6 +49,12 @@ class AsyncCommitted(Generic[R]):
         return await self.unit_of_work.token()
 
 
+class _GreenletDatabase(Database):
+    """The sync runtime over async engines, run in greenlets by :class:`AsyncDatabase`."""
+
+    _asyncio = True
+
+
 class AsyncDatabase:
     """Units of work and routed reads over a replicated, optionally sharded topology, awaited.
 
@@ -78,18 +83,7 @@ class AsyncDatabase:
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
     ) -> None:
-        groups = topology.groups if isinstance(topology, ShardedTopology) else (topology,)
-        for group in groups:
-            for node in (group.primary, *group.replicas):
-                if not node.engine.dialect.is_async:
-                    raise ConfigurationError(
-                        f"node {node.name!r} has a sync engine "
-                        f"({node.engine.dialect.name}+{node.engine.dialect.driver}): an "
-                        "AsyncDatabase needs async engines (async_engine_from_url, or "
-                        "ReplicatedTopology.from_urls(..., asyncio=True)); use Database "
-                        "for sync ones"
-                    )
-        self._db = Database(
+        self._db = _GreenletDatabase(
             topology,
             metrics=metrics,
             policy=policy,

@@ -23,7 +23,7 @@ from commercekit.repository._policy._placement import ShardPlacement, ketama_sha
 from commercekit.repository._policy._routing import Role, RoutingPolicy
 from commercekit.repository._policy._token import ConsistencyToken, TokenLike, as_token
 from commercekit.repository._retry import RetryPolicy, call_with_retries
-from commercekit.repository._typing import Clock, PositionSource, Topology
+from commercekit.repository._typing import Clock, PositionSource, Topology, TopologyNode
 
 from ._background import Spawn
 from ._group import GroupRuntime, ReadSettings
@@ -57,6 +57,21 @@ def _parse_token(text: str) -> ConsistencyToken | None:
     return as_token(text)
 
 
+def _wrong_engine(node: TopologyNode) -> str:
+    dialect = node.engine.dialect
+    engine = f"{dialect.name}+{dialect.driver}"
+    if dialect.is_async:
+        return (
+            f"node {node.name!r} has an async engine ({engine}): use AsyncDatabase for it, "
+            "or engine_from_url for a sync one"
+        )
+    return (
+        f"node {node.name!r} has a sync engine ({engine}): an AsyncDatabase needs async "
+        "engines (async_engine_from_url, or ReplicatedTopology.from_urls(..., asyncio=True)); "
+        "use Database for sync ones"
+    )
+
+
 class Database:
     """Units of work and routed reads over a replicated, optionally sharded topology.
 
@@ -74,6 +89,9 @@ class Database:
     balancer that places shard keys (default :func:`ketama_shards`). Clocks and
     sleep are injectable.
     """
+
+    _asyncio = False
+    """Whether the engines are async (the greenlet-driven runtime of an AsyncDatabase)."""
 
     def __init__(
         self,
@@ -93,6 +111,9 @@ class Database:
         groups = topology.groups if isinstance(topology, ShardedTopology) else (topology,)
         nodes: list[tuple[str, str, Role]] = []
         for group in groups:
+            for node in (group.primary, *group.replicas):
+                if node.engine.dialect.is_async is not self._asyncio:
+                    raise ConfigurationError(_wrong_engine(node))
             nodes.append((group.name, group.primary.name, Role.PRIMARY))
             nodes.extend((group.name, r.name, Role.REPLICA) for r in group.replicas)
         backend = metrics or NullMetrics()
