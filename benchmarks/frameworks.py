@@ -2,31 +2,45 @@
 
 The FastAPI app of ``examples/frameworks_fastapi.py`` runs on uvicorn (uvloop,
 httptools) in a process of its own; the Stripe-shaped provider
-(``examples/frameworks/provider.py``) runs in another and takes 200 ms per
-call; this process sends 200 checkouts at once (one keep-alive connection
-each) and times until the last answer. Each checkout authorizes a payment over
-loopback HTTP and writes its order to SQLite (a file, WAL mode).
+(``examples/frameworks/provider.py``, asyncio) runs in another and takes 200 ms
+per call; this process opens 200 keep-alive connections, sends one checkout on
+each at once, and times until the last answer. A checkout authorizes a
+payment over loopback HTTP and writes its order to SQLite (a file, WAL mode).
 
-Two versions of the same app, in the same run:
+Versions of the same app, in the same run, one after the other:
 
-- **async**: the handler awaits ``AsyncShop.checkout`` (the asyncio payment
-  service and repository), so every checkout waits on the provider at once:
-  about one call's latency plus overhead;
-- **thread pool** (the sync version): the same handler awaits
-  ``ThreadPoolShop.checkout``, which runs the blocking ``Shop.checkout`` in the
-  framework's thread pool (anyio's, 40 threads by default), so checkouts wait
-  in batches of 40: about 200 x 200 ms / 40 = 1 s.
+- **async**: the handler awaits ``AsyncShop.checkout``: ``AsyncPaymentService``
+  over ``AsyncStripeGateway`` and its default ``AsyncHttpxTransport`` (200
+  pooled connections), and ``AsyncDatabase`` on aiosqlite. Every checkout can
+  wait on the provider at once: about one call's latency plus overhead;
+- **thread pool** (the sync version): the handler awaits
+  ``ThreadPoolShop.checkout``, the blocking ``Shop.checkout`` (``PaymentService``,
+  ``HttpxTransport``, ``Database``) in the framework's thread pool (anyio's, 40
+  threads by default): checkouts wait in batches of 40, about
+  200 x 200 ms / 40 = 1 s.
 
-Beside them, one provider call's latency, measured in this run with the
-same gateway (``StripeGateway`` over a pooled ``HttpxTransport``). Target
-(``meets_async_within_3x_call``): the async wall time is at most 3x one call's
+Without ``--quick``, three more rows say what the async figure is made of:
+
+- **floor**: the same app whose checkout only sleeps 200 ms (no payment, no
+  order): uvicorn, FastAPI and the load generator;
+- **async, orders only**: the async version with the provider call replaced by
+  a 200 ms sleep: what ``AsyncDatabase`` adds;
+- **async, aiohttp transport**: the async version with the payment calls sent
+  through an aiohttp session plugged into the ``AsyncHttpTransport`` seam (a
+  reference written here, not shipped): what the HTTP client's pool costs.
+
+Beside each wall time, the CPU seconds the app process spent on the round
+(from ``/proc``): on a loaded machine the wall time stretches with the load,
+the CPU time much less. One provider call's latency is measured in the same
+run with the same gateway (``StripeGateway`` over ``HttpxTransport``). Target
+(``meets_async_within_3x_call``): the async wall time at most 3x one call's
 latency. Each version runs a warm-up round (connections opened, code paths
-hot) and then timed rounds; its figure is the fastest round, the median beside
-it. The script reports; it does not fail on a miss::
+hot) and then timed rounds; its figure is the fastest round, the median
+beside it. The script reports; it does not fail on a miss::
 
     .venv/bin/python benchmarks/frameworks.py            # the table
     .venv/bin/python benchmarks/frameworks.py --json     # the same figures as one JSON object
-    .venv/bin/python benchmarks/frameworks.py --quick    # one timed round
+    .venv/bin/python benchmarks/frameworks.py --quick    # async and thread pool, one round
 """
 
 from __future__ import annotations
@@ -60,25 +74,137 @@ from commercekit.payments import HttpxTransport, ProviderToken, StripeGateway  #
 CONCURRENT = 200
 DELAY_MS = 200.0
 TARGET_CALLS = 3.0  # async wall time <= this many times one call's latency
+QUICK_VERSIONS = ("async", "threadpool")
+VERSIONS = (*QUICK_VERSIONS, "floor", "async_orders_only", "async_aiohttp")
+LABELS = {
+    "async": "async handler",
+    "threadpool": "thread pool ({threads} threads)",
+    "floor": "floor: handler sleeps 200 ms",
+    "async_orders_only": "async, orders only",
+    "async_aiohttp": "async, aiohttp transport",
+}
 
 
 # -- the app process ---------------------------------------------------------------------
 
 
-def serve_apps(provider_url: str, folder: str) -> None:
-    """Serve both versions of the FastAPI example until stdin closes; print their URLs first.
+def shop_classes() -> dict[str, Any]:
+    """The shop behind each version (imported in the app process only)."""
+    from frameworks.shop import AsyncShop, CheckoutForm, ThreadPoolShop, answer
 
-    One process, one event loop, two uvicorn servers: the versions are measured
-    one after the other, so they never compete, and the process starts once.
+    from commercekit.payments import (
+        AsyncPaymentService,
+        AsyncStripeGateway,
+        InMemoryIdempotencyStore,
+        Operation,
+        PaymentResult,
+        PaymentState,
+    )
+    from commercekit.payments._core._results import approved_result
+
+    def fake_authorization(form: CheckoutForm) -> PaymentResult:
+        return approved_result(
+            "stripe", Operation.AUTHORIZE, f"pi_{form.order_id}", form.amount,
+            PaymentState.AUTHORIZED,
+        )  # fmt: skip
+
+    class FloorShop(AsyncShop):
+        async def checkout(self, form: CheckoutForm) -> tuple[int, dict[str, Any]]:
+            await asyncio.sleep(DELAY_MS / 1000)
+            return answer(form, fake_authorization(form))
+
+    class OrdersOnlyShop(AsyncShop):
+        async def checkout(self, form: CheckoutForm) -> tuple[int, dict[str, Any]]:
+            await asyncio.sleep(DELAY_MS / 1000)
+            result = fake_authorization(form)
+            await self.database.run(lambda uow: self._write(uow, form, result), retry=True)
+            return answer(form, result)
+
+        async def _write(self, uow: Any, form: CheckoutForm, result: PaymentResult) -> None:
+            from frameworks.shop import Order, new_order
+
+            orders = uow.repository(Order)
+            if await orders.get(form.order_id) is None:
+                await orders.add(new_order(form, result.reference))
+
+    class AiohttpShop(AsyncShop):
+        def __init__(self, *, provider_url: str, folder: Path) -> None:
+            super().__init__(provider_url=provider_url, folder=folder)
+            self._aiohttp = AiohttpTransport(CONCURRENT)
+            gateway = AsyncStripeGateway(
+                "sk_test_bench", transport=self._aiohttp, base_url=provider_url
+            )
+            self.payments = AsyncPaymentService(
+                gateway, InMemoryIdempotencyStore(), metrics=self.metrics
+            )
+
+        async def aclose(self) -> None:
+            await self._aiohttp.aclose()
+            await super().aclose()
+
+    return {
+        "async": AsyncShop,
+        "threadpool": ThreadPoolShop,
+        "floor": FloorShop,
+        "async_orders_only": OrdersOnlyShop,
+        "async_aiohttp": AiohttpShop,
+    }
+
+
+class AiohttpTransport:
+    """An ``AsyncHttpTransport`` over an aiohttp session: the reference row's client.
+
+    Errors are sorted as the seam asks (no connection: ``UnavailableError``;
+    anything after: ``OutcomeUnknownError``), enough for a benchmark.
+    """
+
+    def __init__(self, max_connections: int) -> None:
+        self._limit = max_connections
+        self._session: Any = None
+
+    async def handle(self, request: Any) -> Any:
+        import aiohttp
+
+        from commercekit.errors import OutcomeUnknownError, UnavailableError
+        from commercekit.payments import HttpResponse
+
+        if self._session is None:  # made on the loop that uses it
+            connector = aiohttp.TCPConnector(limit=self._limit)
+            self._session = aiohttp.ClientSession(connector=connector)
+        timeout = aiohttp.ClientTimeout(total=request.timeout_s)
+        try:
+            async with self._session.request(
+                request.method, request.url, headers=request.headers, data=request.body,
+                timeout=timeout, allow_redirects=False,
+            ) as answer:  # fmt: skip
+                return HttpResponse(answer.status, dict(answer.headers), await answer.read())
+        except aiohttp.ClientConnectorError as exc:
+            raise UnavailableError(f"cannot connect to {request.url}") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise OutcomeUnknownError(
+                f"{request.method} {request.url} failed after sending"
+            ) from exc
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def serve_apps(provider_url: str, folder: str, versions: Sequence[str]) -> None:
+    """Serve one FastAPI app per version until stdin closes; print their URLs first.
+
+    One process, one event loop, one uvicorn server per version: the versions
+    are measured one after the other, so they never compete, and the process
+    starts once.
     """
     import uvicorn
-    from frameworks.shop import AsyncShop, ThreadPoolShop
     from frameworks_fastapi import create_app
 
+    classes = shop_classes()
     servers = [
         uvicorn.Server(
             uvicorn.Config(
-                create_app(make(provider_url=provider_url, folder=Path(folder, make.__name__))),
+                create_app(classes[v](provider_url=provider_url, folder=Path(folder, v))),
                 host="127.0.0.1",
                 port=0,
                 log_level="warning",
@@ -86,7 +212,7 @@ def serve_apps(provider_url: str, folder: str) -> None:
                 timeout_keep_alive=120,  # the load generator keeps its connections between rounds
             )
         )
-        for make in (AsyncShop, ThreadPoolShop)
+        for v in versions
     ]
 
     async def main() -> None:
@@ -105,8 +231,8 @@ def serve_apps(provider_url: str, folder: str) -> None:
 
 
 @contextlib.contextmanager
-def process(*args: str) -> Iterator[str]:
-    """Run a Python process that prints its URL first; yield that line; stop it after.
+def process(*args: str) -> Iterator[tuple[str, int]]:
+    """Run a Python process that prints its URL first; yield that line and its pid; stop it.
 
     It is asked to stop by closing its stdin (the app servers finish their
     shutdown), and terminated when it does not (the provider serves until killed).
@@ -120,7 +246,7 @@ def process(*args: str) -> Iterator[str]:
         line = proc.stdout.readline().strip()
         if not line.startswith("http://"):
             raise RuntimeError(f"{args[:2]} did not start (exit {proc.wait(10)})")
-        yield line
+        yield line, proc.pid
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
@@ -129,6 +255,16 @@ def process(*args: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.terminate()
             proc.wait(5)
+
+
+def cpu_s(pid: int) -> float | None:
+    """The CPU seconds (user + system) process *pid* has used, from /proc; None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- the measurements --------------------------------------------------------------------
@@ -201,38 +337,47 @@ async def burst_ms(clients: list[Client], run: str) -> float:
     return elapsed
 
 
-async def measure_app(url: str, version: str, n: int, rounds: int) -> dict[str, Any]:
+async def measure_app(url: str, pid: int, version: str, n: int, rounds: int) -> dict[str, Any]:
     clients = [await Client.connect(url) for _ in range(n)]
+    times, cpus = [], []
     try:
         await burst_ms(clients, f"{version}-warm-{time.time_ns()}")
-        times = [await burst_ms(clients, f"{version}-{r}-{time.time_ns()}") for r in range(rounds)]
+        for r in range(rounds):
+            before = cpu_s(pid)
+            times.append(await burst_ms(clients, f"{version}-{r}-{time.time_ns()}"))
+            after = cpu_s(pid)
+            if before is not None and after is not None:
+                cpus.append(after - before)
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
-    return {"wall_best_ms": min(times), "wall_median_ms": statistics.median(times), "rounds": times}
-
-
-def measure(n: int, rounds: int, latency_calls: int) -> dict[str, Any]:
-    report: dict[str, Any] = {
-        "concurrent_checkouts": n,
-        "provider_delay_ms": DELAY_MS,
+    return {
+        "wall_best_ms": min(times),
+        "wall_median_ms": statistics.median(times),
+        "app_cpu_median_s": statistics.median(cpus) if cpus else None,
+        "rounds_ms": times,
     }
+
+
+def measure(n: int, rounds: int, latency_calls: int, versions: Sequence[str]) -> dict[str, Any]:
+    report: dict[str, Any] = {"concurrent_checkouts": n, "provider_delay_ms": DELAY_MS}
     provider = ("-m", "frameworks.provider", "--delay-ms", str(DELAY_MS))
-    with process(*provider) as provider_url:
+    with process(*provider) as (provider_url, _):
         latency = call_latency_ms(provider_url, latency_calls)
         report["call_best_ms"] = min(latency)
         report["call_median_ms"] = statistics.median(latency)
         with tempfile.TemporaryDirectory(prefix="ck-fw-bench-") as folder:
-            app = (str(Path(__file__)), "--serve-apps", provider_url, folder)
-            with process(*app) as line:
-                async_url, threadpool_url, threads = line.split()
+            app = (str(Path(__file__)), "--serve-apps", provider_url, folder, ",".join(versions))
+            with process(*app) as (line, pid):
+                *urls, threads = line.split()
                 report["thread_pool_size"] = int(threads)
-                for version, url in (("async", async_url), ("threadpool", threadpool_url)):
-                    report[version] = asyncio.run(measure_app(url, version, n, rounds))
+                for version, url in zip(versions, urls, strict=True):
+                    report[version] = asyncio.run(measure_app(url, pid, version, n, rounds))
     call = report["call_median_ms"]
-    report["async_calls"] = report["async"]["wall_best_ms"] / call
-    report["threadpool_calls"] = report["threadpool"]["wall_best_ms"] / call
+    for version in versions:
+        report[version]["calls"] = report[version]["wall_best_ms"] / call
     report["threadpool_ideal_ms"] = n / report["thread_pool_size"] * call
-    report["meets_async_within_3x_call"] = report["async_calls"] <= TARGET_CALLS
+    report["target_calls"] = TARGET_CALLS
+    report["meets_async_within_3x_call"] = report["async"]["calls"] <= TARGET_CALLS
     report["meets_async_beats_threadpool"] = (
         report["async"]["wall_best_ms"] < report["threadpool"]["wall_best_ms"]
     )
@@ -240,22 +385,28 @@ def measure(n: int, rounds: int, latency_calls: int) -> dict[str, Any]:
 
 
 def table(r: dict[str, Any]) -> str:
+    lines = [
+        f"{r['concurrent_checkouts']} concurrent checkouts through the FastAPI example, "
+        f"provider {r['provider_delay_ms']:.0f} ms a call",
+        f"  {'one provider call':32} best {r['call_best_ms']:8.1f} ms  "
+        f"median {r['call_median_ms']:8.1f} ms",
+        f"  {'':32} {'best wall':>12}  {'median':>10}  {'app CPU':>9}  {'calls':>6}",
+    ]
+    for version, label in LABELS.items():
+        if version not in r:
+            continue
+        v = r[version]
+        cpu = "" if v["app_cpu_median_s"] is None else f"{v['app_cpu_median_s']:.2f} s"
+        lines.append(
+            f"  {label.format(threads=r['thread_pool_size']):32} {v['wall_best_ms']:9.1f} ms  "
+            f"{v['wall_median_ms']:7.1f} ms  {cpu:>9}  {v['calls']:6.2f}"
+        )
     ok = "met" if r["meets_async_within_3x_call"] else "NOT met"
-    a, t = r["async"], r["threadpool"]
-    return "\n".join(
-        [
-            f"{r['concurrent_checkouts']} concurrent checkouts through the FastAPI example, "
-            f"provider {r['provider_delay_ms']:.0f} ms a call",
-            f"  one provider call:        best {r['call_best_ms']:7.1f} ms   "
-            f"median {r['call_median_ms']:7.1f} ms",
-            f"  async handler:            best {a['wall_best_ms']:7.1f} ms   "
-            f"median {a['wall_median_ms']:7.1f} ms   = {r['async_calls']:.2f} calls "
-            f"(target <= {TARGET_CALLS:.0f}: {ok})",
-            f"  thread pool ({r['thread_pool_size']} threads): best {t['wall_best_ms']:7.1f} ms   "
-            f"median {t['wall_median_ms']:7.1f} ms   = {r['threadpool_calls']:.2f} calls "
-            f"(n / threads x call = {r['threadpool_ideal_ms']:.0f} ms)",
-        ]
+    lines.append(
+        f"  async <= {r['target_calls']:.0f} calls: {ok}; thread pool ideal "
+        f"(n / threads x call): {r['threadpool_ideal_ms']:.0f} ms"
     )
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -263,14 +414,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     parser.add_argument("--quick", action="store_true", help="a fast smoke run")
-    parser.add_argument("--serve-apps", nargs=2, metavar=("PROVIDER", "FOLDER"))
+    parser.add_argument("--serve-apps", nargs=3, metavar=("PROVIDER", "FOLDER", "VERSIONS"))
     args = parser.parse_args(argv)
     if args.serve_apps:
-        serve_apps(*args.serve_apps)
+        provider_url, folder, versions = args.serve_apps
+        serve_apps(provider_url, folder, versions.split(","))
         return 0
-    rounds, latency_calls = (1, 3) if args.quick else (5, 10)
-    report = measure(CONCURRENT, rounds, latency_calls)
-    report["machine"] = machine("fastapi", "starlette", "uvicorn", "httpx")
+    if args.quick:
+        report = measure(CONCURRENT, 1, 3, QUICK_VERSIONS)
+    else:
+        report = measure(CONCURRENT, 5, 10, VERSIONS)
+    report["machine"] = machine("fastapi", "starlette", "uvicorn", "httpx", "aiohttp")
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()

@@ -96,10 +96,6 @@ def test_a_bad_checkout_is_refused_with_a_typed_error(data: object) -> None:
         CheckoutForm.parse(data)
 
 
-@pytest.mark.xfail(
-    reason="AsyncShop pays through the thread pool until the asyncio payment service lands",
-    strict=True,
-)
 def test_async_handlers_let_more_checkouts_wait_on_the_provider_than_the_thread_pool_has() -> None:
     """50 checkouts at once through the FastAPI app: all 50 wait on the provider together.
 

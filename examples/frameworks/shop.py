@@ -42,6 +42,9 @@ from commercekit.money import Money
 from commercekit.payments import (
     ActionRequired,
     AnyResult,
+    AsyncHttpxTransport,
+    AsyncPaymentService,
+    AsyncStripeGateway,
     HttpxTransport,
     InMemoryIdempotencyStore,
     Outcome,
@@ -54,9 +57,11 @@ from commercekit.payments import (
 )
 from commercekit.repository import (
     AsyncDatabase,
+    AsyncUnitOfWork,
     Database,
     Node,
     ReplicatedTopology,
+    UnitOfWork,
     Versioned,
     async_engine_from_url,
     sqlite_engine,
@@ -190,10 +195,15 @@ class Shop:
             form.order_id, form.amount, form.payment_method, idempotency_key=form.order_id
         )
         if authorized(result):
-            with self.database.unit_of_work() as uow:
+
+            def write(uow: UnitOfWork) -> None:
                 orders = uow.repository(Order)
                 if orders.get(form.order_id) is None:  # a retried checkout writes it once
                     orders.add(new_order(form, result.reference))
+
+            # retry=True: a busy database (SQLite's lock, a serialization failure)
+            # runs the whole unit of work again instead of failing the checkout.
+            self.database.run(write, retry=True)
         return answer(form, result)
 
     def receive_webhook(self, payload: bytes, signature: str) -> str:
@@ -204,10 +214,13 @@ class Shop:
         reference = captured_intent(event)
         if reference is None:
             return
-        with self.database.unit_of_work() as uow:
+
+        def capture(uow: UnitOfWork) -> None:
             orders = uow.repository(Order)
             for order in orders.list(payment_reference=reference):
                 orders.update(order.id, status="captured")
+
+        self.database.run(capture, retry=True)
 
     def order(self, order_id: str) -> dict[str, str] | None:
         """The stored order *order_id* as JSON, or None."""
@@ -297,11 +310,13 @@ class AsyncShop:
         engine = async_engine_from_url(f"sqlite:///{self.folder / 'shop.db'}")
         topology = ReplicatedTopology(Node("primary", engine))
         self.database = AsyncDatabase(topology, metrics=self.metrics)
-        # THREAD-POOL STAND-IN: until commercekit has its asyncio payment service, the
-        # payment step runs the synchronous one in the thread pool.
-        self._transport = HttpxTransport(max_connections=POOL)
-        gateway = StripeGateway(API_KEY, transport=self._transport, base_url=provider_url)
-        self.payments = PaymentService(gateway, InMemoryIdempotencyStore(), metrics=self.metrics)
+        self._transport = AsyncHttpxTransport(max_connections=POOL)
+        gateway = AsyncStripeGateway(API_KEY, transport=self._transport, base_url=provider_url)
+        # An in-memory store does no I/O, so the asyncio service takes it as it is; a
+        # shop with several workers records keys in AsyncSqlAlchemyIdempotencyStore.
+        self.payments = AsyncPaymentService(
+            gateway, InMemoryIdempotencyStore(), metrics=self.metrics
+        )
         self.webhooks = WebhookProcessor(
             StripeSignatureVerifier([WEBHOOK_SECRET]),
             InMemoryIdempotencyStore(),
@@ -315,16 +330,17 @@ class AsyncShop:
 
     async def checkout(self, form: CheckoutForm) -> tuple[int, dict[str, Any]]:
         """Authorize the payment and write the order: the status and JSON body of the answer."""
-        result = await anyio.to_thread.run_sync(
-            lambda: self.payments.authorize(
-                form.order_id, form.amount, form.payment_method, idempotency_key=form.order_id
-            )
+        result = await self.payments.authorize(
+            form.order_id, form.amount, form.payment_method, idempotency_key=form.order_id
         )
         if authorized(result):
-            async with self.database.unit_of_work() as uow:
+
+            async def write(uow: AsyncUnitOfWork) -> None:
                 orders = uow.repository(Order)
                 if await orders.get(form.order_id) is None:  # a retried checkout writes it once
                     await orders.add(new_order(form, result.reference))
+
+            await self.database.run(write, retry=True)  # the whole work again when busy
         return answer(form, result)
 
     async def receive_webhook(self, payload: bytes, signature: str) -> str:
@@ -343,10 +359,12 @@ class AsyncShop:
             anyio.from_thread.run(self._captured, reference)
 
     async def _captured(self, reference: str) -> None:
-        async with self.database.unit_of_work() as uow:
+        async def capture(uow: AsyncUnitOfWork) -> None:
             orders = uow.repository(Order)
             for order in await orders.list(payment_reference=reference):
                 await orders.update(order.id, status="captured")
+
+        await self.database.run(capture, retry=True)
 
     async def order(self, order_id: str) -> dict[str, str] | None:
         """The stored order *order_id* as JSON, or None."""
@@ -363,7 +381,7 @@ class AsyncShop:
 
     async def aclose(self) -> None:
         """Close the provider connections and the database."""
-        self._transport.close()
+        await self._transport.aclose()
         await self.database.close()
 
 
