@@ -17,11 +17,9 @@ Run: python examples/frameworks_django.py           (serves, uses every route, e
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import socketserver
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -36,7 +34,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from frameworks.demo import run
+from frameworks.demo import main
 from frameworks.shop import CheckoutForm, Shop, error_answer
 
 from commercekit.cdn import WsgiProxy
@@ -173,4 +171,4 @@ async def serving(provider_url: str, folder: Path) -> AsyncIterator[str]:
 
 
 if __name__ == "__main__":
-    asyncio.run(run(serving, argv=sys.argv[1:]))
+    main(serving)

@@ -14,15 +14,13 @@ Run: python examples/frameworks_fastapi.py           (serves, uses every route, 
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
-from frameworks.demo import run, serving
+from frameworks.demo import main, serving
 from frameworks.shop import AsyncShop, CheckoutForm, WebShop, error_answer
 from pydantic import BaseModel
 
@@ -85,11 +83,8 @@ def create_app(shop: WebShop) -> FastAPI:
 
 
 if __name__ == "__main__":
-    asyncio.run(
-        run(
-            lambda provider_url, folder: serving(
-                create_app(AsyncShop(provider_url=provider_url, folder=folder))
-            ),
-            argv=sys.argv[1:],
+    main(
+        lambda provider_url, folder: serving(
+            create_app(AsyncShop(provider_url=provider_url, folder=folder))
         )
     )

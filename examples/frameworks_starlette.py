@@ -11,13 +11,11 @@ Run: python examples/frameworks_starlette.py           (serves, uses every route
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from frameworks.demo import run, serving
+from frameworks.demo import main, serving
 from frameworks.shop import AsyncShop, CheckoutForm, WebShop, error_answer
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -82,11 +80,8 @@ def create_app(shop: WebShop) -> Starlette:
 
 
 if __name__ == "__main__":
-    asyncio.run(
-        run(
-            lambda provider_url, folder: serving(
-                create_app(AsyncShop(provider_url=provider_url, folder=folder))
-            ),
-            argv=sys.argv[1:],
+    main(
+        lambda provider_url, folder: serving(
+            create_app(AsyncShop(provider_url=provider_url, folder=folder))
         )
     )

@@ -10,8 +10,10 @@ forged one, a static file through the CDN twice, and ``/metrics``. It raises
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
@@ -27,7 +29,7 @@ from commercekit.payments import stripe_signature
 from .provider import serve_provider
 from .shop import WEBHOOK_SECRET
 
-__all__ = ["checkout_body", "exercise", "run", "serving"]
+__all__ = ["checkout_body", "exercise", "main", "run", "serving"]
 
 
 def checkout_body(order_id: str) -> dict[str, str]:
@@ -155,3 +157,9 @@ async def run(serve: Serve, *, argv: list[str] | None = None) -> None:
                 await asyncio.Event().wait()
             await exercise(base_url)
         print("provider calls:", provider.calls)
+
+
+def main(serve: Serve) -> None:
+    """``python examples/frameworks_*.py [--serve]``: :func:`run`; Ctrl-C stops it quietly."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(serve, argv=sys.argv[1:]))
