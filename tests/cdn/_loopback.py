@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -145,3 +147,95 @@ class StreamingServer(Served):
                     self.wfile.write(b"0\r\n\r\n")
 
         self._serve(Handler)
+
+
+@attrs.frozen
+class Close:
+    """A :class:`RawOrigin` answer: send *data*, then close the connection."""
+
+    data: bytes
+    hang: bool = False
+    """Wait (for the server to stop) after sending *data*, before closing."""
+
+
+class RawOrigin:
+    """A loopback origin speaking raw bytes: ``answer(connection, nth, request)`` -> bytes or None.
+
+    *request* is the head, the blank line and the body (``Content-Length`` of it).
+    None closes the connection without answering, :class:`Close` closes it after the bytes;
+    each connection is served by one thread.
+    """
+
+    def __init__(self, answer: Callable[[int, int, bytes], bytes | Close | None]) -> None:
+        self._answer = answer
+        self.stopped = threading.Event()
+        """Set when the server stops: an answer that hangs waits on it, so it ends too."""
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.connections = 0
+        self._stop = False
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn, self.connections), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, number: int) -> None:
+        with conn:
+            conn.settimeout(5)
+            buffered = b""
+            for nth in itertools.count(1):
+                while b"\r\n\r\n" not in buffered:
+                    try:
+                        data = conn.recv(65536)
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    buffered += data
+                head, _, buffered = buffered.partition(b"\r\n\r\n")
+                length = _content_length(head)
+                while len(buffered) < length:
+                    try:
+                        data = conn.recv(65536)
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    buffered += data
+                body, buffered = buffered[:length], buffered[length:]
+                reply = self._answer(number, nth, head + b"\r\n\r\n" + body)
+                if reply is None:
+                    return
+                if isinstance(reply, Close):
+                    conn.sendall(reply.data)
+                    if reply.hang:
+                        self.stopped.wait(10)
+                    return
+                conn.sendall(reply)
+
+    def __enter__(self) -> RawOrigin:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        self.stopped.set()
+        self._thread.join(5)
+        self._listener.close()
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value.strip())
+    return 0

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import io
-import itertools
 import logging
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from wsgiref.util import setup_testing_defaults
 
@@ -30,7 +27,7 @@ from commercekit.cdn import (
 )
 from commercekit.errors import OriginError, OriginTimeoutError
 
-from ._loopback import Answer, LoopbackServer, Seen
+from ._loopback import Answer, LoopbackServer, RawOrigin, Seen
 
 
 def origin_handler(seen: Seen) -> Answer:
@@ -189,61 +186,6 @@ def test_odd_targets(target: str) -> None:
         assert handler.build_request("GET", target, [("host", "shop.test")]).url == (
             "http://shop.test/abs"
         )
-
-
-class RawOrigin:
-    """A loopback origin speaking raw bytes: ``answer(connection, nth, request)`` -> bytes or None.
-
-    None closes the connection without answering; each connection is served by one thread.
-    """
-
-    def __init__(self, answer: Callable[[int, int, bytes], bytes | None]) -> None:
-        self._answer = answer
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self.connections = 0
-        self._stop = False
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    def _accept(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn, self.connections), daemon=True).start()
-
-    def _serve(self, conn: socket.socket, number: int) -> None:
-        with conn:
-            conn.settimeout(5)
-            buffered = b""
-            for nth in itertools.count(1):
-                while b"\r\n\r\n" not in buffered:
-                    try:
-                        data = conn.recv(65536)
-                    except OSError:
-                        return
-                    if not data:
-                        return
-                    buffered += data
-                request, _, buffered = buffered.partition(b"\r\n\r\n")
-                reply = self._answer(number, nth, request)
-                if reply is None:
-                    return
-                conn.sendall(reply)
-
-    def __enter__(self) -> RawOrigin:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop = True
-        self._thread.join(5)
-        self._listener.close()
 
 
 def _ok(body: bytes, *, length: int | None = None) -> bytes:

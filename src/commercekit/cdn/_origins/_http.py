@@ -7,6 +7,13 @@ more, on a fresh connection that is not pooled. An origin may send more body
 bytes than its ``Content-Length``: the extra bytes would be read as the start
 of the next response on that connection, so after each response every idle
 pooled connection holding unread bytes is closed.
+
+A request that fails before it reaches the origin (no connection) is an
+:class:`OriginError`, whatever its method: nothing happened, so it is safe to
+retry. A non-idempotent request (``POST``, ``PATCH``) that fails after it was
+sent and before an answer came is :class:`OutcomeUnknownError`: the origin
+may have acted on it. Messages and the repr name the origin without the
+user and password its URL may carry.
 """
 
 from __future__ import annotations
@@ -20,7 +27,12 @@ from commercekit._extras import require
 from commercekit.cdn._message._body import STREAM_THRESHOLD_BYTES, BodyStream
 from commercekit.cdn._message._headers import HOP_BY_HOP, Headers, without_hop_by_hop
 from commercekit.cdn._message._messages import Request, Response
-from commercekit.errors import ConfigurationError, OriginError, OriginTimeoutError
+from commercekit.errors import (
+    ConfigurationError,
+    OriginError,
+    OriginTimeoutError,
+    OutcomeUnknownError,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -62,6 +74,8 @@ class HttpOrigin:
         if client is None:
             require("httpx", extra="cdn", feature="HttpOrigin")
         self._base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+        host = parts.netloc.rpartition("@")[2]  # user:password@ stays out of messages
+        self._shown = f"{parts.scheme}://{host}{parts.path.rstrip('/')}"
         self._timeout = timeout_s
         self._max_body = max_body_bytes
         self._threshold = stream_threshold_bytes
@@ -93,10 +107,12 @@ class HttpOrigin:
         import httpx
 
         parts = urlsplit(request.url)
-        target = self._base + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        suffix = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        target = self._base + suffix
         headers = [(k, v) for k, v in request.headers.without(*HOP_BY_HOP, "host").items()]
         client = self._http()
-        what = f"{request.method} {target!r}"
+        what = f"{request.method} {self._shown + suffix!r}"
+        idempotent = request.method.upper() in IDEMPOTENT
         try:
             sent = client.build_request(
                 request.method, target, headers=headers, content=request.body or None
@@ -104,14 +120,20 @@ class HttpOrigin:
             try:
                 response = await client.send(sent, stream=True)
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
-                if request.method.upper() not in IDEMPOTENT:
+                if not idempotent:
                     raise
                 # never answered: likely a pooled connection the origin had closed
                 response = await self._fresh_client().send(sent, stream=True)
-        except httpx.TimeoutException as exc:
-            raise OriginTimeoutError(f"origin request {what} timed out: {exc!r}") from exc
         except httpx.HTTPError as exc:
-            raise OriginError(f"origin request {what} failed: {exc!r}") from exc
+            unsent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+            if idempotent or isinstance(exc, unsent):  # unsent: no connection, nothing sent
+                if isinstance(exc, httpx.TimeoutException):
+                    raise OriginTimeoutError(f"origin request {what} timed out: {exc!r}") from exc
+                raise OriginError(f"origin request {what} failed: {exc!r}") from exc
+            raise OutcomeUnknownError(
+                f"origin request {what} may have reached the origin before it failed "
+                f"({exc!r}); check its effect before sending it again"
+            ) from exc
         close = functools.partial(self._close, response)
         try:
             headers_out = without_hop_by_hop(Headers.from_wire(response.headers.raw))
@@ -167,7 +189,7 @@ class HttpOrigin:
             self._client = None
 
     def __repr__(self) -> str:
-        return f"HttpOrigin({self._base!r})"
+        return f"HttpOrigin({self._shown!r})"
 
 
 async def _drop_overfull(client: httpx.AsyncClient) -> None:

@@ -7,7 +7,8 @@ server frames it with chunked transfer coding), hop-by-hop fields dropped. A
 streamed body is handed to the front end as a :class:`BodyStream`, which sends
 each chunk as it comes. Every failure becomes
 a status, never a crash: :class:`OriginError` is 502 (504 for
-:class:`OriginTimeoutError`), each logged with its cause; bad input 400;
+:class:`OriginTimeoutError`), and so is an unsafe request whose outcome is
+unknown (:class:`OutcomeUnknownError`), each logged with its cause; bad input 400;
 anything unexpected 500 (logged with its traceback).
 """
 
@@ -27,6 +28,7 @@ from commercekit.errors import (
     MalformedHeaderError,
     OriginError,
     OriginTimeoutError,
+    OutcomeUnknownError,
 )
 
 __all__ = ["ProxyHandler", "WireResponse"]
@@ -108,7 +110,7 @@ class ProxyHandler:
             return self._wire(method, _error(400, str(exc)))
         try:
             response = await self._edge.handle(request)
-        except OriginError as exc:
+        except (OriginError, OutcomeUnknownError) as exc:
             status = 504 if isinstance(exc, OriginTimeoutError) else 502
             log.warning("%d for %s %s: %s", status, method, request.url[:200], exc)
             return self._wire(method, _error(status, "origin unavailable"))
