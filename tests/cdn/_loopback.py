@@ -17,6 +17,7 @@ class QuietHandler(BaseHTTPRequestHandler):
     """An HTTP/1.1 request handler that logs nothing."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else a head and a body written apart wait for a delayed ACK
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -35,7 +36,9 @@ class Served:
         self._server = server(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def __enter__(self) -> Self:
         self._thread.start()

@@ -5,10 +5,15 @@ the API allows, raises :class:`PurgeRejectedError` for a 4xx (fix credentials
 or input) and :class:`PurgeUnavailableError` for 5xx, 429 or network failure
 (retry later). A purge kind an API does not have is refused up front with an
 :class:`~commercekit.errors.InvalidInputError`, rather than done some other way.
+Each API request has one deadline, *timeout_s*, for the whole exchange (httpx's
+own timeouts are per read, so an API trickling its answer would otherwise hold
+a purge for ever); an answer that is not the API's JSON is
+:class:`PurgeUnavailableError` too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -55,9 +60,14 @@ class HttpPurger:
         import httpx
 
         try:
-            response = await self._http().request(
-                method, self._base + path, headers=headers, content=body
-            )
+            async with asyncio.timeout(self._timeout):
+                response = await self._http().request(
+                    method, self._base + path, headers=headers, content=body
+                )
+        except TimeoutError as exc:
+            raise PurgeUnavailableError(
+                f"purge request {method} {path} got no whole answer within {self._timeout} s"
+            ) from exc
         except httpx.HTTPError as exc:
             raise PurgeUnavailableError(f"purge request {method} {path} failed: {exc!r}") from exc
         if response.status_code == 429 or response.status_code >= 500:
@@ -69,6 +79,22 @@ class HttpPurger:
                 f"purge API refused {method} {path} ({response.status_code}): {response.text[:300]}"
             )
         return response
+
+    @staticmethod
+    def _json(response: httpx.Response, api: str) -> dict[str, Any]:
+        """The JSON object *response* carries, or :class:`PurgeUnavailableError`."""
+        try:
+            answer = response.json()
+        except ValueError as exc:
+            raise PurgeUnavailableError(
+                f"{api} answered {response.status_code} with something that is not JSON: "
+                f"{response.text[:100]!r}"
+            ) from exc
+        if not isinstance(answer, dict):
+            raise PurgeUnavailableError(
+                f"{api} answered JSON that is not an object: {answer!r:.100}"
+            )
+        return answer
 
     async def aclose(self) -> None:
         """Close the client if this purger made it."""
@@ -116,7 +142,7 @@ class FastlyPurger(HttpPurger):
                 response = await self._send(
                     "POST", "/purge/" + quote(target, safe="/?=&:"), headers
                 )
-                ids.append(str(response.json().get("id", "")))
+                ids.append(str(self._json(response, "Fastly").get("id", "")))
         elif selector.kind is PurgeKind.TAG:
             for batch in _batches(selector.values, self.KEYS_PER_REQUEST):
                 body = json.dumps({"surrogate_keys": list(batch)}).encode()
@@ -124,9 +150,7 @@ class FastlyPurger(HttpPurger):
                 response = await self._send(
                     "POST", f"/service/{self._service}/purge", json_headers, body
                 )
-                found = response.json()
-                if isinstance(found, dict):
-                    ids.extend(str(v) for v in found.values())
+                ids.extend(str(v) for v in self._json(response, "Fastly").values())
         elif selector.kind is PurgeKind.ALL:
             if soft:
                 raise InvalidInputError("Fastly's purge-all is always hard; pass soft=False")
@@ -183,13 +207,9 @@ class CloudflarePurger(HttpPurger):
             response = await self._send(
                 "POST", f"/zones/{self._zone}/purge_cache", headers, json.dumps(body).encode()
             )
-            try:
-                answer = response.json()
-            except ValueError as exc:
-                raise PurgeUnavailableError(
-                    "Cloudflare answered something that is not JSON"
-                ) from exc
+            answer = self._json(response, "Cloudflare")
             if not answer.get("success"):
                 raise PurgeRejectedError(f"Cloudflare refused the purge: {answer.get('errors')}")
-            ids.append(str((answer.get("result") or {}).get("id", "")))
+            result = answer.get("result")
+            ids.append(str(result.get("id", "")) if isinstance(result, dict) else "")
         return PurgeResult(purged=None, ids=tuple(ids))
