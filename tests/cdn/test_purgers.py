@@ -1,4 +1,4 @@
-"""CloudFront's in-progress limits and SigV4 against botocore; the rest is in the Purger contract."""
+"""CloudFront's in-progress limits, SigV4 against botocore; the rest: the Purger contract."""
 
 from __future__ import annotations
 
