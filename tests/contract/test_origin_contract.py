@@ -51,9 +51,9 @@ SMALL = b"small body\n" * 10
 LARGE = bytes(range(256)) * 1200  # 300 KiB: over the 256 KiB stream threshold
 FILES = {"small.txt": SMALL, "big.bin": LARGE, "css/site.css": b"body{}"}
 HOST = "http://shop.test"
-DEADLINE_S = 0.3
+DEADLINE_S = 1.0
 BOUND_S = 3.0
-"""How long a fault may take to surface, on a loaded machine, when the deadline is 0.3 s."""
+"""How long a fault may take to surface, on a loaded machine, when the deadline is 1 s."""
 
 
 @attrs.frozen
@@ -207,7 +207,7 @@ def test_concurrent_fetches_each_get_their_own_body(
         async def one(name: str) -> bytes:
             return await (await _get(subject, name)).read()
 
-        names = ["small.txt", "big.bin", "css/site.css"] * 4
+        names = ["small.txt", "big.bin", "css/site.css"] * 2
         assert await asyncio.gather(*(one(n) for n in names)) == [FILES[n] for n in names]
 
     check(factory, tmp_path, body)
@@ -419,7 +419,8 @@ def test_credentials_in_the_origin_url_never_reach_a_message_or_the_repr(
 
     async def main() -> None:
         origin = HttpOrigin(url, timeout_s=DEADLINE_S)
-        request = Request("GET", f"{HOST}/hangs", Headers({"authorization": "Bearer s3cret-Pa55"}))
+        headers = Headers({"authorization": "Bearer s3cret-Pa55"})
+        request = Request("GET", f"{HOST}/closes-before-answering", headers)
         error = await _raises(OriginError, origin.fetch(request))
         assert "s3cret" not in str(error) + repr(error) + repr(origin)
         await origin.aclose()
