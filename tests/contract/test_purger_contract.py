@@ -494,7 +494,9 @@ def test_a_failed_purge_is_a_typed_error_within_the_deadline(
         await subject.purger.purge(PurgeSelector.urls(URLS[1]))  # and the next one works
         assert await subject.gone(PurgeSelector.urls(URLS[1]), False)
 
-    check(remote, body, timeout_s=DEADLINE_S)
+    # Only the faults that need the deadline get a short one: a loaded machine may take
+    # longer than that to answer the others, and a late fault would then hit the next purge.
+    check(remote, body, timeout_s=DEADLINE_S if fault in ("hang", "trickle") else 5.0)
 
 
 def test_a_timed_out_or_cancelled_purge_leaves_the_pool_clean(
