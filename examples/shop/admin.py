@@ -11,23 +11,142 @@ import secrets
 import uuid
 from typing import Any
 
-import httpx
+import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from commercekit.analytics import Reports
 from commercekit.commerce.orders import Order
 from commercekit.errors import CommerceKitError, InvalidInputError
-from shop.charts import bar_chart
+from shop.charts import bar_chart, grouped_chart
+from shop.monitor import FleetMonitor, OpsFigures, describe
+from shop.root import order_owners
 
-__all__ = ["admin_routes"]
+__all__ = ["admin_routes", "business_charts", "operations_charts"]
+
+
+def business_charts(r: Reports, facts: dict[str, Any]) -> dict[str, str]:
+    """Revenue per day and currency, the funnel, top products, abandoned carts, cohorts."""
+    charts: dict[str, str] = {}
+    revenue = r.revenue()
+    days = sorted({d.day for d in revenue})[-14:]
+    per = {(d.day, d.net.currency.code): float(d.net.amount) for d in revenue}
+    currencies = sorted({c for _, c in per})
+    charts["revenue"] = grouped_chart(
+        "Revenue per day and currency (net)",
+        [d[5:] for d in days],
+        {c: [per.get((d, c), 0.0) for d in days] for c in currencies},
+    )
+    funnel = r.funnel("checkout")
+    charts["funnel"] = bar_chart(
+        "Checkout funnel (customers)",
+        [s.split()[-1] for s in funnel.steps],
+        [float(c) for c in funnel.total.counts],
+        colour="#239b56",
+    )
+    top = r.top_products("bought", limit=8)
+    charts["top"] = bar_chart(
+        "Top products (units bought)",
+        [p.product for p in top],
+        [float(p.count) for p in top],
+        colour="#7d3c98",
+    )
+    abandoned = r.cart_abandonment()
+    facts["abandonment"] = abandoned
+    charts["abandoned"] = bar_chart(
+        f"Abandoned carts ({abandoned.rate:.0%} of customers who added)",
+        ["added to a cart", "ordered", "abandoned"] if abandoned.carts else [],
+        [
+            float(abandoned.carts),
+            float(abandoned.carts - abandoned.abandoned),
+            float(abandoned.abandoned),
+        ]
+        if abandoned.carts
+        else [],
+        colour="#c0392b",
+    )
+    cohorts = r.cohorts(weeks=4)[-6:]
+    charts["cohorts"] = grouped_chart(
+        "Cohort retention (share of first-week buyers buying in week k)",
+        [c.week for c in cohorts],
+        {f"week {k}": [c.retention[k] * 100 for c in cohorts] for k in range(4)},
+        unit="%",
+    )
+    return charts
+
+
+def operations_charts(ops: OpsFigures) -> dict[str, str]:
+    """Per app server rate, latency and errors; balancer; CDN; statements; replica lag."""
+    when = "since start" if ops.window_s is None else f"last {ops.window_s:.0f} s"
+    names = [s.name for s in ops.servers]
+    charts = {
+        "ops-rps": bar_chart(
+            f"Requests/s per app server ({when})",
+            names,
+            [s.rps for s in ops.servers],
+            colour="#566573",
+        ),
+        "ops-latency": grouped_chart(
+            f"Latency per app server, ms ({when})",
+            names,
+            {
+                "p50": [s.p50_ms or 0.0 for s in ops.servers],
+                "p99": [s.p99_ms or 0.0 for s in ops.servers],
+            },
+            unit=" ms",
+        ),
+        "ops-errors": bar_chart(
+            f"Error rate per app server, % 5xx ({when})",
+            names,
+            [s.error_rate * 100 for s in ops.servers],
+            unit="%",
+            colour="#c0392b",
+        ),
+    }
+    nodes = list(ops.balancer)
+    keys = ("in service", "ejections", "went down")
+    charts["balancer"] = grouped_chart(
+        "Front balancer: health and ejections per app server",
+        nodes,
+        {k: [ops.balancer[n][k] for n in nodes] for k in keys},
+        empty="no front balancer (one app server)",
+    )
+    cdn = ops.cdn
+    served = cdn["hits"] + cdn["stale"] + cdn["misses"]
+    ratio = f"{(cdn['hits'] + cdn['stale']) / served:.0%}" if served else "-"
+    charts["cdn"] = bar_chart(
+        f"Image edge: hit ratio {ratio}, origin fetches",
+        list(cdn) if served or cdn["origin ok"] or cdn["origin error"] else [],
+        list(cdn.values()) if served or cdn["origin ok"] or cdn["origin error"] else [],
+        colour="#148f77",
+    )
+    charts["db-statements"] = bar_chart(
+        "SQL statements by node (primary / replica, since start)",
+        list(ops.statements),
+        list(ops.statements.values()),
+        colour="#2e86c1",
+    )
+    charts["db-lag"] = grouped_chart(
+        "Replica lag, ms (last probe)",
+        list(ops.replica_lag_ms),
+        {"lag": list(ops.replica_lag_ms.values())},
+        unit=" ms",
+        empty="this topology has no replicas" if not ops.replicas else "no probe yet",
+    )
+    return charts
 
 
 class Admin:
     def __init__(self, app: Any) -> None:
         self.app = app  # shop.web.App: pages, sessions, CSRF
         self.shop = app.shop
+        self.monitor = FleetMonitor(
+            self.shop.settings,
+            lambda: self.shop.metrics.exposition()[0],
+            replicas=len(self.shop.settings.replica_urls),
+        )
 
     def signed_in(self, request: Request) -> bool:
         return bool(request.session.get("admin"))
@@ -48,35 +167,21 @@ class Admin:
     async def dashboard(self, request: Request) -> Response:
         if not self.signed_in(request):
             return RedirectResponse("/admin/login", 303)
-        data = await run_in_threadpool(self._gather)
-        return self.app.page(request, "admin.html", **data)
+        ops = await self.monitor.figures()
+        data = await run_in_threadpool(self._business)
+        return self.app.page(request, "admin.html", ops_charts=operations_charts(ops), **data)
 
-    def _gather(self) -> dict[str, Any]:
+    async def ops_json(self, request: Request) -> Response:
+        """The operations figures as JSON (what the charts draw), for scripts and tests."""
+        if not self.signed_in(request):
+            return JSONResponse({"error": "sign in at /admin/login"}, 401)
+        return JSONResponse(describe(await self.monitor.figures()))
+
+    def _business(self) -> dict[str, Any]:
         charts: dict[str, str] = {}
         facts: dict[str, Any] = {}
         try:
-            r = self.shop.reports
-            revenue = r.revenue()[-14:]
-            charts["revenue"] = bar_chart(
-                "Revenue per day (" + (revenue[0].gross.currency.code if revenue else "-") + ")",
-                [d.day[5:] for d in revenue],
-                [float(d.net.amount) for d in revenue],
-            )
-            funnel = r.funnel("checkout")
-            charts["funnel"] = bar_chart(
-                "Checkout funnel (customers)",
-                [s.split()[-1] for s in funnel.steps],
-                [float(c) for c in funnel.total.counts],
-                colour="#239b56",
-            )
-            top = r.top_products("bought", limit=8)
-            charts["top"] = bar_chart(
-                "Top products (units bought)",
-                [p.product for p in top],
-                [float(p.count) for p in top],
-                colour="#7d3c98",
-            )
-            facts["abandonment"] = r.cart_abandonment()
+            charts.update(business_charts(self.shop.reports, facts))
         except CommerceKitError as exc:
             facts["analytics_error"] = type(exc).__name__
         items = self.shop.catalog.items()
@@ -87,15 +192,6 @@ class Admin:
             [float(i.available) for i in low],
             colour="#d68910",
         )
-        ops = self._operations()
-        if ops:
-            names = list(ops)
-            charts["ops"] = bar_chart(
-                "Requests per app server (front balancer)",
-                names,
-                [ops[n] for n in names],
-                colour="#566573",
-            )
         orders = [self.shop.commerce.orders.get(oid) for oid, _, _ in self._recent()]
         return {
             "charts": charts,
@@ -105,10 +201,6 @@ class Admin:
         }
 
     def _recent(self) -> list[tuple[str, str, float]]:
-        import sqlalchemy as sa
-
-        from shop.root import order_owners
-
         with self.shop.db.unit_of_work(read_only=True) as uow:
             rows = uow.session.execute(
                 sa.select(order_owners.c.order_id, order_owners.c.number, order_owners.c.placed_at)
@@ -116,23 +208,6 @@ class Admin:
                 .limit(20)
             ).all()
         return [(r[0], r[1], r[2]) for r in rows]
-
-    def _operations(self) -> dict[str, float]:
-        """Requests per backend from the front balancer's own ``/metrics`` (SHOP_FRONT_URL)."""
-        front = self.shop.settings.front_url
-        if not front:
-            return {}
-        try:
-            text = httpx.get(front + "/metrics", timeout=1.0).text
-        except httpx.HTTPError:
-            return {}
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line.startswith("shop_front_requests_total{"):
-                labels, _, value = line.rpartition(" ")
-                backend = labels.split('backend="', 1)[1].split('"', 1)[0]
-                out[backend] = out.get(backend, 0.0) + float(value)
-        return out
 
     async def order_action(self, request: Request) -> Response:
         from shop.web import checked_form
@@ -179,6 +254,7 @@ def admin_routes(app: Any) -> list[Route]:
     admin = Admin(app)
     return [
         Route("/admin", admin.dashboard),
+        Route("/admin/ops.json", admin.ops_json),
         Route("/admin/login", admin.login, methods=["GET", "POST"]),
         Route("/admin/orders/{oid}/{action}", admin.order_action, methods=["POST"]),
         Route("/admin/restock", admin.restock, methods=["POST"]),

@@ -79,6 +79,7 @@ class Fleet:
         origin, edge, edge_admin, consumer = free_port(), free_port(), free_port(), free_port()
         env["SHOP_ASSET_BASE"] = f"http://127.0.0.1:{edge}"
         env["SHOP_FRONT_URL"] = self.url
+        env["SHOP_EDGE_ADMIN_URL"] = f"http://127.0.0.1:{edge_admin}"
         self.edge_admin = edge_admin
         self.edge_port = edge
         self._add("origin", [*py, "shop", "origin", "--port", str(origin)], env, origin)
@@ -140,7 +141,10 @@ class Fleet:
         from shop.seed import seed
 
         seeded = build_shop(self.settings)
-        seed(seeded)
+        try:
+            seed(seeded)
+        finally:
+            seeded.close()
         if not self.procs:
             self.plan()
         for name in self.procs:

@@ -567,9 +567,13 @@ async def serve_front(front: Front, host: str, port: int, drain_s: float = 10.0)
     front.checker.start()
 
     async def sweeper() -> None:
+        ticks = 0
         while True:
-            await asyncio.sleep(5.0)
-            front.sweep_idle()
+            await asyncio.sleep(0.5)
+            front.log.flush()  # the access log reaches its file within half a second
+            ticks += 1
+            if ticks % 10 == 0:
+                front.sweep_idle()
 
     sweeping = asyncio.create_task(sweeper())
     print(f"front balancer on http://{host}:{port} over {', '.join(front.backends)}", flush=True)

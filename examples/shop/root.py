@@ -174,7 +174,13 @@ class Shop:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = PrometheusMetrics()
+        self.metrics.gauge(
+            "shop_process_start_time_seconds",
+            description="When this process started (Unix time); rates since start divide by it",
+            unit="seconds",
+        ).set(time.time())
         topology = ReplicatedTopology.from_urls(settings.database_url, list(settings.replica_urls))
+        self.topology = topology
         self.db = Database(topology, metrics=self.metrics)
         engine = topology.primary.engine
         self.gateway = SandboxGateway()
@@ -198,8 +204,17 @@ class Shop:
         self.catalog = CatalogView(self)
         self._manifest: AssetManifest | None = None
         self._reports: Reports | None = None
+        self._reports_topology: ReplicatedTopology | None = None
         self._pending: list[AnalyticsEvent] = []
         self._pending_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the database connections and the event log (the process is done with them)."""
+        self.db.close()
+        self.topology.dispose()
+        if self._reports_topology is not None:
+            self._reports_topology.dispose()
+        self.events.close()
 
     # -- images through the edge -----------------------------------------------------------
 
@@ -233,7 +248,8 @@ class Shop:
         if self._reports is None:
             from shop.services import FUNNEL
 
-            db = Database(ReplicatedTopology.from_urls(self.settings.analytics_url))
+            self._reports_topology = ReplicatedTopology.from_urls(self.settings.analytics_url)
+            db = Database(self._reports_topology)
             store = AnalyticsStore(db, funnels=[FUNNEL])
             store.create()
             self._reports = Reports(store)

@@ -42,6 +42,7 @@ class Settings:
     analytics_url: str
     asset_base: str
     front_url: str
+    edge_admin_url: str
     secret_key: str = field(repr=False)
     admin_password: str = field(repr=False)
     server_name: str = "app"
@@ -66,6 +67,7 @@ class Settings:
             analytics_url=_env(env, "ANALYTICS_URL", f"sqlite:///{data_dir / 'analytics.db'}"),
             asset_base=_env(env, "ASSET_BASE", "").rstrip("/"),
             front_url=_env(env, "FRONT_URL", "").rstrip("/"),
+            edge_admin_url=_env(env, "EDGE_ADMIN_URL", "").rstrip("/"),
             secret_key=_env(env, "SECRET_KEY", "") or _secret(data_dir),
             admin_password=_env(env, "ADMIN_PASSWORD", "") or _secret(data_dir, "admin.password"),
             server_name=_env(env, "SERVER_NAME", "app"),

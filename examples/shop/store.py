@@ -321,6 +321,9 @@ class Storefront:
                 card,
                 region=self.shop.settings.region,
                 return_url="/checkout/3ds",
+                # A guest's order events carry the id its browsing events did, so the
+                # funnel and cart abandonment join them to the order.
+                anonymous_id=None if s.customer_id else s.sid,
             )
         )
         if result.action is not None:

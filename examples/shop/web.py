@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from commercekit.errors import (
     CheckoutInProgressError,
     CommerceKitError,
     ConflictError,
+    DatabaseUnavailableError,
     EmptyCartError,
     InvalidInputError,
     NotFoundError,
@@ -354,6 +356,8 @@ class App:
     async def healthz(self, request: Request) -> Response:
         try:
             await run_in_threadpool(self.shop.commerce.catalog.list_products, limit=1)
+        except DatabaseUnavailableError:
+            raise  # retry_reads runs the check again; a node lost under it is not a verdict
         except CommerceKitError as exc:
             return JSONResponse({"status": "unhealthy", "reason": type(exc).__name__}, 503)
         return JSONResponse({"status": "ok", "server": self.shop.settings.server_name})
@@ -404,31 +408,33 @@ def status_for(exc: Exception) -> tuple[int, str]:
     return 503, "the shop is busy; please try again"
 
 
-def create_app(settings: Settings | None = None, shop: Shop | None = None) -> Starlette:
-    """The ASGI app of one app server (``uvicorn --factory shop.web:create_app``)."""
-    settings = settings or Settings.from_env()
-    the_shop = shop or build_shop(settings)
-    app = App(the_shop)
+Endpoint = Callable[[Request], Awaitable[Response]]
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async def flusher() -> None:
-            while True:
-                await asyncio.sleep(0.5)
-                with contextlib.suppress(CommerceKitError):
-                    await run_in_threadpool(the_shop.flush_events)
 
-        task = asyncio.create_task(flusher())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(CommerceKitError, asyncio.CancelledError):
-                await task
-            with contextlib.suppress(CommerceKitError):
-                await run_in_threadpool(the_shop.flush_events)
+def retry_reads(endpoint: Endpoint, attempts: int = 3) -> Endpoint:
+    """Run a GET or HEAD again when a database node was lost under it.
 
-    routes = [
+    A replica stopped during a read fails that read with
+    :class:`DatabaseUnavailableError` (nothing was written), and the repository
+    takes the replica out of rotation; the same read then runs elsewhere. Only
+    safe methods are repeated: a POST's writes may have happened.
+    """
+
+    async def run(request: Request) -> Response:
+        for attempt in range(attempts):
+            try:
+                return await endpoint(request)
+            except DatabaseUnavailableError:
+                if request.method not in SAFE or attempt + 1 == attempts:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    return run
+
+
+def _routes(app: App) -> list[Route]:
+    return [
         Route("/", app.home),
         Route("/products/{pid}", app.product),
         Route("/cart", app.cart),
@@ -453,6 +459,38 @@ def create_app(settings: Settings | None = None, shop: Shop | None = None) -> St
         Route("/metrics", app.metrics),
         Route("/assets/{path:path}", app.asset),
         *admin_routes(app),
+    ]
+
+
+def create_app(settings: Settings | None = None, shop: Shop | None = None) -> Starlette:
+    """The ASGI app of one app server (``uvicorn --factory shop.web:create_app``)."""
+    settings = settings or Settings.from_env()
+    the_shop = shop or build_shop(settings)
+    app = App(the_shop)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async def flusher() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                # The access log is block-buffered (a flush per line would be a write
+                # per request): it reaches the file within half a second.
+                sys.stdout.flush()
+                with contextlib.suppress(CommerceKitError):
+                    await run_in_threadpool(the_shop.flush_events)
+
+        task = asyncio.create_task(flusher())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(CommerceKitError, asyncio.CancelledError):
+                await task
+            with contextlib.suppress(CommerceKitError):
+                await run_in_threadpool(the_shop.flush_events)
+
+    routes = [
+        Route(r.path, retry_reads(r.endpoint), methods=r.methods, name=r.name) for r in _routes(app)
     ]
 
     async def on_error(request: Request, exc: Exception) -> Response:
