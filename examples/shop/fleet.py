@@ -81,6 +81,8 @@ class Fleet:
         env["SHOP_FRONT_URL"] = self.url
         env["SHOP_EDGE_ADMIN_URL"] = f"http://127.0.0.1:{edge_admin}"
         self.edge_admin = edge_admin
+        tier = self.settings.edge_redis_url  # a Redis tier every edge shares, if there is one
+        redis = ["--redis", tier] if tier else []
         self.edge_port = edge
         self._add("origin", [*py, "shop", "origin", "--port", str(origin)], env, origin)
         self._add(
@@ -99,6 +101,7 @@ class Fleet:
                 "86400",
                 "--access-log",
                 str(self.logs / "edge-access.log"),
+                *redis,
             ],
             env,
             edge,

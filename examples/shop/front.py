@@ -185,22 +185,19 @@ class Front:
         m = self.metrics
         self._requests: dict[tuple[str, int], Any] = {}
         self.retries = m.counter("shop_front_retries_total", description="Requests retried")
-        self.failures: dict[str, Any] = {
-            b: m.counter(
-                "shop_front_upstream_failures_total",
-                description="Connections to an app server that failed",
-                tags={"backend": b},
-            )
-            for b in backends
-        }
-        self.opened: dict[str, Any] = {
-            b: m.counter(
-                "shop_front_upstream_connections_total",
-                description="Connections opened to an app server (the rest reuse idle ones)",
-                tags={"backend": b},
-            )
-            for b in backends
-        }
+
+        def per_backend(name: str, description: str) -> dict[str, Any]:
+            return {
+                b: m.counter(name, description=description, tags={"backend": b}) for b in backends
+            }
+
+        self.failures = per_backend(
+            "shop_front_upstream_failures_total", "Connections to an app server that failed"
+        )
+        self.opened = per_backend(
+            "shop_front_upstream_connections_total",
+            "Connections opened to an app server (the rest reuse idle ones)",
+        )
         self.latency = m.histogram(
             "shop_front_request_duration_seconds", description="Time to answer a request"
         )

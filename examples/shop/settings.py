@@ -43,6 +43,7 @@ class Settings:
     asset_base: str
     front_url: str
     edge_admin_url: str
+    edge_redis_url: str
     secret_key: str = field(repr=False)
     admin_password: str = field(repr=False)
     server_name: str = "app"
@@ -68,6 +69,7 @@ class Settings:
             asset_base=_env(env, "ASSET_BASE", "").rstrip("/"),
             front_url=_env(env, "FRONT_URL", "").rstrip("/"),
             edge_admin_url=_env(env, "EDGE_ADMIN_URL", "").rstrip("/"),
+            edge_redis_url=_env(env, "EDGE_REDIS_URL", ""),
             secret_key=_env(env, "SECRET_KEY", "") or _secret(data_dir),
             admin_password=_env(env, "ADMIN_PASSWORD", "") or _secret(data_dir, "admin.password"),
             server_name=_env(env, "SERVER_NAME", "app"),
