@@ -22,14 +22,17 @@ against an imitation of Stripe served on 127.0.0.1 with TLS (a self-signed
 P-256 certificate made with cryptography, ``tests/payments/tls_server.py``),
 with the pooled ``HttpxTransport`` (the default with the ``[http]`` extra)
 beside ``UrllibTransport`` (one TCP connection and TLS handshake per call, the
-default before), in the same run. Target: the pooled call at most half the
-latency of the per-call connection, fastest call against fastest call
-(``meets_connection_reuse``; the medians are printed beside it).
+default before), in the same run, and ``AsyncStripeGateway.authorize`` over
+the pooled ``AsyncHttpxTransport`` (the asyncio twin, the same flows).
+Target: the pooled call at most half the latency of the per-call connection,
+fastest call against fastest call, sync and async (``meets_connection_reuse``,
+``meets_async_connection_reuse``; the medians are printed beside them).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import platform
@@ -48,6 +51,8 @@ from tests.payments.tls_server import tls_server
 
 from commercekit.money import Money
 from commercekit.payments import (
+    AsyncHttpxTransport,
+    AsyncStripeGateway,
     Card,
     HttpxTransport,
     InMemoryIdempotencyStore,
@@ -172,12 +177,18 @@ def measure_transports(calls: int, rounds: int) -> dict[str, Any]:
                         )
                         samples[name].append(time.perf_counter() - start)
                     connections[name] += behaviour.connections - before
+            samples["async"] = asyncio.run(
+                async_calls(url, certificate.client_context(), calls * rounds)
+            )
         finally:
             pooled.close()
     median = {name: sorted(values)[len(values) // 2] * 1e6 for name, values in samples.items()}
     best = {name: min(values) * 1e6 for name, values in samples.items()}
     ratio = best["pooled"] / best["per_call"]  # the fastest calls: the least scheduling noise
     return {
+        "async_pooled_median_us": round(median["async"], 1),
+        "async_pooled_best_us": round(best["async"], 1),
+        "async_reuse_ratio": round(best["async"] / best["per_call"], 3),
         "calls": calls * rounds,
         "pooled_median_us": round(median["pooled"], 1),
         "per_call_median_us": round(median["per_call"], 1),
@@ -189,6 +200,19 @@ def measure_transports(calls: int, rounds: int) -> dict[str, Any]:
         "median_ratio": round(median["pooled"] / median["per_call"], 3),
         "target_reuse_ratio": TARGET_REUSE_RATIO,
     }
+
+
+async def async_calls(url: str, context: Any, calls: int) -> list[float]:
+    """The latency of *calls* sequential ``AsyncStripeGateway.authorize`` calls, pooled."""
+    async with AsyncHttpxTransport(ssl_context=context) as transport:
+        gateway = AsyncStripeGateway("sk_test_bench", transport=transport, base_url=url)
+        await gateway.authorize(AMOUNT, STRIPE_CARD, idempotency_key="warm-async")
+        samples = []
+        for i in range(calls):
+            start = time.perf_counter()
+            await gateway.authorize(AMOUNT, STRIPE_CARD, idempotency_key=f"async-{i}")
+            samples.append(time.perf_counter() - start)
+        return samples
 
 
 def table(report: dict[str, Any]) -> str:
@@ -226,10 +250,14 @@ def table(report: dict[str, Any]) -> str:
         f"  HttpxTransport (pooled)      {t['pooled_median_us']:>9,.1f} / "
         f"{t['pooled_best_us']:,.1f}"
         f"  ({t['pooled_connections']} connections)",
+        f"  AsyncHttpxTransport (pooled) {t['async_pooled_median_us']:>9,.1f} / "
+        f"{t['async_pooled_best_us']:,.1f}",
         f"  UrllibTransport (per call)   {t['per_call_median_us']:>9,.1f} / "
         f"{t['per_call_best_us']:,.1f}  ({t['per_call_connections']} connections)",
         f"  pooled / per call, fastest calls: {t['reuse_ratio']:.2f}x (target <= "
         f"{TARGET_REUSE_RATIO}: {ok}); medians: {t['median_ratio']:.2f}x",
+        f"  async pooled / per call, fastest calls: {t['async_reuse_ratio']:.2f}x (target <= "
+        f"{TARGET_REUSE_RATIO}: {'meets' if report['meets_async_connection_reuse'] else 'MISSES'})",
     ]
     return "\n".join(lines)
 
@@ -245,6 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = measure(n, rounds, Path(folder))
     report["transport"] = measure_transports(*((20, 2) if args.quick else (100, 4)))
     report["meets_connection_reuse"] = report["transport"]["reuse_ratio"] <= TARGET_REUSE_RATIO
+    report["meets_async_connection_reuse"] = (
+        report["transport"]["async_reuse_ratio"] <= TARGET_REUSE_RATIO
+    )
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()

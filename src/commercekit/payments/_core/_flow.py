@@ -43,13 +43,24 @@ _T = TypeVar("_T")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-@attrs.frozen
 class Call:
-    """Call ``fn(*args, **kwargs)``; the async driver awaits what it returns if it is awaitable."""
+    """Call ``fn(*args, **kwargs)``; the async driver awaits what it returns if it is awaitable.
 
-    fn: Callable[..., Any]
-    args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] = _EMPTY
+    A plain slotted class, not attrs: one is made per store or transport call,
+    on every payment's path.
+    """
+
+    __slots__ = ("args", "fn", "kwargs")
+
+    def __init__(
+        self, fn: Callable[..., Any], args: tuple[Any, ...] = (), kwargs: Mapping[str, Any] = _EMPTY
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+
+    def __repr__(self) -> str:
+        return f"Call({getattr(self.fn, '__qualname__', self.fn)!r})"
 
 
 @attrs.frozen
@@ -88,7 +99,9 @@ def drive(
         answer, error = None, None
         try:
             if isinstance(effect, Call):
-                answer = _sync(effect.fn(*effect.args, **effect.kwargs))
+                answer = effect.fn(*effect.args, **effect.kwargs)
+                if inspect.isawaitable(answer):
+                    _sync(answer)
             else:
                 answer = effect.policy.call(
                     functools.partial(_within, effect),
