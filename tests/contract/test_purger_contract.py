@@ -448,7 +448,7 @@ def test_a_purge_repeated_is_harmless(factory: Callable[..., object]) -> None:
 
 def test_many_values_are_batched_within_the_api_limits(factory: Callable[..., object]) -> None:
     async def body(subject: Subject) -> None:
-        await subject.prime(URLS)
+        await subject.prime(URLS[::10])  # the in-process purgers have no batches to check
         selectors = [PurgeSelector.urls(*URLS)]
         if PurgeKind.TAG in subject.kinds:
             selectors.append(PurgeSelector.tags(*TAGS))
