@@ -402,12 +402,11 @@ def test_nothing_listening_is_an_origin_error_at_once() -> None:
 
 def test_an_unsafe_request_lost_after_sending_is_outcome_unknown(faulty: RawOrigin) -> None:
     async def body(origin: HttpOrigin) -> None:
-        for path in ("/closes-before-answering", "/hangs"):
-            post = Request("POST", HOST + path, Headers({"content-type": "text/plain"}), b"order")
-            error = await _raises(OutcomeUnknownError, origin.fetch(post))
-            assert not isinstance(error, OriginError)  # OriginError says: safe to retry
-            assert "may have" in str(error)
-        assert faulty.connections == 2  # each POST was sent once, never again
+        post = Request("POST", f"{HOST}/closes-before-answering", Headers(), b"order")
+        error = await _raises(OutcomeUnknownError, origin.fetch(post))
+        assert not isinstance(error, OriginError)  # OriginError says: safe to retry
+        assert "may have" in str(error)
+        assert faulty.connections == 1  # the POST was sent once, never again
 
     _fault(faulty.url, body)
 
