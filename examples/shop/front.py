@@ -180,6 +180,10 @@ class Front:
         # Each client connection and when it last finished a request (inf: in one now);
         # the sweeper closes those idle for longer than idle_timeout_s.
         self.clients: dict[asyncio.StreamWriter, float] = {}
+        # Each upstream connection waiting for an answer, and until when it may wait;
+        # sweep() closes (and puts in timed_out) those past their deadline.
+        self.waiting: dict[asyncio.StreamWriter, float] = {}
+        self.timed_out: set[asyncio.StreamWriter] = set()
         self.idle_timeout_s = idle_timeout_s
         self._stamp_at, self._stamp_text = 0, ""
         m = self.metrics
@@ -265,48 +269,52 @@ class Front:
         res = _ResponseReader()
         started = chunked = False
         keep = req.keep_alive and not self.draining
+        # One deadline for the whole answer, kept by sweep(): a timer per request
+        # costs more than the rest of the bookkeeping (the app servers answer in
+        # milliseconds; read_timeout_s means a hung one, and sweep() closes it).
+        self.waiting[writer] = time.monotonic() + self.read_timeout_s
         try:
-            # One deadline for the whole answer: a timer per read would cost more than
-            # the read (the app servers answer in milliseconds; 30 s means a hung one).
-            async with asyncio.timeout(self.read_timeout_s):
-                while not res.complete:
-                    try:
-                        data = await reader.read(65536)
-                    except OSError as exc:
-                        raise _Broken(sent=True) from exc
-                    if not data:
-                        if started and res.close_delimited:  # the close ends this body
-                            res.complete = True
-                            client.write(b"0\r\n\r\n")
-                            break
-                        raise _Broken(sent=True)
-                    try:
-                        res.parser.feed_data(data)
-                    except httptools.HttpParserError as exc:
-                        raise _Broken(sent=True) from exc
-                    out: list[bytes] = []
-                    if res.headers_done and not started:
-                        started = True
-                        chunked = self._head(req, res, extra, keep, out)
-                    if chunked:
-                        out += [b"%x\r\n%s\r\n" % (len(p), p) for p in res.pieces]
-                        if res.complete:
-                            out.append(b"0\r\n\r\n")
-                    else:
-                        out += res.pieces
-                    res.pieces.clear()
-                    if out:
-                        client.write(b"".join(out))
-                        if client.transport.get_write_buffer_size() > 1 << 16:
-                            with contextlib.suppress(OSError):
-                                await client.drain()
-        except (_Broken, TimeoutError) as exc:
+            while not res.complete:
+                try:
+                    data = await reader.read(65536)
+                except OSError as exc:
+                    raise _Broken(sent=True) from exc
+                if writer in self.timed_out:
+                    raise _Broken(sent=True)
+                if not data:
+                    if started and res.close_delimited:  # the close ends this body
+                        res.complete = True
+                        client.write(b"0\r\n\r\n")
+                        break
+                    raise _Broken(sent=True)
+                try:
+                    res.parser.feed_data(data)
+                except httptools.HttpParserError as exc:
+                    raise _Broken(sent=True) from exc
+                out: list[bytes] = []
+                if res.headers_done and not started:
+                    started = True
+                    chunked = self._head(req, res, extra, keep, out)
+                if chunked:
+                    out += [b"%x\r\n%s\r\n" % (len(p), p) for p in res.pieces]
+                    if res.complete:
+                        out.append(b"0\r\n\r\n")
+                else:
+                    out += res.pieces
+                res.pieces.clear()
+                if out:
+                    client.write(b"".join(out))
+                    if client.transport.get_write_buffer_size() > 1 << 16:
+                        with contextlib.suppress(OSError):
+                            await client.drain()
+        except _Broken:
             writer.close()
             if started:  # the client saw a partial answer: close it so it knows
                 return res.parser.get_status_code(), False
-            if isinstance(exc, _Broken):
-                raise
-            raise _Broken(sent=True) from exc
+            raise
+        finally:
+            del self.waiting[writer]
+            self.timed_out.discard(writer)
         if res.keep_alive and req.method != "HEAD":
             self.idle.setdefault(node, []).append((reader, writer, time.monotonic()))
         else:
@@ -509,6 +517,14 @@ class Front:
             with contextlib.suppress(OSError):
                 writer.close()
 
+    def sweep(self) -> None:
+        """Close upstream connections past their answer's deadline (read_timeout_s)."""
+        now = time.monotonic()
+        for writer, deadline in list(self.waiting.items()):
+            if deadline < now and writer not in self.timed_out:
+                self.timed_out.add(writer)
+                writer.close()
+
     def sweep_idle(self) -> None:
         """Close client connections idle for longer than idle_timeout_s."""
         limit = time.monotonic() - self.idle_timeout_s
@@ -568,6 +584,7 @@ async def serve_front(front: Front, host: str, port: int, drain_s: float = 10.0)
         while True:
             await asyncio.sleep(0.5)
             front.log.flush()  # the access log reaches its file within half a second
+            front.sweep()
             ticks += 1
             if ticks % 10 == 0:
                 front.sweep_idle()

@@ -1,0 +1,90 @@
+"""The front balancer in this process, against loopback servers: deadlines and framing."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+from shop.front import Front
+
+
+async def _serve(handler: object) -> tuple[asyncio.Server, int]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)  # type: ignore[arg-type]
+    return server, int(server.sockets[0].getsockname()[1])
+
+
+async def _ask(front: Front, request: bytes, end: bytes = b"\n") -> bytes:
+    """Send *request* through *front*; read the answer until it ends with *end*."""
+    server, port = await _serve(front.connection)
+
+    async def sweeper() -> None:  # what serve_front runs every 0.5 s, faster
+        while True:
+            await asyncio.sleep(0.05)
+            front.sweep()
+
+    sweeping = asyncio.create_task(sweeper())
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        answer = b""
+        while not answer.endswith(end):
+            data = await asyncio.wait_for(reader.read(65536), 10)
+            if not data:
+                break
+            answer += data
+        writer.close()
+        deadline = time.monotonic() + 5
+        while front.clients and time.monotonic() < deadline:  # let its handler end
+            await asyncio.sleep(0.01)
+        return answer
+    finally:
+        sweeping.cancel()
+        server.close()
+
+
+def test_a_hung_app_server_is_cut_at_the_deadline() -> None:
+    async def scenario() -> tuple[bytes, float, Front]:
+        async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(65536)
+            await reader.read(65536)  # never answers: waits until the front hangs up
+            writer.close()
+
+        upstream, port = await _serve(hang)
+        front = Front([f"127.0.0.1:{port}"], read_timeout_s=0.3, log=io.StringIO())
+        started = time.monotonic()
+        try:
+            answer = await _ask(front, b"GET / HTTP/1.1\r\nHost: shop\r\n\r\n")
+        finally:
+            upstream.close()
+        return answer, time.monotonic() - started, front
+
+    answer, took, front = asyncio.run(scenario())
+    assert answer.startswith(b"HTTP/1.1 503 "), answer  # one server, so nowhere to retry
+    assert took < 3
+    assert front.waiting == {}
+    assert front.timed_out == set()
+
+
+def test_a_body_ended_by_the_close_is_rechunked_whole() -> None:
+    async def scenario() -> bytes:
+        async def old_style(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(65536)  # HTTP/1.0 style: no length, the close ends the body
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nhello ")
+            await writer.drain()
+            writer.write(b"world")
+            writer.close()
+
+        upstream, port = await _serve(old_style)
+        front = Front([f"127.0.0.1:{port}"], log=io.StringIO())
+        try:
+            return await _ask(front, b"GET / HTTP/1.1\r\nHost: shop\r\n\r\n", b"0\r\n\r\n")
+        finally:
+            upstream.close()
+
+    answer = asyncio.run(scenario())
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head
+    assert body.endswith(b"0\r\n\r\n")
+    chunks = body.split(b"\r\n")
+    assert b"".join(chunks[1::2]) == b"hello world"
