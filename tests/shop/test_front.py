@@ -4,9 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from shop.front import Front
+
+T = TypeVar("T")
+
+
+def _run(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run *scenario* on an event loop of its own thread (Playwright's may run in this one)."""
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            results.append(asyncio.run(scenario()))
+        except BaseException as exc:  # handed to the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(timeout=30)
+    if errors:
+        raise errors[0]
+    return results[0]
 
 
 async def _serve(handler: object) -> tuple[asyncio.Server, int]:
@@ -59,7 +83,7 @@ def test_a_hung_app_server_is_cut_at_the_deadline() -> None:
             upstream.close()
         return answer, time.monotonic() - started, front
 
-    answer, took, front = asyncio.run(scenario())
+    answer, took, front = _run(scenario)
     assert answer.startswith(b"HTTP/1.1 503 "), answer  # one server, so nowhere to retry
     assert took < 3
     assert front.waiting == {}
@@ -82,7 +106,7 @@ def test_a_body_ended_by_the_close_is_rechunked_whole() -> None:
         finally:
             upstream.close()
 
-    answer = asyncio.run(scenario())
+    answer = _run(scenario)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert b"transfer-encoding: chunked" in head
     assert body.endswith(b"0\r\n\r\n")
