@@ -45,6 +45,9 @@ class AsyncUnitOfWork:
         self._uow: UnitOfWork = make(self._make_session)
 
     def _make_session(self, conn: Connection, read_only: bool) -> Session:
+        # The AsyncSession proxies a sync Session on the unit of work's connection, as
+        # AsyncSession(bind=async_connection) does; the AsyncConnection is SQLAlchemy's
+        # own proxy of that connection (the lookup AsyncSession.connection() uses).
         kind = _ReadOnlySession if read_only else Session
         options: dict[str, Any] = {"autoflush": False} if read_only else {}
         session = AsyncSession(
