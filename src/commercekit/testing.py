@@ -6,6 +6,7 @@ stands in for (``tests/contract/``).
 
 from __future__ import annotations
 
+from commercekit._eventlog_memory import InMemoryEventLog
 from commercekit.cdn import ManualClock, MockOrigin
 from commercekit.metrics import InMemoryMetrics
 from commercekit.payments import (
@@ -16,6 +17,7 @@ from commercekit.payments import (
 )
 
 __all__ = [
+    "InMemoryEventLog",
     "InMemoryIdempotencyStore",
     "InMemoryMetrics",
     "InMemoryVaultStore",

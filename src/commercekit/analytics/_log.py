@@ -101,6 +101,7 @@ class JsonLinesLog:
             raise InvalidInputError(f"a group name is letters, digits, - and _; got {group!r}")
         self._offset_path = self.path.with_name(f"{self.path.name}.{group}.offset")
         self._read_pos: int | None = None
+        self._handed: dict[int, int] = {}  # start -> end offset of lines read, not committed
         self._acked: dict[int, int] = {}  # start offset -> end offset of acked lines
         self._lock = threading.Lock()
 
@@ -154,6 +155,7 @@ class JsonLinesLog:
                         break
                     end = f.tell()
                     out.append(self._delivery(start, end, line))
+                    self._handed[start] = end
                     self._read_pos = end
         return out
 
@@ -167,13 +169,18 @@ class JsonLinesLog:
             return Delivery(handle, line.rstrip(b"\n"))  # parked by the consumer
 
     def acknowledge(self, deliveries: Sequence[Delivery]) -> None:
-        """Advance the committed offset over every contiguous acknowledged line."""
+        """Advance the committed offset over every contiguous acknowledged line.
+
+        A delivery this log did not hand out (or acknowledged already) is ignored.
+        """
         with self._lock:
             for d in deliveries:
-                start, end = (int(x) for x in d.handle.split("-"))
-                self._acked[start] = end
+                start, _, end = d.handle.partition("-")
+                if start.isdigit() and end.isdigit() and self._handed.get(int(start)) == int(end):
+                    self._acked[int(start)] = int(end)
             committed = start_of = self._committed()
             while committed in self._acked:
+                del self._handed[committed]
                 committed = self._acked.pop(committed)
             if committed != start_of:
                 tmp = self._offset_path.with_suffix(".tmp")
@@ -263,8 +270,14 @@ class SqlEventLog:
         return [Delivery(str(r[0]), bytes(r[2]), r[1]) for r in rows]
 
     def acknowledge(self, deliveries: Sequence[Delivery]) -> None:
-        """Advance the group's offset over the contiguous acknowledged messages."""
-        self._acked.update(int(d.handle) for d in deliveries)
+        """Advance the group's offset over the contiguous acknowledged messages.
+
+        A delivery this log did not hand out (or acknowledged already) is ignored.
+        """
+        read = self._read_pos or 0
+        self._acked.update(
+            int(d.handle) for d in deliveries if d.handle.isdigit() and int(d.handle) <= read
+        )
         with self._engine.begin() as conn:
             o, m = self.offsets, self.messages
             current = int(conn.scalar(select(o.c.seq).where(o.c.grp == self._group)) or 0)

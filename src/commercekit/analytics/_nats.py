@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from commercekit._extras import require
 from commercekit.errors import InvalidInputError, UnavailableError
 
-from ._log import Delivery, LogRecord
+from ._log import Delivery, LogRecord, _limits
 
 __all__ = ["JetStreamLog"]
 
@@ -30,6 +30,7 @@ T = TypeVar("T")
 def _nats() -> Any:
     require("nats.js.api", extra="nats", feature="JetStreamLog")
     import nats
+    import nats.aio.msg
 
     return nats
 
@@ -128,8 +129,7 @@ class JetStreamLog:
 
     def consume(self, max_messages: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
         """Fetch up to *max_messages* from the durable consumer (empty after *timeout_s*)."""
-        if isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1:
-            raise InvalidInputError(f"max_messages is a positive int, got {max_messages!r}")
+        _limits(max_messages, timeout_s)
         return self._run(self._consume(max_messages, timeout_s), timeout_s)
 
     async def _consume(self, max_messages: int, timeout_s: float) -> list[Delivery]:
@@ -166,13 +166,18 @@ class JetStreamLog:
         return out
 
     def acknowledge(self, deliveries: Sequence[Delivery]) -> None:
-        """Acknowledge each delivery and flush, so the server has the acks on return."""
-        if deliveries:
-            self._run(self._ack(deliveries))
+        """Acknowledge each delivery and flush, so the server has the acks on return.
 
-    async def _ack(self, deliveries: Sequence[Delivery]) -> None:
-        for d in deliveries:
-            await d.native.ack()
+        A delivery this log did not hand out, or one acknowledged already, is ignored.
+        """
+        mine = [d.native for d in deliveries if isinstance(d.native, self._nats.aio.msg.Msg)]
+        if mine:
+            self._run(self._ack(mine))
+
+    async def _ack(self, msgs: Sequence[Any]) -> None:
+        for msg in msgs:
+            with contextlib.suppress(self._nats.errors.MsgAlreadyAckdError):
+                await msg.ack()
         await self._nc.flush(timeout=self._timeout_s)
 
     def pending(self) -> int:

@@ -9,6 +9,7 @@ crash), then entries of dead consumers idle longer than *claim_idle_s*
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Sequence
 from typing import Any
@@ -16,9 +17,11 @@ from typing import Any
 from commercekit._extras import require
 from commercekit.errors import InvalidInputError, UnavailableError
 
-from ._log import Delivery, LogRecord
+from ._log import Delivery, LogRecord, _limits
 
 __all__ = ["RedisStreamsLog"]
+
+_ENTRY_ID = re.compile(r"[0-9]+(-[0-9]+)?")
 
 
 def _redis() -> Any:
@@ -118,8 +121,7 @@ class RedisStreamsLog:
 
     def consume(self, max_messages: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
         """Own pending entries first, then claimed ones of dead consumers, then new ones."""
-        if isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1:
-            raise InvalidInputError(f"max_messages is a positive int, got {max_messages!r}")
+        _limits(max_messages, timeout_s)
         self._ensure_group()
         client = self._client
         if self._own_pending:
@@ -158,9 +160,14 @@ class RedisStreamsLog:
         return self._deliveries(got[0][1] if got else [], 1)
 
     def acknowledge(self, deliveries: Sequence[Delivery]) -> None:
-        """``XACK`` the deliveries."""
-        if deliveries:
-            ids = [d.native if type(d.native) is bytes else d.handle for d in deliveries]
+        """``XACK`` the deliveries (one that is no stream entry id is ignored, as XACK ignores
+        an id that is not pending)."""
+        ids = [
+            d.native if type(d.native) is bytes else d.handle
+            for d in deliveries
+            if type(d.native) is bytes or _ENTRY_ID.fullmatch(d.handle)
+        ]
+        if ids:
             self._call(self._client.xack, self.stream, self.group, *ids)
 
     def lag(self) -> int:
