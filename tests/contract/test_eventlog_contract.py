@@ -23,7 +23,7 @@ import contextlib
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ import pytest
 from commercekit.analytics import (
     AnalyticsConsumer,
     AnalyticsStore,
+    ApplyResult,
     Delivery,
     EventLog,
     JsonLinesLog,
@@ -41,7 +42,7 @@ from commercekit.analytics import (
     SqlEventLog,
     product_viewed,
 )
-from commercekit.errors import InvalidInputError
+from commercekit.errors import InvalidInputError, UnavailableError
 from commercekit.money import Money
 from commercekit.repository import Database, Node, ReplicatedTopology, sqlite_engine
 from commercekit.testing import InMemoryEventLog, ManualClock
@@ -302,6 +303,35 @@ def test_a_malformed_message_is_parked_and_the_consumer_goes_on(
     assert parked["body"] == "this is not an event"
     assert parked["reason"]
     assert log.consume(10, 0) == []  # parked counts as handled: acknowledged
+
+
+class _BlipStore(AnalyticsStore):
+    """A store whose first batch meets a database that is briefly down."""
+
+    blips = 1
+
+    def apply(self, deliveries: Sequence[Delivery]) -> ApplyResult:
+        if self.blips:
+            self.blips -= 1
+            raise UnavailableError("the database blinked")
+        return super().apply(deliveries)
+
+
+def test_a_batch_that_failed_for_a_moment_is_applied_without_a_restart(
+    engine: Engine, tmp_path: Path
+) -> None:
+    log = engine.connect("c1")
+    views = [product_viewed("tee", Money.of("1.00", "EUR"), customer_id=f"c{i}") for i in range(6)]
+    log.publish([LogRecord(v.event_id, v.to_bytes()) for v in views])
+    store = _BlipStore(Database(ReplicatedTopology(Node("p", sqlite_engine(tmp_path / "a.db")))))
+    store.create()
+    consumer = AnalyticsConsumer(log, store, batch_size=3, poll_timeout_s=0.05, sleep=_no_wait)
+    assert consumer.run(idle_exit_s=0.1) == 6
+    assert Reports(store).top_products("viewed")[0].count == 6
+
+
+def _no_wait(seconds: float) -> None:
+    pass
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -66,6 +66,7 @@ class AnalyticsConsumer:
         tags = {"log": name}
         self.log, self.store = log, store
         self._batch, self._poll_s, self._sleep = batch_size, poll_timeout_s, sleep
+        self._held: list[Delivery] = []  # a batch to apply again after a transient failure
         self._consumed = m.counter(
             f"{P}events_consumed_total", description="Events applied to the aggregates", tags=tags
         )
@@ -94,10 +95,16 @@ class AnalyticsConsumer:
         )
 
     def run_once(self) -> ApplyResult:
-        """Consume, apply and acknowledge one batch (empty when the log had nothing)."""
-        deliveries = self.log.consume(self._batch, self._poll_s)
+        """Consume, apply and acknowledge one batch (empty when the log had nothing).
+
+        A batch that failed with a transient error is applied again by the next
+        call before anything new is read: the embedded logs redeliver only after
+        a restart, Redis and JetStream only after their claim time.
+        """
+        deliveries = self._held or self.log.consume(self._batch, self._poll_s)
         if not deliveries:
             return ApplyResult(0, 0, 0)
+        self._held = deliveries
         started = time.perf_counter()
         try:
             result = self.store.apply(deliveries)
@@ -106,6 +113,7 @@ class AnalyticsConsumer:
         except CommerceKitError:
             result = self._one_by_one(deliveries)
         self.log.acknowledge(deliveries)
+        self._held = []
         self._seconds.record(time.perf_counter() - started)
         self._consumed.inc(result.applied)
         self._dups.inc(result.duplicates)
