@@ -66,11 +66,14 @@ def wrk(url: str, seconds: int, script: str) -> dict[str, float]:
         check=True,
         timeout=seconds + 30,
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    rps_at = re.search(r"Requests/sec:\s+([\d.]+)", out)
     # Anchored to the line: the thread-stats table above also has percentages
     # ("73.50%"), and an unanchored "50%" would read the next line's word.
-    p50 = _ms(re.search(r"^\s*50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s*99%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    p50_at = re.search(r"^\s*50%\s+(\S+)$", out, re.M)
+    p99_at = re.search(r"^\s*99%\s+(\S+)$", out, re.M)
+    if rps_at is None or p50_at is None or p99_at is None:
+        raise RuntimeError(f"wrk printed no latency distribution for {url}:\n{out}")
+    rps, p50, p99 = float(rps_at.group(1)), _ms(p50_at.group(1)), _ms(p99_at.group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "rps": rps,

@@ -140,6 +140,10 @@ class _Broken(Exception):
         self.sent = sent
 
 
+class _ClientGone(Exception):
+    """The client closed its connection while its answer was being relayed."""
+
+
 class Front:
     """The balancer process's state: the server placement, the connection pools, metrics."""
 
@@ -284,7 +288,7 @@ class Front:
                 if not data:
                     if started and res.close_delimited:  # the close ends this body
                         res.complete = True
-                        client.write(b"0\r\n\r\n")
+                        _send(client, b"0\r\n\r\n")
                         break
                     raise _Broken(sent=True)
                 try:
@@ -303,7 +307,7 @@ class Front:
                     out += res.pieces
                 res.pieces.clear()
                 if out:
-                    client.write(b"".join(out))
+                    _send(client, b"".join(out))
                     if client.transport.get_write_buffer_size() > 1 << 16:
                         with contextlib.suppress(OSError):
                             await client.drain()
@@ -312,6 +316,9 @@ class Front:
             if started:  # the client saw a partial answer: close it so it knows
                 return res.parser.get_status_code(), False
             raise
+        except _ClientGone:  # nobody to answer; the rest of this answer is not read
+            writer.close()
+            return res.parser.get_status_code() if started else 499, False
         finally:
             del self.waiting[writer]
             self.timed_out.discard(writer)
@@ -543,9 +550,18 @@ def _reason(status: int) -> bytes:
     return phrase
 
 
+def _send(client: asyncio.StreamWriter, data: bytes) -> None:
+    """Write to the client, or raise _ClientGone when it has hung up (uvloop would raise)."""
+    if client.transport.is_closing():
+        raise _ClientGone
+    client.write(data)
+
+
 def _simple(
     w: asyncio.StreamWriter, status: int, body: bytes, *, keep: bool, ctype: bytes = b"text/plain"
 ) -> None:
+    if w.transport.is_closing():  # the client hung up: nobody to answer
+        return
     w.write(
         b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\nconnection: %s\r\n\r\n%s"
         % (status, _reason(status), ctype, len(body), b"keep-alive" if keep else b"close", body)
