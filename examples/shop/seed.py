@@ -58,7 +58,10 @@ def seed(shop: Shop, *, products: int | None = None, stock: int = 40) -> int:
     """Create the catalog if it is empty; returns how many products it added."""
     image_dir: Path = shop.settings.image_dir
     manifest_path = shop.settings.data_dir / "manifest.json"
-    if shop.commerce.catalog.list_products(limit=1).products:
+    # The primary's position now, as a consistency token: the read below then runs
+    # on a replica that has replayed the tables just created (or on the primary).
+    token = shop.db.run(lambda uow: None).token
+    if shop.commerce.catalog.list_products(limit=1, token=token).products:
         return 0
     rng = random.Random(15)
     count = products or shop.settings.seed_products

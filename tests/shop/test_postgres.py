@@ -54,6 +54,7 @@ def pg_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         settings = Settings.from_env(env)
         shop = build_shop(settings)
         seed(shop)
+        cluster.wait_caught_up()  # the standby has the catalog before the first snapshot
         port = free_port()
         server = uvicorn.Server(
             uvicorn.Config(
