@@ -4,11 +4,12 @@ Each backend runs against its imitation (the sandbox in process, Stripe and
 Adyen through MockTransport, Amazon Pay over loopback HTTP), and so does each
 async twin (AsyncPaymentService over AsyncSandboxGateway, and AsyncStripeGateway
 and AsyncAdyenGateway over AsyncHttpxTransport to the same imitations served on
-loopback HTTPS), called through an event loop in a thread. The same lives must
-end the same way: an approved authorization (after the customer's
-action where the provider asks for one) captured once and refunded in parts,
-a decline with a standard code, a void, keyed retries that replay, and a
-lookup that never reports what did not happen.
+loopback HTTPS, AsyncAmazonPayGateway to Amazon Pay's over loopback HTTP),
+called through an event loop in a thread. The same lives must end the same
+way: an approved authorization (after the customer's action where the
+provider asks for one) captured once and refunded in parts, a decline with a
+standard code, a void, keyed retries that replay, and a lookup that never
+reports what did not happen.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from commercekit.payments import (
     AmazonPayGateway,
     AnyResult,
     AsyncAdyenGateway,
+    AsyncAmazonPayGateway,
     AsyncHttpxTransport,
     AsyncPaymentService,
     AsyncSandboxGateway,
@@ -85,6 +87,7 @@ def _card(number: str) -> PaymentSource:
         "async-sandbox",
         "async-stripe",
         "async-adyen",
+        "async-amazonpay",
     ]
 )
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
@@ -133,6 +136,23 @@ def async_backend(kind: str) -> Iterator[Backend]:
             sandbox = SandboxGateway()
             gateway: Any = AsyncSandboxGateway(sandbox)
             yield Backend(Blocking(gateway, loop), _card, sandbox.authenticate, loop)
+            return
+        if kind == "async-amazonpay":
+            amazon = FakeAmazonPay(merchant_key().public_key(), public_key_id=KEY_ID)
+            with serve(amazon) as url:
+                transport = loop.call(AsyncHttpxTransport)
+                gateway = AsyncAmazonPayGateway(
+                    config_for(url), return_url="https://shop.test/r", transport=transport
+                )
+
+                def buyer(number: str) -> PaymentSource:
+                    return ProviderToken(amazon.buyer_starts("ok" if number == OK else "declined"))
+
+                try:
+                    yield Backend(Blocking(gateway, loop), buyer, amazon.buyer_pays, loop)
+                finally:
+                    loop.call(transport.aclose)
+            assert amazon.rejected == []
             return
         fake: Any = FakeStripe() if kind == "async-stripe" else FakeAdyen()
         with tls_server(fake) as (url, certificate, _):

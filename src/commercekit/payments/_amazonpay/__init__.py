@@ -1,7 +1,7 @@
 """Amazon Pay (Checkout v2): the gateway, its signing, its wire format and its notifications."""
 
 from commercekit.payments._amazonpay._codes import AMAZON_PAY_AMOUNTS, AMAZON_PAY_DECLINE_CODES
-from commercekit.payments._amazonpay._gateway import AmazonPayGateway
+from commercekit.payments._amazonpay._gateway import AmazonPayGateway, AsyncAmazonPayGateway
 from commercekit.payments._amazonpay._notifications import AmazonPayNotifications
 from commercekit.payments._amazonpay._session import CheckoutSession
 from commercekit.payments._amazonpay._signing import (
@@ -27,6 +27,7 @@ __all__ = [
     "AmazonPayNotifications",
     "AmazonPayRefusal",
     "AmazonPaySigner",
+    "AsyncAmazonPayGateway",
     "CheckoutSession",
     "SignedRequest",
     "SnsMessage",

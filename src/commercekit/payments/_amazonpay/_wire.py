@@ -58,7 +58,9 @@ from commercekit.payments._amazonpay._signing import (
     pay_date,
     query_string,
 )
+from commercekit.payments._core._flow import Flow, call, drive
 from commercekit.payments._transports._http import HttpRequest, HttpResponse
+from commercekit.payments._transports._httpx import AsyncHttpTransport
 from commercekit.payments._typing import Clock, HttpTransport
 
 __all__ = [
@@ -176,7 +178,7 @@ class AmazonPayClient:
     def __init__(
         self,
         config: AmazonPayConfig,
-        transport: HttpTransport,
+        transport: HttpTransport | AsyncHttpTransport,
         *,
         clock: Clock = time.time,
         user_agent: str = "commercekit-amazonpay/1 (Python)",
@@ -196,6 +198,27 @@ class AmazonPayClient:
         """The signer (for button payloads)."""
         return self._signer
 
+    def send(
+        self,
+        method: str,
+        fragment: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        query: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Flow[dict[str, Any]]:
+        """Send *method* to ``<prefix>/<fragment>``; return Amazon's JSON object (a flow)."""
+        request, _ = self.prepare(
+            method, fragment, body=body, query=query, idempotency_key=idempotency_key
+        )
+        try:
+            response = yield call(self._transport.handle, request)
+        except OutcomeUnknownError:
+            if method == "GET":
+                raise UnavailableError(f"Amazon Pay GET {fragment.split('/')[0]} failed") from None
+            raise
+        return self._answer(method, fragment, response)
+
     def call(
         self,
         method: str,
@@ -205,17 +228,9 @@ class AmazonPayClient:
         query: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Send *method* to ``<prefix>/<fragment>``; return Amazon's JSON object."""
-        request, _ = self.prepare(
-            method, fragment, body=body, query=query, idempotency_key=idempotency_key
-        )
-        try:
-            response = self._transport.handle(request)
-        except OutcomeUnknownError:
-            if method == "GET":
-                raise UnavailableError(f"Amazon Pay GET {fragment.split('/')[0]} failed") from None
-            raise
-        return self._answer(method, fragment, response)
+        """:meth:`send` run at once over a sync transport."""
+        flow = self.send(method, fragment, body=body, query=query, idempotency_key=idempotency_key)
+        return drive(flow)
 
     def prepare(
         self,
