@@ -167,6 +167,16 @@ def _drain(log: EventLog, want: int, *, within_s: float = 10.0) -> list[Delivery
     return got
 
 
+def _stopped(
+    engine: Engine, published: int, acked: Callable[[list[Delivery]], list[Delivery]]
+) -> EventLog:
+    """Consumer c1 that read *published* records and acknowledged only *acked(got)*."""
+    log = engine.connect("c1")
+    log.publish(_records(published))
+    log.acknowledge(acked(_drain(log, published)))
+    return log
+
+
 def test_records_arrive_in_publish_order_with_their_ids_and_bodies(engine: Engine) -> None:
     log = engine.connect("c1")
     log.publish([])
@@ -235,11 +245,7 @@ def test_acknowledging_a_delivery_the_log_never_handed_out_is_ignored(engine: En
 
 
 def test_a_restarted_consumer_resumes_from_its_saved_position(engine: Engine) -> None:
-    first = engine.connect("c1")
-    first.publish(_records(10))
-    got = _drain(first, 10)
-    first.acknowledge(got[:4])
-    first.close()
+    _stopped(engine, 10, lambda got: got[:4]).close()
     again = engine.connect("c1")
     redelivered = _drain(again, 6)
     assert _ids(redelivered) == [f"e{i}" for i in range(4, 10)]
@@ -252,11 +258,7 @@ def test_a_restarted_consumer_resumes_from_its_saved_position(engine: Engine) ->
 def test_acknowledged_entries_past_a_gap_may_come_again_unacknowledged_ones_must(
     engine: Engine,
 ) -> None:
-    first = engine.connect("c1")
-    first.publish(_records(8))
-    got = _drain(first, 8)
-    first.acknowledge(got[:2] + got[5:6])  # e0, e1 and e5: a gap at e2
-    first.close()
+    _stopped(engine, 8, lambda got: got[:2] + got[5:6]).close()  # e0, e1, e5: a gap at e2
     again = engine.connect("c1")
     ids = set(_ids(_drain(again, 5)))
     # at least once: every unacknowledged entry; never the acknowledged prefix
@@ -266,10 +268,7 @@ def test_acknowledged_entries_past_a_gap_may_come_again_unacknowledged_ones_must
 def test_another_consumer_takes_over_unacknowledged_entries_after_the_claim_time(
     engine: Engine,
 ) -> None:
-    dead = engine.connect("c1")
-    dead.publish(_records(10))
-    got = _drain(dead, 10)
-    dead.acknowledge(got[:4])  # then stops without a word
+    _stopped(engine, 10, lambda got: got[:4])  # stops without a word, still connected
     other = engine.connect("c2")
     taken = _drain(other, 6)
     assert sorted(_ids(taken), key=lambda i: int(str(i)[1:])) == [f"e{i}" for i in range(4, 10)]

@@ -180,7 +180,7 @@ class JsonLinesLog:
                     self._acked[int(start)] = int(end)
             committed = start_of = self._committed()
             while committed in self._acked:
-                del self._handed[committed]
+                self._handed.pop(committed, None)
                 committed = self._acked.pop(committed)
             if committed != start_of:
                 tmp = self._offset_path.with_suffix(".tmp")
