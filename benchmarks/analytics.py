@@ -131,11 +131,14 @@ def emit(rounds: int) -> dict[str, Any]:
 
 
 class _NoopHook:
-    """The cheapest instrumentation hook that still has a span's shape."""
+    """The cheapest instrumentation hook that still has a span's shape (and works in
+    an ``ExitStack``, which calls ``__enter__`` with the hook as its argument)."""
 
     __slots__ = ()
-    __enter__ = type(None)
     __exit__ = "".format
+
+    def __enter__(self) -> None:
+        return None
 
 
 _HOOK = _NoopHook()

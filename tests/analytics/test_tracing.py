@@ -6,6 +6,7 @@ the traced request runs in a child interpreter and prints its spans as JSON.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -133,6 +134,11 @@ def test_without_a_provider_a_span_is_one_shared_no_op() -> None:
         assert value is None
     with pytest.raises(KeyError), span("x"):
         raise KeyError("passes through")
+    with contextlib.ExitStack() as stack:  # entered the way ExitStack and AsyncExitStack do
+        assert stack.enter_context(span("x")) is None
+    stack = contextlib.ExitStack()
+    stack.enter_context(span("x"))
+    assert stack.__exit__(KeyError, KeyError("passes through"), None) is False
 
 
 def test_a_proxy_that_does_not_trace_forwards_a_valid_traceparent_unchanged() -> None:

@@ -77,16 +77,19 @@ def format_traceparent(context: TraceContext) -> str:
 class _Noop:
     """The shared span when nothing records.
 
-    Its ``__enter__`` and ``__exit__`` are builtins, which are not descriptors, so
-    the ``with`` statement calls them without ``self`` and without a Python frame:
-    ``NoneType()`` returns None, and ``"".format(exc_type, exc, tb)`` returns ``""``
-    (false, so an exception leaving the block propagates). A span that records
-    nothing then costs about what the call to :func:`span` costs.
+    ``__exit__`` is a builtin, which is not a descriptor, so the ``with`` statement
+    calls it without a Python frame: ``"".format(exc_type, exc, tb)`` returns ``""``
+    (false, so an exception leaving the block propagates), and ``ExitStack``'s
+    ``__exit__(span, ...)`` gets the same answer. ``__enter__`` stays a method,
+    since ``ExitStack`` calls it with the span as its argument. A span that records
+    nothing then costs about what any no-op context manager costs.
     """
 
     __slots__ = ()
-    __enter__ = type(None)
     __exit__ = "".format
+
+    def __enter__(self) -> None:
+        return None
 
 
 _NOOP: AbstractContextManager[None] = cast("AbstractContextManager[None]", _Noop())
