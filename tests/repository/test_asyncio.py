@@ -148,6 +148,9 @@ def test_dispose_closes_every_pooled_connection_of_both_twins(tmp_path: Path) ->
         return aengine.sync_engine.pool.checkedin()  # type: ignore[attr-defined,no-any-return]
 
     assert asyncio.run(main()) == 0
+    topology = ReplicatedTopology.from_urls(f"sqlite:///{tmp_path / 'a.db'}", asyncio=True)
+    with pytest.raises(ConfigurationError, match="await AsyncDatabase.dispose"):
+        topology.dispose()  # a sync call cannot close what the loop must
 
 
 def test_a_missing_async_driver_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from commercekit._extras import require
 from commercekit.errors import ConfigurationError
 from commercekit.repository._policy._token import GROUP_NAME
-from commercekit.repository._typing import Topology
+from commercekit.repository._typing import Topology, TopologyNode
 
 from ._deadlines import connect_args_for, install_deadlines
 from ._sqlite import configure_sqlite
@@ -262,9 +262,20 @@ class ReplicatedTopology:
         )
 
     def dispose(self) -> None:
-        """Close every pooled connection of every node."""
-        for node in self.nodes:
-            node.engine.dispose()
+        """Close every pooled connection of every node (sync engines; see :func:`_dispose`)."""
+        _dispose(self.nodes)
+
+
+def _dispose(nodes: Sequence[TopologyNode]) -> None:
+    """Dispose the nodes' engines; async ones are closed on their loop, so refuse them here."""
+    for node in nodes:
+        if node.engine.dialect.is_async:
+            raise ConfigurationError(
+                f"node {node.name!r} has an async engine, whose connections close on the event "
+                "loop: await AsyncDatabase.dispose() (or the AsyncEngine's dispose()) instead"
+            )
+    for node in nodes:
+        node.engine.dispose()
 
 
 def _groups(value: Iterable[Topology] | Mapping[str, Topology]) -> tuple[Topology, ...]:
@@ -288,6 +299,4 @@ class ShardedTopology:
 
     def dispose(self) -> None:
         """Close every pooled connection of every node of every shard."""
-        for group in self.groups:
-            for node in (group.primary, *group.replicas):
-                node.engine.dispose()
+        _dispose([node for group in self.groups for node in (group.primary, *group.replicas)])
