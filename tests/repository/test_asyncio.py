@@ -149,7 +149,7 @@ def test_dispose_closes_every_pooled_connection_of_both_twins(tmp_path: Path) ->
 
     assert asyncio.run(main()) == 0
     topology = ReplicatedTopology.from_urls(f"sqlite:///{tmp_path / 'a.db'}", asyncio=True)
-    with pytest.raises(ConfigurationError, match="await AsyncDatabase.dispose"):
+    with pytest.raises(ConfigurationError, match=r"await AsyncDatabase\.dispose"):
         topology.dispose()  # a sync call cannot close what the loop must
 
 
