@@ -303,7 +303,7 @@ def check_fifty_buyers_from_five_processes(
     for p in procs:
         p.join(timeout=30)
     assert [p.exitcode for p in procs] == [0] * 5
-    assert [e for _, _, errors in results for e in errors] == []
+    assert [e for _, _, errors in results for e in errors] == [], results
     assert sum(r[0] for r in results) == 10
     assert sum(r[1] for r in results) == 40
     assert shop.inventory.level(drop).allocated == 10

@@ -1,45 +1,35 @@
 """The commerce services on MariaDB: no oversell from threads and processes, no deadlock.
 
 Runs on the machine's MariaDB (127.0.0.1:3306) in a database created for this
-module and dropped after it; the payment ledger is a SQLite file every worker
+module and dropped after it, which also holds the payment ledger every worker
 process shares. Inventory invariants are checked after every test.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from commercekit.commerce import Commerce
 from commercekit.payments import PaymentService, SqlAlchemyIdempotencyStore
-from commercekit.repository import Database, sqlite_engine
+from commercekit.repository import Database
 from tests.commerce._shop import check_listing_filters
 from tests.integration import _commerce as h
 
 pytestmark = pytest.mark.integration
 
-stress = pytest.mark.skipif(
-    not os.environ.get("COMMERCEKIT_STRESS"),
-    reason="a longer run: set COMMERCEKIT_STRESS=1",
-)
-
 
 @pytest.fixture(scope="module")
-def urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def urls() -> Iterator[tuple[str, str]]:
     pytest.importorskip("pymysql")
-    ledger = Path(tmp_path_factory.mktemp("ledger")) / "payments.db"
-    engine = sqlite_engine(ledger)
-    SqlAlchemyIdempotencyStore(engine).create_tables()
-    engine.dispose()
     with h.scratch_database(h.MARIADB, "MariaDB") as url:
         db = h.open_database(url)
         db.create_all(__import__("commercekit.commerce", fromlist=["metadata"]).metadata)
         db.close()
+        SqlAlchemyIdempotencyStore(h._engine(url)).create_tables()
         h.dispose_all()
-        yield url, f"sqlite:///{ledger}"
+        yield url, url
 
 
 @pytest.fixture
@@ -52,14 +42,12 @@ def test_fifty_threads_for_ten_units(env: tuple[Database, Commerce, PaymentServi
     h.check_fifty_threads_for_ten_units(env[1])
 
 
-@stress
 def test_fifty_buyers_from_five_processes_for_ten_units(
     env: tuple[Database, Commerce, PaymentService], urls: tuple[str, str]
 ) -> None:
     h.check_fifty_buyers_from_five_processes(env[1], *urls, timeout=180)
 
 
-@stress
 def test_two_hundred_baskets_in_random_order_from_eight_workers_never_deadlock(
     env: tuple[Database, Commerce, PaymentService],
 ) -> None:

@@ -7,6 +7,7 @@ after sending COMMIT, as when a network drops or the server dies then.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -59,3 +60,45 @@ def test_a_connection_lost_during_commit_is_an_unknown_outcome(engine: sa.Engine
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE {table}"))
             conn.execute(sa.text(f"DROP FUNCTION {table}_die()"))
+
+
+def test_a_deadlock_victim_runs_again_and_both_transactions_commit(engine: sa.Engine) -> None:
+    """Two transactions lock two rows in opposite orders: PostgreSQL rolls one back."""
+    table = f"ck_sqltx_{uuid.uuid4().hex[:12]}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {table} (id int primary key, n int)"))
+        conn.execute(sa.text(f"INSERT INTO {table} VALUES (1, 0), (2, 0)"))
+    runner = SqlRunner(engine, what="the test store", unsaved="nothing was recorded")
+    both_hold_one = threading.Barrier(2, timeout=10)
+    attempts = {"a": 0, "b": 0}
+    failures: list[BaseException] = []
+
+    def transfer(name: str, first: int, second: int) -> None:
+        def work(conn: sa.Connection) -> None:
+            attempts[name] += 1
+            conn.execute(sa.text(f"UPDATE {table} SET n = n + 1 WHERE id = {first}"))
+            if attempts[name] == 1:
+                both_hold_one.wait()
+            conn.execute(sa.text(f"UPDATE {table} SET n = n + 1 WHERE id = {second}"))
+
+        try:
+            runner.tx(work)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=transfer, args=("a", 1, 2)),
+        threading.Thread(target=transfer, args=("b", 2, 1)),
+    ]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert failures == []
+        assert sorted(attempts.values()) == [1, 2]  # one victim, run again once
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(f"SELECT sum(n) FROM {table}")).scalar() == 4
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE {table}"))

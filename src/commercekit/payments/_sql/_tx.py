@@ -2,7 +2,8 @@
 
 Shared by the SQL stores of this package. A lost connection or a locked
 database before COMMIT becomes an :class:`~commercekit.errors.UnavailableError`
-(nothing was kept, safe to retry); a connection lost *during* COMMIT a
+(nothing was kept, safe to retry), after a transaction the database rolled
+back as a deadlock victim has been run again a few times; a connection lost *during* COMMIT a
 :class:`~commercekit.errors.CommitOutcomeUnknownError` (the transaction may
 have committed: look the data up first), as the repository reports it; a
 value the database refuses an
@@ -26,6 +27,8 @@ from commercekit.repository._errors import ErrorKind, classify
 __all__ = ["SqlRunner"]
 
 _T = TypeVar("_T")
+
+_VICTIM_RERUNS = 3
 
 
 class SqlRunner:
@@ -70,11 +73,25 @@ class SqlRunner:
                     raise
                 return result
 
-        def run() -> _T:
+        def turn() -> _T:
             if self._serial is None:
                 return once()
             with self._serial:
                 return once()
+
+        def run() -> _T:
+            # A transaction the database chose as a deadlock victim (or that waited past
+            # its lock timeout) was rolled back whole: it runs again at once, a few times,
+            # before the caller hears of it. InnoDB picks such victims among concurrent
+            # inserts into one unique index, which is what claiming keys does.
+            reruns_left = _VICTIM_RERUNS
+            while True:
+                try:
+                    return turn()
+                except sa.exc.OperationalError as exc:
+                    if not reruns_left or classify(exc) is not ErrorKind.SERIALIZATION:
+                        raise
+                    reruns_left -= 1
 
         return self.guard(run)
 
