@@ -108,6 +108,7 @@ EXTRA_USES = [
         "from commercekit.payments import AsyncHttpxTransport; AsyncHttpxTransport()",
         "http",
     ),
+    ("aiohttp", "from commercekit.payments import AiohttpTransport; AiohttpTransport()", "http"),
     ("prometheus_client", "from commercekit.metrics import PrometheusMetrics", "prometheus"),
     ("opentelemetry", "from commercekit.metrics import OpenTelemetryMetrics", "otel"),
     ("redis", "from commercekit.analytics._redis import _redis; _redis()", "redis"),

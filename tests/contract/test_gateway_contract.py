@@ -3,7 +3,7 @@
 Each backend runs against its imitation (the sandbox in process, Stripe and
 Adyen through MockTransport, Amazon Pay over loopback HTTP), and so does each
 async twin (AsyncPaymentService over AsyncSandboxGateway, and AsyncStripeGateway
-and AsyncAdyenGateway over AsyncHttpxTransport to the same imitations served on
+and AsyncAdyenGateway over AiohttpTransport (the async default) to the same imitations served on
 loopback HTTPS, AsyncAmazonPayGateway to Amazon Pay's over loopback HTTP),
 called through an event loop in a thread. The same lives must end the same
 way: an approved authorization (after the customer's action where the
@@ -27,11 +27,11 @@ from commercekit.money import Money
 from commercekit.payments import (
     ActionRequired,
     AdyenGateway,
+    AiohttpTransport,
     AmazonPayGateway,
     AnyResult,
     AsyncAdyenGateway,
     AsyncAmazonPayGateway,
-    AsyncHttpxTransport,
     AsyncPaymentService,
     AsyncSandboxGateway,
     AsyncStripeGateway,
@@ -140,7 +140,7 @@ def async_backend(kind: str) -> Iterator[Backend]:
         if kind == "async-amazonpay":
             amazon = FakeAmazonPay(merchant_key().public_key(), public_key_id=KEY_ID)
             with serve(amazon) as url:
-                transport = loop.call(AsyncHttpxTransport)
+                transport = loop.call(AiohttpTransport)
                 gateway = AsyncAmazonPayGateway(
                     config_for(url), return_url="https://shop.test/r", transport=transport
                 )
@@ -157,7 +157,7 @@ def async_backend(kind: str) -> Iterator[Backend]:
         fake: Any = FakeStripe() if kind == "async-stripe" else FakeAdyen()
         with tls_server(fake) as (url, certificate, _):
             context = certificate.client_context()
-            transport = loop.call(functools.partial(AsyncHttpxTransport, ssl_context=context))
+            transport = loop.call(functools.partial(AiohttpTransport, ssl_context=context))
             try:
                 if kind == "async-stripe":
                     gateway = AsyncStripeGateway("sk_test", transport=transport, base_url=url)

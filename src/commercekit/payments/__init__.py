@@ -65,6 +65,7 @@ from commercekit.payments._sandbox._faults import SandboxFault
 from commercekit.payments._sandbox._gateway import SandboxGateway
 from commercekit.payments._stripe._declines import STRIPE_DECLINE_CODES
 from commercekit.payments._stripe._gateway import AsyncStripeGateway, StripeGateway
+from commercekit.payments._transports._aiohttp import AiohttpTransport
 from commercekit.payments._transports._http import (
     HttpRequest,
     HttpResponse,
@@ -120,6 +121,7 @@ __all__ = [
     "TRANSITIONS",
     "ActionRequired",
     "AdyenGateway",
+    "AiohttpTransport",
     "AmazonPayConfig",
     "AmazonPayGateway",
     "AmazonPayNotifications",

@@ -12,6 +12,7 @@ from commercekit.payments._adyen._codes import ADYEN_AMOUNTS
 from commercekit.payments._adyen._flows import AdyenFlows, RedirectDetails
 from commercekit.payments._adyen._wire import AdyenClient
 from commercekit.payments._core._amounts import AmountRules
+from commercekit.payments._transports._aiohttp import AiohttpTransport, default_async_transport
 from commercekit.payments._transports._gateways import AsyncFlowGateway, FlowGateway
 from commercekit.payments._transports._httpx import (
     AsyncHttpTransport,
@@ -78,7 +79,7 @@ class AdyenGateway(FlowGateway):
 class AsyncAdyenGateway(AsyncFlowGateway):
     """An :class:`AsyncPaymentGateway` over Adyen's Checkout API: :class:`AdyenGateway`, awaited.
 
-    *transport* defaults to a pooled :class:`AsyncHttpxTransport` (the
+    *transport* defaults to a pooled :class:`AiohttpTransport` (the
     ``[http]`` extra); close it with ``await gateway.aclose()``.
     """
 
@@ -96,8 +97,10 @@ class AsyncAdyenGateway(AsyncFlowGateway):
         details: RedirectDetails | None = None,
         name: str = "adyen",
     ) -> None:
-        self._own = transport is None
-        self._transport = transport if transport is not None else AsyncHttpxTransport()
+        self._own: AiohttpTransport | AsyncHttpxTransport | None = None
+        if transport is None:
+            transport = self._own = default_async_transport()
+        self._transport = transport
         self._client = AdyenClient(api_key, self._transport, base_url=base_url, timeout_s=timeout_s)
         self._adyen = AdyenFlows(
             self._client,
@@ -117,8 +120,8 @@ class AsyncAdyenGateway(AsyncFlowGateway):
 
     async def aclose(self) -> None:
         """Close the default transport's pool (a transport passed in is the caller's to close)."""
-        if self._own and isinstance(self._transport, AsyncHttpxTransport):
-            await self._transport.aclose()
+        if self._own is not None:
+            await self._own.aclose()
 
     def __repr__(self) -> str:
         return repr(self._adyen).replace("AdyenFlows", "AsyncAdyenGateway", 1)

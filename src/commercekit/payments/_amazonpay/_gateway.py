@@ -16,6 +16,7 @@ from commercekit.payments._amazonpay._session import CheckoutSession
 from commercekit.payments._amazonpay._wire import AmazonPayClient, AmazonPayConfig
 from commercekit.payments._core._amounts import AmountRules
 from commercekit.payments._core._results import PaymentResult
+from commercekit.payments._transports._aiohttp import AiohttpTransport, default_async_transport
 from commercekit.payments._transports._gateways import AsyncFlowGateway, FlowGateway
 from commercekit.payments._transports._httpx import (
     AsyncHttpTransport,
@@ -116,7 +117,7 @@ class AmazonPayGateway(FlowGateway):
 class AsyncAmazonPayGateway(AsyncFlowGateway):
     """An :class:`AsyncPaymentGateway` over Amazon Pay: :class:`AmazonPayGateway`, awaited.
 
-    *transport* defaults to a pooled :class:`AsyncHttpxTransport` (the
+    *transport* defaults to a pooled :class:`AiohttpTransport` (the
     ``[http]`` extra); close it with ``await gateway.aclose()``.
     """
 
@@ -131,8 +132,10 @@ class AsyncAmazonPayGateway(AsyncFlowGateway):
         name: str = "amazonpay",
     ) -> None:
         self._config = config
-        self._own = transport is None
-        self._transport = transport if transport is not None else AsyncHttpxTransport()
+        self._own: AiohttpTransport | AsyncHttpxTransport | None = None
+        if transport is None:
+            transport = self._own = default_async_transport()
+        self._transport = transport
         self._client = AmazonPayClient(config, self._transport, clock=clock)
         self._amazon = AmazonPayFlows(
             config, self._client, return_url=return_url, amounts=amounts, name=name
@@ -196,8 +199,8 @@ class AsyncAmazonPayGateway(AsyncFlowGateway):
 
     async def aclose(self) -> None:
         """Close the default transport's pool (a transport passed in is the caller's to close)."""
-        if self._own and isinstance(self._transport, AsyncHttpxTransport):
-            await self._transport.aclose()
+        if self._own is not None:
+            await self._own.aclose()
 
     def __repr__(self) -> str:
         return f"AsyncAmazonPayGateway({self._config!r})"

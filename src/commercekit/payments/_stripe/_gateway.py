@@ -9,6 +9,7 @@ from __future__ import annotations
 from commercekit.payments._core._amounts import STRIPE_AMOUNTS, AmountRules
 from commercekit.payments._stripe._flows import StripeFlows
 from commercekit.payments._stripe._wire import StripeClient
+from commercekit.payments._transports._aiohttp import AiohttpTransport, default_async_transport
 from commercekit.payments._transports._gateways import AsyncFlowGateway, FlowGateway
 from commercekit.payments._transports._httpx import (
     AsyncHttpTransport,
@@ -57,7 +58,7 @@ class StripeGateway(FlowGateway):
 class AsyncStripeGateway(AsyncFlowGateway):
     """An :class:`AsyncPaymentGateway` over Stripe's HTTP API: :class:`StripeGateway`, awaited.
 
-    *transport* defaults to a pooled :class:`AsyncHttpxTransport` (the
+    *transport* defaults to a pooled :class:`AiohttpTransport` (the
     ``[http]`` extra); close it with ``await gateway.aclose()``.
     """
 
@@ -72,8 +73,10 @@ class AsyncStripeGateway(AsyncFlowGateway):
         amounts: AmountRules = STRIPE_AMOUNTS,
         name: str = "stripe",
     ) -> None:
-        self._own = transport is None
-        self._transport = transport if transport is not None else AsyncHttpxTransport()
+        self._own: AiohttpTransport | AsyncHttpxTransport | None = None
+        if transport is None:
+            transport = self._own = default_async_transport()
+        self._transport = transport
         self._client = StripeClient(
             api_key,
             self._transport,
@@ -86,8 +89,8 @@ class AsyncStripeGateway(AsyncFlowGateway):
 
     async def aclose(self) -> None:
         """Close the default transport's pool (a transport passed in is the caller's to close)."""
-        if self._own and isinstance(self._transport, AsyncHttpxTransport):
-            await self._transport.aclose()
+        if self._own is not None:
+            await self._own.aclose()
 
     def __repr__(self) -> str:
         return f"AsyncStripeGateway({self._client!r})"

@@ -52,21 +52,27 @@ def _httpx(feature: str) -> None:
     require("httpx", extra="http", feature=feature)
 
 
-def _checked(request: HttpRequest) -> None:
+def checked_request(request: HttpRequest) -> None:
+    """Refuse a URL that is not http(s) with a host: a configuration error, nothing sent."""
     parts = urllib.parse.urlsplit(request.url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(f"cannot send to {parts.scheme}://{parts.hostname}")
 
 
-def _limits(max_connections: int, keepalive_expiry_s: float) -> httpx.Limits:
-    import httpx
-
+def checked_limits(max_connections: int, keepalive_expiry_s: float) -> None:
+    """Refuse a pool size or keep-alive expiry out of range (every pooled transport's check)."""
     if isinstance(max_connections, bool) or not isinstance(max_connections, int):
         raise ConfigurationError("max_connections is an int")
     if max_connections < 1:
         raise ConfigurationError(f"max_connections must be at least 1, not {max_connections}")
     if not isinstance(keepalive_expiry_s, int | float) or not 0 <= keepalive_expiry_s < 3600:
         raise ConfigurationError("keepalive_expiry_s is a number of seconds from 0 to 3600")
+
+
+def _limits(max_connections: int, keepalive_expiry_s: float) -> httpx.Limits:
+    import httpx
+
+    checked_limits(max_connections, keepalive_expiry_s)
     return httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=max_connections,
@@ -149,7 +155,7 @@ class HttpxTransport:
         """Send *request* and read the whole response."""
         import httpx
 
-        _checked(request)
+        checked_request(request)
         try:
             answer = self._client.request(**_request_options(request))
         except httpx.HTTPError as exc:
@@ -199,7 +205,7 @@ class AsyncHttpxTransport:
         """Send *request* and read the whole response."""
         import httpx
 
-        _checked(request)
+        checked_request(request)
         try:
             answer = await self._client.request(**_request_options(request))
         except httpx.HTTPError as exc:
