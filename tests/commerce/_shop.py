@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from commercekit.commerce import OUTBOX, Commerce
 from commercekit.commerce.catalog import Catalog
+from commercekit.commerce.inventory import Inventory
 from commercekit.commerce.orders import PaymentStatus
 from commercekit.errors import InvalidInputError
 from commercekit.metrics import Metrics
@@ -197,3 +198,34 @@ __all__ = [
     "make_shop",
     "outbox_events",
 ]
+
+
+def check_batch_availability(db: Database, inventory: Inventory, tag: str) -> None:
+    """``available_many`` over 1,200 SKUs (three IN-list chunks) agrees with the one-SKU read."""
+    from commercekit.commerce.inventory import _tables as t
+
+    skus = [f"{tag}-{i:04d}" for i in range(1200)]
+    stocked = skus[::2]
+    with db.unit_of_work() as uow:  # one insert: a test fixture, not the service's path
+        uow.session.execute(
+            t.stock.insert(),
+            [
+                {"sku": s, "location": "default", "on_hand": 3, "allocated": 0, "reserved": 0}
+                for s in stocked
+            ],
+        )
+    last = stocked[-1]
+    inventory.set_stock(last, 4, location="annex")
+    inventory.reserve(f"{tag}-r", {stocked[0]: 2, last: 3})  # last: from "annex", first by name
+    try:
+        got = inventory.available_many([*reversed(skus), "NO-SUCH-" + tag])
+        assert list(got)[:2] == [skus[-1], last]  # the order asked
+        want = dict.fromkeys(skus, 0) | dict.fromkeys(stocked, 3) | {stocked[0]: 1}
+        want[last] = 4  # annex 4 - 3 reserved, default 3
+        assert {s: got[s] for s in skus} == want
+        assert got["NO-SUCH-" + tag] == 0
+        assert inventory.available(last) == 4
+        at_annex = inventory.available_many([last, stocked[0]], location="annex")
+        assert at_annex == {last: 1, stocked[0]: 0}
+    finally:
+        inventory.release(f"{tag}-r")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from commercekit.commerce.inventory import Inventory, ReservationStatus, verify_inventory
 from commercekit.errors import (
@@ -16,7 +17,8 @@ from commercekit.errors import (
     UnknownSkuError,
     UnsupportedTypeError,
 )
-from commercekit.repository import Database
+from commercekit.repository import Database, Node, ReplicatedTopology, sqlite_engine
+from tests.commerce._shop import check_batch_availability
 from tests.commerce.conftest import FakeClock
 
 
@@ -176,3 +178,80 @@ def test_fifty_threads_for_ten_units_on_sqlite(db: Database) -> None:
         th.join()
     assert (len(ok), len(sold_out)) == (10, 40)
     assert inv.level("DROP").reserved == 10
+
+
+def test_available_many_reads_a_page_of_skus_in_one_query_on_a_replica(tmp_path: Path) -> None:
+    from commercekit.commerce import metadata
+    from commercekit.commerce.inventory import _tables as t
+
+    primary, replica = (sqlite_engine(tmp_path / "stock.db") for _ in range(2))
+    db = Database(ReplicatedTopology(Node("primary", primary), [Node("replica", replica)]))
+    db.create_all(metadata)
+    seen: dict[str, list[str]] = {"primary": [], "replica": []}
+    for name, engine in (("primary", primary), ("replica", replica)):
+        event.listen(
+            engine,
+            "before_cursor_execute",
+            lambda *a, name=name: seen[name].append(a[2]) if "ck_stock" in a[2] else None,
+        )
+    try:
+        inv = Inventory(db)
+        stocked = [f"SKU-{i:04d}" for i in range(0, 1200, 2)]  # every other SKU has a row
+        with db.unit_of_work() as uow:
+            uow.session.execute(
+                t.stock.insert(),
+                [
+                    {"sku": s, "location": "default", "on_hand": 5, "allocated": 0, "reserved": 0}
+                    for s in stocked
+                ],
+            )
+        inv.set_stock("SKU-0000", 4, location="b-warehouse")
+        inv.reserve("r", {"SKU-0000": 3, "SKU-0002": 5})
+        seen["primary"].clear()
+
+        page = ["SKU-0002", "NO-SUCH", "SKU-0000", "SKU-0001", "SKU-0002"]
+        assert inv.available_many(page) == {
+            "SKU-0002": 0,
+            "NO-SUCH": 0,
+            "SKU-0000": 6,
+            "SKU-0001": 0,
+        }
+        assert list(inv.available_many(page)) == ["SKU-0002", "NO-SUCH", "SKU-0000", "SKU-0001"]
+        assert inv.available_many(["SKU-0000"], location="b-warehouse") == {"SKU-0000": 1}
+        assert inv.available_many([]) == {}
+        assert (seen["primary"], len(seen["replica"])) == (
+            [],
+            3,
+        )  # one query a call, on the replica
+
+        seen["replica"].clear()
+        every = [f"SKU-{i:04d}" for i in range(1200)]  # longer than one portable IN list
+        got = inv.available_many(every)
+        assert len(seen["replica"]) == 3  # 500 + 500 + 200
+        assert got == {
+            s: (6 if s == "SKU-0000" else 0 if s == "SKU-0002" else 5 if s in stocked[2:] else 0)
+            for s in every
+        }
+        assert sum(got.values()) == inv.available("SKU-0000") + 5 * (len(stocked) - 2)
+
+        for bad, error in (
+            ("SKU-0000", UnsupportedTypeError),
+            ([""], InvalidInputError),
+            ([7], UnsupportedTypeError),
+        ):
+            with pytest.raises(error):
+                inv.available_many(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError):
+            inv.available_many(["SKU-0000"], location="")
+        inv.release("r")
+        assert verify_inventory(db).ok
+    finally:
+        db.close()
+        primary.dispose()
+        replica.dispose()
+
+
+def test_available_many_agrees_with_the_one_sku_read_across_chunks(
+    db: Database, inventory: Inventory
+) -> None:
+    check_batch_availability(db, inventory, "B")

@@ -14,7 +14,7 @@ import pytest
 from commercekit.commerce import Commerce
 from commercekit.payments import PaymentService, SqlAlchemyIdempotencyStore
 from commercekit.repository import Database
-from tests.commerce._shop import check_listing_filters
+from tests.commerce._shop import check_batch_availability, check_listing_filters
 from tests.integration import _commerce as h
 
 pytestmark = pytest.mark.integration
@@ -58,3 +58,9 @@ def test_listing_filters_are_the_same_as_on_sqlite(
     env: tuple[Database, Commerce, PaymentService],
 ) -> None:
     check_listing_filters(env[1].catalog, h.sku("L"))
+
+
+def test_batch_availability_reads_in_portable_chunks(
+    env: tuple[Database, Commerce, PaymentService],
+) -> None:
+    check_batch_availability(env[0], env[1].inventory, h.sku("B"))

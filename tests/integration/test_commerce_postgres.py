@@ -24,6 +24,7 @@ from commercekit.payments import PaymentService, PaymentState
 from commercekit.repository import Database
 from tests.commerce._shop import (
     authorizations,
+    check_batch_availability,
     check_listing_filters,
     check_money_invariants,
     live_reservations,
@@ -218,3 +219,9 @@ def test_listing_filters_are_the_same_as_on_sqlite(
     env: tuple[Database, Commerce, PaymentService],
 ) -> None:
     check_listing_filters(env[1].catalog, h.sku("L"))
+
+
+def test_batch_availability_reads_in_portable_chunks(
+    env: tuple[Database, Commerce, PaymentService],
+) -> None:
+    check_batch_availability(env[0], env[1].inventory, h.sku("B"))

@@ -8,10 +8,11 @@ from decimal import Decimal
 from commercekit.metrics import Metrics, NullMetrics
 from commercekit.payments import PaymentService
 from commercekit.repository import Database, Outbox
+from commercekit.typing import WallClock
 
 from ._events import OUTBOX, BusinessEvents
 from ._instruments import CommerceInstruments
-from ._shared import Clock, wall_clock
+from ._shared import wall_clock
 from .cart import Carts
 from .catalog import Catalog
 from .checkout import Checkout, FaultHook
@@ -62,7 +63,7 @@ class Commerce:
         prices_include_tax: bool = False,
         shipping: ShippingRule | None = None,
         outbox: Outbox | None = None,
-        clock: Clock = wall_clock,
+        clock: WallClock = wall_clock,
         capture: str = "now",
         lease_s: float = 60.0,
         reservation_ttl_s: float = 1200.0,

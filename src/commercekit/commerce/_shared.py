@@ -9,29 +9,39 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import MetaData
 from sqlalchemy.engine import CursorResult
 
 from commercekit.errors import InvalidInputError, InvalidStateError, UnsupportedTypeError
+from commercekit.typing import WallClock
 
 __all__ = [
+    "IN_LIST_MAX",
     "MAX_QUANTITY",
     "Clock",
     "check_id",
     "check_quantity",
+    "chunked",
     "metadata",
     "new_id",
     "rowcount",
     "wall_clock",
 ]
 
-Clock = Callable[[], float]
-"""Wall-clock seconds since the epoch (``time.time``); injected so tests never sleep."""
+Clock = WallClock
+"""Kept as a name for :data:`commercekit.typing.WallClock`, the one wall-clock type."""
 
-wall_clock: Clock = time.time
+wall_clock: WallClock = time.time
+
+_T = TypeVar("_T")
+
+IN_LIST_MAX = 500
+"""The most values one ``IN (...)`` list binds: far below SQLite's 999 bound
+parameters (older builds), PostgreSQL's 65,535 and MariaDB's packet limits, so
+one statement shape works on all three; longer lists are read in chunks."""
 
 MAX_QUANTITY = 10_000
 """The largest quantity of one SKU in one cart line, reservation or order line."""
@@ -51,6 +61,14 @@ metadata = MetaData(
 def new_id() -> str:
     """A fresh random identifier (32 hex digits)."""
     return uuid.uuid4().hex
+
+
+def chunked(items: Sequence[_T], size: int = IN_LIST_MAX) -> Iterator[Sequence[_T]]:
+    """*items* in consecutive slices of at most *size* (for portable ``IN`` lists)."""
+    if size < 1:
+        raise InvalidInputError(f"chunk size {size} must be at least 1")
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def check_id(value: object, what: str, *, max_len: int = 64) -> str:

@@ -17,7 +17,7 @@ import attrs
 from sqlalchemy import bindparam, select, update
 
 from commercekit.commerce._instruments import CommerceInstruments
-from commercekit.commerce._shared import Clock, check_id, new_id, rowcount, wall_clock
+from commercekit.commerce._shared import check_id, new_id, rowcount, wall_clock
 from commercekit.errors import (
     ConflictError,
     InvalidInputError,
@@ -29,6 +29,7 @@ from commercekit.errors import (
 from commercekit.metrics import Metrics
 from commercekit.money import Currency, currency
 from commercekit.repository import Database, UnitOfWork
+from commercekit.typing import WallClock
 
 from . import _tables as t
 from ._crdt import CartState
@@ -86,7 +87,7 @@ class Carts:
         sku_exists: Callable[[str], bool] | None = None,
         on_event: Callable[[str, dict[str, str | int]], object] | None = None,
         metrics: Metrics | CommerceInstruments | None = None,
-        clock: Clock = wall_clock,
+        clock: WallClock = wall_clock,
         max_retries: int = 50,
     ) -> None:
         self._db = db

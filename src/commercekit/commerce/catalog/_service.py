@@ -15,10 +15,11 @@ from collections.abc import Iterable, Mapping, Sequence
 import attrs
 from sqlalchemy import bindparam, select, update
 
-from commercekit.commerce._shared import Clock, check_id, new_id, rowcount, wall_clock
+from commercekit.commerce._shared import check_id, new_id, rowcount, wall_clock
 from commercekit.errors import InvalidInputError, NotFoundError, UnknownSkuError
 from commercekit.money import Currency, Money, currency
 from commercekit.repository import Database, TokenLike, UnitOfWork
+from commercekit.typing import WallClock
 
 from . import _tables as t
 from ._search import attribute_index, filter_products, search_text
@@ -86,7 +87,7 @@ _PRICES = (  # the checkout's price read, built once (SQLAlchemy keys its cache 
 class Catalog:
     """The catalog service. See the module docstring."""
 
-    def __init__(self, db: Database, *, clock: Clock = wall_clock) -> None:
+    def __init__(self, db: Database, *, clock: WallClock = wall_clock) -> None:
         self._db = db
         self._clock = clock
 

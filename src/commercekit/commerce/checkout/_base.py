@@ -9,7 +9,6 @@ from typing import Any
 
 from commercekit.commerce._events import BusinessEvents
 from commercekit.commerce._instruments import CommerceInstruments
-from commercekit.commerce._shared import Clock
 from commercekit.commerce.cart import Carts
 from commercekit.commerce.inventory import Inventory
 from commercekit.commerce.orders import Orders
@@ -30,6 +29,7 @@ from commercekit.payments import (
     PaymentService,
 )
 from commercekit.repository import Database
+from commercekit.typing import WallClock
 
 from ._model import CheckoutResult, CheckoutStatus, FaultHook
 from ._store import CheckoutRow, CheckoutStore
@@ -57,7 +57,7 @@ class CheckoutBase:
         payments: PaymentService,
         events: BusinessEvents,
         metrics: CommerceInstruments,
-        clock: Clock,
+        clock: WallClock,
         capture: str = "now",
         lease_s: float = 60.0,
         reservation_ttl_s: float = 1200.0,

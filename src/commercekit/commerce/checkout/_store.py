@@ -8,8 +8,9 @@ import attrs
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.sql import Update
 
-from commercekit.commerce._shared import Clock, rowcount
+from commercekit.commerce._shared import rowcount
 from commercekit.repository import Database, UnitOfWork
+from commercekit.typing import WallClock
 
 from . import _tables as t
 from ._model import CheckoutStatus
@@ -88,7 +89,7 @@ def _row(m: Any) -> CheckoutRow:
 class CheckoutStore:
     """Reads and compare-and-set writes of ``ck_checkouts`` and ``ck_checkout_steps``."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: WallClock) -> None:
         self._db = db
         self._clock = clock
 

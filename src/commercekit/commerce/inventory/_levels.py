@@ -8,15 +8,23 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from commercekit.commerce._instruments import CommerceInstruments
-from commercekit.commerce._shared import Clock, check_id, check_quantity, rowcount, wall_clock
+from commercekit.commerce._shared import (
+    check_id,
+    check_quantity,
+    chunked,
+    rowcount,
+    wall_clock,
+)
 from commercekit.errors import (
     DuplicateError,
     InvalidInputError,
     InvalidStateError,
     UnknownSkuError,
+    UnsupportedTypeError,
 )
 from commercekit.metrics import Metrics
-from commercekit.repository import Database, UnitOfWork
+from commercekit.repository import Database, TokenLike, UnitOfWork
+from commercekit.typing import WallClock
 
 from . import _tables as t
 from ._model import (
@@ -37,6 +45,14 @@ _AVAILABLE = (  # built once: SQLAlchemy keys its cache once per statement
 )
 
 
+_AVAILABLE_AT = select(
+    t.stock.c.sku, t.stock.c.on_hand - t.stock.c.allocated - t.stock.c.reserved
+).where(
+    t.stock.c.sku.in_(bindparam("skus", expanding=True)),
+    t.stock.c.location == bindparam("location"),
+)
+
+
 class StockLevels:
     """Stock rows of the inventory service; :class:`Inventory` adds reservations."""
 
@@ -45,7 +61,7 @@ class StockLevels:
         db: Database,
         *,
         metrics: Metrics | CommerceInstruments | None = None,
-        clock: Clock = wall_clock,
+        clock: WallClock = wall_clock,
         reservation_ttl_s: float = 900.0,
     ) -> None:
         if reservation_ttl_s <= 0:
@@ -166,6 +182,39 @@ class StockLevels:
         )
         return int(self._db.run(lambda u: u.session.execute(query).scalar_one(), retry=True).value)
 
+    def available_many(
+        self,
+        skus: Iterable[str],
+        *,
+        location: str | None = None,
+        token: TokenLike = None,
+    ) -> dict[str, int]:
+        """What can still be reserved of each of *skus*, in one read: ``{sku: quantity}``.
+
+        For catalog and listing pages: one query for up to 500 SKUs (a longer
+        list is read 500 at a time, in one unit of work, so the ``IN (...)``
+        list stays portable across SQLite, PostgreSQL and MariaDB). Summed
+        over locations, or at *location* only. Every asked SKU is a key, in
+        the order asked (duplicates once); one with no stock row reads 0.
+
+        The read may be served by a replica (pass the *token* of a stock
+        change to read at least that far): it is a display figure, and only
+        :meth:`reserve`'s guarded UPDATE decides. Expired reservations not yet
+        reclaimed count as held until a reserve or :meth:`sweep` reclaims them.
+        """
+        if isinstance(skus, str):
+            raise UnsupportedTypeError("skus must be an iterable of SKUs, not one str")
+        wanted = list(dict.fromkeys(check_id(s, "sku") for s in skus))
+        if location is not None:
+            check_id(location, "location")
+        if not wanted:
+            return {}
+
+        got = self._db.run(
+            lambda u: self._available(u.session, wanted, location), read_only=True, token=token
+        ).value
+        return {s: got.get(s, 0) for s in wanted}
+
     def first_short(
         self,
         demand: Mapping[str, int] | Iterable[tuple[str, int]],
@@ -178,15 +227,26 @@ class StockLevels:
         starts; only :meth:`reserve`'s guarded UPDATE decides.
         """
         wanted = sum_demand(demand)
-        params = {"skus": list(wanted)}
 
         def read(u: UnitOfWork) -> dict[str, int]:
-            return {s: int(q or 0) for s, q in u.session.execute(_AVAILABLE, params)}
+            return self._available(u.session, list(wanted), None)
 
         got = read(uow) if uow is not None else self._db.run(read, retry=True).value
-        return next((s for s, q in wanted.items() if int(got.get(s) or 0) < q), None)
+        return next((s for s, q in wanted.items() if got.get(s, 0) < q), None)
 
     # -- row helpers ---
+
+    @staticmethod
+    def _available(s: Session, skus: list[str], location: str | None) -> dict[str, int]:
+        """Available per SKU of *skus* that has a stock row, chunked for portable IN lists."""
+        got: dict[str, int] = {}
+        for part in chunked(sorted(skus)):
+            if location is None:
+                rows = s.execute(_AVAILABLE, {"skus": list(part)})
+            else:
+                rows = s.execute(_AVAILABLE_AT, {"skus": list(part), "location": location})
+            got.update((sku, int(q or 0)) for sku, q in rows)
+        return got
 
     @staticmethod
     def _status(s: Session, reservation_id: str) -> ReservationStatus | None:

@@ -21,13 +21,14 @@ from sqlalchemy.orm import Session
 
 from commercekit.commerce._events import BusinessEvents, money_text
 from commercekit.commerce._instruments import CommerceInstruments
-from commercekit.commerce._shared import Clock, check_id
+from commercekit.commerce._shared import check_id
 from commercekit.commerce.inventory import Inventory
 from commercekit.commerce.pricing import Vouchers
 from commercekit.errors import InvalidInputError, NotFoundError
 from commercekit.money import Money, currency
 from commercekit.payments import PaymentService
 from commercekit.repository import Database, UnitOfWork
+from commercekit.typing import WallClock
 
 from . import _tables as t
 from ._model import Order, OrderEvent, OrderLine, OrderPage
@@ -70,7 +71,7 @@ class OrdersBase:
         vouchers: Vouchers,
         events: BusinessEvents,
         metrics: CommerceInstruments,
-        clock: Clock,
+        clock: WallClock,
     ) -> None:
         self._db = db
         self._inventory = inventory

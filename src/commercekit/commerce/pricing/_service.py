@@ -9,11 +9,12 @@ from typing import Protocol
 import attrs
 
 from commercekit.commerce._instruments import CommerceInstruments
-from commercekit.commerce._shared import Clock, check_id, check_quantity, wall_clock
+from commercekit.commerce._shared import check_id, check_quantity, wall_clock
 from commercekit.errors import ConfigurationError, InvalidInputError
 from commercekit.metrics import Metrics
 from commercekit.money import Currency, Money
 from commercekit.repository import Database
+from commercekit.typing import WallClock
 
 from ._quote import Quote, compute_quote
 from ._vouchers import Vouchers
@@ -71,7 +72,7 @@ class Pricing:
         prices_include_tax: bool = False,
         shipping: ShippingRule | None = None,
         metrics: Metrics | CommerceInstruments | None = None,
-        clock: Clock = wall_clock,
+        clock: WallClock = wall_clock,
     ) -> None:
         self._prices = prices
         self._rates: dict[str, Decimal] = {}

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 
 from commercekit.commerce._instruments import CommerceInstruments
-from commercekit.commerce._shared import Clock, check_id, metadata, rowcount
+from commercekit.commerce._shared import check_id, metadata, rowcount
 from commercekit.errors import (
     InvalidInputError,
     InvalidStateError,
@@ -36,6 +36,7 @@ from commercekit.errors import (
 )
 from commercekit.money import Currency, Money
 from commercekit.repository import Database, UnitOfWork
+from commercekit.typing import WallClock
 
 __all__ = ["Voucher", "VoucherKind", "Vouchers"]
 
@@ -99,7 +100,7 @@ class Voucher:
 class Vouchers:
     """Voucher definitions and their guarded usage counter."""
 
-    def __init__(self, db: Database, *, m: CommerceInstruments, clock: Clock) -> None:
+    def __init__(self, db: Database, *, m: CommerceInstruments, clock: WallClock) -> None:
         self._db = db
         self._m = m
         self._clock = clock
