@@ -1,4 +1,4 @@
-"""A shop's checkout on SQLite: search, cart, stock, a voucher, 3-D Secure, a decline, recovery.
+"""A shop's checkout on SQLite: search, stock, cart, a voucher, 3-D Secure, a decline, recovery.
 
 Runs as it is, in a temporary folder, in a couple of seconds.
 """
@@ -44,6 +44,10 @@ with tempfile.TemporaryDirectory() as tmp:
     shop.pricing.vouchers.create("WELCOME10", percent=10, max_uses=100)
     found = shop.catalog.list_products(text="tee", max_price=Money.of("30", "EUR"))
     print("search 'tee' up to 30 EUR:", [p.name for p in found.products])
+    listed = [v.sku for p in found.products for v in p.variants]
+    stock = shop.inventory.available_many(listed)  # one query for the whole page
+    assert stock == {"TEE-L": 1, "TEE-M": 5}
+    print("in stock on that page:", stock)
 
     cart = shop.carts.create("EUR", customer_id="ada")
     shop.carts.add(cart.id, "TEE-M", 2)
