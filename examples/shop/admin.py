@@ -18,11 +18,11 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from commercekit.analytics import Reports
+from commercekit.commerce import metadata
 from commercekit.commerce.orders import Order
 from commercekit.errors import CommerceKitError, InvalidInputError
 from shop.charts import bar_chart, grouped_chart
 from shop.monitor import FleetMonitor, OpsFigures, describe
-from shop.root import order_owners
 
 __all__ = ["admin_routes", "business_charts", "operations_charts"]
 
@@ -184,7 +184,7 @@ class Admin:
             charts.update(business_charts(self.shop.reports, facts))
         except CommerceKitError as exc:
             facts["analytics_error"] = type(exc).__name__
-        items = self.shop.catalog.items()
+        items = self.shop.catalog.all()
         low = sorted(items, key=lambda i: i.available)[:8]
         charts["stock"] = bar_chart(
             "Lowest stock (units available)",
@@ -192,7 +192,7 @@ class Admin:
             [float(i.available) for i in low],
             colour="#d68910",
         )
-        orders = [self.shop.commerce.orders.get(oid) for oid, _, _ in self._recent()]
+        orders = [self.shop.commerce.orders.get(oid) for oid in self._recent()]
         return {
             "charts": charts,
             "facts": facts,
@@ -200,14 +200,18 @@ class Admin:
             "low": [(i.id, [v.sku for v in i.product.variants], i.available) for i in low],
         }
 
-    def _recent(self) -> list[tuple[str, str, float]]:
+    def _recent(self) -> list[str]:
+        """The ids of the latest orders of every customer and guest.
+
+        The orders service reads one customer's orders (``for_customer``); the
+        admin's list of everyone's reads the commerce schema's order table.
+        """
+        orders = metadata.tables["ck_orders"].c
         with self.shop.db.unit_of_work(read_only=True) as uow:
             rows = uow.session.execute(
-                sa.select(order_owners.c.order_id, order_owners.c.number, order_owners.c.placed_at)
-                .order_by(order_owners.c.placed_at.desc())
-                .limit(20)
+                sa.select(orders.id).order_by(orders.created_at.desc(), orders.id.desc()).limit(20)
             ).all()
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [str(r[0]) for r in rows]
 
     async def order_action(self, request: Request) -> Response:
         from shop.web import checked_form
@@ -246,7 +250,6 @@ class Admin:
         await run_in_threadpool(
             self.shop.commerce.inventory.adjust, sku, qty, key=f"restock-{uuid.uuid4().hex}"
         )
-        self.shop.catalog.invalidate()
         return RedirectResponse("/admin#stock", 303)
 
 

@@ -12,6 +12,7 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -46,14 +47,6 @@ customers = sa.Table(
     sa.Column("email", sa.String(200), nullable=False, unique=True),
     sa.Column("password", sa.String(200), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
-)
-order_owners = sa.Table(
-    "shop_order_owners",
-    shop_metadata,
-    sa.Column("order_id", sa.String(40), primary_key=True),
-    sa.Column("owner", sa.String(80), nullable=False, index=True),
-    sa.Column("number", sa.String(40), nullable=False),
-    sa.Column("placed_at", sa.Float, nullable=False),
 )
 
 
@@ -90,67 +83,103 @@ class Listing:
 
 
 class CatalogView:
-    """The storefront's read model: the active catalog with prices and stock, kept a few seconds.
+    """The storefront's read of the catalog: products with price, stock and image URLs.
 
-    Pages show stock from this snapshot (at most *ttl_s* old); the checkout's
-    reservation is what guards against overselling, not the page.
-
-    The catalog service pages products by id; search and filters run over
-    this snapshot, which every app server refreshes on its own.
+    Search, filters and keyset pages are the catalog service's
+    (``list_products``); this class only adds what a page shows beside each
+    product: its lowest active price, its stock and its CDN image URLs. Stock
+    is read live; the checkout's reservation is what guards against
+    overselling, not the page.
     """
 
-    def __init__(self, shop: Shop, ttl_s: float = 3.0) -> None:
-        self._shop, self._ttl = shop, ttl_s
-        self._lock = threading.Lock()
-        self._at = 0.0
-        self._items: list[Listing] = []
+    def __init__(self, shop: Shop) -> None:
+        self._shop = shop
 
-    def items(self) -> list[Listing]:
-        with self._lock:
-            if time.monotonic() - self._at > self._ttl:
-                self._items = self._load()
-                self._at = time.monotonic()
-            return self._items
+    def page(
+        self,
+        *,
+        text: str = "",
+        category: str = "",
+        max_price: Money | None = None,
+        in_stock: bool = False,
+        after: str | None = None,
+        limit: int = 12,
+    ) -> tuple[list[Listing], str | None]:
+        """(listings, cursor of the next page or None): every filter applies.
 
-    def invalidate(self) -> None:
-        with self._lock:
-            self._at = 0.0
-
-    def _load(self) -> list[Listing]:
-        shop = self._shop
-        products: list[Product] = []
-        after: str | None = None
+        *in_stock* filters on live stock after the catalog's filters, reading
+        on until the page is full, so the cursor is the last product looked at.
+        """
+        catalog = self._shop.commerce.catalog
+        out: list[Listing] = []
         while True:
-            page = shop.commerce.catalog.list_products(limit=500, after=after)
-            products.extend(page.products)
+            page = catalog.list_products(
+                text=text or None,
+                attributes={"category": category} if category else None,
+                max_price=max_price,
+                limit=limit,
+                after=after,
+            )
+            for listing in self.listings(page.products):
+                if in_stock and listing.available <= 0:
+                    continue
+                out.append(listing)
+                if len(out) == limit:
+                    more = listing.id != page.products[-1].id or page.next_after is not None
+                    return out, listing.id if more else None
             if page.next_after is None:
-                break
+                return out, None
             after = page.next_after
-        skus = [v.sku for p in products for v in p.variants if v.active]
-        prices = shop.commerce.catalog.prices(skus, shop.settings.currency) if skus else {}
+
+    def get(self, product_id: str) -> Listing:
+        """One active product as the storefront shows it (NotFoundError if hidden)."""
+        product = self._shop.commerce.catalog.product(product_id)
+        found = self.listings([product]) if product.active else []
+        if not found:
+            raise NotFoundError(f"no product {product_id!r}")
+        return found[0]
+
+    def listings(self, products: Sequence[Product]) -> list[Listing]:
+        """Price, stock and image URLs for *products* (those with no active variant drop out)."""
+        shop = self._shop
+        live = {p.id: [v.sku for v in p.variants if v.active] for p in products}
+        skus = [sku for group in live.values() for sku in group]
+        if not skus:
+            return []
+        prices = shop.commerce.catalog.prices(skus, shop.settings.currency)
+        stock = self.available(skus)
         out = []
         for p in products:
-            live = [v.sku for v in p.variants if v.active]
-            if not live:
+            if not live[p.id]:
                 continue
-            stock = {sku: shop.commerce.inventory.available(sku) for sku in live}
+            mine = {sku: stock[sku] for sku in live[p.id]}
             out.append(
                 Listing(
                     product=p,
-                    price=min((prices[s] for s in live), key=lambda m: m.amount),
-                    available=sum(stock.values()),
+                    price=min((prices[s] for s in live[p.id]), key=lambda m: m.amount),
+                    available=sum(mine.values()),
                     images=tuple(shop.image_url(i) for i in p.images),
                     category=p.attributes.get("category", ""),
-                    stock=stock,
+                    stock=mine,
                 )
             )
         return out
 
-    def get(self, product_id: str) -> Listing:
-        for item in self.items():
-            if item.id == product_id:
-                return item
-        raise NotFoundError(f"no product {product_id!r}")
+    def available(self, skus: Sequence[str]) -> dict[str, int]:
+        """Units available per SKU."""
+        inventory = self._shop.commerce.inventory
+        return {sku: inventory.available(sku) for sku in skus}
+
+    def all(self) -> list[Listing]:
+        """Every active product (the admin's stock view), a page at a time."""
+        out: list[Listing] = []
+        after: str | None = None
+        while True:
+            page = self._shop.commerce.catalog.list_products(limit=200, after=after)
+            out.extend(self.listings(page.products))
+            if page.next_after is None:
+                return out
+            after = page.next_after
 
 
 def event_log(url: str, *, consumer: str | None = None) -> EventLog:
@@ -274,7 +303,7 @@ class Shop:
             self.events.publish([LogRecord(e.event_id, e.to_bytes(), e.who) for e in batch])
         return len(batch)
 
-    # -- customers and their orders --------------------------------------------------------
+    # -- customers -------------------------------------------------------------------------
 
     def sign_in(self, email: str, password: str) -> tuple[str, bool]:
         """(customer id, created): an unknown email opens an account with that password."""
@@ -294,34 +323,6 @@ class Shop:
                 )
             )
             return cid, True
-
-    def own_order(self, order_id: str, number: str, owner: str) -> None:
-        with self.db.unit_of_work() as uow:
-            exists = uow.session.execute(
-                sa.select(order_owners.c.order_id).where(order_owners.c.order_id == order_id)
-            ).first()
-            if exists is None:
-                uow.session.execute(
-                    order_owners.insert().values(
-                        order_id=order_id, owner=owner, number=number, placed_at=time.time()
-                    )
-                )
-
-    def orders_of(self, owners: list[str]) -> list[tuple[str, str, float]]:
-        with self.db.unit_of_work() as uow:
-            rows = uow.session.execute(
-                sa.select(order_owners.c.order_id, order_owners.c.number, order_owners.c.placed_at)
-                .where(order_owners.c.owner.in_(owners))
-                .order_by(order_owners.c.placed_at.desc())
-            ).all()
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    def owner_of(self, order_id: str) -> str | None:
-        with self.db.unit_of_work() as uow:
-            row = uow.session.execute(
-                sa.select(order_owners.c.owner).where(order_owners.c.order_id == order_id)
-            ).first()
-        return None if row is None else str(row[0])
 
 
 def build_shop(settings: Settings | None = None) -> Shop:

@@ -98,5 +98,4 @@ def seed(shop: Shop, *, products: int | None = None, stock: int = 40) -> int:
         for sku, _ in skus:
             shop.commerce.catalog.set_price(sku, price)
             shop.commerce.inventory.set_stock(sku, stock if rng.random() > 0.1 else 0)
-    shop.catalog.invalidate()
     return len(plan)

@@ -151,34 +151,31 @@ class Storefront:
         category: str = "",
         in_stock: bool = False,
         max_price: str = "",
-        page: int = 1,
-    ) -> tuple[list[Listing], int, int]:
-        """(items of *page*, total matches, pages); filters compose."""
-        items = await run_in_threadpool(self.shop.catalog.items)
-        words = query.lower().split()
+        after: str | None = None,
+    ) -> tuple[list[Listing], str | None]:
+        """(items of the page after *after*, cursor of the next page or None); filters compose."""
         limit = None
         if max_price:
             try:
                 limit = Money.of(max_price, self.shop.settings.currency)
             except Exception as exc:
                 raise InvalidInputError("max_price is a decimal amount such as 25.00") from exc
-        found = [
-            i
-            for i in items
-            if all(w in (i.product.name + " " + i.category).lower() for w in words)
-            and (not category or i.category == category)
-            and (not in_stock or i.available > 0)
-            and (limit is None or i.price.amount <= limit.amount)
-        ]
-        size = self.shop.settings.page_size
-        pages = max(1, -(-len(found) // size))
-        page = min(max(1, page), pages)
+        found, next_after = await run_in_threadpool(
+            lambda: self.shop.catalog.page(
+                text=query,
+                category=category,
+                max_price=limit,
+                in_stock=in_stock,
+                after=after or None,
+                limit=self.shop.settings.page_size,
+            )
+        )
         if query:
             self.shop.track(products_searched(query, results=len(found), **s.ident()))
-        return found[(page - 1) * size : page * size], len(found), pages
+        return found, next_after
 
     async def product(self, s: Session, product_id: str) -> tuple[Listing, dict[str, int]]:
-        """The product and each variant's stock (from the snapshot); emits Product Viewed."""
+        """The product and each variant's stock; emits Product Viewed."""
         listing = await run_in_threadpool(self.shop.catalog.get, product_id)
         self.shop.track(product_viewed(product_id, listing.price, **s.ident()))
         return listing, listing.stock
@@ -358,20 +355,40 @@ class Storefront:
     async def _placed(self, s: Session, order: Order | None) -> None:
         if order is None:
             return
-        await run_in_threadpool(self.shop.own_order, order.id, order.number, s.owner)
         s.data.pop("cart", None)
+        # A guest's orders are found again through the session (the order carries its
+        # anonymous id); a customer's through Orders.for_customer.
         mine = list(s.data.get("orders", []))[-9:]
         s.data["orders"] = [*mine, order.id]
 
     # -- orders ----------------------------------------------------------------------------
 
+    @staticmethod
+    def _owns(s: Session, order: Order) -> bool:
+        cid = s.customer_id
+        return (cid is not None and order.customer_id == cid) or order.anonymous_id == s.sid
+
     async def order(self, s: Session, order_id: str) -> Order:
         """An order the shopper owns (NotFoundError otherwise: no probing of others')."""
-        owner = await run_in_threadpool(self.shop.owner_of, order_id)
-        if owner is None or owner not in (s.owner, f"guest:{s.sid}"):
+        order = await run_in_threadpool(self.c.orders.get, order_id)
+        if not self._owns(s, order):
             raise NotFoundError(f"no order {order_id!r} here")
-        return await run_in_threadpool(self.c.orders.get, order_id)
+        return order
 
-    async def history(self, s: Session) -> list[tuple[str, str, float]]:
-        owners = [s.owner, f"guest:{s.sid}"]
-        return await run_in_threadpool(self.shop.orders_of, owners)
+    async def history(self, s: Session) -> list[Order]:
+        """The customer's latest orders, newest first, with this session's guest orders."""
+
+        def work() -> list[Order]:
+            cid = s.customer_id
+            found = list(self.c.orders.for_customer(cid, limit=20).orders) if cid else []
+            seen = {o.id for o in found}
+            for oid in reversed(s.data.get("orders", [])):
+                if oid in seen:
+                    continue
+                with contextlib.suppress(NotFoundError):
+                    order = self.c.orders.get(str(oid))
+                    if self._owns(s, order):
+                        found.append(order)
+            return found
+
+        return await run_in_threadpool(work)

@@ -157,35 +157,25 @@ class App:
 
     async def home(self, request: Request) -> Response:
         s, q = session_of(request), request.query_params
-        try:
-            page = int(q.get("page", "1") or 1)
-        except ValueError:
-            page = 1
-        items, total, pages = await self.store.search(
+        items, next_after = await self.store.search(
             s,
             query=q.get("q", "")[:100],
             category=q.get("category", ""),
             in_stock=q.get("in_stock") == "1",
             max_price=q.get("max_price", ""),
-            page=page,
+            after=q.get("after", "")[:100] or None,
         )
         if request.url.path.startswith("/api/"):
             return JSONResponse(
-                {
-                    "products": [listing_json(i) for i in items],
-                    "total": total,
-                    "page": page,
-                    "pages": pages,
-                }
+                {"products": [listing_json(i) for i in items], "next_after": next_after}
             )
-        params = {k: v for k, v in q.items() if k != "page"}
+        params = {k: v for k, v in q.items() if k != "after"}
         return self.page(
             request,
             "list.html",
             items=items,
-            total=total,
-            page=min(page, pages),
-            pages=pages,
+            next_after=next_after,
+            first=not q.get("after"),
             q=q,
             params=params,
         )
@@ -195,9 +185,18 @@ class App:
         listing, stock = await self.store.product(s, request.path_params["pid"])
         if request.url.path.startswith("/api/"):
             return JSONResponse({**listing_json(listing), "stock": stock})
-        also = await run_in_threadpool(self.shop.also_bought, listing.id)
-        picks = [i for i in (await run_in_threadpool(self.shop.catalog.items)) if i.id in also]
-        return self.page(request, "product.html", item=listing, stock=stock, also=picks)
+
+        def picks() -> list[Any]:
+            also = self.shop.also_bought(listing.id)
+            catalog = self.shop.commerce.catalog
+            products = []
+            for pid in also:
+                with contextlib.suppress(NotFoundError):
+                    products.append(catalog.product(pid))
+            return self.shop.catalog.listings([p for p in products if p.active])
+
+        also = await run_in_threadpool(picks)
+        return self.page(request, "product.html", item=listing, stock=stock, also=also)
 
     async def cart(self, request: Request) -> Response:
         s = session_of(request)
@@ -346,9 +345,7 @@ class App:
         s = session_of(request)
         rows = await self.store.history(s)
         if request.url.path.startswith("/api/"):
-            return JSONResponse(
-                {"orders": [{"id": i, "number": n, "placed_at": t} for i, n, t in rows]}
-            )
+            return JSONResponse({"orders": [order_json(o) for o in rows]})
         return self.page(request, "orders.html", orders=rows)
 
     # -- operations ------------------------------------------------------------------------
