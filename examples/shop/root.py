@@ -87,8 +87,9 @@ class CatalogView:
 
     Search, filters and keyset pages are the catalog service's
     (``list_products``); this class only adds what a page shows beside each
-    product: its lowest active price, its stock and its CDN image URLs. Stock
-    is read live; the checkout's reservation is what guards against
+    product: its lowest active price (``Catalog.prices``), its stock
+    (``Inventory.available_many``, one read per page) and its CDN image URLs.
+    Stock is read live; the checkout's reservation is what guards against
     overselling, not the page.
     """
 
@@ -147,7 +148,7 @@ class CatalogView:
         if not skus:
             return []
         prices = shop.commerce.catalog.prices(skus, shop.settings.currency)
-        stock = self.available(skus)
+        stock = shop.commerce.inventory.available_many(skus)  # one read for the page
         out = []
         for p in products:
             if not live[p.id]:
@@ -164,11 +165,6 @@ class CatalogView:
                 )
             )
         return out
-
-    def available(self, skus: Sequence[str]) -> dict[str, int]:
-        """Units available per SKU."""
-        inventory = self._shop.commerce.inventory
-        return {sku: inventory.available(sku) for sku in skus}
 
     def all(self) -> list[Listing]:
         """Every active product (the admin's stock view), a page at a time."""
