@@ -73,11 +73,31 @@ def test_a_guest_cart_merges_into_the_customer_cart_once(carts: Carts) -> None:
 
 def test_abandoned_carts_expire(carts: Carts, clock: FakeClock) -> None:
     old = carts.create("EUR")
-    clock.advance(3600)
+    kept = carts.create("EUR")  # as old, but written since: idle is counted from the last write
+    ordered = carts.create("EUR")
+    carts.add(ordered.id, "MUG")
+    carts.complete(ordered.id)
+    clock.advance(3000)
+    carts.add(kept.id, "CAP")
+    clock.advance(600)
     fresh = carts.create("EUR")
     assert carts.expire_abandoned(idle_s=1800) == 1
+    assert carts.expire_abandoned(idle_s=1800) == 0  # once
     assert carts.get(old.id).status is CartStatus.EXPIRED
-    assert carts.get(fresh.id).status is CartStatus.OPEN
+    assert [carts.get(c.id).status for c in (kept, fresh, ordered)] == [
+        CartStatus.OPEN,
+        CartStatus.OPEN,
+        CartStatus.COMPLETED,
+    ]
+    version = carts.get(old.id).version
+    with pytest.raises(InvalidStateError):
+        carts.add(old.id, "MUG")  # an expired cart takes no more writes
+    assert carts.get(old.id).version == version
+    clock.advance(1801)
+    assert carts.expire_abandoned(idle_s=1800, limit=1) == 1  # at most *limit* a call
+    assert carts.expire_abandoned(idle_s=1800) == 1
+    with pytest.raises(InvalidInputError):
+        carts.expire_abandoned(idle_s=0)
 
 
 def test_bad_input_is_typed_and_changes_nothing(carts: Carts) -> None:

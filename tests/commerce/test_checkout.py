@@ -313,6 +313,56 @@ def test_partial_refunds_and_returns(db: Database) -> None:
     assert res.status is ReservationStatus.COMMITTED
 
 
+def test_a_cancelled_paid_order_restocks_exactly_once(db: Database) -> None:
+    shop, _, payments = make_shop(db)  # captured at placement
+    order = shop.checkout.place(cart_with(shop, {"TEE": 2, "MUG": 1}), GOOD, region="DE").order
+    assert order is not None
+    assert (shop.inventory.available("TEE"), shop.inventory.level("TEE").allocated) == (98, 2)
+    cancelled = shop.orders.cancel(order.id)
+    assert cancelled.status is OrderStatus.CANCELLED
+    assert cancelled.payment_status is PaymentStatus.REFUNDED
+    again = shop.orders.cancel(order.id)  # a second cancel settles nothing more
+    assert again.refunded == cancelled.refunded == order.total
+    for sku in ("TEE", "MUG"):
+        level = shop.inventory.level(sku)
+        assert (level.on_hand, level.allocated, level.reserved) == (100, 0, 0)
+    res = shop.inventory.reservation(order.reservation_id)
+    assert res is not None
+    assert res.status is ReservationStatus.CANCELLED
+    assert [e["event"] for e in outbox_events(shop)].count("Order Cancelled") == 1
+    check_money_invariants(shop, payments)
+
+
+def test_a_return_restocks_once_per_key_even_when_a_crash_interrupts_it(db: Database) -> None:
+    shop, _, payments = make_shop(db)
+    order = shop.checkout.place(cart_with(shop, {"TEE": 3}), GOOD, region="DE").order
+    assert order is not None
+    shop.orders.fulfil(order.id, {"TEE": 3})
+    assert shop.inventory.level("TEE").on_hand == 97
+    adjust = shop.inventory.adjust
+
+    def crash(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("the worker died after recording the return")
+
+    shop.inventory.adjust = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        shop.orders.return_items(order.id, {"TEE": 2}, key="rma-9")
+    shop.inventory.adjust = adjust  # type: ignore[method-assign]
+    assert shop.inventory.level("TEE").on_hand == 97  # recorded, not yet restocked
+    done = shop.orders.return_items(order.id, {"TEE": 1}, key="rma-9")  # the replay finishes it
+    assert done.lines[0].returned == 2  # the quantities first recorded
+    assert shop.inventory.level("TEE").on_hand == 99
+    assert shop.orders.return_items(order.id, {"TEE": 2}, key="rma-9").refunded == done.refunded
+    assert shop.inventory.level("TEE").on_hand == 99  # once per key
+    assert done.refunded == Money.of("20.00", "EUR")
+    shop.orders.return_items(order.id, {"TEE": 1}, key="rma-10")  # another key: the last one
+    assert shop.inventory.level("TEE").on_hand == 100
+    with pytest.raises(InvalidInputError):
+        shop.orders.return_items(order.id, {"TEE": 1}, key="rma-11")  # none left shipped
+    assert shop.inventory.level("TEE").on_hand == 100
+    check_money_invariants(shop, payments)
+
+
 def test_browsing_events_go_through_the_metrics_hook_with_unique_ids(db: Database) -> None:
     metrics = InMemoryMetrics()
     shop, _, _ = make_shop(db, metrics=metrics)

@@ -4,7 +4,9 @@ For each (SKU, location) row:
 
 * ``on_hand >= allocated + reserved`` and no counter below zero;
 * ``reserved`` equals the sum of the live reservations' lines;
-* ``allocated`` equals what committed reservations still hold (quantity less shipped).
+* ``allocated`` equals what committed reservations still hold (quantity less shipped);
+* every (SKU, location) the ledger holds stock of has a stock row ("no stock row",
+  expecting what is reserved and allocated there).
 
 Run it from a cron job or after every test; it reads, it never repairs.
 """
@@ -56,5 +58,6 @@ def verify_inventory(db: Database) -> InventoryReport:
         if alloc != allocated.get(key, 0):
             drift.append(Drift(sku, location, "allocated", alloc, allocated.get(key, 0)))
     for key in sorted((set(reserved) | set(allocated)) - seen):
-        drift.append(Drift(key[0], key[1], "no stock row", 0, reserved.get(key, 0)))
+        held_here = reserved.get(key, 0) + allocated.get(key, 0)  # what the ledger holds
+        drift.append(Drift(key[0], key[1], "no stock row", 0, held_here))
     return InventoryReport(rows=len(rows), live_reservations=int(live), drift=tuple(drift))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import decimal
 from collections.abc import Callable, Mapping
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -243,19 +243,24 @@ class Orders(OrderPayments):
     def return_items(
         self, order_id: str, quantities: Mapping[str, int], *, key: str, refund: bool = True
     ) -> Order:
-        """Take back shipped items: restock them (once per *key*) and refund their share."""
+        """Take back shipped items: restock them (once per *key*) and refund their share.
+
+        Calling it again with the same *key* changes nothing more, and finishes
+        a restock or refund that a crash after recording the return left undone
+        (with the quantities first recorded).
+        """
         check_id(key, "return key")
         wanted = {check_id(s, "sku"): check_quantity(q) for s, q in quantities.items()}
         order = self.get(order_id)
         lines = {ln.sku: ln for ln in order.lines}
         owed = Money.zero(order.total.currency)
 
-        def work(uow: UnitOfWork) -> bool:
+        def work(uow: UnitOfWork) -> dict[str, int] | None:
             s = uow.session
-            if any(
-                e.kind == "returned" and e.data.get("key") == key for e in self.events(order_id)
-            ):
-                return False
+            for e in self.events(order_id):
+                if e.kind == "returned" and e.data.get("key") == key:
+                    done = cast("Mapping[str, int]", e.data["quantities"])
+                    return {str(k): int(v) for k, v in done.items()}
             o = t.orders.c
             returned_all = True
             _add_to_lines(
@@ -277,10 +282,13 @@ class Orders(OrderPayments):
                 .values(fulfilment_status=to.value, version=o.version + 1)
             )
             self._log(s, order_id, "returned", {"key": key, "quantities": wanted})
-            return True
+            return None
 
-        if not self._db.run(work).value:
-            return order
+        # A replay of *key* finishes what a crash after the record left undone:
+        # the restock and the refund below are each idempotent by their key.
+        recorded = self._db.run(work).value
+        if recorded is not None:
+            wanted = recorded
         for sku, qty in sorted(wanted.items()):
             self._inventory.adjust(sku, qty, key=f"{order_id}:return:{key}:{sku}")
             line = lines[sku]
