@@ -10,8 +10,8 @@ payment over loopback HTTP and writes its order to SQLite (a file, WAL mode).
 Versions of the same app, in the same run, one after the other:
 
 - **async**: the handler awaits ``AsyncShop.checkout``: ``AsyncPaymentService``
-  over ``AsyncStripeGateway`` and its default ``AsyncHttpxTransport`` (200
-  pooled connections), and ``AsyncDatabase`` on aiosqlite. Every checkout can
+  over ``AsyncStripeGateway`` and ``AiohttpTransport`` (the async default, 200
+  pooled connections), and ``AsyncDatabase`` on aiosqlite (one connection). Every checkout can
   wait on the provider at once: about one call's latency plus overhead;
 - **thread pool** (the sync version): the handler awaits
   ``ThreadPoolShop.checkout``, the blocking ``Shop.checkout`` (``PaymentService``,
@@ -25,9 +25,9 @@ Without ``--quick``, three more rows say what the async figure is made of:
   order): uvicorn, FastAPI and the load generator;
 - **async, orders only**: the async version with the provider call replaced by
   a 200 ms sleep: what ``AsyncDatabase`` adds;
-- **async, aiohttp transport**: the async version with the payment calls sent
-  through an aiohttp session plugged into the ``AsyncHttpTransport`` seam (a
-  reference written here, not shipped): what the HTTP client's pool costs.
+- **async, httpx transport**: the async version with the payment calls sent
+  through ``AsyncHttpxTransport`` (200 pooled connections): what httpcore's
+  pool costs beside aiohttp's (encode/httpcore#1035).
 
 Beside each wall time, the CPU seconds the app process spent on the round
 (from ``/proc``): on a loaded machine the wall time stretches with the load,
@@ -77,13 +77,13 @@ QUICK_CONCURRENT = 60
 DELAY_MS = 200.0
 TARGET_CALLS = 3.0  # async wall time <= this many times one call's latency
 QUICK_VERSIONS = ("async", "threadpool")
-VERSIONS = (*QUICK_VERSIONS, "floor", "async_orders_only", "async_aiohttp")
+VERSIONS = (*QUICK_VERSIONS, "floor", "async_orders_only", "async_httpx")
 LABELS = {
     "async": "async handler",
     "threadpool": "thread pool ({threads} threads)",
     "floor": "floor: handler sleeps 200 ms",
     "async_orders_only": "async, orders only",
-    "async_aiohttp": "async, aiohttp transport",
+    "async_httpx": "async, httpx transport",
 }
 
 
@@ -95,6 +95,7 @@ def shop_classes() -> dict[str, Any]:
     from frameworks.shop import AsyncShop, CheckoutForm, ThreadPoolShop, answer
 
     from commercekit.payments import (
+        AsyncHttpxTransport,
         AsyncPaymentService,
         AsyncStripeGateway,
         InMemoryIdempotencyStore,
@@ -125,23 +126,21 @@ def shop_classes() -> dict[str, Any]:
         async def _write(self, uow: Any, form: CheckoutForm, result: PaymentResult) -> None:
             from frameworks.shop import Order, new_order
 
-            orders = uow.repository(Order)
-            if await orders.get(form.order_id) is None:
-                await orders.add(new_order(form, result.reference))
+            await uow.repository(Order).add(new_order(form, result.reference))  # as AsyncShop
 
-    class AiohttpShop(AsyncShop):
+    class HttpxShop(AsyncShop):
         def __init__(self, *, provider_url: str, folder: Path) -> None:
             super().__init__(provider_url=provider_url, folder=folder)
-            self._aiohttp = AiohttpTransport(CONCURRENT)
+            self._httpx = AsyncHttpxTransport(max_connections=CONCURRENT)
             gateway = AsyncStripeGateway(
-                "sk_test_bench", transport=self._aiohttp, base_url=provider_url
+                "sk_test_bench", transport=self._httpx, base_url=provider_url
             )
             self.payments = AsyncPaymentService(
                 gateway, InMemoryIdempotencyStore(), metrics=self.metrics
             )
 
         async def aclose(self) -> None:
-            await self._aiohttp.aclose()
+            await self._httpx.aclose()
             await super().aclose()
 
     return {
@@ -149,47 +148,8 @@ def shop_classes() -> dict[str, Any]:
         "threadpool": ThreadPoolShop,
         "floor": FloorShop,
         "async_orders_only": OrdersOnlyShop,
-        "async_aiohttp": AiohttpShop,
+        "async_httpx": HttpxShop,
     }
-
-
-class AiohttpTransport:
-    """An ``AsyncHttpTransport`` over an aiohttp session: the reference row's client.
-
-    Errors are sorted as the seam asks (no connection: ``UnavailableError``;
-    anything after: ``OutcomeUnknownError``), enough for a benchmark.
-    """
-
-    def __init__(self, max_connections: int) -> None:
-        self._limit = max_connections
-        self._session: Any = None
-
-    async def handle(self, request: Any) -> Any:
-        import aiohttp
-
-        from commercekit.errors import OutcomeUnknownError, UnavailableError
-        from commercekit.payments import HttpResponse
-
-        if self._session is None:  # made on the loop that uses it
-            connector = aiohttp.TCPConnector(limit=self._limit)
-            self._session = aiohttp.ClientSession(connector=connector)
-        timeout = aiohttp.ClientTimeout(total=request.timeout_s)
-        try:
-            async with self._session.request(
-                request.method, request.url, headers=request.headers, data=request.body,
-                timeout=timeout, allow_redirects=False,
-            ) as answer:  # fmt: skip
-                return HttpResponse(answer.status, dict(answer.headers), await answer.read())
-        except aiohttp.ClientConnectorError as exc:
-            raise UnavailableError(f"cannot connect to {request.url}") from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise OutcomeUnknownError(
-                f"{request.method} {request.url} failed after sending"
-            ) from exc
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
 
 def serve_apps(provider_url: str, folder: str, versions: Sequence[str]) -> None:
@@ -376,7 +336,10 @@ def measure(n: int, rounds: int, latency_calls: int, versions: Sequence[str]) ->
                     report[version] = asyncio.run(measure_app(url, pid, version, n, rounds))
     call = report["call_median_ms"]
     for version in versions:
-        report[version]["calls"] = report[version]["wall_best_ms"] / call
+        v = report[version]
+        v["calls"] = v["wall_best_ms"] / call
+        cpu = v["app_cpu_median_s"]
+        v["app_cpu_per_checkout_ms"] = None if cpu is None else cpu * 1000 / n
     report["threadpool_ideal_ms"] = math.ceil(n / report["thread_pool_size"]) * call
     report["target_calls"] = TARGET_CALLS
     report["meets_async_within_3x_call"] = report["async"]["calls"] <= TARGET_CALLS
@@ -392,16 +355,20 @@ def table(r: dict[str, Any]) -> str:
         f"provider {r['provider_delay_ms']:.0f} ms a call",
         f"  {'one provider call':32} best {r['call_best_ms']:8.1f} ms  "
         f"median {r['call_median_ms']:8.1f} ms",
-        f"  {'':32} {'best wall':>12}  {'median':>10}  {'app CPU':>9}  {'calls':>6}",
+        f"  {'':32} {'best wall':>12}  {'median':>10}  {'app CPU':>9}  {'/checkout':>9}  "
+        f"{'calls':>6}",
     ]
     for version, label in LABELS.items():
         if version not in r:
             continue
         v = r[version]
         cpu = "" if v["app_cpu_median_s"] is None else f"{v['app_cpu_median_s']:.2f} s"
+        each = (
+            "" if v["app_cpu_per_checkout_ms"] is None else f"{v['app_cpu_per_checkout_ms']:.2f} ms"
+        )
         lines.append(
             f"  {label.format(threads=r['thread_pool_size']):32} {v['wall_best_ms']:9.1f} ms  "
-            f"{v['wall_median_ms']:7.1f} ms  {cpu:>9}  {v['calls']:6.2f}"
+            f"{v['wall_median_ms']:7.1f} ms  {cpu:>9}  {each:>9}  {v['calls']:6.2f}"
         )
     ok = "met" if r["meets_async_within_3x_call"] else "NOT met"
     lines.append(
