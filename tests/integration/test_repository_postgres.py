@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -13,11 +14,15 @@ from sqlalchemy import text
 from commercekit.errors import UnavailableError
 from commercekit.metrics import InMemoryMetrics
 from commercekit.repository import (
+    AsyncDatabase,
+    AsyncUnitOfWork,
     CommitOutcomeUnknownError,
     Database,
     DatabaseUnavailableError,
+    ReplicatedTopology,
 )
 from tests.integration._histories import (
+    SETTINGS,
     Item,
     reads,
     replicated_database,
@@ -253,3 +258,72 @@ def test_primary_down_writes_fail_typed_reads_go_on_nothing_acknowledged_is_lost
     finally:
         cluster.start_node("primary")
         cluster.wait_streaming(2)
+
+
+def test_read_only_work_in_flight_on_a_standby_that_stops_runs_again_elsewhere(
+    pg: tuple[Database, InMemoryMetrics, PgCluster],
+) -> None:
+    """Read-only work and routed reads, sync and asyncio, mid-statement when a standby stops."""
+    db, _, cluster = pg
+    with db.unit_of_work() as uow:
+        uow.repository(Item).add(Item(id=800_100, value=7))
+    cluster.wait_caught_up()
+    slow = text("select pg_sleep(0.05), value from ck_items where id = 800100")
+    failures: list[str] = []
+    done = [0]
+    stop = threading.Event()
+
+    def sync_reader(n: int) -> None:
+        while not stop.is_set():
+            try:
+                if n % 2:
+                    value = db.run(lambda u: u.session.execute(slow).one()[1], read_only=True)
+                    assert value.value == 7
+                else:
+                    assert db.repository(Item).require(800_100).value == 7
+            except Exception as exc:
+                failures.append(f"{type(exc).__name__}: {exc}"[:200])
+            done[0] += 1
+
+    async def async_readers() -> None:
+        adb = AsyncDatabase(
+            ReplicatedTopology.from_urls(
+                cluster.url("primary"),
+                [cluster.url(n) for n in cluster.standby_names],
+                asyncio=True,
+            ),
+            **SETTINGS,
+        )
+
+        async def work(uow: AsyncUnitOfWork) -> int:
+            return int((await uow.session.execute(slow)).one()[1])
+
+        async def reader() -> None:
+            while not stop.is_set():
+                try:
+                    assert (await adb.run(work, read_only=True)).value == 7
+                except Exception as exc:
+                    failures.append(f"async {type(exc).__name__}: {exc}"[:200])
+                done[0] += 1
+
+        try:
+            await asyncio.gather(*(reader() for _ in range(3)))
+        finally:
+            await adb.dispose()
+
+    threads = [threading.Thread(target=sync_reader, args=(n,)) for n in range(4)]
+    threads.append(threading.Thread(target=lambda: asyncio.run(async_readers())))
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        cluster.stop_node("standby1")  # fast shutdown: the reads in flight there are cut off
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        cluster.start_node("standby1")
+        cluster.wait_streaming(2)
+    assert done[0] > 20
+    assert failures == []

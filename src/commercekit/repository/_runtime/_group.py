@@ -209,7 +209,7 @@ class GroupRuntime:
                 self._metrics.lag[(self.name, name)].set(status.lag_s)
         replica_set.sync(self.policy)
 
-    def _report_failure(self, name: str) -> None:
+    def report_failure(self, name: str) -> None:
         if self.replica_set.report_failure(name):
             self._metrics.ejections[(self.name, name)].inc()
 
@@ -337,7 +337,7 @@ class GroupRuntime:
                 error = translate(exc, node=node.name)
                 if target.role is Role.REPLICA:
                     if isinstance(error, DatabaseUnavailableError):
-                        self._report_failure(target.name)
+                        self.report_failure(target.name)
                         failures += 1
                     elif isinstance(error, SerializationFailureError):
                         failures += 1

@@ -24,6 +24,7 @@ from sqlalchemy.orm import exc as orm_exc
 from commercekit.balancer import Lease
 from commercekit.errors import (
     CommitOutcomeUnknownError,
+    DatabaseUnavailableError,
     InvalidInputError,
     InvalidStateError,
     ReadOnlyError,
@@ -191,6 +192,10 @@ class UnitOfWork:
         if isinstance(exc, sa_exc.DBAPIError | orm_exc.StaleDataError):
             error = translate(exc, node=self.node)
             self._metrics.error(error)
+            if self._role is Role.REPLICA and isinstance(error, DatabaseUnavailableError):
+                # The replica was lost under the block: out of rotation, so the work run
+                # again (``Database.run(read_only=True)`` does) goes to another node.
+                self._group.report_failure(self.node)
             raise error from exc
 
     def commit(self) -> None:
