@@ -161,3 +161,18 @@ def test_a_missing_async_driver_names_its_extra(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(sys.modules, "asyncmy", None)  # import asyncmy now fails
     with pytest.raises(MissingExtraError, match=r"\[mysql-asyncio\]"):
         async_engine_from_url("mysql://root@127.0.0.1/test")
+
+
+def test_importing_the_repository_leaves_sqlalchemy_asyncio_and_the_dialects_unloaded() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, commercekit.repository as r\n"
+        "loaded = [m for m in sys.modules if m.startswith("
+        "('sqlalchemy.ext.asyncio', 'sqlalchemy.dialects.'))]\n"
+        "assert not loaded, loaded\n"
+        "assert r.AsyncDatabase.__name__ == 'AsyncDatabase'\n"
+        "assert 'sqlalchemy.ext.asyncio' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -11,6 +11,8 @@ twin (``async with db.unit_of_work() as uow``) over the same logic. See
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from commercekit.errors import (
     CommitOutcomeUnknownError,
     DatabaseUnavailableError,
@@ -20,13 +22,6 @@ from commercekit.errors import (
     StaleVersionError,
 )
 
-from ._asyncio import (
-    AsyncCommitted,
-    AsyncDatabase,
-    AsyncReadRepository,
-    AsyncRepository,
-    AsyncUnitOfWork,
-)
 from ._engines._sources import CommitTimePositions, MariaDbPositions, PostgresPositions
 from ._engines._sqlite import configure_sqlite, sqlite_engine
 from ._engines._topology import (
@@ -60,6 +55,31 @@ from ._runtime._reads import ReadRepository
 from ._runtime._repository import Page, Repository, Versioned
 from ._runtime._uow import UnitOfWork
 from ._typing import Clock, PositionSource, ReplicaStatus, Topology, TopologyNode
+
+if TYPE_CHECKING:
+    from ._asyncio import (
+        AsyncCommitted,
+        AsyncDatabase,
+        AsyncReadRepository,
+        AsyncRepository,
+        AsyncUnitOfWork,
+    )
+
+_ASYNC = frozenset(
+    {"AsyncCommitted", "AsyncDatabase", "AsyncReadRepository", "AsyncRepository", "AsyncUnitOfWork"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The asyncio twins, imported on first use (SQLAlchemy's asyncio support costs ~75 ms)."""
+    if name in _ASYNC:
+        from . import _asyncio
+
+        value = getattr(_asyncio, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AsyncCommitted",

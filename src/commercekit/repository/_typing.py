@@ -19,7 +19,10 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
-"""A clock in seconds: ``time.monotonic`` for intervals, ``time.time`` for commit times."""
+"""Any clock in seconds; kept for existing imports. The repository's own signatures say
+which clock they mean: :data:`commercekit.typing.MonotonicClock` (``time.monotonic``,
+for intervals, probes and ejections) or :data:`commercekit.typing.WallClock`
+(``time.time``, for commit times that replicas compare)."""
 
 
 @attrs.frozen

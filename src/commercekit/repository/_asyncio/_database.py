@@ -25,7 +25,8 @@ from commercekit.repository._policy._token import TokenLike
 from commercekit.repository._retry import RetryPolicy, acall_with_retries
 from commercekit.repository._runtime._database import Database
 from commercekit.repository._runtime._group import ReadSettings
-from commercekit.repository._typing import Clock, PositionSource, Topology
+from commercekit.repository._typing import PositionSource, Topology
+from commercekit.typing import MonotonicClock, WallClock
 
 from ._bridge import greenlet_sleep, run_sync, spawn_task, wait_for
 from ._repository import AsyncReadRepository
@@ -80,8 +81,8 @@ class AsyncDatabase:
         shard_keys: Mapping[type[Any], str] | None = None,
         shard_placement: ShardPlacement = ketama_shards,
         position_source: PositionSource | None = None,
-        clock: Clock = time.monotonic,
-        wall_clock: Clock = time.time,
+        clock: MonotonicClock = time.monotonic,
+        wall_clock: WallClock = time.time,
     ) -> None:
         self._db = _GreenletDatabase(
             topology,

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from sqlalchemy import Connection, text
 
 from commercekit.repository._policy._position import CommitTime, GtidPosition, Lsn, Position, covers
-from commercekit.repository._typing import Clock, PositionSource, ReplicaStatus
+from commercekit.repository._typing import PositionSource, ReplicaStatus
+from commercekit.typing import MonotonicClock, WallClock
 
 __all__ = [
     "CommitTimePositions",
@@ -40,7 +41,7 @@ class PostgresPositions:
         *,
         poll_s: float = 0.0005,
         max_poll_s: float = 0.01,
-        clock: Clock = time.monotonic,
+        clock: MonotonicClock = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._poll_s = poll_s
@@ -120,7 +121,7 @@ class CommitTimePositions:
     the primary for ``read_your_writes_window_s`` after the commit.
     """
 
-    def __init__(self, wall_clock: Clock = time.time) -> None:
+    def __init__(self, wall_clock: WallClock = time.time) -> None:
         self._wall_clock = wall_clock
 
     def after_commit(self, connection: Connection) -> Position:
@@ -136,7 +137,7 @@ class CommitTimePositions:
 def position_source_for(
     connection: Connection,
     *,
-    wall_clock: Clock = time.time,
+    wall_clock: WallClock = time.time,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PositionSource:
     """The position source for the engine behind *connection* (by its dialect).

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from commercekit._extras import require
 from commercekit.errors import ConfigurationError
@@ -19,6 +17,9 @@ from commercekit.repository._typing import Topology, TopologyNode
 
 from ._deadlines import connect_args_for, install_deadlines
 from ._sqlite import configure_sqlite
+
+if TYPE_CHECKING:  # SQLAlchemy's asyncio support loads only when an async engine is made
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = [
     "Node",
@@ -119,6 +120,7 @@ _ASYNC_EXTRAS = {
 
 def _create_async_engine(url: URL, **options: Any) -> AsyncEngine:
     from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import AsyncAdaptedQueuePool
 
     feature = f"the asyncio repository on {url.get_backend_name()}"
     require("greenlet", extra="asyncio", feature=feature)  # SQLAlchemy's bridge
@@ -136,11 +138,12 @@ def _create_async_engine(url: URL, **options: Any) -> AsyncEngine:
     return create_async_engine(url, **options)
 
 
-E = TypeVar("E", Engine, AsyncEngine)
+E = TypeVar("E", Engine, "AsyncEngine")
 
 
 def _sync_engine(engine: Engine | AsyncEngine) -> Engine:
-    return engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    # No isinstance(engine, AsyncEngine): that would import SQLAlchemy's asyncio support.
+    return engine if isinstance(engine, Engine) else engine.sync_engine
 
 
 def _engine(

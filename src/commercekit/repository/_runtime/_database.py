@@ -23,7 +23,8 @@ from commercekit.repository._policy._placement import ShardPlacement, ketama_sha
 from commercekit.repository._policy._routing import Role, RoutingPolicy
 from commercekit.repository._policy._token import ConsistencyToken, TokenLike, as_token
 from commercekit.repository._retry import RetryPolicy, call_with_retries
-from commercekit.repository._typing import Clock, PositionSource, Topology, TopologyNode
+from commercekit.repository._typing import PositionSource, Topology, TopologyNode
+from commercekit.typing import MonotonicClock, WallClock
 
 from ._background import Spawn
 from ._group import GroupRuntime, ReadSettings
@@ -104,8 +105,8 @@ class Database:
         shard_keys: Mapping[type[Any], str] | None = None,
         shard_placement: ShardPlacement = ketama_shards,
         position_source: PositionSource | None = None,
-        clock: Clock = time.monotonic,
-        wall_clock: Clock = time.time,
+        clock: MonotonicClock = time.monotonic,
+        wall_clock: WallClock = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         groups = topology.groups if isinstance(topology, ShardedTopology) else (topology,)

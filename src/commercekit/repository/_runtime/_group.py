@@ -12,7 +12,8 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
+from types import MappingProxyType
 from typing import TypeVar
 
 import attrs
@@ -37,7 +38,8 @@ from commercekit.repository._policy._routing import (
     Target,
     route_read,
 )
-from commercekit.repository._typing import Clock, PositionSource, Topology, TopologyNode
+from commercekit.repository._typing import PositionSource, Topology, TopologyNode
+from commercekit.typing import MonotonicClock, WallClock
 
 from ._background import Background, Spawn, spawn_thread
 from ._metrics import RepositoryMetrics
@@ -96,8 +98,8 @@ class GroupRuntime:
         settings: ReadSettings,
         metrics: RepositoryMetrics,
         metrics_backend: Metrics,
-        clock: Clock,
-        wall_clock: Clock,
+        clock: MonotonicClock,
+        wall_clock: WallClock,
         source: PositionSource | None = None,
         sleep: Callable[[float], None] = time.sleep,
         spawn: Spawn = spawn_thread,
@@ -130,6 +132,17 @@ class GroupRuntime:
             metrics=metrics_backend,
             clock=clock,
         )
+        self.span_attributes: dict[bool, Mapping[str, object]] = {
+            read_only: MappingProxyType(
+                {
+                    "db.system": self.primary.engine.dialect.name,
+                    "commercekit.group": self.name,
+                    "commercekit.read_only": read_only,
+                }
+            )
+            for read_only in (False, True)
+        }
+        """A unit of work's trace-span attributes (by read-only), built once."""
         self._probe_lock = threading.Lock()
         self._probe_work: Background | None = None
         self._next_probe_s = float("-inf")

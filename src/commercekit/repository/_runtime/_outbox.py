@@ -45,11 +45,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import delete as sa_delete
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from commercekit.errors import InvalidInputError, ReadOnlyError, UnsupportedTypeError
-from commercekit.repository._typing import Clock
+from commercekit.typing import WallClock
 
 from ._uow import UnitOfWork
 
@@ -139,7 +138,7 @@ class Outbox:
         metadata: MetaData | None = None,
         *,
         table_name: str = "commercekit_outbox",
-        clock: Clock = time.time,
+        clock: WallClock = time.time,
     ) -> None:
         self.metadata = metadata if metadata is not None else MetaData()
         self._clock = clock
@@ -158,7 +157,7 @@ class Outbox:
             Column("key", String(_MAX_NAME), nullable=True),
             Column(
                 "payload",
-                Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb"),
+                Text().with_variant(_longtext(), "mysql", "mariadb"),
                 nullable=False,
             ),
             Column("created_at_ms", BigInteger, nullable=False),
@@ -220,6 +219,8 @@ class Outbox:
     def _insert_for(self, dialect: str) -> Any:
         """The append statement of *dialect*, built once (it is on the checkout path)."""
         if dialect in ("postgresql", "sqlite"):
+            from sqlalchemy.dialects import postgresql, sqlite  # only the dialect in use
+
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
             return (
                 insert(self.table)
@@ -374,3 +375,10 @@ def _encode(payload: Mapping[str, Any]) -> str:
             f"an outbox payload is at most {_MAX_PAYLOAD} bytes of JSON, got {len(text)}"
         )
     return text
+
+
+def _longtext() -> Any:
+    """MySQL's LONGTEXT (the dialect module loads when an outbox table is defined)."""
+    from sqlalchemy.dialects import mysql
+
+    return mysql.LONGTEXT()

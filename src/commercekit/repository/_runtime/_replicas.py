@@ -36,7 +36,8 @@ from commercekit.metrics import Metrics
 from commercekit.repository._policy._placement import shard_key_text
 from commercekit.repository._policy._position import Position, later
 from commercekit.repository._policy._routing import ReplicaView, RoutingPolicy, in_rotation
-from commercekit.repository._typing import Clock, ReplicaStatus
+from commercekit.repository._typing import ReplicaStatus
+from commercekit.typing import MonotonicClock
 
 __all__ = ["ReplicaSet", "key_text"]
 
@@ -84,7 +85,7 @@ class ReplicaSet:
         *,
         outlier_detection: OutlierDetection,
         metrics: Metrics,
-        clock: Clock,
+        clock: MonotonicClock,
     ) -> None:
         self.names = list(weights)
         self._balancer = LeastLoadedBalancer(

@@ -36,7 +36,8 @@ from commercekit.repository._errors import ErrorKind, classify, describe, transl
 from commercekit.repository._policy._position import CommitTime, Position
 from commercekit.repository._policy._routing import Role
 from commercekit.repository._policy._token import ConsistencyToken
-from commercekit.repository._typing import Clock, PositionSource, TopologyNode
+from commercekit.repository._typing import PositionSource, TopologyNode
+from commercekit.typing import WallClock
 
 from ._group import GroupRuntime
 from ._metrics import RepositoryMetrics
@@ -91,7 +92,7 @@ class UnitOfWork:
         key: Hashable | None,
         guard: Callable[[type[Any]], Callable[[object], None] | None],
         metrics: RepositoryMetrics,
-        wall_clock: Clock = time.time,
+        wall_clock: WallClock = time.time,
         session_factory: SessionFactory = plain_session,
     ) -> None:
         self._group = group
@@ -145,14 +146,9 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         # A trace span (no-op without opentelemetry-api) covers the whole unit of work.
+        # Its attributes are built once per group, not per unit of work (most spans record nothing).
         self._span = span(
-            "unit_of_work",
-            kind="client",
-            attributes={
-                "db.system": self._group.primary.engine.dialect.name,
-                "commercekit.group": self._group.name,
-                "commercekit.read_only": self._read_only,
-            },
+            "unit_of_work", kind="client", attributes=self._group.span_attributes[self._read_only]
         )
         self._span.__enter__()
         try:
@@ -192,11 +188,18 @@ class UnitOfWork:
         if isinstance(exc, sa_exc.DBAPIError | orm_exc.StaleDataError):
             error = translate(exc, node=self.node)
             self._metrics.error(error)
-            if self._role is Role.REPLICA and isinstance(error, DatabaseUnavailableError):
-                # The replica was lost under the block: out of rotation, so the work run
-                # again (``Database.run(read_only=True)`` does) goes to another node.
-                self._group.report_failure(self.node)
+            if isinstance(error, DatabaseUnavailableError):
+                self._lost(exc)
             raise error from exc
+
+    def _lost(self, exc: BaseException) -> None:
+        """A replica lost under this unit of work leaves rotation (a primary stays).
+
+        So the work run again (``Database.run(read_only=True)`` does) goes to
+        another node, not to the one that just failed.
+        """
+        if self._role is Role.REPLICA and classify(exc) is ErrorKind.DISCONNECT:
+            self._group.report_failure(self.node)
 
     def commit(self) -> None:
         """Commit (a read-only unit of work just ends its transaction).
@@ -212,8 +215,13 @@ class UnitOfWork:
             # Detach first: a rollback would expire what was read, and the objects
             # should stay usable after the block, as after a write unit of work.
             session.expunge_all()
-            session.rollback()
             self._finished = True
+            try:
+                session.rollback()
+            except sa_exc.DBAPIError as exc:
+                # Everything was read: a node lost while the transaction ends changes
+                # nothing the caller got (an error here would run read-only work again).
+                self._lost(exc)
             return
         try:
             session.flush()
