@@ -94,3 +94,74 @@ def test_concurrent_add_wins_over_remove() -> None:
 def test_json_round_trip() -> None:
     state = CartState().add("A", 2).add("B", 1).remove("A").add("A", 3)
     assert CartState.from_json(state.to_json()) == state
+
+
+write = st.one_of(
+    st.tuples(st.just("add"), st.integers(0, 2), st.sampled_from(SKUS), st.integers(1, 5)),
+    st.tuples(st.just("set"), st.integers(0, 2), st.sampled_from(SKUS), st.integers(0, 5)),
+    st.tuples(st.just("remove"), st.integers(0, 2), st.sampled_from(SKUS), st.just(0)),
+    st.tuples(st.just("merge"), st.integers(0, 2), st.integers(0, 2), st.just(0)),
+    st.tuples(st.just("old"), st.integers(0, 2), st.integers(0, 99), st.just(0)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(write, max_size=20))
+def test_compaction_on_every_write_never_brings_a_removed_line_back(
+    steps: list[tuple[str, int, object, int]],
+) -> None:
+    """The persisted carts' rules (docs/commerce.md, "Compacting the removal markers").
+
+    Three stored carts, compacted on every write as ``Carts`` does: a write
+    applies its operation to the stored row; a merge folds an open cart into
+    another and closes it. Every copy taken in between, before compaction
+    (the state a write computed, tombstones and all), is kept; merging one
+    back into its cart ("old") is within the rules when it was taken at or
+    after the cart's last removal (it carries that removal's tombstones: a
+    copy from before it is what the rules forbid, see the next test). After
+    each step: no removed dot is live in an open cart (a merged cart is
+    closed for good), every other dot ever added is live in exactly one open
+    cart, and compacting keeps the lines.
+    """
+    rows = [CartState(), CartState(), CartState()]
+    is_open = [True, True, True]
+    copies: list[list[CartState]] = [[], [], []]  # per cart: copies taken before compaction
+    since = [0, 0, 0]  # per cart: the first copy that has seen its last removal
+    removed: set[str] = set()
+    added: set[str] = set()
+    for kind, i, arg, qty in steps:
+        if not is_open[i]:
+            continue
+        if kind == "merge":
+            j = int(str(arg))
+            if j == i or not is_open[j]:
+                continue
+            before = rows[j].merge(rows[i])  # source i into target j, as Carts.merge
+            is_open[i] = False
+        elif kind == "old":
+            eligible = copies[i][since[i] :]
+            if not eligible:
+                continue
+            j, before = i, rows[i].merge(eligible[int(str(arg)) % len(eligible)])
+        else:
+            j = i
+            before = apply(rows[i], (kind, arg, qty), rows)
+            added |= set(before.dots) - set(rows[i].dots)
+            if before.removed - rows[i].removed:
+                removed |= before.removed - rows[i].removed
+                since[j] = len(copies[j])
+        copies[j].append(before)
+        rows[j] = before.compact()
+        assert rows[j].lines() == before.lines()
+        assert not rows[j].removed
+        live = [d for n, row in enumerate(rows) if is_open[n] for d in row.dots]
+        assert not removed & set(live), "a removed dot is live again"  # closed carts are done
+        assert sorted(live) == sorted(added - removed)  # none lost, none twice
+
+
+def test_a_copy_taken_before_the_removal_would_bring_it_back() -> None:
+    """Why ``Carts`` never merges a copy it read before a write: that copy lacks the tombstone."""
+    stale = CartState().add("A", 1)
+    stored = stale.remove("A")
+    assert stored.merge(stale).lines() == {}  # the tombstone is still there: safe
+    assert stored.compact().merge(stale).lines() == {"A": 1}  # compacted: it comes back
