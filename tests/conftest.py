@@ -8,6 +8,7 @@ so a CI machine without the service cannot pass by skipping.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -32,3 +33,21 @@ def missing_service(reason: str) -> None:
     if services_required():
         pytest.fail(f"{reason} (COMMERCEKIT_REQUIRE_SERVICES=1 is set, so this fails)")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[object]:
+    """A PostgreSQL primary with two streaming standbys (``standby1``, ``standby2``).
+
+    Started once per session in a temporary folder on free loopback ports, and
+    stopped at the end of the session even when tests fail. It lives here, not
+    in tests/integration, so the integration tests and the shop's PostgreSQL
+    test share one cluster (the shop works in a database of its own).
+    """
+    from tests.integration._servers import PgCluster, pg_missing
+
+    reason = pg_missing()
+    if reason is not None:
+        missing_service(reason)
+    with PgCluster(standbys=2) as cluster:
+        yield cluster

@@ -80,20 +80,7 @@ def localstripe() -> Iterator[str]:
 # -- PostgreSQL and MariaDB (commercekit.repository) ---------------------------
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[object]:
-    """A PostgreSQL primary with two streaming standbys (``standby1``, ``standby2``).
-
-    Started once per session in a temporary folder on free loopback ports, and
-    stopped at the end of the session even when tests fail.
-    """
-    from tests.integration._servers import PgCluster, pg_missing
-
-    reason = pg_missing()
-    if reason is not None:
-        missing_service(reason)
-    with PgCluster(standbys=2) as cluster:
-        yield cluster
+# pg_cluster (a primary with two standbys) is in tests/conftest.py: the shop shares it.
 
 
 @pytest.fixture(scope="session")

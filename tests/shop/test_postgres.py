@@ -4,11 +4,13 @@ One app server (``SHOP_DATABASE_URL`` on the primary, ``SHOP_REPLICA_URLS`` on
 the standby) under a load of reads while the standby is stopped and started
 again: no read fails, and the standby serves reads again once it is back. The
 admin draws the replica's lag (the SQLite fleet has no replica to draw). The
-cluster comes from the integration tests' ``PgCluster`` (one standby here).
+cluster is the session's ``pg_cluster`` (tests/conftest.py), shared with the
+integration tests; the shop works in a database of its own on it.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections import Counter
@@ -18,7 +20,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import missing_service
 from tests.shop._procs import csrf_of, free_port, shop_env
 from tests.shop.conftest import browser_page
 
@@ -26,7 +27,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def pg_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, object]]:
+def pg_app(
+    tmp_path_factory: pytest.TempPathFactory, pg_cluster: object
+) -> Iterator[tuple[str, Path, object]]:
     """(app server URL, data folder, the PgCluster) for one app server on PostgreSQL.
 
     The app server is uvicorn in a thread of this process (real HTTP on
@@ -38,46 +41,52 @@ def pg_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     from shop.settings import Settings
     from shop.web import create_app
 
-    from tests.integration._servers import PgCluster, pg_missing
+    from tests.integration._servers import PgCluster
 
-    reason = pg_missing()
-    if reason is not None:
-        missing_service(reason)
+    assert isinstance(pg_cluster, PgCluster)
+    cluster = pg_cluster
+    if "standby1" not in cluster.running:
+        cluster.start_node("standby1")
+    database = f"shop_{secrets.token_hex(4)}"
+    cluster.execute("primary", f"create database {database}")
     data = tmp_path_factory.mktemp("shop-pg")
-    with PgCluster(standbys=1) as cluster:
-        env = shop_env(
-            data,
-            SHOP_DATABASE_URL=cluster.url("primary"),
-            SHOP_REPLICA_URLS=cluster.url("standby1"),
-            SHOP_SERVER_NAME="app-pg",
+
+    def url(node: str) -> str:
+        return cluster.url(node).rpartition("/")[0] + "/" + database
+
+    env = shop_env(
+        data,
+        SHOP_DATABASE_URL=url("primary"),
+        SHOP_REPLICA_URLS=url("standby1"),
+        SHOP_SERVER_NAME="app-pg",
+    )
+    settings = Settings.from_env(env)
+    shop = build_shop(settings)
+    seed(shop)
+    cluster.wait_caught_up()  # the standby has the catalog before the first read
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, shop),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
         )
-        settings = Settings.from_env(env)
-        shop = build_shop(settings)
-        seed(shop)
-        cluster.wait_caught_up()  # the standby has the catalog before the first snapshot
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(settings, shop),
-                host="127.0.0.1",
-                port=port,
-                log_level="warning",
-                access_log=False,
-            )
-        )
-        thread = threading.Thread(target=server.run, name="shop-pg", daemon=True)
-        thread.start()
-        try:
-            deadline = time.monotonic() + 30
-            while not server.started:
-                assert thread.is_alive(), "uvicorn stopped at start"
-                assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-                time.sleep(0.02)
-            yield f"http://127.0.0.1:{port}", data, cluster
-        finally:
-            server.should_exit = True
-            thread.join(timeout=15)
-            shop.close()
+    )
+    thread = threading.Thread(target=server.run, name="shop-pg", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive(), "uvicorn stopped at start"
+            assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}", data, cluster
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        shop.close()
 
 
 def replica_statements(base: str) -> float:
@@ -102,8 +111,8 @@ def test_a_standby_stopped_and_restarted_costs_no_failed_read(
     phase = ["before"]
 
     def read(n: int) -> None:
-        # The cart page reads each line's variant on a replica; the listing is the
-        # snapshot a replica refreshes; /healthz reads the catalog.
+        # The cart page reads each line's variant on a replica; the listing and the
+        # product page read the catalog and stock there; /healthz reads the catalog.
         paths = ["/api/cart", f"/api/products/p00{1 + n % 9}", "/healthz", "/api/products"]
         with httpx.Client(base_url=base, timeout=30, cookies=cookies) as c:
             i = n
