@@ -176,3 +176,22 @@ def test_importing_the_repository_leaves_sqlalchemy_asyncio_and_the_dialects_unl
         "assert 'sqlalchemy.ext.asyncio' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_probe_task_cancelled_before_it_starts_lets_the_next_probe_run(tmp_path: Path) -> None:
+    async def main() -> None:
+        db = AsyncDatabase(
+            _group(tmp_path, "main", replica=True), reads=ReadSettings(probe_interval_s=0.0)
+        )
+        group = db._db._groups["main"]
+        group.maybe_probe()  # a task, not started before this coroutine yields
+        first = group._probe_work
+        first.task.cancel()  # type: ignore[union-attr]
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert first.task.cancelled()  # type: ignore[union-attr]
+        group.maybe_probe()
+        assert group._probe_work is not first  # the group's probe lock was given back
+        await db.dispose()
+
+    asyncio.run(main())

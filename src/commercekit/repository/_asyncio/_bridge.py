@@ -56,16 +56,24 @@ _tasks: set[asyncio.Task[None]] = set()
 """Background tasks in flight (the loop keeps only weak references to tasks)."""
 
 
-def spawn_task(fn: Callable[[], None], name: str) -> Background:
-    """Start the sync *fn* as a task on the running loop (a probe, in the background)."""
+def spawn_task(fn: Callable[[], None], name: str, done: Callable[[], None]) -> Background:
+    """Start the sync *fn* as a task on the running loop (a probe, in the background).
+
+    *done* runs when the task is done, also when it was cancelled before *fn*
+    started (a coroutine cancelled before its first step runs none of its body).
+    """
 
     async def body() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await greenlet_spawn(fn)
 
+    def finished(task: asyncio.Task[None]) -> None:
+        _tasks.discard(task)
+        done()
+
     task = asyncio.get_running_loop().create_task(body(), name=name)
     _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
+    task.add_done_callback(finished)
     return _Task(task)
 
 

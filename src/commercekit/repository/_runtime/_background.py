@@ -17,8 +17,13 @@ class Background(Protocol):
         ...
 
 
-Spawn = Callable[[Callable[[], None], str], Background]
-"""Start ``fn`` in the background under a name: a thread (sync), a task (asyncio)."""
+Spawn = Callable[[Callable[[], None], str, Callable[[], None]], Background]
+"""Start ``fn`` in the background under a name: a thread (sync), a task (asyncio).
+
+The third argument, ``done``, runs exactly once after ``fn`` ended, or when ``fn``
+will never run (a task cancelled before it started): what ``fn`` holds is given
+back there. When the spawn itself raises, ``done`` does not run.
+"""
 
 
 class _Thread:
@@ -31,8 +36,15 @@ class _Thread:
         self._thread.join(timeout_s)
 
 
-def spawn_thread(fn: Callable[[], None], name: str) -> Background:
-    """Run *fn* on a short-lived daemon thread (how a :class:`Database` probes)."""
-    thread = threading.Thread(target=fn, name=name, daemon=True)
+def spawn_thread(fn: Callable[[], None], name: str, done: Callable[[], None]) -> Background:
+    """Run *fn*, then *done*, on a short-lived daemon thread (how a :class:`Database` probes)."""
+
+    def run() -> None:
+        try:
+            fn()
+        finally:
+            done()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     return _Thread(thread)

@@ -178,7 +178,9 @@ class GroupRuntime:
         self._next_probe_s = self._clock() + self.settings.probe_interval_s
         try:
             self._probe_work = self._spawn(
-                self._probe_in_background, f"commercekit-probe-{self.name}"
+                self._probe_in_background,
+                f"commercekit-probe-{self.name}",
+                self._probe_lock.release,  # also when the probe never started
             )
         except BaseException:
             self._probe_lock.release()
@@ -189,8 +191,6 @@ class GroupRuntime:
             self.probe()
         except Exception:  # a probe that failed as a whole: the next one tries again
             _log.exception("probing the replicas of group %s failed", self.name)
-        finally:
-            self._probe_lock.release()
 
     def join_probe(self, timeout_s: float) -> None:
         """Wait up to *timeout_s* for a background probe in progress to end."""
