@@ -66,7 +66,7 @@ def test_failures_are_sorted_as_the_seam_promises() -> None:
                                 b"card=4242424242424242", timeout_s=timeout_s)
                 )  # fmt: skip
             finally:  # a timed-out TLS connection closes gracefully: let the server answer first
-                await asyncio.sleep(0.6 if timeout_s < 1 else 0)
+                await asyncio.sleep(0.25 if timeout_s < 1 else 0)
 
     with tls_server() as (url, certificate, behaviour):
         with pytest.raises(UnavailableError):  # a certificate that does not verify
@@ -75,9 +75,9 @@ def test_failures_are_sorted_as_the_seam_promises() -> None:
         behaviour.drop = True  # read, then closed without an answer
         with pytest.raises(OutcomeUnknownError, match="look it up") as dropped:
             asyncio.run(call(url, certificate.client_context(), 2))
-        behaviour.drop, behaviour.delay_s = False, 0.5  # the answer comes too late
+        behaviour.drop, behaviour.delay_s = False, 0.2  # the answer comes too late
         with pytest.raises(OutcomeUnknownError) as late:
-            asyncio.run(call(url, certificate.client_context(), 0.1))
+            asyncio.run(call(url, certificate.client_context(), 0.05))
     for error in (dropped.value, late.value):
         assert "4242" not in str(error)
         assert "sk_x" not in str(error)
