@@ -38,7 +38,7 @@ def histories(draw: st.DrawFn) -> list[CartState]:
     return replicas
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=35, deadline=None)
 @given(histories())
 def test_merge_is_commutative_associative_and_idempotent(replicas: list[CartState]) -> None:
     a, b, c = replicas
@@ -48,7 +48,7 @@ def test_merge_is_commutative_associative_and_idempotent(replicas: list[CartStat
     assert a.merge(b).lines() == b.merge(a).lines()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=35, deadline=None)
 @given(histories())
 def test_no_add_is_lost_and_no_removed_line_comes_back(replicas: list[CartState]) -> None:
     everything = replicas[0].merge(replicas[1]).merge(replicas[2])
@@ -72,7 +72,7 @@ def test_no_add_is_lost_and_no_removed_line_comes_back(replicas: list[CartState]
     assert compacted.merge(everything.compact()) == compacted
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(histories(), st.sampled_from(SKUS))
 def test_a_removed_line_stays_removed_when_an_old_copy_merges_in(
     replicas: list[CartState], sku: str

@@ -142,44 +142,35 @@ def test_the_check_constraint_refuses_an_oversell_that_skips_the_guard(
         uow.session.execute(update(t.stock).where(t.stock.c.sku == "MUG").values(reserved=99))
 
 
-@pytest.mark.parametrize(
-    ("breach", "drift"),
-    [
-        ("UPDATE ck_stock SET reserved = 1 WHERE sku = 'TEE-M'", [("reserved", 1, 2)]),
-        ("UPDATE ck_stock SET allocated = 4 WHERE sku = 'TEE-M'", [("allocated", 4, 3)]),
-        (  # what a lost update on an engine without CHECK could leave
-            "UPDATE ck_stock SET on_hand = 4 WHERE sku = 'TEE-M'",
-            [("oversold", 4, 5)],
-        ),
-        (
-            "UPDATE ck_stock SET on_hand = -1, allocated = 3, reserved = 2 WHERE sku = 'TEE-M'",
-            [("oversold", -1, 5)],
-        ),
-        ("DELETE FROM ck_stock WHERE sku = 'TEE-M'", [("no stock row", 0, 5)]),
-    ],
-    ids=["reserved", "allocated", "oversold", "negative", "no-row"],
-)
-def test_verify_reports_each_kind_of_drift(
-    db: Database, inventory: Inventory, breach: str, drift: list[tuple[str, int, int]]
-) -> None:
+BREACHES = {  # what lost updates (or an engine without CHECK) could leave -> expected drift
+    "UPDATE ck_stock SET reserved = 1 WHERE sku = 'TEE-M'": [("reserved", 1, 2)],
+    "UPDATE ck_stock SET allocated = 4 WHERE sku = 'TEE-M'": [("allocated", 4, 3)],
+    "UPDATE ck_stock SET on_hand = 4 WHERE sku = 'TEE-M'": [("oversold", 4, 5)],
+    "UPDATE ck_stock SET on_hand = -1 WHERE sku = 'TEE-M'": [("oversold", -1, 5)],
+    "DELETE FROM ck_stock WHERE sku = 'TEE-M'": [("no stock row", 0, 5)],
+}
+
+
+def test_verify_reports_each_kind_of_drift(db: Database, inventory: Inventory) -> None:
     inventory.reserve("held", {"TEE-M": 3})
     inventory.commit("held")  # allocated 3
     inventory.reserve("r", {"TEE-M": 2})  # reserved 2
     assert inventory.verify().ok
     with db.unit_of_work() as uow:
         backup = [dict(r) for r in uow.session.execute(text("SELECT * FROM ck_stock")).mappings()]
-    with db.unit_of_work() as uow:  # a hand-made breach, past the CHECK constraint
-        uow.session.execute(text("PRAGMA ignore_check_constraints = ON"))
-        uow.session.execute(text(breach))
-        uow.session.execute(text("PRAGMA ignore_check_constraints = OFF"))
-    report = verify_inventory(db)
-    assert [(d.sku, d.problem, d.stored, d.expected) for d in report.drift] == [
-        ("TEE-M", *d) for d in drift
-    ]
-    assert not report.ok
-    with db.unit_of_work() as uow:  # repair, so the fixture's check passes
-        uow.session.execute(text("DELETE FROM ck_stock"))
-        uow.session.execute(t.stock.insert(), backup)
+    for breach, drift in BREACHES.items():
+        with db.unit_of_work() as uow:  # a hand-made breach, past the CHECK constraint
+            uow.session.execute(text("PRAGMA ignore_check_constraints = ON"))
+            uow.session.execute(text(breach))
+            uow.session.execute(text("PRAGMA ignore_check_constraints = OFF"))
+        report = verify_inventory(db)
+        assert [(d.sku, d.problem, d.stored, d.expected) for d in report.drift] == [
+            ("TEE-M", *d) for d in drift
+        ], breach
+        with db.unit_of_work() as uow:  # repair
+            uow.session.execute(text("DELETE FROM ck_stock"))
+            uow.session.execute(t.stock.insert(), backup)
+        assert verify_inventory(db).ok
     inventory.release("r")
     inventory.cancel_allocation("held")
 
