@@ -263,7 +263,8 @@ def test_primary_down_writes_fail_typed_reads_go_on_nothing_acknowledged_is_lost
 def test_read_only_work_in_flight_on_a_standby_that_stops_runs_again_elsewhere(
     pg: tuple[Database, InMemoryMetrics, PgCluster],
 ) -> None:
-    """Read-only work and routed reads, sync and asyncio, mid-statement when a standby stops."""
+    """Read-only work (run and with blocks) and routed reads, sync and asyncio, in flight
+    on a standby that stops: each runs again elsewhere, none fails."""
     db, _, cluster = pg
     with db.unit_of_work() as uow:
         uow.repository(Item).add(Item(id=800_100, value=7))
@@ -276,7 +277,10 @@ def test_read_only_work_in_flight_on_a_standby_that_stops_runs_again_elsewhere(
     def sync_reader(n: int) -> None:
         while not stop.is_set():
             try:
-                if n % 2:
+                if n == 3:  # a with block cannot run again: its first statement moves
+                    with db.unit_of_work(read_only=True) as u:
+                        assert u.session.execute(slow).one()[1] == 7
+                elif n % 2:
                     value = db.run(lambda u: u.session.execute(slow).one()[1], read_only=True)
                     assert value.value == 7
                 else:
@@ -302,6 +306,8 @@ def test_read_only_work_in_flight_on_a_standby_that_stops_runs_again_elsewhere(
             while not stop.is_set():
                 try:
                     assert (await adb.run(work, read_only=True)).value == 7
+                    async with adb.unit_of_work(read_only=True) as uow:
+                        assert await work(uow) == 7
                 except Exception as exc:
                     failures.append(f"async {type(exc).__name__}: {exc}"[:200])
                 done[0] += 1

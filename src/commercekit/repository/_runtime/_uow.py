@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, TextClause
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import exc as orm_exc
@@ -54,8 +54,37 @@ NOTICES_KEY = "commercekit_notices"
 _SYNC_REP_CANCEL = "wait for synchronous replication"
 
 
+_FAIL_OVER = "commercekit_fail_over"
+"""Where a read-only unit of work on a replica keeps its fail-over (session info)."""
+
+
+def _plain_select(statement: Any) -> bool:
+    """Whether *statement* only reads: a SELECT construct, or text that starts with SELECT."""
+    if isinstance(statement, TextClause):
+        return statement.text.lstrip().lower().startswith("select")
+    return bool(getattr(statement, "is_select", False))
+
+
 class _ReadOnlySession(Session):
-    """A session whose ORM flushes refuse to write (a read-only unit of work)."""
+    """A session whose ORM flushes refuse to write (a read-only unit of work).
+
+    A read-only unit of work on a replica whose first statement loses the
+    replica runs that statement again on another node (the unit of work's
+    fail-over, in ``info``): nothing was read yet, so no read goes back in
+    time. From the first statement served on, a lost node fails the block.
+    """
+
+    def _execute_internal(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = super()._execute_internal(statement, *args, **kwargs)
+        except sa_exc.DBAPIError as exc:
+            fail_over = self.info.pop(_FAIL_OVER, None)
+            if fail_over is None or not _plain_select(statement) or not fail_over(self, exc):
+                raise
+            result = super()._execute_internal(statement, *args, **kwargs)
+        if _FAIL_OVER in self.info:
+            del self.info[_FAIL_OVER]  # a statement was served here: no moving from now on
+        return result
 
     def flush(self, objects: Any = None) -> None:
         if self.new or self.deleted or self.dirty:
@@ -142,7 +171,37 @@ class UnitOfWork:
             self.close()
             raise
         self._conn, self._node, self._role, self._session = conn, node, role, session
+        if role is Role.REPLICA and isinstance(session, _ReadOnlySession):
+            session.info[_FAIL_OVER] = self._fail_over
         return self
+
+    def _fail_over(self, session: Session, exc: sa_exc.DBAPIError) -> bool:
+        """Move to another node after the replica was lost under the first statement.
+
+        The replica leaves rotation and the route is taken again with the same
+        token and affinity key (another replica that qualifies, else the
+        primary). False when *exc* is no lost connection.
+        """
+        if classify(exc) is not ErrorKind.DISCONNECT:
+            return False
+        self._lost(exc)
+        with contextlib.suppress(Exception):  # ending a transaction on a lost connection
+            session.rollback()
+        old, lease = self._conn, self._lease
+        self._conn = self._lease = None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                old.close()
+        if lease is not None:
+            lease.release()
+        group = self._group
+        wanted = None if self._incoming is None else self._incoming.get(group.name)
+        conn, node, role, self._lease = group.acquire_read(wanted, self._key)
+        session.bind = conn
+        self._conn, self._node, self._role = conn, node, role
+        self._repos.clear()
+        self._metrics.retries["read"].inc()
+        return True
 
     def __enter__(self) -> UnitOfWork:
         # A trace span (no-op without opentelemetry-api) covers the whole unit of work.
