@@ -63,3 +63,19 @@ def test_skus_are_unique_and_bad_input_is_typed(db: Database) -> None:
 
 def test_listing_filters_by_text_attributes_price_and_activity(db: Database) -> None:
     check_listing_filters(Catalog(db), "t1")
+
+
+def test_prices_of_a_long_list_are_read_in_portable_chunks(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from commercekit.commerce import _shared
+
+    catalog = Catalog(db)
+    skus = [f"C-{i}" for i in range(5)]
+    catalog.add_product("Chunked", skus, product_id="chunked")
+    for i, sku in enumerate(skus):
+        catalog.set_price(sku, Money.from_minor(100 + i, "EUR"))
+    monkeypatch.setattr(_shared, "IN_LIST_MAX", 2)  # 5 SKUs: three statements
+    got = catalog.prices(reversed(skus), "EUR")
+    assert got == {s: Money.from_minor(100 + i, "EUR") for i, s in enumerate(skus)}
+    assert len(list(_shared.chunked(skus))) == 3

@@ -63,8 +63,10 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def chunked(items: Sequence[_T], size: int = IN_LIST_MAX) -> Iterator[Sequence[_T]]:
-    """*items* in consecutive slices of at most *size* (for portable ``IN`` lists)."""
+def chunked(items: Sequence[_T], size: int | None = None) -> Iterator[Sequence[_T]]:
+    """*items* in consecutive slices of at most *size* (default :data:`IN_LIST_MAX`)."""
+    if size is None:
+        size = IN_LIST_MAX  # read at call time, so a test can make chunks small
     if size < 1:
         raise InvalidInputError(f"chunk size {size} must be at least 1")
     for start in range(0, len(items), size):

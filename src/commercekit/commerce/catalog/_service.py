@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 from sqlalchemy import bindparam, select, update
 
-from commercekit.commerce._shared import check_id, new_id, rowcount, wall_clock
+from commercekit.commerce._shared import check_id, chunked, new_id, rowcount, wall_clock
 from commercekit.errors import InvalidInputError, NotFoundError, UnknownSkuError
 from commercekit.money import Currency, Money, currency
 from commercekit.repository import Database, TokenLike, UnitOfWork
@@ -226,13 +227,18 @@ class Catalog:
         channel: str = DEFAULT_CHANNEL,
         token: TokenLike = None,
     ) -> dict[str, Money]:
-        """The prices of several SKUs at once (every one must be priced and sellable)."""
+        """The prices of several SKUs at once (every one must be priced and sellable).
+
+        One query per 500 SKUs, in one unit of work (replicas first).
+        """
         unit = currency(currency_code) if isinstance(currency_code, str) else currency_code
         wanted = sorted({check_id(s, "sku") for s in skus})
-        params = {"skus": wanted, "channel": channel, "currency": unit.code}
+        params = {"channel": channel, "currency": unit.code}
+        found: dict[str, Any] = {}
         with self._db.unit_of_work(read_only=True, token=token) as uow:
-            rows = uow.session.execute(_PRICES, params).all()
-        found = {row[0]: row for row in rows}
+            for part in chunked(wanted):  # portable IN lists however many SKUs
+                rows = uow.session.execute(_PRICES, {**params, "skus": list(part)})
+                found.update((row[0], row) for row in rows)
         out: dict[str, Money] = {}
         for sku in wanted:
             row = found.get(sku)
