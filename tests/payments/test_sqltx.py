@@ -96,7 +96,7 @@ def test_a_deadlock_victim_runs_again_and_both_transactions_commit(engine: sa.En
         for t in threads:
             t.join(timeout=30)
         assert failures == []
-        assert sorted(attempts.values()) == [1, 2]  # one victim, run again once
+        assert min(attempts.values()) == 1 < max(attempts.values())  # the victim ran again
         with engine.connect() as conn:
             assert conn.execute(sa.text(f"SELECT sum(n) FROM {table}")).scalar() == 4
     finally:
