@@ -250,6 +250,7 @@ class Admin:
         await run_in_threadpool(
             self.shop.commerce.inventory.adjust, sku, qty, key=f"restock-{uuid.uuid4().hex}"
         )
+        self.shop.catalog.invalidate()
         return RedirectResponse("/admin#stock", 303)
 
 

@@ -89,12 +89,16 @@ class CatalogView:
     (``list_products``); this class only adds what a page shows beside each
     product: its lowest active price (``Catalog.prices``), its stock
     (``Inventory.available_many``, one read per page) and its CDN image URLs.
-    Stock is read live; the checkout's reservation is what guards against
-    overselling, not the page.
+    Listing pages read live; a product's page may show stock up to *ttl_s*
+    old. The checkout's reservation is what guards against overselling, not
+    the page.
     """
 
-    def __init__(self, shop: Shop) -> None:
-        self._shop = shop
+    def __init__(self, shop: Shop, ttl_s: float = 2.0) -> None:
+        self._shop, self._ttl = shop, ttl_s
+        # The product page is the hottest read (and the cart's lines read it too):
+        # each app server keeps a product's listing for ttl_s.
+        self._recent: dict[str, tuple[float, Listing]] = {}
 
     def page(
         self,
@@ -133,12 +137,23 @@ class CatalogView:
             after = page.next_after
 
     def get(self, product_id: str) -> Listing:
-        """One active product as the storefront shows it (NotFoundError if hidden)."""
+        """An active product as the storefront shows it, up to *ttl_s* old (else NotFoundError)."""
+        now = time.monotonic()
+        kept = self._recent.get(product_id)
+        if kept is not None and now - kept[0] < self._ttl:
+            return kept[1]
         product = self._shop.commerce.catalog.product(product_id)
         found = self.listings([product]) if product.active else []
         if not found:
             raise NotFoundError(f"no product {product_id!r}")
+        if len(self._recent) > 10_000:
+            self._recent.clear()
+        self._recent[product_id] = (now, found[0])
         return found[0]
+
+    def invalidate(self) -> None:
+        """Forget the kept listings (this process changed stock or prices)."""
+        self._recent.clear()
 
     def listings(self, products: Sequence[Product]) -> list[Listing]:
         """Price, stock and image URLs for *products* (those with no active variant drop out)."""

@@ -211,7 +211,7 @@ def test_admin_needs_its_password_and_runs_orders_and_stock(app_server: tuple[st
         assert order["number"] in page
         product = f"/api/products/{sku.split('-')[0].lower()}"
         levels = []
-        for _ in range(2):  # the storefront shows a restock at once
+        for _ in range(2):  # the app server that restocked shows it at once
             admin.post("/admin/restock", data={"sku": sku, "qty": "5", "csrf": token})
             levels.append(admin.get(product).json()["stock"][sku])
         assert levels[1] == levels[0] + 5
