@@ -165,6 +165,15 @@ def test_sign_in_merges_the_guest_cart(app_server: tuple[str, Path]) -> None:
         assert r.status_code == 200
         assert not r.json()["created"]
         assert {line["sku"] for line in r.json()["cart"]["lines"]} >= {other}
+        placed = later.post("/api/checkout", json={**ADDRESS, "card_number": "4242424242424242"})
+        assert placed.status_code == 201
+        oid = placed.json()["order"]["id"]
+    # The customer's orders (Orders.for_customer) follow them to a new session.
+    with httpx.Client(base_url=base) as third:
+        assert third.get(f"/api/orders/{oid}").status_code == 404
+        third.post("/api/signin", json={"email": "grace@example.com", "password": "secret-1"})
+        assert [o["id"] for o in third.get("/api/orders").json()["orders"]] == [oid]
+        assert third.get(f"/api/orders/{oid}").status_code == 200
 
 
 def test_health_metrics_and_access_log(app_server: tuple[str, Path]) -> None:
