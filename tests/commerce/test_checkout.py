@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -10,7 +12,7 @@ from commercekit.analytics import AnalyticsEvent
 from commercekit.commerce.cart import CartStatus
 from commercekit.commerce.checkout import STEPS, CheckoutStatus
 from commercekit.commerce.inventory import ReservationStatus
-from commercekit.commerce.orders import OrderStatus, PaymentStatus
+from commercekit.commerce.orders import OrderPage, OrderStatus, PaymentStatus
 from commercekit.errors import (
     EmptyCartError,
     InvalidInputError,
@@ -413,7 +415,19 @@ def test_a_guest_checkout_carries_its_anonymous_id_into_the_order_and_its_events
         shop.checkout.place(cart_with(shop, {"CAP": 1}), GOOD, region="DE", anonymous_id="")
 
 
-def test_a_customers_orders_list_newest_first_in_keyset_pages(
+def _all_pages(listing: Callable[[str | None], OrderPage]) -> list[str]:
+    """The ids of every page of *listing*, following ``next_after`` to the end."""
+    seen: list[str] = []
+    after: str | None = None
+    while True:
+        page = listing(after)
+        seen += [o.id for o in page.orders]
+        if page.next_after is None:
+            return seen
+        after = page.next_after
+
+
+def test_orders_list_newest_first_in_keyset_pages_per_customer_and_for_everyone(
     db: Database, clock: FakeClock
 ) -> None:
     shop, _, _ = make_shop(db, clock=clock)
@@ -425,19 +439,48 @@ def test_a_customers_orders_list_newest_first_in_keyset_pages(
         ).order
         assert order is not None
         placed.append(order)
-    shop.checkout.place(cart_with(shop, {"MUG": 1}, customer_id="c-8"), GOOD, region="DE")
-    seen, after = [], None
-    while True:
-        page = shop.orders.for_customer("c-7", limit=2, after=after)
-        seen += page.orders
-        if page.next_after is None:
-            break
-        after = page.next_after
+    clock.advance(1)
+    other = shop.checkout.place(cart_with(shop, {"MUG": 1}, customer_id="c-8"), GOOD, region="DE")
+    clock.advance(1)
+    guest = shop.checkout.place(cart_with(shop, {"MUG": 1}), GOOD, region="DE")
+    assert other.order is not None
+    assert guest.order is not None
+    seen = _all_pages(lambda after: shop.orders.for_customer("c-7", limit=2, after=after))
     at = [1, 2, 3, 3, 4]  # when each was placed
-    newest_first = sorted(zip(at, (o.id for o in placed), strict=True), reverse=True)
-    assert [o.id for o in seen] == [oid for _, oid in newest_first]
-    assert all(o.customer_id == "c-7" for o in seen)
-    with pytest.raises(InvalidInputError):
-        shop.orders.for_customer("c-7", after="not a cursor")
-    with pytest.raises(InvalidInputError):
-        shop.orders.for_customer("c-7", limit=0)
+    newest_first = [oid for _, oid in sorted(zip(at, (o.id for o in placed), strict=True))][::-1]
+    assert seen == newest_first
+    bad_pages: list[dict[str, Any]] = [{"after": "not a cursor"}, {"limit": 0}]
+    for bad in bad_pages:
+        with pytest.raises(InvalidInputError):
+            shop.orders.for_customer("c-7", **bad)
+
+    # everyone's: the guest's and c-8's come first, pages neither repeat nor skip
+    everyone = [guest.order.id, other.order.id, *newest_first]
+    for size in (1, 3, 7, 200):
+        assert (
+            _all_pages(lambda after, size=size: shop.orders.recent(size, after=after)) == everyone
+        )
+    assert shop.orders.recent().next_after is None
+    first = shop.orders.recent(3)
+    assert [o.id for o in first.orders] == everyone[:3]
+    assert first.next_after is not None
+    cancelled = shop.orders.cancel(newest_first[1], reason="admin")
+    assert cancelled.status is OrderStatus.CANCELLED
+    assert [o.id for o in shop.orders.recent(status="cancelled").orders] == [newest_first[1]]
+    placed_now = _all_pages(
+        lambda after: shop.orders.recent(2, after=after, status=OrderStatus.PLACED)
+    )
+    assert placed_now == [oid for oid in everyone if oid != newest_first[1]]
+    bad_inputs: list[dict[str, Any]] = [
+        {"limit": 0},
+        {"limit": 201},
+        {"limit": True},
+        {"limit": 2.0},
+        {"after": "nope"},
+        {"after": "inf/" + everyone[0]},
+        {"after": "1.0/"},
+        {"status": "shipped"},
+    ]
+    for bad in bad_inputs:
+        with pytest.raises(InvalidInputError):
+            shop.orders.recent(**bad)

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from commercekit.commerce._events import BusinessEvents, money_text
@@ -27,7 +27,7 @@ from commercekit.commerce.pricing import Vouchers
 from commercekit.errors import InvalidInputError, NotFoundError
 from commercekit.money import Money, currency
 from commercekit.payments import PaymentService
-from commercekit.repository import Database, UnitOfWork
+from commercekit.repository import Database, TokenLike, UnitOfWork
 from commercekit.typing import WallClock
 
 from . import _tables as t
@@ -37,19 +37,40 @@ from ._status import FulfilmentStatus, OrderStatus, PaymentStatus
 __all__ = ["OrdersBase", "order_from_rows", "order_number"]
 
 _INSERT_EVENT = t.order_events.insert()  # built once: SQLAlchemy keys its cache once
+_MAX_PAGE = 200
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base 32: no I, L, O, U
 
 
-def _cursor(text: str) -> tuple[float, str]:
+def _cursor(text: str, listing: str) -> tuple[float, str]:
     """Read a page cursor ``"<created_at>/<order id>"`` (InvalidInputError when it is not one)."""
     at, sep, oid = text.partition("/") if isinstance(text, str) else ("", "", "")
     try:
         value = float(at)
     except ValueError:
         value = float("nan")
-    if not sep or value != value or not oid:
-        raise InvalidInputError(f"{str(text)[:80]!r} is not a page cursor from for_customer()")
+    if not sep or value != value or value in (float("inf"), float("-inf")) or not oid:
+        raise InvalidInputError(f"{str(text)[:80]!r} is not a page cursor from {listing}()")
     return value, check_id(oid, "order id")
+
+
+def _check_limit(limit: object) -> int:
+    """*limit* when it is a page size the listings take (1 to 200), else InvalidInputError."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_PAGE:
+        raise InvalidInputError(f"limit is 1 to {_MAX_PAGE}, not {limit!r}")
+    return limit
+
+
+def _check_status(status: OrderStatus | str) -> OrderStatus:
+    """*status* as an :class:`OrderStatus` (its value is taken too), else InvalidInputError."""
+    if isinstance(status, OrderStatus):
+        return status
+    try:
+        return OrderStatus(status)
+    except ValueError:
+        known = ", ".join(s.value for s in OrderStatus)
+        raise InvalidInputError(
+            f"{str(status)[:40]!r} is not an order status (one of {known})"
+        ) from None
 
 
 def order_number() -> str:
@@ -118,24 +139,62 @@ class OrdersBase:
         at their order history right after placing an order).
         """
         check_id(customer_id, "customer_id")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 200:
-            raise InvalidInputError("limit is 1 to 200")
+        where = t.orders.c.customer_id == customer_id
+        return self._page(where, limit, after, "for_customer", read_only=False, token=None)
+
+    def recent(
+        self,
+        limit: int = 50,
+        *,
+        after: str | None = None,
+        status: OrderStatus | str | None = None,
+        token: TokenLike = None,
+    ) -> OrderPage:
+        """Every customer's and guest's orders, newest first, a page at a time (keyset).
+
+        The back office's list of latest orders. *status* keeps the orders in
+        that :class:`OrderStatus` only. Pass the previous page's ``next_after``
+        as *after* for the next page (None: that was the last).
+        The read may be served by a replica: pass the *token* of a change
+        (an order placed, cancelled, fulfilled) to read at least that far.
+        A *limit* outside 1 to 200, a cursor that is not one or an unknown
+        status is :class:`InvalidInputError`.
+        """
+        where = None if status is None else t.orders.c.status == _check_status(status).value
+        return self._page(where, limit, after, "recent", read_only=True, token=token)
+
+    def _page(
+        self,
+        where: ColumnElement[bool] | None,
+        limit: int,
+        after: str | None,
+        listing: str,
+        *,
+        read_only: bool,
+        token: TokenLike,
+    ) -> OrderPage:
+        """One keyset page of the orders matching *where*, newest first (the listings' one path).
+
+        Orders are keyed ``(created_at, id)`` descending, the id breaking ties
+        within one instant, so a page never repeats or skips an order that
+        was there when the first page was read.
+        """
+        limit = _check_limit(limit)
         o = t.orders.c
         query = (
-            select(o.id, o.created_at)
-            .where(o.customer_id == customer_id)
-            .order_by(o.created_at.desc(), o.id.desc())
-            .limit(limit + 1)
+            select(o.id, o.created_at).order_by(o.created_at.desc(), o.id.desc()).limit(limit + 1)
         )
+        if where is not None:
+            query = query.where(where)
         if after is not None:
-            at, oid = _cursor(after)
+            at, oid = _cursor(after, listing)
             query = query.where(or_(o.created_at < at, and_(o.created_at == at, o.id < oid)))
 
         def work(uow: UnitOfWork) -> tuple[list[Order], list[Any]]:
             keys = list(uow.session.execute(query).all())
             return self._read_many(uow.session, [k[0] for k in keys[:limit]]), keys
 
-        orders, keys = self._db.run(work, retry=True).value
+        orders, keys = self._db.run(work, retry=True, read_only=read_only, token=token).value
         last = keys[limit - 1] if len(keys) > limit else None
         return OrderPage(tuple(orders), None if last is None else f"{float(last[1])!r}/{last[0]}")
 

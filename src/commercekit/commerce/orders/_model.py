@@ -66,7 +66,7 @@ class OrderEvent:
 
 @attrs.frozen
 class OrderPage:
-    """One page of a customer's orders; pass *next_after* as ``after=`` (None: last page)."""
+    """One page of orders, newest first; pass *next_after* as ``after=`` (None: last page)."""
 
     orders: tuple[Order, ...]
     next_after: str | None
