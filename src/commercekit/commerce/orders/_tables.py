@@ -46,6 +46,8 @@ orders = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Index("ix_ck_orders_customer", "customer_id", "created_at"),
+    # Orders.recent's keyset order: a page is an index range, not a sort of the table
+    Index("ix_ck_orders_created", "created_at", "id"),
 )
 
 order_lines = Table(
