@@ -24,7 +24,7 @@ from commercekit.repository._policy._routing import RoutingPolicy
 from commercekit.repository._policy._token import TokenLike
 from commercekit.repository._retry import RetryPolicy, acall_with_retries
 from commercekit.repository._runtime._database import Database
-from commercekit.repository._runtime._group import ReadSettings
+from commercekit.repository._runtime._settings import ReadSettings
 from commercekit.repository._typing import PositionSource, Topology
 from commercekit.typing import MonotonicClock, WallClock
 

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from commercekit.repository._policy._routing import Role
 from commercekit.repository._policy._token import ConsistencyToken
-from commercekit.repository._runtime._uow import UnitOfWork, _ReadOnlySession
+from commercekit.repository._runtime._sessions import ReadOnlySession
+from commercekit.repository._runtime._uow import UnitOfWork
 
 from ._bridge import run_sync
 from ._repository import AsyncRepository
@@ -48,7 +49,7 @@ class AsyncUnitOfWork:
         # The AsyncSession proxies a sync Session on the unit of work's connection, as
         # AsyncSession(bind=async_connection) does; the AsyncConnection is SQLAlchemy's
         # own proxy of that connection (the lookup AsyncSession.connection() uses).
-        kind = _ReadOnlySession if read_only else Session
+        kind = ReadOnlySession if read_only else Session
         options: dict[str, Any] = {"autoflush": False} if read_only else {}
         session = AsyncSession(
             AsyncConnection._retrieve_proxy_for_target(conn),

@@ -27,12 +27,14 @@ from commercekit.repository._typing import PositionSource, Topology, TopologyNod
 from commercekit.typing import MonotonicClock, WallClock
 
 from ._background import Spawn
-from ._group import GroupRuntime, ReadSettings
+from ._group import GroupRuntime
 from ._metrics import RepositoryMetrics
 from ._reads import ReadRepository
 from ._replicas import key_text
 from ._repository import model_info
-from ._uow import NOTICES_KEY, SessionFactory, UnitOfWork, plain_session
+from ._sessions import SessionFactory, plain_session
+from ._settings import ReadSettings
+from ._uow import NOTICES_KEY, UnitOfWork
 
 __all__ = ["Committed", "Database"]
 

@@ -28,7 +28,7 @@ from commercekit.repository._policy._routing import Role
 from commercekit.repository._policy._token import TokenLike
 
 from ._repository import Page, Repository, model_info
-from ._uow import _ReadOnlySession
+from ._sessions import ReadOnlySession
 
 if TYPE_CHECKING:
     from ._database import Database
@@ -64,7 +64,7 @@ class ReadRepository(Generic[T]):
         model = self._model
 
         def read(conn: Any, node: Any, role: Role) -> R:
-            with _ReadOnlySession(bind=conn, autoflush=False) as session:
+            with ReadOnlySession(bind=conn, autoflush=False) as session:
                 return op(Repository(model, session, node=node.name))
 
         return [

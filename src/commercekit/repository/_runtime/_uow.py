@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, TextClause
+from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import exc as orm_exc
@@ -27,7 +27,6 @@ from commercekit.errors import (
     DatabaseUnavailableError,
     InvalidInputError,
     InvalidStateError,
-    ReadOnlyError,
 )
 from commercekit.metrics import span
 from commercekit.repository._engines._sources import CommitTimePositions
@@ -42,8 +41,9 @@ from commercekit.typing import WallClock
 from ._group import GroupRuntime
 from ._metrics import RepositoryMetrics
 from ._repository import Repository
+from ._sessions import FAIL_OVER, ReadOnlySession, SessionFactory, plain_session
 
-__all__ = ["NOTICES_KEY", "SessionFactory", "UnitOfWork", "plain_session"]
+__all__ = ["NOTICES_KEY", "UnitOfWork"]
 
 T = TypeVar("T")
 
@@ -52,57 +52,6 @@ _log = logging.getLogger("commercekit.repository")
 NOTICES_KEY = "commercekit_notices"
 """Where a PostgreSQL connection's notices are collected (connection-record info)."""
 _SYNC_REP_CANCEL = "wait for synchronous replication"
-
-
-_FAIL_OVER = "commercekit_fail_over"
-"""Where a read-only unit of work on a replica keeps its fail-over (session info)."""
-
-
-def _plain_select(statement: Any) -> bool:
-    """Whether *statement* only reads: a SELECT construct, or text that starts with SELECT."""
-    if isinstance(statement, TextClause):
-        return statement.text.lstrip().lower().startswith("select")
-    return bool(getattr(statement, "is_select", False))
-
-
-class _ReadOnlySession(Session):
-    """A session whose ORM flushes refuse to write (a read-only unit of work).
-
-    A read-only unit of work on a replica whose first statement loses the
-    replica runs that statement again on another node (the unit of work's
-    fail-over, in ``info``): nothing was read yet, so no read goes back in
-    time. From the first statement served on, a lost node fails the block.
-    """
-
-    def _execute_internal(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            result = super()._execute_internal(statement, *args, **kwargs)
-        except sa_exc.DBAPIError as exc:
-            fail_over = self.info.pop(_FAIL_OVER, None)
-            if fail_over is None or not _plain_select(statement) or not fail_over(self, exc):
-                raise
-            result = super()._execute_internal(statement, *args, **kwargs)
-        if _FAIL_OVER in self.info:
-            del self.info[_FAIL_OVER]  # a statement was served here: no moving from now on
-        return result
-
-    def flush(self, objects: Any = None) -> None:
-        if self.new or self.deleted or self.dirty:
-            raise ReadOnlyError(
-                "a read-only unit of work cannot write; open one with read_only=False"
-            )
-        super().flush(objects)
-
-
-SessionFactory = Callable[[Connection, bool], Session]
-"""Builds a unit of work's session on its connection (the bool: read-only)."""
-
-
-def plain_session(conn: Connection, read_only: bool) -> Session:
-    """The session of a sync unit of work: read-only ones refuse ORM writes."""
-    if read_only:
-        return _ReadOnlySession(bind=conn, autoflush=False)
-    return Session(bind=conn, expire_on_commit=False)
 
 
 class UnitOfWork:
@@ -171,8 +120,8 @@ class UnitOfWork:
             self.close()
             raise
         self._conn, self._node, self._role, self._session = conn, node, role, session
-        if role is Role.REPLICA and isinstance(session, _ReadOnlySession):
-            session.info[_FAIL_OVER] = self._fail_over
+        if role is Role.REPLICA and isinstance(session, ReadOnlySession):
+            session.info[FAIL_OVER] = self._fail_over
         return self
 
     def _fail_over(self, session: Session, exc: sa_exc.DBAPIError) -> bool:

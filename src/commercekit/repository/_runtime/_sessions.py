@@ -1,0 +1,65 @@
+"""The sessions a unit of work runs its statements in: plain, or read-only with fail-over."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, TextClause
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from commercekit.errors import ReadOnlyError
+
+__all__ = ["FAIL_OVER", "ReadOnlySession", "SessionFactory", "plain_session"]
+
+
+FAIL_OVER = "commercekit_fail_over"
+"""Where a read-only unit of work on a replica keeps its fail-over (session info)."""
+
+
+def _plain_select(statement: Any) -> bool:
+    """Whether *statement* only reads: a SELECT construct, or text that starts with SELECT."""
+    if isinstance(statement, TextClause):
+        return statement.text.lstrip().lower().startswith("select")
+    return bool(getattr(statement, "is_select", False))
+
+
+class ReadOnlySession(Session):
+    """A session whose ORM flushes refuse to write (a read-only unit of work).
+
+    A read-only unit of work on a replica whose first statement loses the
+    replica runs that statement again on another node (the unit of work's
+    fail-over, in ``info``): nothing was read yet, so no read goes back in
+    time. From the first statement served on, a lost node fails the block.
+    """
+
+    def _execute_internal(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = super()._execute_internal(statement, *args, **kwargs)
+        except sa_exc.DBAPIError as exc:
+            fail_over = self.info.pop(FAIL_OVER, None)
+            if fail_over is None or not _plain_select(statement) or not fail_over(self, exc):
+                raise
+            result = super()._execute_internal(statement, *args, **kwargs)
+        if FAIL_OVER in self.info:
+            del self.info[FAIL_OVER]  # a statement was served here: no moving from now on
+        return result
+
+    def flush(self, objects: Any = None) -> None:
+        if self.new or self.deleted or self.dirty:
+            raise ReadOnlyError(
+                "a read-only unit of work cannot write; open one with read_only=False"
+            )
+        super().flush(objects)
+
+
+SessionFactory = Callable[[Connection, bool], Session]
+"""Builds a unit of work's session on its connection (the bool: read-only)."""
+
+
+def plain_session(conn: Connection, read_only: bool) -> Session:
+    """The session of a sync unit of work: read-only ones refuse ORM writes."""
+    if read_only:
+        return ReadOnlySession(bind=conn, autoflush=False)
+    return Session(bind=conn, expire_on_commit=False)
