@@ -270,6 +270,26 @@ class PgCluster:
             time.sleep(0.05)
         raise RuntimeError(f"fewer than {count} standbys streaming after {timeout_s}s")
 
+    def set_primary_setting(self, name: str, value: str | None) -> None:
+        """ALTER SYSTEM SET *name* (RESET it for None) on the primary, and wait until it holds.
+
+        The postmaster passes a reload on to every backend asynchronously: wait until a new
+        session sees the value, and a moment more for pooled sessions to have the signal.
+        """
+        if value is None:
+            self.execute("primary", f"alter system reset {name}")
+        else:
+            self.execute("primary", f"alter system set {name} = '{value}'")
+        self.execute("primary", "select pg_reload_conf()")
+        shown = self.execute("primary", f"select boot_val from pg_settings where name = '{name}'")
+        wanted = shown[0][0] if value is None else value
+        deadline = time.monotonic() + 10
+        while self.execute("primary", f"show {name}") != [(wanted,)]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the primary did not take {name} = {wanted!r}")
+            time.sleep(0.05)
+        time.sleep(0.5)
+
     def wait_caught_up(self, timeout_s: float = 20) -> None:
         """Wait until every running standby has replayed the primary's current LSN."""
         target = self.execute("primary", "select pg_current_wal_lsn()")[0][0]

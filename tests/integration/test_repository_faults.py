@@ -447,8 +447,7 @@ def test_a_commit_that_outlives_the_deadline_is_outcome_unknown(
         )
     )
     FBase.metadata.create_all(topology.primary.engine)
-    pg_cluster.execute("primary", "alter system set synchronous_standby_names = 'nobody'")
-    pg_cluster.execute("primary", "select pg_reload_conf()")
+    pg_cluster.set_primary_setting("synchronous_standby_names", "nobody")
     try:
         started = time.monotonic()
         if mode == "sync":
@@ -480,8 +479,8 @@ def test_a_commit_that_outlives_the_deadline_is_outcome_unknown(
         )
         assert elapsed <= WRITE_BOUND_S
     finally:
-        pg_cluster.execute("primary", "alter system reset synchronous_standby_names")
-        pg_cluster.execute("primary", "select pg_reload_conf()")
+        # Resetting the setting ends the COMMIT's wait: only then do others see the row.
+        pg_cluster.set_primary_setting("synchronous_standby_names", None)
         rig_db.close()
         topology.dispose()
     rows = pg_cluster.execute("primary", f"select value from ck_fault_items where id = {item_id}")

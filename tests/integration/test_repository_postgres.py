@@ -199,15 +199,7 @@ def test_sync_replication_cancel_and_lost_commit_are_outcome_unknown(
     pg: tuple[Database, InMemoryMetrics, PgCluster],
 ) -> None:
     db, _, cluster = pg
-    cluster.execute("primary", "alter system set synchronous_standby_names = 'nobody'")
-    cluster.execute("primary", "select pg_reload_conf()")
-    # The postmaster passes the reload on to every backend asynchronously: wait until a
-    # new session sees it, and a moment more for the pooled ones to have the signal.
-    deadline = time.monotonic() + 10
-    while cluster.execute("primary", "show synchronous_standby_names") != [("nobody",)]:
-        assert time.monotonic() < deadline, "the primary did not take the new setting"
-        time.sleep(0.05)
-    time.sleep(0.5)
+    cluster.set_primary_setting("synchronous_standby_names", "nobody")
     done = threading.Event()
     try:
         for item_id, action in ((700_001, "pg_cancel_backend"), (700_002, "pg_terminate_backend")):
@@ -233,8 +225,7 @@ def test_sync_replication_cancel_and_lost_commit_are_outcome_unknown(
             assert rows == [(7,)]
     finally:
         done.set()  # a helper still polling must not outlive this test
-        cluster.execute("primary", "alter system reset synchronous_standby_names")
-        cluster.execute("primary", "select pg_reload_conf()")
+        cluster.set_primary_setting("synchronous_standby_names", None)
 
 
 def test_primary_down_writes_fail_typed_reads_go_on_nothing_acknowledged_is_lost(

@@ -125,3 +125,19 @@ def test_plain_sqlalchemy_stays_reachable(db: Database) -> None:
         total = uow.session.scalar(select(Order.total_minor).where(Order.id == 1))
         assert total == 1250
         assert uow.repository(Order).session is uow.session
+
+
+@pytest.mark.parametrize("key", [2**63, -(2**63) - 1, 10**30])
+def test_a_key_past_the_database_integer_is_a_typed_error(db: Database, key: int) -> None:
+    seed(db, 2)
+    with db.unit_of_work(read_only=True) as uow:
+        repo = uow.repository(Customer)
+        with pytest.raises(InvalidInputError):
+            repo.get(key)
+        with pytest.raises(InvalidInputError):
+            repo.get_many([1, key])
+        with pytest.raises(InvalidInputError):
+            repo.find(id=key)
+        with pytest.raises(InvalidInputError):
+            repo.count(id=key)
+        assert repo.get(1) is not None  # the unit of work goes on

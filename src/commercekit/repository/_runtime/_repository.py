@@ -138,7 +138,7 @@ class Repository(Generic[T]):
             return self._session.get(self._model, key)
         except (sa_exc.DBAPIError, orm_exc.StaleDataError) as exc:
             raise self._fail(exc) from exc
-        except (sa_exc.SQLAlchemyError, TypeError, ValueError) as exc:
+        except (sa_exc.SQLAlchemyError, TypeError, ValueError, OverflowError) as exc:
             raise self._bad_key(key, exc) from None
 
     def require(self, key: Any) -> T:
@@ -163,7 +163,7 @@ class Repository(Generic[T]):
             else:
                 clause = tuple_(*columns).in_([tuple(k) for k in wanted])
             rows = self._scalars(select(self._model).where(clause))
-        except (sa_exc.SQLAlchemyError, TypeError, ValueError) as exc:
+        except (sa_exc.SQLAlchemyError, TypeError, ValueError, OverflowError) as exc:
             if isinstance(exc, sa_exc.DBAPIError):
                 raise
             raise self._bad_key(wanted[0], exc) from None
@@ -185,6 +185,8 @@ class Repository(Generic[T]):
             return list(self._session.scalars(statement))
         except sa_exc.DBAPIError as exc:
             raise self._fail(exc) from exc
+        except OverflowError as exc:  # SQLite's driver, before anything is sent
+            raise _too_big(self._model) from exc
 
     def find(
         self,
@@ -245,6 +247,8 @@ class Repository(Generic[T]):
             return int(self._session.scalar(statement) or 0)
         except sa_exc.DBAPIError as exc:
             raise self._fail(exc) from exc
+        except OverflowError as exc:  # SQLite's driver, before anything is sent
+            raise _too_big(self._model) from exc
 
     # -- writes -------------------------------------------------------------
 
@@ -324,3 +328,10 @@ class Repository(Generic[T]):
         obj = self._load(target, expected_version)
         self._session.delete(obj)
         self._flush()
+
+
+def _too_big(model: type) -> InvalidInputError:
+    return InvalidInputError(
+        f"a value in a {model.__name__} query does not fit the database's integers "
+        "(64-bit at most); check the value before asking"
+    )
