@@ -175,3 +175,48 @@ def test_cloudfront_gives_up_after_max_wait() -> None:
 
     with LoopbackServer(handler) as server:
         asyncio.run(main(server.url))
+
+
+def test_cloudfront_purges_at_once_never_exceed_the_in_progress_limit() -> None:
+    """Two purges that each fit alone but not together: the second waits for room."""
+    in_flight: list[int] = []
+    most: list[int] = [0]
+
+    def handler(seen: Seen) -> Answer:
+        if seen.method == "POST":
+            in_flight.append(1)
+            most[0] = max(most[0], len(in_flight))
+            inv = f"I{len(in_flight)}"
+            return (
+                201,
+                {},
+                f"<Invalidation><Id>{inv}</Id><Status>InProgress</Status></Invalidation>".encode(),
+            )
+        in_flight.clear()  # the poll finds every invalidation done
+        return 200, {}, b"<Invalidation><Status>Completed</Status></Invalidation>"
+
+    async def main(base: str) -> None:
+        clock = ManualClock(NOW)
+
+        async def sleep(seconds: float) -> None:
+            clock.advance(seconds)
+            await asyncio.sleep(0)
+
+        purger = CloudFrontPurger(
+            "E1",
+            AwsCredentials("AKID", "sk"),
+            base_url=base,
+            clock=clock,
+            sleep=sleep,
+            max_paths_in_progress=1,
+            max_wait_s=30,
+            poll_interval_s=1,
+        )
+        await asyncio.gather(
+            purger.purge(PurgeSelector.urls("/a")), purger.purge(PurgeSelector.urls("/b"))
+        )
+        await purger.aclose()
+
+    with LoopbackServer(handler) as server:
+        asyncio.run(main(server.url))
+    assert most[0] == 1

@@ -125,7 +125,13 @@ class HttpOrigin:
                 # never answered: likely a pooled connection the origin had closed
                 response = await self._fresh_client().send(sent, stream=True)
         except httpx.HTTPError as exc:
-            unsent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+            unsent = (
+                httpx.ConnectError,
+                httpx.ConnectTimeout,
+                httpx.PoolTimeout,
+                httpx.UnsupportedProtocol,
+                httpx.InvalidURL,
+            )
             if idempotent or isinstance(exc, unsent):  # unsent: no connection, nothing sent
                 if isinstance(exc, httpx.TimeoutException):
                     raise OriginTimeoutError(f"origin request {what} timed out: {exc!r}") from exc

@@ -76,6 +76,7 @@ class CloudFrontPurger(HttpPurger):
         self._clock = clock
         self._sleep = sleep
         self._in_progress: dict[str, tuple[int, int]] = {}
+        self._submitting = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"CloudFrontPurger(distribution_id={self._distribution!r})"
@@ -142,9 +143,15 @@ class CloudFrontPurger(HttpPurger):
                 "GET", f"{_API}/distribution/{self._distribution}/invalidation/{quote(inv_id)}"
             )
             if _tag(text, "Status") == "Completed":
-                del self._in_progress[inv_id]
+                self._in_progress.pop(inv_id, None)
 
     async def _submit(self, batch: list[str]) -> str:
+        # One submission at a time: two purges that both found room would together break
+        # CloudFront's limit on paths in progress.
+        async with self._submitting:
+            return await self._submit_alone(batch)
+
+    async def _submit_alone(self, batch: list[str]) -> str:
         deadline = self._clock() + self._max_wait
         while not self._room(batch):
             await self._refresh()

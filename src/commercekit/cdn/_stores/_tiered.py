@@ -20,6 +20,7 @@ import asyncio
 import collections
 import contextlib
 import itertools
+import logging
 from collections.abc import Sequence
 
 from commercekit.cdn._message._stored import StoredResponse
@@ -33,6 +34,8 @@ from ._memory import MemoryStore
 __all__ = ["TieredStore"]
 
 _LANDED_KEPT = 1024
+
+_log = logging.getLogger("commercekit.cdn")
 
 
 def _mark(entries: Sequence[StoredResponse]) -> tuple[tuple[object, ...], ...]:
@@ -139,7 +142,9 @@ class TieredStore:
             return await self._near.get(key)
         near = self._near
         if racing or key in self._pending or self._landed_since(landed_before, key):
-            return await near.get(key)  # the far answer may predate our latest write
+            # The far answer may predate our latest write: the near tier has it, unless it is
+            # a body the far store streams itself (never copied near).
+            return await near.get(key) or found
         if not found:
             if key in near:
                 await near.delete(key)  # gone from the far store: purged, or expired there
@@ -173,6 +178,9 @@ class TieredStore:
             await self._far.put(entry)
         except UnavailableError:
             self._write_errors.inc()
+        except Exception:  # nobody awaits this task: count and log what would go unseen
+            self._write_errors.inc()
+            _log.exception("the far store failed to keep %s", entry.key)
         finally:
             self._landed.append(entry.key)
             self._landed_count += 1
