@@ -330,6 +330,10 @@ class GroupRuntime:
                 if error is exc:
                     raise
                 raise error from exc
+            except BaseException:  # a cancelled task (asyncio) gives its connection back too
+                if conn is not None:
+                    _close_quietly(conn)
+                raise
             if not keep_open:
                 _close_quietly(conn)  # the read is done; a failure to close changes nothing
             if target.role is Role.REPLICA:
