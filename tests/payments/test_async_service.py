@@ -102,3 +102,8 @@ def test_a_sync_service_refuses_an_async_gateway_with_a_clear_error() -> None:
     with pytest.raises(ConfigurationError, match="Async"):
         service.authorize("s-1", Money.of("1.00", "USD"), CARD)
     assert SandboxGateway().name == "sandbox"
+
+
+def test_the_async_service_refuses_a_sync_gateway() -> None:
+    with pytest.raises(ConfigurationError, match="async gateway"):
+        AsyncPaymentService(SandboxGateway(), InMemoryIdempotencyStore())  # type: ignore[arg-type]

@@ -10,11 +10,13 @@ blocking the event loop, and a retry awaits ``asyncio.sleep``.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 import time
 from typing import TypeVar
 
 from commercekit._retry import AsyncSleep, RetryPolicy
+from commercekit.errors import ConfigurationError
 from commercekit.metrics import Metrics
 from commercekit.money import Currency, Money
 from commercekit.payments._async_typing import AsyncIdempotencyStore, AsyncPaymentGateway
@@ -60,6 +62,11 @@ class AsyncPaymentService:
         vault: CardVault | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        if not inspect.iscoroutinefunction(getattr(gateway, "authorize", None)):
+            raise ConfigurationError(
+                f"AsyncPaymentService takes an async gateway, not {type(gateway).__name__} "
+                "(its calls would block the event loop): use its Async twin, or PaymentService"
+            )
         self._gateway = gateway
         self._store = store
         self._sleep = sleep
