@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from commercekit.analytics import (
     AnalyticsConsumer,
     AnalyticsEvent,
     AnalyticsStore,
+    ApplyResult,
+    Delivery,
     JsonLinesLog,
     LogRecord,
     Reports,
     product_viewed,
 )
+from commercekit.errors import InvalidInputError, TransientError, UnavailableError
 from commercekit.money import Money
 from commercekit.repository import Database, Node, ReplicatedTopology, sqlite_engine
+from commercekit.testing import InMemoryMetrics
+from tests.contract.test_eventlog_contract import open_engine
 
 
 def test_a_poison_message_is_parked_and_the_rest_applied(tmp_path: Path) -> None:
@@ -51,9 +60,7 @@ def test_park_is_idempotent(tmp_path: Path) -> None:
 
 
 def test_a_batch_the_database_refuses_is_applied_one_by_one(tmp_path: Path) -> None:
-    from collections.abc import Sequence
 
-    from commercekit.analytics import ApplyResult, Delivery
     from commercekit.errors import RepositoryError
 
     poison = product_viewed("tee", Money.of("1.00", "EUR"), customer_id="poison")
@@ -75,3 +82,130 @@ def test_a_batch_the_database_refuses_is_applied_one_by_one(tmp_path: Path) -> N
     (parked,) = Reports(store).dead_letters()
     assert parked["event_id"] == poison.event_id
     assert "refused" in parked["reason"]
+
+
+# A batch that fails with an error that is not commercekit's (a bug in a handler, a
+# driver error nobody translated) is tried again a bounded number of times, then
+# narrowed to the failing message, which is parked with its reason; a transient
+# error is waited out however long it lasts. Each runs on the embedded defaults
+# (JSON lines, SQL) and on Redis Streams, through the contract suite's engines.
+LOGS = ["jsonl", "sql", "redis"]
+
+
+def _views(n: int, prefix: str = "c") -> list[AnalyticsEvent]:
+    return [
+        product_viewed("tee", Money.of("1.00", "EUR"), customer_id=f"{prefix}{i}") for i in range(n)
+    ]
+
+
+class _HandlerBugStore(AnalyticsStore):
+    """A store whose handler has a bug that one message trips (a foreign exception)."""
+
+    poison = ""
+    calls = 0
+
+    def apply(self, deliveries: Sequence[Delivery]) -> ApplyResult:
+        self.calls += 1
+        if any(d.event_id == self.poison for d in deliveries):
+            raise ZeroDivisionError("division by zero in a handler")
+        return super().apply(deliveries)
+
+
+class _FlakyStore(AnalyticsStore):
+    """A store whose first *fails* batches fail with *error*, then work."""
+
+    fails = 0
+    error: Exception = RuntimeError("a driver error nobody translated")
+
+    def apply(self, deliveries: Sequence[Delivery]) -> ApplyResult:
+        if self.fails:
+            self.fails -= 1
+            raise self.error
+        return super().apply(deliveries)
+
+
+def _store(cls: type[AnalyticsStore], tmp_path: Path) -> Any:
+    store = cls(Database(ReplicatedTopology(Node("p", sqlite_engine(tmp_path / "a.db")))))
+    store.create()
+    return store
+
+
+@pytest.mark.parametrize("kind", LOGS)
+def test_a_batch_failing_with_a_foreign_error_parks_the_failing_message_and_goes_on(
+    kind: str, tmp_path: Path
+) -> None:
+    with open_engine(kind, tmp_path) as engine:
+        log = engine.connect("c1")
+        good, (poison,) = _views(5), _views(1, prefix="poison")
+        log.publish([LogRecord(e.event_id, e.to_bytes()) for e in [*good[:2], poison, *good[2:]]])
+        store = _store(_HandlerBugStore, tmp_path)
+        store.poison = poison.event_id
+        waits: list[float] = []
+        metrics = InMemoryMetrics()
+        consumer = AnalyticsConsumer(
+            log, store, poll_timeout_s=0.05, sleep=waits.append, metrics=metrics, max_attempts=3
+        )
+        assert consumer.run(idle_exit_s=0.1) == 5
+        (parked,) = Reports(store).dead_letters()
+        assert parked["event_id"] == poison.event_id
+        assert "ZeroDivisionError" in parked["reason"]
+        assert len(waits) == 2  # two retries of the whole batch, backed off, then narrowed
+        assert metrics.value("commercekit_analytics_dead_letters_total", log="default") == 1
+        assert log.consume(10, 0) == []  # parked counts as handled: acknowledged
+
+
+@pytest.mark.parametrize("kind", LOGS)
+def test_a_foreign_error_that_passes_loses_and_parks_nothing(kind: str, tmp_path: Path) -> None:
+    with open_engine(kind, tmp_path) as engine:
+        log = engine.connect("c1")
+        log.publish([LogRecord(e.event_id, e.to_bytes()) for e in _views(6)])
+        store = _store(_FlakyStore, tmp_path)
+        store.fails = 2
+        consumer = AnalyticsConsumer(
+            log, store, batch_size=3, poll_timeout_s=0.05, sleep=_no_wait, max_attempts=3
+        )
+        assert consumer.run(idle_exit_s=0.1) == 6
+        assert Reports(store).dead_letters() == []
+        assert Reports(store).top_products("viewed")[0].count == 6
+
+
+@pytest.mark.parametrize("kind", LOGS)
+def test_a_transient_error_is_waited_out_past_the_bound_for_unknown_errors(
+    kind: str, tmp_path: Path
+) -> None:
+    with open_engine(kind, tmp_path) as engine:
+        log = engine.connect("c1")
+        log.publish([LogRecord(e.event_id, e.to_bytes()) for e in _views(4)])
+        store = _store(_FlakyStore, tmp_path)
+        store.fails, store.error = 10, UnavailableError("the database is down")
+        waits: list[float] = []
+        consumer = AnalyticsConsumer(
+            log, store, poll_timeout_s=0.05, sleep=waits.append, max_attempts=3
+        )
+        assert consumer.run(idle_exit_s=0.1) == 4
+        assert Reports(store).dead_letters() == []
+        assert len(waits) == 10
+        assert waits == sorted(waits)
+        assert waits[-1] > waits[0]
+
+
+def test_run_once_raises_typed_errors_while_it_retries_a_foreign_failure(tmp_path: Path) -> None:
+    log = JsonLinesLog(tmp_path / "events.jsonl")
+    log.publish([LogRecord(e.event_id, e.to_bytes()) for e in _views(2)])
+    store = _store(_FlakyStore, tmp_path)
+    store.fails = 1
+    consumer = AnalyticsConsumer(log, store, poll_timeout_s=0, max_attempts=2)
+    with pytest.raises(TransientError) as caught:
+        consumer.run_once()
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert consumer.run_once().applied == 2
+
+
+def test_max_attempts_must_be_positive(tmp_path: Path) -> None:
+    store = _store(AnalyticsStore, tmp_path)
+    with pytest.raises(InvalidInputError):
+        AnalyticsConsumer(JsonLinesLog(tmp_path / "e.jsonl"), store, max_attempts=0)
+
+
+def _no_wait(seconds: float) -> None:
+    pass

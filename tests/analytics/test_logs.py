@@ -29,3 +29,37 @@ def test_relative_paths_stay_relative(tmp_path: Path, monkeypatch: pytest.Monkey
     _round_trip(open_log("sql+sqlite:///rel2.db"))
     _round_trip(open_log("jsonl://events/e.jsonl"))
     assert {p.name for p in tmp_path.rglob("*") if p.is_file()} >= {"rel.db", "rel2.db", "e.jsonl"}
+
+
+def test_a_sql_log_that_cannot_be_reached_raises_unavailable(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    from commercekit.analytics import Delivery
+    from commercekit.errors import UnavailableError
+
+    log = SqlEventLog(create_engine(f"sqlite:///{tmp_path / 'missing' / 'log.db'}"))
+    with pytest.raises(UnavailableError):
+        log.consume(10, 0)
+    with pytest.raises(UnavailableError):
+        log.acknowledge([Delivery("1", b"{}", "e1")])
+    with pytest.raises(UnavailableError):
+        log.publish([LogRecord("e1", b"{}")])
+
+
+def test_a_json_lines_log_that_cannot_be_read_raises_unavailable(tmp_path: Path) -> None:
+    from commercekit.analytics import Delivery
+    from commercekit.errors import UnavailableError
+
+    log = JsonLinesLog(tmp_path / "e.jsonl")
+    log.publish([LogRecord("e1", b"{}")])
+    (got,) = log.consume(10, 0)
+    (tmp_path / "e.jsonl").unlink()
+    (tmp_path / "e.jsonl").mkdir()  # the path is no longer a readable file
+    (tmp_path / "e.jsonl.analytics.offset").mkdir()  # nor its offset a writable file
+    blocked = JsonLinesLog(tmp_path / "e.jsonl")
+    with pytest.raises(UnavailableError):
+        blocked.consume(10, 0)
+    with pytest.raises(UnavailableError):
+        blocked.publish([LogRecord("e2", b"{}")])
+    with pytest.raises(UnavailableError):
+        log.acknowledge([got, Delivery("x", b"")])

@@ -15,11 +15,12 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 
-from commercekit.errors import CommerceKitError, TransientError
+from commercekit.errors import CommerceKitError, InvalidInputError, TransientError
 from commercekit.metrics import Event, Metrics, NullMetrics
 from commercekit.repository import Database, Outbox, OutboxClaim, UnitOfWork
 
@@ -31,6 +32,7 @@ __all__ = ["AnalyticsConsumer", "LogSink", "OutboxRelay", "record"]
 
 P = "commercekit_analytics_"
 ANALYTICS_TOPIC = "analytics"
+_logger = logging.getLogger("commercekit.analytics")
 
 
 def record(uow: UnitOfWork, outbox: Outbox, event: AnalyticsEvent) -> bool:
@@ -48,7 +50,15 @@ class AnalyticsConsumer:
 
     Each batch is applied in one transaction, then acknowledged: a crash
     between the two redelivers the batch, and the store drops the duplicates.
-    A log or database that is down is waited out with a capped backoff.
+    A log or database that is down (a :class:`~commercekit.errors.TransientError`)
+    is waited out with a capped backoff, however long it lasts. A batch the
+    store refuses with another commercekit error is applied again message by
+    message, and the refused message is parked in the dead letters. A batch
+    that fails with an error that is not commercekit's (a bug in a handler, a
+    driver error nobody translated) may be a passing fault or a poison
+    message: it is tried again, backed off, until it has failed
+    *max_attempts* times, then narrowed message by message like a refused
+    batch, and the failing message is parked with the error as its reason.
     """
 
     def __init__(
@@ -61,12 +71,19 @@ class AnalyticsConsumer:
         metrics: Metrics | None = None,
         name: str = "default",
         sleep: Callable[[float], None] = time.sleep,
+        max_attempts: int = 3,
     ) -> None:
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise InvalidInputError(
+                f"max_attempts must be a whole number >= 1, got {max_attempts!r}"
+            )
         m = metrics or NullMetrics()
         tags = {"log": name}
         self.log, self.store = log, store
         self._batch, self._poll_s, self._sleep = batch_size, poll_timeout_s, sleep
-        self._held: list[Delivery] = []  # a batch to apply again after a transient failure
+        self._max_attempts = max_attempts
+        self._held: list[Delivery] = []  # a batch to apply again after a failure
+        self._failed = 0  # times the held batch failed with an error that is not ours
         self._consumed = m.counter(
             f"{P}events_consumed_total", description="Events applied to the aggregates", tags=tags
         )
@@ -99,7 +116,12 @@ class AnalyticsConsumer:
 
         A batch that failed with a transient error is applied again by the next
         call before anything new is read: the embedded logs redeliver only after
-        a restart, Redis and JetStream only after their claim time.
+        a restart, Redis and JetStream only after their claim time. A batch that
+        failed with an error that is not commercekit's raises a
+        :class:`~commercekit.errors.TransientError` (the error is its
+        ``__cause__``) and is held the same way, until it has failed
+        *max_attempts* times: then it is applied message by message, and the
+        message that fails is parked.
         """
         deliveries = self._held or self.log.consume(self._batch, self._poll_s)
         if not deliveries:
@@ -112,8 +134,23 @@ class AnalyticsConsumer:
             raise
         except CommerceKitError:
             result = self._one_by_one(deliveries)
+        except Exception as exc:
+            self._failed += 1
+            if self._failed < self._max_attempts:
+                raise TransientError(
+                    f"a batch of {len(deliveries)} failed with {_named(exc)}; it is tried "
+                    f"again ({self._failed} of {self._max_attempts} attempts), then message "
+                    "by message, parking the message that fails"
+                ) from exc
+            _logger.warning(
+                "a batch of %d failed %d times with %s; applying it message by message",
+                len(deliveries),
+                self._failed,
+                _named(exc),
+            )
+            result = self._one_by_one(deliveries)
         self.log.acknowledge(deliveries)
-        self._held = []
+        self._held, self._failed = [], 0
         self._seconds.record(time.perf_counter() - started)
         self._consumed.inc(result.applied)
         self._dups.inc(result.duplicates)
@@ -125,7 +162,11 @@ class AnalyticsConsumer:
         return result
 
     def _one_by_one(self, deliveries: Sequence[Delivery]) -> ApplyResult:
-        """A batch the database refused: apply each message alone, parking those it refuses."""
+        """A batch that failed for good: apply each message alone, parking those that fail.
+
+        A transient error stops the narrowing (the batch is held and tried
+        again, and the messages applied already come back as duplicates).
+        """
         applied = duplicates = parked = 0
         for d in deliveries:
             try:
@@ -134,6 +175,16 @@ class AnalyticsConsumer:
                 raise
             except CommerceKitError as exc:
                 self.store.park(d, f"the store refused it: {exc}")
+                parked += 1
+                continue
+            except Exception as exc:  # not ours: a handler's bug, an untranslated driver error
+                _logger.warning(
+                    "parked event %s: applying it alone failed with %s",
+                    d.event_id or d.handle,
+                    _named(exc),
+                    exc_info=exc,
+                )
+                self.store.park(d, f"applying it failed with {_named(exc)}")
                 parked += 1
                 continue
             applied, duplicates = applied + r.applied, duplicates + r.duplicates
@@ -235,6 +286,13 @@ class OutboxRelay:
         self.publish(claim)
         self.mark_sent(claim)
         return len(claim.events)
+
+
+def _named(exc: BaseException) -> str:
+    """``ZeroDivisionError: division by zero``: the error's type and message, short."""
+    text = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {text[:500]}" if text else name
 
 
 def _raw(payload: object) -> bytes:

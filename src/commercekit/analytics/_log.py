@@ -11,11 +11,12 @@ effect exactly once by de-duplicating event ids in their own transaction.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -31,9 +32,10 @@ from sqlalchemy import (
     Table,
     select,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql
 
-from commercekit.errors import InvalidInputError, UnavailableError
+from commercekit.errors import InvalidInputError, RepositoryError, UnavailableError
 
 __all__ = ["Delivery", "EventLog", "JsonLinesLog", "LogRecord", "SqlEventLog"]
 
@@ -86,6 +88,28 @@ def _limits(max_messages: int, timeout_s: float) -> None:
         raise InvalidInputError(f"timeout_s is 0 to 3600, got {timeout_s!r}")
 
 
+@contextlib.contextmanager
+def _file_errors(path: Path, what: str) -> Iterator[None]:
+    """A file that cannot be read or written (a disk error, a full disk): UnavailableError."""
+    try:
+        yield
+    except OSError as exc:
+        raise UnavailableError(
+            f"could not {what} the event log file {str(path)!r}: {exc.strerror or exc}"
+        ) from exc
+
+
+@contextlib.contextmanager
+def _sql_errors(what: str) -> Iterator[None]:
+    """The driver's errors as commercekit's: unreachable is transient, the rest is not."""
+    try:
+        yield
+    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
+        raise UnavailableError(f"the SQL event log could not {what}: {exc}") from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise RepositoryError(f"the SQL event log could not {what}: {exc}") from exc
+
+
 class JsonLinesLog:
     """An append-only JSON-lines file; each consumer group keeps a committed byte offset.
 
@@ -109,6 +133,10 @@ class JsonLinesLog:
         """Append *records* (one write and one fsync per call)."""
         if not records:
             return
+        with _file_errors(self.path, "publish to"):
+            self._publish(records)
+
+    def _publish(self, records: Sequence[LogRecord]) -> None:
         lines = "".join(
             json.dumps(
                 {
@@ -140,7 +168,7 @@ class JsonLinesLog:
     def consume(self, max_messages: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
         """Read complete lines after what this process has read (from the committed offset)."""
         _limits(max_messages, timeout_s)
-        with self._lock:
+        with self._lock, _file_errors(self.path, "read"):
             if self._read_pos is None:
                 self._read_pos = self._committed()
             out: list[Delivery] = []
@@ -173,7 +201,7 @@ class JsonLinesLog:
 
         A delivery this log did not hand out (or acknowledged already) is ignored.
         """
-        with self._lock:
+        with self._lock, _file_errors(self._offset_path, "commit the offset to"):
             for d in deliveries:
                 start, _, end = d.handle.partition("-")
                 if start.isdigit() and end.isdigit() and self._handed.get(int(start)) == int(end):
@@ -248,13 +276,17 @@ class SqlEventLog:
             raise UnavailableError(f"the SQL event log refused a publish: {exc}") from exc
 
     def _committed(self) -> int:
-        with self._engine.connect() as conn:
+        with self._engine.connect() as conn:  # the callers translate its errors
             value = conn.scalar(select(self.offsets.c.seq).where(self.offsets.c.grp == self._group))
         return int(value or 0)
 
     def consume(self, max_messages: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
         """Messages after the last one read by this process (or the group's offset)."""
         _limits(max_messages, timeout_s)
+        with _sql_errors("read"):
+            return self._consume(max_messages)
+
+    def _consume(self, max_messages: int) -> list[Delivery]:
         if self._read_pos is None:
             self._read_pos = self._committed()
         m = self.messages
@@ -278,6 +310,10 @@ class SqlEventLog:
         self._acked.update(
             int(d.handle) for d in deliveries if d.handle.isdigit() and int(d.handle) <= read
         )
+        with _sql_errors("commit the offset"):
+            self._commit_offset()
+
+    def _commit_offset(self) -> None:
         with self._engine.begin() as conn:
             o, m = self.offsets, self.messages
             current = int(conn.scalar(select(o.c.seq).where(o.c.grp == self._group)) or 0)
