@@ -1,7 +1,8 @@
 """Traces: one request's unit of work and payment call form one trace with correct parents.
 
 The OpenTelemetry SDK's global tracer provider can be set once per process, so
-the traced request runs in a child interpreter and prints its spans as JSON.
+the traced request runs in a child interpreter (once for this module) and
+prints its spans as JSON.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -25,25 +27,50 @@ from commercekit.metrics import (
 
 SCRIPT = textwrap.dedent(
     """
-    import json, tempfile
+    import asyncio, json, tempfile
     from pathlib import Path
     import sqlalchemy as sa
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from commercekit.metrics import current_traceparent, refresh_tracing, routed_request_span, span
+    from commercekit.metrics import (
+        current_traceparent, refresh_tracing, routed_request_span, span, traced,
+    )
     from commercekit.money import Money
     from commercekit.payments import Card, PaymentService, SandboxGateway
     from commercekit.payments import SqlAlchemyIdempotencyStore
     from commercekit.repository import Database, Node, ReplicatedTopology, sqlite_engine
 
+    @traced("price_lookup", attributes={"commercekit.sku": "TEE"})
+    def price_lookup(sku):
+        "Look a price up."
+        return 500
+
+    @traced("reserve_stock", kind="client")
+    async def reserve_stock(sku):
+        await asyncio.sleep(0)
+        return price_lookup(sku)  # a traced call inside a traced coroutine
+
+    @traced("refund_lookup")
+    def refund_lookup():
+        raise KeyError("no such refund")
+
+    @traced("late")
+    def late():
+        return None
+
     with span("before any provider"):  # decides "nothing records" ...
         pass
+    late()  # decorated and first called before any provider: looks, finds none
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    for _ in range(300):  # noticed without refresh_tracing(), within a few hundred calls
+        late()
+    late_spans = len([s for s in exporter.get_finished_spans() if s.name == "late"])
+    exporter.clear()
     assert refresh_tracing()  # ... until told to look again
     folder = Path(tempfile.mkdtemp())
     db = Database(ReplicatedTopology(Node("primary", sqlite_engine(folder / "shop.db"))))
@@ -58,24 +85,42 @@ SCRIPT = textwrap.dedent(
         payments.authorize("order-1", Money.of("5.00", "EUR"), Card("4242424242424242", 12, 2030))
         with routed_request_span("GET", "/p/1", node="app-2", address="127.0.0.1", port=8002) as h:
             forwarded = h
+        assert price_lookup("TEE") == 500
+        assert asyncio.run(reserve_stock("TEE")) == 500
+        try:
+            refund_lookup()
+        except KeyError:
+            pass
+        else:
+            raise AssertionError("the traced function's exception was swallowed")
     out = []
     for s in exporter.get_finished_spans():
         out.append({
             "name": s.name, "trace": s.context.trace_id, "id": s.context.span_id,
             "parent": s.parent.span_id if s.parent else None, "kind": s.kind.name,
-            "attributes": dict(s.attributes),
+            "attributes": dict(s.attributes), "status": s.status.status_code.name,
+            "events": [[e.name, dict(e.attributes or {})] for e in s.events],
         })
-    print(json.dumps({"spans": out, "outgoing": outgoing, "forwarded": forwarded}))
+    print(json.dumps({
+        "spans": out, "outgoing": outgoing, "forwarded": forwarded, "late_spans": late_spans,
+        "wrapped": [price_lookup.__name__, price_lookup.__doc__, reserve_stock.__name__],
+    }))
     """
 )
 
 
-def test_a_request_is_one_trace_with_correct_parents() -> None:
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    """The spans of one traced request, from a child interpreter with the SDK."""
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    decoded: dict[str, Any] = json.loads(result.stdout)
+    return decoded
+
+
+def test_a_request_is_one_trace_with_correct_parents(report: dict[str, Any]) -> None:
     spans = {s["name"]: s for s in report["spans"]}
     root, uow, pay = spans["POST /checkout"], spans["unit_of_work"], spans["payment_gateway"]
     trace_id = 0x4BF92F3577B34DA6A3CE929D0E0E4736
@@ -102,6 +147,39 @@ def test_a_request_is_one_trace_with_correct_parents() -> None:
     forwarded = parse_traceparent(report["forwarded"])  # the backend's parent is the route span
     assert forwarded is not None
     assert (forwarded.trace_id, forwarded.span_id) == (trace_id, route["id"])
+
+
+def test_traced_functions_are_spans_of_the_callers_trace(report: dict[str, Any]) -> None:
+    """Sync and async ``traced`` functions nest like ``with span(...)`` blocks."""
+    root = next(s for s in report["spans"] if s["name"] == "POST /checkout")
+    lookups = [s for s in report["spans"] if s["name"] == "price_lookup"]
+    (reserve,) = (s for s in report["spans"] if s["name"] == "reserve_stock")
+    assert {s["trace"] for s in report["spans"]} == {root["trace"]}
+    assert sorted(s["parent"] for s in lookups) == sorted([root["id"], reserve["id"]])
+    assert reserve["parent"] == root["id"]  # asyncio.run's task carries the caller's context
+    assert (reserve["kind"], lookups[0]["kind"]) == ("CLIENT", "INTERNAL")
+    assert lookups[0]["attributes"] == {"commercekit.sku": "TEE"}
+    assert report["wrapped"] == ["price_lookup", "Look a price up.", "reserve_stock"]
+
+
+def test_an_exception_leaving_a_traced_function_is_recorded_with_an_error_status(
+    report: dict[str, Any],
+) -> None:
+    (failed,) = (s for s in report["spans"] if s["name"] == "refund_lookup")
+    assert failed["status"] == "ERROR"
+    ((event, attributes),) = failed["events"]
+    assert event == "exception"
+    assert attributes["exception.type"] == "KeyError"
+    assert "no such refund" in attributes["exception.message"]
+
+
+def test_a_provider_set_after_decoration_is_noticed(report: dict[str, Any]) -> None:
+    """Decorated and called before the provider was set; 300 calls after it, then recorded.
+
+    Each function looks again every 256 calls while none is set, so at least
+    the last 44 of the 300 calls recorded.
+    """
+    assert 300 - 256 <= report["late_spans"] < 300
 
 
 def test_traceparent_round_trips_and_rejects_malformed_headers() -> None:

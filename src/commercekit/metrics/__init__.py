@@ -17,6 +17,7 @@ from ._null import NullMetrics
 from ._series import DEFAULT_MAX_SERIES_PER_METRIC, OVERFLOW_TAG_VALUE
 from ._sketch import QuantileSketch
 from ._tracing import (
+    TRACING_AVAILABLE,
     TraceContext,
     current_traceparent,
     format_traceparent,
@@ -24,6 +25,7 @@ from ._tracing import (
     refresh_tracing,
     routed_request_span,
     span,
+    traced,
 )
 from ._typing import Counter, EventSink, Gauge, Histogram, Metrics, Tags, Timer
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_SERIES_PER_METRIC",
     "OVERFLOW_TAG_VALUE",
+    "TRACING_AVAILABLE",
     "AttributeValue",
     "CompositeMetrics",
     "Counter",
@@ -59,6 +62,7 @@ __all__ = [
     "refresh_tracing",
     "routed_request_span",
     "span",
+    "traced",
 ]
 
 _OPTIONAL = {

@@ -8,6 +8,12 @@ error status; otherwise it costs one function call and returns a shared
 no-op. Span names and attributes follow OpenTelemetry's semantic conventions (``db.system``,
 ``http.request.method``, ``server.address``) where they exist.
 
+``traced(name, ...)`` is the decorator form, for a whole function whose span
+attributes are known when it is decorated. Where opentelemetry-api cannot be
+imported it returns the function itself, so a process without it pays nothing
+per call; ``TRACING_AVAILABLE`` (decided once, when this module is imported)
+lets a ``with span(...)`` site skip even the call in such a process.
+
 ``parse_traceparent`` / ``format_traceparent`` read and write the W3C Trace
 Context header (version 00), and ``span(..., traceparent=header)`` continues a
 trace that a front proxy started; ``current_traceparent()`` gives the header
@@ -17,16 +23,20 @@ request it routes to a backend, yielding the header to forward.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import inspect
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Protocol, cast
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import attrs
 
 from commercekit.errors import InvalidInputError
 
 __all__ = [
+    "TRACING_AVAILABLE",
     "TraceContext",
     "current_traceparent",
     "format_traceparent",
@@ -34,7 +44,11 @@ __all__ = [
     "refresh_tracing",
     "routed_request_span",
     "span",
+    "traced",
 ]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _TRACEPARENT = re.compile(r"\A([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})\Z")
 _KINDS = ("internal", "server", "client", "producer", "consumer")
@@ -103,6 +117,30 @@ _NOOP: AbstractContextManager[None] = cast("AbstractContextManager[None]", _Noop
 # path; the countdown lives in a closure cell, the cheapest state CPython writes.
 _RECHECK_EVERY = 256
 _trace: Any = None  # the opentelemetry.trace module while a provider is set, else None
+_tracer: Any = None  # the commercekit tracer while a provider is set, else None
+
+
+def _api_importable() -> bool:
+    """Whether ``opentelemetry.trace`` can be imported here, found without importing it.
+
+    ``find_spec`` goes through ``sys.meta_path`` and ``sys.modules`` as an import
+    would (a blocked or absent package is not found) and runs none of the API's
+    code, which would load its context implementation through entry points.
+    """
+    try:
+        return importlib.util.find_spec("opentelemetry.trace") is not None
+    except (ImportError, ValueError):  # no parent package, or a None/odd sys.modules entry
+        return False
+
+
+TRACING_AVAILABLE: bool = _api_importable()
+"""Whether opentelemetry-api can be imported in this process (decided at import).
+
+False means no span ever records here: :func:`traced` returns functions
+unchanged, and a ``with span(...)`` site may skip the span altogether with
+``if TRACING_AVAILABLE:``. True means spans record once a tracer provider is
+set; it says nothing about whether one is.
+"""
 
 
 @contextmanager
@@ -154,23 +192,24 @@ def _span_functions() -> tuple[_SpanFunction, Callable[[], bool]]:
     def refresh_tracing() -> bool:
         """Look again for a configured OpenTelemetry tracer provider; True if spans now record.
 
-        :func:`span` notices a provider set after it first ran within a few hundred
-        calls; call this right after ``trace.set_tracer_provider(...)`` to have every
-        following span recorded.
+        :func:`span` and each :func:`traced` function notice a provider set after
+        they first ran within a few hundred calls; call this right after
+        ``trace.set_tracer_provider(...)`` to have every following span recorded.
         """
-        global _trace
+        global _trace, _tracer
         nonlocal tracer, until_check
         until_check = _RECHECK_EVERY
         try:
             from opentelemetry import trace
         except ImportError:
-            _trace = tracer = None
+            _trace = _tracer = tracer = None
             until_check = 1 << 62  # not installed in this process: no need to look again
             return False
         if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-            _trace = tracer = None  # the API's placeholder: nothing would record
+            _trace = _tracer = tracer = None  # the API's placeholder: nothing would record
             return False
         _trace, tracer = trace, trace.get_tracer("commercekit")
+        _tracer = tracer
         return True
 
     def span(
@@ -198,6 +237,97 @@ def _span_functions() -> tuple[_SpanFunction, Callable[[], bool]]:
 
 
 span, refresh_tracing = _span_functions()
+
+
+def traced(
+    name: str, *, kind: str = "internal", attributes: Mapping[str, Any] | None = None
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a function (sync or ``async def``) so each call runs in a span named *name*.
+
+    The decorator form of :func:`span`, for a function that is the whole unit
+    traced and whose *attributes* are known when it is decorated (they are
+    copied then; attributes taken from the arguments need ``with span(...)``
+    inside the function). *kind* is ``internal``, ``server``, ``client``,
+    ``producer`` or ``consumer``; an exception leaving the function is recorded
+    on the span, which gets an error status, and propagates unchanged.
+
+    Where opentelemetry-api cannot be imported (:data:`TRACING_AVAILABLE` is
+    False) the function itself is returned: calling it costs nothing more. With
+    the API, a thin wrapper (``functools.wraps``: same name, docstring and
+    signature) starts a span only while a tracer provider is set, noticing one
+    set after decoration within a few hundred calls, or at once after
+    :func:`refresh_tracing`. Generator functions are refused: a span around
+    one would end when the generator is made, before any of its work.
+    """
+    if kind not in _KINDS:
+        raise InvalidInputError(f"a span kind is one of {_KINDS}, got {kind!r}")
+    frozen = dict(attributes or {})
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        if not callable(fn):
+            raise InvalidInputError(f"traced({name!r}) decorates a function, got {fn!r:.100}")
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            raise InvalidInputError(
+                f"traced({name!r}) cannot wrap the generator function {fn!r:.100}: its span "
+                "would end before the generator runs; use `with span(...)` inside it"
+            )
+        if not TRACING_AVAILABLE:
+            return fn
+        if inspect.iscoroutinefunction(fn):
+            return cast("Callable[P, R]", _traced_async(fn, name, kind, frozen))
+        return _traced_sync(fn, name, kind, frozen)
+
+    return decorate
+
+
+def _traced_sync(
+    fn: Callable[P, R], name: str, kind: str, attributes: dict[str, Any]
+) -> Callable[P, R]:
+    until_check = 0  # calls left before this function looks for a provider again
+
+    @functools.wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        nonlocal until_check
+        tracer = _tracer
+        if tracer is None:
+            until_check -= 1
+            if until_check > 0:
+                return fn(*args, **kwargs)
+            until_check = _RECHECK_EVERY
+            if not refresh_tracing():
+                return fn(*args, **kwargs)
+            tracer = _tracer
+        with tracer.start_as_current_span(
+            name, kind=getattr(_trace.SpanKind, kind.upper()), attributes=dict(attributes)
+        ):
+            return fn(*args, **kwargs)
+
+    return call
+
+
+def _traced_async(
+    fn: Callable[P, Awaitable[Any]], name: str, kind: str, attributes: dict[str, Any]
+) -> Callable[P, Awaitable[Any]]:
+    until_check = 0  # calls left before this function looks for a provider again
+
+    @functools.wraps(fn)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> Any:
+        nonlocal until_check
+        tracer = _tracer
+        if tracer is None:
+            until_check -= 1
+            if until_check > 0:
+                return await fn(*args, **kwargs)
+            until_check = _RECHECK_EVERY
+            if not refresh_tracing():
+                return await fn(*args, **kwargs)
+            tracer = _tracer
+        with tracer.start_as_current_span(
+            name, kind=getattr(_trace.SpanKind, kind.upper()), attributes=dict(attributes)
+        ):
+            return await fn(*args, **kwargs)
+
+    return call
 
 
 @contextmanager

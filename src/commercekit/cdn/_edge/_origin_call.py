@@ -19,7 +19,7 @@ from commercekit.cdn._message._stored import StoredResponse
 from commercekit.cdn._policy._decision import conditional_headers
 from commercekit.cdn._typing import Origin
 from commercekit.errors import CommerceKitError, OriginError, OriginTimeoutError
-from commercekit.metrics import span
+from commercekit.metrics import TRACING_AVAILABLE, span
 
 from ._instruments import EdgeInstruments
 from ._stream import counted
@@ -45,6 +45,8 @@ async def call_origin(
     origin: Origin, request: Request, timeout_s: float | None, m: EdgeInstruments
 ) -> Response:
     """Send *request* to *origin* within *timeout_s*, in a trace span (to the response head)."""
+    if not TRACING_AVAILABLE:  # no opentelemetry-api in this process: no span to start
+        return await _call_origin(origin, request, timeout_s, m)
     # Only the path goes into the span: a signed URL's query carries its signature.
     attributes = {"http.request.method": request.method, "url.path": urlsplit(request.url).path}
     with span("origin_fetch", kind="client", attributes=attributes):

@@ -40,7 +40,7 @@ from commercekit.errors import (
     TransientError,
     UnavailableError,
 )
-from commercekit.metrics import Metrics, NullMetrics, span
+from commercekit.metrics import TRACING_AVAILABLE, Metrics, NullMetrics, span
 from commercekit.money import Currency, Money
 from commercekit.payments._async_typing import AsyncIdempotencyStore, AsyncPaymentGateway
 from commercekit.payments._core._checks import check_amount, check_id, check_key
@@ -351,6 +351,10 @@ class PaymentOperations:
     def _attempt(self, operation: Operation) -> Iterator[None]:
         """One provider call: counted, traced and timed (around the await in async code)."""
         self.m.attempts[operation].inc()
+        if not TRACING_AVAILABLE:  # no opentelemetry-api in this process: no span to start
+            with self.m.latency[operation].time():
+                yield
+            return
         attributes = {"commercekit.payment.operation": operation.value}
         with (
             span("payment_gateway", kind="client", attributes=attributes),

@@ -28,7 +28,7 @@ from commercekit.errors import (
     InvalidInputError,
     InvalidStateError,
 )
-from commercekit.metrics import span
+from commercekit.metrics import TRACING_AVAILABLE, span
 from commercekit.repository._engines._sources import CommitTimePositions
 from commercekit.repository._engines._sqlite import BEGIN_OPTION
 from commercekit.repository._errors import ErrorKind, classify, describe, translate
@@ -153,7 +153,9 @@ class UnitOfWork:
         return True
 
     def __enter__(self) -> UnitOfWork:
-        # A trace span (no-op without opentelemetry-api) covers the whole unit of work.
+        if not TRACING_AVAILABLE:  # no opentelemetry-api in this process: no span, not even a no-op
+            return self.begin()
+        # A trace span (no-op without a tracer provider) covers the whole unit of work.
         # Its attributes are built once per group, not per unit of work (most spans record nothing).
         self._span = span(
             "unit_of_work", kind="client", attributes=self._group.span_attributes[self._read_only]
@@ -171,6 +173,9 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if not TRACING_AVAILABLE:
+            self._exit(exc_type, exc, tb)
+            return
         try:
             self._exit(exc_type, exc, tb)
         except BaseException as error:
