@@ -269,3 +269,72 @@ def test_available_many_agrees_with_the_one_sku_read_across_chunks(
     db: Database, inventory: Inventory
 ) -> None:
     check_batch_availability(db, inventory, "B")
+
+
+def _sqlite_with_999_parameters(path: Path) -> tuple[Database, object]:
+    """A SQLite database that binds at most 999 parameters a statement (older builds' bound)."""
+    import sqlite3
+
+    from commercekit.commerce import metadata
+
+    engine = sqlite_engine(path)
+
+    @event.listens_for(engine, "connect")
+    def _limit(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+
+    database = Database(ReplicatedTopology(Node("primary", engine)))
+    database.create_all(metadata)
+    return database, engine
+
+
+def test_sweep_of_a_long_sku_list_reads_it_in_portable_chunks(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    db, engine = _sqlite_with_999_parameters(tmp_path / "small.db")
+    try:
+        inv = Inventory(db, clock=clock, reservation_ttl_s=60)
+        for i in range(4):
+            inv.set_stock(f"S-{i}", 5)
+            inv.reserve(f"r{i}", {f"S-{i}": 1})
+            clock.advance(1)
+        clock.advance(61)
+        skus = [f"X-{i}" for i in range(1500)]  # SKUs a caller asks about, most never stocked
+        skus[10], skus[700], skus[1400] = "S-0", "S-2", "S-3"
+        assert inv.sweep(skus=skus, limit=2) == 2  # the two oldest of those asked
+        assert [inv.require_reservation(f"r{i}").status for i in range(4)] == [
+            ReservationStatus.EXPIRED,
+            ReservationStatus.LIVE,
+            ReservationStatus.EXPIRED,
+            ReservationStatus.LIVE,
+        ]
+        assert inv.sweep(skus=skus) == 1
+        assert inv.sweep(skus=skus) == 0
+        assert inv.require_reservation("r1").status is ReservationStatus.LIVE
+        with pytest.raises(UnsupportedTypeError):
+            inv.sweep(skus="S-1")  # one str, not a list of SKUs
+        assert verify_inventory(db).ok
+    finally:
+        db.close()
+        engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_a_reservation_of_many_skus_reads_their_locations_in_portable_chunks(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    db, engine = _sqlite_with_999_parameters(tmp_path / "small.db")
+    try:
+        skus = [f"B2B-{i:04d}" for i in range(1200)]  # a wholesale order: more SKUs than 999
+        with db.unit_of_work() as uow:
+            uow.session.execute(
+                t.stock.insert(),
+                [{"sku": s, "location": "default", "on_hand": 3} for s in skus],
+            )
+        inv = Inventory(db, clock=clock, reservation_ttl_s=60)
+        r = inv.reserve("wholesale", dict.fromkeys(skus, 2))
+        assert len(r.lines) == 1200
+        assert inv.available_many(skus) == dict.fromkeys(skus, 1)
+        assert verify_inventory(db).ok
+    finally:
+        db.close()
+        engine.dispose()  # type: ignore[attr-defined]

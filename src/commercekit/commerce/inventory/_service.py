@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from commercekit.commerce._shared import check_id, rowcount
+from commercekit.commerce._shared import check_id, chunked, rowcount
 from commercekit.errors import (
     ConflictError,
     DuplicateError,
@@ -32,6 +32,7 @@ from commercekit.errors import (
     NotFoundError,
     OutOfStockError,
     UnknownSkuError,
+    UnsupportedTypeError,
 )
 from commercekit.repository import UnitOfWork
 
@@ -188,10 +189,10 @@ class Inventory(Allocations):
             _INSERT_RESERVATION,
             {"id": reservation_id, "status": _LIVE, "expires_at": now + ttl_s, "created_at": now},
         )
-        rows = s.execute(_LOCATIONS, {"skus": list(wanted)}).all()
         locations: dict[str, list[str]] = {}
-        for sku, location in rows:
-            locations.setdefault(sku, []).append(location)
+        for part in chunked(list(wanted)):  # a wholesale basket: portable IN lists
+            for sku, location in s.execute(_LOCATIONS, {"skus": list(part)}):
+                locations.setdefault(sku, []).append(location)
         lines: list[ReservationLine] = []
         for sku, qty in wanted.items():  # sorted by SKU; locations sorted within
             if sku not in locations:
@@ -276,15 +277,32 @@ class Inventory(Allocations):
         """Expire up to *limit* live reservations past their time; return how many were reclaimed.
 
         Safe to run from several workers at once: each reservation is expired
-        by one compare-and-set, in its own short transaction.
+        by one compare-and-set, in its own short transaction. With *skus*,
+        only reservations holding one of them, the oldest first; a long list
+        is read 500 SKUs a statement, in one unit of work, so the ``IN (...)``
+        list stays portable across SQLite, PostgreSQL and MariaDB.
         """
+        if isinstance(skus, str):
+            raise UnsupportedTypeError("skus must be a sequence of SKUs, not one str")
         r = t.reservations.c
-        query = select(r.id).where(r.status == _LIVE, r.expires_at < self._clock())
+        query = select(r.id, r.expires_at).where(r.status == _LIVE, r.expires_at < self._clock())
+        parts: list[Sequence[str]] = [()]
         if skus:
             rl = t.reservation_lines.c
-            query = query.where(r.id.in_(select(rl.reservation_id).where(rl.sku.in_(list(skus)))))
-        query = query.order_by(r.expires_at).limit(limit)
-        ids = self._db.run(lambda u: list(u.session.execute(query).scalars()), retry=True).value
+            wanted = sorted({check_id(s, "sku") for s in skus})
+            held = select(rl.reservation_id).where(rl.sku.in_(bindparam("skus", expanding=True)))
+            query = query.where(r.id.in_(held))
+            parts = list(chunked(wanted))
+        query = query.order_by(r.expires_at, r.id).limit(limit)
+
+        def oldest(uow: UnitOfWork) -> list[str]:
+            found: dict[str, float] = {}
+            for part in parts:  # each chunk's oldest *limit*: the oldest overall are among them
+                params = {"skus": list(part)} if part else {}
+                found.update((rid, float(at)) for rid, at in uow.session.execute(query, params))
+            return sorted(found, key=lambda rid: (found[rid], rid))[:limit]
+
+        ids = self._db.run(oldest, retry=True).value
         done = 0
         for reservation_id in ids:
             if self._expire(reservation_id):
