@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, event, insert, select
+from sqlalchemy.engine import ExceptionContext
 
 from commercekit.repository import Lsn, Position, ReplicaStatus
 from commercekit.repository._policy._position import covers
@@ -61,3 +63,27 @@ def replicate(primary: Engine, replica: Engine) -> None:
 
 def dead_path(tmp_path: Path) -> Path:
     return tmp_path / "no-such-dir" / "replica.db"
+
+
+class Outage:
+    """While on, every statement on *engine* fails as a lost connection (connecting still works).
+
+    What a replica that dies between handing out a connection and answering
+    its first statement looks like. Takes a sync engine (``sync_engine`` of an
+    async one).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.on = False
+        self.failed = 0
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "handle_error", self._handle)
+
+    def _before(self, *_args: object) -> None:
+        if self.on:
+            self.failed += 1
+            raise sqlite3.OperationalError("disk I/O error (simulated outage)")
+
+    def _handle(self, context: ExceptionContext) -> None:
+        if self.on:
+            context.is_disconnect = True

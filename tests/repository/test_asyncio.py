@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import String
+from sqlalchemy import String, insert, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from commercekit.errors import ConfigurationError, InvalidInputError
+from commercekit.errors import ConfigurationError, InvalidInputError, RepositoryError
 from commercekit.metrics import InMemoryMetrics
 from commercekit.repository import (
     AsyncDatabase,
@@ -28,6 +29,9 @@ from commercekit.repository import (
     async_engine_from_url,
     sqlite_engine,
 )
+
+from . import models
+from .fakes import FakeClock, FakePositions, Outage
 
 
 class Base(DeclarativeBase):
@@ -192,6 +196,61 @@ def test_a_probe_task_cancelled_before_it_starts_lets_the_next_probe_run(tmp_pat
         assert first.task.cancelled()  # type: ignore[union-attr]
         group.maybe_probe()
         assert group._probe_work is not first  # the group's probe lock was given back
+        await db.dispose()
+
+    asyncio.run(main())
+
+
+def _replicated(tmp_path: Path, **reads: Any) -> tuple[AsyncDatabase, dict[str, Outage]]:
+    """An aiosqlite primary and replicas r1, r2 holding customer 1, with outages to switch on."""
+    files = {n: tmp_path / f"{n}.db" for n in ("primary", "r1", "r2")}
+    for path in files.values():
+        engine = sqlite_engine(path)
+        models.Base.metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(insert(models.Customer), [vars_of(models.customer(1))])
+        engine.dispose()
+    nodes = {n: Node(n, async_engine_from_url(f"sqlite:///{p}")) for n, p in files.items()}
+    positions = FakePositions({str(p): n for n, p in files.items() if n != "primary"})
+    db = AsyncDatabase(
+        ReplicatedTopology(nodes["primary"], [nodes["r1"], nodes["r2"]]),
+        reads=ReadSettings(probe_interval_s=5.0, background_probes=False, **reads),
+        position_source=positions,
+        clock=FakeClock(),
+    )
+    outages = {n: Outage(nodes[n].engine) for n in ("r1", "r2")}
+    return db, outages
+
+
+def vars_of(obj: object) -> dict[str, object]:
+    return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+
+
+@pytest.mark.parametrize("ejects", [1, 3], ids=["ejected", "not-yet-ejected"])
+def test_an_async_read_only_unit_of_work_fails_over_with_its_repositories(
+    tmp_path: Path, ejects: int
+) -> None:
+    async def main() -> None:
+        db, outages = _replicated(tmp_path, eject_after_failures=ejects)
+        await db.probe()
+        async with db.unit_of_work(read_only=True, key="session-1") as uow:
+            await uow.repository(models.Customer).require(1)
+        lost = uow.node
+        other = "r2" if lost == "r1" else "r1"
+        outages[lost].on = True
+        async with db.unit_of_work(read_only=True, key="session-1") as uow:
+            repo = uow.repository(models.Customer)
+            assert (await repo.require(1)).id == 1  # failed over: the key's replica is lost
+            assert uow.node == other
+            # The repository taken before, and the one cached, run on the new node's
+            # connection, and say so.
+            for held in (repo, uow.repository(models.Customer)):
+                with pytest.raises(RepositoryError, match=f"database error on {other}:"):
+                    await held.count(text("no_such_column = 1"))
+                conn = await held.session.connection()
+                assert conn.sync_connection is uow.session.sync_session.connection()
+                assert held.session.bind is conn
+        assert outages[lost].failed == 1
         await db.dispose()
 
     asyncio.run(main())

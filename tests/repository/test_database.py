@@ -7,8 +7,9 @@ from pathlib import Path
 
 import attrs
 import pytest
+from sqlalchemy import text
 
-from commercekit.errors import InvalidInputError
+from commercekit.errors import InvalidInputError, RepositoryError
 from commercekit.metrics import InMemoryMetrics
 from commercekit.repository import (
     Database,
@@ -18,10 +19,11 @@ from commercekit.repository import (
     Role,
     RoutingPolicy,
     SerializationFailureError,
+    UnitOfWork,
     sqlite_engine,
 )
 
-from .fakes import FakeClock, FakePositions, dead_path, replicate
+from .fakes import FakeClock, FakePositions, Outage, dead_path, replicate
 from .models import Base, Customer, customer
 
 M = "commercekit_repository_"
@@ -48,7 +50,13 @@ class Group:
                 replicate(self.topology.primary.engine, r.engine)
 
 
-def make_group(tmp_path: Path, *, dead: bool = False, policy: RoutingPolicy | None = None) -> Group:
+def make_group(
+    tmp_path: Path,
+    *,
+    dead: bool = False,
+    policy: RoutingPolicy | None = None,
+    eject_after_failures: int = 1,
+) -> Group:
     primary = sqlite_engine(tmp_path / "primary.db")
     replicas = [Node(n, sqlite_engine(tmp_path / f"{n}.db")) for n in ("r1", "r2")]
     if dead:
@@ -64,7 +72,11 @@ def make_group(tmp_path: Path, *, dead: bool = False, policy: RoutingPolicy | No
         metrics=metrics,
         policy=policy,
         reads=ReadSettings(
-            token_wait_s=0.0, probe_interval_s=5.0, eject_s=2.0, background_probes=False
+            token_wait_s=0.0,
+            probe_interval_s=5.0,
+            eject_s=2.0,
+            eject_after_failures=eject_after_failures,
+            background_probes=False,
         ),
         position_source=positions,
         clock=clock,
@@ -286,3 +298,47 @@ def test_run_returns_a_token(group: Group) -> None:
 def test_bad_token_is_a_typed_error(group: Group) -> None:
     with pytest.raises(InvalidInputError):
         group.db.repository(Customer).get(1, token="garbage")
+
+
+@pytest.mark.parametrize("ejects", [1, 3], ids=["ejected", "not-yet-ejected"])
+def test_a_read_only_unit_of_work_fails_over_to_another_replica(
+    tmp_path: Path, ejects: int
+) -> None:
+    g = make_group(tmp_path, eject_after_failures=ejects)
+    write(g, 1)
+    g.replicate()
+    g.db.probe()  # both replicas in rotation; the next probe is 5 s away
+    with g.db.unit_of_work(read_only=True, key="session-1") as uow:
+        uow.repository(Customer).require(1)
+    lost, other = uow.node, ("r2" if uow.node == "r1" else "r1")
+    engine = next(r.engine for r in g.topology.replicas if r.name == lost)
+    outage = Outage(engine)
+    outage.on = True
+    # The key keeps picking the lost replica while it is in service: the first
+    # statement fails there, and the fail-over must still go elsewhere.
+    with g.db.unit_of_work(read_only=True, key="session-1") as uow:
+        repo = uow.repository(Customer)
+        assert repo.require(1).id == 1
+        assert uow.node == other
+        # The repository taken before the fail-over runs on the new node, and says so.
+        with pytest.raises(RepositoryError, match=f"database error on {other}:"):
+            repo.count(text("no_such_column = 1"))
+        assert uow.repository(Customer).count() == 1
+    assert outage.failed == 1
+    assert g.metrics.value(f"{M}retries_total", work="read") == 1
+    # Whole read-only work run again after a lost replica goes elsewhere too.
+    calls: list[str] = []
+
+    def work(uow: UnitOfWork) -> int:
+        calls.append(uow.node)
+        if len(calls) == 1:
+            uow.repository(Customer).require(1)  # served: from here on no fail-over
+            outage.on = True
+            uow.repository(Customer).count()
+        return uow.repository(Customer).require(1).id
+
+    outage.on = False
+    g.clock.now += 10  # any ejection over; the probe finds both replicas fit again
+    g.db.probe()
+    assert g.db.run(work, read_only=True, key="session-1").value == 1
+    assert calls == [lost, other]

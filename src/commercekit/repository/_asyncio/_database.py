@@ -30,7 +30,7 @@ from commercekit.typing import MonotonicClock, WallClock
 
 from ._bridge import greenlet_sleep, run_sync, spawn_task, wait_for
 from ._repository import AsyncReadRepository
-from ._uow import AsyncUnitOfWork
+from ._uow import AsyncUnitOfWork, async_session
 
 __all__ = ["AsyncCommitted", "AsyncDatabase"]
 
@@ -124,14 +124,13 @@ class AsyncDatabase:
 
         The arguments are those of :meth:`Database.unit_of_work`.
         """
-        db = self._db
         return AsyncUnitOfWork(
-            lambda session_factory: db._unit_of_work(
+            self._db._unit_of_work(
                 read_only=read_only,
                 token=token,
                 shard_key=shard_key,
                 key=key,
-                session_factory=session_factory,
+                session_factory=async_session,
             )
         )
 

@@ -17,15 +17,47 @@ from sqlalchemy.orm import Session
 
 from commercekit.repository._policy._routing import Role
 from commercekit.repository._policy._token import ConsistencyToken
-from commercekit.repository._runtime._sessions import ReadOnlySession
+from commercekit.repository._runtime._sessions import REBIND, ReadOnlySession
 from commercekit.repository._runtime._uow import UnitOfWork
 
 from ._bridge import run_sync
 from ._repository import AsyncRepository
 
-__all__ = ["AsyncUnitOfWork"]
+__all__ = ["AsyncUnitOfWork", "async_session"]
 
 T = TypeVar("T")
+
+_ASYNC_SESSION = "commercekit_async_session"
+"""Where a unit of work's sync session keeps the ``AsyncSession`` proxying it (session info)."""
+
+
+def async_session(conn: Connection, read_only: bool) -> Session:
+    """The session factory of an async unit of work: an ``AsyncSession`` on *conn*'s proxy.
+
+    The ``AsyncSession`` proxies a sync Session on the unit of work's
+    connection, as ``AsyncSession(bind=async_connection)`` does; the
+    ``AsyncConnection`` is SQLAlchemy's own proxy of that connection (the
+    lookup ``AsyncSession.connection()`` uses). Returns the sync session, which
+    keeps the ``AsyncSession`` in its ``info``, with how to move both to
+    another connection when a read-only unit of work fails over.
+    """
+    kind = ReadOnlySession if read_only else Session
+    options: dict[str, Any] = {"autoflush": False} if read_only else {}
+    session = AsyncSession(
+        AsyncConnection._retrieve_proxy_for_target(conn),
+        sync_session_class=kind,
+        expire_on_commit=False,
+        **options,
+    )
+    sync = session.sync_session
+    sync.info[_ASYNC_SESSION] = session
+    sync.info[REBIND] = _rebind
+    return sync
+
+
+def _rebind(sync: Session, conn: Connection) -> None:
+    # Through the AsyncSession, so its bind (and what it maps back to) is the new connection.
+    sync.info[_ASYNC_SESSION].bind = AsyncConnection._retrieve_proxy_for_target(conn)
 
 
 class AsyncUnitOfWork:
@@ -38,27 +70,11 @@ class AsyncUnitOfWork:
     need one query on the primary for it, paid only by callers that ask).
     """
 
-    __slots__ = ("_repos", "_session", "_uow")
+    __slots__ = ("_repos", "_uow")
 
-    def __init__(self, make: Any) -> None:
-        self._session: AsyncSession | None = None
+    def __init__(self, uow: UnitOfWork) -> None:
         self._repos: dict[type[Any], AsyncRepository[Any]] = {}
-        self._uow: UnitOfWork = make(self._make_session)
-
-    def _make_session(self, conn: Connection, read_only: bool) -> Session:
-        # The AsyncSession proxies a sync Session on the unit of work's connection, as
-        # AsyncSession(bind=async_connection) does; the AsyncConnection is SQLAlchemy's
-        # own proxy of that connection (the lookup AsyncSession.connection() uses).
-        kind = ReadOnlySession if read_only else Session
-        options: dict[str, Any] = {"autoflush": False} if read_only else {}
-        session = AsyncSession(
-            AsyncConnection._retrieve_proxy_for_target(conn),
-            sync_session_class=kind,
-            expire_on_commit=False,
-            **options,
-        )
-        self._session = session
-        return session.sync_session
+        self._uow = uow  # built with the async_session factory
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -96,9 +112,8 @@ class AsyncUnitOfWork:
     @property
     def session(self) -> AsyncSession:
         """The ``AsyncSession`` on this unit of work's connection (plain SQLAlchemy)."""
-        self._uow.session  # noqa: B018 - raises InvalidStateError before begin
-        assert self._session is not None  # noqa: S101 - set by begin
-        return self._session
+        session: AsyncSession = self._uow.session.info[_ASYNC_SESSION]  # raises before begin
+        return session
 
     @property
     def read_only(self) -> bool:
@@ -121,7 +136,11 @@ class AsyncUnitOfWork:
         return self._uow.group
 
     def repository(self, model: type[T]) -> AsyncRepository[T]:
-        """The repository of *model* over this unit of work's session."""
+        """The repository of *model* over this unit of work's session.
+
+        A read-only unit of work that fails over moves its session, and with it
+        every repository it handed out, to the new node's connection.
+        """
         repo = self._repos.get(model)
         if repo is None:
             repo = AsyncRepository(self._uow.repository(model), self.session)

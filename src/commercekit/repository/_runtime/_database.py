@@ -272,6 +272,7 @@ class Database:
         shard_key: Hashable | None,
         key: Hashable | None,
         session_factory: SessionFactory = plain_session,
+        avoid: frozenset[str] = frozenset(),
     ) -> UnitOfWork:
         group = self._group(shard_key)
         return UnitOfWork(
@@ -283,6 +284,7 @@ class Database:
             metrics=self._metrics,
             wall_clock=self._wall_clock,
             session_factory=session_factory,
+            avoid=avoid,
         )
 
     def run(
@@ -304,17 +306,53 @@ class Database:
         retried (:class:`CommitOutcomeUnknownError`).
         """
 
-        def once() -> Committed[R]:
-            with self.unit_of_work(
-                read_only=read_only, token=token, shard_key=shard_key, key=key
-            ) as uow:
+        def once(uow: UnitOfWork) -> Committed[R]:
+            with uow:
                 value = work(uow)
             return Committed(value, uow)
 
+        return self._run(
+            once, read_only=read_only, retry=retry, token=token, shard_key=shard_key, key=key
+        )
+
+    def _run(
+        self,
+        once: Callable[[UnitOfWork], R],
+        *,
+        read_only: bool,
+        retry: bool,
+        token: TokenLike,
+        shard_key: Hashable | None,
+        key: Hashable | None,
+        session_factory: SessionFactory = plain_session,
+    ) -> R:
+        """:meth:`run`'s one copy (the asyncio twin's runs it in a greenlet).
+
+        *once* runs the work in the unit of work it is given, from ``with`` to
+        commit. Each attempt gets a new unit of work that avoids the replicas
+        earlier attempts lost, even those the balancer has not ejected yet.
+        """
+        avoid: frozenset[str] = frozenset()
+
+        def attempt() -> R:
+            nonlocal avoid
+            uow = self._unit_of_work(
+                read_only=read_only,
+                token=token,
+                shard_key=shard_key,
+                key=key,
+                session_factory=session_factory,
+                avoid=avoid,
+            )
+            try:
+                return once(uow)
+            finally:
+                avoid = uow._avoid
+
         if not (read_only or retry):
-            return once()
+            return attempt()
         return call_with_retries(
-            once,
+            attempt,
             self._retry,
             on_retry=self._metrics.retries["unit_of_work"].inc,
             sleep=self._sleep,

@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable, Mapping
 from types import MappingProxyType
 from typing import TypeVar
 
+import attrs
 from sqlalchemy import Connection
 
 from commercekit.balancer import Lease
@@ -52,6 +53,7 @@ R = TypeVar("R")
 _log = logging.getLogger("commercekit.repository")
 
 ReadFn = Callable[[Connection, TopologyNode, Role], R]
+_NONE: frozenset[str] = frozenset()
 
 
 class GroupRuntime:
@@ -195,21 +197,27 @@ class GroupRuntime:
 
     # -- routing --------------------------------------------------------------
 
-    def route(self, wanted: Position | None, key: Hashable | None) -> tuple[Route, Lease | None]:
+    def route(
+        self, wanted: Position | None, key: Hashable | None, avoid: frozenset[str] = _NONE
+    ) -> tuple[Route, Lease | None]:
         """Decide where a read goes: the balancer's order, then the pure core.
 
         Returns the route and a lease on its first target if that is a replica:
         the balancer's own lease when the route starts on the replica it leased,
         else one on the replica the route starts on (None on the primary, or on a
-        replica that has just left service).
+        replica that has just left service). Replicas in *avoid* (lost by this
+        read's earlier attempt, maybe not yet ejected) are left out.
         """
         now = self._clock()
         order, lease = self.replica_set.order(key)
         read = _ReadLease(self.replica_set, lease)
         try:
+            views = self.replica_set.views(order, now)
+            if avoid:
+                views = [attrs.evolve(v, available=False) if v.name in avoid else v for v in views]
             route = route_read(
                 self.primary.name,
-                self.replica_set.views(order, now),
+                views,
                 self.policy,
                 wanted=wanted,
                 now_s=now,
@@ -251,14 +259,15 @@ class GroupRuntime:
         return self._serve(fn, wanted, key, keep_open=False)[3]  # type: ignore[return-value]
 
     def acquire_read(
-        self, wanted: Position | None, key: Hashable | None
+        self, wanted: Position | None, key: Hashable | None, avoid: frozenset[str] = _NONE
     ) -> tuple[Connection, TopologyNode, Role, Lease | None]:
         """Open the connection a read-only unit of work runs on from start to end.
 
         The lease (if any) counts the work as load on its replica: release it
-        when the unit of work ends.
+        when the unit of work ends. No replica in *avoid* is used (ones the work
+        lost already, which the balancer may not have ejected yet).
         """
-        conn, node, role, _, lease = self._serve(None, wanted, key, keep_open=True)
+        conn, node, role, _, lease = self._serve(None, wanted, key, keep_open=True, avoid=avoid)
         return conn, node, role, lease
 
     def _serve(
@@ -268,9 +277,10 @@ class GroupRuntime:
         key: Hashable | None,
         *,
         keep_open: bool,
+        avoid: frozenset[str] = _NONE,
     ) -> tuple[Connection, TopologyNode, Role, R | None, Lease | None]:
         self.maybe_probe()
-        route, lease = self.route(wanted, key)
+        route, lease = self.route(wanted, key, avoid)
         read = _ReadLease(self.replica_set, lease)
         try:
             conn, node, role, result = self._attempt(fn, wanted, route, read, keep_open=keep_open)

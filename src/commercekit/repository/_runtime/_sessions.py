@@ -11,11 +11,27 @@ from sqlalchemy.orm import Session
 
 from commercekit.errors import ReadOnlyError
 
-__all__ = ["FAIL_OVER", "ReadOnlySession", "SessionFactory", "plain_session"]
+__all__ = ["FAIL_OVER", "REBIND", "ReadOnlySession", "SessionFactory", "plain_session", "rebind"]
 
 
 FAIL_OVER = "commercekit_fail_over"
 """Where a read-only unit of work on a replica keeps its fail-over (session info)."""
+REBIND = "commercekit_rebind"
+"""Where a session proxied by another (an ``AsyncSession``) keeps how to move both (info)."""
+
+
+def rebind(session: Session, conn: Connection) -> None:
+    """Move *session* to *conn* (a fail-over), with the session proxying it if there is one.
+
+    An ``AsyncSession`` maps its sync session's bind back to its own
+    ``AsyncConnection``: binding only the sync session would leave it pointing
+    at the connection that was lost.
+    """
+    hook = session.info.get(REBIND)
+    if hook is None:
+        session.bind = conn
+    else:
+        hook(session, conn)
 
 
 def _plain_select(statement: Any) -> bool:

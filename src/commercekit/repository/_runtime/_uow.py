@@ -41,7 +41,7 @@ from commercekit.typing import WallClock
 from ._group import GroupRuntime
 from ._metrics import RepositoryMetrics
 from ._repository import Repository
-from ._sessions import FAIL_OVER, ReadOnlySession, SessionFactory, plain_session
+from ._sessions import FAIL_OVER, ReadOnlySession, SessionFactory, plain_session, rebind
 
 __all__ = ["NOTICES_KEY", "UnitOfWork"]
 
@@ -72,6 +72,7 @@ class UnitOfWork:
         metrics: RepositoryMetrics,
         wall_clock: WallClock = time.time,
         session_factory: SessionFactory = plain_session,
+        avoid: frozenset[str] = frozenset(),
     ) -> None:
         self._group = group
         self._session_factory = session_factory
@@ -91,6 +92,8 @@ class UnitOfWork:
         self._finished = False
         self._source: PositionSource | None = None
         self._lease: Lease | None = None
+        self._avoid = avoid
+        """Replicas this work lost (here or in an earlier attempt): reads go elsewhere."""
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -101,7 +104,7 @@ class UnitOfWork:
         group = self._group
         if self._read_only:
             wanted = None if self._incoming is None else self._incoming.get(group.name)
-            conn, node, role, self._lease = group.acquire_read(wanted, self._key)
+            conn, node, role, self._lease = group.acquire_read(wanted, self._key, self._avoid)
         else:
             node, role = group.primary, Role.PRIMARY
             try:
@@ -145,10 +148,13 @@ class UnitOfWork:
             lease.release()
         group = self._group
         wanted = None if self._incoming is None else self._incoming.get(group.name)
-        conn, node, role, self._lease = group.acquire_read(wanted, self._key)
-        session.bind = conn
+        # Not the replica just lost, even while the balancer keeps it in service
+        # (eject_after_failures > 1), nor one lost before.
+        conn, node, role, self._lease = group.acquire_read(wanted, self._key, self._avoid)
+        rebind(session, conn)
         self._conn, self._node, self._role = conn, node, role
-        self._repos.clear()
+        for repo in self._repos.values():  # same session, now on another node
+            repo._node = node.name
         self._metrics.retries["read"].inc()
         return True
 
@@ -204,15 +210,19 @@ class UnitOfWork:
             if isinstance(error, DatabaseUnavailableError):
                 self._lost(exc)
             raise error from exc
+        if isinstance(exc, DatabaseUnavailableError) and isinstance(exc.orig, BaseException):
+            self._lost(exc.orig)  # translated already, by a repository of this unit of work
 
     def _lost(self, exc: BaseException) -> None:
         """A replica lost under this unit of work leaves rotation (a primary stays).
 
-        So the work run again (``Database.run(read_only=True)`` does) goes to
-        another node, not to the one that just failed.
+        So the work run again (``Database.run(read_only=True)`` does, passing
+        on :attr:`_avoid`) goes to another node, not to the one that just
+        failed, also while the balancer keeps it in service.
         """
         if self._role is Role.REPLICA and classify(exc) is ErrorKind.DISCONNECT:
             self._group.report_failure(self.node)
+            self._avoid = self._avoid | {self.node}
 
     def commit(self) -> None:
         """Commit (a read-only unit of work just ends its transaction).
