@@ -7,9 +7,11 @@ One run measures
   shop history already in the stream (target on Redis: >= 20,000/s);
 * ``emit``: ``EventChannel.emit`` per event beside a bare ``deque.append``
   (target: <= 5x);
-* ``span``: ``with span(...)`` when no tracer provider is set, beside an
-  empty function call and beside the same empty call used as a with-block
-  (target: <= 1.5x that empty hook);
+* ``span``: the span helpers when nothing records, beside an empty function
+  call: a call of a ``traced`` empty function and a ``with span(...)`` block,
+  in a child interpreter where opentelemetry cannot be imported (target: the
+  ``traced`` call <= 1.5x the empty call) and in this one (opentelemetry-api
+  and the SDK installed, no tracer provider set);
 * ``funnel``: a four-step funnel report over N stored events answered from
   the aggregates, beside DuckDB computing the same funnel from the raw events
   (target: <= 100 ms at 1,000,000 events).
@@ -150,39 +152,104 @@ def _empty_hook(name: str, *, kind: str = "internal", attributes: Any = None) ->
     return _HOOK
 
 
-def spans(rounds: int) -> dict[str, Any]:
-    """ns per ``with span(...)`` with no tracer provider, beside an empty call (best of rounds).
+def _empty() -> None:
+    return None
 
-    Three figures from interleaved rounds: a bare empty function call, the
-    same call used as a with-block (an empty function returning a shared
-    no-op: the floor any context-manager helper pays), and ``span``.
-    """
-    from commercekit.metrics import refresh_tracing, span
 
-    assert not refresh_tracing(), "a tracer provider is set: this measures the no-op path"
+def _passthrough(*args: Any, **kwargs: Any) -> None:
+    return _empty(*args, **kwargs)
 
-    def empty() -> None:
+
+_SPAN_STATEMENTS = {
+    "empty_call": "empty()",
+    "traced_call": "traced_empty()",
+    "passthrough_call": "passthrough()",
+    "empty_hook": "with hook('unit_of_work', kind='client'):\n    pass",
+    "span": "with span('unit_of_work', kind='client'):\n    pass",
+}
+
+# The child interpreter: opentelemetry made unimportable (a sys.meta_path finder that
+# refuses it, as when it is not installed) before commercekit is imported.
+_NO_OPENTELEMETRY = """
+import json, sys
+
+class NoOpenTelemetry:
+    def find_spec(self, name, path=None, target=None):
+        if name == "opentelemetry" or name.startswith("opentelemetry."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 
-    def bare() -> None:
-        empty()
+sys.meta_path.insert(0, NoOpenTelemetry())
+sys.path.insert(0, sys.argv[1])
+from benchmarks.analytics import span_figures
+figures = span_figures(int(sys.argv[2]))
+assert not [m for m in sys.modules if m.startswith("opentelemetry")], "opentelemetry imported"
+print(json.dumps(figures))
+"""
 
-    def hook() -> None:
-        with _empty_hook("unit_of_work", kind="client"):
-            pass
 
-    def ours() -> None:
-        with span("unit_of_work", kind="client"):
-            pass
+def span_figures(rounds: int) -> dict[str, Any]:
+    """ns per statement for the span helpers and their floors in this interpreter (best of rounds).
 
-    best = {"empty_call": 1e9, "empty_hook": 1e9, "span": 1e9}
+    Each statement of ``_SPAN_STATEMENTS`` runs inlined in timeit's loop (no
+    function around it), 5,000 times a round, all interleaved: a call of an
+    empty function (``empty_call``); a call of that function decorated with
+    ``traced`` (``traced_call``); a call of a bare ``*args, **kwargs`` wrapper
+    around it (``passthrough_call``, the floor any wrapping decorator pays); an
+    empty with-block around a plain Python no-op context manager got from an
+    empty function (``empty_hook``, the floor any ``with``-based helper pays);
+    ``with span(...)`` (``span``). Every figure includes the loop's own step
+    (``loop_ns``, an empty statement); the ratios are of the figures as measured.
+    """
+    from commercekit.metrics import TRACING_AVAILABLE, refresh_tracing, span, traced
+
+    assert not refresh_tracing(), "a tracer provider is set: this measures the no-op path"
+    traced_empty = traced("unit_of_work", kind="client")(_empty)
+    names = {
+        "empty": _empty,
+        "traced_empty": traced_empty,
+        "passthrough": _passthrough,
+        "hook": _empty_hook,
+        "span": span,
+    }
+    timers = {key: timeit.Timer(stmt, globals=names) for key, stmt in _SPAN_STATEMENTS.items()}
+    timers["loop"] = timeit.Timer("pass")
+    best = dict.fromkeys(timers, 1e9)
     for _ in range(rounds):
-        for key, fn in (("empty_call", bare), ("empty_hook", hook), ("span", ours)):
-            best[key] = min(best[key], timeit.timeit(fn, number=2000) / 2000 * 1e9)
-    out = {f"{k}_ns": round(v, 1) for k, v in best.items()}
-    out["ratio_to_empty_hook"] = round(best["span"] / best["empty_hook"], 2)
-    out["ratio_to_empty_call"] = round(best["span"] / best["empty_call"], 2)
+        for key, timer in timers.items():
+            best[key] = min(best[key], timer.timeit(5000) / 5000 * 1e9)
+    out: dict[str, Any] = {f"{k}_ns": round(v, 1) for k, v in best.items()}
+    out["opentelemetry_importable"] = TRACING_AVAILABLE
+    out["traced_is_the_function"] = traced_empty is _empty
+    out["traced_ratio_to_empty_call"] = round(best["traced_call"] / best["empty_call"], 2)
+    out["traced_ratio_to_passthrough"] = round(best["traced_call"] / best["passthrough_call"], 2)
+    out["span_ratio_to_empty_call"] = round(best["span"] / best["empty_call"], 2)
+    out["span_ratio_to_empty_hook"] = round(best["span"] / best["empty_hook"], 2)
     return out
+
+
+def spans(rounds: int) -> dict[str, Any]:
+    """The span helpers' figures without opentelemetry (a child) and with it (here).
+
+    ``no_opentelemetry``: a child interpreter in which ``import opentelemetry``
+    fails (the "no SDK installed" case): ``traced`` returns the function
+    itself, and ``span``, having failed to import opentelemetry once, returns
+    its shared no-op without looking again. ``api_no_provider``: this
+    interpreter, opentelemetry-api and the SDK installed and no tracer
+    provider set: ``traced`` is a wrapper that looks for a provider every 256
+    calls. Figures as in :func:`span_figures`.
+    """
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    child = subprocess.run(
+        [sys.executable, "-c", _NO_OPENTELEMETRY, str(root), str(rounds)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    return {"no_opentelemetry": json.loads(child.stdout), "api_no_provider": span_figures(rounds)}
 
 
 def funnel(n: int, folder: Path) -> dict[str, Any]:
@@ -257,7 +324,9 @@ def main() -> None:
     redis_rate = results["stream_redis"].get("events_per_s", 0)
     results["meets_redis_20000_per_s"] = redis_rate >= 20_000
     results["meets_emit_5x"] = results["emit"]["ratio"] <= 5
-    results["meets_span_noop_1_5x"] = results["span"]["ratio_to_empty_hook"] <= 1.5
+    # The issue's words: with no SDK installed, the span helpers cost <= 1.5x an empty call.
+    no_otel = results["span"]["no_opentelemetry"]
+    results["meets_span_noop_1_5x"] = no_otel["traced_ratio_to_empty_call"] <= 1.5
     results["meets_funnel_100ms"] = n_funnel >= 1_000_000 and results["funnel"]["ours_ms"] <= 100
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
@@ -269,12 +338,17 @@ def main() -> None:
         )
     e = results["emit"]
     print(f"emit {e['emit_ns']} ns vs deque.append {e['deque_append_ns']} ns: {e['ratio']}x")
-    sp = results["span"]
-    print(
-        f"span, no provider: {sp['span_ns']} ns; empty hook {sp['empty_hook_ns']} ns "
-        f"({sp['ratio_to_empty_hook']}x); empty call {sp['empty_call_ns']} ns "
-        f"({sp['ratio_to_empty_call']}x)"
-    )
+    for case, sp in results["span"].items():
+        print(
+            f"spans, {case}: empty call {sp['empty_call_ns']} ns; traced call "
+            f"{sp['traced_call_ns']} ns ({sp['traced_ratio_to_empty_call']}x the empty call; "
+            f"the function itself: {sp['traced_is_the_function']}; "
+            f"{sp['traced_ratio_to_passthrough']}x a bare pass-through wrapper "
+            f"{sp['passthrough_call_ns']} ns); with span "
+            f"{sp['span_ns']} ns ({sp['span_ratio_to_empty_call']}x the empty call, "
+            f"{sp['span_ratio_to_empty_hook']}x the empty hook {sp['empty_hook_ns']} ns); "
+            f"loop step {sp['loop_ns']} ns"
+        )
     f = results["funnel"]
     print(
         f"funnel over {f['events']} events: ours {f['ours_ms']} ms, "
