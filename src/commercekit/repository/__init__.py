@@ -31,7 +31,7 @@ from ._engines._topology import (
     async_engine_from_url,
     engine_from_url,
 )
-from ._policy._keyset import OrderSpec
+from ._policy._keyset import OrderSpec, decode_cursor, encode_cursor
 from ._policy._placement import ShardPlacement, capped_shards, ketama_shards
 from ._policy._position import CommitTime, GtidPosition, Lsn, Position
 from ._policy._reshard import keys_to_move
@@ -133,6 +133,8 @@ __all__ = [
     "async_engine_from_url",
     "capped_shards",
     "configure_sqlite",
+    "decode_cursor",
+    "encode_cursor",
     "engine_from_url",
     "in_rotation",
     "ketama_shards",

@@ -12,6 +12,7 @@ never moves money twice.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,7 +28,13 @@ from commercekit.commerce.pricing import Vouchers
 from commercekit.errors import InvalidInputError, NotFoundError
 from commercekit.money import Money, currency
 from commercekit.payments import PaymentService
-from commercekit.repository import Database, TokenLike, UnitOfWork
+from commercekit.repository import (
+    Database,
+    TokenLike,
+    UnitOfWork,
+    decode_cursor,
+    encode_cursor,
+)
 from commercekit.typing import WallClock
 
 from . import _tables as t
@@ -42,15 +49,35 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base 32: no I, L, 
 
 
 def _cursor(text: str, listing: str) -> tuple[float, str]:
-    """Read a page cursor ``"<created_at>/<order id>"`` (InvalidInputError when it is not one)."""
-    at, sep, oid = text.partition("/") if isinstance(text, str) else ("", "", "")
-    try:
-        value = float(at)
-    except ValueError:
-        value = float("nan")
-    if not sep or value != value or value in (float("inf"), float("-inf")) or not oid:
-        raise InvalidInputError(f"{str(text)[:80]!r} is not a page cursor from {listing}()")
-    return value, check_id(oid, "order id")
+    """Read a page cursor: the repository's keyset cursor of ``(created_at, order id)``.
+
+    The ``"<created_at>/<order id>"`` form handed out before is read too, so
+    a page link kept across an upgrade goes on working. Anything else is
+    :class:`InvalidInputError`.
+    """
+    bad = InvalidInputError(f"{str(text)[:80]!r} is not a page cursor from {listing}()")
+    if not isinstance(text, str):
+        raise bad
+    if "/" in text:  # the earlier form: "/" is not in the URL-safe base64 alphabet
+        at_text, _, oid_text = text.partition("/")
+        oid: object = oid_text
+        try:
+            at: object = float(at_text)
+        except ValueError:
+            raise bad from None
+    else:
+        try:
+            values = decode_cursor(text)
+        except InvalidInputError:
+            raise bad from None
+        if len(values) != 2:
+            raise bad
+        at, oid = values
+    if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
+        raise bad
+    if not isinstance(oid, str) or not oid:
+        raise bad
+    return float(at), check_id(oid, "order id")
 
 
 def _check_limit(limit: object) -> int:
@@ -196,7 +223,8 @@ class OrdersBase:
 
         orders, keys = self._db.run(work, retry=True, read_only=read_only, token=token).value
         last = keys[limit - 1] if len(keys) > limit else None
-        return OrderPage(tuple(orders), None if last is None else f"{float(last[1])!r}/{last[0]}")
+        cursor = None if last is None else encode_cursor([float(last[1]), last[0]])
+        return OrderPage(tuple(orders), cursor)
 
     # -- internals ------------------------------------------------------------------------
 
