@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
+import attrs
 import pytest
 
 import commercekit.payments
@@ -19,7 +20,13 @@ from commercekit.errors import (
 
 
 def test_both_parts_share_one_class() -> None:
-    assert commercekit.payments.RetryPolicy is commercekit.repository.RetryPolicy is RetryPolicy
+    assert commercekit.repository.RetryPolicy is RetryPolicy
+    # payments' is the same class with the payment service's defaults, nothing else
+    payments = commercekit.payments.RetryPolicy
+    assert payments.__bases__ == (RetryPolicy,)
+    assert [a.name for a in attrs.fields(payments)] == [a.name for a in attrs.fields(RetryPolicy)]
+    fields = {a.name for a in attrs.fields(payments)}
+    assert not [n for n in vars(payments) if not n.startswith("__") and n not in fields]
 
 
 def test_transient_errors_are_retried_up_to_attempts_and_others_never() -> None:

@@ -15,12 +15,16 @@ an error that carries a ``retry_after_s`` (a provider's ``Retry-After``, a
 key's lease) is waited out instead, up to the same cap. :meth:`RetryPolicy.call`
 sleeps with the given ``sleep`` (``time.sleep``); :meth:`RetryPolicy.acall`
 awaits ``asyncio.sleep`` and never blocks the event loop. The first attempt
-runs without tenacity, so the common path costs one function call.
+runs without tenacity, so the common path costs one function call. asyncio is
+imported by :meth:`RetryPolicy.acall` only, so sync code never loads it.
+
+:class:`RetryPolicy`'s defaults are the repository's (3 attempts, 0.01 s to
+0.5 s); ``commercekit.payments.RetryPolicy`` is a subclass with the payment
+service's (4 attempts, 0.05 s to 2 s), the defaults it always had.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 import time
@@ -34,7 +38,7 @@ import tenacity
 from commercekit.errors import ConfigurationError, is_transient
 from commercekit.typing import AsyncSleep, Sleep
 
-__all__ = ["AsyncSleep", "RetryPolicy", "Sleep"]
+__all__ = ["AsyncSleep", "RetryPolicy", "Sleep", "at_least_one", "seconds"]
 
 _T = TypeVar("_T")
 
@@ -46,7 +50,8 @@ _RENAMED = {
 }
 
 
-def _seconds(instance: RetryPolicy, attribute: attrs.Attribute[float], value: float) -> None:
+def seconds(instance: RetryPolicy, attribute: attrs.Attribute[float], value: float) -> None:
+    """The validator of a wait: a finite number of seconds, not negative."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
         raise ConfigurationError(
             f"RetryPolicy.{attribute.name} is a finite number of seconds, not negative: "
@@ -54,7 +59,8 @@ def _seconds(instance: RetryPolicy, attribute: attrs.Attribute[float], value: fl
         )
 
 
-def _at_least_one(instance: RetryPolicy, attribute: attrs.Attribute[int], value: int) -> None:
+def at_least_one(instance: RetryPolicy, attribute: attrs.Attribute[int], value: int) -> None:
+    """The validator of a count: an int, 1 or more."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(f"RetryPolicy.{attribute.name} must be an int >= 1, not {value!r}")
 
@@ -78,10 +84,10 @@ class RetryPolicy:
     ``base_delay_s`` and ``max_delay_s`` still work, with a DeprecationWarning.
     """
 
-    attempts: int = attrs.field(default=3, validator=_at_least_one)
-    initial_wait_s: float = attrs.field(default=0.01, validator=_seconds)
-    max_wait_s: float = attrs.field(default=0.5, validator=_seconds)
-    max_reconcile_rounds: int = attrs.field(default=3, validator=_at_least_one)
+    attempts: int = attrs.field(default=3, validator=at_least_one)
+    initial_wait_s: float = attrs.field(default=0.01, validator=seconds)
+    max_wait_s: float = attrs.field(default=0.5, validator=seconds)
+    max_reconcile_rounds: int = attrs.field(default=3, validator=at_least_one)
 
     def __init__(self, **kwargs: Any) -> None:
         used = [old for old in _RENAMED if old in kwargs]
@@ -126,6 +132,13 @@ class RetryPolicy:
         ceiling = min(self.max_wait_s, self.initial_wait_s * 2 ** (retry - 1))
         return rng.uniform(0, ceiling)
 
+    def delay_s(self, attempt: int, exc: BaseException | None, rng: random.Random) -> float:
+        """Deprecated: :meth:`wait_s`, the same answer (the payment policy's former name)."""
+        warnings.warn(
+            "RetryPolicy.delay_s() is deprecated; use wait_s()", DeprecationWarning, stacklevel=2
+        )
+        return self.wait_s(attempt, exc, rng)
+
     def call(
         self,
         work: Callable[[], _T],
@@ -152,17 +165,24 @@ class RetryPolicy:
         self,
         work: Callable[[], Awaitable[_T]],
         *,
-        sleep: AsyncSleep = asyncio.sleep,
+        sleep: AsyncSleep | None = None,
         rng: random.Random | None = None,
         on_retry: Callable[[BaseException], None] | None = None,
     ) -> _T:
-        """:meth:`call` for asyncio: *work* is awaited, and so is every wait."""
+        """:meth:`call` for asyncio: *work* is awaited, and so is every wait.
+
+        *sleep* defaults to ``asyncio.sleep``.
+        """
         try:
             return await work()
         except Exception as exc:
             if self.attempts < 2 or not is_transient(exc):
                 raise
             first: BaseException = exc
+        if sleep is None:
+            import asyncio
+
+            sleep = asyncio.sleep
         rng = rng if rng is not None else random.Random()
         if on_retry is not None:
             on_retry(first)

@@ -17,7 +17,6 @@ behaviour.
 
 from typing import TYPE_CHECKING, Any
 
-from commercekit._retry import RetryPolicy
 from commercekit.errors import OperationInFlightError, RateLimitedError
 from commercekit.payments._adyen._codes import ADYEN_AMOUNTS, ADYEN_REFUSAL_CODES
 from commercekit.payments._adyen._gateway import AdyenGateway, AsyncAdyenGateway, RedirectDetails
@@ -47,6 +46,8 @@ from commercekit.payments._core._amounts import ISO_AMOUNTS, STRIPE_AMOUNTS, Amo
 from commercekit.payments._core._async_service import AsyncPaymentService
 from commercekit.payments._core._idempotency import InMemoryIdempotencyStore
 from commercekit.payments._core._ledger import Payment
+from commercekit.payments._core._reconcile import PaymentRetryPolicy
+from commercekit.payments._core._reconcile import PaymentRetryPolicy as RetryPolicy
 from commercekit.payments._core._records import Claim, ClaimKind, IdempotencyRecord, RecordStatus
 from commercekit.payments._core._results import (
     ActionRequired,
@@ -167,6 +168,7 @@ __all__ = [
     "PaymentEvent",
     "PaymentGateway",
     "PaymentResult",
+    "PaymentRetryPolicy",
     "PaymentService",
     "PaymentSource",
     "PaymentState",

@@ -12,13 +12,8 @@ from commercekit.payments._adyen._codes import ADYEN_AMOUNTS
 from commercekit.payments._adyen._flows import AdyenFlows, RedirectDetails
 from commercekit.payments._adyen._wire import AdyenClient
 from commercekit.payments._core._amounts import AmountRules
-from commercekit.payments._transports._aiohttp import AiohttpTransport, default_async_transport
 from commercekit.payments._transports._gateways import AsyncFlowGateway, FlowGateway
-from commercekit.payments._transports._httpx import (
-    AsyncHttpTransport,
-    AsyncHttpxTransport,
-    default_transport,
-)
+from commercekit.payments._transports._httpx import AsyncHttpTransport
 from commercekit.payments._typing import HttpTransport
 
 __all__ = ["AdyenGateway", "AsyncAdyenGateway", "RedirectDetails"]
@@ -34,6 +29,8 @@ class AdyenGateway(FlowGateway):
     *return_url* is where Adyen sends the shopper back after 3-D Secure when
     a call names none. *multiple_captures* says whether Adyen enabled
     multiple partial captures on the account (off unless asked for).
+    *transport* defaults to a pooled :class:`HttpxTransport`, which
+    ``close()`` or ``with`` closes (one passed in is the caller's to close).
     """
 
     def __init__(
@@ -52,7 +49,7 @@ class AdyenGateway(FlowGateway):
     ) -> None:
         self._client = AdyenClient(
             api_key,
-            transport if transport is not None else default_transport(),
+            self._adopt(transport),
             base_url=base_url,
             timeout_s=timeout_s,
         )
@@ -80,7 +77,7 @@ class AsyncAdyenGateway(AsyncFlowGateway):
     """An :class:`AsyncPaymentGateway` over Adyen's Checkout API: :class:`AdyenGateway`, awaited.
 
     *transport* defaults to a pooled :class:`AiohttpTransport` (the
-    ``[http]`` extra); close it with ``await gateway.aclose()``.
+    ``[http]`` extra); close it with ``await gateway.aclose()`` or ``async with``.
     """
 
     def __init__(
@@ -97,10 +94,7 @@ class AsyncAdyenGateway(AsyncFlowGateway):
         details: RedirectDetails | None = None,
         name: str = "adyen",
     ) -> None:
-        self._own: AiohttpTransport | AsyncHttpxTransport | None = None
-        if transport is None:
-            transport = self._own = default_async_transport()
-        self._transport = transport
+        self._transport = self._adopt(transport)
         self._client = AdyenClient(api_key, self._transport, base_url=base_url, timeout_s=timeout_s)
         self._adyen = AdyenFlows(
             self._client,
@@ -117,11 +111,6 @@ class AsyncAdyenGateway(AsyncFlowGateway):
     def shopper_returned(self, reference: str, details: Mapping[str, str]) -> None:
         """Keep what the shopper brought back for *reference* (``{"redirectResult": ...}``)."""
         self._adyen.shopper_returned(reference, details)
-
-    async def aclose(self) -> None:
-        """Close the default transport's pool (a transport passed in is the caller's to close)."""
-        if self._own is not None:
-            await self._own.aclose()
 
     def __repr__(self) -> str:
         return repr(self._adyen).replace("AdyenFlows", "AsyncAdyenGateway", 1)

@@ -38,6 +38,7 @@ from commercekit.errors import (
 )
 from commercekit.payments._core._flow import Flow, call
 from commercekit.payments._redact import redact_provider_text
+from commercekit.payments._transports._answers import json_object, retry_after_s
 from commercekit.payments._transports._http import HttpRequest, HttpResponse
 from commercekit.payments._transports._httpx import AsyncHttpTransport
 from commercekit.payments._typing import HttpTransport
@@ -54,14 +55,6 @@ def adyen_key(key: str) -> str:
     if len(key) <= _MAX_KEY and key.isascii() and key.isprintable():
         return key
     return "ck-" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[: _MAX_KEY - 3]
-
-
-def _retry_after(response: HttpResponse) -> float | None:
-    value = response.header("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 class AdyenClient:
@@ -99,7 +92,7 @@ class AdyenClient:
 
     def _answer(self, request: HttpRequest, response: HttpResponse) -> dict[str, Any]:
         status = response.status
-        data = _json(response)
+        data = json_object(response)
         what = f"Adyen {status} on POST {urllib.parse.urlsplit(request.url).path}"
         if 200 <= status < 300:
             if data is None:
@@ -113,7 +106,7 @@ class AdyenClient:
             error.get("message") or error.get("detail") or "", limit=_MAX_MESSAGE
         )
         if status == 429:
-            raise RateLimitedError(f"{what}: rate limited", retry_after_s=_retry_after(response))
+            raise RateLimitedError(f"{what}: rate limited", retry_after_s=retry_after_s(response))
         if status >= 500:
             raise OutcomeUnknownError(f"{what}: {message or 'server error'}; look it up first")
         if status in (401, 403):
@@ -124,18 +117,10 @@ class AdyenClient:
             raise OperationInFlightError(
                 f"{what}: the first request with this idempotency key is still being "
                 "processed; retry it as it is",
-                retry_after_s=_retry_after(response),
+                retry_after_s=retry_after_s(response),
             )
         detail = f" (errorCode {code})" if code else ""
         raise InvalidInputError(f"{what}: {message or 'bad request'}{detail}")
 
     def __repr__(self) -> str:
         return f"AdyenClient(base_url={self._base_url!r})"
-
-
-def _json(response: HttpResponse) -> dict[str, Any] | None:
-    try:
-        data = json.loads(response.body)
-    except (ValueError, RecursionError):  # RecursionError: JSON nested past the stack
-        return None
-    return data if isinstance(data, dict) else None

@@ -16,13 +16,8 @@ from commercekit.payments._amazonpay._session import CheckoutSession
 from commercekit.payments._amazonpay._wire import AmazonPayClient, AmazonPayConfig
 from commercekit.payments._core._amounts import AmountRules
 from commercekit.payments._core._results import PaymentResult
-from commercekit.payments._transports._aiohttp import AiohttpTransport, default_async_transport
 from commercekit.payments._transports._gateways import AsyncFlowGateway, FlowGateway
-from commercekit.payments._transports._httpx import (
-    AsyncHttpTransport,
-    AsyncHttpxTransport,
-    default_transport,
-)
+from commercekit.payments._transports._httpx import AsyncHttpTransport
 from commercekit.payments._typing import Clock, HttpTransport
 
 __all__ = ["AmazonPayGateway", "AsyncAmazonPayGateway"]
@@ -35,6 +30,8 @@ class AmazonPayGateway(FlowGateway):
     after paying, when a call names none. *amounts* defaults to the
     currencies of the configured region (:data:`AMAZON_PAY_AMOUNTS`): USD in
     us, JPY in jp, EUR, GBP and Amazon's multi-currency list in eu.
+    *transport* defaults to a pooled :class:`HttpxTransport`, which
+    ``close()`` or ``with`` closes (one passed in is the caller's to close).
     """
 
     def __init__(
@@ -48,9 +45,7 @@ class AmazonPayGateway(FlowGateway):
         name: str = "amazonpay",
     ) -> None:
         self._config = config
-        self._client = AmazonPayClient(
-            config, transport if transport is not None else default_transport(), clock=clock
-        )
+        self._client = AmazonPayClient(config, self._adopt(transport), clock=clock)
         self._amazon = AmazonPayFlows(
             config, self._client, return_url=return_url, amounts=amounts, name=name
         )
@@ -118,7 +113,7 @@ class AsyncAmazonPayGateway(AsyncFlowGateway):
     """An :class:`AsyncPaymentGateway` over Amazon Pay: :class:`AmazonPayGateway`, awaited.
 
     *transport* defaults to a pooled :class:`AiohttpTransport` (the
-    ``[http]`` extra); close it with ``await gateway.aclose()``.
+    ``[http]`` extra); close it with ``await gateway.aclose()`` or ``async with``.
     """
 
     def __init__(
@@ -132,10 +127,7 @@ class AsyncAmazonPayGateway(AsyncFlowGateway):
         name: str = "amazonpay",
     ) -> None:
         self._config = config
-        self._own: AiohttpTransport | AsyncHttpxTransport | None = None
-        if transport is None:
-            transport = self._own = default_async_transport()
-        self._transport = transport
+        self._transport = self._adopt(transport)
         self._client = AmazonPayClient(config, self._transport, clock=clock)
         self._amazon = AmazonPayFlows(
             config, self._client, return_url=return_url, amounts=amounts, name=name
@@ -196,11 +188,6 @@ class AsyncAmazonPayGateway(AsyncFlowGateway):
             charge_permission_id, amount, capture=capture, idempotency_key=idempotency_key
         )
         return await self._run("create_charge", flow)
-
-    async def aclose(self) -> None:
-        """Close the default transport's pool (a transport passed in is the caller's to close)."""
-        if self._own is not None:
-            await self._own.aclose()
 
     def __repr__(self) -> str:
         return f"AsyncAmazonPayGateway({self._config!r})"

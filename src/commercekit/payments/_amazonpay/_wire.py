@@ -59,6 +59,7 @@ from commercekit.payments._amazonpay._signing import (
     query_string,
 )
 from commercekit.payments._core._flow import Flow, call, drive
+from commercekit.payments._transports._answers import json_object, retry_after_s
 from commercekit.payments._transports._http import HttpRequest, HttpResponse
 from commercekit.payments._transports._httpx import AsyncHttpTransport
 from commercekit.payments._typing import Clock, HttpTransport
@@ -164,14 +165,6 @@ class AmazonPayRefusal(InvalidStateError):
         self.reason_code = reason_code
 
 
-def _retry_after(response: HttpResponse) -> float | None:
-    value = response.header("Retry-After")
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None
-
-
 class AmazonPayClient:
     """Sends one signed Checkout v2 call over a transport and maps the answer."""
 
@@ -262,7 +255,7 @@ class AmazonPayClient:
 
     def _answer(self, method: str, fragment: str, response: HttpResponse) -> dict[str, Any]:
         status = response.status
-        data = _json(response) or {}
+        data = json_object(response) or {}
         what = f"Amazon Pay {status} on {method} {fragment.split('/')[0]}"
         changes = method != "GET"
         if 200 <= status < 300:
@@ -275,7 +268,7 @@ class AmazonPayClient:
         code = code if _CODE.fullmatch(code) else ""
         named = f"{what} ({code})" if code else what
         if status == 429:
-            raise RateLimitedError(f"{named}: throttled", retry_after_s=_retry_after(response))
+            raise RateLimitedError(f"{named}: throttled", retry_after_s=retry_after_s(response))
         if status >= 500 or status == 409:
             if changes:
                 raise OutcomeUnknownError(f"{named}: the call may have taken effect; look it up")
@@ -302,11 +295,3 @@ def check_id(value: str, what: str) -> str:
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise InvalidInputError(f"an Amazon Pay {what} id is 1-128 of [A-Za-z0-9._-]")
     return value
-
-
-def _json(response: HttpResponse) -> dict[str, Any] | None:
-    try:
-        data = json.loads(response.body)
-    except (ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None

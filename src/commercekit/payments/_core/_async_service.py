@@ -9,7 +9,6 @@ blocking the event loop, and a retry awaits ``asyncio.sleep``.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import random
 import time
@@ -56,7 +55,7 @@ class AsyncPaymentService:
         metrics: Metrics | None = None,
         retry: RetryPolicy | None = None,
         clock: Clock = time.time,
-        sleep: AsyncSleep = asyncio.sleep,
+        sleep: AsyncSleep | None = None,
         lease_s: float = 30.0,
         fingerprint_key: bytes | None = None,
         vault: CardVault | None = None,

@@ -20,7 +20,6 @@ Two effects exist:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import inspect
@@ -116,10 +115,13 @@ def drive(
 async def adrive(
     flow: Flow[_T],
     *,
-    sleep: AsyncSleep = asyncio.sleep,
+    sleep: AsyncSleep | None = None,
     rng: random.Random | None = None,
 ) -> _T:
-    """Run *flow* to its end, awaiting each effect that returns an awaitable."""
+    """Run *flow* to its end, awaiting each effect that returns an awaitable.
+
+    *sleep* defaults to ``asyncio.sleep`` (imported here, so sync code never loads asyncio).
+    """
     answer: Any = None
     error: BaseException | None = None
     while True:

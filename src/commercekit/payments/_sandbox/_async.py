@@ -10,16 +10,18 @@ from __future__ import annotations
 from commercekit.money import Currency, Money
 from commercekit.payments._core._results import AnyResult, Operation, PaymentResult
 from commercekit.payments._sandbox._gateway import SandboxGateway
+from commercekit.payments._transports._owned import OwnsAsyncTransport
 from commercekit.payments._typing import GatewayCapabilities, PaymentSource
 
 __all__ = ["AsyncSandboxGateway"]
 
 
-class AsyncSandboxGateway:
+class AsyncSandboxGateway(OwnsAsyncTransport):
     """An :class:`AsyncPaymentGateway` over *sandbox* (a new :class:`SandboxGateway` if None).
 
     Read the provider's side (``operations``, ``charge``, ``authenticate``)
-    on :attr:`sandbox`.
+    on :attr:`sandbox`. It takes ``await aclose()`` and ``async with`` as the
+    HTTP gateways do (there is nothing to close).
     """
 
     def __init__(self, sandbox: SandboxGateway | None = None) -> None:

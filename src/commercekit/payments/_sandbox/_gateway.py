@@ -42,13 +42,17 @@ from commercekit.payments._sandbox._cards import (
     source_id,
 )
 from commercekit.payments._sandbox._faults import FaultHook, FaultInjector
+from commercekit.payments._transports._owned import OwnsTransport
 from commercekit.payments._typing import GatewayCapabilities, PaymentSource
 
 __all__ = ["SandboxGateway"]
 
 
-class SandboxGateway:
+class SandboxGateway(OwnsTransport):
     """An in-process gateway with deterministic test cards. See the module docstring.
+
+    It holds nothing to close; it takes ``close()`` and ``with`` as the HTTP
+    gateways do, so code written for one runs against the other.
 
     *honor_idempotency_keys* (default true) makes a repeated key return the
     first answer, as Stripe does; false makes every call act anew, as

@@ -9,13 +9,8 @@ from __future__ import annotations
 from commercekit.payments._core._amounts import STRIPE_AMOUNTS, AmountRules
 from commercekit.payments._stripe._flows import StripeFlows
 from commercekit.payments._stripe._wire import StripeClient
-from commercekit.payments._transports._aiohttp import AiohttpTransport, default_async_transport
 from commercekit.payments._transports._gateways import AsyncFlowGateway, FlowGateway
-from commercekit.payments._transports._httpx import (
-    AsyncHttpTransport,
-    AsyncHttpxTransport,
-    default_transport,
-)
+from commercekit.payments._transports._httpx import AsyncHttpTransport
 from commercekit.payments._typing import HttpTransport
 
 __all__ = ["AsyncStripeGateway", "StripeGateway"]
@@ -27,7 +22,8 @@ class StripeGateway(FlowGateway):
     *transport* defaults to a pooled :class:`HttpxTransport` (the ``[http]`` extra;
     :class:`UrllibTransport` without it); pass a
     :class:`MockTransport` in tests. *base_url* points elsewhere for
-    imitations such as localstripe.
+    imitations such as localstripe. ``close()`` or ``with`` closes the
+    transport it made (one passed in is the caller's to close).
     """
 
     def __init__(
@@ -43,7 +39,7 @@ class StripeGateway(FlowGateway):
     ) -> None:
         self._client = StripeClient(
             api_key,
-            transport if transport is not None else default_transport(),
+            self._adopt(transport),
             base_url=base_url,
             timeout_s=timeout_s,
             stripe_version=stripe_version,
@@ -59,7 +55,7 @@ class AsyncStripeGateway(AsyncFlowGateway):
     """An :class:`AsyncPaymentGateway` over Stripe's HTTP API: :class:`StripeGateway`, awaited.
 
     *transport* defaults to a pooled :class:`AiohttpTransport` (the
-    ``[http]`` extra); close it with ``await gateway.aclose()``.
+    ``[http]`` extra); close it with ``await gateway.aclose()`` or ``async with``.
     """
 
     def __init__(
@@ -73,10 +69,7 @@ class AsyncStripeGateway(AsyncFlowGateway):
         amounts: AmountRules = STRIPE_AMOUNTS,
         name: str = "stripe",
     ) -> None:
-        self._own: AiohttpTransport | AsyncHttpxTransport | None = None
-        if transport is None:
-            transport = self._own = default_async_transport()
-        self._transport = transport
+        self._transport = self._adopt(transport)
         self._client = StripeClient(
             api_key,
             self._transport,
@@ -86,11 +79,6 @@ class AsyncStripeGateway(AsyncFlowGateway):
         )
         self._flows = StripeFlows(self._client, amounts=amounts, name=name)
         self._provider = "Stripe"
-
-    async def aclose(self) -> None:
-        """Close the default transport's pool (a transport passed in is the caller's to close)."""
-        if self._own is not None:
-            await self._own.aclose()
 
     def __repr__(self) -> str:
         return f"AsyncStripeGateway({self._client!r})"

@@ -23,7 +23,6 @@ status                meaning                                          raised he
 from __future__ import annotations
 
 import hashlib
-import json
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -40,6 +39,7 @@ from commercekit.errors import (
 )
 from commercekit.payments._core._flow import Flow, call
 from commercekit.payments._redact import redact_provider_text
+from commercekit.payments._transports._answers import json_object, retry_after_s
 from commercekit.payments._transports._http import HttpRequest, HttpResponse
 from commercekit.payments._transports._httpx import AsyncHttpTransport
 from commercekit.payments._typing import HttpTransport
@@ -102,14 +102,6 @@ class CardError(InvalidStateError):
         self.error = error
 
 
-def _retry_after(response: HttpResponse) -> float | None:
-    value = response.header("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 class StripeClient:
     """Sends one Stripe API call over a transport and maps the answer."""
 
@@ -158,7 +150,7 @@ class StripeClient:
 
     def _answer(self, request: HttpRequest, response: HttpResponse) -> dict[str, Any]:
         status = response.status
-        data = _json(response)
+        data = json_object(response)
         if 200 <= status < 300:
             if data is None:
                 raise OutcomeUnknownError(
@@ -174,10 +166,10 @@ class StripeClient:
         if status == 409:
             raise OperationInFlightError(
                 f"{what}: a request with this idempotency key is in flight; retry it as it is",
-                retry_after_s=_retry_after(response),
+                retry_after_s=retry_after_s(response),
             )
         if status == 429:
-            raise RateLimitedError(f"{what}: rate limited", retry_after_s=_retry_after(response))
+            raise RateLimitedError(f"{what}: rate limited", retry_after_s=retry_after_s(response))
         if status >= 500:
             raise OutcomeUnknownError(f"{what}: {message or 'server error'}; look it up first")
         if status in (401, 403):
@@ -190,11 +182,3 @@ class StripeClient:
 
     def __repr__(self) -> str:
         return f"StripeClient(base_url={self._base_url!r})"
-
-
-def _json(response: HttpResponse) -> dict[str, Any] | None:
-    try:
-        data = json.loads(response.body)
-    except (ValueError, RecursionError):  # RecursionError: JSON nested past the stack
-        return None
-    return data if isinstance(data, dict) else None

@@ -26,11 +26,11 @@ from __future__ import annotations
 import ssl
 import urllib.parse
 import weakref
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from commercekit._extras import require
 from commercekit.errors import ConfigurationError, OutcomeUnknownError, UnavailableError
+from commercekit.payments._transports._closing import AsyncClosing
 from commercekit.payments._transports._http import HttpRequest, HttpResponse
 from commercekit.payments._transports._httpx import (
     AsyncHttpxTransport,
@@ -61,7 +61,7 @@ def _close_pool(session: aiohttp.ClientSession) -> None:
     closing.close()
 
 
-class AiohttpTransport:
+class AiohttpTransport(AsyncClosing):
     """A pooled asyncio transport over an ``aiohttp`` session: connections reused, O(1) per call.
 
     *ssl_context* defaults to the system's verified context. At most
@@ -135,17 +135,6 @@ class AiohttpTransport:
             self._closer.detach()
         if session is not None:
             await session.close()
-
-    async def __aenter__(self) -> AiohttpTransport:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return "AiohttpTransport()"

@@ -19,6 +19,7 @@ from commercekit.money import Currency, Money
 from commercekit.payments._core._flow import Flow, adrive, drive
 from commercekit.payments._core._results import AnyResult, Operation, PaymentResult
 from commercekit.payments._transports._http import UNREADABLE
+from commercekit.payments._transports._owned import OwnsAsyncTransport, OwnsTransport
 from commercekit.payments._typing import GatewayCapabilities, PaymentSource
 
 __all__ = ["AsyncFlowGateway", "FlowGateway", "GatewayFlows", "readable"]
@@ -95,8 +96,11 @@ def readable(provider: str, method: str, flow: Flow[_T]) -> Flow[_T]:
         ) from exc
 
 
-class FlowGateway:
-    """A sync :class:`PaymentGateway` running a provider's flows (its transport is sync)."""
+class FlowGateway(OwnsTransport):
+    """A sync :class:`PaymentGateway` running a provider's flows (its transport is sync).
+
+    ``close()`` or ``with`` closes the transport it made when given none.
+    """
 
     _flows: GatewayFlows
     _provider: str
@@ -179,8 +183,11 @@ class FlowGateway:
         return drive(readable(self._provider, method, flow))
 
 
-class AsyncFlowGateway:
-    """An :class:`AsyncPaymentGateway` awaiting a provider's flows (its transport is async)."""
+class AsyncFlowGateway(OwnsAsyncTransport):
+    """An :class:`AsyncPaymentGateway` awaiting a provider's flows (its transport is async).
+
+    ``await aclose()`` or ``async with`` closes the transport it made when given none.
+    """
 
     _flows: GatewayFlows
     _provider: str

@@ -24,11 +24,11 @@ from __future__ import annotations
 import ssl
 import urllib.parse
 import weakref
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from commercekit._extras import require
 from commercekit.errors import ConfigurationError, OutcomeUnknownError, UnavailableError
+from commercekit.payments._transports._closing import AsyncClosing, Closing
 from commercekit.payments._transports._http import HttpRequest, HttpResponse, UrllibTransport
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def _response(answer: httpx.Response) -> HttpResponse:
     return HttpResponse(answer.status_code, dict(answer.headers.items()), answer.content)
 
 
-class HttpxTransport:
+class HttpxTransport(Closing):
     """A pooled transport over ``httpx.Client``: connections reused, failures sorted by meaning.
 
     *ssl_context* defaults to the system's verified context. At most
@@ -166,22 +166,11 @@ class HttpxTransport:
         """Close every pooled connection (done too when the transport is collected)."""
         self._closer()
 
-    def __enter__(self) -> HttpxTransport:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return "HttpxTransport()"
 
 
-class AsyncHttpxTransport:
+class AsyncHttpxTransport(AsyncClosing):
     """:class:`HttpxTransport` for asyncio, over ``httpx.AsyncClient``: the same pool and errors.
 
     Close it with ``await transport.aclose()`` (or ``async with``). Needs the ``[http]`` extra.
@@ -215,17 +204,6 @@ class AsyncHttpxTransport:
     async def aclose(self) -> None:
         """Close every pooled connection."""
         await self._client.aclose()
-
-    async def __aenter__(self) -> AsyncHttpxTransport:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return "AsyncHttpxTransport()"
