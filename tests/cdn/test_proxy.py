@@ -8,7 +8,7 @@ import logging
 import socket
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 from wsgiref.util import setup_testing_defaults
 
@@ -232,8 +232,10 @@ def test_a_body_longer_than_its_content_length_does_not_poison_the_pool() -> Non
 
 
 def test_timeouts_are_504_and_every_502_504_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    given_up = threading.Event()  # the origin answers only once every client gave up
+
     def answer(_: int, nth: int, request: bytes) -> bytes | None:
-        time.sleep(0.5)
+        given_up.wait(10)
         return _ok(b"late")
 
     async def main(url: str) -> None:
@@ -249,7 +251,10 @@ def test_timeouts_are_504_and_every_502_504_is_logged(caplog: pytest.LogCaptureF
         await slow_edge.edge.aclose()
 
     with caplog.at_level(logging.WARNING, logger="commercekit.cdn"), RawOrigin(answer) as origin:
-        asyncio.run(main(origin.url))
+        try:
+            asyncio.run(main(origin.url))
+        finally:
+            given_up.set()
     logged = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("504 for GET http://shop.test/httpx") for m in logged), logged
     assert any(m.startswith("504 for GET http://shop.test/edge: origin did not") for m in logged)

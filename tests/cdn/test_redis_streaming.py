@@ -436,7 +436,7 @@ def test_a_reader_that_stops_early_releases_its_batch_and_connection(namespace: 
 
 
 async def wait_stored(store: RedisStore, key: str) -> None:
-    for _ in range(200):  # the pump commits after the last byte, in its own task
+    for _ in range(1000):  # the pump commits after the last byte, in its own task (10 s)
         if await store.get(key):
             return
         await asyncio.sleep(0.01)
