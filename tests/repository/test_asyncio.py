@@ -13,10 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import String, insert, text
+from sqlalchemy import Connection, String, insert, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.util import await_
 
-from commercekit.errors import ConfigurationError, InvalidInputError, RepositoryError
+from commercekit.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    RepositoryError,
+    SerializationFailureError,
+)
 from commercekit.metrics import InMemoryMetrics
 from commercekit.repository import (
     AsyncDatabase,
@@ -24,6 +30,7 @@ from commercekit.repository import (
     Database,
     Node,
     ReadSettings,
+    ReplicaStatus,
     ReplicatedTopology,
     ShardedTopology,
     async_engine_from_url,
@@ -252,5 +259,88 @@ def test_an_async_read_only_unit_of_work_fails_over_with_its_repositories(
                 assert held.session.bind is conn
         assert outages[lost].failed == 1
         await db.dispose()
+
+    asyncio.run(main())
+
+
+def test_read_only_async_work_run_again_avoids_the_replica_it_lost(tmp_path: Path) -> None:
+    async def main() -> None:
+        db, outages = _replicated(tmp_path, eject_after_failures=3)
+        await db.probe()
+        calls: list[str] = []
+
+        async def work(uow: AsyncUnitOfWork) -> int:
+            calls.append(uow.node)
+            if len(calls) == 1:
+                await uow.repository(models.Customer).require(1)  # served: no fail-over now
+                outages[uow.node].on = True
+                await uow.repository(models.Customer).count()
+            return (await uow.repository(models.Customer).require(1)).id
+
+        done = await db.run(work, read_only=True, key="session-1")
+        assert done.value == 1
+        assert len(calls) == 2
+        assert calls[1] != calls[0]
+        await db.dispose()
+
+    asyncio.run(main())
+
+
+def test_run_waits_with_the_injected_sleep(tmp_path: Path) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    async def main() -> None:
+        db = AsyncDatabase(_group(tmp_path, "main"), sleep=sleep)
+        await db.create_all(Base.metadata)
+        calls = 0
+
+        async def flaky(uow: AsyncUnitOfWork) -> int:
+            nonlocal calls
+            calls += 1
+            if calls < 3:
+                raise SerializationFailureError("deadlock (simulated)")
+            return calls
+
+        assert (await db.run(flaky, retry=True)).value == 3
+        await db.dispose()
+
+    asyncio.run(main())
+    assert len(slept) == 2  # one wait before each attempt again, none real
+
+
+class _HangingPositions(FakePositions):
+    """A probe that does not answer until it is cancelled."""
+
+    started = ended = False
+
+    def status(self, connection: Connection) -> ReplicaStatus:
+        self.started = True
+        try:
+            await_(asyncio.sleep(3600))
+        finally:
+            self.ended = True
+        raise AssertionError("not reached")
+
+
+def test_dispose_awaits_the_probe_it_cancels(tmp_path: Path) -> None:
+    positions = _HangingPositions({})
+
+    async def main() -> None:
+        db = AsyncDatabase(
+            _group(tmp_path, "main", replica=True),
+            reads=ReadSettings(probe_interval_s=0.0),
+            position_source=positions,
+        )
+        group = db._db._groups["main"]
+        group.maybe_probe()  # a task on this loop
+        while not positions.started:
+            await asyncio.sleep(0)
+        await db.dispose(probe_wait_s=0.01)
+        work = group._probe_work
+        assert positions.ended  # cancelled and awaited: nothing of it runs after dispose
+        assert work.task.done()  # type: ignore[union-attr]
 
     asyncio.run(main())

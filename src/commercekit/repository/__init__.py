@@ -48,10 +48,11 @@ from ._policy._routing import (
 )
 from ._policy._token import ConsistencyToken, TokenLike
 from ._retry import RetryPolicy
-from ._runtime._database import Committed, Database
+from ._runtime._database import Database
 from ._runtime._outbox import Outbox, OutboxClaim, OutboxEvent, new_event_id
 from ._runtime._reads import ReadRepository
 from ._runtime._repository import Page, Repository, Versioned
+from ._runtime._run import Committed
 from ._runtime._settings import ReadSettings
 from ._runtime._uow import UnitOfWork
 from ._typing import Clock, PositionSource, ReplicaStatus, Topology, TopologyNode

@@ -12,12 +12,12 @@ The policy itself is commercekit's one :class:`~commercekit._retry.RetryPolicy`
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TypeVar
 
-from commercekit._retry import AsyncSleep, RetryPolicy
+from commercekit._retry import RetryPolicy
 
-__all__ = ["RetryPolicy", "acall_with_retries", "call_with_retries"]
+__all__ = ["RetryPolicy", "call_with_retries"]
 
 R = TypeVar("R")
 
@@ -31,16 +31,3 @@ def call_with_retries(
 ) -> R:
     """Call *fn*; while it raises a transient error, wait and call it again, up to policy."""
     return policy.call(fn, sleep=sleep, on_retry=lambda _exc: on_retry())
-
-
-async def acall_with_retries(
-    fn: Callable[[], Awaitable[R]],
-    policy: RetryPolicy,
-    *,
-    on_retry: Callable[[], None],
-    sleep: AsyncSleep | None = None,
-) -> R:
-    """:func:`call_with_retries` for asyncio: *fn* is awaited, and so is every wait."""
-    if sleep is None:
-        return await policy.acall(fn, on_retry=lambda _exc: on_retry())
-    return await policy.acall(fn, sleep=sleep, on_retry=lambda _exc: on_retry())

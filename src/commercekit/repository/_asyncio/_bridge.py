@@ -8,8 +8,9 @@ to the event loop (``await_``). The twins do the same one level up: an
 code (routing, token checks, fail-over, retries, error mapping) in one
 greenlet, on the ``sync_engine`` of the async engines. So no rule is written
 twice, and no code is generated. What the sync code does that is not a
-database call gets its asyncio form here: a sleep that yields to the loop, and
-background work as a task on the loop instead of a thread.
+database call gets its asyncio form here: a sleep that yields to the loop (the
+injected async sleep, awaited), and background work as a task on the loop
+instead of a thread, cancelled and awaited when the database closes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 from sqlalchemy.util import await_, greenlet_spawn
 
 from commercekit.repository._runtime._background import Background
+from commercekit.typing import AsyncSleep
 
 __all__ = ["await_", "greenlet_sleep", "run_sync", "spawn_task"]
 
@@ -36,9 +38,13 @@ async def run_sync(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
     return await greenlet_spawn(fn, *args, **kwargs)
 
 
-def greenlet_sleep(seconds: float) -> None:
-    """Sleep without blocking the loop (called from sync code inside :func:`run_sync`)."""
-    await_(asyncio.sleep(seconds))
+def greenlet_sleep(sleep: AsyncSleep) -> Callable[[float], None]:
+    """The sync face of the async *sleep*: awaited on the loop from code in :func:`run_sync`."""
+
+    def sleep_in_greenlet(seconds: float) -> None:
+        await_(sleep(seconds))
+
+    return sleep_in_greenlet
 
 
 class _Task:
@@ -48,8 +54,20 @@ class _Task:
         self.task = task
 
     def join(self, timeout_s: float) -> None:
-        # Only the loop can wait for a task: AsyncDatabase.close awaits it instead.
-        del timeout_s
+        # Called inside run_sync (AsyncDatabase runs Database.close in a greenlet): the loop waits.
+        if not self.task.done():
+            await_(_join(self.task, timeout_s))
+
+
+async def _join(task: asyncio.Task[None], timeout_s: float) -> None:
+    """Await *task* up to *timeout_s*; then cancel it and await its end."""
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        task.cancel()
+        _log.warning("a background probe did not end within %g s: cancelled", timeout_s)
+        # Its body ends at the cancellation (the probe's sync code catches only
+        # Exception): awaited, so nothing of it runs, or is left pending, after close.
+        await asyncio.wait({task})
 
 
 _tasks: set[asyncio.Task[None]] = set()
@@ -75,13 +93,3 @@ def spawn_task(fn: Callable[[], None], name: str, done: Callable[[], None]) -> B
     _tasks.add(task)
     task.add_done_callback(finished)
     return _Task(task)
-
-
-async def wait_for(background: Background | None, timeout_s: float) -> None:
-    """Await a task :func:`spawn_task` started, up to *timeout_s* (then cancel it)."""
-    if not isinstance(background, _Task) or background.task.done():
-        return
-    done, _ = await asyncio.wait({background.task}, timeout=timeout_s)
-    if not done:
-        background.task.cancel()
-        _log.warning("a background probe did not end within %g s: cancelled", timeout_s)

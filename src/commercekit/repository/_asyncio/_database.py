@@ -3,13 +3,16 @@
 Same topology, same settings, same names; every call that touches the
 database is awaited. Underneath it is a :class:`Database` over the
 ``sync_engine`` of each ``AsyncEngine``, driven through the greenlet bridge
-(:mod:`._bridge`), with a sleep that yields to the loop and probes started as
-tasks. So routing, token checks, shard choice, retry classification and error
-mapping are one copy, shared with the sync side.
+(:mod:`._bridge`), with the injected async sleep awaited where it sleeps and
+probes started as tasks. So routing, token checks, shard choice, retry
+classification and error mapping are one copy, shared with the sync side, and
+so are ``run``, ``close`` and ``dispose``: each runs the :class:`Database`
+method in one greenlet.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
@@ -22,13 +25,15 @@ from commercekit.repository._engines._topology import ShardedTopology
 from commercekit.repository._policy._placement import ShardPlacement, ketama_shards
 from commercekit.repository._policy._routing import RoutingPolicy
 from commercekit.repository._policy._token import TokenLike
-from commercekit.repository._retry import RetryPolicy, acall_with_retries
+from commercekit.repository._retry import RetryPolicy
+from commercekit.repository._runtime._background import Background
 from commercekit.repository._runtime._database import Database
 from commercekit.repository._runtime._settings import ReadSettings
+from commercekit.repository._runtime._uow import UnitOfWork
 from commercekit.repository._typing import PositionSource, Topology
-from commercekit.typing import MonotonicClock, WallClock
+from commercekit.typing import AsyncSleep, MonotonicClock, WallClock
 
-from ._bridge import greenlet_sleep, run_sync, spawn_task, wait_for
+from ._bridge import await_, greenlet_sleep, run_sync, spawn_task
 from ._repository import AsyncReadRepository
 from ._uow import AsyncUnitOfWork, async_session
 
@@ -54,6 +59,9 @@ class _GreenletDatabase(Database):
     """The sync runtime over async engines, run in greenlets by :class:`AsyncDatabase`."""
 
     _asyncio = True
+
+    def _spawn(self, fn: Callable[[], None], name: str, done: Callable[[], None]) -> Background:
+        return spawn_task(fn, name, done)
 
 
 class AsyncDatabase:
@@ -83,6 +91,7 @@ class AsyncDatabase:
         position_source: PositionSource | None = None,
         clock: MonotonicClock = time.monotonic,
         wall_clock: WallClock = time.time,
+        sleep: AsyncSleep = asyncio.sleep,
     ) -> None:
         self._db = _GreenletDatabase(
             topology,
@@ -95,9 +104,8 @@ class AsyncDatabase:
             position_source=position_source,
             clock=clock,
             wall_clock=wall_clock,
-            sleep=greenlet_sleep,
+            sleep=greenlet_sleep(sleep),
         )
-        self._db._use(spawn=spawn_task)
 
     # -- shards -------------------------------------------------------------
 
@@ -146,23 +154,26 @@ class AsyncDatabase:
     ) -> AsyncCommitted[R]:
         """Await *work* in a unit of work and commit; return its value and unit of work.
 
-        Retried as :meth:`Database.run` retries (the same policy and the same
-        rule of what is transient, through its asyncio form), waiting with
-        ``asyncio.sleep``.
+        :meth:`Database.run` itself, run in one greenlet: the same policy, the
+        same rule of what is transient, the same replicas avoided after a loss,
+        with waits through the *sleep* given to the database (``asyncio.sleep``).
         """
 
-        async def once() -> AsyncCommitted[R]:
-            async with self.unit_of_work(
-                read_only=read_only, token=token, shard_key=shard_key, key=key
-            ) as uow:
-                value = await work(uow)
-            return AsyncCommitted(value, uow)
+        def once(uow: UnitOfWork) -> AsyncCommitted[R]:
+            handle = AsyncUnitOfWork(uow)
+            with uow:
+                value = await_(work(handle))
+            return AsyncCommitted(value, handle)
 
-        if not (read_only or retry):
-            return await once()
-        db = self._db
-        return await acall_with_retries(
-            once, db._retry, on_retry=db._metrics.retries["unit_of_work"].inc
+        return await run_sync(
+            self._db._run,
+            once,
+            read_only=read_only,
+            retry=retry,
+            token=token,
+            shard_key=shard_key,
+            key=key,
+            session_factory=async_session,
         )
 
     # -- reads outside a unit of work -----------------------------------------
@@ -188,14 +199,11 @@ class AsyncDatabase:
     async def close(self, *, probe_wait_s: float = 5.0) -> None:
         """Remove the listeners this database put on the engines (the engines stay open).
 
-        A background probe still running is given up to *probe_wait_s* to end.
+        A background probe still running is given up to *probe_wait_s* to end,
+        then cancelled and awaited: none of it runs after this returns.
         """
-        for group in self._db._groups.values():
-            await wait_for(group._probe_work, probe_wait_s)
-        self._db.close(probe_wait_s=0.0)
+        await run_sync(self._db.close, probe_wait_s=probe_wait_s)
 
     async def dispose(self, *, probe_wait_s: float = 5.0) -> None:
         """:meth:`close`, then close every pooled connection of every node's engine."""
-        await self.close(probe_wait_s=probe_wait_s)
-        for engine in self._db._engines():
-            await run_sync(engine.dispose)
+        await run_sync(self._db.dispose, probe_wait_s=probe_wait_s)

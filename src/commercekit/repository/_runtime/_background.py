@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Protocol
 
 __all__ = ["Background", "Spawn", "spawn_thread"]
 
+_log = logging.getLogger("commercekit.repository")
+
 
 class Background(Protocol):
     """Work started in the background (a probe): something that can be waited for."""
 
     def join(self, timeout_s: float) -> None:
-        """Wait up to *timeout_s* for the work to end."""
+        """Wait up to *timeout_s* for the work to end, then stop it where it can be stopped.
+
+        A task is cancelled and waited for, so none of it runs after this
+        returns; a thread cannot be stopped, and is logged as still running.
+        """
         ...
 
 
@@ -34,6 +41,10 @@ class _Thread:
 
     def join(self, timeout_s: float) -> None:
         self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            _log.warning(
+                "a background probe did not end within %g s: it goes on in its thread", timeout_s
+            )
 
 
 def spawn_thread(fn: Callable[[], None], name: str, done: Callable[[], None]) -> Background:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
-import attrs
 from sqlalchemy import Engine, MetaData, event
 
 from commercekit.errors import CommerceKitError, ConfigurationError, InvalidInputError
@@ -26,12 +25,13 @@ from commercekit.repository._retry import RetryPolicy, call_with_retries
 from commercekit.repository._typing import PositionSource, Topology, TopologyNode
 from commercekit.typing import MonotonicClock, WallClock
 
-from ._background import Spawn
+from ._background import Background, spawn_thread
 from ._group import GroupRuntime
 from ._metrics import RepositoryMetrics
 from ._reads import ReadRepository
 from ._replicas import key_text
 from ._repository import model_info
+from ._run import Committed, run_attempts
 from ._sessions import SessionFactory, plain_session
 from ._settings import ReadSettings
 from ._uow import NOTICES_KEY, UnitOfWork
@@ -40,19 +40,6 @@ __all__ = ["Committed", "Database"]
 
 R = TypeVar("R")
 T = TypeVar("T")
-
-
-@attrs.frozen
-class Committed(Generic[R]):
-    """What :meth:`Database.run` returns: the work's value and the unit of work it ran in."""
-
-    value: R
-    unit_of_work: UnitOfWork = attrs.field(repr=False)
-
-    @property
-    def token(self) -> str | None:
-        """The consistency token of the commit (None for read-only work without a token)."""
-        return self.unit_of_work.token
 
 
 @functools.lru_cache(maxsize=4096)
@@ -137,6 +124,7 @@ class Database:
                 wall_clock=wall_clock,
                 source=position_source,
                 sleep=sleep,
+                spawn=self._spawn,
             )
             for group in groups
         }
@@ -172,15 +160,16 @@ class Database:
             event.listen(engine, "connect", on_connect)
             self._listeners.append((engine, "connect", on_connect))
 
-    def _use(self, *, spawn: Spawn) -> None:
-        """How background probes start (the asyncio twin starts them as tasks)."""
-        for group in self._groups.values():
-            group._spawn = spawn
+    def _spawn(self, fn: Callable[[], None], name: str, done: Callable[[], None]) -> Background:
+        """Start a background probe: a thread (the asyncio twin's runtime starts a task)."""
+        return spawn_thread(fn, name, done)
 
     def close(self, *, probe_wait_s: float = 5.0) -> None:
         """Remove the listeners this database put on the engines (the engines stay open).
 
-        A background probe still running is given up to *probe_wait_s* to end.
+        A background probe still running is given up to *probe_wait_s* to end
+        (a thread that does not is logged; the asyncio twin cancels its task
+        and awaits it).
         """
         for group in self._groups.values():
             group.join_probe(probe_wait_s)
@@ -326,34 +315,19 @@ class Database:
         key: Hashable | None,
         session_factory: SessionFactory = plain_session,
     ) -> R:
-        """:meth:`run`'s one copy (the asyncio twin's runs it in a greenlet).
-
-        *once* runs the work in the unit of work it is given, from ``with`` to
-        commit. Each attempt gets a new unit of work that avoids the replicas
-        earlier attempts lost, even those the balancer has not ejected yet.
-        """
-        avoid: frozenset[str] = frozenset()
-
-        def attempt() -> R:
-            nonlocal avoid
-            uow = self._unit_of_work(
+        """:meth:`run`'s one copy (the asyncio twin's runs it in a greenlet)."""
+        return run_attempts(
+            lambda avoid: self._unit_of_work(
                 read_only=read_only,
                 token=token,
                 shard_key=shard_key,
                 key=key,
                 session_factory=session_factory,
                 avoid=avoid,
-            )
-            try:
-                return once(uow)
-            finally:
-                avoid = uow._avoid
-
-        if not (read_only or retry):
-            return attempt()
-        return call_with_retries(
-            attempt,
-            self._retry,
+            ),
+            once,
+            retrying=read_only or retry,
+            policy=self._retry,
             on_retry=self._metrics.retries["unit_of_work"].inc,
             sleep=self._sleep,
         )
