@@ -202,15 +202,40 @@ async def _drop_overfull(client: httpx.AsyncClient) -> None:
     """Close each idle pooled HTTP/1.1 connection holding bytes past the end of its response.
 
     httpcore returns a connection to the pool once ``Content-Length`` bytes
-    are read; bytes the origin sent beyond them sit in the connection's h11
-    buffer and would be parsed as the next response. httpcore exposes no hook
-    for this, so its pool is inspected; if its layout changes, nothing is
-    dropped and the retry above still answers idempotent requests.
+    are read; bytes the origin sent beyond them, if they came in the same
+    read as the body's end, sit in the connection's h11 buffer and would be
+    parsed as the response to the next request sent on it (a response
+    desync: the next client could be served, and the edge could store, the
+    origin's garbage or a forged response).
+
+    This reaches into private attributes because no public API shows those
+    bytes (httpx 0.28/0.29, httpcore 1.0, h11 0.16):
+
+    * h11 does (``Connection.trailing_data`` is public), but httpx and
+      httpcore never expose the h11 connection: the path to it is
+      ``AsyncClient._transport`` -> ``AsyncHTTPTransport._pool`` ->
+      ``AsyncHTTPConnection._connection`` -> ``AsyncHTTP11Connection._h11_state``.
+      Only ``pool.connections``, ``is_idle()`` and ``aclose()`` on the way
+      are public.
+    * httpcore's own guard, ``has_expired()`` (an idle connection whose
+      socket is readable is dropped before reuse), sees bytes still in the
+      socket, not bytes h11 has already read into its buffer.
+    * The public ``network_stream`` response extension is the socket under
+      h11: it cannot tell where the response ended either.
+    * Closing the connection after every response (``Connection: close``,
+      or ``max_keepalive_connections=0``) is public and safe, but gives up
+      keep-alive for every origin response to guard against a broken origin.
+
+    If httpcore's layout changes, the attributes are not found and nothing
+    is dropped: the idempotent retry above still answers when the garbage is
+    not a valid response, and ``tests/cdn/test_proxy.py``
+    (``test_a_body_longer_than_its_content_length_does_not_poison_the_pool``)
+    fails, so the upgrade cannot pass CI unnoticed.
     """
     pool: Any = getattr(getattr(client, "_transport", None), "_pool", None)
-    for connection in list(getattr(pool, "connections", ())):
+    for connection in list(getattr(pool, "connections", ())):  # public on the pool
         state = getattr(getattr(connection, "_connection", None), "_h11_state", None)
-        trailing = getattr(state, "trailing_data", (b"", False))
+        trailing = getattr(state, "trailing_data", (b"", False))  # public on h11's Connection
         if trailing[0] and connection.is_idle():
             await connection.aclose()
 
