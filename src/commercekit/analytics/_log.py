@@ -26,16 +26,16 @@ from sqlalchemy import (
     Column,
     Engine,
     Integer,
-    LargeBinary,
     MetaData,
     String,
     Table,
     select,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import mysql
 
 from commercekit.errors import InvalidInputError, RepositoryError, UnavailableError
+
+from ._sql import LongBlob
 
 __all__ = ["Delivery", "EventLog", "JsonLinesLog", "LogRecord", "SqlEventLog"]
 
@@ -245,7 +245,7 @@ class SqlEventLog:
             Column("key", String(200), nullable=True),
             Column(
                 "body",
-                LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"),
+                LongBlob(),
                 nullable=False,
             ),
         )

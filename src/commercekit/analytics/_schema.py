@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
-from sqlalchemy.dialects import mysql
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table
+
+from ._sql import LongText
 
 __all__ = ["Schema"]
 
@@ -47,7 +48,7 @@ class Schema:
     def build(cls, metadata: MetaData, prefix: str) -> Schema:
         """Define the tables in *metadata*."""
         p = prefix
-        long_text = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+        long_text = LongText()
         return cls(
             metadata=metadata,
             processed=Table(

@@ -5,6 +5,11 @@ MariaDB ``INSERT ... ON DUPLICATE KEY UPDATE``. Each statement is compiled
 once per dialect and column set, and rows go to the driver's executemany as
 they are (plain str and int values need no type processing): several times
 faster than SQLAlchemy's per-row parameter handling on the consumer's path.
+
+The dialect modules are imported when a statement or a column type is first
+needed on that dialect, never at import time (they cost tens of milliseconds
+of every process's start): ``LongText`` and ``LongBlob`` are the column types
+that are ``MEDIUMTEXT`` and ``LONGBLOB`` on MySQL and MariaDB.
 """
 
 from __future__ import annotations
@@ -13,10 +18,44 @@ from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table, func
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy import Connection, LargeBinary, Table, Text, func
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
-__all__ = ["bulk", "insert_rows", "upsert"]
+__all__ = ["LongBlob", "LongText", "bulk", "insert_rows", "upsert"]
+
+_MYSQL = ("mysql", "mariadb")
+
+
+class LongText(TypeDecorator[str]):
+    """``TEXT``; ``MEDIUMTEXT`` on MySQL and MariaDB (their TEXT holds 64 KiB)."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """The dialect's type (MySQL's module is loaded by then: it is the one in use)."""
+        if dialect.name in _MYSQL:
+            from sqlalchemy.dialects import mysql
+
+            return mysql.MEDIUMTEXT()
+        return Text()  # as it is: DDL renders it (the dialect adapts a copy for binding)
+
+
+class LongBlob(TypeDecorator[bytes]):
+    """``LargeBinary``; ``LONGBLOB`` on MySQL and MariaDB (their BLOB holds 64 KiB)."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """The dialect's type (MySQL's module is loaded by then: it is the one in use)."""
+        if dialect.name in _MYSQL:
+            from sqlalchemy.dialects import mysql
+
+            return mysql.LONGBLOB()
+        return LargeBinary()
+
 
 _COMPILED: dict[tuple[Any, ...], tuple[str, tuple[str, ...] | None]] = {}
 
@@ -69,12 +108,21 @@ def upsert(
         return
     dialect = conn.dialect.name
 
-    def build() -> Any:
-        if dialect in ("mysql", "mariadb"):
+    def build() -> Any:  # once per dialect and statement: only the dialect in use is loaded
+        if dialect in _MYSQL:
+            from sqlalchemy.dialects import mysql
+
             stmt: Any = mysql.insert(table)
             new = stmt.inserted
+        elif dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            stmt = postgresql.insert(table)
+            new = stmt.excluded
         else:
-            stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+            from sqlalchemy.dialects import sqlite
+
+            stmt = sqlite.insert(table)
             new = stmt.excluded
         two_arg = dialect == "sqlite"
         sets: dict[str, Any] = {}
@@ -88,7 +136,7 @@ def upsert(
             sets[c] = func.max(old, incoming) if two_arg else func.greatest(old, incoming)
         for c in replace:
             sets[c] = new[c]
-        if dialect in ("mysql", "mariadb"):
+        if dialect in _MYSQL:
             return stmt.on_duplicate_key_update(sets or {keys[0]: table.c[keys[0]]})
         if sets:
             return stmt.on_conflict_do_update(index_elements=list(keys), set_=sets)

@@ -14,17 +14,14 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.dialects import mysql
 
 from commercekit.commerce._shared import metadata
 
 __all__ = ["prices", "products", "variants"]
 
-_MATCHED_TEXT = (
-    Text()
-    .with_variant(mysql.TEXT(collation="utf8mb4_bin"), "mariadb")
-    .with_variant(mysql.TEXT(collation="utf8mb4_bin"), "mysql")
-)
+# The generic Text takes a collation, which MySQL's compiler renders as the
+# dialect's TEXT would: the same DDL, without loading a dialect at import time.
+_MATCHED_TEXT = Text().with_variant(Text(collation="utf8mb4_bin"), "mariadb", "mysql")
 
 products = Table(
     "ck_products",
