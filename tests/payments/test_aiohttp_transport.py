@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+import threading
+import time
+import warnings
+from collections.abc import Callable
 
 import pytest
 
@@ -85,19 +89,91 @@ def test_failures_are_sorted_as_the_seam_promises() -> None:
         AiohttpTransport(max_connections=0)
 
 
+def _wait_until(done: Callable[[], bool]) -> None:
+    """Wait (up to 5 s) for the server thread to see what the client did."""
+    deadline = time.monotonic() + 5
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_a_dropped_transport_closes_its_pool_when_collected() -> None:
     async def scenario(url: str, context: object) -> None:
         transport = AiohttpTransport(ssl_context=context)  # type: ignore[arg-type]
         await transport.handle(HttpRequest("GET", url + "/"))
-        connector = transport._session.connector  # type: ignore[union-attr]
-        assert connector is not None
-        assert not connector.closed
-        del transport
-        gc.collect()
-        assert connector.closed
+        session = transport._pool.pool
+        assert session is not None
+        assert not session.closed
+        del transport  # no cycle: freed at once, and its loop closes the session
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert session.closed
 
-    with tls_server() as (url, certificate, _behaviour):
+    with tls_server() as (url, certificate, behaviour):
         asyncio.run(scenario(url, certificate.client_context()))
+        _wait_until(lambda: behaviour.closed == behaviour.connections == 1)
+        assert behaviour.closed == 1
+
+
+def test_a_transport_outliving_its_event_loop_leaves_no_socket_open() -> None:
+    async def call(transport: AiohttpTransport, url: str) -> None:
+        assert (await transport.handle(HttpRequest("GET", url + "/"))).status == 200
+
+    with tls_server() as (url, certificate, behaviour):
+        transport = AiohttpTransport(ssl_context=certificate.client_context())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            asyncio.run(call(transport, url))
+            # closed as asyncio.run() shut its loop down, not when collected
+            _wait_until(lambda: behaviour.closed == 1)
+            assert (behaviour.connections, behaviour.closed) == (1, 1)
+            asyncio.run(call(transport, url))  # a new loop: a new pool, closed with it
+            _wait_until(lambda: behaviour.closed == 2)
+            assert (behaviour.connections, behaviour.closed) == (2, 2)
+            del transport
+            gc.collect()
+        assert [str(w.message) for w in caught] == []
+
+
+def test_a_loop_closed_by_hand_with_the_pool_open_is_warned_about() -> None:
+    with warnings.catch_warnings(record=True) as caught, tls_server() as (url, certificate, _):
+        warnings.simplefilter("always")
+        transport = AiohttpTransport(ssl_context=certificate.client_context())
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(transport.handle(HttpRequest("GET", url + "/")))
+        loop.close()  # without loop.shutdown_asyncgens(): nothing can close the sockets cleanly
+        del transport, loop
+        seen: list[tuple[type[Warning], str]] = []
+        for _ in range(5):  # a warning's source keeps its object alive: let each one go
+            gc.collect()
+            seen += [(w.category, str(w.message)) for w in caught]
+            caught.clear()
+    ours = [(kind, text) for kind, text in seen if "AiohttpTransport was not closed" in text]
+    assert len(ours) == 1
+    assert issubclass(ours[0][0], ResourceWarning)
+    assert "await transport.aclose()" in ours[0][1]
+
+
+def test_one_transport_serves_one_running_loop_at_a_time() -> None:
+    with tls_server() as (url, certificate, _behaviour):
+        transport = AiohttpTransport(ssl_context=certificate.client_context())
+        started, release = threading.Event(), threading.Event()
+
+        async def hold() -> None:
+            await transport.handle(HttpRequest("GET", url + "/"))
+            started.set()
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+            await transport.aclose()
+
+        other = threading.Thread(target=asyncio.run, args=(hold(),))
+        other.start()
+        try:
+            assert started.wait(5)
+            with pytest.raises(ConfigurationError, match="one transport per event loop"):
+                asyncio.run(transport.handle(HttpRequest("GET", url + "/")))
+        finally:
+            release.set()
+            other.join(5)
 
 
 def test_the_async_gateways_default_to_it_and_close_it() -> None:

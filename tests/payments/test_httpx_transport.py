@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
+import ssl
+import time
+import warnings
+from collections.abc import Callable
 
 import pytest
 
@@ -111,3 +116,46 @@ def test_the_http_gateways_pool_connections_by_default() -> None:
     assert isinstance(default_transport(), HttpxTransport)
     for gateway in (stripe, adyen):
         assert isinstance(gateway._client._transport, HttpxTransport)  # type: ignore[attr-defined]
+
+
+def _wait_until(done: Callable[[], bool]) -> None:
+    """Wait (up to 5 s) for the server thread to see what the client did."""
+    deadline = time.monotonic() + 5
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_the_async_transport_outliving_its_event_loop_leaves_no_socket_open() -> None:
+    async def call(transport: AsyncHttpxTransport, url: str) -> None:
+        assert (await transport.handle(HttpRequest("GET", url + "/"))).status == 200
+
+    with tls_server() as (url, certificate, behaviour):
+        transport = AsyncHttpxTransport(ssl_context=certificate.client_context())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            asyncio.run(call(transport, url))
+            _wait_until(lambda: behaviour.closed == 1)  # closed as asyncio.run() ended
+            assert (behaviour.connections, behaviour.closed) == (1, 1)
+            asyncio.run(call(transport, url))  # a new loop: a new pool
+            _wait_until(lambda: behaviour.closed == 2)
+            assert (behaviour.connections, behaviour.closed) == (2, 2)
+            del transport
+            gc.collect()
+        assert [str(w.message) for w in caught] == []
+
+
+def test_a_closed_transport_opens_a_new_pool_on_its_next_call() -> None:
+    async def twice(url: str, context: ssl.SSLContext) -> None:
+        transport = AsyncHttpxTransport(ssl_context=context)
+        async with transport:
+            await transport.handle(HttpRequest("GET", url + "/"))
+        async with transport:
+            await transport.handle(HttpRequest("GET", url + "/"))
+
+    with tls_server() as (url, certificate, behaviour):
+        asyncio.run(twice(url, certificate.client_context()))
+        with HttpxTransport(ssl_context=certificate.client_context()) as transport:
+            transport.handle(HttpRequest("GET", url + "/"))
+        transport.handle(HttpRequest("GET", url + "/"))  # closed: a new pool
+        transport.close()
+        assert behaviour.requests == 4

@@ -83,6 +83,7 @@ class Behaviour:
     delay_s: float = 0.0
     app: App | None = None  # answers requests when set (FakeStripe, for instance)
     connections: int = 0
+    closed: int = 0  # connections the client closed (or that ended)
     requests: int = 0
     lock: threading.Lock = attrs.field(factory=threading.Lock)
 
@@ -96,6 +97,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         super().setup()
         with self.server.behaviour.lock:
             self.server.behaviour.connections += 1
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.server.behaviour.lock:
+                self.server.behaviour.closed += 1
 
     def _serve(self) -> None:
         behaviour = self.server.behaviour

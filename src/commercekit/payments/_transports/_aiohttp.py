@@ -23,10 +23,10 @@ Headers and bodies never reach an error message (they carry keys and cards).
 
 from __future__ import annotations
 
+import functools
 import ssl
 import urllib.parse
-import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from commercekit._extras import require
 from commercekit.errors import ConfigurationError, OutcomeUnknownError, UnavailableError
@@ -37,28 +37,12 @@ from commercekit.payments._transports._httpx import (
     checked_limits,
     checked_request,
 )
+from commercekit.payments._transports._loop import LoopPool
 
 if TYPE_CHECKING:
     import aiohttp
 
 __all__ = ["AiohttpTransport", "default_async_transport"]
-
-
-def _close_pool(session: aiohttp.ClientSession) -> None:
-    """Close *session*'s sockets now, from a finalizer, without an event loop turn.
-
-    ``ClientSession.close()`` closes every socket in its first step and then
-    only waits for their ``connection_lost`` callbacks; run that first step
-    here and drop the wait.
-    """
-    if session.closed:
-        return
-    closing = session.close()
-    try:
-        closing.send(None)
-    except StopIteration:
-        return
-    closing.close()
 
 
 class AiohttpTransport(AsyncClosing):
@@ -67,9 +51,12 @@ class AiohttpTransport(AsyncClosing):
     *ssl_context* defaults to the system's verified context. At most
     *max_connections* are open at once; a call waits for one up to its
     timeout. Idle connections close after *keepalive_expiry_s*. The session is
-    made on the event loop of the first call, and belongs to it. Close it with
-    ``await transport.aclose()`` (or ``async with``); dropped unclosed, its
-    sockets are closed when it is collected. Needs the ``[http]`` extra.
+    made on the event loop of the first call and belongs to it: close it with
+    ``await transport.aclose()`` (or ``async with``); else its loop closes it
+    as it shuts down (``asyncio.run()`` does), or when the transport is
+    dropped while the loop runs, and a later call on a new loop makes a new
+    one. A call from another loop while that one runs is a
+    :class:`~commercekit.errors.ConfigurationError`. Needs the ``[http]`` extra.
     """
 
     def __init__(
@@ -81,27 +68,14 @@ class AiohttpTransport(AsyncClosing):
     ) -> None:
         require("aiohttp", extra="http", feature="AiohttpTransport")
         checked_limits(max_connections, keepalive_expiry_s)
-        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
-        self._limit = max_connections
-        self._keepalive_s = float(keepalive_expiry_s)
-        self._session: aiohttp.ClientSession | None = None
-        self._closer: weakref.finalize[Any, Any] | None = None
-
-    def _open(self) -> aiohttp.ClientSession:
-        import aiohttp
-
-        connector = aiohttp.TCPConnector(
-            limit=self._limit,
-            limit_per_host=0,
-            keepalive_timeout=self._keepalive_s,
-            ssl=self._ssl,
+        verify: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        # No reference back to the transport: dropped, it is freed at once, and so is its pool.
+        self._pool: LoopPool[aiohttp.ClientSession] = LoopPool(
+            "AiohttpTransport",
+            functools.partial(_session, verify, max_connections, float(keepalive_expiry_s)),
+            _close,
+            _closed,
         )
-        session = aiohttp.ClientSession(
-            connector=connector, trust_env=False, auto_decompress=True, timeout=None
-        )
-        self._session = session
-        self._closer = weakref.finalize(self, _close_pool, session)
-        return session
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         """Send *request* and read the whole response."""
@@ -109,7 +83,7 @@ class AiohttpTransport(AsyncClosing):
         import yarl
 
         checked_request(request)
-        session = self._session if self._session is not None else self._open()
+        session = await self._pool.get()
         timeout = aiohttp.ClientTimeout(
             total=None, connect=request.timeout_s, sock_read=request.timeout_s
         )
@@ -129,15 +103,33 @@ class AiohttpTransport(AsyncClosing):
             raise _failed(request, exc) from exc
 
     async def aclose(self) -> None:
-        """Close every pooled connection."""
-        session, self._session = self._session, None
-        if self._closer is not None:
-            self._closer.detach()
-        if session is not None:
-            await session.close()
+        """Close every pooled connection (a later call opens a new pool)."""
+        await self._pool.aclose()
 
     def __repr__(self) -> str:
         return "AiohttpTransport()"
+
+
+def _session(
+    verify: ssl.SSLContext | bool, limit: int, keepalive_s: float
+) -> aiohttp.ClientSession:
+    """A new pooled session (made on the running event loop, which it then belongs to)."""
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(
+        limit=limit, limit_per_host=0, keepalive_timeout=keepalive_s, ssl=verify
+    )
+    return aiohttp.ClientSession(
+        connector=connector, trust_env=False, auto_decompress=True, timeout=None
+    )
+
+
+async def _close(session: aiohttp.ClientSession) -> None:
+    await session.close()
+
+
+def _closed(session: aiohttp.ClientSession) -> bool:
+    return session.closed
 
 
 def _failed(request: HttpRequest, exc: BaseException) -> Exception:

@@ -21,7 +21,9 @@ idempotency key makes the lookup and the retry safe.
 
 from __future__ import annotations
 
+import functools
 import ssl
+import threading
 import urllib.parse
 import weakref
 from typing import TYPE_CHECKING, Any, Protocol
@@ -30,6 +32,7 @@ from commercekit._extras import require
 from commercekit.errors import ConfigurationError, OutcomeUnknownError, UnavailableError
 from commercekit.payments._transports._closing import AsyncClosing, Closing
 from commercekit.payments._transports._http import HttpRequest, HttpResponse, UrllibTransport
+from commercekit.payments._transports._loop import LoopPool
 
 if TYPE_CHECKING:
     from commercekit.payments._typing import HttpTransport
@@ -130,8 +133,9 @@ class HttpxTransport(Closing):
 
     *ssl_context* defaults to the system's verified context. At most
     *max_connections* are open at once; a call waits for one up to its
-    timeout. Close it (or use it as a context manager) to close the pool.
-    Needs the ``[http]`` extra.
+    timeout. Close it (or use it as a context manager) to close the pool; a
+    later call opens a new one, and a pool left open is closed when the
+    transport is collected. Needs the ``[http]`` extra.
     """
 
     def __init__(
@@ -142,29 +146,51 @@ class HttpxTransport(Closing):
         keepalive_expiry_s: float = 5.0,
     ) -> None:
         _httpx("HttpxTransport")
+        self._options = _client_options(ssl_context, max_connections, keepalive_expiry_s)
+        self._lock = threading.Lock()
+        self._client, self._closer = self._open()
+
+    def _open(self) -> tuple[httpx.Client, weakref.finalize[Any, Any]]:
         import httpx
 
-        self._client = httpx.Client(
-            **_client_options(ssl_context, max_connections, keepalive_expiry_s)
-        )
+        client = httpx.Client(**self._options)
         # A gateway made with the default transport and dropped without close() must
         # not leave its pooled sockets to the garbage collector: close them with it.
-        self._closer = weakref.finalize(self, self._client.close)
+        return client, weakref.finalize(self, client.close)
+
+    def _current(self) -> httpx.Client:
+        """The open client: the one held, or a new one after close()."""
+        client = self._client
+        if not client.is_closed:
+            return client
+        with self._lock:
+            if self._client.is_closed:
+                self._closer.detach()
+                self._client, self._closer = self._open()
+            return self._client
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         """Send *request* and read the whole response."""
         import httpx
 
         checked_request(request)
+        client = self._current()
         try:
-            answer = self._client.request(**_request_options(request))
+            answer = client.request(**_request_options(request))
         except httpx.HTTPError as exc:
             raise _failed(request, exc) from exc
+        except RuntimeError as exc:  # closed by another thread before it sent anything
+            if not client.is_closed:
+                raise
+            raise UnavailableError(
+                "the transport was closed before the request was sent; safe to retry"
+            ) from exc
         return _response(answer)
 
     def close(self) -> None:
         """Close every pooled connection (done too when the transport is collected)."""
-        self._closer()
+        with self._lock:
+            self._closer()
 
     def __repr__(self) -> str:
         return "HttpxTransport()"
@@ -173,7 +199,11 @@ class HttpxTransport(Closing):
 class AsyncHttpxTransport(AsyncClosing):
     """:class:`HttpxTransport` for asyncio, over ``httpx.AsyncClient``: the same pool and errors.
 
-    Close it with ``await transport.aclose()`` (or ``async with``). Needs the ``[http]`` extra.
+    The client is made on the event loop of the first call and belongs to it,
+    as :class:`~commercekit.payments.AiohttpTransport`'s session does: close
+    it with ``await transport.aclose()`` (or ``async with``); else its loop
+    closes it as it shuts down, and a later call on a new loop makes a new
+    one. Needs the ``[http]`` extra.
     """
 
     def __init__(
@@ -184,10 +214,9 @@ class AsyncHttpxTransport(AsyncClosing):
         keepalive_expiry_s: float = 5.0,
     ) -> None:
         _httpx("AsyncHttpxTransport")
-        import httpx
-
-        self._client = httpx.AsyncClient(
-            **_client_options(ssl_context, max_connections, keepalive_expiry_s)
+        options = _client_options(ssl_context, max_connections, keepalive_expiry_s)
+        self._pool: LoopPool[httpx.AsyncClient] = LoopPool(
+            "AsyncHttpxTransport", functools.partial(_async_client, options), _aclose, _is_closed
         )
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
@@ -195,18 +224,33 @@ class AsyncHttpxTransport(AsyncClosing):
         import httpx
 
         checked_request(request)
+        client = await self._pool.get()
         try:
-            answer = await self._client.request(**_request_options(request))
+            answer = await client.request(**_request_options(request))
         except httpx.HTTPError as exc:
             raise _failed(request, exc) from exc
         return _response(answer)
 
     async def aclose(self) -> None:
-        """Close every pooled connection."""
-        await self._client.aclose()
+        """Close every pooled connection (a later call opens a new pool)."""
+        await self._pool.aclose()
 
     def __repr__(self) -> str:
         return "AsyncHttpxTransport()"
+
+
+def _async_client(options: dict[str, Any]) -> httpx.AsyncClient:
+    import httpx
+
+    return httpx.AsyncClient(**options)
+
+
+async def _aclose(client: httpx.AsyncClient) -> None:
+    await client.aclose()
+
+
+def _is_closed(client: httpx.AsyncClient) -> bool:
+    return client.is_closed
 
 
 def default_transport() -> HttpTransport:

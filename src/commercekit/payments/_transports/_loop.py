@@ -1,0 +1,149 @@
+"""A connection pool owned by the event loop it was made on, and closed with it.
+
+An asyncio pool (an aiohttp session, an httpx ``AsyncClient``) holds sockets
+registered with one event loop, and only that loop can close them cleanly. A
+transport used inside ``asyncio.run()`` and kept past it used to hold them
+open, and then leak them when dropped ("unclosed transport", "unclosed
+connector"): its loop was gone. :class:`LoopPool` makes the ownership explicit:
+
+- the pool is made on the first call, on the running loop, and is that
+  loop's: a call from another loop while it runs is a
+  :class:`~commercekit.errors.ConfigurationError` (one transport per loop);
+- it is closed by ``aclose()``; by its loop as it shuts down, since an async
+  generator holds it and ``asyncio.run()`` (like ``asyncio.Runner``,
+  pytest-asyncio and uvicorn) finalizes async generators before it closes
+  the loop; and, when its owner is collected while the loop lives, by that
+  loop's async-generator finalizer, on the loop;
+- a call after its loop has gone makes a new pool on the new loop.
+
+The one case left is a loop closed by hand without
+``loop.shutdown_asyncgens()`` while the pool was still open: nothing can close
+those sockets cleanly any more, so the owner warns (``ResourceWarning``) with
+what to do, and the garbage collector closes them.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from commercekit.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["LoopPool"]
+
+_P = TypeVar("_P")
+
+
+class _Bound(Generic[_P]):
+    """The pool now held, the loop it belongs to, and the async generator keeping it."""
+
+    __slots__ = ("keeper", "loop", "pool")
+
+    def __init__(self) -> None:
+        self.pool: _P | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.keeper: AsyncGenerator[None] | None = None
+
+
+async def _keep(pool: _P, close: Callable[[_P], Awaitable[None]]) -> AsyncGenerator[None]:
+    """Hold *pool* until closed: by ``aclose()``, or by its loop's shutdown or finalizer."""
+    try:
+        yield
+    finally:
+        await close(pool)
+
+
+class LoopPool(Generic[_P]):
+    """A pool made by *open_pool* on the running loop, closed by *close_pool* on that loop.
+
+    *is_closed* says whether a pool is closed already. *owner* names the
+    transport in messages.
+    """
+
+    def __init__(
+        self,
+        owner: str,
+        open_pool: Callable[[], _P],
+        close_pool: Callable[[_P], Awaitable[None]],
+        is_closed: Callable[[_P], bool],
+    ) -> None:
+        self._owner = owner
+        self._open = open_pool
+        self._close = close_pool
+        self._is_closed = is_closed
+        self._bound: _Bound[_P] = _Bound()
+        weakref.finalize(self, _dropped, self._bound, is_closed, owner)
+
+    @property
+    def pool(self) -> _P | None:
+        """The pool now held, if any (open or closed by its loop)."""
+        return self._bound.pool
+
+    async def get(self) -> _P:
+        """The running loop's pool, made now if there is none yet."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        bound = self._bound
+        pool = bound.pool
+        if pool is not None and bound.loop is loop and not self._is_closed(pool):
+            return pool
+        self._release(loop)
+        pool = self._open()
+        keeper = _keep(pool, self._close)
+        bound.pool, bound.loop, bound.keeper = pool, loop, keeper
+        await keeper.__anext__()  # runs to its yield at once: the loop now tracks it
+        return pool
+
+    async def aclose(self) -> None:
+        """Close the pool now (on its own loop), or let its loop close it."""
+        import asyncio
+
+        bound = self._bound
+        keeper = bound.keeper
+        if keeper is not None and bound.loop is asyncio.get_running_loop():
+            bound.pool = bound.loop = bound.keeper = None
+            await keeper.aclose()
+        else:
+            self._release(None)
+
+    def _release(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Let go of a pool that belongs to another loop than *loop* (or to none)."""
+        bound = self._bound
+        pool, old = bound.pool, bound.loop
+        if pool is None or old is None or self._is_closed(pool):
+            bound.pool = bound.loop = bound.keeper = None
+            return
+        if old.is_running() and old is not loop:
+            raise ConfigurationError(
+                f"{self._owner} is in use on another event loop that is still running; "
+                "make one transport per event loop"
+            )
+        if old.is_closed():
+            _warn_unclosed(self._owner, stacklevel=4)
+        # Dropping the keeper hands the pool to its loop's async-generator
+        # finalizer, which closes it on that loop (if the loop ever runs again).
+        bound.pool = bound.loop = bound.keeper = None
+
+
+def _warn_unclosed(owner: str, *, stacklevel: int) -> None:
+    warnings.warn(
+        f"{owner} was not closed, and its event loop was closed without "
+        "loop.shutdown_asyncgens() (which asyncio.run() calls), so its pooled connections "
+        "could not be closed cleanly: close it with 'await transport.aclose()' or "
+        "'async with' before its event loop ends",
+        ResourceWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def _dropped(bound: _Bound[_P], is_closed: Callable[[_P], bool], owner: str) -> None:
+    """The owner was collected: say so if its pool can no longer be closed cleanly."""
+    pool, loop = bound.pool, bound.loop
+    if pool is not None and loop is not None and loop.is_closed() and not is_closed(pool):
+        _warn_unclosed(owner, stacklevel=2)
