@@ -63,3 +63,38 @@ def test_a_json_lines_log_that_cannot_be_read_raises_unavailable(tmp_path: Path)
         blocked.publish([LogRecord("e2", b"{}")])
     with pytest.raises(UnavailableError):
         log.acknowledge([got, Delivery("x", b"")])
+
+
+def test_a_redis_stream_that_lost_its_group_is_unavailable_once_then_read_again(
+    tmp_path: Path,
+) -> None:
+    """Redis restarted without persistence, or the stream deleted: NOGROUP, not a raw error."""
+    import uuid
+
+    import redis
+
+    from commercekit.analytics import RedisStreamsLog
+    from commercekit.errors import ConfigurationError, UnavailableError
+    from tests.contract.test_eventlog_contract import REDIS_URL, _redis_up
+
+    _redis_up()
+    name = f"ck_test_{uuid.uuid4().hex[:10]}"
+    client = redis.Redis.from_url(REDIS_URL)
+    log = RedisStreamsLog(REDIS_URL, stream=name, consumer="c1")
+    try:
+        log.publish([LogRecord("e1", b"{}")])
+        got = log.consume(10, 0)
+        assert [d.event_id for d in got] == ["e1"]
+        client.delete(name)  # the stream and its group are gone
+        with pytest.raises(UnavailableError, match="NOGROUP"):
+            log.consume(10, 0)
+        log.publish([LogRecord("e2", b"{}")])
+        assert [d.event_id for d in log.consume(10, 0)] == ["e2"]  # the group was made again
+        client.delete(name)
+        client.set(name, "not a stream")
+        with pytest.raises(ConfigurationError, match="not a stream"):
+            log.publish([LogRecord("e3", b"{}")])
+    finally:
+        log.close()
+        client.delete(name)
+        client.close()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from commercekit._extras import require
-from commercekit.errors import InvalidInputError, UnavailableError
+from commercekit.errors import ConfigurationError, InvalidInputError, UnavailableError
 
 from ._log import Delivery, LogRecord, _limits
 
@@ -33,7 +33,12 @@ class RedisStreamsLog:
 
     *url* is a ``redis://`` URL (or pass *client*, a ``redis.Redis``). *maxlen*
     caps the stream approximately (``XADD MAXLEN ~``); None keeps everything.
-    Connection failures raise :class:`~commercekit.errors.UnavailableError`.
+    Connection failures raise :class:`~commercekit.errors.UnavailableError`,
+    and so do Redis' refusals that pass (a replica after a fail-over, a
+    server loading its data) and a stream or group that is gone (the next
+    read makes the group again, from the stream's start: the store drops
+    what it has applied already); a key that is not a stream raises
+    :class:`~commercekit.errors.ConfigurationError`.
     """
 
     def __init__(
@@ -66,12 +71,36 @@ class RedisStreamsLog:
         self._claim_cursor = "0-0"
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one command; Redis' errors become commercekit's (the consumer loop knows those)."""
         try:
             return fn(*args, **kwargs)
         except self._errors as exc:
             raise UnavailableError(
                 f"Redis is unreachable for stream {self.stream!r}: {exc}"
             ) from exc
+        except self._response_error as exc:
+            # A pipeline's error names the command with its arguments (event bodies):
+            # only Redis' own reply is kept.
+            text = str(exc).rpartition("caused error: ")[2][:300]
+            if text.startswith("BUSYGROUP"):
+                raise  # the group exists already: _ensure_group takes it as done
+            if text.startswith("NOGROUP"):
+                # The stream or its group is gone (a Redis restarted without persistence,
+                # a deleted key): made again, from the stream's start, by the next call.
+                self._group_ready = False
+                self._own_pending = True
+                self._claim_cursor = "0-0"
+                raise UnavailableError(
+                    f"Redis lost stream {self.stream!r} or its group {self.group!r} ({text}); "
+                    "the next read makes the group again"
+                ) from exc
+            if text.startswith("WRONGTYPE"):
+                raise ConfigurationError(
+                    f"Redis key {self.stream!r} holds a value that is not a stream; "
+                    "give the log another stream name"
+                ) from exc
+            # READONLY (a replica after a fail-over), LOADING, MASTERDOWN, BUSY, ...
+            raise UnavailableError(f"Redis refused a command on {self.stream!r}: {text}") from exc
 
     def _ensure_group(self) -> None:
         if self._group_ready:
@@ -80,7 +109,7 @@ class RedisStreamsLog:
             self._call(self._client.xgroup_create, self.stream, self.group, id="0", mkstream=True)
         except self._response_error as exc:
             if "BUSYGROUP" not in str(exc):
-                raise
+                raise UnavailableError(f"Redis refused a group on {self.stream!r}: {exc}") from exc
         self._group_ready = True
 
     def publish(self, records: Sequence[LogRecord]) -> None:
