@@ -107,7 +107,8 @@ SNAPSHOT: dict[str, str] = {
         OUTBOX_TOPIC event_slug metadata money_text
     """,
     "commercekit.commerce.cart": """
-        Cart CartState CartStatus Carts Dot
+        Cart CartChange CartRecord CartState CartStatus CartStore Carts Dot RedisCartStore
+        SqlCartStore
     """,
     "commercekit.commerce.catalog": """
         Catalog DEFAULT_CHANNEL Product ProductPage Variant

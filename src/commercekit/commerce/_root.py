@@ -13,7 +13,7 @@ from commercekit.typing import WallClock
 from ._events import OUTBOX, BusinessEvents
 from ._instruments import CommerceInstruments
 from ._shared import wall_clock
-from .cart import Carts
+from .cart import Carts, CartStore
 from .catalog import Catalog
 from .checkout import Checkout, FaultHook
 from .inventory import Inventory
@@ -70,13 +70,16 @@ class Commerce:
         action_timeout_s: float = 900.0,
         wait_s: float = 30.0,
         hooks: FaultHook | None = None,
+        cart_store: CartStore | None = None,
     ) -> Commerce:
         """Wire every service over *db*, taking payments through *payments*.
 
         *tax_rates* maps regions to rates (default: one region ``"default"``
         at 0). The money events go to *outbox* (default: an
         :class:`Outbox` whose table is on :data:`metadata`, so ``create_all``
-        makes it).
+        makes it). The carts live in *cart_store* (default: the ``ck_carts``
+        table on *db*; a :class:`~commercekit.commerce.cart.RedisCartStore`
+        keeps them in Redis).
         """
         backend = metrics if metrics is not None else NullMetrics()
         m = CommerceInstruments(backend)
@@ -84,7 +87,12 @@ class Commerce:
         catalog = Catalog(db, clock=clock)
         inventory = Inventory(db, metrics=m, clock=clock, reservation_ttl_s=reservation_ttl_s)
         carts = Carts(
-            db, sku_exists=catalog.has_sku, on_event=events.browse, metrics=m, clock=clock
+            db,
+            store=cart_store,
+            sku_exists=catalog.has_sku,
+            on_event=events.browse,
+            metrics=m,
+            clock=clock,
         )
         pricing = Pricing(
             db,

@@ -1,29 +1,24 @@
-"""``Carts``: persisted carts with a version column, always writeable, mergeable.
+"""``Carts``: always-writeable, mergeable carts over a :class:`CartStore` (SQL by default).
 
-Each write reads the cart row, applies the change to its :class:`CartState`
-and writes it back with ``UPDATE ... WHERE id = :id AND version = :seen``. A
-writer that lost the race reads again and reapplies its change (bounded
-retries), so two app servers writing one cart never lose an add. Adding never
-checks stock (that is the checkout's job); it checks the SKU exists when a
-*sku_exists* callable (the catalog's) is given.
+Each write reads the cart, applies the change to its :class:`CartState` and
+writes it back only if nobody wrote it meanwhile (the store's compare-and-set
+on the cart's version). A writer that lost the race reads again and reapplies
+its change (bounded retries), so two app servers writing one cart never lose
+an add. Adding never checks stock (that is the checkout's job); it checks the
+SKU exists when a *sku_exists* callable (the catalog's) is given.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import attrs
-from sqlalchemy import bindparam, select, update
 
 from commercekit.commerce._instruments import CommerceInstruments
-from commercekit.commerce._shared import check_id, new_id, rowcount, wall_clock
+from commercekit.commerce._shared import check_id, new_id, wall_clock
 from commercekit.errors import (
-    ConflictError,
     InvalidInputError,
     InvalidStateError,
-    NotFoundError,
-    TransientError,
     UnknownSkuError,
 )
 from commercekit.metrics import Metrics
@@ -31,31 +26,11 @@ from commercekit.money import Currency, currency
 from commercekit.repository import Database, UnitOfWork
 from commercekit.typing import WallClock
 
-from . import _tables as t
 from ._crdt import CartState
+from ._sql import SqlCartStore
+from ._store import CartRecord, CartStatus, CartStore
 
 __all__ = ["Cart", "CartStatus", "Carts"]
-
-
-class CartStatus(enum.Enum):
-    """A cart is open until it is completed (ordered), merged into another, or expires."""
-
-    OPEN = "open"
-    COMPLETED = "completed"
-    MERGED = "merged"
-    EXPIRED = "expired"
-
-
-# Statements of the hot paths, built once (SQLAlchemy keys its cache once per statement).
-_c = t.carts.c
-_READ = select(_c.customer_id, _c.currency, _c.state, _c.version, _c.status, _c.voucher).where(
-    _c.id == bindparam("cart_id")
-)
-_COMPLETE = (
-    update(t.carts)
-    .where(_c.id == bindparam("cart_id"), _c.status == CartStatus.OPEN.value)
-    .values(status=CartStatus.COMPLETED.value, version=_c.version + 1, updated_at=bindparam("now"))
-)
 
 
 @attrs.frozen
@@ -77,20 +52,43 @@ class Cart:
         return not self.lines
 
 
+def _cart(record: CartRecord) -> Cart:
+    return Cart(
+        record.id,
+        record.customer_id,
+        currency(record.currency),
+        record.state.lines(),
+        record.version,
+        record.status,
+        record.voucher,
+        record.state,
+    )
+
+
 class Carts:
-    """The cart service. See the module docstring."""
+    """The cart service. See the module docstring.
+
+    *store* keeps the carts (default: :class:`SqlCartStore` on *db*, the
+    ``ck_carts`` table); :class:`RedisCartStore` keeps them in Redis with an
+    expiry refreshed on every write. The rules are the same on both.
+    """
 
     def __init__(
         self,
-        db: Database,
+        db: Database | None = None,
         *,
+        store: CartStore | None = None,
         sku_exists: Callable[[str], bool] | None = None,
         on_event: Callable[[str, dict[str, str | int]], object] | None = None,
         metrics: Metrics | CommerceInstruments | None = None,
         clock: WallClock = wall_clock,
         max_retries: int = 50,
     ) -> None:
-        self._db = db
+        if store is None:
+            if db is None:
+                raise InvalidInputError("Carts needs a database or a cart store")
+            store = SqlCartStore(db)
+        self._store = store
         self._sku_exists = sku_exists
         self._on_event = on_event
         self._m = (
@@ -98,6 +96,16 @@ class Carts:
         )
         self._clock = clock
         self._max_retries = max_retries
+
+    @property
+    def store(self) -> CartStore:
+        """Where the carts are kept."""
+        return self._store
+
+    @property
+    def transactional(self) -> bool:
+        """True when the carts live in the commerce database (see ``CartStore.transactional``)."""
+        return self._store.transactional
 
     def create(
         self,
@@ -112,29 +120,24 @@ class Carts:
             check_id(customer_id, "customer_id")
         cid = check_id(cart_id, "cart_id") if cart_id is not None else new_id()
         now = self._clock()
-        state = CartState()
-        with self._db.unit_of_work() as uow:
-            uow.session.execute(
-                t.carts.insert().values(
-                    id=cid,
-                    customer_id=customer_id,
-                    currency=unit.code,
-                    state=state.to_json(),
-                    voucher=None,
-                    version=1,
-                    status=CartStatus.OPEN.value,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        return Cart(cid, customer_id, unit, {}, 1, CartStatus.OPEN, None, state)
+        record = CartRecord(
+            id=cid,
+            customer_id=customer_id,
+            currency=unit.code,
+            state=CartState(),
+            voucher=None,
+            version=1,
+            status=CartStatus.OPEN,
+            created_at=now,
+            updated_at=now,
+        )
+        self._store.insert(record)
+        return Cart(cid, customer_id, unit, {}, 1, CartStatus.OPEN, None, record.state)
 
     def get(self, cart_id: str, *, uow: UnitOfWork | None = None) -> Cart:
-        """The cart, or :class:`NotFoundError` (read in *uow* when given)."""
+        """The cart, or :class:`NotFoundError` (read in *uow* when given and the store is SQL)."""
         check_id(cart_id, "cart_id")
-        if uow is not None:
-            return self._read(uow, cart_id)
-        return self._db.run(lambda u: self._read(u, cart_id), retry=True).value
+        return _cart(self._store.get(cart_id, uow=uow))
 
     # -- changes ------------------------------------------------------------------------
 
@@ -172,73 +175,51 @@ class Carts:
             raise InvalidInputError("a cart cannot be merged into itself")
         check_id(source_id, "cart_id")
         check_id(into_id, "cart_id")
-        for _ in range(self._max_retries):
-            with self._db.unit_of_work() as uow:
-                source = self._read(uow, source_id)
-                target = self._read(uow, into_id)
-                if source.status is CartStatus.MERGED:
-                    return target  # merged already: the same answer
-                self._require_open(source)
-                self._require_open(target)
-                if source.currency != target.currency:
-                    raise InvalidInputError(
-                        f"cart {source_id!r} is in {source.currency.code}, "
-                        f"{into_id!r} in {target.currency.code}"
-                    )
-                merged = target.state.merge(source.state).compact()
-                if self._cas(uow, target, merged, None) and self._cas(
-                    uow, source, source.state, None, status=CartStatus.MERGED
-                ):
-                    self._m.count("cart_writes_total", "merge")
-                    return self._read(uow, into_id)
-                uow.rollback()
-            self._m.count("cart_write_retries_total")
-        raise ConflictError(f"carts {source_id!r} and {into_id!r} kept changing; retry")
+        calls = 0
+        wrote = True
+
+        def change(read: tuple[CartRecord, ...]) -> Sequence[CartRecord] | None:
+            nonlocal calls, wrote
+            calls += 1
+            source, target = read
+            if source.status is CartStatus.MERGED:
+                wrote = False
+                return None  # merged already: the same answer
+            self._require_open(source)
+            self._require_open(target)
+            if source.currency != target.currency:
+                raise InvalidInputError(
+                    f"cart {source_id!r} is in {source.currency}, {into_id!r} in {target.currency}"
+                )
+            now = self._clock()
+            merged = target.state.merge(source.state).compact()
+            return (
+                attrs.evolve(
+                    source, version=source.version + 1, status=CartStatus.MERGED, updated_at=now
+                ),
+                attrs.evolve(target, state=merged, version=target.version + 1, updated_at=now),
+            )
+
+        try:
+            _, target = self._store.update(
+                (source_id, into_id), change, max_retries=self._max_retries
+            )
+        finally:
+            self._retried(calls)
+        if wrote:
+            self._m.count("cart_writes_total", "merge")
+        return _cart(target)
 
     def complete(self, cart_id: str, *, uow: UnitOfWork | None = None) -> bool:
         """Mark an open cart completed (ordered); False when it was completed already."""
         check_id(cart_id, "cart_id")
-
-        def work(u: UnitOfWork) -> bool:
-            params = {"cart_id": cart_id, "now": self._clock()}
-            moved = rowcount(u.session.execute(_COMPLETE, params))
-            if moved:
-                return True
-            cart = self._read(u, cart_id)
-            if cart.status is CartStatus.COMPLETED:
-                return False
-            raise InvalidStateError(f"cart {cart_id!r} is {cart.status.value}, not open")
-
-        return work(uow) if uow is not None else self._db.run(work, retry=True).value
+        return self._store.complete(cart_id, self._clock(), uow=uow)
 
     def expire_abandoned(self, *, idle_s: float, limit: int = 1000) -> int:
         """Expire open carts not written for *idle_s* seconds; return how many."""
         if idle_s <= 0:
             raise InvalidInputError("idle_s must be positive")
-        c = t.carts.c
-        cutoff = self._clock() - idle_s
-        with self._db.unit_of_work() as uow:
-            ids = list(
-                uow.session.execute(
-                    select(c.id)
-                    .where(c.status == CartStatus.OPEN.value, c.updated_at < cutoff)
-                    .limit(limit)
-                ).scalars()
-            )
-            done = 0
-            for cid in ids:
-                done += rowcount(
-                    uow.session.execute(
-                        update(t.carts)
-                        .where(
-                            c.id == cid,
-                            c.status == CartStatus.OPEN.value,
-                            c.updated_at < cutoff,
-                        )
-                        .values(status=CartStatus.EXPIRED.value, version=c.version + 1)
-                    )
-                )
-        return done
+        return self._store.expire_idle(self._clock() - idle_s, limit=limit)
 
     def _emit(self, name: str, cart: Cart, **properties: str | int) -> None:
         """A browsing event through the metrics hook's channel (never blocks, may drop)."""
@@ -261,75 +242,40 @@ class Carts:
         voucher: tuple[str | None] | None = None,
     ) -> Cart:
         check_id(cart_id, "cart_id")
-        for _ in range(self._max_retries):
-            try:
-                with self._db.unit_of_work() as uow:
-                    cart = self._read(uow, cart_id)
-                    self._require_open(cart)
-                    state = change(cart.state).compact()  # see CartState.compact
-                    if self._cas(uow, cart, state, voucher):
-                        self._m.count("cart_writes_total", operation)
-                        return Cart(
-                            cart.id,
-                            cart.customer_id,
-                            cart.currency,
-                            state.lines(),
-                            cart.version + 1,
-                            cart.status,
-                            cart.voucher if voucher is None else voucher[0],
-                            state,
-                        )
-            except TransientError:
-                pass  # the database was busy or aborted it: read again and reapply
-            self._m.count("cart_write_retries_total")
-        raise ConflictError(f"cart {cart_id!r} kept changing under {self._max_retries} writes")
+        calls = 0
 
-    def _cas(
-        self,
-        uow: UnitOfWork,
-        cart: Cart,
-        state: CartState,
-        voucher: tuple[str | None] | None,
-        *,
-        status: CartStatus = CartStatus.OPEN,
-    ) -> bool:
-        c = t.carts.c
-        values: dict[str, object] = {
-            "state": state.to_json(),
-            "version": cart.version + 1,
-            "status": status.value,
-            "updated_at": self._clock(),
-        }
-        if voucher is not None:
-            values["voucher"] = voucher[0]
-        return bool(
-            rowcount(
-                uow.session.execute(
-                    update(t.carts)
-                    .where(c.id == cart.id, c.version == cart.version)
-                    .values(**values)
-                )
+        def apply(read: tuple[CartRecord, ...]) -> Sequence[CartRecord]:
+            nonlocal calls
+            calls += 1
+            cart = read[0]
+            self._require_open(cart)
+            state = change(cart.state).compact()  # see CartState.compact
+            return (
+                CartRecord(
+                    id=cart.id,
+                    customer_id=cart.customer_id,
+                    currency=cart.currency,
+                    state=state,
+                    voucher=cart.voucher if voucher is None else voucher[0],
+                    version=cart.version + 1,
+                    status=cart.status,
+                    created_at=cart.created_at,
+                    updated_at=self._clock(),
+                ),
             )
-        )
+
+        try:
+            (written,) = self._store.update((cart_id,), apply, max_retries=self._max_retries)
+        finally:
+            self._retried(calls)
+        self._m.count("cart_writes_total", operation)
+        return _cart(written)
+
+    def _retried(self, calls: int) -> None:
+        if calls > 1:
+            self._m.count("cart_write_retries_total", amount=calls - 1)
 
     @staticmethod
-    def _require_open(cart: Cart) -> None:
+    def _require_open(cart: CartRecord) -> None:
         if cart.status is not CartStatus.OPEN:
             raise InvalidStateError(f"cart {cart.id!r} is {cart.status.value}: start a new cart")
-
-    @staticmethod
-    def _read(uow: UnitOfWork, cart_id: str) -> Cart:
-        row = uow.session.execute(_READ, {"cart_id": cart_id}).first()
-        if row is None:
-            raise NotFoundError(f"no cart {cart_id!r}")
-        state = CartState.from_json(row[2])
-        return Cart(
-            cart_id,
-            row[0],
-            currency(row[1]),
-            state.lines(),
-            int(row[3]),
-            CartStatus(row[4]),
-            row[5],
-            state,
-        )

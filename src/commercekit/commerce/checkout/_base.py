@@ -95,6 +95,8 @@ class CheckoutBase:
     def _replay(self, row: CheckoutRow, *, replayed: bool = True) -> CheckoutResult:
         if row.order_id is None:
             raise InvalidStateError(f"checkout {row.id!r} has no order to replay")
+        if not self._carts.transactional:
+            self._close_cart(row.id, row.cart_id)  # in case a crash came before it
         if replayed:
             self._m.count("checkouts_total", "replayed")
         return CheckoutResult(
@@ -115,6 +117,25 @@ class CheckoutBase:
             action_type="three_d_secure",
         )
         return CheckoutResult(row.id, CheckoutStatus.ACTION_REQUIRED, action=action, replayed=True)
+
+    def _close_cart(self, checkout_id: str, cart_id: str) -> None:
+        """Close the cart of a completed attempt in a store outside the database (idempotent).
+
+        Runs after the attempt's completion committed, and again on every
+        replay of it, so a crash between the two is mended by the next replay
+        (or the cart's expiry). A cart merged or dropped meanwhile is left as it
+        is; a store that is down leaves the cart open for the next replay, and
+        the order stands either way.
+        """
+        hooks = self._hooks
+        if hooks is not None:
+            hooks("before", "close_cart", checkout_id)
+        try:
+            self._carts.complete(cart_id)
+        except (InvalidStateError, NotFoundError):
+            pass  # merged or expired meanwhile, or dropped by its time to live
+        except CommerceKitError:
+            self._m.count("cart_closes_deferred_total")
 
     def _wait(self, checkout_id: str) -> CheckoutResult:
         deadline = time.monotonic() + self._wait_s

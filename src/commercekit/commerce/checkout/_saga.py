@@ -12,7 +12,9 @@ Steps (compensation in brackets), each recorded in the attempt's row and step lo
                the attempt's step -- all fenced by the lease
     capture    now (or at fulfilment)                              [refund]
     complete_cart  ONE transaction: the capture's status on the order, the attempt
-               completed, the cart closed
+               completed, the cart closed (a cart store outside the database,
+               such as Redis, closes it just after that commit and again on
+               every replay: a crash between the two is mended by the replay)
 
 No stock row is locked across the payment call: the reservation committed
 before it. Before the order exists, a failure compensates (void, release);
@@ -58,7 +60,9 @@ class Checkout(CheckoutSteps):
     ``"fulfilment"`` (``orders.capture`` when it ships). *lease_s* bounds how
     long a crashed worker blocks an attempt; *action_timeout_s* how long a 3-D
     Secure challenge may take before ``recover()`` gives the stock back.
-    *hooks* (tests) is called before and after every step and may raise.
+    *hooks* (tests) is called before and after every step and may raise;
+    with a cart store outside the database it is also called before
+    ``close_cart``, the close that follows the last commit.
     """
 
     # -- entry points -------------------------------------------------------------------

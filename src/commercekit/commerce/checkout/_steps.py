@@ -279,9 +279,10 @@ class CheckoutSteps(CheckoutCompensation):
                 error=None,
             ):
                 return final, False
-            # merged or expired meanwhile: the order stands, the cart is closed anyway
-            with contextlib.suppress(InvalidStateError):
-                self._carts.complete(row.cart_id, uow=uow)
+            if self._carts.transactional:
+                # merged or expired meanwhile: the order stands, the cart is closed anyway
+                with contextlib.suppress(InvalidStateError):
+                    self._carts.complete(row.cart_id, uow=uow)
             self._store.log(uow, row.id, "completed", CheckoutStatus.COMPLETED.value)
             return final, True
 
@@ -292,4 +293,6 @@ class CheckoutSteps(CheckoutCompensation):
             return final
 
         result: Order = self._step(row.id, "complete_cart", close)
+        if not self._carts.transactional:
+            self._close_cart(row.id, row.cart_id)
         return result

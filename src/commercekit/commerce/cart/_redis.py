@@ -1,0 +1,286 @@
+"""``RedisCartStore``: carts in Redis, each a key whose expiry every write pushes back.
+
+Layout under the store's *prefix*: ``<prefix>c:<cart id>`` holds the cart as
+JSON; ``<prefix>idle`` is a sorted set of the open carts scored by their last
+write (the injected clock's time), which :meth:`expire_idle` walks. Every
+write is optimistic: ``WATCH`` the carts, read them, apply the change,
+``MULTI``/``EXEC`` the new values; an ``EXEC`` refused because a watched key
+changed reads again and reapplies the change, as the SQL store does on its
+version column. A merge watches both carts, so the guest's cart closes in the
+same ``EXEC`` that grows the customer's.
+
+Every write stamps the cart with a random write id. redis-py resends nothing
+under a ``WATCH``: a connection lost around ``EXEC`` surfaces as a refused
+``EXEC``, and the next read tells whether it was kept (the stamp is ours: done)
+or not (apply again), so a lost reply never adds a line twice.
+
+Every write sets the key's time to live again (*ttl_s*, 10 days by default):
+a cart nobody touches disappears from Redis by itself (then ``get`` says
+:class:`NotFoundError`), while ``expire_idle`` marks idle carts expired
+earlier, by the injected clock, as the SQL store does.
+
+The merge needs both keys on one Redis node: use one Redis (with replicas), not
+a Redis Cluster. Errors: Redis unreachable or failing is
+:class:`StoreUnavailableError`; a stored value that is not a cart is
+:class:`InvalidInputError`; never a redis-py exception.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+from commercekit._extras import require
+from commercekit.errors import (
+    ConflictError,
+    DuplicateError,
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    StoreUnavailableError,
+)
+from commercekit.repository import UnitOfWork
+
+from ._crdt import CartState
+from ._store import CartChange, CartRecord, CartStatus
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+__all__ = ["RedisCartStore"]
+
+_T = TypeVar("_T")
+
+DEFAULT_TTL_S = 10 * 86_400.0
+"""How long a cart nobody writes stays in Redis."""
+
+
+def _encode(record: CartRecord, stamp: str) -> str:
+    return json.dumps(
+        {
+            "cu": record.customer_id,
+            "cur": record.currency,
+            "st": record.state.to_json(),
+            "vo": record.voucher,
+            "v": record.version,
+            "s": record.status.value,
+            "ca": record.created_at,
+            "ua": record.updated_at,
+            "w": stamp,
+        },
+        separators=(",", ":"),
+    )
+
+
+def _decode(cart_id: str, raw: bytes | str | None) -> tuple[CartRecord, str]:
+    """(the record, its write stamp); NotFoundError when the key is gone."""
+    if raw is None:
+        raise NotFoundError(f"no cart {cart_id!r} (never made, or expired and dropped)")
+    try:
+        data = json.loads(raw)
+        record = CartRecord(
+            id=cart_id,
+            customer_id=data["cu"],
+            currency=str(data["cur"]),
+            state=CartState.from_json(data["st"]),
+            voucher=data["vo"],
+            version=int(data["v"]),
+            status=CartStatus(data["s"]),
+            created_at=float(data["ca"]),
+            updated_at=float(data["ua"]),
+        )
+        return record, str(data["w"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInputError(f"the stored cart {cart_id!r} is unreadable: {exc}") from exc
+
+
+class RedisCartStore:
+    """Carts in Redis under *prefix*, each kept *ttl_s* after its last write.
+
+    *client* is a synchronous ``redis.Redis`` (``from_url`` builds one with
+    short timeouts). The store never closes a client it was given.
+    """
+
+    transactional = False
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = "ck:cart:",
+        ttl_s: float = DEFAULT_TTL_S,
+        _owns_client: bool = False,
+    ) -> None:
+        if ttl_s <= 0:
+            raise InvalidInputError(f"ttl_s must be positive, not {ttl_s!r}")
+        if not prefix or not prefix.isprintable():
+            raise InvalidInputError(f"the key prefix must be printable and not empty: {prefix!r}")
+        self._r = client
+        self._prefix = prefix
+        self._idle = prefix + "idle"
+        self._ttl_ms = max(1, int(ttl_s * 1000))
+        self._owns = _owns_client
+        redis = require("redis", extra="redis", feature="RedisCartStore")
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._watch_error: type[BaseException] = redis.WatchError
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = "ck:cart:",
+        ttl_s: float = DEFAULT_TTL_S,
+        timeout_s: float = 2.0,
+    ) -> RedisCartStore:
+        """A store on the Redis at *url* (``redis://host:6379/0``), with *timeout_s* per call."""
+        redis = require("redis", extra="redis", feature="RedisCartStore")
+        try:
+            client = redis.Redis.from_url(
+                url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+            )
+        except ValueError as exc:
+            raise InvalidInputError(f"not a Redis URL: {exc}") from exc
+        return cls(client, prefix=prefix, ttl_s=ttl_s, _owns_client=True)
+
+    def close(self) -> None:
+        """Close the client's connections if this store made the client (``from_url``)."""
+        if self._owns:
+            self._r.close()
+
+    def __repr__(self) -> str:
+        return f"RedisCartStore(prefix={self._prefix!r}, ttl_s={self._ttl_ms / 1000})"
+
+    # -- the seam ---------------------------------------------------------------------
+
+    def insert(self, record: CartRecord) -> None:
+        """``SET NX`` the cart (:class:`DuplicateError` when its id is taken) and index it."""
+        key = self._key(record.id)
+        stamp = secrets.token_hex(8)
+
+        def work() -> None:
+            kept = self._r.set(key, _encode(record, stamp), nx=True, px=self._ttl_ms)
+            if not kept:
+                _, found = _decode(record.id, self._r.get(key))
+                if found != stamp:  # not our own SET resent after a lost reply
+                    raise DuplicateError(f"a cart {record.id!r} exists already")
+            if record.status is CartStatus.OPEN:
+                self._r.zadd(self._idle, {record.id: record.updated_at})
+
+        self._call("insert a cart", work)
+
+    def get(self, cart_id: str, *, uow: UnitOfWork | None = None) -> CartRecord:
+        """The cart (*uow* is ignored: Redis is not in the database's transaction)."""
+        return self._call("read a cart", lambda: _decode(cart_id, self._r.get(self._key(cart_id))))[
+            0
+        ]
+
+    def update(
+        self, cart_ids: Sequence[str], change: CartChange, *, max_retries: int
+    ) -> tuple[CartRecord, ...]:
+        """``WATCH`` the carts, apply *change*, ``MULTI``/``EXEC``; again when refused."""
+        keys = [self._key(i) for i in cart_ids]
+        stamp = secrets.token_hex(8)
+        sent = False
+        for _ in range(max_retries):
+            with self._r.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(*keys)  # type: ignore[no-untyped-call]
+                    found = [
+                        _decode(i, raw) for i, raw in zip(cart_ids, pipe.mget(keys), strict=True)
+                    ]
+                    read = tuple(r for r, _ in found)
+                    if sent and all(s == stamp for _, s in found):
+                        return read  # the EXEC whose reply was lost had been kept
+                    written = change(read)
+                    if written is None:
+                        return read
+                    pipe.multi()
+                    for record in written:
+                        pipe.set(self._key(record.id), _encode(record, stamp), px=self._ttl_ms)
+                        if record.status is CartStatus.OPEN:
+                            pipe.zadd(self._idle, {record.id: record.updated_at})
+                        else:
+                            pipe.zrem(self._idle, record.id)
+                    sent = True
+                    pipe.execute()
+                    return tuple(written)
+                except self._watch_error:
+                    continue  # another writer (or a lost reply): read again and reapply
+                except self._errors as exc:
+                    raise self._unavailable("write a cart", exc) from exc
+        raise ConflictError(f"cart(s) {', '.join(map(repr, cart_ids))} kept changing; retry")
+
+    def complete(self, cart_id: str, now: float, *, uow: UnitOfWork | None = None) -> bool:
+        """Mark the cart completed (idempotent; *uow* is ignored)."""
+        done = False
+
+        def change(read: tuple[CartRecord, ...]) -> Sequence[CartRecord] | None:
+            nonlocal done
+            cart = read[0]
+            if cart.status is CartStatus.COMPLETED:
+                done = False
+                return None
+            if cart.status is not CartStatus.OPEN:
+                raise InvalidStateError(f"cart {cart_id!r} is {cart.status.value}, not open")
+            done = True
+            return (
+                attrs.evolve(
+                    cart, status=CartStatus.COMPLETED, version=cart.version + 1, updated_at=now
+                ),
+            )
+
+        self.update((cart_id,), change, max_retries=50)
+        return done
+
+    def expire_idle(self, cutoff: float, *, limit: int) -> int:
+        """Expire open carts last written before *cutoff*, oldest first (at most *limit*)."""
+
+        def idle() -> list[Any]:
+            return list(self._r.zrangebyscore(self._idle, "-inf", f"({cutoff!r}", 0, limit))
+
+        done = 0
+        for raw in self._call("list idle carts", idle):
+            cart_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+            moved = False
+
+            def change(read: tuple[CartRecord, ...]) -> Sequence[CartRecord] | None:
+                nonlocal moved
+                cart = read[0]
+                moved = cart.status is CartStatus.OPEN and cart.updated_at < cutoff
+                if not moved:
+                    return None
+                return (attrs.evolve(cart, status=CartStatus.EXPIRED, version=cart.version + 1),)
+
+            try:
+                self.update((cart_id,), change, max_retries=50)
+            except NotFoundError:
+                moved = False  # dropped by its time to live: nothing left to mark
+            if not moved:
+                self._unlist(cart_id)
+            done += moved
+        return done
+
+    # -- internals --------------------------------------------------------------------
+
+    def _unlist(self, cart_id: str) -> None:
+        self._call("unlist a cart", lambda: self._r.zrem(self._idle, cart_id))
+
+    def _key(self, cart_id: str) -> str:
+        return f"{self._prefix}c:{cart_id}"
+
+    def _call(self, what: str, work: Callable[[], _T]) -> _T:
+        try:
+            return work()
+        except self._errors as exc:
+            raise self._unavailable(what, exc) from exc
+
+    def _unavailable(self, what: str, exc: BaseException) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            f"the Redis cart store could not {what} ({type(exc).__name__}); is Redis up? "
+            "Nothing was changed unless the cart shows it"
+        )

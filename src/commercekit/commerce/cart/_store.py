@@ -1,0 +1,107 @@
+"""The cart store seam: where ``Carts`` keeps its carts, and what a store must promise.
+
+``Carts`` holds the cart's rules (the mergeable lines, what an open cart
+takes, guest merges, events and metrics); a :class:`CartStore` only keeps
+records and swaps them atomically. Two ship: :class:`SqlCartStore` (the
+default, the ``ck_carts`` table in the commerce database) and
+:class:`RedisCartStore` (a fast store whose carts expire when left alone, the
+way hosted storefronts keep carts out of the order database).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from commercekit.repository import UnitOfWork
+
+from ._crdt import CartState
+
+__all__ = ["CartChange", "CartRecord", "CartStatus", "CartStore"]
+
+
+class CartStatus(enum.Enum):
+    """A cart is open until it is completed (ordered), merged into another, or expires."""
+
+    OPEN = "open"
+    COMPLETED = "completed"
+    MERGED = "merged"
+    EXPIRED = "expired"
+
+
+@attrs.frozen
+class CartRecord:
+    """A cart as a store keeps it: every field ``Carts`` reads back.
+
+    *version* goes up by one on every write; *updated_at* is the injected
+    clock's time of the last write (abandoned carts are found by it).
+    """
+
+    id: str
+    customer_id: str | None
+    currency: str
+    state: CartState
+    voucher: str | None
+    version: int
+    status: CartStatus
+    created_at: float
+    updated_at: float
+
+
+CartChange = Callable[[tuple[CartRecord, ...]], Sequence[CartRecord] | None]
+"""What :meth:`CartStore.update` applies: the records read in, the records to write out
+(each with its version one above the one read), or None to write nothing."""
+
+
+@runtime_checkable
+class CartStore(Protocol):
+    """Keeps cart records; every write is a compare-and-set on what was read.
+
+    Each backend passes the contract suite in ``tests/commerce/test_cart_store_contract.py``.
+    """
+
+    @property
+    def transactional(self) -> bool:
+        """True when the store writes through the commerce database's units of work.
+
+        The checkout then closes the cart in the transaction that completes the
+        attempt; otherwise it closes it just after that commit, and again on any
+        replay (closing is idempotent), so a crash between the two cannot leave
+        an ordered cart open for good.
+        """
+        ...
+
+    def insert(self, record: CartRecord) -> None:
+        """Keep a new cart; :class:`DuplicateError` when *record.id* is taken."""
+        ...
+
+    def get(self, cart_id: str, *, uow: UnitOfWork | None = None) -> CartRecord:
+        """The cart, or :class:`NotFoundError` (read in *uow* when the store is transactional)."""
+        ...
+
+    def update(
+        self, cart_ids: Sequence[str], change: CartChange, *, max_retries: int
+    ) -> tuple[CartRecord, ...]:
+        """Read *cart_ids*, apply *change*, write what it returns, all or nothing.
+
+        The write happens only if no cart changed since it was read; otherwise
+        the store reads again and calls *change* again, at most *max_retries*
+        times (then :class:`ConflictError`). An error *change* raises ends the
+        call with nothing written. Returns what was written (or read, when
+        *change* returned None), in the order of *cart_ids*.
+        """
+        ...
+
+    def complete(self, cart_id: str, now: float, *, uow: UnitOfWork | None = None) -> bool:
+        """Mark an open cart completed: True, or False when it was completed already.
+
+        :class:`InvalidStateError` when it was merged or expired instead.
+        """
+        ...
+
+    def expire_idle(self, cutoff: float, *, limit: int) -> int:
+        """Mark open carts last written before *cutoff* expired (at most *limit*); how many."""
+        ...

@@ -1,0 +1,226 @@
+"""The Redis cart store's own promises (expiry, typed errors, lost replies) and checkout with it.
+
+The contract every store keeps is in ``test_cart_store_contract.py``; here is
+what only a store outside the database has: a time to live pushed back by each
+write, Redis down as a typed error, and the checkout's close of the cart after
+its last commit, which a crash between the two must not break.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from commercekit.commerce.cart import Carts, CartStatus, RedisCartStore
+from commercekit.commerce.checkout import CheckoutStatus
+from commercekit.errors import (
+    InvalidInputError,
+    NotFoundError,
+    StoreUnavailableError,
+    UnavailableError,
+)
+from commercekit.metrics import InMemoryMetrics
+from commercekit.repository import Database
+from tests.commerce._shop import (
+    GOOD,
+    authorizations,
+    cart_with,
+    check_money_invariants,
+    live_reservations,
+    make_shop,
+)
+from tests.commerce.conftest import FakeClock
+from tests.commerce.test_cart_store_contract import REDIS_URL, drop_prefix, redis_store
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    name = f"ck-test:{uuid.uuid4().hex[:12]}:"
+    yield name
+    drop_prefix(name)
+
+
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(REDIS_URL)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def store(prefix: str) -> Iterator[RedisCartStore]:
+    s = redis_store(prefix, ttl_s=3600)
+    yield s
+    s.close()
+
+
+def test_every_write_pushes_the_expiry_back(
+    store: RedisCartStore, client: redis.Redis, prefix: str
+) -> None:
+    carts = Carts(store=store)
+    cart = carts.create("EUR")
+    key = f"{prefix}c:{cart.id}"
+    assert 3_500_000 < client.pttl(key) <= 3_600_000
+    client.pexpire(key, 5_000)  # as if the cart had sat idle for most of its time
+    carts.add(cart.id, "MUG")
+    assert client.pttl(key) > 3_500_000
+    client.delete(key)  # what the expiry does: the cart is gone
+    with pytest.raises(NotFoundError):
+        carts.get(cart.id)
+    with pytest.raises(NotFoundError):
+        carts.add(cart.id, "MUG")
+    # the idle index forgets a cart its expiry dropped
+    assert client.zscore(f"{prefix}idle", cart.id) is not None
+    assert store.expire_idle(float("inf"), limit=10) == 0
+    assert client.zscore(f"{prefix}idle", cart.id) is None
+
+
+def test_redis_down_is_a_typed_error_never_redis_pys() -> None:
+    down = RedisCartStore.from_url("redis://127.0.0.1:1/0", timeout_s=0.5)
+    carts = Carts(store=down)
+    calls: list[Any] = [
+        lambda: carts.create("EUR"),
+        lambda: carts.get("c1"),
+        lambda: carts.add("c1", "MUG"),
+        lambda: carts.merge("c1", "c2"),
+        lambda: carts.complete("c1"),
+        lambda: carts.expire_abandoned(idle_s=60),
+    ]
+    for call in calls:
+        with pytest.raises(StoreUnavailableError) as info:
+            call()
+        assert isinstance(info.value, UnavailableError)
+        assert isinstance(info.value.__cause__, redis.RedisError | OSError)
+    down.close()
+
+
+def test_bad_settings_and_unreadable_values_are_typed(
+    store: RedisCartStore, client: redis.Redis, prefix: str
+) -> None:
+    with pytest.raises(InvalidInputError):
+        RedisCartStore.from_url("http://not-redis")
+    with pytest.raises(InvalidInputError):
+        RedisCartStore(client, ttl_s=0)
+    with pytest.raises(InvalidInputError):
+        RedisCartStore(client, prefix="")
+    client.set(f"{prefix}c:junk", b"not a cart")
+    with pytest.raises(InvalidInputError):
+        Carts(store=store).get("junk")
+    assert "ttl_s" in repr(store)
+
+
+def test_a_lost_exec_reply_never_adds_a_line_twice(
+    store: RedisCartStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The EXEC was kept but its reply lost: the next read finds the write's stamp, and stops."""
+    carts = Carts(store=store)
+    cart = carts.create("EUR")
+    real = redis.client.Pipeline.execute
+    lost = []
+
+    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = real(self, *args, **kwargs)
+        if not lost:
+            lost.append(True)
+            raise redis.WatchError("connection lost while watching")
+        return result
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    assert carts.add(cart.id, "MUG", 2).lines == {"MUG": 2}
+    assert lost
+    assert carts.get(cart.id).lines == {"MUG": 2}
+    assert carts.get(cart.id).version == 2
+
+
+# -- checkout with the carts in Redis ------------------------------------------------------
+
+
+class FailOnce:
+    def __init__(self, phase: str, step: str) -> None:
+        self.phase, self.step, self.fired = phase, step, False
+
+    def __call__(self, phase: str, step: str, checkout_id: str) -> None:
+        if (phase, step) == (self.phase, self.step) and not self.fired:
+            self.fired = True
+            raise RuntimeError(f"injected crash {phase} {step}")
+
+
+def test_a_checkout_with_redis_carts_orders_once_and_closes_the_cart(
+    db: Database, clock: FakeClock, store: RedisCartStore
+) -> None:
+    shop, gateway, payments = make_shop(db, clock=clock, cart_store=store)
+    cart_id = cart_with(shop, {"TEE": 2, "MUG": 1})
+    result = shop.checkout.place(cart_id, GOOD, region="DE")
+    assert result.status is CheckoutStatus.COMPLETED
+    assert result.order is not None
+    assert shop.carts.get(cart_id).status is CartStatus.COMPLETED
+    again = shop.checkout.place(cart_id, GOOD, region="DE")
+    assert again.replayed
+    assert again.order is not None
+    assert again.order.id == result.order.id
+    assert authorizations(gateway) == 1
+    check_money_invariants(shop, payments)
+
+
+def test_a_crash_between_the_commit_and_the_close_is_mended_by_the_replay(
+    db: Database, clock: FakeClock, store: RedisCartStore
+) -> None:
+    hook = FailOnce("before", "close_cart")
+    shop, gateway, payments = make_shop(db, clock=clock, cart_store=store, hooks=hook)
+    cart_id = cart_with(shop, {"TEE": 1, "CAP": 2})
+    with pytest.raises(RuntimeError, match="injected crash"):
+        shop.checkout.place(cart_id, GOOD, region="DE")
+    assert hook.fired
+    # the order and the attempt committed; the cart, in Redis, is still open
+    order = shop.orders.by_checkout(f"{cart_id}.1")
+    assert order is not None
+    assert shop.checkout.status(f"{cart_id}.1") is CheckoutStatus.COMPLETED
+    assert shop.carts.get(cart_id).status is CartStatus.OPEN
+    assert shop.checkout.recover() == []  # nothing stalled: the attempt is done
+    replay = shop.checkout.place(cart_id, GOOD, region="DE")  # the customer submits again
+    assert replay.replayed
+    assert replay.order is not None
+    assert replay.order.id == order.id  # no second order
+    assert shop.carts.get(cart_id).status is CartStatus.COMPLETED
+    assert shop.checkout.place(cart_id, GOOD, region="DE").order == replay.order
+    assert authorizations(gateway) == 1
+    assert live_reservations(shop) == 0
+    check_money_invariants(shop, payments)
+
+
+class DownAtClose:
+    """A Redis cart store whose close fails once, as if Redis went away just then."""
+
+    def __init__(self, inner: RedisCartStore) -> None:
+        self.inner, self.failed = inner, False
+        self.transactional = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def complete(self, cart_id: str, now: float, *, uow: Any = None) -> bool:
+        if not self.failed:
+            self.failed = True
+            raise StoreUnavailableError("the Redis cart store could not write a cart")
+        return self.inner.complete(cart_id, now)
+
+
+def test_redis_down_at_the_close_keeps_the_order_and_counts_the_deferral(
+    db: Database, clock: FakeClock, store: RedisCartStore
+) -> None:
+    metrics = InMemoryMetrics()
+    flaky = DownAtClose(store)
+    shop, _, payments = make_shop(db, clock=clock, cart_store=flaky, metrics=metrics)
+    cart_id = cart_with(shop, {"MUG": 1})
+    result = shop.checkout.place(cart_id, GOOD, region="DE")
+    assert result.status is CheckoutStatus.COMPLETED  # the order stands
+    assert flaky.failed
+    assert metrics.total("commercekit_commerce_cart_closes_deferred_total") == 1
+    assert shop.carts.get(cart_id).status is CartStatus.OPEN
+    assert shop.checkout.place(cart_id, GOOD, region="DE").replayed
+    assert shop.carts.get(cart_id).status is CartStatus.COMPLETED
+    check_money_invariants(shop, payments)
