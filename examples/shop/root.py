@@ -1,12 +1,18 @@
 """The composition root: every commercekit service the shop uses, built once from Settings.
 
 This is the one place that knows which concrete parts run: the database
-topology, the payment gateway, the event log and the asset manifest. The web
-layer receives a :class:`Shop` and calls only its services.
+topology, the payment gateway, the event log, the cart store and the asset
+manifest. The web layer receives a :class:`Shop` and calls only its services.
+
+The commerce services are synchronous (the web layer runs them in the thread
+pool); the shop's own table (its customers' accounts) is read and written
+through :class:`AsyncDatabase`, the repository's asyncio twin, from the
+``async`` handlers themselves.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -28,13 +34,14 @@ from commercekit.analytics import (
 )
 from commercekit.cdn import AssetManifest
 from commercekit.commerce import Commerce, metadata
+from commercekit.commerce.cart import CartStore, RedisCartStore
 from commercekit.commerce.catalog import Product
 from commercekit.commerce.pricing import FlatShipping
-from commercekit.errors import CommerceKitError, ConflictError, NotFoundError
+from commercekit.errors import CommerceKitError, ConflictError, DuplicateError, NotFoundError
 from commercekit.metrics import PrometheusMetrics
 from commercekit.money import Money
 from commercekit.payments import PaymentService, SandboxGateway, SqlAlchemyIdempotencyStore
-from commercekit.repository import Database, ReplicatedTopology, engine_from_url
+from commercekit.repository import AsyncDatabase, Database, ReplicatedTopology, engine_from_url
 from shop.settings import Settings
 
 __all__ = ["CatalogView", "Listing", "Shop", "build_shop"]
@@ -228,6 +235,13 @@ class Shop:
         store.create_tables()
         self.payments = PaymentService(self.gateway, store, metrics=self.metrics)
         currency = settings.currency
+        self.cart_store: CartStore | None = None
+        if settings.cart_store == "redis":
+            self.cart_store = RedisCartStore.from_url(
+                settings.cart_redis_url,
+                prefix=settings.cart_redis_prefix,
+                ttl_s=settings.cart_ttl_s,
+            )
         self.commerce = Commerce.from_database(
             self.db,
             payments=self.payments,
@@ -237,6 +251,7 @@ class Shop:
             shipping=FlatShipping(
                 {currency: Money.of("4.90", currency)}, {currency: Money.of("50", currency)}
             ),
+            cart_store=self.cart_store,
         )
         self.db.create_all(metadata)
         self.db.create_all(shop_metadata)
@@ -247,6 +262,28 @@ class Shop:
         self._reports_topology: ReplicatedTopology | None = None
         self._pending: list[AnalyticsEvent] = []
         self._pending_lock = threading.Lock()
+        self._adb: AsyncDatabase | None = None
+
+    @property
+    def adb(self) -> AsyncDatabase:
+        """The asyncio twin of :attr:`db` on the same topology, for the shop's own table.
+
+        Made on first use, from inside the event loop that then owns its
+        connections (:meth:`aclose` closes them there).
+        """
+        if self._adb is None:
+            settings = self.settings
+            topology = ReplicatedTopology.from_urls(
+                settings.database_url, list(settings.replica_urls), asyncio=True
+            )
+            self._adb = AsyncDatabase(topology, metrics=self.metrics)
+        return self._adb
+
+    async def aclose(self) -> None:
+        """Close the asyncio database's connections (on the loop that opened them)."""
+        if self._adb is not None:
+            adb, self._adb = self._adb, None
+            await adb.dispose()
 
     def close(self) -> None:
         """Close the database connections and the event log (the process is done with them)."""
@@ -254,6 +291,8 @@ class Shop:
         self.topology.dispose()
         if self._reports_topology is not None:
             self._reports_topology.dispose()
+        if isinstance(self.cart_store, RedisCartStore):
+            self.cart_store.close()
         self.events.close()
 
     # -- images through the edge -----------------------------------------------------------
@@ -316,24 +355,36 @@ class Shop:
 
     # -- customers -------------------------------------------------------------------------
 
-    def sign_in(self, email: str, password: str) -> tuple[str, bool]:
-        """(customer id, created): an unknown email opens an account with that password."""
+    async def sign_in(self, email: str, password: str) -> tuple[str, bool]:
+        """(customer id, created): an unknown email opens an account with that password.
+
+        The account is read and written through :attr:`adb` on the event loop;
+        only scrypt, which is CPU, runs in a worker thread, and never while a
+        transaction is open.
+        """
         email = email.strip().lower()
-        with self.db.unit_of_work() as uow:
-            row = uow.session.execute(
-                sa.select(customers.c.id, customers.c.password).where(customers.c.email == email)
-            ).first()
+        c = customers.c
+        find = sa.select(c.id, c.password).where(c.email == email)
+        for _ in range(2):
+            async with self.adb.unit_of_work() as uow:
+                row = (await uow.session.execute(find)).first()
             if row is not None:
-                if not check_password(password, row[1]):
+                if not await asyncio.to_thread(check_password, password, row[1]):
                     raise ConflictError("that email is registered with another password")
                 return row[0], False
+            hashed = await asyncio.to_thread(hash_password, password)
             cid = "cus_" + secrets.token_hex(8)
-            uow.session.execute(
-                customers.insert().values(
-                    id=cid, email=email, password=hash_password(password), created_at=time.time()
-                )
-            )
+            try:
+                async with self.adb.unit_of_work() as uow:
+                    await uow.session.execute(
+                        customers.insert().values(
+                            id=cid, email=email, password=hashed, created_at=time.time()
+                        )
+                    )
+            except DuplicateError:
+                continue  # the same email signed up at the same moment: check against it
             return cid, True
+        raise ConflictError("that email is being registered right now; try again")
 
 
 def build_shop(settings: Settings | None = None) -> Shop:

@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from commercekit.errors import ConfigurationError
+
 __all__ = ["Settings"]
 
 
@@ -32,7 +34,9 @@ class Settings:
 
     The defaults are one machine with no services: SQLite (one file, WAL) for
     the shop, an SQLite event log and an SQLite analytics database, all under
-    *data_dir*, and images served by the app server itself.
+    *data_dir*, and images served by the app server itself. *cart_store*
+    ``"redis"`` keeps the carts in the Redis at *cart_redis_url* (each for
+    *cart_ttl_s* after its last change) instead of the shop's database.
     """
 
     data_dir: Path
@@ -52,6 +56,10 @@ class Settings:
     page_size: int = 12
     seed_products: int = 48
     secure_cookies: bool = False
+    cart_store: str = "sql"
+    cart_redis_url: str = "redis://127.0.0.1:6379/0"
+    cart_redis_prefix: str = "shop:cart:"
+    cart_ttl_s: float = 10 * 86_400.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -60,6 +68,9 @@ class Settings:
         data_dir = Path(_env(env, "DATA_DIR", "shop-data")).resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         replicas = _env(env, "REPLICA_URLS", "")
+        cart_store = _env(env, "CART_STORE", "sql").lower()
+        if cart_store not in ("sql", "redis"):
+            raise ConfigurationError(f"SHOP_CART_STORE is 'sql' or 'redis', not {cart_store!r}")
         return cls(
             data_dir=data_dir,
             database_url=_env(env, "DATABASE_URL", f"sqlite:///{data_dir / 'shop.db'}"),
@@ -78,6 +89,10 @@ class Settings:
             page_size=int(_env(env, "PAGE_SIZE", "12")),
             seed_products=int(_env(env, "SEED_PRODUCTS", "48")),
             secure_cookies=_env(env, "SECURE_COOKIES", "0") == "1",
+            cart_store=cart_store,
+            cart_redis_url=_env(env, "CART_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            cart_redis_prefix=_env(env, "CART_REDIS_PREFIX", "shop:cart:"),
+            cart_ttl_s=float(_env(env, "CART_TTL_S", str(10 * 86_400))),
         )
 
     @property

@@ -485,6 +485,8 @@ def create_app(settings: Settings | None = None, shop: Shop | None = None) -> St
                 await task
             with contextlib.suppress(CommerceKitError):
                 await run_in_threadpool(the_shop.flush_events)
+            with contextlib.suppress(CommerceKitError):
+                await the_shop.aclose()
 
     routes = [
         Route(r.path, retry_reads(r.endpoint), methods=r.methods, name=r.name) for r in _routes(app)
