@@ -150,7 +150,7 @@ def test_a_loop_closed_by_hand_with_the_pool_open_is_warned_about() -> None:
     ours = [(kind, text) for kind, text in seen if "AiohttpTransport was not closed" in text]
     assert len(ours) == 1
     assert issubclass(ours[0][0], ResourceWarning)
-    assert "await transport.aclose()" in ours[0][1]
+    assert "aclose()" in ours[0][1]
 
 
 def test_one_transport_serves_one_running_loop_at_a_time() -> None:
@@ -169,7 +169,7 @@ def test_one_transport_serves_one_running_loop_at_a_time() -> None:
         other.start()
         try:
             assert started.wait(5)
-            with pytest.raises(ConfigurationError, match="one transport per event loop"):
+            with pytest.raises(ConfigurationError, match="make one per event loop"):
                 asyncio.run(transport.handle(HttpRequest("GET", url + "/")))
         finally:
             release.set()

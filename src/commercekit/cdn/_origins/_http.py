@@ -23,7 +23,9 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from commercekit._closing import AsyncClosing
 from commercekit._extras import require
+from commercekit._loop import LoopPool, client_pool
 from commercekit.cdn._message._body import STREAM_THRESHOLD_BYTES, BodyStream
 from commercekit.cdn._message._headers import HOP_BY_HOP, Headers, without_hop_by_hop
 from commercekit.cdn._message._messages import Request, Response
@@ -43,7 +45,7 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 """Methods safe to send again when a reused connection broke before any answer (RFC 9110 9.2.2)."""
 
 
-class HttpOrigin:
+class HttpOrigin(AsyncClosing):
     """An :class:`~commercekit.cdn.Origin` that sends each request to *base_url*.
 
     The request's path and query are kept; scheme and host become the
@@ -55,8 +57,11 @@ class HttpOrigin:
     connection raises :class:`OriginError`, a timeout
     :class:`~commercekit.errors.OriginTimeoutError` (while streaming: from
     the stream). An HTTP error status is returned as a response. Pass
-    *client* to share or tune the connection pool; otherwise one is made on
-    first use.
+    *client* to share or tune the connection pool (it stays the caller's to
+    close); otherwise one is made on the event loop of the first call and
+    belongs to it: ``await origin.aclose()`` or ``async with`` closes it, and
+    so does that loop as it shuts down (``asyncio.run()`` does); a call on a
+    later loop makes a new one.
     """
 
     def __init__(
@@ -76,31 +81,19 @@ class HttpOrigin:
         self._base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
         host = parts.netloc.rpartition("@")[2]  # user:password@ stays out of messages
         self._shown = f"{parts.scheme}://{host}{parts.path.rstrip('/')}"
-        self._timeout = timeout_s
         self._max_body = max_body_bytes
         self._threshold = stream_threshold_bytes
-        self._client = client
-        self._own_client = client is None
-        self._fresh: httpx.AsyncClient | None = None
+        self._given = client  # the caller's: used, never closed here
+        # Made on the event loop of the first call, and closed with it (or by aclose()).
+        self._pooled: LoopPool[httpx.AsyncClient] = client_pool(
+            "HttpOrigin", functools.partial(_new_client, timeout_s, pooled=True)
+        )
+        self._fresh: LoopPool[httpx.AsyncClient] = client_pool(
+            "HttpOrigin", functools.partial(_new_client, timeout_s, pooled=False)
+        )
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            import httpx
-
-            self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
-        return self._client
-
-    def _fresh_client(self) -> httpx.AsyncClient:
-        """A client that never reuses a connection: for the one retry after a stale one."""
-        if self._fresh is None:
-            import httpx
-
-            self._fresh = httpx.AsyncClient(
-                timeout=self._timeout,
-                follow_redirects=False,
-                limits=httpx.Limits(max_keepalive_connections=0),
-            )
-        return self._fresh
+    async def _http(self) -> httpx.AsyncClient:
+        return self._given if self._given is not None else await self._pooled.get()
 
     async def fetch(self, request: Request, /) -> Response:
         """Send *request* to the origin; return its response, the body whole or streaming."""
@@ -110,7 +103,7 @@ class HttpOrigin:
         suffix = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         target = self._base + suffix
         headers = [(k, v) for k, v in request.headers.without(*HOP_BY_HOP, "host").items()]
-        client = self._http()
+        client = await self._http()
         what = f"{request.method} {self._shown + suffix!r}"
         idempotent = request.method.upper() in IDEMPOTENT
         try:
@@ -123,7 +116,8 @@ class HttpOrigin:
                 if not idempotent:
                     raise
                 # never answered: likely a pooled connection the origin had closed
-                response = await self._fresh_client().send(sent, stream=True)
+                fresh = await self._fresh.get()
+                response = await fresh.send(sent, stream=True)
         except httpx.HTTPError as exc:
             unsent = (
                 httpx.ConnectError,
@@ -140,7 +134,7 @@ class HttpOrigin:
                 f"origin request {what} may have reached the origin before it failed "
                 f"({exc!r}); check its effect before sending it again"
             ) from exc
-        close = functools.partial(self._close, response)
+        close = functools.partial(_close, response, client)
         try:
             headers_out = without_hop_by_hop(Headers.from_wire(response.headers.raw))
             length = _length(headers_out.get("content-length"))
@@ -180,22 +174,34 @@ class HttpOrigin:
         except httpx.HTTPError as exc:
             raise OriginError(f"origin body of {what} broke off: {exc!r}") from exc
 
-    async def _close(self, response: httpx.Response) -> None:
-        await response.aclose()
-        if self._client is not None:
-            await _drop_overfull(self._client)
-
     async def aclose(self) -> None:
-        """Close the connection pool if this origin made it."""
-        if self._fresh is not None:
-            await self._fresh.aclose()
-            self._fresh = None
-        if self._client is not None and self._own_client:
-            await self._client.aclose()
-            self._client = None
+        """Close the connection pools this origin made (a *client* passed in is the caller's).
+
+        Done too by the event loop they belong to as it shuts down.
+        """
+        await self._fresh.aclose()
+        await self._pooled.aclose()
 
     def __repr__(self) -> str:
         return f"HttpOrigin({self._shown!r})"
+
+
+def _new_client(timeout_s: float, *, pooled: bool) -> httpx.AsyncClient:
+    """The pooled client, or one that never reuses a connection (for the one retry)."""
+    import httpx
+
+    if pooled:
+        return httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
+    return httpx.AsyncClient(
+        timeout=timeout_s,
+        follow_redirects=False,
+        limits=httpx.Limits(max_keepalive_connections=0),
+    )
+
+
+async def _close(response: httpx.Response, client: httpx.AsyncClient) -> None:
+    await response.aclose()
+    await _drop_overfull(client)
 
 
 async def _drop_overfull(client: httpx.AsyncClient) -> None:

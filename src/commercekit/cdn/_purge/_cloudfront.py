@@ -76,7 +76,8 @@ class CloudFrontPurger(HttpPurger):
         self._clock = clock
         self._sleep = sleep
         self._in_progress: dict[str, tuple[int, int]] = {}
-        self._submitting = asyncio.Lock()
+        # An asyncio.Lock belongs to the loop it first waited on: one per loop (the latest).
+        self._submitting: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     def __repr__(self) -> str:
         return f"CloudFrontPurger(distribution_id={self._distribution!r})"
@@ -148,8 +149,15 @@ class CloudFrontPurger(HttpPurger):
     async def _submit(self, batch: list[str]) -> str:
         # One submission at a time: two purges that both found room would together break
         # CloudFront's limit on paths in progress.
-        async with self._submitting:
+        async with self._lock():
             return await self._submit_alone(batch)
+
+    def _lock(self) -> asyncio.Lock:
+        """The running loop's submission lock (a later loop gets a new one)."""
+        loop = asyncio.get_running_loop()
+        if self._submitting is None or self._submitting[0] is not loop:
+            self._submitting = (loop, asyncio.Lock())
+        return self._submitting[1]
 
     async def _submit_alone(self, batch: list[str]) -> str:
         deadline = self._clock() + self._max_wait

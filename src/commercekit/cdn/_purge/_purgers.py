@@ -14,12 +14,15 @@ a purge for ever); an answer that is not the API's JSON is
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from commercekit._closing import AsyncClosing
 from commercekit._extras import require
+from commercekit._loop import LoopPool, client_pool
 from commercekit.errors import InvalidInputError, PurgeRejectedError, PurgeUnavailableError
 
 from ._selector import PurgeKind, PurgeResult, PurgeSelector
@@ -34,8 +37,13 @@ def _batches(values: Sequence[str], size: int) -> list[Sequence[str]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
-class HttpPurger:
-    """The HTTP plumbing the purgers share: one client, error mapping, JSON bodies."""
+class HttpPurger(AsyncClosing):
+    """The HTTP plumbing the purgers share: one client, error mapping, JSON bodies.
+
+    The client (unless one is passed in, which stays the caller's) is made on
+    the event loop of the first call and belongs to it: ``await aclose()`` or
+    ``async with`` closes it, and so does that loop as it shuts down.
+    """
 
     def __init__(
         self, base_url: str, *, client: httpx.AsyncClient | None, timeout_s: float
@@ -43,16 +51,15 @@ class HttpPurger:
         if client is None:
             require("httpx", extra="cdn", feature=type(self).__name__)
         self._base = base_url.rstrip("/")
-        self._client = client
-        self._own = client is None
+        self._given = client  # the caller's: used, never closed here
+        # Made on the event loop of the first call, and closed with it (or by aclose()).
+        self._pooled: LoopPool[httpx.AsyncClient] = client_pool(
+            type(self).__name__, functools.partial(_new_client, timeout_s)
+        )
         self._timeout = timeout_s
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            import httpx
-
-            self._client = httpx.AsyncClient(timeout=self._timeout)
-        return self._client
+    async def _http(self) -> httpx.AsyncClient:
+        return self._given if self._given is not None else await self._pooled.get()
 
     async def _send(
         self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
@@ -61,7 +68,8 @@ class HttpPurger:
 
         try:
             async with asyncio.timeout(self._timeout):
-                response = await self._http().request(
+                client = await self._http()
+                response = await client.request(
                     method, self._base + path, headers=headers, content=body
                 )
         except TimeoutError as exc:
@@ -97,10 +105,17 @@ class HttpPurger:
         return answer
 
     async def aclose(self) -> None:
-        """Close the client if this purger made it."""
-        if self._client is not None and self._own:
-            await self._client.aclose()
-            self._client = None
+        """Close the client this purger made (a *client* passed in is the caller's).
+
+        Done too by the event loop it belongs to as it shuts down.
+        """
+        await self._pooled.aclose()
+
+
+def _new_client(timeout_s: float) -> httpx.AsyncClient:
+    import httpx
+
+    return httpx.AsyncClient(timeout=timeout_s)
 
 
 class FastlyPurger(HttpPurger):

@@ -28,16 +28,16 @@ import ssl
 import urllib.parse
 from typing import TYPE_CHECKING
 
+from commercekit._closing import AsyncClosing
 from commercekit._extras import require
+from commercekit._loop import LoopPool
 from commercekit.errors import ConfigurationError, OutcomeUnknownError, UnavailableError
-from commercekit.payments._transports._closing import AsyncClosing
 from commercekit.payments._transports._http import HttpRequest, HttpResponse
 from commercekit.payments._transports._httpx import (
     AsyncHttpxTransport,
     checked_limits,
     checked_request,
 )
-from commercekit.payments._transports._loop import LoopPool
 
 if TYPE_CHECKING:
     import aiohttp

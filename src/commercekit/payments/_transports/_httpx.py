@@ -28,11 +28,11 @@ import urllib.parse
 import weakref
 from typing import TYPE_CHECKING, Any, Protocol
 
+from commercekit._closing import AsyncClosing, Closing
 from commercekit._extras import require
+from commercekit._loop import LoopPool, client_pool
 from commercekit.errors import ConfigurationError, OutcomeUnknownError, UnavailableError
-from commercekit.payments._transports._closing import AsyncClosing, Closing
 from commercekit.payments._transports._http import HttpRequest, HttpResponse, UrllibTransport
-from commercekit.payments._transports._loop import LoopPool
 
 if TYPE_CHECKING:
     from commercekit.payments._typing import HttpTransport
@@ -215,8 +215,8 @@ class AsyncHttpxTransport(AsyncClosing):
     ) -> None:
         _httpx("AsyncHttpxTransport")
         options = _client_options(ssl_context, max_connections, keepalive_expiry_s)
-        self._pool: LoopPool[httpx.AsyncClient] = LoopPool(
-            "AsyncHttpxTransport", functools.partial(_async_client, options), _aclose, _is_closed
+        self._pool: LoopPool[httpx.AsyncClient] = client_pool(
+            "AsyncHttpxTransport", functools.partial(_async_client, options)
         )
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
@@ -243,14 +243,6 @@ def _async_client(options: dict[str, Any]) -> httpx.AsyncClient:
     import httpx
 
     return httpx.AsyncClient(**options)
-
-
-async def _aclose(client: httpx.AsyncClient) -> None:
-    await client.aclose()
-
-
-def _is_closed(client: httpx.AsyncClient) -> bool:
-    return client.is_closed
 
 
 def default_transport() -> HttpTransport:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from commercekit._closing import AsyncClosing, Closing
 from commercekit.payments._transports._aiohttp import default_async_transport
-from commercekit.payments._transports._closing import AsyncClosing, Closing
 from commercekit.payments._transports._httpx import AsyncHttpTransport, default_transport
 from commercekit.payments._typing import HttpTransport
 

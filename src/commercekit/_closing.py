@@ -1,7 +1,7 @@
 """``with`` and ``async with`` for whatever has ``close()`` or ``aclose()``: written once.
 
-The transports and the gateways all close the same way; they inherit the
-context-manager methods from here instead of each spelling them out.
+The payment transports and gateways and the CDN's HTTP clients close the same way;
+they inherit the context-manager methods from here instead of each spelling them out.
 """
 
 from __future__ import annotations

@@ -2,13 +2,14 @@
 
 An asyncio pool (an aiohttp session, an httpx ``AsyncClient``) holds sockets
 registered with one event loop, and only that loop can close them cleanly. A
-transport used inside ``asyncio.run()`` and kept past it used to hold them
-open, and then leak them when dropped ("unclosed transport", "unclosed
-connector"): its loop was gone. :class:`LoopPool` makes the ownership explicit:
+client (a payment transport, a CDN origin or purger) used inside
+``asyncio.run()`` and kept past it used to hold them open, and then leak them
+when dropped ("unclosed transport", "unclosed connector"): its loop was gone.
+:class:`LoopPool` makes the ownership explicit:
 
 - the pool is made on the first call, on the running loop, and is that
   loop's: a call from another loop while it runs is a
-  :class:`~commercekit.errors.ConfigurationError` (one transport per loop);
+  :class:`~commercekit.errors.ConfigurationError` (one client per loop);
 - it is closed by ``aclose()``; by its loop as it shuts down, since an async
   generator holds it and ``asyncio.run()`` (like ``asyncio.Runner``,
   pytest-asyncio and uvicorn) finalizes async generators before it closes
@@ -27,16 +28,32 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from commercekit.errors import ConfigurationError
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["LoopPool"]
+__all__ = ["AsyncClient", "LoopPool", "client_pool"]
 
 _P = TypeVar("_P")
+
+
+class AsyncClient(Protocol):
+    """A pool that closes with ``aclose()`` and says so in ``is_closed`` (``httpx.AsyncClient``)."""
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether it is closed."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        ...
+
+
+_C = TypeVar("_C", bound=AsyncClient)
 
 
 class _Bound(Generic[_P]):
@@ -62,7 +79,7 @@ class LoopPool(Generic[_P]):
     """A pool made by *open_pool* on the running loop, closed by *close_pool* on that loop.
 
     *is_closed* says whether a pool is closed already. *owner* names the
-    transport in messages.
+    client in messages.
     """
 
     def __init__(
@@ -122,7 +139,7 @@ class LoopPool(Generic[_P]):
         if old.is_running() and old is not loop:
             raise ConfigurationError(
                 f"{self._owner} is in use on another event loop that is still running; "
-                "make one transport per event loop"
+                "make one per event loop"
             )
         if old.is_closed():
             _warn_unclosed(self._owner, stacklevel=4)
@@ -135,8 +152,8 @@ def _warn_unclosed(owner: str, *, stacklevel: int) -> None:
     warnings.warn(
         f"{owner} was not closed, and its event loop was closed without "
         "loop.shutdown_asyncgens() (which asyncio.run() calls), so its pooled connections "
-        "could not be closed cleanly: close it with 'await transport.aclose()' or "
-        "'async with' before its event loop ends",
+        "could not be closed cleanly: close it with 'await ....aclose()' or 'async with' "
+        "before its event loop ends",
         ResourceWarning,
         stacklevel=stacklevel,
     )
@@ -147,3 +164,16 @@ def _dropped(bound: _Bound[_P], is_closed: Callable[[_P], bool], owner: str) -> 
     pool, loop = bound.pool, bound.loop
     if pool is not None and loop is not None and loop.is_closed() and not is_closed(pool):
         _warn_unclosed(owner, stacklevel=2)
+
+
+def client_pool(owner: str, open_client: Callable[[], _C]) -> LoopPool[_C]:
+    """A :class:`LoopPool` of clients made by *open_client* (``httpx.AsyncClient`` and the like)."""
+    return LoopPool(owner, open_client, _aclose_client, _client_closed)
+
+
+async def _aclose_client(client: AsyncClient) -> None:
+    await client.aclose()
+
+
+def _client_closed(client: AsyncClient) -> bool:
+    return client.is_closed
