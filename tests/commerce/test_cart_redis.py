@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from commercekit.commerce.cart import Carts, CartStatus, RedisCartStore
-from commercekit.commerce.checkout import CheckoutStatus
+from commercekit.commerce.checkout import STEPS, CheckoutStatus
 from commercekit.errors import (
     InvalidInputError,
     NotFoundError,
@@ -223,4 +223,28 @@ def test_redis_down_at_the_close_keeps_the_order_and_counts_the_deferral(
     assert shop.carts.get(cart_id).status is CartStatus.OPEN
     assert shop.checkout.place(cart_id, GOOD, region="DE").replayed
     assert shop.carts.get(cart_id).status is CartStatus.COMPLETED
+    check_money_invariants(shop, payments)
+
+
+FAULTS = [(phase, step) for step in STEPS for phase in ("before", "after")]
+
+
+@pytest.mark.parametrize(("phase", "step"), [*FAULTS, ("before", "close_cart")])
+def test_a_fault_at_every_step_with_redis_carts_ends_with_one_order_and_a_closed_cart(
+    db: Database, clock: FakeClock, store: RedisCartStore, phase: str, step: str
+) -> None:
+    hook = FailOnce(phase, step)
+    shop, gateway, payments = make_shop(db, clock=clock, cart_store=store, hooks=hook)
+    cart_id = cart_with(shop, {"TEE": 2, "CAP": 1})
+    with pytest.raises(RuntimeError, match="injected"):
+        shop.checkout.place(cart_id, GOOD, region="DE")
+    assert hook.fired
+    shop.checkout.recover()
+    assert shop.checkout.recover() == []
+    result = shop.checkout.place(cart_id, GOOD, region="DE")  # the customer tries again
+    assert result.order is not None
+    assert shop.carts.get(cart_id).status is CartStatus.COMPLETED
+    assert shop.orders.by_checkout(f"{cart_id}.1") in (None, result.order)
+    assert live_reservations(shop) == 0
+    assert authorizations(gateway) <= 2
     check_money_invariants(shop, payments)
