@@ -1,5 +1,6 @@
-"""The commerce services on PostgreSQL: no oversell from threads and processes, no deadlock,
-one order per checkout, faults at every saga step, and a worker SIGKILLed mid-saga.
+"""The commerce services on PostgreSQL: one order per checkout, faults at every saga step,
+and a worker SIGKILLed mid-saga (what it shares with MariaDB, no oversell from threads and
+processes and no deadlock, is in ``test_commerce_engines.py``).
 
 Runs on the machine's PostgreSQL (127.0.0.1:5432) in a database created for
 this module and dropped after it. Inventory and money invariants are checked
@@ -24,8 +25,6 @@ from commercekit.payments import PaymentService, PaymentState
 from commercekit.repository import Database
 from tests.commerce._shop import (
     authorizations,
-    check_batch_availability,
-    check_listing_filters,
     check_money_invariants,
     live_reservations,
 )
@@ -58,17 +57,6 @@ def env(pg_url: str) -> Iterator[tuple[Database, Commerce, PaymentService]]:
 sku = h.sku
 
 
-def test_fifty_threads_for_ten_units(env: tuple[Database, Commerce, PaymentService]) -> None:
-    h.check_fifty_threads_for_ten_units(env[1])
-
-
-@stress
-def test_fifty_buyers_from_five_processes_for_ten_units(
-    env: tuple[Database, Commerce, PaymentService], pg_url: str
-) -> None:
-    h.check_fifty_buyers_from_five_processes(env[1], pg_url, pg_url, timeout=120)
-
-
 def test_twenty_identical_submissions_one_order_one_authorization(
     env: tuple[Database, Commerce, PaymentService],
 ) -> None:
@@ -93,13 +81,6 @@ def test_twenty_identical_submissions_one_order_one_authorization(
     assert sum(r.replayed for r in results) == 19
     gateway = payments._gateway  # the sandbox this service calls
     assert authorizations(gateway) == 1
-
-
-@stress
-def test_two_hundred_baskets_in_random_order_from_eight_workers_never_deadlock(
-    env: tuple[Database, Commerce, PaymentService],
-) -> None:
-    h.check_random_baskets_never_deadlock(env[1])
 
 
 @stress
@@ -213,15 +194,3 @@ def test_sold_out_is_typed_and_holds_nothing(
     with pytest.raises(OutOfStockError):
         shop.checkout.place(h.new_cart(shop, {rare: 2}), h.GOOD, region="DE")
     assert shop.inventory.level(rare).reserved == 0
-
-
-def test_listing_filters_are_the_same_as_on_sqlite(
-    env: tuple[Database, Commerce, PaymentService],
-) -> None:
-    check_listing_filters(env[1].catalog, h.sku("L"))
-
-
-def test_batch_availability_reads_in_portable_chunks(
-    env: tuple[Database, Commerce, PaymentService],
-) -> None:
-    check_batch_availability(env[0], env[1].inventory, h.sku("B"))
