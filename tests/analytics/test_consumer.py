@@ -209,3 +209,20 @@ def test_max_attempts_must_be_positive(tmp_path: Path) -> None:
 
 def _no_wait(seconds: float) -> None:
     pass
+
+
+def test_a_redis_entry_whose_event_id_is_not_utf8_is_parked(tmp_path: Path) -> None:
+    """Another publisher's entry with an event id that is not UTF-8 (a stream is bytes):
+    parked with its reason, never an error out of consume that stops the consumer."""
+    with open_engine("redis", tmp_path) as engine:
+        log = engine.connect("c1")
+        views = _views(2)
+        log.publish([LogRecord(views[0].event_id, views[0].to_bytes())])
+        log._client.xadd(log.stream, {"event_id": b"\xff\xfe-id", "body": b"\xff not json"})  # type: ignore[attr-defined]
+        log.publish([LogRecord(views[1].event_id, views[1].to_bytes())])
+        store = _store(AnalyticsStore, tmp_path)
+        assert AnalyticsConsumer(log, store, poll_timeout_s=0.05).run(idle_exit_s=0.1) == 2
+        (parked,) = Reports(store).dead_letters()
+        assert parked["reason"]
+        assert parked["event_id"] == "\ufffd\ufffd-id"
+        assert log.consume(10, 0) == []

@@ -14,8 +14,10 @@ import pytest
 from commercekit.analytics import (
     GA4Client,
     LineItem,
+    checkout_started,
     ga4_event,
     order_completed,
+    order_refunded,
     product_added,
     products_searched,
 )
@@ -86,3 +88,16 @@ def test_mapping_and_errors() -> None:
     assert "secret-2" not in str(info.value)
     with pytest.raises(InvalidInputError):
         GA4Client("G-X", "")
+
+
+def test_checkout_and_refund_carry_ga4s_required_parameters() -> None:
+    items = [LineItem("tee", Money.of("19.99", "EUR"), 2)]
+    begin = ga4_event(checkout_started("o-1", Money.of("39.98", "EUR"), items, customer_id="c1"))
+    assert begin["name"] == "begin_checkout"
+    assert begin["params"]["value"].text == "39.98"  # from Segment's `value`
+    assert begin["params"]["currency"] == "EUR"
+    assert [i["item_id"] for i in begin["params"]["items"]] == ["tee"]
+    refund = ga4_event(order_refunded("o-1", Money.of("5.00", "EUR"), customer_id="c1"))
+    assert refund["name"] == "refund"
+    assert refund["params"]["transaction_id"] == "o-1"
+    assert (refund["params"]["value"].text, refund["params"]["currency"]) == ("5.00", "EUR")

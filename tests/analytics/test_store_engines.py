@@ -57,3 +57,40 @@ def test_two_consumers_applying_the_same_messages_count_them_once(engine: Engine
         t.join(120)
     assert not errors, errors
     assert_matches(Reports(store), reference(events))
+
+
+def test_an_event_id_longer_than_the_processed_key_is_parked_not_fatal(engine: Engine) -> None:
+    """Ids past the 64 characters of the ``processed`` key, a NUL byte, a lone surrogate: the
+    message is parked with a reason and the consumer goes on (SQLite stores any of them;
+    these servers refuse such a row, and refusing its dead letter too stopped the consumer)."""
+    import json
+
+    from commercekit.analytics import AnalyticsConsumer, LogRecord, product_viewed
+    from commercekit.money import Money
+    from commercekit.testing import InMemoryEventLog
+
+    good = [product_viewed("tee", Money.of("1.00", "EUR"), customer_id=f"c{i}") for i in range(3)]
+    long_id = json.loads(good[0].to_bytes())
+    long_id["event_id"] = "e" * 100  # a valid event but for its id
+    log = InMemoryEventLog()
+    log.publish(
+        [
+            LogRecord(good[0].event_id, good[0].to_bytes()),
+            LogRecord("e" * 100, json.dumps(long_id).encode()),
+            LogRecord("m" * 150, b"not json, from a publisher with long ids"),
+            LogRecord("nul\x00id", b"\x00\x01 a NUL byte, which PostgreSQL text refuses"),
+            LogRecord("\udc80-lone-surrogate", b"\xff\xfe not UTF-8 either"),
+            *(LogRecord(e.event_id, e.to_bytes()) for e in good[1:]),
+        ]
+    )
+    store = AnalyticsStore(Database(ReplicatedTopology(Node("primary", engine))))
+    store.create()
+    consumer = AnalyticsConsumer(log, store, poll_timeout_s=0)
+    assert consumer.run(idle_exit_s=0) == 3
+    parked = Reports(store).dead_letters()
+    assert len(parked) == 4
+    assert all(p["reason"] for p in parked)
+    assert any("64" in p["reason"] for p in parked)
+    assert log.consume(10, 0) == []
+    assert consumer.run(idle_exit_s=0) == 0  # a second pass parks nothing twice
+    assert len(Reports(store).dead_letters()) == 4

@@ -73,6 +73,7 @@ ECOMMERCE_EVENTS = frozenset(
 """The event names of Segment's e-commerce spec v2."""
 
 _MAX_TEXT = 200
+_MAX_ID = 64  # the outbox's and the processed table's key: longer ids could not be stored
 
 
 _SCALARS = (str, int, bool, type(None))
@@ -110,9 +111,9 @@ def _freeze(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
 
-def _text(what: str, value: object) -> str:
-    if not isinstance(value, str) or not value or len(value) > _MAX_TEXT:
-        raise InvalidInputError(f"{what} is a str of 1 to {_MAX_TEXT} characters, got {value!r}")
+def _text(what: str, value: object, most: int = _MAX_TEXT) -> str:
+    if not isinstance(value, str) or not value or len(value) > most:
+        raise InvalidInputError(f"{what} is a str of 1 to {most} characters, got {value!r}")
     return value
 
 
@@ -121,7 +122,7 @@ def _check_identity(
 ) -> None:
     """The rules every event's name, id, customer and timestamp keep (one place for both paths)."""
     _text("an event name", name)
-    _text("an event id", event_id)
+    _text("an event id", event_id, _MAX_ID)
     if customer_id is None and anonymous_id is None:
         raise InvalidInputError(
             f"event {name!r} needs a customer_id or an anonymous_id (Segment's rule)"
@@ -334,7 +335,9 @@ def product_removed(
     )
 
 
-def _order_props(order_id: str, total: Money, products: Iterable[LineItem]) -> dict[str, Any]:
+def _order_props(
+    order_id: str, total: Money, products: Iterable[LineItem], *, amount: str = "total"
+) -> dict[str, Any]:
     items = list(products)
     for item in items:
         if not isinstance(item, LineItem):
@@ -346,7 +349,7 @@ def _order_props(order_id: str, total: Money, products: Iterable[LineItem]) -> d
             )
     return {
         "order_id": _text("order_id", order_id),
-        "total": str(total.amount),
+        amount: str(total.amount),
         "currency": total.currency.code,
         "products": [item.to_json() for item in items],
     }
@@ -355,10 +358,9 @@ def _order_props(order_id: str, total: Money, products: Iterable[LineItem]) -> d
 def checkout_started(
     order_id: str, total: Money, products: Sequence[LineItem], **ident: Any
 ) -> AnalyticsEvent:
-    """``Checkout Started``."""
-    return ecommerce_event(
-        "Checkout Started", _order_props(order_id, _money(total, "total"), products), **ident
-    )
+    """``Checkout Started``; *total* is what the order is worth: Segment's ``value``."""
+    props = _order_props(order_id, _money(total, "total"), products, amount="value")
+    return ecommerce_event("Checkout Started", props, **ident)
 
 
 def order_completed(

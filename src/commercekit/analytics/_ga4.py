@@ -76,8 +76,8 @@ def ga4_event(event: AnalyticsEvent) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if "currency" in p:
         params["currency"] = p["currency"]
-    if "total" in p:
-        params["value"] = _number(p["total"])
+    if "total" in p or "value" in p:  # Segment's order total, or a checkout's value
+        params["value"] = _number(p["total"] if "total" in p else p["value"])
     elif "price" in p:
         params["value"] = _number(Decimal(str(p["price"])) * int(p.get("quantity", 1)))
     if "order_id" in p:

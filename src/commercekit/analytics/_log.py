@@ -192,7 +192,9 @@ class JsonLinesLog:
         handle = f"{start}-{end}"
         try:
             data = json.loads(line)
-            return Delivery(handle, str(data["body"]).encode(), str(data.get("event_id")))
+            body = str(data["body"]).encode()  # past this, data is an object
+            event_id = data.get("event_id")
+            return Delivery(handle, body, event_id if isinstance(event_id, str) else None)
         except (ValueError, KeyError, TypeError):
             return Delivery(handle, line.rstrip(b"\n"))  # parked by the consumer
 

@@ -141,7 +141,9 @@ class RedisStreamsLog:
                 Delivery(
                     ident,
                     body if type(body) is bytes else str(body).encode(),
-                    event_id.decode() if type(event_id) is bytes else None,
+                    # Another publisher's id may be any bytes: never an error that stops
+                    # the consumer (the store parks what is not an event).
+                    event_id.decode(errors="replace") if type(event_id) is bytes else None,
                     deliveries,
                     entry_id,
                 )

@@ -10,8 +10,10 @@ transaction, and counts as processed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -34,6 +36,47 @@ __all__ = ["AnalyticsStore", "ApplyResult"]
 Wire = tuple[str, str, str, int, dict[str, Any]]
 
 _CHUNK = 1000
+_ID = 64  # the processed table's key (a valid event's id is at most this long)
+
+
+def _stored_key(text: str) -> str:
+    """*text* as a key every engine stores: at most 64 characters, no NUL, valid UTF-8.
+
+    A valid event's id is such a key already. A message that is no valid event is
+    keyed by its log's id (any length, any text a publisher put there): a longer or
+    unstorable one becomes a digest of itself, so it stays unique.
+    """
+    if len(text) <= _ID and "\x00" not in text:
+        if text.isascii():  # a UUID: the consumer's path
+            return text
+        try:
+            text.encode()
+            return text
+        except UnicodeEncodeError:  # a lone surrogate
+            pass
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"sha256:{digest[:57]}"
+
+
+def _stored_text(text: str) -> str:
+    """*text* as every engine stores it in a text column (NUL and lone surrogates escaped)."""
+    return text.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
+
+
+def _message_key(d: Delivery) -> str:
+    """The processed key of a message that is not a valid event."""
+    return _stored_key(d.event_id or f"handle:{d.handle}")
+
+
+def _dead_letter(d: Delivery, event_id: str | None, reason: str, at_ms: int) -> dict[str, Any]:
+    """The ``dead_letters`` row of *d*, in values every engine stores (parking never fails)."""
+    return {
+        "handle": _stored_text(d.handle)[:200],
+        "event_id": None if event_id is None else _stored_text(event_id)[:_ID],
+        "reason": _stored_text(reason)[:1000],
+        "body": _stored_text(d.body.decode("utf-8", errors="backslashreplace")),
+        "at_ms": at_ms,
+    }
 
 
 @functools.lru_cache(maxsize=4096)
@@ -222,17 +265,13 @@ class AnalyticsStore:
 
         def work(uow: UnitOfWork) -> None:
             s, conn = self.schema, uow.session.connection()
-            key = (delivery.event_id or f"handle:{delivery.handle}")[:64]
+            key = _message_key(delivery)
+            with contextlib.suppress(InvalidInputError):  # keyed as _apply keys it: by the
+                key = _stored_key(decode_wire(delivery.body)[0])  # event's id, when it is one
             if conn.scalar(select(s.processed.c.event_id).where(s.processed.c.event_id == key)):
                 return
             insert_rows(conn, s.processed, [{"event_id": key}])
-            row = {
-                "handle": delivery.handle[:200],
-                "event_id": delivery.event_id,
-                "reason": reason[:1000],
-                "body": delivery.body.decode("utf-8", errors="replace"),
-                "at_ms": int(self._clock() * 1000),
-            }
+            row = _dead_letter(delivery, delivery.event_id, reason, int(self._clock() * 1000))
             insert_rows(conn, s.dead_letters, [row])
 
         self.db.run(work, retry=True)
@@ -249,7 +288,7 @@ class AnalyticsStore:
                 reason = ""
             except InvalidInputError as exc:
                 event, reason = None, str(exc)
-            key = event[0] if event is not None else (d.event_id or f"handle:{d.handle}")
+            key = _stored_key(event[0]) if event is not None else _message_key(d)
             if key in seen:
                 duplicates += 1
                 continue
@@ -275,13 +314,7 @@ class AnalyticsStore:
                 except InvalidInputError as exc:
                     reason = str(exc)
             parked.append(
-                {
-                    "handle": d.handle[:200],
-                    "event_id": (event[0] if event else d.event_id or None),
-                    "reason": reason[:1000],
-                    "body": d.body.decode("utf-8", errors="replace"),
-                    "at_ms": now_ms,
-                }
+                _dead_letter(d, event[0] if event else d.event_id or None, reason, now_ms)
             )
         if parked:
             insert_rows(conn, s.dead_letters, parked)
