@@ -59,6 +59,8 @@ class FunnelDay(_Json):
     conversion: tuple[float, ...]  # share of the day's entrants reaching each step
     drop_off: tuple[int, ...]  # customers lost between step k and k+1
     median_convert_s: float | None
+    step_conversion: tuple[float, ...] = ()  # share of step k-1's customers reaching step k
+    overall_conversion: float = 0.0  # share of the entrants reaching the last step
 
 
 @attrs.frozen
@@ -341,4 +343,9 @@ def _funnel_day(day: str, counts: Sequence[int], median_s: float | None) -> Funn
     entered = counts[0] if counts else 0
     conversion = tuple(c / entered if entered else 0.0 for c in counts)
     drop = tuple(counts[k] - counts[k + 1] for k in range(len(counts) - 1))
-    return FunnelDay(day, tuple(counts), conversion, drop, median_s)
+    step = tuple(
+        1.0 if k == 0 and entered else c / counts[k - 1] if k and counts[k - 1] else 0.0
+        for k, c in enumerate(counts)
+    )
+    overall = conversion[-1] if conversion else 0.0
+    return FunnelDay(day, tuple(counts), conversion, drop, median_s, step, overall)
