@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from commercekit.errors import ConfigurationError
 
@@ -26,6 +27,35 @@ def _secret(data_dir: Path, name: str = "secret.key") -> str:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_urlsafe(32))
     return path.read_text().strip()
+
+
+_SECRET_PARAMS = ("password", "passwd", "secret", "token", "key")
+
+
+def _redact_url(value: str) -> str:
+    """*value* with a URL's password (and secret-looking query parameters) shown as ``***``."""
+    if "://" not in value:
+        return value
+    try:
+        parts = urlsplit(value)
+        netloc = parts.netloc
+        if parts.password is not None:
+            user, _, host = netloc.rpartition("@")
+            netloc = f"{user.partition(':')[0]}:***@{host}"
+        query = parts.query
+        if query:
+            pairs = parse_qsl(query, keep_blank_values=True)
+            if any(any(s in k.lower() for s in _SECRET_PARAMS) for k, _ in pairs):
+                query = urlencode(
+                    [
+                        (k, "***" if any(s in k.lower() for s in _SECRET_PARAMS) else v)
+                        for k, v in pairs
+                    ],
+                    safe="*/:",
+                )
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+    except ValueError:
+        return "<unparseable URL>"
 
 
 @dataclass(frozen=True)
@@ -60,6 +90,20 @@ class Settings:
     cart_redis_url: str = "redis://127.0.0.1:6379/0"
     cart_redis_prefix: str = "shop:cart:"
     cart_ttl_s: float = 10 * 86_400.0
+
+    def __repr__(self) -> str:
+        """Every shown field, each URL's password (and secret query parameters) as ``***``."""
+        shown = []
+        for f in fields(self):
+            if not f.repr:
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, str):
+                value = _redact_url(value)
+            elif isinstance(value, tuple):
+                value = tuple(_redact_url(v) if isinstance(v, str) else v for v in value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
