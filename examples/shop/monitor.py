@@ -16,7 +16,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
@@ -285,7 +285,7 @@ def describe(figures: OpsFigures) -> dict[str, Any]:
     """A JSON-friendly summary (the admin's ``/admin/ops.json``)."""
     return {
         "window_s": figures.window_s,
-        "servers": [s.__dict__ for s in figures.servers],
+        "servers": [asdict(s) for s in figures.servers],
         "balancer": figures.balancer,
         "cdn": figures.cdn,
         "statements": figures.statements,

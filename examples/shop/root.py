@@ -26,10 +26,8 @@ import sqlalchemy as sa
 from commercekit.analytics import (
     AnalyticsEvent,
     AnalyticsStore,
-    EventLog,
     LogRecord,
     Reports,
-    SqlEventLog,
     open_log,
 )
 from commercekit.cdn import AssetManifest
@@ -41,7 +39,7 @@ from commercekit.errors import CommerceKitError, ConflictError, DuplicateError, 
 from commercekit.metrics import PrometheusMetrics
 from commercekit.money import Money
 from commercekit.payments import PaymentService, SandboxGateway, SqlAlchemyIdempotencyStore
-from commercekit.repository import AsyncDatabase, Database, ReplicatedTopology, engine_from_url
+from commercekit.repository import AsyncDatabase, Database, ReplicatedTopology
 from shop.settings import Settings
 
 __all__ = ["CatalogView", "Listing", "Shop", "build_shop"]
@@ -200,21 +198,6 @@ class CatalogView:
             after = page.next_after
 
 
-def event_log(url: str, *, consumer: str | None = None) -> EventLog:
-    """The event log *url* names (``open_log``), with SQLite files opened here.
-
-    ``open_log`` loses the leading slash of an absolute SQLite path
-    (``sqlite:////data/events.db``), so the shop builds that one itself.
-    """
-    if url.startswith("sqlite:"):
-        path, _, query = url.partition("?")
-        group = dict(p.partition("=")[::2] for p in query.split("&") if p).get("group", "shop")
-        log = SqlEventLog(engine_from_url(path), group=group)
-        log.create()
-        return log
-    return open_log(url, consumer=consumer)
-
-
 class Shop:
     """The services of one app server process."""
 
@@ -255,7 +238,7 @@ class Shop:
         )
         self.db.create_all(metadata)
         self.db.create_all(shop_metadata)
-        self.events = event_log(settings.events_url)
+        self.events = open_log(settings.events_url)
         self.catalog = CatalogView(self)
         self._manifest: AssetManifest | None = None
         self._reports: Reports | None = None

@@ -16,14 +16,19 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from commercekit.analytics import AnalyticsConsumer, AnalyticsStore, FunnelSpec, OutboxRelay
+from commercekit.analytics import (
+    AnalyticsConsumer,
+    AnalyticsStore,
+    FunnelSpec,
+    OutboxRelay,
+    open_log,
+)
 from commercekit.cdn import AssetManifest
 from commercekit.commerce import OUTBOX
 from commercekit.errors import CommerceKitError
 from commercekit.metrics import PrometheusMetrics
 from commercekit.repository import Database, ReplicatedTopology
 from shop.observe import ObserveMiddleware
-from shop.root import event_log
 from shop.settings import Settings
 
 __all__ = ["FUNNEL", "consumer_app", "origin_app"]
@@ -90,9 +95,9 @@ def consumer_app(settings: Settings) -> Starlette:
     analytics_db = Database(ReplicatedTopology.from_urls(settings.analytics_url))
     store = AnalyticsStore(analytics_db, funnels=[FUNNEL])
     store.create()
-    relay = OutboxRelay(shop_db, OUTBOX, event_log(settings.events_url), metrics=metrics)
+    relay = OutboxRelay(shop_db, OUTBOX, open_log(settings.events_url), metrics=metrics)
     consumer = AnalyticsConsumer(
-        event_log(settings.events_url, consumer="analytics-1"),
+        open_log(settings.events_url, consumer="analytics-1"),
         store,
         metrics=metrics,
         poll_timeout_s=0.2,
