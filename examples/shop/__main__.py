@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from shop.settings import Settings
 
@@ -89,10 +90,13 @@ def main(argv: list[str] | None = None) -> int:
                 port = free_port()
         fleet = Fleet(settings, apps=2, front_port=port)
         try:
+            started = time.monotonic()
             print("starting the fleet ...", flush=True)
             fleet.start()
             print(fleet.describe(), flush=True)
             print(run_demo(fleet, seconds=args.seconds), flush=True)
+            took = time.monotonic() - started
+            print(f"took          {took:.0f} s (fleet start, crowd, recovery, report)", flush=True)
             if not args.once:
                 import threading
 

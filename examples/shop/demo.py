@@ -19,6 +19,7 @@ from decimal import Decimal
 import httpx
 
 from shop.fleet import Fleet
+from shop.monitor import parse_metrics
 
 __all__ = ["run_demo"]
 
@@ -123,12 +124,28 @@ class Crowd:
             self.steps[step] += 1
 
 
-def _metric(text: str, name: str) -> float:
+def _metric(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of *name* (a Prometheus text exposition) with these *labels*."""
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name) and not line.startswith("#")
+        value
+        for sample, have, value in parse_metrics(text)
+        if sample == name and all(have.get(k) == v for k, v in labels.items())
     )
+
+
+def _health_events(front: str, names: dict[str, str]) -> str:
+    """Each app server's health changes the front balancer counted, by its name."""
+    changes: dict[str, Counter[str]] = {}
+    for sample, labels, value in parse_metrics(front):
+        if sample == "commercekit_balancer_health_transitions_total" and value:
+            node = labels.get("node", "?")
+            counts = changes.setdefault(names.get(node, node), Counter())
+            counts[labels.get("to", "?")] += int(value)
+    parts = [
+        f"{name} " + ", ".join(f"{to} {n}" for to, n in sorted(counts.items()))
+        for name, counts in sorted(changes.items())
+    ]
+    return "; ".join(parts) or "none"
 
 
 def run_demo(fleet: Fleet, *, seconds: float = 45.0, users: int = 6, out: object = None) -> str:
@@ -183,6 +200,11 @@ def run_demo(fleet: Fleet, *, seconds: float = 45.0, users: int = 6, out: object
     health = httpx.get(fleet.url + "/healthz", timeout=5).json()
     edge = httpx.get(f"http://127.0.0.1:{fleet.edge_admin}/metrics", timeout=5).text
     hits = _metric(edge, "commercekit_cdn_hits_total")
+    stale = _metric(edge, "commercekit_cdn_stale_served_total")
+    misses = _metric(edge, "commercekit_cdn_misses_total")
+    looked_up = hits + stale + misses
+    ratio = f"{(hits + stale) / looked_up:.0%}" if looked_up else "-"
+    names = {f"127.0.0.1:{fleet.procs[n].port}": n for n in fleet.app_names()}
     lat = sorted(crowd.latencies) or [0.0]
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     errors = sum(n for k, n in crowd.status.items() if k[:1] not in "234")
@@ -198,9 +220,15 @@ def run_demo(fleet: Fleet, *, seconds: float = 45.0, users: int = 6, out: object
         f"{crowd.steps['declined']} declined, {crowd.steps['3ds']} through 3-D Secure",
         f"funnel        viewed {crowd.steps['viewed']} -> added {crowd.steps['added']} -> "
         f"checkout {crowd.steps['checkout']} -> ordered {crowd.steps['ordered']}",
-        f"images        {dict(crowd.images)} through the edge, {hits:.0f} edge hits "
+        f"images        {dict(crowd.images)} through the edge "
         f"({100 * crowd.images['200'] / served:.0f} % answered; the origin was down a while)",
-        f"health        {health['backends']}",
-        "events        " + "; ".join(events),
+        f"hit ratio     {ratio} at the edge ({hits:.0f} hits, {stale:.0f} stale, "
+        f"{misses:.0f} misses; origin fetches "
+        f"{_metric(edge, 'commercekit_cdn_origin_requests_total', result='ok'):.0f} ok, "
+        f"{_metric(edge, 'commercekit_cdn_origin_requests_total', result='error'):.0f} failed)",
+        "health events " + _health_events(front, names),
+        "health now    "
+        + ", ".join(f"{names.get(a, a)} {state}" for a, state in health["backends"].items()),
+        "failures      " + "; ".join(events),
     ]
     return "\n".join(report)
