@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 import time
 from collections import Counter
@@ -108,10 +109,13 @@ def test_an_app_server_killed_under_load_fails_no_idempotent_request(fleet: Flee
 
     confirmed: list[str] = []
     unsure: list[int] = []
+    visitors: set[str] = set()  # each buyer's sid: its orders carry it (a guest's)
 
     def buy(n: int) -> None:
         while not stop.is_set():
             with httpx.Client(base_url=fleet.url, timeout=30) as c:
+                c.cookies.set("sid", sid := secrets.token_urlsafe(12))
+                visitors.add(sid)
                 try:
                     added = c.post("/api/cart/add", json={"sku": "P001-L", "qty": 1})
                     if added.status_code != 200:  # a POST cut by the kill: 502
@@ -146,8 +150,20 @@ def test_an_app_server_killed_under_load_fails_no_idempotent_request(fleet: Flee
     shop = build_shop(fleet.settings)
     assert confirmed
     orders = [shop.commerce.orders.get(oid) for oid in confirmed]  # none lost
-    assert len({o.checkout_key for o in orders}) == len(orders)  # none duplicated
+    assert len({o.checkout_key for o in orders}) == len(orders)
+    # None duplicated: every order the buyers' sessions placed, seen by a client or
+    # not (a POST cut by the kill), is the only one of its session.
+    placed: list[str | None] = []
+    after = None
+    while True:
+        page = shop.commerce.orders.recent(200, after=after)
+        placed += [o.anonymous_id for o in page.orders if o.anonymous_id in visitors]
+        if page.next_after is None:
+            break
+        after = page.next_after
     shop.close()
+    assert max(Counter(placed).values()) == 1, Counter(placed).most_common(3)
+    assert len(confirmed) <= len(placed) <= len(confirmed) + len(unsure)
     assert all(status == 502 for status in unsure), unsure
 
 
