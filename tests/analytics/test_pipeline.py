@@ -65,3 +65,38 @@ def test_sql_event_log_redelivers_unacknowledged_messages(tmp_path: Path) -> Non
     log.acknowledge(first[:2])
     restarted = SqlEventLog(engine)
     assert [d.event_id for d in restarted.consume(100)] == [f"e{i}" for i in range(2, 10)]
+
+
+def test_commerce_events_from_the_channel_keep_their_segment_name_and_id(tmp_path: Path) -> None:
+    """The commerce layer emits ``ecommerce.product_viewed`` with the Segment name in ``event``
+    and its id in ``event_id`` (docs/metrics.md): through LogSink they count as that event,
+    and a batch the channel hands the sink twice (after a sink error) counts once."""
+    from commercekit.analytics import LogSink, from_metrics_event
+    from commercekit.metrics import Event
+    from commercekit.repository import new_event_id
+
+    ids = [new_event_id() for _ in range(3)]
+    events = [
+        Event(
+            "ecommerce.product_viewed",
+            {"event": "Product Viewed", "event_id": i, "product_id": "tee", "customer_id": f"c{n}"},
+        )
+        for n, i in enumerate(ids)
+    ]
+    wrapped = from_metrics_event(events[0])
+    assert (wrapped.name, wrapped.event_id, wrapped.customer_id) == ("Product Viewed", ids[0], "c0")
+    assert dict(wrapped.properties) == {"product_id": "tee"}
+    plain = from_metrics_event(Event("cart.item_added", {"sku": "TEE"}))
+    assert (plain.name, plain.anonymous_id, dict(plain.properties)) == (
+        "cart.item_added",
+        "system",
+        {"sku": "TEE"},
+    )
+    log = JsonLinesLog(tmp_path / "events.jsonl")
+    sink = LogSink(log)
+    sink(events)
+    sink(events[1:])  # the channel tried a batch again after the sink raised
+    store = AnalyticsStore(_db(tmp_path / "analytics.db"), funnels=[FUNNEL])
+    store.create()
+    assert AnalyticsConsumer(log, store, poll_timeout_s=0.0).run(idle_exit_s=0.0) == 3
+    assert Reports(store).top_products("viewed")[0].count == 3

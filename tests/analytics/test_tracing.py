@@ -1,4 +1,4 @@
-"""Traces: one request's unit of work and payment call form one trace with correct parents.
+"""Traces: one request's unit of work, payment call and CDN origin fetch form one trace.
 
 The OpenTelemetry SDK's global tracer provider can be set once per process, so
 the traced request runs in a child interpreter (once for this module) and
@@ -37,6 +37,7 @@ SCRIPT = textwrap.dedent(
     from commercekit.metrics import (
         current_traceparent, refresh_tracing, routed_request_span, span, traced,
     )
+    from commercekit.cdn import DirectoryOrigin, EdgeCache, MemoryStore
     from commercekit.money import Money
     from commercekit.payments import Card, PaymentService, SandboxGateway
     from commercekit.payments import SqlAlchemyIdempotencyStore
@@ -87,6 +88,15 @@ SCRIPT = textwrap.dedent(
             forwarded = h
         assert price_lookup("TEE") == 500
         assert asyncio.run(reserve_stock("TEE")) == 500
+        (folder / "img").mkdir()
+        (folder / "img" / "shoe.jpg").write_bytes(b"a picture of a shoe")
+
+        async def image():
+            async with EdgeCache(DirectoryOrigin(folder / "img"), MemoryStore(1 << 20)) as edge:
+                got = await edge.get("https://img.shop.example/shoe.jpg?sig=s3cret")
+                return got.status
+
+        assert asyncio.run(image()) == 200
         try:
             refund_lookup()
         except KeyError:
@@ -135,6 +145,10 @@ def test_a_request_is_one_trace_with_correct_parents(report: dict[str, Any]) -> 
     assert outgoing is not None
     assert (outgoing.trace_id, outgoing.span_id) == (trace_id, root["id"])
     assert "before any provider" not in spans
+    fetch = spans["origin_fetch"]  # the CDN edge asking its origin, in the request's trace
+    assert (fetch["kind"], fetch["trace"]) == ("CLIENT", trace_id)
+    assert fetch["parent"] == root["id"]
+    assert fetch["attributes"] == {"http.request.method": "GET", "url.path": "/shoe.jpg"}
     route = spans["balancer_route"]
     assert (route["parent"], route["kind"]) == (root["id"], "CLIENT")
     assert route["attributes"] == {

@@ -380,13 +380,26 @@ def order_refunded(order_id: str, total: Money, **ident: Any) -> AnalyticsEvent:
 
 
 def from_metrics_event(event: Event, *, anonymous_id: str = "system") -> AnalyticsEvent:
-    """Wrap a :class:`commercekit.metrics.Event` (adds an id; ``customer_id`` from attributes)."""
+    """Wrap a :class:`commercekit.metrics.Event` as an analytics event.
+
+    The attributes ``event`` (a Segment name, as the commerce layer emits
+    ``ecommerce.product_viewed`` with ``event="Product Viewed"``), ``event_id``,
+    ``customer_id`` and ``anonymous_id`` become the event's name and identity;
+    the rest are its properties. Without an ``event_id`` the event gets a new
+    one, and without a customer or anonymous id *anonymous_id*.
+    """
     attrs_ = dict(event.attributes)
-    customer = attrs_.pop("customer_id", None)
+    name: Any = attrs_.pop("event", event.name)  # AnalyticsEvent refuses one that is no name
+    event_id = attrs_.pop("event_id", None)
+    customer, anonymous = attrs_.pop("customer_id", None), attrs_.pop("anonymous_id", None)
+    if customer is None and anonymous is None:
+        anonymous = anonymous_id
+    ident: dict[str, Any] = {} if event_id is None else {"event_id": event_id}
     return AnalyticsEvent(
-        event.name,
+        name,
         attrs_,
         customer_id=None if customer is None else str(customer),
-        anonymous_id=None if customer is not None else anonymous_id,
+        anonymous_id=None if anonymous is None else str(anonymous),
         timestamp_ms=int(event.at_s * 1000),
+        **ident,
     )
