@@ -19,6 +19,7 @@ from sqlalchemy.util import await_
 
 from commercekit.errors import (
     ConfigurationError,
+    DatabaseUnavailableError,
     InvalidInputError,
     RepositoryError,
     SerializationFailureError,
@@ -281,6 +282,42 @@ def test_read_only_async_work_run_again_avoids_the_replica_it_lost(tmp_path: Pat
         assert done.value == 1
         assert len(calls) == 2
         assert calls[1] != calls[0]
+        await db.dispose()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("inner", ["replica", "primary"])
+def test_a_loss_in_nested_async_work_is_not_the_outer_unit_of_work_s_loss(
+    tmp_path: Path, inner: str
+) -> None:
+    async def main() -> None:
+        db, outages = _replicated(tmp_path, eject_after_failures=1)
+        await db.probe()
+        keys: dict[str, str] = {}
+        for i in range(200):
+            async with db.unit_of_work(read_only=True, key=f"k{i}") as uow:
+                keys.setdefault(uow.node, f"k{i}")
+        replicas = db._db._groups["main"].replica_set
+        outer = db.unit_of_work(read_only=True, key=keys["r1"])
+
+        async def nested_work() -> None:
+            async with outer:
+                await outer.repository(models.Customer).require(1)
+                key = keys["r2"] if inner == "replica" else None
+                async with db.unit_of_work(read_only=inner == "replica", key=key) as nested:
+                    await nested.repository(models.Customer).require(1)  # no fail-over now
+                    if inner == "replica":
+                        outages["r2"].on = True
+                    else:
+                        Outage(db._db._groups["main"].primary.engine).on = True
+                    await nested.repository(models.Customer).count()
+
+        with pytest.raises(DatabaseUnavailableError):
+            await nested_work()
+        assert outer.node == "r1"
+        assert not replicas.ejected("r1")
+        assert replicas.ejected("r2") is (inner == "replica")
         await db.dispose()
 
     asyncio.run(main())

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import attrs
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
-from commercekit.errors import InvalidInputError, RepositoryError
+from commercekit.errors import DatabaseUnavailableError, InvalidInputError, RepositoryError
 from commercekit.metrics import InMemoryMetrics
 from commercekit.repository import (
     Database,
@@ -342,3 +342,63 @@ def test_a_read_only_unit_of_work_fails_over_to_another_replica(
     g.db.probe()
     assert g.db.run(work, read_only=True, key="session-1").value == 1
     assert calls == [lost, other]
+
+
+def _replica_engine(g: Group, name: str) -> Engine:
+    return next(r.engine for r in g.topology.replicas if r.name == name)
+
+
+def _keys_by_replica(g: Group) -> dict[str, str]:
+    """An affinity key that keeps a read-only unit of work on each replica."""
+    keys: dict[str, str] = {}
+    for i in range(200):
+        with g.db.unit_of_work(read_only=True, key=f"k{i}") as uow:
+            keys.setdefault(uow.node, f"k{i}")
+        if len(keys) == 2:
+            return keys
+    raise AssertionError(f"the keys reached only {keys}")
+
+
+def _ejected(db: Database, group: str, node: str) -> bool:
+    return db._groups[group].replica_set.ejected(node)
+
+
+@pytest.mark.parametrize("inner", ["replica", "primary", "engine"])
+def test_a_loss_in_nested_work_is_not_the_outer_unit_of_work_s_loss(
+    tmp_path: Path, inner: str
+) -> None:
+    """Only a loss of a unit of work's own connection ejects its replica.
+
+    A DatabaseUnavailableError (or a driver error) that passes through an outer
+    read-only unit of work came from somewhere else: a nested unit of work on
+    the other replica or on the primary, or an engine used directly.
+    """
+    g = make_group(tmp_path, eject_after_failures=1)
+    write(g, 1)
+    g.replicate()
+    g.db.probe()
+    keys = _keys_by_replica(g)
+    lost = "primary" if inner == "primary" else "r2"
+    outage = Outage(g.topology.primary.engine if lost == "primary" else _replica_engine(g, "r2"))
+    outer = g.db.unit_of_work(read_only=True, key=keys["r1"])
+
+    def nested_work() -> None:
+        with outer:
+            outer.repository(Customer).require(1)
+            if inner == "engine":
+                with _replica_engine(g, "r2").connect() as conn:
+                    outage.on = True
+                    conn.execute(text("select count(*) from customers"))
+            key = keys["r2"] if inner == "replica" else None
+            with g.db.unit_of_work(read_only=inner == "replica", key=key) as nested:
+                nested.repository(Customer).require(1)  # served: no fail-over from here
+                outage.on = True
+                nested.repository(Customer).count()
+
+    with pytest.raises(DatabaseUnavailableError):
+        nested_work()
+    assert outer.node == "r1"
+    assert not _ejected(g.db, "main", "r1")
+    assert "r1" not in outer._avoid
+    assert _ejected(g.db, "main", "r2") is (inner == "replica")
+    assert g.metrics.value(f"{M}replica_ejections_total", group="main", node="r1") == 0

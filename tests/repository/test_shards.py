@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from commercekit.errors import InvalidInputError
+from commercekit.errors import DatabaseUnavailableError, InvalidInputError
 from commercekit.repository import (
     Database,
     Node,
+    ReadSettings,
     ReplicatedTopology,
     ShardedTopology,
     keys_to_move,
     sqlite_engine,
 )
 
+from .fakes import FakeClock, FakePositions, Outage, replicate
 from .models import Base, Customer, Order, customer
 
 
@@ -112,3 +116,73 @@ def test_shards_are_placed_by_a_ketama_ring_or_any_keyed_balancer() -> None:
     )
     assert 1800 < len(moves) < 3200
     assert all(maglev.shard_for(k) in {"s1", "s2", "s3"} for k in range(100))
+
+
+def _replicated_shards(tmp_path: Path) -> tuple[Database, dict[str, ReplicatedTopology]]:
+    """Shards s1 and s2, each a primary with replicas named r1 and r2, holding customers 1-40."""
+    groups: dict[str, ReplicatedTopology] = {}
+    paths: dict[str, str] = {}
+    for shard in ("s1", "s2"):
+        (tmp_path / shard).mkdir()
+        primary = sqlite_engine(tmp_path / shard / "primary.db")
+        replicas = [Node(r, sqlite_engine(tmp_path / shard / f"{r}.db")) for r in ("r1", "r2")]
+        for node in replicas:
+            paths[str(node.engine.url.database)] = node.name
+        groups[shard] = ReplicatedTopology(Node("primary", primary), replicas, name=shard)
+    db = Database(
+        ShardedTopology(list(groups.values())),
+        shard_keys={Customer: "id"},
+        reads=ReadSettings(
+            token_wait_s=0.0, eject_after_failures=1, background_probes=False, probe_interval_s=5.0
+        ),
+        position_source=FakePositions(paths),
+        clock=FakeClock(),
+        sleep=lambda _s: None,
+    )
+    for topology in groups.values():
+        for node in (topology.primary, *topology.replicas):
+            Base.metadata.create_all(node.engine)
+    for i in range(1, 41):
+        with db.unit_of_work(shard_key=i) as uow:
+            uow.repository(Customer).add(customer(i))
+    for topology in groups.values():
+        for node in topology.replicas:
+            replicate(topology.primary.engine, node.engine)
+    db.probe()
+    return db, groups
+
+
+@pytest.mark.parametrize("inner", ["replica", "primary"])
+def test_a_loss_on_another_shard_is_not_the_outer_unit_of_work_s_loss(
+    tmp_path: Path, inner: str
+) -> None:
+    """Replicas of two shards share names: only the shard whose node was lost ejects it."""
+    db, groups = _replicated_shards(tmp_path)
+    one, two = (next(k for k in range(1, 41) if db.shard_for(k) == s) for s in ("s1", "s2"))
+    try:
+        outer = db.unit_of_work(read_only=True, shard_key=one)
+        nested = db.unit_of_work(read_only=inner == "replica", shard_key=two)
+
+        def nested_work() -> None:
+            with outer:
+                outer.repository(Customer).require(one)
+                with nested:
+                    nested.repository(Customer).require(two)  # served: no fail-over from here
+                    nodes = (groups["s2"].primary, *groups["s2"].replicas)
+                    Outage(next(n.engine for n in nodes if n.name == nested.node)).on = True
+                    nested.repository(Customer).count()
+
+        with pytest.raises(DatabaseUnavailableError):
+            nested_work()
+        lost = nested.node
+        assert outer.role.value == "replica"
+        assert not db._groups["s1"].replica_set.ejected(outer.node)
+        assert outer._avoid == frozenset()
+        if inner == "replica":
+            assert db._groups["s2"].replica_set.ejected(lost)
+            assert nested._avoid == {lost}
+        assert db.repository(Customer).count() == 40
+    finally:
+        db.close()
+        for topology in groups.values():
+            topology.dispose()

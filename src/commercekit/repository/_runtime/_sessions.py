@@ -11,11 +11,26 @@ from sqlalchemy.orm import Session
 
 from commercekit.errors import ReadOnlyError
 
-__all__ = ["FAIL_OVER", "REBIND", "ReadOnlySession", "SessionFactory", "plain_session", "rebind"]
+__all__ = [
+    "FAIL_OVER",
+    "LOST",
+    "REBIND",
+    "ReadOnlySession",
+    "SessionFactory",
+    "plain_session",
+    "rebind",
+]
 
 
 FAIL_OVER = "commercekit_fail_over"
 """Where a read-only unit of work on a replica keeps its fail-over (session info)."""
+LOST = "commercekit_lost"
+"""Where a read-only unit of work keeps what its own statements' driver errors tell (info).
+
+Only an error raised by a statement on the unit of work's own session can say
+its node was lost: one passing through its block may come from a nested unit
+of work on another node or shard, or from an engine used directly.
+"""
 REBIND = "commercekit_rebind"
 """Where a session proxied by another (an ``AsyncSession``) keeps how to move both (info)."""
 
@@ -47,17 +62,25 @@ class ReadOnlySession(Session):
     A read-only unit of work on a replica whose first statement loses the
     replica runs that statement again on another node (the unit of work's
     fail-over, in ``info``): nothing was read yet, so no read goes back in
-    time. From the first statement served on, a lost node fails the block.
+    time. From the first statement served on, a lost node fails the block;
+    each driver error of its own statements is shown to the unit of work
+    (``info[LOST]``), which takes a lost connection out of rotation.
     """
 
     def _execute_internal(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            result = super()._execute_internal(statement, *args, **kwargs)
+            try:
+                result = super()._execute_internal(statement, *args, **kwargs)
+            except sa_exc.DBAPIError as exc:
+                fail_over = self.info.pop(FAIL_OVER, None)
+                if fail_over is None or not _plain_select(statement) or not fail_over(self, exc):
+                    raise
+                result = super()._execute_internal(statement, *args, **kwargs)
         except sa_exc.DBAPIError as exc:
-            fail_over = self.info.pop(FAIL_OVER, None)
-            if fail_over is None or not _plain_select(statement) or not fail_over(self, exc):
-                raise
-            result = super()._execute_internal(statement, *args, **kwargs)
+            lost = self.info.get(LOST)
+            if lost is not None:
+                lost(exc)
+            raise
         if FAIL_OVER in self.info:
             del self.info[FAIL_OVER]  # a statement was served here: no moving from now on
         return result

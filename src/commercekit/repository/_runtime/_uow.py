@@ -24,7 +24,6 @@ from sqlalchemy.orm import exc as orm_exc
 from commercekit.balancer import Lease
 from commercekit.errors import (
     CommitOutcomeUnknownError,
-    DatabaseUnavailableError,
     InvalidInputError,
     InvalidStateError,
 )
@@ -41,7 +40,7 @@ from commercekit.typing import WallClock
 from ._group import GroupRuntime
 from ._metrics import RepositoryMetrics
 from ._repository import Repository
-from ._sessions import FAIL_OVER, ReadOnlySession, SessionFactory, plain_session, rebind
+from ._sessions import FAIL_OVER, LOST, ReadOnlySession, SessionFactory, plain_session, rebind
 
 __all__ = ["NOTICES_KEY", "UnitOfWork"]
 
@@ -125,6 +124,7 @@ class UnitOfWork:
         self._conn, self._node, self._role, self._session = conn, node, role, session
         if role is Role.REPLICA and isinstance(session, ReadOnlySession):
             session.info[FAIL_OVER] = self._fail_over
+            session.info[LOST] = self._lost
         return self
 
     def _fail_over(self, session: Session, exc: sa_exc.DBAPIError) -> bool:
@@ -202,25 +202,29 @@ class UnitOfWork:
             finally:
                 self.close()
             return
+        # Only its own connection lost is its node lost (its session's statements say
+        # so as they fail, or SQLAlchemy invalidated it): an error passing through the
+        # block (a nested unit of work's, an engine's used directly) is another node's.
+        invalidated = self._conn is not None and self._conn.invalidated
         self.rollback()
         self.close()
         if isinstance(exc, sa_exc.DBAPIError | orm_exc.StaleDataError):
             error = translate(exc, node=self.node)
             self._metrics.error(error)
-            if isinstance(error, DatabaseUnavailableError):
+            if invalidated:
                 self._lost(exc)
             raise error from exc
-        if isinstance(exc, DatabaseUnavailableError) and isinstance(exc.orig, BaseException):
-            self._lost(exc.orig)  # translated already, by a repository of this unit of work
 
     def _lost(self, exc: BaseException) -> None:
         """A replica lost under this unit of work leaves rotation (a primary stays).
 
         So the work run again (``Database.run(read_only=True)`` does, passing
         on :attr:`_avoid`) goes to another node, not to the one that just
-        failed, also while the balancer keeps it in service.
+        failed, also while the balancer keeps it in service. Only for errors of
+        its own connection; each node is reported once.
         """
-        if self._role is Role.REPLICA and classify(exc) is ErrorKind.DISCONNECT:
+        fresh = self._role is Role.REPLICA and self.node not in self._avoid
+        if fresh and classify(exc) is ErrorKind.DISCONNECT:
             self._group.report_failure(self.node)
             self._avoid = self._avoid | {self.node}
 
