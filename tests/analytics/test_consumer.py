@@ -226,3 +226,23 @@ def test_a_redis_entry_whose_event_id_is_not_utf8_is_parked(tmp_path: Path) -> N
         assert parked["reason"]
         assert parked["event_id"] == "\ufffd\ufffd-id"
         assert log.consume(10, 0) == []
+
+
+def test_the_lag_gauge_follows_batches_of_duplicates_and_empty_polls(tmp_path: Path) -> None:
+    """A redelivered stretch applies nothing new; the gauge must still come down to 0, or
+    the shipped CommercekitAnalyticsConsumerStalled alert (lag > 0, nothing consumed)
+    pages for a consumer that is done."""
+    from commercekit.testing import InMemoryEventLog
+
+    views = _views(6)
+    log = InMemoryEventLog()
+    log.publish([LogRecord(e.event_id, e.to_bytes()) for e in views])
+    store = _store(AnalyticsStore, tmp_path)
+    store.apply([Delivery(str(i), e.to_bytes()) for i, e in enumerate(views[3:])])  # seen before
+    metrics = InMemoryMetrics()
+    consumer = AnalyticsConsumer(log, store, batch_size=3, poll_timeout_s=0, metrics=metrics)
+    assert consumer.run_once().applied == 3
+    assert metrics.value("commercekit_analytics_consumer_lag", log="default") == 3
+    again = consumer.run_once()
+    assert (again.applied, again.duplicates) == (0, 3)
+    assert metrics.value("commercekit_analytics_consumer_lag", log="default") == 0

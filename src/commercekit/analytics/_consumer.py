@@ -32,6 +32,7 @@ __all__ = ["AnalyticsConsumer", "LogSink", "OutboxRelay", "record"]
 
 P = "commercekit_analytics_"
 ANALYTICS_TOPIC = "analytics"
+_IDLE_LAG_EVERY_S = 5.0  # how often an idle consumer measures its lag
 _logger = logging.getLogger("commercekit.analytics")
 
 
@@ -83,6 +84,7 @@ class AnalyticsConsumer:
         self._batch, self._poll_s, self._sleep = batch_size, poll_timeout_s, sleep
         self._max_attempts = max_attempts
         self._held: list[Delivery] = []  # a batch to apply again after a failure
+        self._lag_at = time.monotonic()  # when the lag gauge was last set
         self._failed = 0  # times the held batch failed with an error that is not ours
         self._consumed = m.counter(
             f"{P}events_consumed_total", description="Events applied to the aggregates", tags=tags
@@ -125,6 +127,8 @@ class AnalyticsConsumer:
         """
         deliveries = self._held or self.log.consume(self._batch, self._poll_s)
         if not deliveries:
+            if time.monotonic() - self._lag_at >= _IDLE_LAG_EVERY_S:
+                self._measure_lag()  # an idle consumer's gauge must not keep an old backlog
             return ApplyResult(0, 0, 0)
         self._held = deliveries
         started = time.perf_counter()
@@ -155,11 +159,16 @@ class AnalyticsConsumer:
         self._consumed.inc(result.applied)
         self._dups.inc(result.duplicates)
         self._dead.inc(result.dead_lettered)
+        self._measure_lag()  # after every batch, of duplicates too: it ends at 0 when done
+        return result
+
+    def _measure_lag(self) -> None:
+        """Set the lag gauge from the log (Redis' group lag, JetStream's pending count)."""
+        self._lag_at = time.monotonic()
         lag = getattr(self.log, "lag", None) or getattr(self.log, "pending", None)
-        if lag is not None and result.applied:
+        if lag is not None:
             with contextlib.suppress(TransientError):  # the gauge waits for the next batch
                 self._lag.set(lag())
-        return result
 
     def _one_by_one(self, deliveries: Sequence[Delivery]) -> ApplyResult:
         """A batch that failed for good: apply each message alone, parking those that fail.
