@@ -56,7 +56,9 @@ def test_purchase_goes_out_as_ga4_expects(collector: tuple[str, list[dict[str, A
         "o-1", Money.of("40.08", "EUR"), items, customer_id="c1", timestamp_ms=1_700_000_000_000
     )
     client = GA4Client("G-TEST123", "s3cret-value", endpoint=url)
-    assert client.send([order, products_searched("red hat", results=0, customer_id="c1")]) == 1
+    search_at = 1_700_000_090_000  # a minute and a half later, in the same request
+    searched = products_searched("red hat", results=0, customer_id="c1", timestamp_ms=search_at)
+    assert client.send([order, searched]) == 1
     (req,) = received
     query = parse_qs(urlsplit(req["path"]).query)
     assert query == {"measurement_id": ["G-TEST123"], "api_secret": ["s3cret-value"]}
@@ -74,7 +76,12 @@ def test_purchase_goes_out_as_ga4_expects(collector: tuple[str, list[dict[str, A
         {"item_id": "tee", "price": 19.99, "quantity": 2},
         {"item_id": "mug", "price": 0.1, "quantity": 1},
     ]
-    assert search == {"name": "search", "params": {"search_term": "red hat"}}
+    assert search == {
+        "name": "search",
+        "params": {"search_term": "red hat"},
+        "timestamp_micros": search_at * 1000,  # each event at its own time, not the first's
+    }
+    assert purchase["timestamp_micros"] == 1_700_000_000_000_000
     assert "s3cret" not in repr(client)
 
 

@@ -118,10 +118,12 @@ def ga4_payload(events: Sequence[AnalyticsEvent], *, client_id: str) -> str:
         raise InvalidInputError(
             f"a GA4 request carries 1 to {_MAX_BATCH} events, got {len(events)}"
         )
+    # Each event carries its own time: the request's timestamp_micros is only the default
+    # of events without one (GA4's hierarchy), so a batch keeps its events' order in time.
     body: dict[str, Any] = {
         "client_id": client_id,
         "timestamp_micros": events[0].timestamp_ms * 1000,
-        "events": [ga4_event(e) for e in events],
+        "events": [{**ga4_event(e), "timestamp_micros": e.timestamp_ms * 1000} for e in events],
     }
     if events[0].customer_id is not None:
         body["user_id"] = events[0].customer_id
