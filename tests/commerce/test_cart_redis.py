@@ -8,6 +8,9 @@ its last commit, which a crash between the two must not break.
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -134,6 +137,92 @@ def test_a_lost_exec_reply_never_adds_a_line_twice(
     assert lost
     assert carts.get(cart.id).lines == {"MUG": 2}
     assert carts.get(cart.id).version == 2
+
+
+def test_a_lost_reply_with_another_write_in_between_applies_the_change_once(
+    store: RedisCartStore, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The EXEC was kept, its reply lost, and another app server wrote the cart before we
+    read it again: the write's mark (not the cart's stamp, overwritten) says it was kept."""
+    carts = Carts(store=store)
+    other = Carts(store=RedisCartStore.from_url(REDIS_URL, prefix=prefix))
+    cart = carts.create("EUR")
+    real = redis.client.Pipeline.execute
+    lost: list[bool] = []
+
+    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = real(self, *args, **kwargs)
+        if not lost:
+            lost.append(True)
+            monkeypatch.setattr(redis.client.Pipeline, "execute", real)
+            other.add(cart.id, "CAP", 1)  # the other writer, between our EXEC and our re-read
+            monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+            raise redis.WatchError("A ConnectionError occurred while watching one or more keys")
+        return result
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    assert carts.add(cart.id, "MUG", 2).lines == {"MUG": 2}
+    assert lost
+    assert carts.get(cart.id).lines == {"CAP": 1, "MUG": 2}
+    assert carts.get(cart.id).version == 3
+
+
+class ExecDropper:
+    """A loopback proxy to the machine's Redis that drops the connection at every EXEC."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.execs = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", 6379))
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, inspect: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if inspect and b"EXEC" in data.upper():
+                    self.execs += 1
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            s.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_connection_lost_at_exec_is_unavailable_not_a_conflict(
+    store: RedisCartStore, prefix: str
+) -> None:
+    """redis-py turns a connection lost under WATCH into a WatchError; that is Redis failing
+    (StoreUnavailableError, at once), not a cart that "kept changing" after 50 tries."""
+    cart = Carts(store=store).create("EUR")
+    proxy = ExecDropper()
+    flaky = RedisCartStore.from_url(
+        f"redis://127.0.0.1:{proxy.port}/0", prefix=prefix, timeout_s=0.5
+    )
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError) as info:
+            Carts(store=flaky).add(cart.id, "MUG", 1)
+        assert time.monotonic() - started < 5
+        assert proxy.execs == 1
+        assert isinstance(info.value.__cause__, redis.WatchError)
+    finally:
+        flaky.close()
+        proxy.close()
+    assert Carts(store=store).get(cart.id).lines == {}  # nothing was written
 
 
 # -- checkout with the carts in Redis ------------------------------------------------------

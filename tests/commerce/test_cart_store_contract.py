@@ -9,6 +9,7 @@ Redis (127.0.0.1:6379) a key prefix of its own per test, deleted after.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,10 +32,12 @@ from commercekit.commerce.cart import (
 )
 from commercekit.errors import (
     ConflictError,
+    DatabaseUnavailableError,
     DuplicateError,
     InvalidInputError,
     InvalidStateError,
     NotFoundError,
+    UnavailableError,
     UnknownCurrencyError,
     UnknownSkuError,
 )
@@ -206,7 +209,10 @@ def test_concurrent_writers_never_lose_an_add(carts: Carts) -> None:
 
 
 def test_a_writer_that_keeps_losing_the_race_gets_a_conflict(
-    store: CartStore, clock: FakeClock, request: pytest.FixtureRequest
+    store: CartStore,
+    clock: FakeClock,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     racing_possible(request)
     metrics = InMemoryMetrics()
@@ -227,14 +233,36 @@ def test_a_writer_that_keeps_losing_the_race_gets_a_conflict(
         return original(ids, raced, max_retries=max_retries)
 
     store.update = always_raced  # type: ignore[method-assign]
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)
     try:
         with pytest.raises(ConflictError):
             losing.add(cart.id, "TEE-M")
     finally:
         del store.update
     assert calls == 3
+    assert len(waits) == 2  # a short jittered wait between tries, none after the last
+    assert all(0 <= w <= 0.05 for w in waits)
     assert losing.get(cart.id).lines == {"CAP": 3}  # the loser wrote nothing
     assert metrics.total("commercekit_commerce_cart_write_retries_total") == 2
+
+
+def test_the_store_down_is_unavailable_at_once_never_a_conflict(
+    carts: Carts, store: CartStore
+) -> None:
+    """An unavailable backend inside a write ends it, typed, without 50 tries of a "conflict"."""
+    cart = carts.create("EUR")
+    calls = 0
+
+    def down(read: tuple[CartRecord, ...]) -> list[CartRecord]:
+        nonlocal calls
+        calls += 1
+        raise DatabaseUnavailableError("cannot use database node 'primary'")
+
+    with pytest.raises(UnavailableError):
+        store.update((cart.id,), down, max_retries=50)
+    assert calls == 1
+    assert carts.get(cart.id).version == 1
 
 
 def test_a_guest_cart_merges_into_the_customer_cart_once(carts: Carts) -> None:

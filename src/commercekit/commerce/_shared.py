@@ -7,6 +7,7 @@ or write them: the others go through its public interface.
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,7 @@ __all__ = [
     "check_id",
     "check_quantity",
     "chunked",
+    "conflict_backoff_s",
     "metadata",
     "new_id",
     "rowcount",
@@ -56,6 +58,14 @@ metadata = MetaData(
     }
 )
 """The commerce schema: every service's tables (``ck_`` prefix), for ``create_all`` and Alembic."""
+
+
+def conflict_backoff_s(attempt: int) -> float:
+    """A full-jitter wait before retry *attempt* (0-based) of a write that lost a race.
+
+    At most 1 ms, doubling to at most 50 ms, so writers that keep colliding spread out.
+    """
+    return random.uniform(0.0, min(0.05, 0.001 * 2**attempt))
 
 
 def new_id() -> str:

@@ -9,10 +9,14 @@ changed reads again and reapplies the change, as the SQL store does on its
 version column. A merge watches both carts, so the guest's cart closes in the
 same ``EXEC`` that grows the customer's.
 
-Every write stamps the cart with a random write id. redis-py resends nothing
+Every write also sets ``<prefix>w:<stamp>``, a mark with a random stamp of
+its own and a short expiry, in the same ``MULTI``. redis-py resends nothing
 under a ``WATCH``: a connection lost around ``EXEC`` surfaces as a refused
-``EXEC``, and the next read tells whether it was kept (the stamp is ours: done)
-or not (apply again), so a lost reply never adds a line twice.
+``EXEC`` (a ``WatchError``), as does a real conflict. Either way the store asks
+whether the mark exists: if it does the write was kept (done, whoever wrote the
+cart since), so a lost reply never applies a change twice. If it does not, a
+lost connection is :class:`StoreUnavailableError` (nothing was changed) and a
+real conflict is read again and reapplied after a short, jittered backoff.
 
 Every write sets the key's time to live again (*ttl_s*, 10 days by default):
 a cart nobody touches disappears from Redis by itself (then ``get`` says
@@ -29,12 +33,14 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
 from commercekit._extras import require
+from commercekit.commerce._shared import conflict_backoff_s
 from commercekit.errors import (
     ConflictError,
     DuplicateError,
@@ -57,6 +63,10 @@ _T = TypeVar("_T")
 
 DEFAULT_TTL_S = 10 * 86_400.0
 """How long a cart nobody writes stays in Redis."""
+
+MARK_TTL_MS = 60_000
+"""How long a write's mark (``<prefix>w:<stamp>``) lives: it is asked for only by the
+call that wrote it, right after an ``EXEC`` whose reply was lost."""
 
 
 def _encode(record: CartRecord, stamp: str) -> str:
@@ -127,6 +137,11 @@ class RedisCartStore:
         redis = require("redis", extra="redis", feature="RedisCartStore")
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._watch_error: type[BaseException] = redis.WatchError
+        self._lost: tuple[type[BaseException], ...] = (
+            redis.ConnectionError,
+            redis.TimeoutError,
+            OSError,
+        )
 
     @classmethod
     def from_url(
@@ -182,23 +197,28 @@ class RedisCartStore:
     def update(
         self, cart_ids: Sequence[str], change: CartChange, *, max_retries: int
     ) -> tuple[CartRecord, ...]:
-        """``WATCH`` the carts, apply *change*, ``MULTI``/``EXEC``; again when refused."""
+        """``WATCH`` the carts, apply *change*, ``MULTI``/``EXEC``; again when refused.
+
+        A lost connection before ``EXEC`` was sent, or one whose ``EXEC`` the
+        mark shows was not kept, is :class:`StoreUnavailableError`; a lost reply
+        to a kept ``EXEC`` returns what was written.
+        """
         keys = [self._key(i) for i in cart_ids]
-        stamp = secrets.token_hex(8)
-        sent = False
-        for _ in range(max_retries):
+        for attempt in range(max_retries):
+            stamp = secrets.token_hex(8)
+            mark = f"{self._prefix}w:{stamp}"
+            sent = False
+            written: Sequence[CartRecord] = ()
             with self._r.pipeline(transaction=True) as pipe:
                 try:
                     pipe.watch(*keys)  # type: ignore[no-untyped-call]
-                    found = [
-                        _decode(i, raw) for i, raw in zip(cart_ids, pipe.mget(keys), strict=True)
-                    ]
-                    read = tuple(r for r, _ in found)
-                    if sent and all(s == stamp for _, s in found):
-                        return read  # the EXEC whose reply was lost had been kept
-                    written = change(read)
-                    if written is None:
+                    read = tuple(
+                        _decode(i, raw)[0] for i, raw in zip(cart_ids, pipe.mget(keys), strict=True)
+                    )
+                    changed = change(read)
+                    if changed is None:
                         return read
+                    written = changed
                     pipe.multi()
                     for record in written:
                         pipe.set(self._key(record.id), _encode(record, stamp), px=self._ttl_ms)
@@ -206,13 +226,21 @@ class RedisCartStore:
                             pipe.zadd(self._idle, {record.id: record.updated_at})
                         else:
                             pipe.zrem(self._idle, record.id)
+                    pipe.set(mark, b"1", px=MARK_TTL_MS)
                     sent = True
                     pipe.execute()
                     return tuple(written)
-                except self._watch_error:
-                    continue  # another writer (or a lost reply): read again and reapply
+                except self._watch_error as exc:
+                    if sent and self._kept(mark, exc):
+                        return tuple(written)  # the EXEC whose reply was lost had been kept
+                    if self._connection_lost(exc):
+                        raise self._unavailable("write a cart", exc) from exc
                 except self._errors as exc:
+                    if sent and self._kept(mark, exc):
+                        return tuple(written)
                     raise self._unavailable("write a cart", exc) from exc
+            if attempt + 1 < max_retries:  # another writer won: read again and reapply
+                time.sleep(conflict_backoff_s(attempt))
         raise ConflictError(f"cart(s) {', '.join(map(repr, cart_ids))} kept changing; retry")
 
     def complete(self, cart_id: str, now: float, *, uow: UnitOfWork | None = None) -> bool:
@@ -266,6 +294,27 @@ class RedisCartStore:
         return done
 
     # -- internals --------------------------------------------------------------------
+
+    def _connection_lost(self, exc: BaseException) -> bool:
+        """True when redis-py's WatchError stands for a lost connection, not a changed key.
+
+        redis-py raises ``WatchError("A ConnectionError occurred while watching ...")``
+        in its handler of the connection error (so that is its ``__context__``); an
+        ``EXEC`` refused because a watched key changed is ``"Watched variable changed."``.
+        """
+        cause = exc.__cause__ or exc.__context__
+        return isinstance(cause, self._lost) or "occurred while watching" in str(exc)
+
+    def _kept(self, mark: str, exc: BaseException) -> bool:
+        """Whether the ``EXEC`` that set *mark* was kept (its reply was lost with *exc*)."""
+        try:
+            return bool(self._r.exists(mark))
+        except self._errors as again:
+            raise StoreUnavailableError(
+                f"the Redis cart store lost the reply to a write ({type(exc).__name__}) and "
+                f"cannot tell whether it was kept ({type(again).__name__}); read the cart "
+                "before writing it again"
+            ) from again
 
     def _unlist(self, cart_id: str) -> None:
         self._call("unlist a cart", lambda: self._r.zrem(self._idle, cart_id))

@@ -8,16 +8,18 @@ joins the caller's unit of work (the checkout's last transaction).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from sqlalchemy import bindparam, select, update
 
-from commercekit.commerce._shared import rowcount
+from commercekit.commerce._shared import conflict_backoff_s, rowcount
 from commercekit.errors import (
     ConflictError,
     InvalidStateError,
     NotFoundError,
     TransientError,
+    UnavailableError,
 )
 from commercekit.repository import Database, UnitOfWork
 
@@ -80,8 +82,13 @@ class SqlCartStore:
     def update(
         self, cart_ids: Sequence[str], change: CartChange, *, max_retries: int
     ) -> tuple[CartRecord, ...]:
-        """Read, change and compare-and-set the rows in one unit of work; retry a lost race."""
-        for _ in range(max_retries):
+        """Read, change and compare-and-set the rows in one unit of work; retry a lost race.
+
+        A lost race, a busy database or an aborted transaction is retried after a
+        short jittered wait; the database unreachable is its :class:`UnavailableError`
+        at once (:class:`DatabaseUnavailableError`).
+        """
+        for attempt in range(max_retries):
             try:
                 with self._db.unit_of_work() as uow:
                     read = tuple(self._read(uow, i) for i in cart_ids)
@@ -92,8 +99,12 @@ class SqlCartStore:
                     if all(self._cas(uow, seen[r.id], r) for r in written):
                         return tuple(written)
                     uow.rollback()
+            except UnavailableError:
+                raise  # the database is down: say so now, not as "kept changing" later
             except TransientError:
                 pass  # the database was busy or aborted it: read again and reapply
+            if attempt + 1 < max_retries:
+                time.sleep(conflict_backoff_s(attempt))
         raise ConflictError(f"cart(s) {', '.join(map(repr, cart_ids))} kept changing; retry")
 
     def complete(self, cart_id: str, now: float, *, uow: UnitOfWork | None = None) -> bool:
