@@ -459,6 +459,23 @@ def _routes(app: App) -> list[Route]:
     ]
 
 
+HOUSEKEEPING_S = 60.0
+"""How often each app server finishes stalled checkouts and expires idle carts."""
+
+
+async def housekeeping(shop: Shop, *, every_s: float, idle_s: float) -> None:
+    """Every *every_s*: ``checkout.recover()`` and ``carts.expire_abandoned(idle_s=)``.
+
+    Both are safe from every app server at once; a failure waits for the next round.
+    """
+    while True:
+        await asyncio.sleep(every_s)
+        with contextlib.suppress(CommerceKitError):
+            await run_in_threadpool(shop.commerce.checkout.recover)
+        with contextlib.suppress(CommerceKitError):
+            await run_in_threadpool(shop.commerce.carts.expire_abandoned, idle_s=idle_s)
+
+
 def create_app(settings: Settings | None = None, shop: Shop | None = None) -> Starlette:
     """The ASGI app of one app server (``uvicorn --factory shop.web:create_app``)."""
     settings = settings or Settings.from_env()
@@ -477,12 +494,16 @@ def create_app(settings: Settings | None = None, shop: Shop | None = None) -> St
                     await run_in_threadpool(the_shop.flush_events)
 
         task = asyncio.create_task(flusher())
+        keeper = asyncio.create_task(
+            housekeeping(the_shop, every_s=HOUSEKEEPING_S, idle_s=settings.cart_ttl_s)
+        )
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(CommerceKitError, asyncio.CancelledError):
-                await task
+            for t in (task, keeper):
+                t.cancel()
+                with contextlib.suppress(CommerceKitError, asyncio.CancelledError):
+                    await t
             with contextlib.suppress(CommerceKitError):
                 await run_in_threadpool(the_shop.flush_events)
             with contextlib.suppress(CommerceKitError):

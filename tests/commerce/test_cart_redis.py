@@ -82,6 +82,28 @@ def test_every_write_pushes_the_expiry_back(
     assert client.zscore(f"{prefix}idle", cart.id) is None
 
 
+def test_the_idle_index_forgets_dropped_carts_without_expire_idle(
+    client: redis.Redis, prefix: str, clock: FakeClock
+) -> None:
+    """Carts Redis dropped by their time to live leave the idle index with the next write,
+    so it stays as large as the carts Redis holds even when nobody runs expire_abandoned."""
+    store = redis_store(prefix, ttl_s=600)
+    carts = Carts(store=store, clock=clock)
+    try:
+        old = [carts.create("EUR").id for _ in range(5)]
+        carts.add(old[0], "MUG")
+        assert client.zcard(f"{prefix}idle") == 5
+        clock.advance(601)
+        client.delete(*(f"{prefix}c:{i}" for i in old))  # what their expiry did meanwhile
+        fresh = carts.create("EUR")
+        assert client.zrange(f"{prefix}idle", 0, -1) == [fresh.id.encode()]
+        clock.advance(300)
+        carts.add(fresh.id, "CAP")  # an update trims too; live carts stay listed
+        assert client.zrange(f"{prefix}idle", 0, -1) == [fresh.id.encode()]
+    finally:
+        store.close()
+
+
 def test_redis_down_is_a_typed_error_never_redis_pys() -> None:
     down = RedisCartStore.from_url("redis://127.0.0.1:1/0", timeout_s=0.5)
     carts = Carts(store=down)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from examples.shop.settings import Settings
+from shop.settings import Settings
 
 
 def test_the_repr_hides_every_urls_password(tmp_path: Path) -> None:

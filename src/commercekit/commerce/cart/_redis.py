@@ -2,7 +2,9 @@
 
 Layout under the store's *prefix*: ``<prefix>c:<cart id>`` holds the cart as
 JSON; ``<prefix>idle`` is a sorted set of the open carts scored by their last
-write (the injected clock's time), which :meth:`expire_idle` walks. Every
+write (the injected clock's time), which :meth:`expire_idle` walks; every
+write also drops its entries older than the time to live (their keys are gone),
+so it does not grow with carts Redis dropped by itself. Every
 write is optimistic: ``WATCH`` the carts, read them, apply the change,
 ``MULTI``/``EXEC`` the new values; an ``EXEC`` refused because a watched key
 changed reads again and reapplies the change, as the SQL store does on its
@@ -184,7 +186,10 @@ class RedisCartStore:
                 if found != stamp:  # not our own SET resent after a lost reply
                     raise DuplicateError(f"a cart {record.id!r} exists already")
             if record.status is CartStatus.OPEN:
-                self._r.zadd(self._idle, {record.id: record.updated_at})
+                index = self._r.pipeline(transaction=False)
+                index.zadd(self._idle, {record.id: record.updated_at})
+                self._trim(index, record.updated_at)
+                index.execute()
 
         self._call("insert a cart", work)
 
@@ -226,6 +231,7 @@ class RedisCartStore:
                             pipe.zadd(self._idle, {record.id: record.updated_at})
                         else:
                             pipe.zrem(self._idle, record.id)
+                    self._trim(pipe, max(r.updated_at for r in written))
                     pipe.set(mark, b"1", px=MARK_TTL_MS)
                     sent = True
                     pipe.execute()
@@ -315,6 +321,14 @@ class RedisCartStore:
                 f"cannot tell whether it was kept ({type(again).__name__}); read the cart "
                 "before writing it again"
             ) from again
+
+    def _trim(self, pipe: Any, now: float) -> None:
+        """Queue dropping idle-index entries older than the time to live: their keys are gone.
+
+        Every write does it, so the index stays as large as the carts Redis still
+        holds even when ``expire_abandoned`` never runs.
+        """
+        pipe.zremrangebyscore(self._idle, "-inf", f"({now - self._ttl_ms / 1000!r}")
 
     def _unlist(self, cart_id: str) -> None:
         self._call("unlist a cart", lambda: self._r.zrem(self._idle, cart_id))
