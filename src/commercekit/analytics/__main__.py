@@ -1,7 +1,7 @@
 """``python -m commercekit.analytics``: run a consumer, or print a report as JSON.
 
     python -m commercekit.analytics consume --log 'redis://127.0.0.1:6379/0?stream=shop' \\
-        --db sqlite:///analytics.db \\
+        --db sqlite:///analytics.db --consumer analytics-1 --metrics-port 9464 \\
         --funnel 'checkout=Product Viewed>Product Added>Checkout Started>Order Completed@86400'
     python -m commercekit.analytics report --db sqlite:///analytics.db revenue
 """
@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from commercekit.errors import CommerceKitError, InvalidInputError
+from commercekit.errors import CommerceKitError, ConfigurationError, InvalidInputError
+from commercekit.metrics import Metrics
 from commercekit.repository import Database, Node, ReplicatedTopology, engine_from_url
 
 from ._consumer import AnalyticsConsumer
@@ -77,6 +78,27 @@ def _report(reports: Reports, kind: str, arg: str | None) -> Any:
     raise InvalidInputError(f"unknown report {kind!r}")
 
 
+def _metrics_server(port: int | None, addr: str) -> tuple[Metrics | None, Any]:
+    """PrometheusMetrics served at http://addr:port/metrics (the shipped alerts read them)."""
+    if port is None:
+        return None, None
+    import prometheus_client
+
+    from commercekit.metrics import PrometheusMetrics
+
+    metrics = PrometheusMetrics()
+    try:
+        server, _thread = prometheus_client.start_http_server(
+            port, addr=addr, registry=metrics.registry
+        )
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot serve the metrics port {port} on {addr}: {exc.strerror or exc}; "
+            "pick a free --metrics-port"
+        ) from exc
+    return metrics, server
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m commercekit.analytics")
@@ -92,6 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     consume.add_argument("--batch", type=int, default=1000)
     consume.add_argument("--idle-exit-s", type=float, default=None)
+    consume.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve the consumer's metrics at /metrics on this port ([prometheus] extra)",
+    )
+    consume.add_argument("--metrics-addr", default="127.0.0.1", help="the metrics address")
     report.add_argument(
         "kind",
         choices=[
@@ -120,14 +148,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             json.dump(_report(Reports(store), args.kind, args.arg), sys.stdout, indent=2)
             sys.stdout.write("\n")
             return 0
+        metrics, server = _metrics_server(args.metrics_port, args.metrics_addr)
         log = open_log(args.log, consumer=args.consumer)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        consumer = AnalyticsConsumer(log, store, batch_size=args.batch)
+        consumer = AnalyticsConsumer(
+            log, store, batch_size=args.batch, metrics=metrics, name=args.consumer or "default"
+        )
         try:
             applied = consumer.run(stop=stop, idle_exit_s=args.idle_exit_s)
         finally:
             log.close()
+            if server is not None:
+                server.shutdown()
+                server.server_close()
         print(json.dumps({"applied": applied}))
         return 0
     except CommerceKitError as exc:
