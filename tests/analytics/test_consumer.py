@@ -246,3 +246,14 @@ def test_the_lag_gauge_follows_batches_of_duplicates_and_empty_polls(tmp_path: P
     again = consumer.run_once()
     assert (again.applied, again.duplicates) == (0, 3)
     assert metrics.value("commercekit_analytics_consumer_lag", log="default") == 0
+
+
+@pytest.mark.parametrize(
+    "settings", [{"batch_size": 0}, {"batch_size": True}, {"poll_timeout_s": -1.0}]
+)
+def test_bad_consumer_settings_are_refused_when_it_is_made(
+    settings: dict[str, Any], tmp_path: Path
+) -> None:
+    store = _store(AnalyticsStore, tmp_path)
+    with pytest.raises(InvalidInputError):
+        AnalyticsConsumer(JsonLinesLog(tmp_path / "e.jsonl"), store, **settings)

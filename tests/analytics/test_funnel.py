@@ -71,3 +71,24 @@ def test_the_report_gives_step_and_overall_conversion(tmp_path: Path) -> None:
     as_json = Reports(store).funnel("f").to_json()["total"]
     assert as_json["step_conversion"] == [1.0, 5 / 8, 2 / 5]
     assert as_json["overall_conversion"] == 2 / 8
+
+
+def test_report_sizes_must_be_positive(tmp_path: Path) -> None:
+    store = AnalyticsStore(
+        Database(ReplicatedTopology(Node("p", sqlite_engine(tmp_path / "a.db"))))
+    )
+    store.create()
+    reports = Reports(store)
+    for bad in (0, -1, True, 2.5):
+        with pytest.raises((InvalidInputError, UnsupportedTypeError)):
+            reports.also_bought("tee", k=bad)  # type: ignore[arg-type]
+        with pytest.raises((InvalidInputError, UnsupportedTypeError)):
+            reports.top_products("viewed", limit=bad)  # type: ignore[arg-type]
+        with pytest.raises((InvalidInputError, UnsupportedTypeError)):
+            reports.product_revenue(limit=bad)  # type: ignore[arg-type]
+        with pytest.raises((InvalidInputError, UnsupportedTypeError)):
+            reports.no_result_searches(limit=bad)  # type: ignore[arg-type]
+        with pytest.raises((InvalidInputError, UnsupportedTypeError)):
+            reports.dead_letters(limit=bad)  # type: ignore[arg-type]
+        with pytest.raises((InvalidInputError, UnsupportedTypeError)):
+            reports.cohorts(weeks=bad)  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ from commercekit.metrics import Event, Metrics, NullMetrics
 from commercekit.repository import Database, Outbox, OutboxClaim, UnitOfWork
 
 from ._events import AnalyticsEvent, from_metrics_event
-from ._log import Delivery, EventLog, LogRecord
+from ._log import Delivery, EventLog, LogRecord, _limits
 from ._store import AnalyticsStore, ApplyResult
 
 __all__ = ["AnalyticsConsumer", "LogSink", "OutboxRelay", "record"]
@@ -74,10 +74,10 @@ class AnalyticsConsumer:
         sleep: Callable[[float], None] = time.sleep,
         max_attempts: int = 3,
     ) -> None:
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise InvalidInputError(
-                f"max_attempts must be a whole number >= 1, got {max_attempts!r}"
-            )
+        for what, value in (("max_attempts", max_attempts), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"{what} must be a whole number >= 1, got {value!r}")
+        _limits(batch_size, poll_timeout_s)  # what every log's consume() accepts
         m = metrics or NullMetrics()
         tags = {"log": name}
         self.log, self.store = log, store

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 from sqlalchemy import desc, func, select
 
-from commercekit.errors import InvalidInputError, NotFoundError
+from commercekit.errors import InvalidInputError, NotFoundError, UnsupportedTypeError
 from commercekit.money import Money
 
 from ._store import AnalyticsStore
@@ -140,6 +140,14 @@ class Recommendation(_Json):
     together: int
 
 
+def _count(what: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UnsupportedTypeError(f"{what} is an int, got {value!r}")
+    if value < 1:
+        raise InvalidInputError(f"{what} is at least 1, got {value}")
+    return value
+
+
 def _day(value: str | None, what: str) -> str | None:
     if value is None:
         return None
@@ -242,6 +250,7 @@ class Reports:
 
     def product_revenue(self, *, limit: int = 20) -> list[ProductRevenue]:
         """Products by revenue, per currency, highest first (ties by product id)."""
+        _count("limit", limit)
         pr = self.schema.product_revenue
         total = func.sum(pr.c.revenue_minor)
         rows = self._rows(
@@ -256,6 +265,7 @@ class Reports:
         """Products most often *kind* (``viewed``, ``added`` or ``bought``)."""
         if kind not in ("viewed", "added", "bought"):
             raise InvalidInputError(f"kind is viewed, added or bought, got {kind!r}")
+        _count("limit", limit)
         pc = self.schema.product_counts
         total = func.sum(pc.c.n)
         rows = self._rows(
@@ -280,6 +290,7 @@ class Reports:
 
     def no_result_searches(self, *, limit: int = 20) -> list[SearchCount]:
         """Queries that found nothing, most frequent first."""
+        _count("limit", limit)
         s = self.schema.searches
         rows = self._rows(
             select(s.c.query, s.c.searches, s.c.no_result)
@@ -291,8 +302,7 @@ class Reports:
 
     def cohorts(self, *, weeks: int = 8) -> list[Cohort]:
         """Weekly retention of first-purchase cohorts for weeks 0 to *weeks* - 1."""
-        if weeks < 1:
-            raise InvalidInputError(f"weeks is at least 1, got {weeks}")
+        _count("weeks", weeks)
         cw = self.schema.customer_weeks
         first = (
             select(cw.c.customer, func.min(cw.c.week).label("w0"))
@@ -315,6 +325,7 @@ class Reports:
 
     def also_bought(self, product: str, *, k: int = 10) -> list[Recommendation]:
         """Customers who bought *product* also bought: top *k* by cosine similarity."""
+        _count("k", k)
         s = self.schema
         ic, co = s.item_counts, s.co_counts
         rows = self._rows(
@@ -330,6 +341,7 @@ class Reports:
 
     def dead_letters(self, *, limit: int = 100) -> list[dict[str, Any]]:
         """Parked messages, newest first: handle, event id, reason, body."""
+        _count("limit", limit)
         d = self.schema.dead_letters
         rows = self._rows(
             select(d.c.handle, d.c.event_id, d.c.reason, d.c.body)
