@@ -34,7 +34,9 @@ from commercekit.errors import (
     DatabaseUnavailableError,
     EmptyCartError,
     InvalidInputError,
+    InvalidStateError,
     NotFoundError,
+    OutcomeUnknownError,
     OutOfStockError,
     PaymentDeclinedError,
 )
@@ -400,8 +402,13 @@ def status_for(exc: Exception) -> tuple[int, str]:
         return 400, str(exc)
     if isinstance(exc, ConflictError):
         return 409, str(exc)
+    if isinstance(exc, InvalidStateError):  # a status change the order refuses, and the like
+        return 409, str(exc)
     if isinstance(exc, CheckoutInProgressError):
         return 409, str(exc)
+    if isinstance(exc, OutcomeUnknownError):  # it may have happened: never say "try again"
+        return 500, "we could not confirm that it went through; check before repeating it"
+    # Only a server's trouble is a 503: the front balancer counts 502/503/504 as failures.
     return 503, "the shop is busy; please try again"
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from commercekit.analytics import SqlEventLog
@@ -228,3 +231,79 @@ def test_admin_needs_its_password_and_runs_orders_and_stock(app_server: tuple[st
         assert r.status_code == 303
         assert "fulfilled" in admin.get("/admin").text
         assert admin.post(f"/admin/orders/{order['id']}/fulfil", data={}).status_code == 403
+
+
+def _orders(base: str, n: int, qty: int) -> tuple[list[str], httpx.Cookies]:
+    """*n* guest orders of *qty* units each (placed in one session, whose cookies come back)."""
+    placed = []
+    with httpx.Client(base_url=base) as c:
+        _, sku = in_stock_sku(c)
+        for _ in range(n):
+            c.post("/api/cart/add", json={"sku": sku, "qty": qty})
+            r = c.post("/api/checkout", json={**ADDRESS, "card_number": "4242424242424242"})
+            assert r.status_code == 201, r.text
+            placed.append(r.json()["order"]["id"])
+        return placed, c.cookies
+
+
+@contextlib.contextmanager
+def _admin(base: str, data: Path) -> Iterator[tuple[httpx.Client, str]]:
+    """A client signed in to the admin, and its CSRF token."""
+    with httpx.Client(base_url=base) as admin:
+        token = csrf_of(admin.get("/admin/login").text)
+        password = (data / "admin.password").read_text().strip()
+        signed_in = admin.post("/admin/login", data={"password": password, "csrf": token})
+        assert signed_in.status_code == 303
+        yield admin, token
+
+
+def test_admin_cancels_and_refunds_orders(app_server: tuple[str, Path]) -> None:
+    base, data = app_server
+    (cancel, refund), cookies = _orders(base, 2, qty=3)  # over 50 EUR: free shipping
+    with _admin(base, data) as (admin, token):
+        for oid, action in ((cancel, "cancel"), (refund, "fulfil"), (refund, "refund")):
+            r = admin.post(f"/admin/orders/{oid}/{action}", data={"csrf": token})
+            assert r.status_code == 303, (action, r.text)
+    with httpx.Client(base_url=base, cookies=cookies) as owner:
+        cancelled = owner.get(f"/api/orders/{cancel}").json()
+        assert (cancelled["status"], cancelled["payment_status"]) == ("cancelled", "refunded")
+        refunded = owner.get(f"/api/orders/{refund}").json()
+        assert (refunded["fulfilment_status"], refunded["payment_status"]) == (
+            "fulfilled",
+            "refunded",
+        )
+
+
+@pytest.mark.xfail(
+    reason="commerce: Orders.refund spreads a refund over the lines only (allocate_refund), "
+    "so the captured total with shipping is more than is 'left': cancel marks a paid order "
+    "cancelled, then fails to refund it (InvalidInputError), and a full refund is refused",
+    strict=True,
+)
+def test_admin_cancels_and_refunds_orders_that_paid_shipping(app_server: tuple[str, Path]) -> None:
+    base, data = app_server
+    (cancel, refund), cookies = _orders(base, 2, qty=1)  # under 50 EUR: 4.90 EUR shipping
+    with _admin(base, data) as (admin, token):
+        statuses = [
+            admin.post(f"/admin/orders/{oid}/{action}", data={"csrf": token}).status_code
+            for oid, action in ((cancel, "cancel"), (refund, "fulfil"), (refund, "refund"))
+        ]
+    with httpx.Client(base_url=base, cookies=cookies) as owner:
+        cancelled = owner.get(f"/api/orders/{cancel}").json()
+        refunded = owner.get(f"/api/orders/{refund}").json()
+    assert statuses == [303, 303, 303]
+    assert (cancelled["status"], cancelled["payment_status"]) == ("cancelled", "refunded")
+    assert refunded["payment_status"] == "refunded"
+
+
+def test_an_action_the_order_refuses_is_a_409_with_its_reason(
+    app_server: tuple[str, Path],
+) -> None:
+    """The admin's mistake, not the server's: a 503 would make the front count a failure."""
+    base, data = app_server
+    (order,), _ = _orders(base, 1, qty=3)
+    with _admin(base, data) as (admin, token):
+        assert admin.post(f"/admin/orders/{order}/fulfil", data={"csrf": token}).status_code == 303
+        refused = admin.post(f"/admin/orders/{order}/cancel", data={"csrf": token})
+    assert refused.status_code == 409, refused.text
+    assert "cannot go from completed to cancelled" in refused.text
