@@ -298,6 +298,7 @@ class Front:
                 out: list[bytes] = []
                 if res.headers_done and not started:
                     started = True
+                    keep = keep and not self.draining  # a drain that began meanwhile closes it
                     chunked = self._head(req, res, extra, keep, out)
                 if chunked:
                     out += [b"%x\r\n%s\r\n" % (len(p), p) for p in res.pieces]

@@ -1,15 +1,23 @@
-"""The front balancer in this process, against loopback servers: deadlines and framing."""
+"""The front balancer against loopback servers: deadlines and framing (in this process), drain."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.server
 import io
+import signal
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+import pytest
 from shop.front import Front
+
+from tests.shop._procs import free_port, shop_env, start, stop
 
 T = TypeVar("T")
 
@@ -112,3 +120,67 @@ def test_a_body_ended_by_the_close_is_rechunked_whole() -> None:
     assert body.endswith(b"0\r\n\r\n")
     chunks = body.split(b"\r\n")
     assert b"".join(chunks[1::2]) == b"hello world"
+
+
+class _Slow(http.server.BaseHTTPRequestHandler):
+    """An app server whose ``/slow`` answers after 1 s (``/healthz`` at once)."""
+
+    protocol_version = "HTTP/1.1"
+    arrived = threading.Event()
+
+    def do_GET(self) -> None:
+        if self.path == "/slow":
+            _Slow.arrived.set()
+            time.sleep(1.0)
+        body = b"done\n" if self.path == "/slow" else b"ok\n"
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits(tmp_path: Path) -> None:
+    """Graceful drain: the front stops accepting, answers what it holds (closing), exits 0."""
+    backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    port = free_port()
+    address = f"127.0.0.1:{backend.server_address[1]}"
+    front = start(
+        ["front", "--port", str(port), "--backends", address],
+        shop_env(tmp_path),
+        tmp_path / "front.log",
+    )
+    answers: list[httpx.Response | Exception] = []
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # up once its health checks saw the server
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            time.sleep(0.1)
+
+        def slow() -> None:
+            try:
+                answers.append(httpx.get(f"http://127.0.0.1:{port}/slow", timeout=10))
+            except httpx.HTTPError as exc:
+                answers.append(exc)
+
+        client = threading.Thread(target=slow)
+        client.start()
+        assert _Slow.arrived.wait(10), "the request did not reach the app server"
+        front.send_signal(signal.SIGTERM)
+        client.join(timeout=15)
+        assert front.wait(timeout=15) == 0
+    finally:
+        stop(front)
+        backend.shutdown()
+        backend.server_close()
+    [answer] = answers
+    assert isinstance(answer, httpx.Response), answer
+    assert (answer.status_code, answer.text) == (200, "done\n")
+    assert answer.headers["connection"] == "close"
+    with pytest.raises(httpx.ConnectError):  # no longer accepting
+        httpx.get(f"http://127.0.0.1:{port}/healthz")
