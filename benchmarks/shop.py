@@ -66,20 +66,32 @@ def wrk(url: str, seconds: int, script: str) -> dict[str, float]:
         check=True,
         timeout=seconds + 30,
     ).stdout
+    figures = parse_wrk(out)
+    if figures is None:
+        raise RuntimeError(f"wrk printed no latency distribution for {url}:\n{out}")
+    return figures
+
+
+def parse_wrk(out: str) -> dict[str, float] | None:
+    """req/s, p50 and p99 (ms) and failed requests from wrk's output; None without them."""
     rps_at = re.search(r"Requests/sec:\s+([\d.]+)", out)
     # Anchored to the line: the thread-stats table above also has percentages
-    # ("73.50%"), and an unanchored "50%" would read the next line's word.
-    p50_at = re.search(r"^\s*50%\s+(\S+)$", out, re.M)
-    p99_at = re.search(r"^\s*99%\s+(\S+)$", out, re.M)
+    # ("73.50%"), and an unanchored "50%" would read the next line's word. wrk
+    # pads a figure in seconds with a space ("1.07s "), hence the \s* before $.
+    p50_at = re.search(r"^\s*50%\s+(\S+)\s*$", out, re.M)
+    p99_at = re.search(r"^\s*99%\s+(\S+)\s*$", out, re.M)
     if rps_at is None or p50_at is None or p99_at is None:
-        raise RuntimeError(f"wrk printed no latency distribution for {url}:\n{out}")
+        return None
     rps, p50, p99 = float(rps_at.group(1)), _ms(p50_at.group(1)), _ms(p99_at.group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    # Connections refused, reset or timed out are failed requests too.
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    failed = sum(int(n) for n in socket.groups()) if socket else 0
     return {
         "rps": rps,
         "p50_ms": p50,
         "p99_ms": p99,
-        "errors": float(errors.group(1)) if errors else 0,
+        "errors": float((int(errors.group(1)) if errors else 0) + failed),
     }
 
 
