@@ -19,7 +19,14 @@ from commercekit.analytics import (
     Reports,
     product_viewed,
 )
-from commercekit.errors import InvalidInputError, TransientError, UnavailableError
+from commercekit.errors import (
+    CommitOutcomeUnknownError,
+    InvalidInputError,
+    ReadOnlyError,
+    RepositoryError,
+    TransientError,
+    UnavailableError,
+)
 from commercekit.money import Money
 from commercekit.repository import Database, Node, ReplicatedTopology, sqlite_engine
 from commercekit.testing import InMemoryMetrics
@@ -257,3 +264,171 @@ def test_bad_consumer_settings_are_refused_when_it_is_made(
     store = _store(AnalyticsStore, tmp_path)
     with pytest.raises(InvalidInputError):
         AnalyticsConsumer(JsonLinesLog(tmp_path / "e.jsonl"), store, **settings)
+
+
+# A message is parked only when it fails alone while the store applies others of its
+# batch alone (after it): an outage that outlasts max_attempts, whatever error it
+# raises, holds the batch and waits, and parks nothing.
+class _OutageStore(AnalyticsStore):
+    """The first *fails* calls to apply fail with *error*; park fails *park_fails* times."""
+
+    fails = 0
+    park_fails = 0
+    error: Exception = ConnectionResetError("connection reset by peer")
+    commit_first = False  # the failing call commits before it raises (outcome unknown)
+    poison = ""
+
+    def apply(self, deliveries: Sequence[Delivery]) -> ApplyResult:
+        if any(d.event_id == self.poison for d in deliveries):
+            raise ZeroDivisionError("division by zero in a handler")
+        if self.fails:
+            self.fails -= 1
+            if self.commit_first:
+                super().apply(deliveries)
+            raise self.error
+        return super().apply(deliveries)
+
+    def park(self, delivery: Delivery, reason: str) -> None:
+        if self.park_fails:
+            self.park_fails -= 1
+            raise ConnectionResetError("connection reset by peer")
+        super().park(delivery, reason)
+
+
+def _counted(store: AnalyticsStore) -> int:
+    top = Reports(store).top_products("viewed")
+    return top[0].count if top else 0
+
+
+OUTAGES: list[tuple[str, Exception, bool]] = [
+    ("foreign", ConnectionResetError("connection reset by peer"), False),
+    ("refused", RepositoryError("database error on p: the server is shutting down"), False),
+    ("outcome-unknown", CommitOutcomeUnknownError("the connection failed during COMMIT"), False),
+    ("committed-then-lost", CommitOutcomeUnknownError("the connection failed in COMMIT"), True),
+    ("read-only", ReadOnlyError("p is read-only and refused a write"), False),
+]
+
+
+@pytest.mark.parametrize("kind", LOGS)
+@pytest.mark.parametrize(("name", "error", "commit_first"), OUTAGES, ids=[o[0] for o in OUTAGES])
+def test_an_outage_longer_than_max_attempts_parks_nothing_and_loses_nothing(
+    kind: str, name: str, error: Exception, commit_first: bool, tmp_path: Path
+) -> None:
+    with open_engine(kind, tmp_path) as engine:
+        log = engine.connect("c1")
+        log.publish([LogRecord(e.event_id, e.to_bytes()) for e in _views(5)])
+        store = _store(_OutageStore, tmp_path)
+        store.fails, store.error, store.commit_first = 40, error, commit_first
+        waits: list[float] = []
+        consumer = AnalyticsConsumer(
+            log, store, poll_timeout_s=0.05, sleep=waits.append, max_attempts=3
+        )
+        consumer.run(idle_exit_s=0.1)
+        assert store.fails == 0
+        assert Reports(store).dead_letters() == []
+        assert _counted(store) == 5  # none lost, none counted twice
+        assert len(waits) > 3  # the outage outlasted max_attempts
+        assert waits == sorted(waits)  # backed off
+        assert log.consume(10, 0) == []
+
+
+@pytest.mark.parametrize("kind", LOGS)
+def test_a_failing_park_holds_the_batch_and_parks_after(
+    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with open_engine(kind, tmp_path) as engine:
+        log = engine.connect("c1")
+        good, (poison,) = _views(4), _views(1, prefix="poison")
+        log.publish([LogRecord(e.event_id, e.to_bytes()) for e in [*good[:2], poison, *good[2:]]])
+        store = _store(_OutageStore, tmp_path)
+        store.poison, store.park_fails = poison.event_id, 5
+        consumer = AnalyticsConsumer(log, store, poll_timeout_s=0.05, sleep=_no_wait)
+        with caplog.at_level("WARNING", logger="commercekit.analytics"):
+            assert consumer.run(idle_exit_s=0.1) == 4  # never stopped by park's error
+        (parked,) = Reports(store).dead_letters()
+        assert parked["event_id"] == poison.event_id
+        assert _counted(store) == 4
+        assert len([r for r in caplog.records if r.getMessage().startswith("parked")]) == 1
+
+
+def test_run_once_wraps_a_failing_park_in_a_typed_error(tmp_path: Path) -> None:
+    log = JsonLinesLog(tmp_path / "events.jsonl")
+    good, (poison,) = _views(2), _views(1, prefix="poison")
+    log.publish([LogRecord(e.event_id, e.to_bytes()) for e in [poison, *good]])
+    store = _store(_OutageStore, tmp_path)
+    store.poison, store.park_fails = poison.event_id, 1
+    consumer = AnalyticsConsumer(log, store, poll_timeout_s=0, max_attempts=1)
+    with pytest.raises(UnavailableError) as caught:
+        consumer.run_once()
+    assert isinstance(caught.value.__cause__, ConnectionResetError)
+    assert Reports(store).dead_letters() == []
+    assert consumer.run_once().dead_lettered == 1
+    assert _counted(store) == 2
+
+
+def test_a_message_failing_alone_after_the_last_good_one_is_parked_only_if_the_store_works(
+    tmp_path: Path,
+) -> None:
+    """The outage starts while the batch is narrowed: the messages after it are not parked."""
+    log = JsonLinesLog(tmp_path / "events.jsonl")
+    good = _views(4)
+    log.publish([LogRecord(e.event_id, e.to_bytes()) for e in good])
+
+    class StartsFailing(AnalyticsStore):
+        calls = 0
+
+        def apply(self, deliveries: Sequence[Delivery]) -> ApplyResult:
+            self.calls += 1
+            # the batch fails once; alone, the first two apply, then the store goes down
+            if self.calls == 1 or 4 <= self.calls <= 9:
+                raise ConnectionResetError("connection reset by peer")
+            return super().apply(deliveries)
+
+    store = _store(StartsFailing, tmp_path)
+    consumer = AnalyticsConsumer(log, store, poll_timeout_s=0, sleep=_no_wait, max_attempts=1)
+    assert consumer.run(idle_exit_s=0.1) == 4
+    assert Reports(store).dead_letters() == []
+    assert _counted(store) == 4
+
+
+def test_a_lone_poison_message_is_held_until_a_good_one_shows_the_store_works(
+    tmp_path: Path,
+) -> None:
+    log = JsonLinesLog(tmp_path / "events.jsonl")
+    (poison,) = _views(1, prefix="poison")
+    log.publish([LogRecord(poison.event_id, poison.to_bytes())])
+    store = _store(_OutageStore, tmp_path)
+    store.poison = poison.event_id
+    consumer = AnalyticsConsumer(log, store, poll_timeout_s=0, sleep=_no_wait, max_attempts=1)
+    for _ in range(3):
+        with pytest.raises(TransientError):
+            consumer.run_once()
+    assert Reports(store).dead_letters() == []
+    log.publish([LogRecord(e.event_id, e.to_bytes()) for e in _views(2)])
+    result = consumer.run_once()
+    assert (result.applied, result.dead_lettered) == (2, 1)
+    assert Reports(store).dead_letters()[0]["event_id"] == poison.event_id
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        CommitOutcomeUnknownError("the connection failed during COMMIT"),
+        ReadOnlyError("p is read-only and refused a write"),
+        UnavailableError("the database is down"),
+    ],
+)
+def test_run_once_holds_the_batch_on_an_error_that_says_retry(
+    error: Exception, tmp_path: Path
+) -> None:
+    log = JsonLinesLog(tmp_path / "events.jsonl")
+    log.publish([LogRecord(e.event_id, e.to_bytes()) for e in _views(2)])
+    store = _store(_OutageStore, tmp_path)
+    store.fails, store.error = 1, error
+    consumer = AnalyticsConsumer(log, store, poll_timeout_s=0, max_attempts=1)
+    with pytest.raises(UnavailableError) as caught:
+        consumer.run_once()
+    assert caught.value is error or caught.value.__cause__ is error
+    assert caught.value.__cause__ is not caught.value
+    assert consumer.run_once().applied == 2
+    assert Reports(store).dead_letters() == []

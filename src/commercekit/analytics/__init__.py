@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._consumer import AnalyticsConsumer, LogSink, OutboxRelay, record
+from ._consumer import AnalyticsConsumer
 from ._dashboard import dashboard_file, dashboard_from_catalogue, rules_file
 from ._events import (
     ECOMMERCE_EVENTS,
@@ -33,6 +33,7 @@ from ._funnel import FunnelSpec
 from ._ga4 import GA4_EVENT_NAMES, GA4Client, ga4_event, ga4_payload
 from ._log import Delivery, EventLog, JsonLinesLog, LogRecord, SqlEventLog
 from ._logs import open_log
+from ._relay import LogSink, OutboxRelay, record
 from ._reports import (
     CartAbandonment,
     Cohort,

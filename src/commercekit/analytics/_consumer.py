@@ -1,4 +1,4 @@
-"""The consumer loop, the outbox relay, the EventChannel sink, and their metrics.
+"""The consumer loop and its metrics.
 
 | name | kind | tags |
 | --- | --- | --- |
@@ -8,8 +8,6 @@
 | ``commercekit_analytics_consumer_lag`` | gauge | log |
 | ``commercekit_analytics_consumer_errors_total`` | counter | log |
 | ``commercekit_analytics_batch_seconds`` | histogram | log |
-| ``commercekit_analytics_events_relayed_total`` | counter | relay |
-| ``commercekit_analytics_relay_failures_total`` | counter | relay |
 """
 
 from __future__ import annotations
@@ -20,30 +18,24 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from commercekit.errors import CommerceKitError, InvalidInputError, TransientError
-from commercekit.metrics import Event, Metrics, NullMetrics
-from commercekit.repository import Database, Outbox, OutboxClaim, UnitOfWork
+from commercekit.errors import (
+    CommerceKitError,
+    InvalidInputError,
+    OutcomeUnknownError,
+    ReadOnlyError,
+    TransientError,
+    UnavailableError,
+)
+from commercekit.metrics import Metrics, NullMetrics
 
-from ._events import AnalyticsEvent, from_metrics_event
-from ._log import Delivery, EventLog, LogRecord, _limits
+from ._log import Delivery, EventLog, _limits
 from ._store import AnalyticsStore, ApplyResult
 
-__all__ = ["AnalyticsConsumer", "LogSink", "OutboxRelay", "record"]
+__all__ = ["AnalyticsConsumer"]
 
 P = "commercekit_analytics_"
-ANALYTICS_TOPIC = "analytics"
 _IDLE_LAG_EVERY_S = 5.0  # how often an idle consumer measures its lag
 _logger = logging.getLogger("commercekit.analytics")
-
-
-def record(uow: UnitOfWork, outbox: Outbox, event: AnalyticsEvent) -> bool:
-    """Append *event* to *outbox* in *uow*'s transaction (topic ``analytics``, key = who).
-
-    It is published only if the unit of work commits. False if the id was stored already.
-    """
-    return outbox.append(
-        uow, topic=ANALYTICS_TOPIC, key=event.who, payload=event.to_json(), event_id=event.event_id
-    )
 
 
 class AnalyticsConsumer:
@@ -51,15 +43,19 @@ class AnalyticsConsumer:
 
     Each batch is applied in one transaction, then acknowledged: a crash
     between the two redelivers the batch, and the store drops the duplicates.
-    A log or database that is down (a :class:`~commercekit.errors.TransientError`)
-    is waited out with a capped backoff, however long it lasts. A batch the
-    store refuses with another commercekit error is applied again message by
-    message, and the refused message is parked in the dead letters. A batch
-    that fails with an error that is not commercekit's (a bug in a handler, a
-    driver error nobody translated) may be a passing fault or a poison
-    message: it is tried again, backed off, until it has failed
-    *max_attempts* times, then narrowed message by message like a refused
-    batch, and the failing message is parked with the error as its reason.
+    A log or database that is down (a :class:`~commercekit.errors.TransientError`),
+    a commit whose outcome is unknown and a database that turned read-only (a
+    fail-over) hold the batch, which is tried again with a capped backoff
+    however long that lasts: applying is idempotent (the event ids are
+    de-duplicated in the same transaction). A batch that fails otherwise (the
+    store refuses it, or an error that is not commercekit's: a bug in a
+    handler, a driver error nobody translated) may hold a poison message or
+    meet an outage: a refused batch at once, a batch failing with a foreign
+    error after *max_attempts* failures, is applied message by message. A
+    message is parked only when it fails alone twice while messages of its
+    batch apply alone after it (it is the message, not the store); when no
+    message applies alone the batch is held and retried like an outage, and
+    nothing is parked.
     """
 
     def __init__(
@@ -86,6 +82,8 @@ class AnalyticsConsumer:
         self._held: list[Delivery] = []  # a batch to apply again after a failure
         self._lag_at = time.monotonic()  # when the lag gauge was last set
         self._failed = 0  # times the held batch failed with an error that is not ours
+        self._starved = False  # no message of the held batch applied alone: add new ones
+        self._carried = 0  # messages of the held batch applied alone before it was held
         self._consumed = m.counter(
             f"{P}events_consumed_total", description="Events applied to the aggregates", tags=tags
         )
@@ -116,16 +114,15 @@ class AnalyticsConsumer:
     def run_once(self) -> ApplyResult:
         """Consume, apply and acknowledge one batch (empty when the log had nothing).
 
-        A batch that failed with a transient error is applied again by the next
-        call before anything new is read: the embedded logs redeliver only after
-        a restart, Redis and JetStream only after their claim time. A batch that
-        failed with an error that is not commercekit's raises a
-        :class:`~commercekit.errors.TransientError` (the error is its
-        ``__cause__``) and is held the same way, until it has failed
-        *max_attempts* times: then it is applied message by message, and the
-        message that fails is parked.
+        A batch that failed is held and applied again by the next call before
+        anything new is read (the embedded logs redeliver only after a restart,
+        Redis and JetStream only after their claim time); the call raises a
+        :class:`~commercekit.errors.TransientError` whose ``__cause__`` is the
+        store's error. A held batch none of whose messages applied alone gets
+        the log's new messages added, so that a good one can show the store
+        works and the held message is the poison.
         """
-        deliveries = self._held or self.log.consume(self._batch, self._poll_s)
+        deliveries = self._deliveries()
         if not deliveries:
             if time.monotonic() - self._lag_at >= _IDLE_LAG_EVERY_S:
                 self._measure_lag()  # an idle consumer's gauge must not keep an old backlog
@@ -136,25 +133,31 @@ class AnalyticsConsumer:
             result = self.store.apply(deliveries)
         except TransientError:
             raise
-        except CommerceKitError:
-            result = self._one_by_one(deliveries)
+        except _HOLD as exc:
+            raise _held(exc, len(deliveries)) from exc
         except Exception as exc:
-            self._failed += 1
-            if self._failed < self._max_attempts:
-                raise TransientError(
-                    f"a batch of {len(deliveries)} failed with {_named(exc)}; it is tried "
-                    f"again ({self._failed} of {self._max_attempts} attempts), then message "
-                    "by message, parking the message that fails"
-                ) from exc
-            _logger.warning(
-                "a batch of %d failed %d times with %s; applying it message by message",
-                len(deliveries),
-                self._failed,
-                _named(exc),
-            )
-            result = self._one_by_one(deliveries)
+            if not isinstance(exc, CommerceKitError):
+                self._failed += 1
+                if self._failed < self._max_attempts:
+                    raise TransientError(
+                        f"a batch of {len(deliveries)} failed with {_named(exc)}; it is tried "
+                        f"again ({self._failed} of {self._max_attempts} attempts), then "
+                        "message by message"
+                    ) from exc
+            tally = [0]
+            try:
+                result = self._one_by_one(deliveries, exc, tally)
+            except BaseException:
+                self._carried += tally[0]  # they come back as duplicates: still counted once
+                raise
         self.log.acknowledge(deliveries)
-        self._held, self._failed = [], 0
+        carried, self._carried = self._carried, 0
+        result = ApplyResult(
+            result.applied + carried,
+            max(0, result.duplicates - carried),
+            result.dead_lettered,
+        )
+        self._held, self._failed, self._starved = [], 0, False
         self._seconds.record(time.perf_counter() - started)
         self._consumed.inc(result.applied)
         self._dups.inc(result.duplicates)
@@ -170,35 +173,99 @@ class AnalyticsConsumer:
             with contextlib.suppress(TransientError):  # the gauge waits for the next batch
                 self._lag.set(lag())
 
-    def _one_by_one(self, deliveries: Sequence[Delivery]) -> ApplyResult:
-        """A batch that failed for good: apply each message alone, parking those that fail.
+    def _deliveries(self) -> list[Delivery]:
+        """The held batch, with new messages when none of it applied alone; else a new batch."""
+        if not self._held:
+            return self.log.consume(self._batch, self._poll_s)
+        if not self._starved or len(self._held) >= self._batch:
+            return self._held
+        handles = {d.handle for d in self._held}
+        more = self.log.consume(self._batch - len(self._held), 0)
+        return [*self._held, *(d for d in more if d.handle not in handles)]
 
-        A transient error stops the narrowing (the batch is held and tried
-        again, and the messages applied already come back as duplicates).
+    def _one_by_one(
+        self, deliveries: Sequence[Delivery], first: Exception, tally: list[int]
+    ) -> ApplyResult:
+        """A batch that failed: apply each message alone, and park only proven poison.
+
+        A message that fails alone gets a second try after the others; it is
+        parked if it fails again and a message then applies alone after it
+        (the store works: the fault is the message's). If no message applies
+        alone, or one applies and then the store fails, the batch is held and
+        a TransientError raised: nothing is parked during an outage. An error
+        that holds a batch (a transient one, an unknown commit outcome, a
+        read-only database) ends the narrowing the same way.
         """
-        applied = duplicates = parked = 0
+        applied = duplicates = 0
+        suspects: list[tuple[Delivery, Exception]] = []
+        good: Delivery | None = None
         for d in deliveries:
             try:
-                r = self.store.apply([d])
-            except TransientError:
-                raise
-            except CommerceKitError as exc:
-                self.store.park(d, f"the store refused it: {exc}")
-                parked += 1
+                r = self._alone(d)
+            except _Suspect as s:
+                suspects.append((d, s.error))
                 continue
-            except Exception as exc:  # not ours: a handler's bug, an untranslated driver error
-                _logger.warning(
-                    "parked event %s: applying it alone failed with %s",
-                    d.event_id or d.handle,
-                    _named(exc),
-                    exc_info=exc,
-                )
-                self.store.park(d, f"applying it failed with {_named(exc)}")
-                parked += 1
+            applied, duplicates, good = applied + r.applied, duplicates + r.duplicates, d
+            tally[0] = applied
+        if good is None:
+            self._starved = True
+            error = suspects[-1][1] if suspects else first
+            raise UnavailableError(
+                f"every message of a batch of {len(deliveries)} failed alone (the last with "
+                f"{_named(error)}); the store looks unavailable: the batch is held and tried "
+                "again, nothing is parked"
+            ) from error
+        poison: list[tuple[Delivery, Exception]] = []
+        for d, _error in suspects:
+            try:
+                r = self._alone(d)
+            except _Suspect as s:
+                poison.append((d, s.error))
                 continue
             applied, duplicates = applied + r.applied, duplicates + r.duplicates
-            parked += r.dead_lettered
-        return ApplyResult(applied, duplicates, parked)
+            tally[0] = applied
+        if poison:
+            try:
+                self._alone(good)  # applied already: a duplicate, proves the store works now
+            except _Suspect as s:
+                raise UnavailableError(
+                    f"the store failed with {_named(s.error)} after {len(poison)} message(s) "
+                    "failed alone; the batch is held and tried again, nothing is parked"
+                ) from s.error
+        for d, error in poison:
+            reason = (
+                f"the store refused it: {error}"
+                if isinstance(error, CommerceKitError)
+                else f"applying it failed with {_named(error)}"
+            )
+            try:
+                self.store.park(d, reason)
+            except TransientError:
+                raise
+            except Exception as exc:
+                raise UnavailableError(
+                    f"could not park event {d.event_id or d.handle} ({_named(exc)}); "
+                    "the batch is held and tried again"
+                ) from exc
+            _logger.warning(
+                "parked event %s: applying it alone failed twice with %s while the rest of "
+                "its batch applied",
+                d.event_id or d.handle,
+                _named(error),
+                exc_info=error,
+            )
+        return ApplyResult(applied, duplicates, len(poison))
+
+    def _alone(self, d: Delivery) -> ApplyResult:
+        """Apply one message; an error that holds the batch propagates, others are _Suspect."""
+        try:
+            return self.store.apply([d])
+        except TransientError:
+            raise
+        except _HOLD as exc:
+            raise _held(exc, 1) from exc
+        except Exception as exc:
+            raise _Suspect(exc) from exc
 
     def run(
         self,
@@ -228,73 +295,31 @@ class AnalyticsConsumer:
         return applied
 
 
-class OutboxRelay:
-    """Moves events from the repository's outbox to an :class:`EventLog`, at least once.
+# Besides a TransientError, errors after which the same batch is applied again as it is:
+# the database is failing over, or a commit's outcome is unknown (the event ids make a
+# second apply safe).
+_HOLD = (OutcomeUnknownError, ReadOnlyError)
 
-    Each round claims a batch (a lease), publishes it with the events' own ids,
-    then marks it sent. A crash between publishing and marking sent publishes
-    the batch again after the lease runs out, with the same ids.
-    """
 
-    def __init__(
-        self,
-        db: Database,
-        outbox: Outbox,
-        log: EventLog,
-        *,
-        relay: str = "relay",
-        batch_size: int = 500,
-        lease_s: float = 30.0,
-        metrics: Metrics | None = None,
-    ) -> None:
-        m = metrics or NullMetrics()
-        self.db, self.outbox, self.log = db, outbox, log
-        self.relay, self._batch, self._lease_s = relay, batch_size, lease_s
-        self._relayed = m.counter(
-            f"{P}events_relayed_total",
-            description="Outbox events published to the event log",
-            tags={"relay": relay},
-        )
-        self._failures = m.counter(
-            f"{P}relay_failures_total",
-            description="Relay rounds that failed to publish",
-            tags={"relay": relay},
-        )
+def _held(exc: BaseException, size: int) -> UnavailableError:
+    """*exc* as the UnavailableError run() backs off on (raise it ``from`` *exc*)."""
+    why = (
+        "its commit's outcome is unknown"
+        if isinstance(exc, OutcomeUnknownError)
+        else "the database is read-only (a fail-over?)"
+    )
+    return UnavailableError(
+        f"a batch of {size} failed: {why} ({_named(exc)}); it is held and applied again, "
+        "which skips what committed"
+    )
 
-    def claim(self) -> OutboxClaim:
-        """Lease the next batch (committed before anything is published)."""
-        return self.db.run(
-            lambda uow: self.outbox.claim(
-                uow, relay=self.relay, limit=self._batch, lease_s=self._lease_s
-            ),
-            retry=True,
-        ).value
 
-    def publish(self, claim: OutboxClaim) -> None:
-        """Publish a claimed batch; on failure give the lease back and raise."""
-        # The payload as stored (canonical JSON); a malformed one is parked by the consumer.
-        records = [LogRecord(e.event_id, _raw(e.payload), e.key) for e in claim.events]
-        try:
-            self.log.publish(records)
-        except TransientError:
-            self._failures.inc()
-            self.db.run(lambda uow: self.outbox.release(uow, claim), retry=True)
-            raise
+class _Suspect(Exception):
+    """A message failed alone with *error* (a poison message, or the store failing)."""
 
-    def mark_sent(self, claim: OutboxClaim) -> int:
-        """Mark a published batch sent."""
-        done = self.db.run(lambda uow: self.outbox.mark_sent(uow, claim), retry=True).value
-        self._relayed.inc(len(claim.events))
-        return done
-
-    def run_once(self) -> int:
-        """Claim, publish and mark one batch; returns how many events it published."""
-        claim = self.claim()
-        if not claim.events:
-            return 0
-        self.publish(claim)
-        self.mark_sent(claim)
-        return len(claim.events)
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _named(exc: BaseException) -> str:
@@ -302,28 +327,3 @@ def _named(exc: BaseException) -> str:
     text = str(exc)
     name = type(exc).__name__
     return f"{name}: {text[:500]}" if text else name
-
-
-def _raw(payload: object) -> bytes:
-    import json
-
-    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-
-
-class LogSink:
-    """An :class:`commercekit.metrics.EventSink` that publishes events to an EventLog.
-
-    Metrics events get an event id when they reach the sink; delivery from the
-    channel is best effort (a full channel drops), from the log on at least once.
-    """
-
-    def __init__(self, log: EventLog) -> None:
-        self.log = log
-
-    def __call__(self, events: Sequence[Event], /) -> None:
-        """Publish a batch from the channel."""
-        records = []
-        for e in events:
-            a = from_metrics_event(e)
-            records.append(LogRecord(a.event_id, a.to_bytes(), a.who))
-        self.log.publish(records)
