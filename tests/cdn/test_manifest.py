@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from commercekit.cdn import IMMUTABLE, AssetManifest, AssetOrigin, EdgeCache
-from commercekit.errors import NotFoundError
+from commercekit.errors import InvalidInputError, NotFoundError
 
 
 def test_manifest_and_origin(tmp_path: Path) -> None:
@@ -34,3 +34,13 @@ def test_manifest_and_origin(tmp_path: Path) -> None:
         await edge.aclose()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000, "{}", "[]", '{"prefix": 1, "assets": {}}', '{"prefix": "/a/", "assets": [1]}',
+     '{"prefix": "/a/", "assets": {"a.css": 7}}', "not json"],
+)  # fmt: skip
+def test_a_manifest_that_is_not_one_is_a_typed_error(text: str) -> None:
+    with pytest.raises(InvalidInputError, match="asset manifest"):
+        AssetManifest.from_json(text)

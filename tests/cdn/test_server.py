@@ -30,8 +30,9 @@ from commercekit.cdn import (
     PurgeSelector,
     serve,
 )
-from commercekit.cdn._servers._admin import AdminHandler, merge_metrics
+from commercekit.cdn._servers._admin import AdminHandler, merge_metrics, parse_purge
 from commercekit.cdn._servers._serve import AccessLog, ProxyServer
+from commercekit.errors import InvalidInputError
 from commercekit.metrics import PrometheusMetrics
 
 from ._loopback import Answer, LoopbackServer, Seen
@@ -425,3 +426,12 @@ def test_serve_redis_options_reach_the_store() -> None:
         await bare.aclose()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000, b"[" * 3000 + b"]" * 3000, b"\xff\xfe", b"9" * 5000, b"[]", b'"all"'],
+)
+def test_a_crafted_purge_body_is_a_typed_error(body: bytes) -> None:
+    with pytest.raises(InvalidInputError, match="the purge body"):
+        parse_purge(body)

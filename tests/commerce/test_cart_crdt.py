@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commercekit.commerce.cart import CartState
+from commercekit.errors import InvalidInputError
 
 SKUS = ["A", "B", "C"]
 
@@ -165,3 +167,11 @@ def test_a_copy_taken_before_the_removal_would_bring_it_back() -> None:
     stored = stale.remove("A")
     assert stored.merge(stale).lines() == {}  # the tombstone is still there: safe
     assert stored.compact().merge(stale).lines() == {"A": 1}  # compacted: it comes back
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000, '{"d": ' + "[" * 3000 + "]" * 3000 + ', "r": []}', "{}", '{"d": 1}']
+)
+def test_a_stored_cart_that_is_not_one_is_a_typed_error(text: str) -> None:
+    with pytest.raises(InvalidInputError, match="stored cart"):
+        CartState.from_json(text)

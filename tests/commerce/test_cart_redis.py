@@ -135,6 +135,9 @@ def test_bad_settings_and_unreadable_values_are_typed(
     client.set(f"{prefix}c:junk", b"not a cart")
     with pytest.raises(InvalidInputError):
         Carts(store=store).get("junk")
+    client.set(f"{prefix}c:deep", b"[" * 100_000)  # another writer's value, nested past the stack
+    with pytest.raises(InvalidInputError):
+        Carts(store=store).get("deep")
     assert "ttl_s" in repr(store)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from commercekit.errors import InvalidInputError
@@ -31,7 +33,9 @@ def test_an_order_page_cursor_is_the_repositorys_and_the_earlier_form_still_read
     assert [o.id for o in shop.orders.recent(5, after=earlier).orders] == rest
     whole = encode_cursor([int(times[2]), oid])  # a whole number of seconds reads too
     assert [o.id for o in shop.orders.recent(5, after=whole).orders] == rest
+    deep = base64.urlsafe_b64encode(b"[" * 3000).decode().rstrip("=")  # a crafted page link
     for bad in (
+        deep,
         encode_cursor(["1.0", oid]),
         encode_cursor([1.0]),
         encode_cursor([1.0, oid, "x"]),

@@ -7,7 +7,9 @@ bound, and nothing already stored changes.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,10 +27,19 @@ from commercekit.repository import (
     Node,
     ReplicatedTopology,
     ShardedTopology,
+    decode_cursor,
+    encode_cursor,
     sqlite_engine,
 )
 from commercekit.repository._policy._position import parse_position
-from tests.fuzz.hostile import hostile_bytes, hostile_text, not_a_string, only_ours
+from tests.fuzz.hostile import (
+    deeply_nested_json,
+    hostile_bytes,
+    hostile_text,
+    json_value,
+    not_a_string,
+    only_ours,
+)
 from tests.repository.models import Base, Customer, customer
 
 # Printed tokens with hostile parts: the parser's own grammar, bent.
@@ -110,6 +121,25 @@ def test_token_parsing_answers_or_refuses_typed(text: Any) -> None:
     if parsed is not None:
         assert ConsistencyToken.parse(str(parsed)) == parsed  # what parses, round-trips
         assert "\n" not in str(parsed)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@given(
+    hostile_text
+    | not_a_string
+    | hostile_bytes.map(_b64)
+    | json_value.map(lambda v: _b64(json.dumps(v).encode()))
+    | st.integers(1, 3100).map(lambda n: _b64(deeply_nested_json(n)))
+)
+def test_page_cursors_answer_or_refuse_typed(cursor: Any) -> None:
+    """Cursors come back in page links: whatever a client edits in, typed errors only."""
+    values = only_ours(decode_cursor, cursor, bound_s=0.5)
+    if values is not None:  # what decodes, encodes again (NaN is no equal of itself)
+        again = encode_cursor(values)
+        assert encode_cursor(decode_cursor(again)) == again
 
 
 @given(hostile_text | not_a_string)

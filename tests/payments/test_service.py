@@ -443,3 +443,11 @@ def test_unknown_outcomes_the_provider_has_no_record_of_end_as_a_safe_retry() ->
     result = service.authorize("order-9", usd("5.00"), card, idempotency_key="k-9")
     assert result.approved
     assert len(gateway.operations) == 1
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "{}", "[]", "not json"])
+def test_a_stored_result_that_is_not_one_is_a_typed_error(text: str) -> None:
+    from commercekit.payments._core._results import result_from_json
+
+    with pytest.raises(InvalidInputError, match="stored payment result"):
+        result_from_json(text)

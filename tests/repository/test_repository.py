@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import base64
+
 import pytest
 from sqlalchemy import desc, select
 
 from commercekit.errors import DuplicateError, InvalidInputError, NotFoundError
-from commercekit.repository import Database, StaleVersionError
+from commercekit.repository import Database, StaleVersionError, decode_cursor
 
 from .models import Customer, Note, Order, customer
 
@@ -65,6 +67,42 @@ def test_find_refuses_bad_input(db: Database) -> None:
             repo.find(limit=0)
         with pytest.raises(InvalidInputError):
             repo.find(after="!!not-a-cursor")
+
+
+def _raw(text: bytes) -> str:
+    return base64.urlsafe_b64encode(text).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        _raw(b"[" * 3000),  # 4000 characters: nested past the interpreter's stack
+        _raw(b"[" * 1500 + b"]" * 1500),
+        _raw(b'[["v",' + b"[" * 1400 + b"]" * 1400 + b"]]"),
+        _raw(b'[["v",[1,2]]]'),  # a value is a JSON scalar, never an array or object
+        _raw(b'[["v",{"a":1}]]'),
+        _raw(b'[["i","' + b"9" * 5000 + b'"]]'),
+        _raw(b'[["d","1e999999999"]]'),
+        _raw(b"\xff\xfe"),
+        _raw(b"9" * 3000),  # past int's string conversion limit
+        "",
+        "=",
+        "x" * 4097,
+    ],
+)
+def test_a_crafted_cursor_is_a_typed_error(db: Database, cursor: str) -> None:
+    with pytest.raises(InvalidInputError, match="cursor"):
+        decode_cursor(cursor)
+    with db.unit_of_work(read_only=True) as uow, pytest.raises(InvalidInputError):
+        uow.repository(Customer).find(order_by=["-id"], after=cursor)
+    with pytest.raises(InvalidInputError):
+        db.repository(Customer).find(order_by=["-id"], after=cursor)
+
+
+@pytest.mark.parametrize("cursor", [7, None, b"W1tdXQ", ["W1tdXQ"]])
+def test_a_cursor_that_is_no_str_is_a_typed_error(cursor: object) -> None:
+    with pytest.raises(InvalidInputError, match="cursor"):
+        decode_cursor(cursor)  # type: ignore[arg-type]
 
 
 def test_update_checks_versions(db: Database) -> None:

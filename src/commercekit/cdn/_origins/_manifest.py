@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from commercekit._json import read_json_object
 from commercekit.cdn._message._headers import Headers
 from commercekit.cdn._message._messages import Request, Response
-from commercekit.errors import ConfigurationError, NotFoundError
+from commercekit.errors import ConfigurationError, InvalidInputError, NotFoundError
 
 from ._directory import DirectoryOrigin
 
@@ -80,9 +81,18 @@ class AssetManifest:
 
     @classmethod
     def from_json(cls, text: str) -> AssetManifest:
-        """Load what :meth:`to_json` wrote."""
-        data = json.loads(text)
-        return cls(data["prefix"], data["assets"])
+        """Load what :meth:`to_json` wrote (InvalidInputError for anything else)."""
+        data = read_json_object(text, what="the asset manifest")
+        prefix, assets = data.get("prefix"), data.get("assets")
+        if not (
+            isinstance(prefix, str)
+            and isinstance(assets, dict)
+            and all(isinstance(url, str) for url in assets.values())
+        ):
+            raise InvalidInputError(
+                "the asset manifest is not a prefix string and an object of asset URLs"
+            )
+        return cls(prefix, assets)
 
 
 class AssetOrigin:

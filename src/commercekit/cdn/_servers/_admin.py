@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from commercekit._json import read_json_object
 from commercekit.cdn._edge._cache import EdgeCache
 from commercekit.cdn._purge._selector import PurgeKind, PurgeSelector
 from commercekit.errors import InvalidInputError
@@ -62,12 +63,7 @@ def _refused() -> WireResponse:
 
 def parse_purge(body: bytes) -> tuple[PurgeSelector, bool]:
     """The selector and softness a purge request's JSON body asks for (may raise 400s)."""
-    try:
-        doc = json.loads(body or b"{}")
-    except ValueError as exc:
-        raise InvalidInputError(f"the purge body is not JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise InvalidInputError("the purge body must be a JSON object")
+    doc = read_json_object(body or b"{}", what="the purge body")
     try:
         kind = PurgeKind(doc.get("kind", "url"))
     except ValueError as exc:

@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from commercekit._json import read_json
 from commercekit.errors import ConfigurationError, SignatureError, SignatureExpiredError
 from commercekit.typing import WallClock
 
@@ -243,12 +244,12 @@ class CloudFrontSigner:
 
     def _check_policy(self, policy: bytes, url: str) -> None:
         try:
-            [statement] = json.loads(policy)["Statement"]
+            [statement] = read_json(policy, what="the CloudFront policy")["Statement"]
             resource = statement["Resource"]
             condition = statement["Condition"]
             expires = int(condition["DateLessThan"]["AWS:EpochTime"])
             starts = condition.get("DateGreaterThan", {}).get("AWS:EpochTime")
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SignatureError("the CloudFront policy is malformed") from exc
         if not fnmatch.fnmatchcase(url, resource):
             raise SignatureError("the policy does not cover this URL")

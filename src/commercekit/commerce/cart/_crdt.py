@@ -32,6 +32,7 @@ from collections.abc import Mapping
 
 import attrs
 
+from commercekit._json import read_json
 from commercekit.commerce._shared import MAX_QUANTITY, check_id, check_quantity
 from commercekit.errors import InvalidInputError
 
@@ -125,7 +126,7 @@ class CartState:
     def from_json(cls, text: str) -> CartState:
         """Read what :meth:`to_json` wrote."""
         try:
-            data = json.loads(text)
+            data = read_json(text, what="a stored cart")
             dots = {str(i): Dot(str(i), str(s), int(q)) for i, s, q in data["d"]}
             return cls(dots, frozenset(str(x) for x in data["r"]))
         except (KeyError, TypeError, ValueError) as exc:

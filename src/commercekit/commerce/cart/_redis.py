@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from commercekit._extras import require
+from commercekit._json import read_json
 from commercekit.commerce._shared import conflict_backoff_s
 from commercekit.errors import (
     ConflictError,
@@ -93,7 +94,7 @@ def _decode(cart_id: str, raw: bytes | str | None) -> tuple[CartRecord, str]:
     if raw is None:
         raise NotFoundError(f"no cart {cart_id!r} (never made, or expired and dropped)")
     try:
-        data = json.loads(raw)
+        data = read_json(raw, what=f"the stored cart {cart_id!r}")
         record = CartRecord(
             id=cart_id,
             customer_id=data["cu"],

@@ -16,11 +16,10 @@ the notification says what changed, not what it became.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from typing import Any
 
+from commercekit._json import read_json_object
 from commercekit.errors import InvalidInputError
 from commercekit.metrics import Metrics
 from commercekit.payments._amazonpay._sns import SnsMessage, SnsVerifier
@@ -85,12 +84,7 @@ class AmazonPayNotifications:
 def _event(message: SnsMessage) -> WebhookEvent:
     if message.type != "Notification":
         return WebhookEvent(message.message_id, message.type, int(message.timestamp), {})
-    try:
-        data: Any = json.loads(message.message)
-    except (ValueError, RecursionError):
-        raise InvalidInputError("the SNS Message is not an Amazon Pay notification") from None
-    if not isinstance(data, dict):
-        raise InvalidInputError("the SNS Message is not an Amazon Pay notification")
+    data = read_json_object(message.message, what="the SNS Message (an Amazon Pay notification)")
     kind = f"{data.get('ObjectType') or 'UNKNOWN'}.{data.get('NotificationType') or 'UNKNOWN'}"
     if not isinstance(data.get("ObjectId"), str):
         raise InvalidInputError("the Amazon Pay notification names no ObjectId")

@@ -30,7 +30,6 @@ import base64
 import binascii
 import calendar
 import datetime
-import json
 import re
 import ssl
 import threading
@@ -48,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
+from commercekit._json import read_json_object
 from commercekit.errors import (
     ConfigurationError,
     InvalidInputError,
@@ -210,12 +210,7 @@ class SnsVerifier:
         raw = body.encode() if isinstance(body, str) else body
         if not isinstance(raw, bytes) or len(raw) > _MAX_BODY:
             raise InvalidInputError("an SNS message is a JSON body of at most 256 KiB")
-        try:
-            data = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise InvalidInputError("the SNS message is not JSON") from None
-        if not isinstance(data, dict):
-            raise InvalidInputError("the SNS message is not a JSON object")
+        data = read_json_object(raw, what="the SNS message")
         canonical = sns_canonical_string(data)
         if not _MESSAGE_ID.fullmatch(data["MessageId"]):
             raise InvalidInputError("the SNS MessageId is not an SNS message id")

@@ -15,6 +15,7 @@ from typing import Any, TypeAlias
 
 import attrs
 
+from commercekit._json import read_json
 from commercekit.errors import InvalidInputError, InvalidStateError
 from commercekit.money import Money
 from commercekit.payments._core._state import PaymentState
@@ -231,7 +232,7 @@ def result_to_json(result: AnyResult) -> str:
 def result_from_json(text: str) -> AnyResult:
     """Read back what :func:`result_to_json` wrote."""
     try:
-        data = json.loads(text)
+        data = read_json(text, what="a stored payment result")
         amount = Money.from_minor(data["amount_minor"], data["currency"])
         operation = Operation(data["operation"])
         if data["kind"] == "action_required":

@@ -6,10 +6,11 @@ own terms; what the answers share is read here, once.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
+from commercekit._json import read_json_object
+from commercekit.errors import InvalidInputError
 from commercekit.payments._transports._http import HttpResponse
 
 __all__ = ["json_object", "retry_after_s"]
@@ -36,7 +37,6 @@ def retry_after_s(response: HttpResponse) -> float | None:
 def json_object(response: HttpResponse) -> dict[str, Any] | None:
     """*response*'s body as a JSON object, or None (not JSON, not an object, nested too deep)."""
     try:
-        data = json.loads(response.body)
-    except (ValueError, RecursionError):  # RecursionError: JSON nested past the stack
+        return read_json_object(response.body, what="the answer")
+    except InvalidInputError:
         return None
-    return data if isinstance(data, dict) else None

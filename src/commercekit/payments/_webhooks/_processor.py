@@ -27,6 +27,7 @@ from typing import Any, Final
 
 import attrs
 
+from commercekit._json import read_json
 from commercekit.errors import ConfigurationError, InvalidInputError
 from commercekit.metrics import Metrics, NullMetrics
 from commercekit.payments._core._records import ClaimKind
@@ -300,13 +301,7 @@ def _is_time(value: str) -> bool:
 
 
 def _parse(payload: bytes) -> WebhookEvent:
-    try:
-        data = json.loads(payload)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-        raise InvalidInputError(
-            "the webhook body is not JSON (or nests too deep): "
-            f"{redact_provider_text(type(exc).__name__, limit=40)}"
-        ) from None
+    data = read_json(payload, what="the webhook body")
     if not isinstance(data, dict) or "id" not in data or "type" not in data:
         raise InvalidInputError("the webhook body is not an event with an id and a type")
     event_id, kind, created = data["id"], data["type"], data.get("created", 0)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import ColumnElement, operators
 from sqlalchemy.sql.elements import UnaryExpression
 
+from commercekit._json import read_json
 from commercekit.errors import InvalidInputError
 
 __all__ = [
@@ -184,7 +185,9 @@ def _untag(item: object) -> object:
         raise InvalidInputError("malformed page cursor")
     tag, raw = item
     if tag == "v":
-        return raw
+        if raw is None or isinstance(raw, bool | int | float | str):
+            return raw
+        raise InvalidInputError("malformed page cursor")  # no array or object is a key value
     if not isinstance(raw, str):
         raise InvalidInputError("malformed page cursor")
     parse: dict[str, Callable[[str], object]] = {
@@ -206,14 +209,20 @@ def encode_cursor(values: Sequence[object]) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[object, ...]:
-    """The values of a cursor made by :func:`encode_cursor`."""
+    """The values of a cursor made by :func:`encode_cursor`.
+
+    Anything else (a page link someone edited, however crafted) is
+    :class:`InvalidInputError`.
+    """
+    if not isinstance(cursor, str):
+        raise InvalidInputError(f"a page cursor is a str, not {type(cursor).__name__}")
     if len(cursor) > 4096:
         raise InvalidInputError("a page cursor is at most 4096 characters")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        items = json.loads(raw)
-    except (ValueError, TypeError) as exc:
+    except ValueError as exc:
         raise InvalidInputError(f"malformed page cursor: {cursor[:40]!r}") from exc
+    items = read_json(raw, what=f"the page cursor {cursor[:40]!r}", max_depth=2)
     if not isinstance(items, list):
         raise InvalidInputError("malformed page cursor")
     try:
