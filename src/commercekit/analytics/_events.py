@@ -135,44 +135,6 @@ def _check_identity(
         raise InvalidInputError(f"timestamp_ms is an int of epoch milliseconds, got {ts!r}")
 
 
-def _no_float(text: str) -> Any:
-    raise UnsupportedTypeError(
-        f"a property is a float ({text}); money and counts travel as decimal strings or ints"
-    )
-
-
-# Floats (and NaN/Infinity) are refused while parsing, so decoded JSON needs no second walk:
-# what is left is dicts with str keys, lists, str, int, bool and None.
-_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_float)
-
-
-def decode_wire(body: bytes) -> tuple[str, str, str, int, dict[str, Any]]:
-    """One wire message as ``(event_id, name, who, timestamp_ms, properties)``, validated.
-
-    The consumer's path: the same rules as :meth:`AnalyticsEvent.from_bytes`
-    without building the event object. Malformed input raises InvalidInputError.
-    """
-    try:
-        data = _DECODER.decode(body.decode())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"the message is not JSON: {exc}") from exc
-    except UnsupportedTypeError as exc:
-        raise InvalidInputError(str(exc)) from exc
-    if type(data) is not dict:
-        raise InvalidInputError(f"an event is a JSON object, got {type(data).__name__}")
-    try:
-        event_id, name, ts = data["event_id"], data["event"], data["timestamp_ms"]
-    except KeyError as exc:
-        raise InvalidInputError(f"the event has no {exc.args[0]!r}") from None
-    customer_id, anonymous_id = data.get("customer_id"), data.get("anonymous_id")
-    _check_identity(name, event_id, customer_id, anonymous_id, ts)
-    props = data.get("properties", {})
-    if type(props) is not dict:
-        raise InvalidInputError(f"event properties are a mapping, got {type(props).__name__}")
-    who: str = customer_id if customer_id is not None else anonymous_id  # type: ignore[assignment]  # _check_identity ensured one
-    return event_id, name, who, ts, props
-
-
 @attrs.frozen
 class AnalyticsEvent:
     """One customer-behaviour event with identity.

@@ -25,11 +25,11 @@ from commercekit.errors import CommerceKitError, DuplicateError, InvalidInputErr
 from commercekit.money import Money
 from commercekit.repository import Database, UnitOfWork
 
-from ._events import decode_wire
 from ._funnel import FunnelSpec, progress
 from ._log import Delivery
 from ._schema import Schema
 from ._sql import insert_rows, upsert
+from ._wire import decode_wire
 
 __all__ = ["AnalyticsStore", "ApplyResult"]
 
