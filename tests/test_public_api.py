@@ -133,7 +133,7 @@ SNAPSHOT: dict[str, str] = {
         VoucherKind Vouchers allocate_refund compute_quote tax_of
     """,
     "commercekit.errors": """
-        CheckoutInProgressError CommerceKitError CommitOutcomeUnknownError
+        CartFrozenError CheckoutInProgressError CommerceKitError CommitOutcomeUnknownError
         ConfigurationError ConflictError CurrencyMismatchError DatabaseUnavailableError
         DuplicateError EmptyCartError InvalidInputError InvalidStateError
         InvalidTransitionError MalformedHeaderError MissingExtraError NotFoundError

@@ -248,7 +248,8 @@ class Storefront:
             except NotFoundError:
                 s.data.pop("cart", None)
         if cart is None or cart.empty or cart.status.value != "open":
-            if cart is not None and cart.status.value != "open":
+            # a frozen cart (a checkout running, or a 3-D Secure challenge) stays the session's
+            if cart is not None and cart.status.value not in ("open", "frozen"):
                 s.data.pop("cart", None)
             return CartView(None if cart is None else cart.id, (), zero, zero, zero, zero)
         quote = self.c.pricing.quote(cart.lines, cart.currency, region=settings.region)
@@ -283,7 +284,8 @@ class Storefront:
         def merge() -> str | None:
             into = self.c.carts.create(self.shop.settings.currency, customer_id=customer_id)
             if guest_cart is not None:
-                with contextlib.suppress(NotFoundError):
+                # gone, ordered, or frozen by a checkout still running: nothing to merge
+                with contextlib.suppress(NotFoundError, InvalidStateError):
                     self.c.carts.merge(str(guest_cart), into.id)
             return into.id
 

@@ -54,6 +54,7 @@ card number.
 from __future__ import annotations
 
 __all__ = [
+    "CartFrozenError",
     "CheckoutInProgressError",
     "CommerceKitError",
     "CommitOutcomeUnknownError",
@@ -235,6 +236,14 @@ class CommitOutcomeUnknownError(OutcomeUnknownError):
 
     The transaction may be durable on the primary. Look the row up before doing
     the work again; commercekit never retries this by itself.
+    """
+
+
+class CartFrozenError(InvalidStateError):
+    """The cart is frozen: a checkout of it is running, and it takes no changes meanwhile.
+
+    The checkout ends by closing it (ordered) or by opening it again (payment
+    declined, sold out, abandoned); read it again then. Nothing was changed.
     """
 
 

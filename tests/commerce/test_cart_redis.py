@@ -19,16 +19,21 @@ import pytest
 import redis
 
 from commercekit.commerce.cart import Carts, CartStatus, RedisCartStore
-from commercekit.commerce.checkout import STEPS, CheckoutStatus
+from commercekit.commerce.checkout import STEPS, CheckoutStatus, Recovered
 from commercekit.errors import (
+    CartFrozenError,
+    EmptyCartError,
     InvalidInputError,
+    InvalidStateError,
     NotFoundError,
+    PaymentDeclinedError,
     StoreUnavailableError,
     UnavailableError,
 )
 from commercekit.metrics import InMemoryMetrics
 from commercekit.repository import Database
 from tests.commerce._shop import (
+    DECLINED,
     GOOD,
     authorizations,
     cart_with,
@@ -289,18 +294,118 @@ def test_a_crash_between_the_commit_and_the_close_is_mended_by_the_replay(
     with pytest.raises(RuntimeError, match="injected crash"):
         shop.checkout.place(cart_id, GOOD, region="DE")
     assert hook.fired
-    # the order and the attempt committed; the cart, in Redis, is still open
+    # the order and the attempt committed; the cart, in Redis, is still frozen
     order = shop.orders.by_checkout(f"{cart_id}.1")
     assert order is not None
     assert shop.checkout.status(f"{cart_id}.1") is CheckoutStatus.COMPLETED
-    assert shop.carts.get(cart_id).status is CartStatus.OPEN
-    assert shop.checkout.recover() == []  # nothing stalled: the attempt is done
+    assert shop.carts.get(cart_id).status is CartStatus.FROZEN
+    with pytest.raises(CartFrozenError):
+        shop.carts.add(cart_id, "MUG", 3)  # no line goes in that the order does not have
     replay = shop.checkout.place(cart_id, GOOD, region="DE")  # the customer submits again
     assert replay.replayed
     assert replay.order is not None
     assert replay.order.id == order.id  # no second order
     assert shop.carts.get(cart_id).status is CartStatus.COMPLETED
     assert shop.checkout.place(cart_id, GOOD, region="DE").order == replay.order
+    assert authorizations(gateway) == 1
+    assert live_reservations(shop) == 0
+    check_money_invariants(shop, payments)
+
+
+def test_an_ordered_cart_left_frozen_by_a_crash_takes_no_merge_and_recover_closes_it(
+    db: Database, clock: FakeClock, store: RedisCartStore
+) -> None:
+    """The crash between the completion's commit and the close: the cart is frozen, so the
+    shop's sign-in merge and later adds are refused (as the SQL store refuses an ordered
+    cart's), and recover() closes it without waiting for the customer to submit again."""
+    hook = FailOnce("before", "close_cart")
+    shop, gateway, payments = make_shop(db, clock=clock, cart_store=store, hooks=hook)
+    guest = cart_with(shop, {"TEE": 2})
+    with pytest.raises(RuntimeError, match="injected crash"):
+        shop.checkout.place(guest, GOOD, region="DE")
+    mine = shop.carts.create("EUR", customer_id="cus_1")
+    with pytest.raises(CartFrozenError) as info:
+        shop.carts.merge(guest, mine.id)
+    assert isinstance(info.value, InvalidStateError)
+    with pytest.raises(CartFrozenError):
+        shop.carts.add(guest, "MUG", 3)
+    assert shop.carts.get(mine.id).lines == {}
+    assert shop.checkout.recover() == [Recovered(f"{guest}.1", "cart_closed")]
+    assert shop.carts.get(guest).status is CartStatus.COMPLETED
+    assert shop.checkout.recover() == []
+    assert [s for s, _, _ in shop.checkout.steps(f"{guest}.1")][-2:] == [
+        "completed",
+        "cart_closed",
+    ]
+    with pytest.raises(EmptyCartError):
+        shop.checkout.place(mine.id, GOOD, region="DE")  # nothing was merged in
+    assert authorizations(gateway) == 1
+    check_money_invariants(shop, payments)
+
+
+class DownAtThaw:
+    """A Redis cart store whose thaw fails once, as if Redis went away just then."""
+
+    def __init__(self, inner: RedisCartStore) -> None:
+        self.inner, self.failed = inner, False
+        self.transactional = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def thaw(self, cart_id: str, now: float, **options: Any) -> bool:
+        if not self.failed:
+            self.failed = True
+            raise StoreUnavailableError("the Redis cart store could not write a cart")
+        return self.inner.thaw(cart_id, now, **options)
+
+
+def test_a_declined_checkout_opens_the_cart_again_and_recover_mends_a_lost_thaw(
+    db: Database, clock: FakeClock, store: RedisCartStore
+) -> None:
+    flaky = DownAtThaw(store)
+    shop, _, payments = make_shop(db, clock=clock, cart_store=flaky)
+    cart_id = cart_with(shop, {"MUG": 1})
+    with pytest.raises(PaymentDeclinedError):
+        shop.checkout.place(cart_id, DECLINED, region="DE")
+    assert flaky.failed
+    assert shop.carts.get(cart_id).status is CartStatus.FROZEN  # the thaw was lost
+    assert shop.checkout.recover() == [Recovered(f"{cart_id}.1", "cart_thawed")]
+    assert shop.carts.get(cart_id).status is CartStatus.OPEN
+    assert shop.carts.add(cart_id, "CAP").lines == {"CAP": 1, "MUG": 1}
+    with pytest.raises(PaymentDeclinedError):
+        shop.checkout.place(cart_id, DECLINED, region="DE")
+    assert shop.carts.get(cart_id).status is CartStatus.OPEN  # thawed at once this time
+    result = shop.checkout.place(cart_id, GOOD, region="DE")
+    assert result.order is not None
+    assert {ln.sku: ln.qty for ln in result.order.lines} == {"CAP": 1, "MUG": 1}
+    assert shop.checkout.recover() == []
+    assert live_reservations(shop) == 0
+    check_money_invariants(shop, payments)
+
+
+def test_a_cart_changed_after_its_pricing_is_priced_again_not_ordered_short(
+    db: Database, clock: FakeClock, store: RedisCartStore
+) -> None:
+    """With Redis the cart freezes just after the attempt's first commit, by compare-and-set
+    on the version it priced: an add in between makes a new attempt that orders it."""
+    shop: Any = None
+    added: list[str] = []
+
+    def add_once(phase: str, step: str, checkout_id: str) -> None:
+        if (phase, step) == ("after", "snapshot") and not added:
+            added.append(checkout_id)
+            shop.carts.add(checkout_id.rpartition(".")[0], "CAP", 1)  # another tab
+
+    shop, gateway, payments = make_shop(db, clock=clock, cart_store=store, hooks=add_once)
+    cart_id = cart_with(shop, {"TEE": 1})
+    result = shop.checkout.place(cart_id, GOOD, region="DE")
+    assert added == [f"{cart_id}.1"]
+    assert result.checkout_id == f"{cart_id}.2"
+    assert result.order is not None
+    assert {ln.sku: ln.qty for ln in result.order.lines} == {"CAP": 1, "TEE": 1}
+    assert shop.checkout.status(f"{cart_id}.1") is CheckoutStatus.COMPENSATED
+    assert shop.carts.get(cart_id).status is CartStatus.COMPLETED
     assert authorizations(gateway) == 1
     assert live_reservations(shop) == 0
     check_money_invariants(shop, payments)
@@ -334,7 +439,7 @@ def test_redis_down_at_the_close_keeps_the_order_and_counts_the_deferral(
     assert result.status is CheckoutStatus.COMPLETED  # the order stands
     assert flaky.failed
     assert metrics.total("commercekit_commerce_cart_closes_deferred_total") == 1
-    assert shop.carts.get(cart_id).status is CartStatus.OPEN
+    assert shop.carts.get(cart_id).status is CartStatus.FROZEN
     assert shop.checkout.place(cart_id, GOOD, region="DE").replayed
     assert shop.carts.get(cart_id).status is CartStatus.COMPLETED
     check_money_invariants(shop, payments)

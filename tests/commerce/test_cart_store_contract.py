@@ -31,6 +31,7 @@ from commercekit.commerce.cart import (
     SqlCartStore,
 )
 from commercekit.errors import (
+    CartFrozenError,
     ConflictError,
     DatabaseUnavailableError,
     DuplicateError,
@@ -298,6 +299,57 @@ def test_completing_is_idempotent_and_closes_the_cart(carts: Carts) -> None:
         carts.add(cart.id, "CAP")
     with pytest.raises(NotFoundError):
         carts.complete("missing")
+
+
+def test_a_frozen_cart_takes_no_change_until_it_is_completed_or_thawed(
+    carts: Carts, clock: FakeClock
+) -> None:
+    """A checkout freezes the cart before the payment (by compare-and-set on the version it
+    priced); nothing changes it then, and it ends completed (ordered) or open again."""
+    cart = carts.create("EUR")
+    other = carts.create("EUR", customer_id="c1")
+    seen = carts.add(cart.id, "MUG", 2).version
+    assert carts.freeze(cart.id, version=seen - 1) is False  # changed since: price it again
+    assert carts.get(cart.id).status is CartStatus.OPEN
+    assert carts.freeze(cart.id, version=seen) is True
+    frozen = carts.get(cart.id)
+    assert (frozen.status, frozen.version, frozen.lines) == (
+        CartStatus.FROZEN,
+        seen + 1,
+        {"MUG": 2},
+    )
+    for call in [
+        lambda: carts.add(cart.id, "CAP"),
+        lambda: carts.set_quantity(cart.id, "MUG", 5),
+        lambda: carts.remove(cart.id, "MUG"),
+        lambda: carts.set_voucher(cart.id, "WELCOME"),
+        lambda: carts.merge(cart.id, other.id),  # a sign-in merge of the guest's cart
+        lambda: carts.merge(other.id, cart.id),
+    ]:
+        with pytest.raises(CartFrozenError) as info:
+            call()
+        assert isinstance(info.value, InvalidStateError)
+    assert carts.get(cart.id) == frozen
+    assert carts.get(other.id).status is CartStatus.OPEN
+    clock.advance(86_400)
+    assert carts.expire_abandoned(idle_s=60) == 1  # the idle open one; a frozen one stays
+    assert carts.get(cart.id).status is CartStatus.FROZEN
+    # a failed checkout opens it again: only at the version it froze, when one is given
+    assert carts.thaw(cart.id, version=seen) is False
+    assert carts.thaw(cart.id, version=seen + 1) is True
+    assert carts.thaw(cart.id) is False  # open already
+    assert carts.add(cart.id, "CAP").lines == {"CAP": 1, "MUG": 2}
+    # frozen again, and again at its version (a checkout that resumes), then ordered
+    again = carts.get(cart.id).version
+    assert carts.freeze(cart.id, version=again) is True
+    assert carts.freeze(cart.id, version=again + 1) is True
+    assert carts.complete(cart.id) is True
+    assert carts.get(cart.id).status is CartStatus.COMPLETED
+    assert carts.thaw(cart.id) is False
+    with pytest.raises(InvalidStateError):
+        carts.freeze(cart.id, version=again + 3)
+    with pytest.raises(NotFoundError):
+        carts.thaw("missing")
 
 
 def test_abandoned_carts_expire(carts: Carts, clock: FakeClock) -> None:

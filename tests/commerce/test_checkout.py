@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from commercekit.commerce.checkout import STEPS, CheckoutStatus
 from commercekit.commerce.inventory import ReservationStatus
 from commercekit.commerce.orders import OrderPage, OrderStatus, PaymentStatus
 from commercekit.errors import (
+    CartFrozenError,
     EmptyCartError,
     InvalidInputError,
     InvalidTransitionError,
@@ -37,6 +39,7 @@ from tests.commerce._shop import (
     outbox_events,
 )
 from tests.commerce.conftest import FakeClock
+from tests.commerce.test_cart_store_contract import drop_prefix, redis_store
 
 
 def test_a_checkout_places_one_paid_order_and_replays_it(db: Database, clock: FakeClock) -> None:
@@ -165,6 +168,44 @@ def test_a_failed_challenge_releases_the_stock(db: Database, clock: FakeClock) -
         shop.checkout.complete_action(paused.checkout_id)
     assert live_reservations(shop) == 0
     check_money_invariants(shop, payments)
+
+
+@pytest.mark.parametrize("kind", ["sql", "redis"])
+def test_the_cart_is_frozen_while_the_payment_runs_and_opens_again_on_a_decline(
+    db: Database, clock: FakeClock, kind: str
+) -> None:
+    """As Oscar freezes a basket: no line goes into a cart while it is being paid for (the
+    order would not have it), and a failed payment gives the cart back."""
+    prefix = f"ck-test:{uuid.uuid4().hex[:12]}:"
+    cart_store = redis_store(prefix) if kind == "redis" else None
+    seen: list[CartStatus] = []
+    shop: Any = None
+
+    def during_payment(phase: str, step: str, checkout_id: str) -> None:
+        if (phase, step) == ("before", "authorize"):
+            cart_id = checkout_id.rpartition(".")[0]
+            seen.append(shop.carts.get(cart_id).status)
+            with pytest.raises(CartFrozenError):
+                shop.carts.add(cart_id, "MUG")
+
+    try:
+        shop, _, payments = make_shop(db, clock=clock, cart_store=cart_store, hooks=during_payment)
+        cart_id = cart_with(shop, {"TEE": 1})
+        with pytest.raises(PaymentDeclinedError):
+            shop.checkout.place(cart_id, DECLINED, region="DE")
+        assert shop.carts.get(cart_id).status is CartStatus.OPEN
+        shop.carts.add(cart_id, "CAP")
+        result = shop.checkout.place(cart_id, GOOD, region="DE")
+        assert seen == [CartStatus.FROZEN, CartStatus.FROZEN]
+        assert result.order is not None
+        assert {ln.sku: ln.qty for ln in result.order.lines} == {"CAP": 1, "TEE": 1}
+        assert shop.carts.get(cart_id).status is CartStatus.COMPLETED
+        assert shop.checkout.recover() == []
+        check_money_invariants(shop, payments)
+    finally:
+        if cart_store is not None:
+            cart_store.close()
+            drop_prefix(prefix)
 
 
 def test_bad_checkouts_are_typed(db: Database) -> None:

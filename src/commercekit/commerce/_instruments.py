@@ -27,8 +27,8 @@ _COUNTERS = {
     "cart_writes_total": ("cart writes by operation: add, set, remove, merge", "operation"),
     "cart_write_retries_total": ("cart writes retried after a version conflict", None),
     "cart_closes_deferred_total": (
-        "ordered carts a store outside the database could not close at once "
-        "(closed on the checkout's next replay)",
+        "carts of ended checkouts a store outside the database could not close (ordered) "
+        "or open again (failed) at once; recover() or the checkout's next replay does it",
         None,
     ),
 }

@@ -251,7 +251,7 @@ class RedisCartStore:
         raise ConflictError(f"cart(s) {', '.join(map(repr, cart_ids))} kept changing; retry")
 
     def complete(self, cart_id: str, now: float, *, uow: UnitOfWork | None = None) -> bool:
-        """Mark the cart completed (idempotent; *uow* is ignored)."""
+        """Mark the open or frozen cart completed (idempotent; *uow* is ignored)."""
         done = False
 
         def change(read: tuple[CartRecord, ...]) -> Sequence[CartRecord] | None:
@@ -260,7 +260,7 @@ class RedisCartStore:
             if cart.status is CartStatus.COMPLETED:
                 done = False
                 return None
-            if cart.status is not CartStatus.OPEN:
+            if cart.status not in (CartStatus.OPEN, CartStatus.FROZEN):
                 raise InvalidStateError(f"cart {cart_id!r} is {cart.status.value}, not open")
             done = True
             return (
@@ -271,6 +271,55 @@ class RedisCartStore:
 
         self.update((cart_id,), change, max_retries=50)
         return done
+
+    def freeze(
+        self, cart_id: str, version: int, now: float, *, uow: UnitOfWork | None = None
+    ) -> bool:
+        """Freeze the cart if it is still at *version* (*uow* is ignored)."""
+        moved = False
+
+        def change(read: tuple[CartRecord, ...]) -> Sequence[CartRecord] | None:
+            nonlocal moved
+            cart = read[0]
+            if cart.status not in (CartStatus.OPEN, CartStatus.FROZEN):
+                raise InvalidStateError(f"cart {cart_id!r} is {cart.status.value}, not open")
+            moved = cart.version == version
+            if not moved:
+                return None
+            return (
+                attrs.evolve(
+                    cart, status=CartStatus.FROZEN, version=cart.version + 1, updated_at=now
+                ),
+            )
+
+        self.update((cart_id,), change, max_retries=50)
+        return moved
+
+    def thaw(
+        self,
+        cart_id: str,
+        now: float,
+        *,
+        version: int | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> bool:
+        """Open the frozen cart again, only at *version* when given (*uow* is ignored)."""
+        moved = False
+
+        def change(read: tuple[CartRecord, ...]) -> Sequence[CartRecord] | None:
+            nonlocal moved
+            cart = read[0]
+            moved = cart.status is CartStatus.FROZEN and version in (None, cart.version)
+            if not moved:
+                return None
+            return (
+                attrs.evolve(
+                    cart, status=CartStatus.OPEN, version=cart.version + 1, updated_at=now
+                ),
+            )
+
+        self.update((cart_id,), change, max_retries=50)
+        return moved
 
     def expire_idle(self, cutoff: float, *, limit: int) -> int:
         """Expire open carts last written before *cutoff*, oldest first (at most *limit*)."""

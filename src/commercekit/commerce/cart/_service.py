@@ -17,6 +17,7 @@ import attrs
 from commercekit.commerce._instruments import CommerceInstruments
 from commercekit.commerce._shared import check_id, new_id, wall_clock
 from commercekit.errors import (
+    CartFrozenError,
     InvalidInputError,
     InvalidStateError,
     UnknownSkuError,
@@ -211,9 +212,26 @@ class Carts:
         return _cart(target)
 
     def complete(self, cart_id: str, *, uow: UnitOfWork | None = None) -> bool:
-        """Mark an open cart completed (ordered); False when it was completed already."""
+        """Mark an open or frozen cart completed (ordered); False when it was completed already."""
         check_id(cart_id, "cart_id")
         return self._store.complete(cart_id, self._clock(), uow=uow)
+
+    def freeze(self, cart_id: str, *, version: int, uow: UnitOfWork | None = None) -> bool:
+        """Freeze the cart for a checkout, if it is still at *version*; False when it changed.
+
+        A frozen cart refuses every change (:class:`CartFrozenError`) until
+        :meth:`complete` closes it or :meth:`thaw` opens it again. Freezing a
+        frozen cart again (at its version) is allowed: a checkout that resumes.
+        """
+        check_id(cart_id, "cart_id")
+        return self._store.freeze(cart_id, version, self._clock(), uow=uow)
+
+    def thaw(
+        self, cart_id: str, *, version: int | None = None, uow: UnitOfWork | None = None
+    ) -> bool:
+        """Open a frozen cart again (only at *version*, when given); False if it was not frozen."""
+        check_id(cart_id, "cart_id")
+        return self._store.thaw(cart_id, self._clock(), version=version, uow=uow)
 
     def expire_abandoned(self, *, idle_s: float, limit: int = 1000) -> int:
         """Expire open carts not written for *idle_s* seconds; return how many."""
@@ -277,5 +295,10 @@ class Carts:
 
     @staticmethod
     def _require_open(cart: CartRecord) -> None:
+        if cart.status is CartStatus.FROZEN:
+            raise CartFrozenError(
+                f"cart {cart.id!r} is being checked out and takes no changes until the "
+                "checkout ends (ordered: start a new cart; failed: it opens again)"
+            )
         if cart.status is not CartStatus.OPEN:
             raise InvalidStateError(f"cart {cart.id!r} is {cart.status.value}: start a new cart")

@@ -3,7 +3,8 @@
 Each write is ``UPDATE ... WHERE id = :id AND version = :seen`` in the unit of
 work that read the row, so a writer that lost the race sees no row changed,
 rolls back and reads again. Completing a cart is one guarded ``UPDATE`` that
-joins the caller's unit of work (the checkout's last transaction).
+joins the caller's unit of work (the checkout's last transaction); freezing it
+joins the checkout's first, and opening it again the one that ends an attempt.
 """
 
 from __future__ import annotations
@@ -41,11 +42,27 @@ _READ = select(
     _c.created_at,
     _c.updated_at,
 ).where(_c.id == bindparam("cart_id"))
+_LIVE = (CartStatus.OPEN.value, CartStatus.FROZEN.value)
 _COMPLETE = (
     update(t.carts)
-    .where(_c.id == bindparam("cart_id"), _c.status == CartStatus.OPEN.value)
+    .where(_c.id == bindparam("cart_id"), _c.status.in_(_LIVE))
     .values(status=CartStatus.COMPLETED.value, version=_c.version + 1, updated_at=bindparam("now"))
 )
+_FREEZE = (
+    update(t.carts)
+    .where(
+        _c.id == bindparam("cart_id"),
+        _c.version == bindparam("version"),
+        _c.status.in_(_LIVE),
+    )
+    .values(status=CartStatus.FROZEN.value, version=_c.version + 1, updated_at=bindparam("now"))
+)
+_THAW = (
+    update(t.carts)
+    .where(_c.id == bindparam("cart_id"), _c.status == CartStatus.FROZEN.value)
+    .values(status=CartStatus.OPEN.value, version=_c.version + 1, updated_at=bindparam("now"))
+)
+_THAW_AT = _THAW.where(_c.version == bindparam("version"))
 
 
 class SqlCartStore:
@@ -118,6 +135,44 @@ class SqlCartStore:
             if cart.status is CartStatus.COMPLETED:
                 return False
             raise InvalidStateError(f"cart {cart_id!r} is {cart.status.value}, not open")
+
+        return work(uow) if uow is not None else self._db.run(work, retry=True).value
+
+    def freeze(
+        self, cart_id: str, version: int, now: float, *, uow: UnitOfWork | None = None
+    ) -> bool:
+        """One guarded UPDATE on the version (in *uow* when given: the checkout's start)."""
+
+        def work(u: UnitOfWork) -> bool:
+            params = {"cart_id": cart_id, "version": version, "now": now}
+            if rowcount(u.session.execute(_FREEZE, params)):
+                return True
+            cart = self._read(u, cart_id)
+            if cart.status.value in _LIVE:
+                return False  # changed since it was read
+            raise InvalidStateError(f"cart {cart_id!r} is {cart.status.value}, not open")
+
+        return work(uow) if uow is not None else self._db.run(work, retry=True).value
+
+    def thaw(
+        self,
+        cart_id: str,
+        now: float,
+        *,
+        version: int | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> bool:
+        """One guarded UPDATE (in *uow* when given: the transaction that ends the attempt)."""
+
+        def work(u: UnitOfWork) -> bool:
+            params: dict[str, object] = {"cart_id": cart_id, "now": now}
+            stmt = _THAW
+            if version is not None:
+                stmt, params["version"] = _THAW_AT, version
+            if rowcount(u.session.execute(stmt, params)):
+                return True
+            self._read(u, cart_id)  # NotFoundError when there is no such cart
+            return False
 
         return work(uow) if uow is not None else self._db.run(work, retry=True).value
 

@@ -24,9 +24,15 @@ __all__ = ["CartChange", "CartRecord", "CartStatus", "CartStore"]
 
 
 class CartStatus(enum.Enum):
-    """A cart is open until it is completed (ordered), merged into another, or expires."""
+    """A cart is open until it is completed (ordered), merged into another, or expires.
+
+    A checkout freezes it before the payment (it takes no changes then), and
+    either completes it or opens it again (open -> frozen -> completed | open),
+    the way Oscar freezes a basket.
+    """
 
     OPEN = "open"
+    FROZEN = "frozen"
     COMPLETED = "completed"
     MERGED = "merged"
     EXPIRED = "expired"
@@ -96,9 +102,34 @@ class CartStore(Protocol):
         ...
 
     def complete(self, cart_id: str, now: float, *, uow: UnitOfWork | None = None) -> bool:
-        """Mark an open cart completed: True, or False when it was completed already.
+        """Mark an open or frozen cart completed: True, or False when it was completed already.
 
         :class:`InvalidStateError` when it was merged or expired instead.
+        """
+        ...
+
+    def freeze(
+        self, cart_id: str, version: int, now: float, *, uow: UnitOfWork | None = None
+    ) -> bool:
+        """Freeze the cart if it is still at *version* (open, or frozen and not thawed since).
+
+        The version goes up by one. False when the cart changed since *version*
+        was read; :class:`InvalidStateError` when it is completed, merged or expired.
+        """
+        ...
+
+    def thaw(
+        self,
+        cart_id: str,
+        now: float,
+        *,
+        version: int | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> bool:
+        """Open a frozen cart again (only at *version*, when given): True if it moved.
+
+        False when it is not frozen (or not at *version*); :class:`NotFoundError`
+        when there is no such cart.
         """
         ...
 

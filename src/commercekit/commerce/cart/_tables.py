@@ -17,7 +17,7 @@ carts = Table(
     Column("state", Text, nullable=False),
     Column("voucher", String(64), nullable=True),
     Column("version", Integer, nullable=False),
-    # open -> completed | merged | expired
+    # open -> completed | merged | expired; open -> frozen (a checkout) -> completed | open
     Column("status", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),

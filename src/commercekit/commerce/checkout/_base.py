@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from typing import Any
 
 from commercekit.commerce._events import BusinessEvents
 from commercekit.commerce._instruments import CommerceInstruments
-from commercekit.commerce.cart import Carts
+from commercekit.commerce.cart import Carts, CartStatus
 from commercekit.commerce.inventory import Inventory
 from commercekit.commerce.orders import Orders
 from commercekit.commerce.pricing import Pricing
@@ -32,11 +33,11 @@ from commercekit.repository import Database
 from commercekit.typing import WallClock
 
 from ._model import CheckoutResult, CheckoutStatus, FaultHook
-from ._store import CheckoutRow, CheckoutStore
+from ._store import CLOSING, THAWING, CheckoutRow, CheckoutStore
 
 __all__ = ["PLACED_STEPS", "CheckoutBase", "LeaseLost"]
 
-PLACED_STEPS = ("placed", "captured", "completed")
+PLACED_STEPS = ("placed", "captured", "completed", "cart_closed")
 
 
 class LeaseLost(CommerceKitError):
@@ -95,8 +96,8 @@ class CheckoutBase:
     def _replay(self, row: CheckoutRow, *, replayed: bool = True) -> CheckoutResult:
         if row.order_id is None:
             raise InvalidStateError(f"checkout {row.id!r} has no order to replay")
-        if not self._carts.transactional:
-            self._close_cart(row.id, row.cart_id)  # in case a crash came before it
+        if not self._carts.transactional and row.step == CLOSING:
+            self._close_cart(row.id, row.cart_id)  # a crash came before it
         if replayed:
             self._m.count("checkouts_total", "replayed")
         return CheckoutResult(
@@ -118,14 +119,15 @@ class CheckoutBase:
         )
         return CheckoutResult(row.id, CheckoutStatus.ACTION_REQUIRED, action=action, replayed=True)
 
-    def _close_cart(self, checkout_id: str, cart_id: str) -> None:
+    def _close_cart(self, checkout_id: str, cart_id: str) -> bool:
         """Close the cart of a completed attempt in a store outside the database (idempotent).
 
-        Runs after the attempt's completion committed, and again on every
-        replay of it, so a crash between the two is mended by the next replay
-        (or the cart's expiry). A cart merged or dropped meanwhile is left as it
-        is; a store that is down leaves the cart open for the next replay, and
-        the order stands either way.
+        Runs after the attempt's completion committed, and again on a replay or
+        in ``recover()`` until the attempt's step says the cart was closed, so
+        a crash between the two is mended. A cart merged or dropped meanwhile
+        is left as it is; a store that is down leaves the cart frozen (it takes
+        no changes) for the next replay or ``recover()``; the order stands
+        either way. True when the cart is settled.
         """
         hooks = self._hooks
         if hooks is not None:
@@ -136,6 +138,32 @@ class CheckoutBase:
             pass  # merged or expired meanwhile, or dropped by its time to live
         except CommerceKitError:
             self._m.count("cart_closes_deferred_total")
+            return False
+        with contextlib.suppress(CommerceKitError):  # the next replay or recover() records it
+            self._store.settle(checkout_id, CLOSING, "cart_closed")
+        return True
+
+    def _thaw_cart(self, checkout_id: str, cart_id: str) -> bool:
+        """Open again the cart of a failed attempt in a store outside the database.
+
+        Only if it is still frozen and no later attempt of the cart froze it
+        since (the cart's version is read first, and the thaw is a
+        compare-and-set on it, so a freeze in between wins). True when settled.
+        """
+        try:
+            cart = self._carts.get(cart_id)
+            if cart.status is CartStatus.FROZEN:
+                latest = self._store.latest(cart_id)
+                if latest is None or latest.id == checkout_id:
+                    self._carts.thaw(cart_id, version=cart.version)
+        except NotFoundError:
+            pass  # dropped by its time to live: nothing to open
+        except CommerceKitError:
+            self._m.count("cart_closes_deferred_total")
+            return False
+        with contextlib.suppress(CommerceKitError):
+            self._store.settle(checkout_id, THAWING, "cart_thawed")
+        return True
 
     def _wait(self, checkout_id: str) -> CheckoutResult:
         deadline = time.monotonic() + self._wait_s

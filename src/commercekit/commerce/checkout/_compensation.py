@@ -17,6 +17,7 @@ from commercekit.errors import (
     DuplicateError,
     EmptyCartError,
     InvalidStateError,
+    NotFoundError,
     OutOfStockError,
     VoucherExhaustedError,
 )
@@ -25,7 +26,7 @@ from commercekit.repository import UnitOfWork
 
 from ._base import PLACED_STEPS, CheckoutBase, LeaseLost
 from ._model import CheckoutStatus
-from ._store import CheckoutRow
+from ._store import THAWING, CheckoutRow
 
 __all__ = ["CheckoutCompensation"]
 
@@ -124,12 +125,19 @@ class CheckoutCompensation(CheckoutBase):
     ) -> None:
         """End the attempt (fenced by the lease); *release* gives its stock back in the same
         transaction, whoever holds the lease (stock of an attempt that ends is never kept).
-        """
 
-        def work(uow: UnitOfWork) -> bool:
+        The cart the attempt froze opens again: in that transaction with the SQL
+        store; with a store outside the database just after it (the attempt's
+        step says ``thawing`` until then, so ``recover()`` finishes it).
+        """
+        inside = self._carts.transactional
+        extra = {} if inside else {"step": THAWING}
+
+        def work(uow: UnitOfWork) -> str | None:
             if release:
                 self._inventory.release(checkout_id, uow=uow)
-            if not self._store.advance(
+            row = self._store.get(checkout_id, uow=uow)
+            if row is None or not self._store.advance(
                 checkout_id,
                 owner,
                 lease_s=0.0,
@@ -137,10 +145,17 @@ class CheckoutCompensation(CheckoutBase):
                 lease_owner=None,
                 status=status.value,
                 error=error,
+                **extra,
             ):
-                return False
+                return None
+            if inside:
+                with contextlib.suppress(NotFoundError):
+                    self._carts.thaw(row.cart_id, uow=uow)
             self._store.log(uow, checkout_id, status.value, status.value, error)
-            return True
+            return row.cart_id
 
-        if not self._db.run(work, retry=True).value:
+        cart_id = self._db.run(work, retry=True).value
+        if cart_id is None:
             raise LeaseLost(f"checkout {checkout_id!r} was taken over by another worker")
+        if not inside:
+            self._thaw_cart(checkout_id, cart_id)

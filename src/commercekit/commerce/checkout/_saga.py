@@ -33,6 +33,8 @@ from __future__ import annotations
 import json
 import uuid
 
+import attrs
+
 from commercekit.commerce._shared import check_id
 from commercekit.commerce.cart import Cart, CartStatus
 from commercekit.errors import (
@@ -104,9 +106,13 @@ class Checkout(CheckoutSteps):
                     return self._wait(latest.id)
                 owner = uuid.uuid4().hex
                 if self._store.claim(latest, owner, self._lease_s):
-                    return self._resume(latest.id, owner, source, return_url)
-                continue
-            if cart.status is not CartStatus.OPEN:
+                    resumed = self._resume(latest.id, owner, source, return_url)
+                    if resumed is not None:
+                        return resumed
+                continue  # taken by another worker, or compensated: the cart changed
+            # FROZEN with no live attempt: one that ended before it could open the
+            # cart again (recover() would); the next attempt takes the freeze over
+            if cart.status not in (CartStatus.OPEN, CartStatus.FROZEN):
                 raise InvalidStateError(f"cart {cart_id!r} is {cart.status.value}")
             if cart.empty:
                 raise EmptyCartError(f"cart {cart_id!r} has no lines: add something first")
@@ -199,6 +205,9 @@ class Checkout(CheckoutSteps):
         Safe to run from several workers at once: each attempt is claimed by one
         compare-and-set. An attempt whose order exists goes forward (capture,
         complete the cart); any other is compensated (void, release the stock).
+        With a cart store outside the database it also closes (``cart_closed``)
+        or opens again (``cart_thawed``) the carts of ended attempts that a
+        crash or the store being down left frozen.
         """
         done: list[Recovered] = []
         for row in self._store.stalled(limit):
@@ -217,6 +226,24 @@ class Checkout(CheckoutSteps):
                 continue  # a payment still in flight, or another worker took it: next round
             self._m.count("checkouts_total", outcome)
             done.append(Recovered(row.id, outcome))
+        if not self._carts.transactional:
+            done.extend(self._settle_carts(limit))
+        return done
+
+    def _settle_carts(self, limit: int) -> list[Recovered]:
+        """Close or open again the carts (kept outside the database) of ended attempts.
+
+        Those whose owner crashed, or whose store was down, between the commit
+        that ended the attempt and the cart's change: until then the cart stays
+        frozen, and takes no change.
+        """
+        done: list[Recovered] = []
+        for row in self._store.unsettled(limit):
+            if row.status is CheckoutStatus.COMPLETED:
+                if self._close_cart(row.id, row.cart_id):
+                    done.append(Recovered(row.id, "cart_closed"))
+            elif self._thaw_cart(row.id, row.cart_id):
+                done.append(Recovered(row.id, "cart_thawed"))
         return done
 
     def steps(self, checkout_id: str) -> list[tuple[str, str, str | None]]:
@@ -229,12 +256,20 @@ class Checkout(CheckoutSteps):
 
     def _resume(
         self, checkout_id: str, owner: str, source: ServiceSource, return_url: str | None
-    ) -> CheckoutResult:
-        """Carry on an attempt this worker claimed after its first owner's lease ran out."""
+    ) -> CheckoutResult | None:
+        """Carry on an attempt this worker claimed after its first owner's lease ran out.
+
+        None when the attempt was compensated instead because its cart (kept
+        outside the database) was not frozen: it may have changed since it was
+        priced, so the caller starts a new attempt.
+        """
         row = self._require(checkout_id)
         if row.step in PLACED_STEPS:
             self._forward(row, owner)
             return self._replay(self._require(checkout_id))
+        row = attrs.evolve(row, lease_owner=owner)
+        if not self._carts.transactional and not self._freeze(row, None):
+            return None
         try:
             quote = json.loads(row.quote) if row.quote else self._snapshot(row, owner)
             self._step(checkout_id, "reserve", lambda: self._reserve(checkout_id, owner, quote))

@@ -16,10 +16,11 @@ from typing import Any
 
 import attrs
 
-from commercekit.commerce.cart import Cart
+from commercekit.commerce.cart import Cart, CartStatus
 from commercekit.commerce.inventory import Reservation, ReservationLine
 from commercekit.commerce.orders import Order
 from commercekit.errors import (
+    CommerceKitError,
     DuplicateError,
     EmptyCartError,
     InvalidStateError,
@@ -37,6 +38,10 @@ from ._model import CheckoutResult, CheckoutStatus
 from ._store import CheckoutRow
 
 __all__ = ["CheckoutSteps"]
+
+
+class _CartChanged(CommerceKitError):
+    """The cart changed between its pricing and its freezing: price it again."""
 
 
 @attrs.frozen
@@ -94,8 +99,13 @@ class CheckoutSteps(CheckoutCompensation):
         row = attrs.evolve(row, quote=json.dumps(quote))
         demand = {ln["sku"]: ln["qty"] for ln in quote["lines"]}
 
+        inside = self._carts.transactional
+
         def work(uow: UnitOfWork) -> Reservation:
             self._store.insert(uow, row, lease_s=self._lease_s)
+            # the SQL store freezes the cart with the attempt: both, or neither
+            if inside and not self._carts.freeze(cart.id, version=cart.version, uow=uow):
+                raise _CartChanged(cart.id)
             reservation: Reservation = self._step(
                 row.id,
                 "reserve",
@@ -106,9 +116,10 @@ class CheckoutSteps(CheckoutCompensation):
         for attempt in range(2):
             try:
                 reservation = self._db.run(work, retry=True).value
-                return _Started(row, quote, reservation.lines)
-            except DuplicateError:
-                return None  # another submission started this attempt: follow it
+            except (DuplicateError, _CartChanged):
+                # another submission started this attempt (follow it), or the cart
+                # changed since it was priced (price it again)
+                return None
             except OutOfStockError:
                 if attempt == 0 and self._inventory.sweep(skus=list(demand)):
                     continue  # expired reservations gave stock back: try once more
@@ -117,7 +128,37 @@ class CheckoutSteps(CheckoutCompensation):
             except Exception as exc:
                 self._refused(row, exc)
                 raise
+            if not inside and not self._freeze(row, cart.version):
+                return None
+            return _Started(row, quote, reservation.lines)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _freeze(self, row: CheckoutRow, version: int | None) -> bool:
+        """Freeze the cart of a started attempt kept outside the database, before the payment.
+
+        At *version* (what was priced), or, for an attempt that resumes, only if
+        it is frozen already (nobody could change it since it was priced). When
+        the cart changed the attempt is compensated and False returned (the
+        caller prices the cart again); when it cannot be frozen the attempt is
+        compensated and the error raised.
+        """
+        owner = row.lease_owner or ""
+        try:
+            if version is None:
+                cart = self._carts.get(row.cart_id)
+                if cart.status is not CartStatus.FROZEN:
+                    self._compensate(row.id, owner, "the cart changed before the payment")
+                    return False
+                version = cart.version
+            if self._carts.freeze(row.cart_id, version=version):
+                return True
+        except BaseException as exc:
+            # merged or expired meanwhile, or the store is down: nothing is paid yet
+            with contextlib.suppress(Exception):  # else recover() compensates it
+                self._compensate(row.id, owner, f"cart not frozen: {type(exc).__name__}")
+            raise
+        self._compensate(row.id, owner, "the cart changed before the payment")
+        return False
 
     # -- authorize, place, close ------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.sql import Update
 
 from commercekit.commerce._shared import rowcount
@@ -15,7 +15,7 @@ from commercekit.typing import WallClock
 from . import _tables as t
 from ._model import CheckoutStatus
 
-__all__ = ["CheckoutRow", "CheckoutStore"]
+__all__ = ["CLOSING", "THAWING", "CheckoutRow", "CheckoutStore"]
 
 _ACTIVE = (CheckoutStatus.RUNNING.value, CheckoutStatus.ACTION_REQUIRED.value)
 
@@ -32,6 +32,27 @@ _GET = select(t.checkouts).where(_c.id == bindparam("checkout_id"))
 _INSERT = t.checkouts.insert()
 _LOG = t.checkout_steps.insert()
 _ADVANCE: dict[tuple[str, ...], Update] = {}
+_ENDED = (CheckoutStatus.FAILED.value, CheckoutStatus.COMPENSATED.value)
+CLOSING = "completed"
+"""A completed attempt's step until its cart, kept outside the database, is closed."""
+THAWING = "thawing"
+"""A failed attempt's step until its cart, kept outside the database, is opened again."""
+_UNSETTLED = (
+    select(t.checkouts)
+    .where(
+        or_(
+            and_(_c.status == CheckoutStatus.COMPLETED.value, _c.step == CLOSING),
+            and_(_c.status.in_(_ENDED), _c.step == THAWING),
+        )
+    )
+    .order_by(_c.updated_at)
+    .limit(bindparam("limit"))
+)
+_SETTLE = (
+    update(t.checkouts)
+    .where(_c.id == bindparam("checkout_id"), _c.step == bindparam("seen"))
+    .values(step=bindparam("step"), updated_at=bindparam("now"))
+)
 
 
 def _advance_statement(names: tuple[str, ...]) -> Update:
@@ -223,6 +244,25 @@ class CheckoutStore:
                 .all()
             )
         return [_row(m) for m in rows]
+
+    def unsettled(self, limit: int) -> list[CheckoutRow]:
+        """Ended attempts whose cart, kept outside the database, is not closed or opened yet."""
+        with self._db.unit_of_work() as uow:
+            rows = uow.session.execute(_UNSETTLED, {"limit": limit}).mappings().all()
+        return [_row(m) for m in rows]
+
+    def settle(self, checkout_id: str, seen: str, step: str) -> bool:
+        """Record that the attempt's cart was closed or opened again (step *seen* -> *step*)."""
+
+        def work(uow: UnitOfWork) -> bool:
+            now = self._clock()
+            params = {"checkout_id": checkout_id, "seen": seen, "step": step, "now": now}
+            if not rowcount(uow.session.execute(_SETTLE, params)):
+                return False
+            self.log(uow, checkout_id, step, "done")
+            return True
+
+        return bool(self._db.run(work, retry=True).value)
 
     def log(
         self, uow: UnitOfWork, checkout_id: str, step: str, outcome: str, detail: str | None = None

@@ -41,6 +41,8 @@ checkouts = Table(
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("cart_id", "attempt", name="uq_ck_checkouts_cart_attempt"),
     Index("ix_ck_checkouts_status_lease", "status", "lease_until"),
+    # recover() finds ended attempts whose cart (outside the database) is not settled yet
+    Index("ix_ck_checkouts_status_step", "status", "step"),
 )
 
 checkout_steps = Table(
