@@ -35,7 +35,13 @@ from commercekit.commerce import Commerce, metadata
 from commercekit.commerce.cart import CartStore, RedisCartStore
 from commercekit.commerce.catalog import Product
 from commercekit.commerce.pricing import FlatShipping
-from commercekit.errors import CommerceKitError, ConflictError, DuplicateError, NotFoundError
+from commercekit.errors import (
+    CommerceKitError,
+    ConflictError,
+    DuplicateError,
+    InvalidInputError,
+    NotFoundError,
+)
 from commercekit.metrics import PrometheusMetrics
 from commercekit.money import Money
 from commercekit.payments import PaymentService, SandboxGateway, SqlAlchemyIdempotencyStore
@@ -246,6 +252,7 @@ class Shop:
         self._pending: list[AnalyticsEvent] = []
         self._pending_lock = threading.Lock()
         self._adb: AsyncDatabase | None = None
+        self._also: dict[str, tuple[float, list[str]]] = {}
 
     @property
     def adb(self) -> AsyncDatabase:
@@ -318,11 +325,36 @@ class Shop:
         return self._reports
 
     def also_bought(self, product_id: str, k: int = 4) -> list[str]:
-        """ "Customers who bought this also bought": product ids, best first (none if unknown)."""
+        """ "Customers who bought this also bought": product ids, best first (none if unknown).
+
+        The commerce layer's Order Completed names each line's product by its
+        SKU, so the aggregates pair SKUs: the product's variants are asked, and
+        each answer is mapped back to its product (an answer that is no SKU is
+        taken as a product id). Kept for 5 s per product and app server.
+        """
+        now = time.monotonic()
+        kept = self._also.get(product_id)
+        if kept is not None and now - kept[0] < 5.0:
+            return kept[1]
+        catalog = self.commerce.catalog
+        scores: dict[str, float] = {}
         try:
-            return [r.product for r in self.reports.also_bought(product_id, k=k)]
+            product = catalog.product(product_id)
+            for key in (product_id, *(v.sku for v in product.variants)):
+                for r in self.reports.also_bought(key, k=k + len(product.variants)):
+                    try:
+                        other = catalog.variant(r.product).product_id
+                    except (NotFoundError, InvalidInputError):
+                        other = r.product
+                    if other != product_id:
+                        scores[other] = max(scores.get(other, 0.0), r.score)
         except CommerceKitError:
             return []
+        found = sorted(scores, key=lambda p: (-scores[p], p))[:k]
+        if len(self._also) > 10_000:
+            self._also.clear()
+        self._also[product_id] = (now, found)
+        return found
 
     def track(self, event: AnalyticsEvent) -> None:
         """Queue a browsing event; :meth:`flush_events` publishes the queue in one batch."""

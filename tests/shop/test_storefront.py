@@ -86,6 +86,31 @@ def test_product_page_has_cdn_image_urls_and_stock(app_server: tuple[str, Path])
         assert c.get("/products/nope").status_code == 404
 
 
+def test_product_page_shows_what_customers_also_bought(app_server: tuple[str, Path]) -> None:
+    """Two products ordered together: each page shows the other (the consumer applied it)."""
+    base, _ = app_server
+    with httpx.Client(base_url=base) as c:
+        mugs = c.get("/api/products", params={"category": "mugs", "in_stock": "1"}).json()
+        first, second = mugs["products"][-2:]  # not the pages the other tests order from
+        for p in (first, second):
+            stock = c.get(f"/api/products/{p['id']}").json()["stock"]
+            sku = next(s for s, n in stock.items() if n > 0)
+            assert c.post("/api/cart/add", json={"sku": sku, "qty": 1}).status_code == 200
+        r = c.post("/api/checkout", json={**ADDRESS, "card_number": "4242424242424242"})
+        assert r.status_code == 201, r.text
+        deadline = time.monotonic() + 30
+        page = c.get(f"/products/{first['id']}").text
+        while 'id="also-bought"' not in page and time.monotonic() < deadline:
+            time.sleep(0.25)
+            page = c.get(f"/products/{first['id']}").text
+    section = page.partition('id="also-bought"')[2].partition("</div>\n")[0]
+    assert f'href="/products/{second["id"]}"' in section, page
+    title = re.search(r"<title>(.*?)</title>", page, re.S)
+    assert title is not None
+    assert first["name"] in title.group(1)
+    assert "<" not in title.group(1), title.group(1)  # the page's title only
+
+
 def test_cart_add_change_remove_with_csrf(app_server: tuple[str, Path]) -> None:
     base, _ = app_server
     with httpx.Client(base_url=base) as c:
