@@ -205,3 +205,25 @@ def test_the_killed_app_server_comes_back_into_the_balancer(fleet: Fleet) -> Non
         time.sleep(0.2)
     else:
         pytest.fail("the restarted app server did not come back into the balancer")
+
+
+COMMON_LOG = re.compile(r'^\S+ - - \[[^\]]+\] "[A-Z]+ \S+ HTTP/1\.[01]" \d{3} ', re.M)
+
+
+def test_every_process_has_healthz_metrics_and_a_common_log_line(fleet: Fleet) -> None:
+    """The front, the app servers, the edge, the origin and the analytics consumer alike."""
+    assert set(fleet.procs) == {"front", "app-1", "app-2", "edge", "origin", "analytics"}
+    for name, proc in fleet.procs.items():
+        if name == "edge":  # its /healthz and /metrics are on its admin port
+            metrics, log = f"http://127.0.0.1:{fleet.edge_admin}/metrics", "edge-access"
+            assert httpx.get(f"http://127.0.0.1:{fleet.edge_port}/assets/none.svg").status_code
+        else:
+            metrics, log = f"http://127.0.0.1:{proc.port}/metrics", name
+        assert httpx.get(proc.health, timeout=10).status_code == 200, name
+        exposition = httpx.get(metrics, timeout=10)
+        assert exposition.status_code == 200, name
+        assert "# TYPE " in exposition.text, name
+        deadline = time.monotonic() + 5  # the access logs are flushed every 0.5 s
+        while not COMMON_LOG.search((fleet.logs / f"{log}.log").read_text()):
+            assert time.monotonic() < deadline, f"no common-format line in {log}.log"
+            time.sleep(0.1)
