@@ -201,7 +201,6 @@ def test_reads_survive_the_replicas_stopping_one_after_the_other_and_come_back(
                 assert db.repository(Item).require(800_000).value == 42
             except BaseException as exc:
                 failures.append(exc)
-            time.sleep(0.002)
 
     on_replicas = reads(metrics)[0]
     threads = [threading.Thread(target=reader) for _ in range(3)]
