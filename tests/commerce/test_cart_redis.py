@@ -411,6 +411,79 @@ def test_a_cart_changed_after_its_pricing_is_priced_again_not_ordered_short(
     check_money_invariants(shop, payments)
 
 
+def test_a_placed_checkout_replays_after_its_cart_expired_and_a_new_cart_is_not_it(
+    db: Database, clock: FakeClock, store: RedisCartStore, client: redis.Redis, prefix: str
+) -> None:
+    """The time to live frees a cart's id while its checkout lives on in the database: the
+    placed checkout still replays, and a new cart made under the same (caller-chosen) id is
+    a new cart, whose lines are ordered, not a replay of the old order."""
+    shop, gateway, payments = make_shop(db, clock=clock, cart_store=store)
+    cart = shop.carts.create("EUR", cart_id="cart-of-cus_7")
+    shop.carts.add(cart.id, "TEE", 1)
+    first = shop.checkout.place(cart.id, GOOD, region="DE")
+    assert first.order is not None
+    client.delete(f"{prefix}c:{cart.id}")  # what ttl_s does to the closed cart
+    again = shop.checkout.place(cart.id, GOOD, region="DE")  # the same submission, late
+    assert again.replayed
+    assert again.order == first.order
+    reborn = shop.carts.create("EUR", cart_id="cart-of-cus_7")
+    assert reborn.stamp
+    assert reborn.stamp != cart.stamp
+    shop.carts.add(reborn.id, "MUG", 5)
+    second = shop.checkout.place(reborn.id, GOOD, region="DE")
+    assert not second.replayed
+    assert second.checkout_id == "cart-of-cus_7.2"  # attempt ids stay unique per cart id
+    assert second.order is not None
+    assert second.order.id != first.order.id
+    assert {ln.sku: ln.qty for ln in second.order.lines} == {"MUG": 5}
+    assert shop.carts.get(reborn.id).status is CartStatus.COMPLETED
+    assert shop.checkout.place(reborn.id, GOOD, region="DE").order == second.order
+    assert authorizations(gateway) == 2
+    check_money_invariants(shop, payments)
+
+
+def test_recover_never_closes_a_new_cart_under_an_old_attempts_id(
+    db: Database, clock: FakeClock, store: RedisCartStore, client: redis.Redis, prefix: str
+) -> None:
+    hook = FailOnce("before", "close_cart")
+    shop, _, payments = make_shop(db, clock=clock, cart_store=store, hooks=hook)
+    shop.carts.create("EUR", cart_id="reused")
+    shop.carts.add("reused", "TEE", 1)
+    with pytest.raises(RuntimeError, match="injected crash"):
+        shop.checkout.place("reused", GOOD, region="DE")
+    client.delete(f"{prefix}c:reused")  # dropped before anyone closed it
+    shop.carts.create("EUR", cart_id="reused")
+    shop.carts.add("reused", "MUG", 1)
+    assert shop.checkout.recover() == [Recovered("reused.1", "cart_closed")]
+    assert shop.carts.get("reused").status is CartStatus.OPEN  # the new cart is left alone
+    assert shop.carts.get("reused").lines == {"MUG": 1}
+    check_money_invariants(shop, payments)
+
+
+def test_a_lost_reply_to_a_create_is_not_a_duplicate_when_the_cart_was_written_since(
+    store: RedisCartStore, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SET NX kept, reply lost, the cart written before redis-py resent it: still ours."""
+    carts = Carts(store=store)
+    other = Carts(store=RedisCartStore.from_url(REDIS_URL, prefix=prefix))
+    real = redis.Redis.set
+    calls: list[str] = []
+
+    def set_(self: Any, name: Any, *args: Any, **kwargs: Any) -> Any:
+        result = real(self, name, *args, **kwargs)
+        if kwargs.get("nx") and not calls:
+            calls.append(str(name))
+            other.add("mine", "CAP", 1)  # between the lost reply and the resend
+            return real(self, name, *args, **kwargs)  # the resend: refused, the key exists
+        return result
+
+    monkeypatch.setattr(redis.Redis, "set", set_)
+    made = carts.create("EUR", cart_id="mine")
+    assert calls == [f"{prefix}c:mine"]
+    assert carts.get("mine").stamp == made.stamp
+    assert carts.get("mine").lines == {"CAP": 1}
+
+
 class DownAtClose:
     """A Redis cart store whose close fails once, as if Redis went away just then."""
 
@@ -421,11 +494,11 @@ class DownAtClose:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def complete(self, cart_id: str, now: float, *, uow: Any = None) -> bool:
+    def complete(self, cart_id: str, now: float, **options: Any) -> bool:
         if not self.failed:
             self.failed = True
             raise StoreUnavailableError("the Redis cart store could not write a cart")
-        return self.inner.complete(cart_id, now)
+        return self.inner.complete(cart_id, now, **options)
 
 
 def test_redis_down_at_the_close_keeps_the_order_and_counts_the_deferral(

@@ -149,6 +149,23 @@ def test_add_set_remove_and_versions(carts: Carts) -> None:
     assert carts.set_voucher(cart.id, None).voucher is None
 
 
+def test_a_cart_keeps_the_stamp_it_was_made_with(carts: Carts, store: CartStore) -> None:
+    """The stamp tells a cart from an earlier one under the same id (a store that frees ids,
+    as Redis' expiry does, draws one per cart; the SQL store never frees an id: '')."""
+    cart = carts.create("EUR")
+    other = carts.create("EUR")
+    assert (cart.stamp != other.stamp) is (not store.transactional)
+    carts.add(cart.id, "MUG")
+    carts.add(other.id, "CAP")
+    carts.merge(other.id, cart.id)
+    carts.freeze(cart.id, version=carts.get(cart.id).version)
+    carts.thaw(cart.id)
+    carts.set_voucher(cart.id, "WELCOME")
+    carts.complete(cart.id)
+    assert carts.get(cart.id).stamp == cart.stamp
+    assert carts.get(other.id).stamp == other.stamp
+
+
 def test_a_cart_id_is_taken_once(carts: Carts) -> None:
     carts.create("EUR", cart_id="mine")
     with pytest.raises(DuplicateError):

@@ -33,7 +33,6 @@ a Redis Cluster. Errors: Redis unreachable or failing is
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +41,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from commercekit._extras import require
-from commercekit._json import read_json
 from commercekit.commerce._shared import conflict_backoff_s
 from commercekit.errors import (
     ConflictError,
@@ -54,7 +52,7 @@ from commercekit.errors import (
 )
 from commercekit.repository import UnitOfWork
 
-from ._crdt import CartState
+from ._redis_json import decode, encode
 from ._store import CartChange, CartRecord, CartStatus
 
 if TYPE_CHECKING:
@@ -70,45 +68,6 @@ DEFAULT_TTL_S = 10 * 86_400.0
 MARK_TTL_MS = 60_000
 """How long a write's mark (``<prefix>w:<stamp>``) lives: it is asked for only by the
 call that wrote it, right after an ``EXEC`` whose reply was lost."""
-
-
-def _encode(record: CartRecord, stamp: str) -> str:
-    return json.dumps(
-        {
-            "cu": record.customer_id,
-            "cur": record.currency,
-            "st": record.state.to_json(),
-            "vo": record.voucher,
-            "v": record.version,
-            "s": record.status.value,
-            "ca": record.created_at,
-            "ua": record.updated_at,
-            "w": stamp,
-        },
-        separators=(",", ":"),
-    )
-
-
-def _decode(cart_id: str, raw: bytes | str | None) -> tuple[CartRecord, str]:
-    """(the record, its write stamp); NotFoundError when the key is gone."""
-    if raw is None:
-        raise NotFoundError(f"no cart {cart_id!r} (never made, or expired and dropped)")
-    try:
-        data = read_json(raw, what=f"the stored cart {cart_id!r}")
-        record = CartRecord(
-            id=cart_id,
-            customer_id=data["cu"],
-            currency=str(data["cur"]),
-            state=CartState.from_json(data["st"]),
-            voucher=data["vo"],
-            version=int(data["v"]),
-            status=CartStatus(data["s"]),
-            created_at=float(data["ca"]),
-            updated_at=float(data["ua"]),
-        )
-        return record, str(data["w"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInputError(f"the stored cart {cart_id!r} is unreadable: {exc}") from exc
 
 
 class RedisCartStore:
@@ -181,10 +140,12 @@ class RedisCartStore:
         stamp = secrets.token_hex(8)
 
         def work() -> None:
-            kept = self._r.set(key, _encode(record, stamp), nx=True, px=self._ttl_ms)
+            kept = self._r.set(key, encode(record, stamp), nx=True, px=self._ttl_ms)
             if not kept:
-                _, found = _decode(record.id, self._r.get(key))
-                if found != stamp:  # not our own SET resent after a lost reply
+                # our own SET resent after a lost reply, even if the cart was written
+                # since (its stamp is ours)? Or another cart under that id?
+                found, wrote = decode(record.id, self._r.get(key))
+                if wrote != stamp and not (record.stamp and found.stamp == record.stamp):
                     raise DuplicateError(f"a cart {record.id!r} exists already")
             if record.status is CartStatus.OPEN:
                 index = self._r.pipeline(transaction=False)
@@ -196,7 +157,7 @@ class RedisCartStore:
 
     def get(self, cart_id: str, *, uow: UnitOfWork | None = None) -> CartRecord:
         """The cart (*uow* is ignored: Redis is not in the database's transaction)."""
-        return self._call("read a cart", lambda: _decode(cart_id, self._r.get(self._key(cart_id))))[
+        return self._call("read a cart", lambda: decode(cart_id, self._r.get(self._key(cart_id))))[
             0
         ]
 
@@ -219,15 +180,18 @@ class RedisCartStore:
                 try:
                     pipe.watch(*keys)  # type: ignore[no-untyped-call]
                     read = tuple(
-                        _decode(i, raw)[0] for i, raw in zip(cart_ids, pipe.mget(keys), strict=True)
+                        decode(i, raw)[0] for i, raw in zip(cart_ids, pipe.mget(keys), strict=True)
                     )
                     changed = change(read)
                     if changed is None:
                         return read
                     written = changed
                     pipe.multi()
+                    kept = {r.id: r.stamp for r in read}
                     for record in written:
-                        pipe.set(self._key(record.id), _encode(record, stamp), px=self._ttl_ms)
+                        if not record.stamp:  # a change that left the stamp out keeps it
+                            record = attrs.evolve(record, stamp=kept.get(record.id, ""))
+                        pipe.set(self._key(record.id), encode(record, stamp), px=self._ttl_ms)
                         if record.status is CartStatus.OPEN:
                             pipe.zadd(self._idle, {record.id: record.updated_at})
                         else:
@@ -250,15 +214,22 @@ class RedisCartStore:
                 time.sleep(conflict_backoff_s(attempt))
         raise ConflictError(f"cart(s) {', '.join(map(repr, cart_ids))} kept changing; retry")
 
-    def complete(self, cart_id: str, now: float, *, uow: UnitOfWork | None = None) -> bool:
+    def complete(
+        self,
+        cart_id: str,
+        now: float,
+        *,
+        uow: UnitOfWork | None = None,
+        stamp: str | None = None,
+    ) -> bool:
         """Mark the open or frozen cart completed (idempotent; *uow* is ignored)."""
         done = False
 
         def change(read: tuple[CartRecord, ...]) -> Sequence[CartRecord] | None:
             nonlocal done
             cart = read[0]
-            if cart.status is CartStatus.COMPLETED:
-                done = False
+            if cart.status is CartStatus.COMPLETED or stamp not in (None, cart.stamp):
+                done = False  # completed already, or another cart under this id
                 return None
             if cart.status not in (CartStatus.OPEN, CartStatus.FROZEN):
                 raise InvalidStateError(f"cart {cart_id!r} is {cart.status.value}, not open")

@@ -10,6 +10,7 @@ SKU exists when a *sku_exists* callable (the catalog's) is given.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Sequence
 
 import attrs
@@ -46,6 +47,8 @@ class Cart:
     status: CartStatus
     voucher: str | None
     state: CartState = attrs.field(repr=False)
+    stamp: str = attrs.field(default="", repr=False)
+    """Tells this cart from an earlier one under the same id (see ``CartRecord.stamp``)."""
 
     @property
     def empty(self) -> bool:
@@ -63,6 +66,7 @@ def _cart(record: CartRecord) -> Cart:
         record.status,
         record.voucher,
         record.state,
+        record.stamp,
     )
 
 
@@ -131,9 +135,11 @@ class Carts:
             status=CartStatus.OPEN,
             created_at=now,
             updated_at=now,
+            # the SQL store never frees an id (the row stays), so it needs no stamp
+            stamp="" if self._store.transactional else secrets.token_hex(8),
         )
         self._store.insert(record)
-        return Cart(cid, customer_id, unit, {}, 1, CartStatus.OPEN, None, record.state)
+        return _cart(record)
 
     def get(self, cart_id: str, *, uow: UnitOfWork | None = None) -> Cart:
         """The cart, or :class:`NotFoundError` (read in *uow* when given and the store is SQL)."""
@@ -211,10 +217,16 @@ class Carts:
             self._m.count("cart_writes_total", "merge")
         return _cart(target)
 
-    def complete(self, cart_id: str, *, uow: UnitOfWork | None = None) -> bool:
-        """Mark an open or frozen cart completed (ordered); False when it was completed already."""
+    def complete(
+        self, cart_id: str, *, uow: UnitOfWork | None = None, stamp: str | None = None
+    ) -> bool:
+        """Mark an open or frozen cart completed (ordered); False when it was completed already.
+
+        With *stamp*, only the cart of that stamp (see ``Cart.stamp``): a new cart
+        made under the id since is left alone (False).
+        """
         check_id(cart_id, "cart_id")
-        return self._store.complete(cart_id, self._clock(), uow=uow)
+        return self._store.complete(cart_id, self._clock(), uow=uow, stamp=stamp)
 
     def freeze(self, cart_id: str, *, version: int, uow: UnitOfWork | None = None) -> bool:
         """Freeze the cart for a checkout, if it is still at *version*; False when it changed.
@@ -279,6 +291,7 @@ class Carts:
                     status=cart.status,
                     created_at=cart.created_at,
                     updated_at=self._clock(),
+                    stamp=cart.stamp,
                 ),
             )
 

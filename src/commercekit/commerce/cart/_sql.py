@@ -124,8 +124,18 @@ class SqlCartStore:
                 time.sleep(conflict_backoff_s(attempt))
         raise ConflictError(f"cart(s) {', '.join(map(repr, cart_ids))} kept changing; retry")
 
-    def complete(self, cart_id: str, now: float, *, uow: UnitOfWork | None = None) -> bool:
-        """One guarded UPDATE (in *uow* when given, so it commits with the caller's work)."""
+    def complete(
+        self,
+        cart_id: str,
+        now: float,
+        *,
+        uow: UnitOfWork | None = None,
+        stamp: str | None = None,
+    ) -> bool:
+        """One guarded UPDATE (in *uow* when given, so it commits with the caller's work).
+
+        *stamp* is not looked at: an id in ``ck_carts`` is never freed.
+        """
 
         def work(u: UnitOfWork) -> bool:
             moved = rowcount(u.session.execute(_COMPLETE, {"cart_id": cart_id, "now": now}))

@@ -44,6 +44,10 @@ class CartRecord:
 
     *version* goes up by one on every write; *updated_at* is the injected
     clock's time of the last write (abandoned carts are found by it).
+    *stamp* tells this cart from an earlier one under the same id: a store that
+    frees the ids of carts it dropped (Redis, by their time to live) keeps the
+    random value drawn when the cart was made through every write; the SQL
+    store never frees an id and keeps ``""``.
     """
 
     id: str
@@ -55,6 +59,7 @@ class CartRecord:
     status: CartStatus
     created_at: float
     updated_at: float
+    stamp: str = ""
 
 
 CartChange = Callable[[tuple[CartRecord, ...]], Sequence[CartRecord] | None]
@@ -101,10 +106,19 @@ class CartStore(Protocol):
         """
         ...
 
-    def complete(self, cart_id: str, now: float, *, uow: UnitOfWork | None = None) -> bool:
+    def complete(
+        self,
+        cart_id: str,
+        now: float,
+        *,
+        uow: UnitOfWork | None = None,
+        stamp: str | None = None,
+    ) -> bool:
         """Mark an open or frozen cart completed: True, or False when it was completed already.
 
-        :class:`InvalidStateError` when it was merged or expired instead.
+        :class:`InvalidStateError` when it was merged or expired instead. With
+        *stamp*, only the cart with that stamp (another one made under the same
+        id since is left alone: False).
         """
         ...
 

@@ -97,7 +97,7 @@ class CheckoutBase:
         if row.order_id is None:
             raise InvalidStateError(f"checkout {row.id!r} has no order to replay")
         if not self._carts.transactional and row.step == CLOSING:
-            self._close_cart(row.id, row.cart_id)  # a crash came before it
+            self._close_cart(row)  # a crash came before it
         if replayed:
             self._m.count("checkouts_total", "replayed")
         return CheckoutResult(
@@ -119,7 +119,7 @@ class CheckoutBase:
         )
         return CheckoutResult(row.id, CheckoutStatus.ACTION_REQUIRED, action=action, replayed=True)
 
-    def _close_cart(self, checkout_id: str, cart_id: str) -> bool:
+    def _close_cart(self, row: CheckoutRow) -> bool:
         """Close the cart of a completed attempt in a store outside the database (idempotent).
 
         Runs after the attempt's completion committed, and again on a replay or
@@ -129,11 +129,12 @@ class CheckoutBase:
         no changes) for the next replay or ``recover()``; the order stands
         either way. True when the cart is settled.
         """
+        checkout_id = row.id
         hooks = self._hooks
         if hooks is not None:
             hooks("before", "close_cart", checkout_id)
         try:
-            self._carts.complete(cart_id)
+            self._carts.complete(row.cart_id, stamp=row.cart_stamp)
         except (InvalidStateError, NotFoundError):
             pass  # merged or expired meanwhile, or dropped by its time to live
         except CommerceKitError:
@@ -143,16 +144,17 @@ class CheckoutBase:
             self._store.settle(checkout_id, CLOSING, "cart_closed")
         return True
 
-    def _thaw_cart(self, checkout_id: str, cart_id: str) -> bool:
+    def _thaw_cart(self, row: CheckoutRow) -> bool:
         """Open again the cart of a failed attempt in a store outside the database.
 
         Only if it is still frozen and no later attempt of the cart froze it
         since (the cart's version is read first, and the thaw is a
         compare-and-set on it, so a freeze in between wins). True when settled.
         """
+        checkout_id, cart_id = row.id, row.cart_id
         try:
             cart = self._carts.get(cart_id)
-            if cart.status is CartStatus.FROZEN:
+            if cart.status is CartStatus.FROZEN and row.of_cart(cart.stamp):
                 latest = self._store.latest(cart_id)
                 if latest is None or latest.id == checkout_id:
                     self._carts.thaw(cart_id, version=cart.version)

@@ -133,7 +133,7 @@ class CheckoutCompensation(CheckoutBase):
         inside = self._carts.transactional
         extra = {} if inside else {"step": THAWING}
 
-        def work(uow: UnitOfWork) -> str | None:
+        def work(uow: UnitOfWork) -> CheckoutRow | None:
             if release:
                 self._inventory.release(checkout_id, uow=uow)
             row = self._store.get(checkout_id, uow=uow)
@@ -152,10 +152,10 @@ class CheckoutCompensation(CheckoutBase):
                 with contextlib.suppress(NotFoundError):
                     self._carts.thaw(row.cart_id, uow=uow)
             self._store.log(uow, checkout_id, status.value, status.value, error)
-            return row.cart_id
+            return row
 
-        cart_id = self._db.run(work, retry=True).value
-        if cart_id is None:
+        ended = self._db.run(work, retry=True).value
+        if ended is None:
             raise LeaseLost(f"checkout {checkout_id!r} was taken over by another worker")
         if not inside:
-            self._thaw_cart(checkout_id, cart_id)
+            self._thaw_cart(ended)

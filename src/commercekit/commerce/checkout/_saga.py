@@ -41,6 +41,7 @@ from commercekit.errors import (
     CheckoutInProgressError,
     EmptyCartError,
     InvalidStateError,
+    NotFoundError,
     OperationInFlightError,
     OutOfStockError,
 )
@@ -94,7 +95,7 @@ class Checkout(CheckoutSteps):
         if anonymous_id is not None:
             check_id(anonymous_id, "anonymous_id")
         for _ in range(50):
-            latest, cart, short = self._db.run(
+            latest, cart, short, number = self._db.run(
                 lambda uow: self._look(uow, cart_id), retry=True
             ).value
             if latest is not None and latest.status is CheckoutStatus.COMPLETED:
@@ -110,6 +111,8 @@ class Checkout(CheckoutSteps):
                     if resumed is not None:
                         return resumed
                 continue  # taken by another worker, or compensated: the cart changed
+            if cart is None:
+                raise NotFoundError(f"no cart {cart_id!r}")
             # FROZEN with no live attempt: one that ended before it could open the
             # cart again (recover() would); the next attempt takes the freeze over
             if cart.status not in (CartStatus.OPEN, CartStatus.FROZEN):
@@ -118,12 +121,11 @@ class Checkout(CheckoutSteps):
                 raise EmptyCartError(f"cart {cart_id!r} has no lines: add something first")
             if short is not None:
                 self._refuse_sold_out(cart.lines, short)
-            attempt = 1 if latest is None else latest.attempt + 1
             owner = uuid.uuid4().hex
             row = CheckoutRow(
-                id=f"{cart_id}.{attempt}",
+                id=f"{cart_id}.{number}",
                 cart_id=cart_id,
-                attempt=attempt,
+                attempt=number,
                 status=CheckoutStatus.RUNNING,
                 step="reserved",
                 lease_owner=owner,
@@ -135,6 +137,7 @@ class Checkout(CheckoutSteps):
                 order_id=None,
                 error=None,
                 anonymous_id=anonymous_id,
+                cart_stamp=cart.stamp,
             )
             started = self._start(cart, row)
             if started is None:
@@ -148,15 +151,31 @@ class Checkout(CheckoutSteps):
             )
         raise CheckoutInProgressError(f"cart {cart_id!r} keeps changing hands; retry")
 
-    def _look(self, uow: UnitOfWork, cart_id: str) -> tuple[CheckoutRow | None, Cart, str | None]:
-        """One read: the cart's latest attempt, the cart, and the first SKU it cannot have."""
+    def _look(
+        self, uow: UnitOfWork, cart_id: str
+    ) -> tuple[CheckoutRow | None, Cart | None, str | None, int]:
+        """One read: the cart's latest attempt, the cart, the first SKU it cannot have, and
+        the number of the next attempt.
+
+        A live attempt (completed, paused, running) needs no cart: a cart store
+        with an expiry may have dropped it (None). An attempt of an earlier cart
+        under this id (its stamp is another) is not this cart's: None.
+        """
         latest = self._store.latest(cart_id, uow=uow)
-        cart = self._carts.get(cart_id, uow=uow)
+        number = 1 if latest is None else latest.attempt + 1
+        try:
+            cart = self._carts.get(cart_id, uow=uow)
+        except NotFoundError:
+            if latest is None or latest.status not in _LIVE:
+                raise
+            return latest, None, None, number
+        if latest is not None and not latest.of_cart(cart.stamp):
+            latest = None
         short = None
         if (latest is None or latest.status not in _LIVE) and not cart.empty:
             # a cheap read that refuses a sold-out basket before any attempt is written
             short = self._inventory.first_short(cart.lines, uow=uow)
-        return latest, cart, short
+        return latest, cart, short, number
 
     def _refuse_sold_out(self, lines: dict[str, int], short: str) -> None:
         """Refuse a basket found short, unless expired reservations give enough back."""
@@ -240,9 +259,9 @@ class Checkout(CheckoutSteps):
         done: list[Recovered] = []
         for row in self._store.unsettled(limit):
             if row.status is CheckoutStatus.COMPLETED:
-                if self._close_cart(row.id, row.cart_id):
+                if self._close_cart(row):
                     done.append(Recovered(row.id, "cart_closed"))
-            elif self._thaw_cart(row.id, row.cart_id):
+            elif self._thaw_cart(row):
                 done.append(Recovered(row.id, "cart_thawed"))
         return done
 

@@ -146,7 +146,7 @@ class CheckoutSteps(CheckoutCompensation):
         try:
             if version is None:
                 cart = self._carts.get(row.cart_id)
-                if cart.status is not CartStatus.FROZEN:
+                if cart.status is not CartStatus.FROZEN or not row.of_cart(cart.stamp):
                     self._compensate(row.id, owner, "the cart changed before the payment")
                     return False
                 version = cart.version
@@ -335,5 +335,5 @@ class CheckoutSteps(CheckoutCompensation):
 
         result: Order = self._step(row.id, "complete_cart", close)
         if not self._carts.transactional:
-            self._close_cart(row.id, row.cart_id)
+            self._close_cart(row)
         return result

@@ -86,6 +86,12 @@ class CheckoutRow:
     order_id: str | None
     error: str | None
     anonymous_id: str | None = None
+    cart_stamp: str | None = None
+    """The stamp of the cart it checked out (None: an attempt from before stamps)."""
+
+    def of_cart(self, stamp: str) -> bool:
+        """True unless the attempt checked out an earlier cart under the same id."""
+        return self.cart_stamp is None or self.cart_stamp == stamp
 
 
 def _row(m: Any) -> CheckoutRow:
@@ -104,6 +110,7 @@ def _row(m: Any) -> CheckoutRow:
         order_id=m["order_id"],
         error=m["error"],
         anonymous_id=m["anonymous_id"],
+        cart_stamp=m["cart_stamp"],
     )
 
 
@@ -149,6 +156,7 @@ class CheckoutStore:
             {
                 "id": row.id,
                 "cart_id": row.cart_id,
+                "cart_stamp": row.cart_stamp,
                 "attempt": row.attempt,
                 "status": row.status.value,
                 "step": row.step,

@@ -23,6 +23,8 @@ checkouts = Table(
     metadata,
     Column("id", String(80), primary_key=True),
     Column("cart_id", String(64), nullable=False),
+    # the cart's stamp (CartRecord.stamp): a new cart under a freed id is not this one
+    Column("cart_stamp", String(32), nullable=True),
     Column("attempt", Integer, nullable=False),
     # running -> action_required -> running ...; running -> completed | failed | compensated
     Column("status", String(24), nullable=False),
