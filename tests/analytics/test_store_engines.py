@@ -94,3 +94,18 @@ def test_an_event_id_longer_than_the_processed_key_is_parked_not_fatal(engine: E
     assert log.consume(10, 0) == []
     assert consumer.run(idle_exit_s=0) == 0  # a second pass parks nothing twice
     assert len(Reports(store).dead_letters()) == 4
+
+
+def test_a_sql_log_refusing_a_record_is_not_reported_as_down(engine: Engine) -> None:
+    """A record the database refuses for good (an id past the 64-character column) is a
+    RepositoryError, not UnavailableError: a relay would wait out "unavailable" forever."""
+    from commercekit.analytics import LogRecord, SqlEventLog
+    from commercekit.errors import RepositoryError, TransientError
+
+    log = SqlEventLog(engine)
+    log.create()
+    with pytest.raises(RepositoryError) as caught:
+        log.publish([LogRecord("e" * 100, b"{}")])
+    assert not isinstance(caught.value, TransientError)
+    log.publish([LogRecord("e1", b"{}")])
+    assert [d.event_id for d in log.consume(10, 0)] == ["e1"]

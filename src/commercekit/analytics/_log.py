@@ -268,14 +268,13 @@ class SqlEventLog:
         """Insert *records* in one transaction."""
         if not records:
             return
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(
-                    self.messages.insert(),
-                    [{"event_id": r.event_id, "key": r.key, "body": r.body} for r in records],
-                )
-        except Exception as exc:
-            raise UnavailableError(f"the SQL event log refused a publish: {exc}") from exc
+        # Unreachable is transient (UnavailableError); a record the database refuses for
+        # good (an id past 64 characters) is a RepositoryError, never waited out.
+        with _sql_errors("publish"), self._engine.begin() as conn:
+            conn.execute(
+                self.messages.insert(),
+                [{"event_id": r.event_id, "key": r.key, "body": r.body} for r in records],
+            )
 
     def _committed(self) -> int:
         with self._engine.connect() as conn:  # the callers translate its errors
