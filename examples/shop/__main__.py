@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from shop.settings import Settings
+from shop.settings import Settings, redact_url
 
 __all__ = ["main"]
 
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         from shop.root import build_shop
         from shop.seed import seed
 
-        print(f"seeded {seed(build_shop(settings))} products into {settings.database_url}")
+        where = redact_url(settings.database_url)
+        print(f"seeded {seed(build_shop(settings))} products into {where}")
     elif args.command == "serve":
         from shop.root import build_shop
         from shop.seed import seed

@@ -6,11 +6,11 @@ import os
 import secrets
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from commercekit.errors import ConfigurationError
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "redact_url"]
 
 
 def _env(environ: dict[str, str], name: str, default: str) -> str:
@@ -32,7 +32,7 @@ def _secret(data_dir: Path, name: str = "secret.key") -> str:
 _SECRET_PARAMS = ("password", "passwd", "secret", "token", "key")
 
 
-def _redact_url(value: str) -> str:
+def redact_url(value: str) -> str:
     """*value* with a URL's password (and secret-looking query parameters) shown as ``***``."""
     if "://" not in value:
         return value
@@ -53,7 +53,12 @@ def _redact_url(value: str) -> str:
                     ],
                     safe="*/:",
                 )
-        return urlunsplit(parts._replace(netloc=netloc, query=query))
+        if (netloc, query) == (parts.netloc, parts.query):
+            return value  # nothing secret (and sqlite:////abs/path kept as written)
+        # by hand: urlunsplit turns sqlite:////abs/path into sqlite://abs/path
+        rebuilt = f"{parts.scheme}://{netloc}{parts.path}"
+        rebuilt += f"?{query}" if query else ""
+        return rebuilt + (f"#{parts.fragment}" if parts.fragment else "")
     except ValueError:
         return "<unparseable URL>"
 
@@ -99,9 +104,9 @@ class Settings:
                 continue
             value = getattr(self, f.name)
             if isinstance(value, str):
-                value = _redact_url(value)
+                value = redact_url(value)
             elif isinstance(value, tuple):
-                value = tuple(_redact_url(v) if isinstance(v, str) else v for v in value)
+                value = tuple(redact_url(v) if isinstance(v, str) else v for v in value)
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 

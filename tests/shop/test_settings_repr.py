@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shop.settings import Settings
+from shop.settings import Settings, redact_url
 
 
 def test_the_repr_hides_every_urls_password(tmp_path: Path) -> None:
@@ -51,3 +51,11 @@ def test_the_repr_hides_every_urls_password(tmp_path: Path) -> None:
     assert repr(Settings.from_env({"SHOP_DATA_DIR": str(tmp_path)})).startswith(
         "Settings(data_dir="
     )
+
+
+def test_redact_url_keeps_what_is_not_secret() -> None:
+    assert redact_url("sqlite:////data/shop.db") == "sqlite:////data/shop.db"
+    assert redact_url("redis://cache:6379/0") == "redis://cache:6379/0"
+    assert redact_url("postgresql://u:p@h/db") == "postgresql://u:***@h/db"
+    assert redact_url("not a url") == "not a url"
+    assert redact_url("sqlite:////data/s.db?password=x") == "sqlite:////data/s.db?password=***"
