@@ -22,7 +22,9 @@ One run measures
 
 Redis and NATS are the machine's (127.0.0.1:6379, :4222); an engine that is
 not reachable is reported as skipped. The script reports; it does not fail
-when a target is missed.
+when a target is missed. A target the run did not measure has no ``meets_*``
+key: none for Redis when it is not reachable, none for the funnel below
+1,000,000 events (``--quick``, a smaller ``--funnel-events``).
 """
 
 from __future__ import annotations
@@ -321,13 +323,16 @@ def main() -> None:
         results["emit"] = emit(5 if args.quick else 100)
         results["span"] = spans(20 if args.quick else 300)
         results["funnel"] = funnel(n_funnel, folder)
-    redis_rate = results["stream_redis"].get("events_per_s", 0)
-    results["meets_redis_20000_per_s"] = redis_rate >= 20_000
+    # A target has a meets_* key only where this run measured it: none for an unreachable
+    # Redis, nor for the funnel below the 1,000,000 events its target is stated for.
+    if "events_per_s" in results["stream_redis"]:
+        results["meets_redis_20000_per_s"] = results["stream_redis"]["events_per_s"] >= 20_000
     results["meets_emit_5x"] = results["emit"]["ratio"] <= 5
     # The issue's words: with no SDK installed, the span helpers cost <= 1.5x an empty call.
     no_otel = results["span"]["no_opentelemetry"]
     results["meets_span_noop_1_5x"] = no_otel["traced_ratio_to_empty_call"] <= 1.5
-    results["meets_funnel_100ms"] = n_funnel >= 1_000_000 and results["funnel"]["ours_ms"] <= 100
+    if n_funnel >= 1_000_000:
+        results["meets_funnel_100ms"] = results["funnel"]["ours_ms"] <= 100
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
         return
