@@ -119,6 +119,47 @@ EXTRA_USES = [
     ("redis", "from commercekit.cdn import RedisStore; RedisStore.from_url('redis://x')", "redis"),
     # The probe has imported commercekit.cdn with httptools blocked: only the server needs it.
     ("httptools", "from commercekit.cdn._servers._http1 import _httptools; _httptools()", "cdn"),
+    (
+        "httpx",
+        "from commercekit.cdn._servers._admin import FanOutAdmin; FanOutAdmin([], token='')",
+        "cdn",
+    ),
+    (
+        "uvloop",
+        "import asyncio; from commercekit.cdn.__main__ import _run; "
+        "_run('uvloop', asyncio.sleep(0))",
+        "cdn",
+    ),
+    (
+        "redis",
+        "from commercekit.commerce.cart import RedisCartStore; RedisCartStore.from_url('redis://x')",
+        "redis",
+    ),
+    (
+        "pymysql",
+        "from commercekit.repository import engine_from_url; engine_from_url('mysql://x/db')",
+        "mysql",
+    ),
+    (
+        "psycopg",
+        "from commercekit.repository import engine_from_url; engine_from_url('postgresql://x/db')",
+        "postgres",
+    ),
+    (
+        "psycopg",
+        "from commercekit.repository import async_engine_from_url; async_engine_from_url('postgresql://x/db')",
+        "postgres",
+    ),
+    (
+        "aiosqlite",
+        "from commercekit.repository import async_engine_from_url; async_engine_from_url('sqlite://')",
+        "asyncio",
+    ),
+    (
+        "asyncmy",
+        "from commercekit.repository import async_engine_from_url; async_engine_from_url('mysql://x/db')",
+        "mysql-asyncio",
+    ),
 ]
 
 PROBE = """

@@ -87,12 +87,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(loop: str, main: Coroutine[Any, Any, None]) -> None:
+    """Run *main* on uvloop (``auto``: where it is installed) or on asyncio's own loop."""
     if loop != "asyncio":
         try:
             import uvloop
-        except ImportError:
+        except ImportError as exc:
             if loop == "uvloop":
-                raise
+                from commercekit._extras import missing_extra
+
+                main.close()  # never started: no "coroutine was never awaited" warning
+                raise missing_extra("--loop uvloop", "cdn", exc) from exc
         else:
             uvloop.run(main)
             return

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from commercekit._extras import require
 from commercekit._json import read_json_object
 from commercekit.cdn._edge._cache import EdgeCache
 from commercekit.cdn._purge._selector import PurgeKind, PurgeSelector
@@ -126,6 +127,8 @@ class FanOutAdmin:
     max_body_bytes = AdminHandler.max_body_bytes
 
     def __init__(self, sockets: Sequence[str], *, token: str) -> None:
+        # At start-up, not on the first admin request: the workers are reached with httpx.
+        require("httpx", extra="cdn", feature="the admin endpoints of several workers")
         self._sockets = sockets
         self._token = token
 

@@ -78,7 +78,7 @@ def engine_from_url(
     return _engine(
         url,
         _DRIVERS,
-        create_engine,
+        _create_sync_engine,
         connect_timeout_s=connect_timeout_s,
         statement_timeout_s=statement_timeout_s,
         engine_options=engine_options,
@@ -110,12 +110,24 @@ def async_engine_from_url(
     )
 
 
-_ASYNC_EXTRAS = {
+_DRIVER_EXTRAS = {
     "aiosqlite": ("aiosqlite", "asyncio"),
     "asyncmy": ("asyncmy", "mysql-asyncio"),
     "psycopg": ("psycopg", "postgres"),
+    "pymysql": ("pymysql", "mysql"),
 }
-"""An async driver's module and the extra that installs it."""
+"""A driver's module and the extra that installs it (SQLAlchemy's own error names neither)."""
+
+
+def _require_driver(url: URL, feature: str) -> None:
+    driver = _DRIVER_EXTRAS.get(url.get_driver_name())
+    if driver is not None:
+        require(driver[0], extra=driver[1], feature=feature)
+
+
+def _create_sync_engine(url: URL, **options: Any) -> Engine:
+    _require_driver(url, f"the repository on {url.get_backend_name()}")
+    return create_engine(url, **options)
 
 
 def _create_async_engine(url: URL, **options: Any) -> AsyncEngine:
@@ -124,9 +136,7 @@ def _create_async_engine(url: URL, **options: Any) -> AsyncEngine:
 
     feature = f"the asyncio repository on {url.get_backend_name()}"
     require("greenlet", extra="asyncio", feature=feature)  # SQLAlchemy's bridge
-    driver = _ASYNC_EXTRAS.get(url.get_driver_name())
-    if driver is not None:
-        require(driver[0], extra=driver[1], feature=feature)
+    _require_driver(url, feature)
 
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
         # One connection holds the in-memory database. The sync engine shares it
