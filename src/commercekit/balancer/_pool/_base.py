@@ -91,6 +91,8 @@ class Pool:
         self._total_weight = 0.0
         self._ejected = 0
         self._panic = False
+        self._lease_weight = 1e-12
+        """The weight bounded loads divide by: in service (all of it in panic), never 0."""
         self._instruments = BalancerInstruments.create(self._metrics, name)
 
     # --- placement hooks ------------------------------------------------------------------
@@ -316,6 +318,8 @@ class Pool:
     def _refresh(self) -> None:
         total = self._total_weight
         self._panic = total > 0 and self._up_weight < self._panic_threshold * total * (1 - 1e-9)
+        # Read by acquire()'s hot path without the lock: one value, one assignment.
+        self._lease_weight = (total if self._panic else self._up_weight) or 1e-12
         self._instruments.healthy_nodes.set(self._up_count)
         self._instruments.panic.set(1 if self._panic else 0)
 
