@@ -27,7 +27,9 @@ class RecordingTimer:
 
     __slots__ = ("_clock", "_record", "_start")
 
-    def __init__(self, record: Callable[[float], None], clock: Clock = time.perf_counter) -> None:
+    def __init__(
+        self, record: Callable[[float], None], clock: MonotonicClock = time.perf_counter
+    ) -> None:
         self._record = record
         self._clock = clock
         self._start = 0.0

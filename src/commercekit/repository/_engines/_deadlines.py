@@ -53,6 +53,8 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+from commercekit.typing import MonotonicClock
+
 __all__ = [
     "Watchdog",
     "connect_args_for",
@@ -84,7 +86,7 @@ class Watchdog:
     disarming take a lock and a heap push: microseconds.
     """
 
-    def __init__(self, *, idle_s: float = _IDLE_S, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, *, idle_s: float = _IDLE_S, clock: MonotonicClock = time.monotonic):
         self._idle_s = idle_s
         self._clock = clock
         self._lock = threading.Lock()
