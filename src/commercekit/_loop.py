@@ -15,7 +15,13 @@ when dropped ("unclosed transport", "unclosed connector"): its loop was gone.
   pytest-asyncio and uvicorn) finalizes async generators before it closes
   the loop; and, when its owner is collected while the loop lives, by that
   loop's async-generator finalizer, on the loop;
-- a call after its loop has gone makes a new pool on the new loop.
+- a call after its loop has gone makes a new pool on the new loop;
+- a call made once its loop has begun finalizing async generators (from an
+  async generator's ``finally`` as ``asyncio.run()`` ends) is refused with
+  :class:`~commercekit.errors.UnavailableError` before anything is sent: the
+  pool is closing or closed, and one opened then would never be closed (the
+  loop no longer finalizes new async generators). It is safe to send again
+  from a running loop.
 
 The one case left is a loop closed by hand without
 ``loop.shutdown_asyncgens()`` while the pool was still open: nothing can close
@@ -30,7 +36,7 @@ import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-from commercekit.errors import ConfigurationError
+from commercekit.errors import ConfigurationError, UnavailableError
 
 if TYPE_CHECKING:
     import asyncio
@@ -57,22 +63,41 @@ _C = TypeVar("_C", bound=AsyncClient)
 
 
 class _Bound(Generic[_P]):
-    """The pool now held, the loop it belongs to, and the async generator keeping it."""
+    """The pool now held, the loop it belongs to, and the async generator keeping it.
 
-    __slots__ = ("keeper", "loop", "pool")
+    *ended* is the loop that finalized the keeper (its shutdown began): no
+    pool is opened on it again.
+    """
+
+    __slots__ = ("__weakref__", "ended", "keeper", "loop", "pool")
 
     def __init__(self) -> None:
         self.pool: _P | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.keeper: AsyncGenerator[None] | None = None
+        self.ended: asyncio.AbstractEventLoop | None = None
 
 
-async def _keep(pool: _P, close: Callable[[_P], Awaitable[None]]) -> AsyncGenerator[None]:
-    """Hold *pool* until closed: by ``aclose()``, or by its loop's shutdown or finalizer."""
+async def _keep(
+    pool: _P, close: Callable[[_P], Awaitable[None]], bound: weakref.ref[_Bound[_P]]
+) -> AsyncGenerator[None]:
+    """Hold *pool* until closed: by ``aclose()``, or by its loop's shutdown or finalizer.
+
+    *bound* is weak: the keeper must not keep its owner's state alive (a
+    dropped owner frees its keeper at once, which hands the pool to the loop).
+    """
     try:
         yield
     finally:
+        held = bound()
+        if held is not None and held.pool is pool:  # no aclose() nor later loop let go of it
+            held.ended = held.loop
         await close(pool)
+
+
+def _finalizing(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether *loop* has begun ``shutdown_asyncgens()`` (asyncio's loops say so)."""
+    return bool(getattr(loop, "_asyncgens_shutdown_called", False))
 
 
 class LoopPool(Generic[_P]):
@@ -102,18 +127,29 @@ class LoopPool(Generic[_P]):
         return self._bound.pool
 
     async def get(self) -> _P:
-        """The running loop's pool, made now if there is none yet."""
+        """The running loop's pool, made now if there is none yet.
+
+        Raises :class:`UnavailableError` (nothing sent) once the loop has begun
+        finalizing async generators: see the module's docstring.
+        """
         import asyncio
 
         loop = asyncio.get_running_loop()
         bound = self._bound
         pool = bound.pool
+        if bound.ended is loop or _finalizing(loop):
+            raise UnavailableError(
+                f"{self._owner} was called after its event loop began shutting down "
+                "(finalizing async generators, as asyncio.run() does as it ends): its "
+                "connection pool is closed or closing, so nothing was sent; send it again "
+                "from a running event loop"
+            )
         if pool is not None and bound.loop is loop and not self._is_closed(pool):
             return pool
         self._release(loop)
         pool = self._open()
-        keeper = _keep(pool, self._close)
-        bound.pool, bound.loop, bound.keeper = pool, loop, keeper
+        keeper = _keep(pool, self._close, weakref.ref(bound))
+        bound.pool, bound.loop, bound.keeper, bound.ended = pool, loop, keeper, None
         await keeper.__anext__()  # runs to its yield at once: the loop now tracks it
         return pool
 
@@ -123,9 +159,14 @@ class LoopPool(Generic[_P]):
 
         bound = self._bound
         keeper = bound.keeper
-        if keeper is not None and bound.loop is asyncio.get_running_loop():
+        loop = asyncio.get_running_loop()
+        if keeper is not None and bound.loop is loop:
+            # Once the loop finalizes async generators it closes the keeper itself (or
+            # has): a second aclose() of it would fail "already running".
+            closing = bound.ended is loop or _finalizing(loop)
             bound.pool = bound.loop = bound.keeper = None
-            await keeper.aclose()
+            if not closing:
+                await keeper.aclose()
         else:
             self._release(None)
 
@@ -142,18 +183,24 @@ class LoopPool(Generic[_P]):
                 "make one per event loop"
             )
         if old.is_closed():
-            _warn_unclosed(self._owner, stacklevel=4)
+            _warn_unclosed(self._owner, old, stacklevel=4)
         # Dropping the keeper hands the pool to its loop's async-generator
         # finalizer, which closes it on that loop (if the loop ever runs again).
         bound.pool = bound.loop = bound.keeper = None
 
 
-def _warn_unclosed(owner: str, *, stacklevel: int) -> None:
+def _warn_unclosed(owner: str, loop: asyncio.AbstractEventLoop, *, stacklevel: int) -> None:
+    why = (
+        "its pool was still open when its event loop closed, after the loop had finalized "
+        "its async generators"
+        if _finalizing(loop)
+        else "its event loop was closed without loop.shutdown_asyncgens() (which "
+        "asyncio.run() calls)"
+    )
     warnings.warn(
-        f"{owner} was not closed, and its event loop was closed without "
-        "loop.shutdown_asyncgens() (which asyncio.run() calls), so its pooled connections "
-        "could not be closed cleanly: close it with 'await ....aclose()' or 'async with' "
-        "before its event loop ends",
+        f"{owner} was not closed, and {why}, so its pooled connections could not be closed "
+        "cleanly: close it with 'await ....aclose()' or 'async with' before its event loop "
+        "ends",
         ResourceWarning,
         stacklevel=stacklevel,
     )
@@ -163,7 +210,7 @@ def _dropped(bound: _Bound[_P], is_closed: Callable[[_P], bool], owner: str) -> 
     """The owner was collected: say so if its pool can no longer be closed cleanly."""
     pool, loop = bound.pool, bound.loop
     if pool is not None and loop is not None and loop.is_closed() and not is_closed(pool):
-        _warn_unclosed(owner, stacklevel=2)
+        _warn_unclosed(owner, loop, stacklevel=2)
 
 
 def client_pool(owner: str, open_client: Callable[[], _C]) -> LoopPool[_C]:

@@ -10,7 +10,7 @@ import asyncio
 import gc
 import json
 import warnings
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from commercekit.cdn import (
@@ -21,6 +21,7 @@ from commercekit.cdn import (
     PurgeSelector,
     Request,
 )
+from commercekit.errors import UnavailableError, is_transient
 
 from ._loopback import Answer, LoopbackServer, Seen
 
@@ -58,15 +59,68 @@ def test_a_purger_serves_a_second_event_loop_and_leaks_nothing() -> None:
 
 
 def test_async_with_closes_them() -> None:
+    """Each block's end closes the client there and then, not the loop's shutdown later."""
+
     async def main(url: str) -> None:
         async with HttpOrigin(url) as origin:
             assert (await origin.fetch(Request("GET", url + "/x"))).status == 200
+            client = origin._pooled.pool
+            assert client is not None
+            assert not client.is_closed
+        assert client.is_closed
+        assert origin._pooled.pool is None
+        assert origin._fresh.pool is None
         async with FastlyPurger("svc", "token", base_url=url) as purger:
             await purger.purge(PurgeSelector.everything())
+            client = purger._pooled.pool
+            assert client is not None
+            assert not client.is_closed
+        assert client.is_closed
+        assert purger._pooled.pool is None
+        async with HttpOrigin(url) as unused:  # never called: nothing to close, no error
+            assert unused._pooled.pool is None
 
     with LoopbackServer(_ok) as server:
         asyncio.run(main(server.url))
         assert len(server.seen) == 2
+
+
+def test_a_call_as_asyncio_run_finalizes_async_generators_is_refused_unsent() -> None:
+    """From an async generator's ``finally`` at the loop's end: nothing sent, typed, no leak."""
+    outcomes: list[BaseException | int] = []
+    held: list[AsyncIterator[int]] = []
+
+    with LoopbackServer(_ok) as server, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        origins = [HttpOrigin(server.url)]
+
+        async def stream() -> AsyncIterator[int]:
+            origin = origins[0]
+            try:
+                yield 1
+            finally:
+                try:
+                    outcomes.append(
+                        (await origin.fetch(Request("GET", server.url + "/late"))).status
+                    )
+                except Exception as exc:  # the test looks at what it was
+                    outcomes.append(exc)
+
+        async def main() -> None:
+            assert (await origins[0].fetch(Request("GET", server.url + "/x"))).status == 200
+            generator = stream()
+            await generator.__anext__()
+            held.append(generator)  # left open: asyncio.run() finalizes it
+
+        asyncio.run(main())
+        held.clear()
+        origins.clear()
+        gc.collect()
+        assert [s.path for s in server.seen] == ["/x"]
+    [outcome] = outcomes
+    assert isinstance(outcome, UnavailableError)
+    assert is_transient(outcome)
+    assert [str(w.message) for w in caught] == []
 
 
 def test_cloudfront_purges_at_once_on_a_second_event_loop() -> None:

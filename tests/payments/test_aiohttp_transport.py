@@ -8,13 +8,19 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from commercekit.errors import ConfigurationError, OutcomeUnknownError, UnavailableError
+from commercekit.errors import (
+    ConfigurationError,
+    OutcomeUnknownError,
+    UnavailableError,
+    is_transient,
+)
 from commercekit.payments import (
     AiohttpTransport,
+    AsyncHttpxTransport,
     AsyncStripeGateway,
     HttpRequest,
     HttpResponse,
@@ -44,6 +50,14 @@ def test_calls_reuse_one_connection_and_send_what_was_built() -> None:
                 assert answer.status == 200
                 assert answer.body == b"a" * i
                 assert answer.header("x-seen") == f"/v1/refunds/re%2F{i}"  # escapes kept
+            session = transport._pool.pool
+            assert session is not None
+            assert not session.closed
+        # The block's end closed it there and then, not the loop's shutdown later.
+        assert session.closed
+        assert transport._pool.pool is None
+        _wait_until(lambda: behaviour.closed == 1)
+        assert behaviour.closed == 1
 
     with tls_server(_echo_path) as (url, certificate, behaviour):
         asyncio.run(scenario(url, certificate.client_context()))
@@ -151,6 +165,97 @@ def test_a_loop_closed_by_hand_with_the_pool_open_is_warned_about() -> None:
     assert len(ours) == 1
     assert issubclass(ours[0][0], ResourceWarning)
     assert "aclose()" in ours[0][1]
+
+
+@pytest.mark.parametrize("kind", [AiohttpTransport, AsyncHttpxTransport])
+@pytest.mark.parametrize("used_before", [True, False], ids=["pool-open", "first-call"])
+def test_a_call_while_asyncio_run_finalizes_async_generators_is_refused_unsent(
+    kind: type[AiohttpTransport | AsyncHttpxTransport], used_before: bool
+) -> None:
+    """A call from an async generator's ``finally`` as ``asyncio.run()`` finalizes it.
+
+    Its loop's pool is being closed (or was, or would never be): the call is
+    refused before anything is sent, with an error that says it is safe to
+    send again from a live loop, and no pool is left open or warned about.
+    """
+    outcomes: list[BaseException | int] = []
+    held: list[AsyncIterator[int]] = []
+    with tls_server() as (url, certificate, behaviour):
+        transports = [kind(ssl_context=certificate.client_context())]  # dropped at the end
+
+        async def stream() -> AsyncIterator[int]:
+            transport = transports[0]
+            try:
+                yield 1
+            finally:  # clean-up that calls the provider, as the loop finalizes the generator
+                try:
+                    outcomes.append((await transport.handle(HttpRequest("GET", url))).status)
+                except Exception as exc:
+                    outcomes.append(exc)
+
+        async def main() -> None:
+            if used_before:
+                await transports[0].handle(HttpRequest("GET", url + "/"))
+            generator = stream()
+            await generator.__anext__()
+            held.append(generator)  # left open: asyncio.run() finalizes it
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            asyncio.run(main())
+            sent = behaviour.requests
+            pool = transports[0]._pool.pool
+            assert pool is None or (pool.closed if kind is AiohttpTransport else pool.is_closed)
+            held.clear()
+            transports.clear()
+            del pool
+            for _ in range(3):
+                gc.collect()
+        assert sent == int(used_before)  # the late call sent nothing
+        [outcome] = outcomes
+        assert isinstance(outcome, UnavailableError)
+        assert "nothing was sent" in str(outcome)
+        assert is_transient(outcome)
+        _wait_until(lambda: behaviour.closed == behaviour.connections)
+        assert behaviour.closed == behaviour.connections
+    texts = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert texts == []
+
+
+@pytest.mark.parametrize("kind", [AiohttpTransport, AsyncHttpxTransport])
+@pytest.mark.parametrize("generator_first", [True, False], ids=["generator-first", "pool-first"])
+def test_aclose_while_asyncio_run_finalizes_async_generators_closes_once(
+    kind: type[AiohttpTransport | AsyncHttpxTransport], generator_first: bool
+) -> None:
+    """``aclose()`` from a ``finally`` as the loop also closes the pool: no error either side."""
+    errors: list[object] = []
+    held: list[AsyncIterator[int]] = []
+    with tls_server() as (url, certificate, behaviour):
+        transport = kind(ssl_context=certificate.client_context())
+
+        async def stream() -> AsyncIterator[int]:
+            try:
+                yield 1
+            finally:
+                try:
+                    await transport.aclose()
+                except Exception as exc:  # the test looks at what it was
+                    errors.append(exc)
+
+        async def main() -> None:
+            asyncio.get_running_loop().set_exception_handler(lambda _, c: errors.append(c))
+            generator = stream()
+            if generator_first:
+                await generator.__anext__()
+            await transport.handle(HttpRequest("GET", url + "/"))
+            if not generator_first:
+                await generator.__anext__()
+            held.append(generator)
+
+        asyncio.run(main())
+        _wait_until(lambda: behaviour.closed == behaviour.connections == 1)
+        assert errors == []
+        assert behaviour.closed == behaviour.connections == 1
 
 
 def test_one_transport_serves_one_running_loop_at_a_time() -> None:

@@ -41,8 +41,12 @@ def test_calls_reuse_one_connection_and_read_whole_answers() -> None:
                 assert response.status == 200
                 assert response.body == b'{"ok": true, "read": %d}' % i
                 assert response.header("content-type") == "application/json"
+            client = transport._client
+            assert not client.is_closed
+        assert client.is_closed  # the with block closed it
+        _wait_until(lambda: behaviour.closed == 1)
         assert behaviour.requests == 5
-        assert behaviour.connections == 1
+        assert behaviour.connections == behaviour.closed == 1
 
 
 def test_a_refused_connection_is_unavailable_nothing_sent() -> None:
@@ -94,10 +98,16 @@ def test_the_async_transport_reuses_connections_and_sorts_failures_the_same_way(
                 await transport.handle(
                     HttpRequest("GET", f"https://127.0.0.1:{_closed_port()}/", timeout_s=2)
                 )
+            client = transport._pool.pool
+            assert client is not None
+            assert not client.is_closed
+        assert client.is_closed  # the block's end closed it, not the loop's shutdown later
+        assert transport._pool.pool is None
 
     with tls_server() as (url, certificate, behaviour):
         asyncio.run(scenario(url, certificate.client_context()))
-        assert behaviour.connections == 1
+        _wait_until(lambda: behaviour.closed == 1)
+        assert behaviour.connections == behaviour.closed == 1
         assert behaviour.requests == 3
 
     async def dropped(url: str, certificate_context: object) -> None:
@@ -147,10 +157,14 @@ def test_the_async_transport_outliving_its_event_loop_leaves_no_socket_open() ->
 def test_a_closed_transport_opens_a_new_pool_on_its_next_call() -> None:
     async def twice(url: str, context: ssl.SSLContext) -> None:
         transport = AsyncHttpxTransport(ssl_context=context)
-        async with transport:
-            await transport.handle(HttpRequest("GET", url + "/"))
-        async with transport:
-            await transport.handle(HttpRequest("GET", url + "/"))
+        clients = []
+        for _ in range(2):
+            async with transport:
+                await transport.handle(HttpRequest("GET", url + "/"))
+                clients.append(transport._pool.pool)
+            assert transport._pool.pool is None
+        assert clients[0] is not clients[1]
+        assert all(c is not None and c.is_closed for c in clients)
 
     with tls_server() as (url, certificate, behaviour):
         asyncio.run(twice(url, certificate.client_context()))
