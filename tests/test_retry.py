@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 
 import attrs
 import pytest
@@ -105,3 +106,35 @@ def test_old_payment_names_still_work_with_a_warning() -> None:
 def test_bad_settings_are_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         RetryPolicy(**bad)
+
+
+@pytest.mark.parametrize("sleep", [lambda _s: None, lambda _s: 0.5])
+def test_acall_with_a_sleep_that_cannot_be_awaited_is_a_configuration_error(
+    sleep: Callable[[float], object],
+) -> None:
+    calls: list[int] = []
+
+    async def always() -> str:
+        calls.append(1)
+        raise UnavailableError("refused")
+
+    with pytest.raises(ConfigurationError, match="async sleep"):
+        asyncio.run(RetryPolicy(attempts=3).acall(always, sleep=sleep))  # type: ignore[arg-type]
+    assert calls == [1]  # refused before anything was tried again
+
+
+def test_call_with_an_async_sleep_is_a_configuration_error() -> None:
+    calls: list[int] = []
+
+    def always() -> str:
+        calls.append(1)
+        raise UnavailableError("refused")
+
+    async def later(seconds: float) -> None:
+        raise AssertionError("never awaited")
+
+    for sleep in (asyncio.sleep, later, lambda s: later(s)):
+        calls.clear()
+        with pytest.raises(ConfigurationError, match="sync sleep"):
+            RetryPolicy(attempts=3).call(always, sleep=sleep)  # type: ignore[arg-type]
+        assert calls == [1]

@@ -25,6 +25,7 @@ service's (4 attempts, 0.05 s to 2 s), the defaults it always had.
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
 import time
@@ -38,7 +39,15 @@ import tenacity
 from commercekit.errors import ConfigurationError, is_transient
 from commercekit.typing import AsyncSleep, Sleep
 
-__all__ = ["AsyncSleep", "RetryPolicy", "Sleep", "at_least_one", "seconds"]
+__all__ = [
+    "AsyncSleep",
+    "RetryPolicy",
+    "Sleep",
+    "async_sleep",
+    "at_least_one",
+    "seconds",
+    "sync_sleep",
+]
 
 _T = TypeVar("_T")
 
@@ -154,6 +163,7 @@ class RetryPolicy:
             if self.attempts < 2 or not is_transient(exc):
                 raise
             first: BaseException = exc
+        sleep = sync_sleep(sleep, owner="RetryPolicy.call")
         rng = rng if rng is not None else random.Random()
         if on_retry is not None:
             on_retry(first)
@@ -183,6 +193,7 @@ class RetryPolicy:
             import asyncio
 
             sleep = asyncio.sleep
+        sleep = async_sleep(sleep, owner="RetryPolicy.acall")
         rng = rng if rng is not None else random.Random()
         if on_retry is not None:
             on_retry(first)
@@ -212,3 +223,63 @@ class RetryPolicy:
             "before_sleep": before_sleep,
             "reraise": True,
         }
+
+
+def _named(sleep: object) -> str:
+    return str(getattr(sleep, "__qualname__", type(sleep).__name__))
+
+
+def async_sleep(sleep: object, *, owner: str) -> AsyncSleep:
+    """*sleep* checked as an async sleep: :class:`ConfigurationError` if it cannot be one.
+
+    Anything not callable and a builtin (``time.sleep``) are refused at once.
+    Another callable that is no coroutine function may still return an
+    awaitable (``lambda s: asyncio.sleep(s)``): it is wrapped, and its first
+    call that returns none raises, before anything is tried again (awaiting
+    ``None`` would raise ``TypeError`` instead).
+    """
+    wanted = (
+        f"{owner}'s sleep= must be an async sleep (a coroutine function such as "
+        "asyncio.sleep, or a callable that returns an awaitable)"
+    )
+    if not callable(sleep):
+        raise ConfigurationError(f"{wanted}, not {_named(sleep)}")
+    call: Callable[[float], Any] = sleep
+    if inspect.isbuiltin(call):  # time.sleep: never an awaitable
+        raise ConfigurationError(f"{wanted}, not {_named(call)}")
+    if inspect.iscoroutinefunction(call):
+        return call
+
+    async def checked(seconds: float) -> None:
+        waited = call(seconds)
+        if not inspect.isawaitable(waited):
+            raise ConfigurationError(
+                f"{wanted}: {_named(call)} returned {type(waited).__name__}, not an awaitable"
+            )
+        await waited
+
+    return checked
+
+
+def sync_sleep(sleep: object, *, owner: str) -> Sleep:
+    """*sleep* checked as a sync sleep: :class:`ConfigurationError` if it is an async one.
+
+    A coroutine function is refused at once; another callable is wrapped, and
+    its first call that returns an awaitable raises (the awaitable is closed:
+    it would never be awaited, and the wait never happen).
+    """
+    wanted = f"{owner}'s sleep= must be a sync sleep (such as time.sleep)"
+    if not callable(sleep) or inspect.iscoroutinefunction(sleep):
+        raise ConfigurationError(f"{wanted}, not {_named(sleep)}: use the asyncio twin for that")
+    call: Callable[[float], Any] = sleep
+    if inspect.isbuiltin(call):  # time.sleep, list.append: no awaitable comes back
+        return call
+
+    def checked(seconds: float) -> None:
+        waited = call(seconds)
+        if inspect.isawaitable(waited):
+            if inspect.iscoroutine(waited):
+                waited.close()
+            raise ConfigurationError(f"{wanted}: {_named(call)} returned an awaitable")
+
+    return checked

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 
 import pytest
 from botocore.auth import SigV4Auth
@@ -21,7 +22,7 @@ from commercekit.cdn import (
     PurgeUnavailableError,
 )
 from commercekit.cdn._signing._sigv4 import sigv4_headers
-from commercekit.errors import InvalidInputError
+from commercekit.errors import ConfigurationError, InvalidInputError
 
 from ._loopback import Answer, LoopbackServer, Seen
 
@@ -171,6 +172,29 @@ def test_cloudfront_gives_up_after_max_wait() -> None:
         await purger.purge(PurgeSelector.urls("/a"))
         with pytest.raises(PurgeUnavailableError, match="no room"):
             await purger.purge(PurgeSelector.urls("/b"))
+        await purger.aclose()
+
+    with LoopbackServer(handler) as server:
+        asyncio.run(main(server.url))
+
+
+def test_cloudfront_refuses_a_sleep_that_cannot_be_awaited() -> None:
+    def handler(seen: Seen) -> Answer:
+        if seen.method == "POST":
+            return 201, {}, b"<Invalidation><Id>I</Id><Status>InProgress</Status></Invalidation>"
+        return 200, {}, b"<Invalidation><Status>InProgress</Status></Invalidation>"
+
+    with pytest.raises(ConfigurationError, match="async sleep"):
+        CloudFrontPurger("E1", AwsCredentials("AKID", "sk"), sleep=time.sleep)  # type: ignore[arg-type]
+
+    async def main(base: str) -> None:
+        purger = CloudFrontPurger(
+            "E1", AwsCredentials("AKID", "sk"), base_url=base, clock=ManualClock(NOW),
+            sleep=lambda _s: None, max_paths_in_progress=1,  # type: ignore[arg-type]
+        )  # fmt: skip
+        await purger.purge(PurgeSelector.urls("/a"))
+        with pytest.raises(ConfigurationError, match="async sleep"):
+            await purger.purge(PurgeSelector.urls("/b"))  # waits for room: the sleep is called
         await purger.aclose()
 
     with LoopbackServer(handler) as server:

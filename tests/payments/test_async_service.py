@@ -73,6 +73,22 @@ def test_a_retry_awaits_its_wait_and_never_sleeps_the_thread(
     asyncio.run(main())
 
 
+def test_a_sleep_that_cannot_be_awaited_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="async sleep"):
+        AsyncPaymentService(ThrottledOnce(), InMemoryIdempotencyStore(), sleep=time.sleep)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        service = AsyncPaymentService(
+            ThrottledOnce(),
+            InMemoryIdempotencyStore(),
+            sleep=lambda _s: None,  # type: ignore[arg-type]
+        )
+        with pytest.raises(ConfigurationError, match="async sleep"):
+            await service.authorize("a-1", Money.of("5.00", "EUR"), CARD)
+
+    asyncio.run(main())
+
+
 def test_concurrent_checkouts_on_an_async_sql_store_charge_once_per_key(tmp_path: Path) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -346,6 +348,43 @@ def test_run_waits_with_the_injected_sleep(tmp_path: Path) -> None:
 
     asyncio.run(main())
     assert len(slept) == 2  # one wait before each attempt again, none real
+
+
+@pytest.mark.parametrize(
+    "sleep", [lambda _s: None, time.sleep, lambda _s: 1], ids=["returns-none", "time-sleep", "int"]
+)
+def test_a_sleep_that_cannot_be_awaited_is_a_configuration_error(
+    tmp_path: Path, sleep: Callable[[float], object]
+) -> None:
+    """Refused when made where that can be told (a builtin), else at the first wait: not retried."""
+    attempts = 0
+
+    async def main() -> None:
+        db = AsyncDatabase(_group(tmp_path, "main"), sleep=sleep)  # type: ignore[arg-type]
+        await db.create_all(Base.metadata)
+
+        async def flaky(uow: AsyncUnitOfWork) -> int:
+            nonlocal attempts
+            attempts += 1
+            raise SerializationFailureError("deadlock (simulated)")
+
+        try:
+            with pytest.raises(ConfigurationError, match="async sleep"):
+                await db.run(flaky, retry=True)
+        finally:
+            await db.dispose()
+
+    if sleep is time.sleep:
+        with pytest.raises(ConfigurationError, match="async sleep"):
+            AsyncDatabase(_group(tmp_path, "main"), sleep=sleep)  # type: ignore[arg-type]
+        return
+    asyncio.run(main())
+    assert attempts == 1  # nothing was tried again
+
+
+def test_an_async_sleep_in_the_sync_twin_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="sync sleep"):
+        Database(ReplicatedTopology(Node("p", sqlite_engine())), sleep=asyncio.sleep)  # type: ignore[arg-type]
 
 
 class _HangingPositions(FakePositions):

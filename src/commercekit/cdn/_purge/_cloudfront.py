@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape
 
+from commercekit._retry import async_sleep
 from commercekit.cdn._signing._sigv4 import AwsCredentials, sigv4_headers
 from commercekit.errors import InvalidInputError, PurgeUnavailableError
 from commercekit.typing import WallClock
@@ -74,7 +75,7 @@ class CloudFrontPurger(HttpPurger):
         self._max_wait = max_wait_s
         self._poll = poll_interval_s
         self._clock = clock
-        self._sleep = sleep
+        self._sleep = async_sleep(sleep, owner="CloudFrontPurger")
         self._in_progress: dict[str, tuple[int, int]] = {}
         # An asyncio.Lock belongs to the loop it first waited on: one per loop (the latest).
         self._submitting: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from commercekit._retry import sync_sleep
 from commercekit.commerce._events import BusinessEvents
 from commercekit.commerce._instruments import CommerceInstruments
 from commercekit.commerce.cart import Carts, CartStatus
@@ -87,7 +88,7 @@ class CheckoutBase:
         self._action_s = action_timeout_s
         self._wait_s = wait_s
         self._poll_s = poll_s
-        self._sleep = sleep
+        self._sleep = sync_sleep(sleep, owner="Checkout")
         self._hooks = hooks
         self._store = CheckoutStore(db, clock)
 

@@ -14,7 +14,7 @@ import random
 import time
 from typing import TypeVar
 
-from commercekit._retry import AsyncSleep, RetryPolicy
+from commercekit._retry import AsyncSleep, RetryPolicy, async_sleep
 from commercekit.errors import ConfigurationError
 from commercekit.metrics import Metrics
 from commercekit.money import Currency, Money
@@ -68,7 +68,7 @@ class AsyncPaymentService:
             )
         self._gateway = gateway
         self._store = store
-        self._sleep = sleep
+        self._sleep = None if sleep is None else async_sleep(sleep, owner="AsyncPaymentService")
         self._rng = rng if rng is not None else random.Random()
         self._ops = PaymentOperations(
             gateway,

@@ -12,7 +12,7 @@ import random
 import time
 from typing import TypeVar
 
-from commercekit._retry import RetryPolicy
+from commercekit._retry import RetryPolicy, sync_sleep
 from commercekit.metrics import Metrics
 from commercekit.money import Currency, Money
 from commercekit.payments._core._flow import Flow, drive
@@ -55,7 +55,7 @@ class PaymentService:
     ) -> None:
         self._gateway = gateway
         self._store = store
-        self._sleep = sleep
+        self._sleep = sync_sleep(sleep, owner="PaymentService")
         self._rng = rng if rng is not None else random.Random()
         self._ops = PaymentOperations(
             gateway,

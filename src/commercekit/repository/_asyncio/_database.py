@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 from sqlalchemy import MetaData
 
+from commercekit._retry import async_sleep
 from commercekit.metrics import Metrics
 from commercekit.repository._engines._topology import ShardedTopology
 from commercekit.repository._policy._placement import ShardPlacement, ketama_shards
@@ -76,6 +77,12 @@ class AsyncDatabase:
             await uow.repository(Customer).add(Customer(id=1, name="Ada"))
         token = await uow.token()
         await db.repository(Customer).get(1, token=token)
+
+    But *sleep*, the wait between attempts, is an async sleep
+    (``asyncio.sleep`` by default, or a coroutine function of the seconds):
+    ``time.sleep`` is a :class:`ConfigurationError` at once, and a callable
+    whose call returns no awaitable at its first wait, before anything is
+    tried again.
     """
 
     def __init__(
@@ -104,7 +111,7 @@ class AsyncDatabase:
             position_source=position_source,
             clock=clock,
             wall_clock=wall_clock,
-            sleep=greenlet_sleep(sleep),
+            sleep=greenlet_sleep(async_sleep(sleep, owner="AsyncDatabase")),
         )
 
     # -- shards -------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, MetaData, event
 
+from commercekit._retry import sync_sleep
 from commercekit.errors import CommerceKitError, ConfigurationError, InvalidInputError
 from commercekit.metrics import Metrics, NullMetrics
 from commercekit.repository._engines._topology import ShardedTopology
@@ -110,7 +111,7 @@ class Database:
         self._metrics = RepositoryMetrics(backend, nodes)
         self._policy = policy or RoutingPolicy()
         self._retry = retry or RetryPolicy()
-        self._sleep = sleep
+        self._sleep = sync_sleep(sleep, owner=type(self).__name__)
         self._clock = clock
         self._wall_clock = wall_clock
         self._groups = {
