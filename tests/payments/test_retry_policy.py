@@ -61,3 +61,56 @@ def test_delay_s_is_a_deprecated_alias_giving_the_old_answer(policy: SharedRetry
                 attempt, exc, random.Random(seed), policy.initial_wait_s, policy.max_wait_s
             )
             assert got == old == policy.wait_s(attempt, exc, random.Random(seed))
+
+
+def test_one_policy_built_for_both_parts_still_serves_the_payment_services() -> None:
+    """A commercekit RetryPolicy is no payments.RetryPolicy now, and every service takes it."""
+    import asyncio
+    import inspect
+    import sys
+
+    from commercekit.money import Money
+    from commercekit.payments import (
+        AsyncPaymentService,
+        AsyncSandboxGateway,
+        Card,
+        InMemoryIdempotencyStore,
+        PaymentService,
+        SandboxFault,
+        SandboxGateway,
+    )
+    from commercekit.repository import Database, Node, ReplicatedTopology, sqlite_engine
+
+    shared = commercekit.repository.RetryPolicy(attempts=2, initial_wait_s=0.0, max_wait_s=0.0)
+    assert not isinstance(shared, RetryPolicy)  # the subclass: users must not need it
+    for service in (PaymentService, AsyncPaymentService):
+        annotation = inspect.signature(service.__init__).parameters["retry"].annotation
+        assert annotation == "RetryPolicy | None"
+        assert vars(sys.modules[service.__module__])["RetryPolicy"] is SharedRetryPolicy
+
+    def sandbox() -> SandboxGateway:
+        return SandboxGateway(
+            faults=lambda op, key: SandboxFault.RATE_LIMITED if op == "authorize" else None
+        )
+
+    card = Card("4242424242424242", 12, 2031, cvv="123")
+    waits: list[float] = []
+    sync = PaymentService(sandbox(), InMemoryIdempotencyStore(), retry=shared, sleep=waits.append)
+    with pytest.raises(RateLimitedError):
+        sync.authorize("p1", Money.of("5.00", "EUR"), card)
+    assert waits == [0.0]  # attempts=2: one wait, capped by the shared policy's max_wait_s
+
+    async def main() -> None:
+        async def sleep(seconds: float) -> None:
+            waits.append(seconds)
+
+        service = AsyncPaymentService(
+            AsyncSandboxGateway(sandbox()), InMemoryIdempotencyStore(), retry=shared, sleep=sleep
+        )
+        with pytest.raises(RateLimitedError):
+            await service.authorize("p2", Money.of("5.00", "EUR"), card)
+
+    waits.clear()
+    asyncio.run(main())
+    assert waits == [0.0]
+    Database(ReplicatedTopology(Node("p", sqlite_engine())), retry=shared).close()
