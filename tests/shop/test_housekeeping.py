@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -43,6 +44,20 @@ def test_housekeeping_recovers_checkouts_and_expires_idle_carts_every_round() ->
             await asyncio.sleep(0.01)
         task.cancel()
 
-    asyncio.run(run())
+    # On a thread of its own: Playwright's event loop may be running in this one
+    # (the browser tests share one Chromium), and asyncio.run refuses to nest.
+    failed: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # handed to the test's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert failed == []
     # a round that failed (Redis down) did not stop the next ones
     assert calls[:6] == ["recover", ("expire", 864000.0)] * 3
