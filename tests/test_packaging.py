@@ -207,3 +207,89 @@ def test_require_returns_the_module_or_says_how_to_install_it() -> None:
         "The thing needs the [thing] extra (commercekit_no_such_module is not installed): "
         "pip install 'commercekit[thing]'"
     )
+
+
+# Imports of optional packages that need no require() of their own, and why. Every other
+# import in src/ of a package that is not a runtime dependency must sit in a module that
+# calls require() for it, under ``if TYPE_CHECKING:``, or in a ``try`` that catches
+# ImportError (a probe with a fallback).
+OPTIONAL_IMPORTS_ALLOWED: dict[str, str] = {
+    "commerce/_alembic/": "migration scripts that Alembic runs, after upgrade() required it",
+    "metrics/_otel.py": "loaded only by commercekit.metrics.__getattr__, through missing_extra",
+    "metrics/_prometheus.py": "loaded only by commercekit.metrics.__getattr__ (missing_extra)",
+    "payments/_transports/_aiohttp.py:yarl": "aiohttp's own dependency, after require(aiohttp)",
+    "repository/_engines/_deadlines.py:psycopg": "a psycopg engine's, whose driver was required",
+    # Known gap, in a folder others are working on: `consume --metrics-port` imports
+    # prometheus_client before PrometheusMetrics, so a bare ImportError; use require().
+    "analytics/__main__.py:prometheus_client": "to fix: require('prometheus_client', ...)",
+}
+
+
+def _optional_imports() -> list[tuple[str, str]]:
+    """(path under src/commercekit/, top-level package) of each optional import not required."""
+    import ast
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {
+        re.split(r"[<>=\[; ]", d)[0].lower().replace("-", "_") for d in project["dependencies"]
+    }
+    known = set(sys.stdlib_module_names) | runtime | {"commercekit", "__future__"}
+
+    def type_checking(test: ast.expr) -> bool:
+        return "TYPE_CHECKING" in ast.unparse(test)
+
+    found: list[tuple[str, str]] = []
+    package = ROOT / "src" / "commercekit"
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text()
+        required = set(re.findall(r'require\(\s*"([A-Za-z_]+)', text))
+        todo: list[ast.AST] = [ast.parse(text)]
+        while todo:
+            node = todo.pop()
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.If) and type_checking(child.test):
+                    todo.extend(child.orelse)
+                    continue
+                if isinstance(child, ast.Try) and any(
+                    h.type is not None and "ImportError" in ast.unparse(h.type)
+                    for h in child.handlers
+                ):
+                    todo.extend([*child.handlers, *child.orelse, *child.finalbody])
+                    continue
+                names: list[str] = []
+                if isinstance(child, ast.Import):
+                    names = [alias.name for alias in child.names]
+                elif isinstance(child, ast.ImportFrom) and child.level == 0 and child.module:
+                    names = [child.module]
+                for name in names:
+                    top = name.split(".")[0]
+                    if top not in known and top not in required:
+                        found.append((path.relative_to(package).as_posix(), top))
+                todo.append(child)
+    return sorted(set(found))
+
+
+def test_every_optional_import_goes_through_require() -> None:
+    def allowed(where: str, top: str) -> bool:
+        return any(
+            f"{where}:{top}" == key or where == key or (key.endswith("/") and where.startswith(key))
+            for key in OPTIONAL_IMPORTS_ALLOWED
+        )
+
+    found = _optional_imports()
+    loose = [f"{where}: {top}" for where, top in found if not allowed(where, top)]
+    assert not loose, (
+        f"optional packages imported without require() (commercekit._extras): {loose}; a "
+        "missing one must raise MissingExtraError naming its extra"
+    )
+    stale = [
+        key
+        for key in OPTIONAL_IMPORTS_ALLOWED
+        if not any(
+            f"{where}:{top}" == key or where == key or (key.endswith("/") and where.startswith(key))
+            for where, top in found
+        )
+    ]
+    assert not stale, f"remove these fixed entries from OPTIONAL_IMPORTS_ALLOWED: {stale}"

@@ -227,8 +227,10 @@ def test_each_parts_clock_names_its_kind_of_time() -> None:
     import commercekit.balancer
     import commercekit.cdn
     import commercekit.metrics._timer
+    import commercekit.payments
     from commercekit.typing import MonotonicClock, WallClock
 
     assert commercekit.cdn.Clock is WallClock  # compared with Date and Expires across machines
     assert commercekit.balancer.Clock is MonotonicClock  # ejections and slow start: intervals
     assert commercekit.metrics._timer.Clock is MonotonicClock  # latencies
+    assert commercekit.payments.Clock is WallClock  # webhook timestamps, stored times
