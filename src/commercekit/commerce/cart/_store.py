@@ -78,10 +78,11 @@ class CartStore(Protocol):
     def transactional(self) -> bool:
         """True when the store writes through the commerce database's units of work.
 
-        The checkout then closes the cart in the transaction that completes the
-        attempt; otherwise it closes it just after that commit, and again on any
-        replay (closing is idempotent), so a crash between the two cannot leave
-        an ordered cart open for good.
+        The checkout then freezes, closes or opens the cart again in its own
+        transactions (the attempt's start, completion and end); otherwise just
+        after them. A crash in between leaves the cart frozen (it takes no
+        change) until a replay or ``recover()`` closes or opens it (both are
+        idempotent), so an ordered cart never takes lines or merges again.
         """
         ...
 

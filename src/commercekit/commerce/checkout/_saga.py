@@ -5,7 +5,9 @@ Steps (compensation in brackets), each recorded in the attempt's row and step lo
     lease the cart's checkout attempt (expires: a crashed worker blocks nothing for long)
     snapshot   validate the cart and price it (the quote is kept with the attempt)
     reserve    reserve its stock under the attempt's id           [release]
-               (the attempt's row, its quote and its reservation: one transaction)
+               (the attempt's row, its quote, its reservation and the cart frozen
+               at the version priced: one transaction; a cart store outside the
+               database freezes it just after)                      [open the cart]
     authorize  the payment, key derived from the attempt          [void]
     place_order  ONE transaction: the order under its unique checkout key, reservations
                turned into allocations, the voucher used, Order Completed in the outbox,
@@ -13,8 +15,8 @@ Steps (compensation in brackets), each recorded in the attempt's row and step lo
     capture    now (or at fulfilment)                              [refund]
     complete_cart  ONE transaction: the capture's status on the order, the attempt
                completed, the cart closed (a cart store outside the database,
-               such as Redis, closes it just after that commit and again on
-               every replay: a crash between the two is mended by the replay)
+               such as Redis, closes it just after that commit; until then the
+               cart stays frozen, and a replay or ``recover()`` closes it)
 
 No stock row is locked across the payment call: the reservation committed
 before it. Before the order exists, a failure compensates (void, release);
