@@ -12,19 +12,26 @@ the ``[nats]`` extra.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import logging
+import re
 import threading
+import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from commercekit._extras import require
-from commercekit.errors import InvalidInputError, UnavailableError
+from commercekit.errors import ConfigurationError, InvalidInputError, UnavailableError
 
 from ._log import Delivery, LogRecord, _limits
 
 __all__ = ["JetStreamLog"]
 
 T = TypeVar("T")
+
+_logger = logging.getLogger("commercekit.analytics")
+_POLL_S = 0.05  # how often a waiting call looks for a refusal the error callback saw
 
 
 def _nats() -> Any:
@@ -41,6 +48,11 @@ class JetStreamLog:
     The stream is created if missing (file storage, *duplicate_window_s* for
     de-duplication by event id). Failures to reach the server raise
     :class:`~commercekit.errors.UnavailableError`; the client reconnects by itself.
+    What waiting cannot fix raises :class:`~commercekit.errors.ConfigurationError`,
+    saying what to fix: a wrong user, password or token (an authorization
+    violation), a user not allowed the JetStream API or the subject (a
+    permissions violation), a stream the server refuses (its subject taken by
+    another stream). Messages name the URL without its password or token.
     """
 
     def __init__(
@@ -73,16 +85,69 @@ class JetStreamLog:
         self._js: Any = None
         self._sub: Any = None
         self._stream_ready = False
+        self._refusal: Exception | None = None  # what the error callback saw in this call
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
+        """Run *coro* on the loop thread; its errors, or a refusal seen meanwhile, as ours.
+
+        nats-py hands an authorization or permissions violation to the error
+        callback (and retries, or lets the request time out): the call is
+        polled so that it ends with a ConfigurationError as soon as one is seen.
+        """
+        self._refusal = None
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        deadline = time.monotonic() + (timeout_s or self._timeout_s) + 5
+        while not future.done():
+            concurrent.futures.wait([future], timeout=_POLL_S)
+            refusal = self._seen_refusal()  # set by the error callback on the loop thread
+            if refusal is not None and not future.done():
+                future.cancel()
+                raise self._refused(refusal) from refusal
+            if time.monotonic() >= deadline and not future.done():
+                future.cancel()
+                raise UnavailableError(f"NATS at {self._where} did not answer in time")
         try:
-            return future.result(timeout=(timeout_s or self._timeout_s) + 5)
+            return future.result()
         except (OSError, TimeoutError) as exc:
-            future.cancel()
-            raise UnavailableError(f"NATS at {self.url} did not answer: {exc!r}") from exc
+            refusal = self._seen_refusal()
+            if refusal is not None:
+                raise self._refused(refusal) from exc
+            raise UnavailableError(f"NATS at {self._where} did not answer: {exc!r}") from exc
+        except self._nats.js.errors.BadRequestError as exc:
+            raise ConfigurationError(
+                f"JetStream at {self._where} refused stream {self.stream!r} or its consumer "
+                f"{self.durable!r} ({exc}); another stream may hold subject {self.subject!r}, "
+                "or the durable consumer exists with other settings: fix the names or settings"
+            ) from exc
         except self._nats.errors.Error as exc:
-            raise UnavailableError(f"NATS at {self.url} failed: {exc!r}") from exc
+            if _refusal_kind(exc):
+                raise self._refused(exc) from exc
+            raise UnavailableError(f"NATS at {self._where} failed: {exc!r}") from exc
+
+    def _seen_refusal(self) -> Exception | None:
+        return self._refusal
+
+    @property
+    def _where(self) -> str:
+        return _redacted(self.url)
+
+    def _refused(self, exc: BaseException) -> ConfigurationError:
+        if _refusal_kind(exc) == "permissions":
+            return ConfigurationError(
+                f"the NATS user at {self._where} is not allowed a subject JetStreamLog needs "
+                f"({exc}); allow it to publish to $JS.API.> and {self.subject!r}, to "
+                "subscribe to _INBOX.>, and to publish acks to $JS.ACK.>"
+            )
+        return ConfigurationError(
+            f"NATS at {self._where} refused the credentials ({exc}); check the user and "
+            "password (or token) in the URL (nats://user:password@host:port)"
+        )
+
+    async def _on_error(self, exc: Exception) -> None:
+        """nats-py's error callback: keep a refusal for the waiting call, log the rest."""
+        if _refusal_kind(exc):
+            self._refusal = exc
+        _logger.debug("NATS at %s: %r", self._where, exc)
 
     async def _connect(self) -> Any:
         if self._nc is None:
@@ -92,6 +157,7 @@ class JetStreamLog:
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.2,
                 allow_reconnect=True,
+                error_cb=self._on_error,
             )
             self._js = self._nc.jetstream(timeout=self._timeout_s)
         if not self._stream_ready:
@@ -104,8 +170,11 @@ class JetStreamLog:
             )
             try:
                 await self._js.add_stream(config)
-            except self._nats.js.errors.BadRequestError:
-                await self._js.update_stream(config)
+            except self._nats.js.errors.BadRequestError as refused:
+                try:
+                    await self._js.update_stream(config)
+                except self._nats.js.errors.NotFoundError:
+                    raise refused from None  # not there to update: the stream was refused
             self._stream_ready = True
         return self._js
 
@@ -220,3 +289,25 @@ class JetStreamLog:
         self._thread.join(5)
         if not self._loop.is_running():
             self._loop.close()
+
+
+def _refusal_kind(exc: BaseException) -> str | None:
+    """ "credentials" or "permissions" for a NATS refusal no retry fixes, else None."""
+    text = str(exc).lower()
+    if "permissions violation" in text:
+        return "permissions"
+    if "authorization violation" in text or "authentication" in text:
+        return "credentials"
+    if type(exc).__name__ == "AuthorizationError":
+        return "credentials"
+    return None
+
+
+def _redacted(url: str) -> str:
+    """*url* without its password or token (``nats://user:***@host``)."""
+
+    def hide(m: re.Match[str]) -> str:
+        user, colon, _secret = m.group(1).partition(":")
+        return f"//{user}:***@" if colon else "//***@"
+
+    return re.sub(r"//([^/@]*)@", hide, url)

@@ -9,6 +9,7 @@ crash), then entries of dead consumers idle longer than *claim_idle_s*
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 from collections.abc import Sequence
@@ -37,8 +38,11 @@ class RedisStreamsLog:
     and so do Redis' refusals that pass (a replica after a fail-over, a
     server loading its data) and a stream or group that is gone (the next
     read makes the group again, from the stream's start: the store drops
-    what it has applied already); a key that is not a stream raises
-    :class:`~commercekit.errors.ConfigurationError`.
+    what it has applied already). What waiting cannot fix raises
+    :class:`~commercekit.errors.ConfigurationError`, saying what to fix: a
+    key that is not a stream, a wrong password or user, a user without
+    the permission for a command or the key (``NOPERM``), and a Redis that
+    does not know a command the log needs (``XAUTOCLAIM`` needs 6.2).
     """
 
     def __init__(
@@ -64,6 +68,13 @@ class RedisStreamsLog:
         self._client = client or redis.Redis.from_url(
             url, socket_timeout=10, socket_connect_timeout=3, client_name=client_name
         )
+        errors = redis.exceptions
+        # By type: redis-py strips the NOPERM / WRONGPASS / NOAUTH prefix from the text.
+        self._denied = tuple(
+            getattr(errors, name)
+            for name in ("AuthenticationError", "AuthorizationError", "NoPermissionError")
+            if hasattr(errors, name)
+        )
         self._errors = (redis.ConnectionError, redis.TimeoutError)
         self._response_error = redis.ResponseError
         self._group_ready = False
@@ -74,6 +85,8 @@ class RedisStreamsLog:
         """Run one command; Redis' errors become commercekit's (the consumer loop knows those)."""
         try:
             return fn(*args, **kwargs)
+        except self._denied as exc:  # before ConnectionError: two of them subclass it
+            raise self._refused(exc) from exc
         except self._errors as exc:
             raise UnavailableError(
                 f"Redis is unreachable for stream {self.stream!r}: {exc}"
@@ -94,6 +107,12 @@ class RedisStreamsLog:
                     f"Redis lost stream {self.stream!r} or its group {self.group!r} ({text}); "
                     "the next read makes the group again"
                 ) from exc
+            if "unknown command" in text.lower():
+                raise ConfigurationError(
+                    f"Redis does not know a command RedisStreamsLog needs on {self.stream!r} "
+                    f"({text}): it needs Redis 6.2 or later (XAUTOCLAIM); upgrade Redis, or "
+                    "enable the command if it was renamed or disabled (rename-command)"
+                ) from exc
             if text.startswith("WRONGTYPE"):
                 raise ConfigurationError(
                     f"Redis key {self.stream!r} holds a value that is not a stream; "
@@ -102,14 +121,28 @@ class RedisStreamsLog:
             # READONLY (a replica after a fail-over), LOADING, MASTERDOWN, BUSY, ...
             raise UnavailableError(f"Redis refused a command on {self.stream!r}: {text}") from exc
 
+    def _refused(self, exc: Exception) -> ConfigurationError:
+        """A wrong password or a user without the permissions the log needs: fix the set-up."""
+        text = str(exc).rpartition("caused error: ")[2][:300]
+        if isinstance(exc, self._response_error):  # NoPermissionError: NOPERM
+            return ConfigurationError(
+                f"the Redis user has no permission for a command or key RedisStreamsLog needs "
+                f"on stream {self.stream!r} ({text}); grant it, for example ACL SETUSER <user> "
+                f"~{self.stream} +xadd +xreadgroup +xautoclaim +xack +xgroup|create "
+                "+xinfo|groups"
+            )
+        return ConfigurationError(
+            f"Redis refused the credentials for stream {self.stream!r} ({text}); check the user "
+            "name and password in the URL (redis://user:password@host:port/db) or the "
+            "client's settings, and that the user is enabled (ACL SETUSER <user> on)"
+        )
+
     def _ensure_group(self) -> None:
         if self._group_ready:
             return
-        try:
+        # BUSYGROUP, the one refusal _call lets through: the group exists already.
+        with contextlib.suppress(self._response_error):
             self._call(self._client.xgroup_create, self.stream, self.group, id="0", mkstream=True)
-        except self._response_error as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise UnavailableError(f"Redis refused a group on {self.stream!r}: {exc}") from exc
         self._group_ready = True
 
     def publish(self, records: Sequence[LogRecord]) -> None:

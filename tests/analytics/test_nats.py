@@ -1,0 +1,127 @@
+"""JetStreamLog's refusals: a wrong password or a user without the JetStream permissions
+is a ConfigurationError that says what to fix (never the password), not an outage.
+
+nats-py reports both only to an error callback (a permission violation) or by
+retrying the connection (an authorization violation), so the log's calls
+used to time out into UnavailableError and the consumer backed off forever.
+Each test runs a nats-server of its own with two users, on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from commercekit.analytics import LogRecord
+from commercekit.errors import ConfigurationError, TransientError
+from tests.conftest import missing_service
+from tests.integration.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """``host:port`` of a nats-server with JetStream, user ``ok`` and user ``nojs`` (no API)."""
+    binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+    if not Path(binary).exists():
+        missing_service("nats-server is not installed (Debian package nats-server)")
+    port = free_port()
+    conf = tmp_path / "nats.conf"
+    conf.write_text(
+        f'listen: 127.0.0.1:{port}\njetstream {{ store_dir: "{tmp_path / "js"}" }}\n'
+        "authorization { users = [\n"
+        "  {user: ok, password: right-one}\n"
+        '  {user: nojs, password: right-one, permissions: {publish: {deny: ["$JS.API.>"]}}}\n'
+        "] }\n"
+    )
+    proc = subprocess.Popen(
+        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _log(url: str) -> object:
+    from commercekit.analytics import JetStreamLog
+
+    return JetStreamLog(url, stream="ck_refused", timeout_s=2)
+
+
+def test_a_wrong_password_is_a_configuration_error_that_keeps_it_secret(server: str) -> None:
+    log = _log(f"nats://ok:wrong-one@{server}")
+    started = time.monotonic()
+    try:
+        with pytest.raises(ConfigurationError, match="password") as caught:
+            log.publish([LogRecord("e1", b"{}")])  # type: ignore[attr-defined]
+        assert not isinstance(caught.value, TransientError)
+        assert "wrong-one" not in str(caught.value)
+        assert time.monotonic() - started < 4  # not after the call's whole timeout
+    finally:
+        log.close()  # type: ignore[attr-defined]
+
+
+def test_a_user_without_the_jetstream_api_is_a_configuration_error(server: str) -> None:
+    log = _log(f"nats://nojs:right-one@{server}")
+    try:
+        with pytest.raises(ConfigurationError, match=r"\$JS\.API") as caught:
+            log.consume(10, 0)  # type: ignore[attr-defined]
+        assert "right-one" not in str(caught.value)
+    finally:
+        log.close()  # type: ignore[attr-defined]
+
+
+def test_a_user_with_the_permissions_publishes_and_consumes(server: str) -> None:
+    log = _log(f"nats://ok:right-one@{server}")
+    try:
+        log.publish([LogRecord("e1", b"{}")])  # type: ignore[attr-defined]
+        assert [d.event_id for d in log.consume(10, 1)] == ["e1"]  # type: ignore[attr-defined]
+    finally:
+        log.close()  # type: ignore[attr-defined]
+
+
+def test_an_unreachable_server_stays_unavailable_and_its_url_keeps_the_password() -> None:
+    from commercekit.errors import UnavailableError
+
+    log = _log(f"nats://ok:right-one@127.0.0.1:{free_port()}")
+    try:
+        with pytest.raises(UnavailableError) as caught:
+            log.publish([LogRecord("e1", b"{}")])  # type: ignore[attr-defined]
+        assert "right-one" not in str(caught.value)
+    finally:
+        log.close()  # type: ignore[attr-defined]
+
+
+def test_a_stream_whose_subject_another_stream_holds_is_a_configuration_error(
+    server: str,
+) -> None:
+    url = f"nats://ok:right-one@{server}"
+    from commercekit.analytics import JetStreamLog
+
+    first = JetStreamLog(url, stream="ck_first", subject="ck.shared", timeout_s=2)
+    second = JetStreamLog(url, stream="ck_second", subject="ck.shared", timeout_s=2)
+    try:
+        first.publish([LogRecord("e1", b"{}")])
+        with pytest.raises(ConfigurationError, match=r"ck\.shared"):
+            second.publish([LogRecord("e2", b"{}")])
+    finally:
+        first.close()
+        second.close()
