@@ -95,16 +95,32 @@ class PgServers:
         self.cluster.stop_node(name)
 
     def start(self, name: str) -> None:
-        self.cluster.start_node(name)
+        if name not in self.cluster.running:
+            self.cluster.start_node(name)
 
     def start_all(self) -> None:
         for name in ("primary", *self.cluster.standby_names):
-            if name not in self.cluster.running:
-                self.cluster.start_node(name)
+            self.start(name)
         self.cluster.wait_streaming(len(self.cluster.standby_names))
 
     def wait_caught_up(self) -> None:
         self.cluster.wait_caught_up()
+
+    def settle(self) -> None:
+        self.start_all()
+        self.wait_caught_up()
+
+    def freeze(self, name: str) -> None:
+        self.cluster.freeze(name)
+
+    def thaw(self, name: str) -> None:
+        self.cluster.thaw(name)
+
+    def kill(self, name: str) -> None:
+        self.cluster.kill(name)
+
+    def thaw_all(self) -> None:
+        self.cluster.faults.thaw_all()
 
     def reset_statements(self) -> None:
         for name in ("primary", *self.cluster.standby_names):
@@ -155,12 +171,12 @@ class MariaDbServers:
         self.pair.stop_node(name)
 
     def start(self, name: str) -> None:
-        self.pair.start_node(name)
+        if name not in self.pair.procs:
+            self.pair.start_node(name)
 
     def start_all(self) -> None:
         for name in ("primary", "replica"):
-            if name not in self.pair.procs:
-                self.pair.start_node(name)
+            self.start(name)
         deadline = time.monotonic() + 20
         while True:  # the IO thread reconnects every second after a primary restart
             try:
@@ -172,6 +188,22 @@ class MariaDbServers:
 
     def wait_caught_up(self) -> None:
         self.pair.wait_caught_up()
+
+    def settle(self) -> None:
+        self.start_all()
+        self.wait_caught_up()
+
+    def freeze(self, name: str) -> None:
+        self.pair.freeze(name)
+
+    def thaw(self, name: str) -> None:
+        self.pair.thaw(name)
+
+    def kill(self, name: str) -> None:
+        self.pair.kill(name)
+
+    def thaw_all(self) -> None:
+        self.pair.faults.thaw_all()
 
     def reset_statements(self) -> None:
         for name in ("primary", "replica"):  # the general log, as a table, of every statement

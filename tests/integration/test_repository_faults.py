@@ -42,6 +42,8 @@ from commercekit.repository import (
     RetryPolicy,
     RoutingPolicy,
 )
+from tests.integration._replicated import MariaDbServers, PgServers, ReplicatedServers
+from tests.integration._servers import PgCluster
 
 pytestmark = pytest.mark.integration
 
@@ -120,76 +122,33 @@ SETTINGS = {
 }
 
 
-def _pg_rig(request: pytest.FixtureRequest) -> Rig:
-    from tests.integration._servers import PgCluster
-
-    cluster: PgCluster = request.getfixturevalue("pg_cluster")
-    for name in cluster.standby_names:  # reconnect fast after the primary restarts
-        cluster.execute(name, "alter system set wal_retrieve_retry_interval = '100ms'")
-        cluster.execute(name, "select pg_reload_conf()")
-
-    def restart(name: str) -> None:
-        if name not in cluster.running:
-            cluster.start_node(name)
-
-    def settle() -> None:
-        for name in ("primary", *cluster.standby_names):
-            restart(name)
-        cluster.wait_streaming(len(cluster.standby_names))
-        cluster.wait_caught_up()
-
+def _rig(request: pytest.FixtureRequest) -> Rig:
+    servers: ReplicatedServers
+    if request.param == "postgresql":
+        cluster: PgCluster = request.getfixturevalue("pg_cluster")
+        for name in cluster.standby_names:  # reconnect fast after the primary restarts
+            cluster.execute(name, "alter system set wal_retrieve_retry_interval = '100ms'")
+            cluster.execute(name, "select pg_reload_conf()")
+        servers = PgServers(cluster)
+    else:
+        servers = MariaDbServers(request.getfixturevalue("mariadb_pair"))
     return Rig(
-        "postgresql",
-        cluster.url("primary"),
-        [cluster.url(n) for n in cluster.standby_names],
-        cluster.standby_names[0],
-        cluster.freeze,
-        cluster.thaw,
-        cluster.kill,
-        restart,
-        settle,
-        cluster.faults.thaw_all,
-    )
-
-
-def _maria_rig(request: pytest.FixtureRequest) -> Rig:
-    from tests.integration._servers import MariaDbPair
-
-    pair: MariaDbPair = request.getfixturevalue("mariadb_pair")
-
-    def restart(name: str) -> None:
-        if name not in pair.procs:
-            pair.start_node(name)
-
-    def settle() -> None:
-        restart("primary")
-        restart("replica")
-        deadline = time.monotonic() + 20
-        while True:  # the IO thread reconnects every second after a primary restart
-            try:
-                pair.wait_caught_up(timeout_s=2)
-                return
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-
-    return Rig(
-        "mariadb",
-        pair.url("primary"),
-        [pair.url("replica")],
-        "replica",
-        pair.freeze,
-        pair.thaw,
-        pair.kill,
-        restart,
-        settle,
-        pair.faults.thaw_all,
+        servers.engine,
+        servers.primary_url,
+        servers.replica_urls,
+        servers.replicas[0],
+        servers.freeze,
+        servers.thaw,
+        servers.kill,
+        servers.start,
+        servers.settle,
+        servers.thaw_all,
     )
 
 
 @pytest.fixture(scope="module", params=["postgresql", "mariadb"])
 def rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
-    made = _pg_rig(request) if request.param == "postgresql" else _maria_rig(request)
+    made = _rig(request)
     db, topology = made.database()
     FBase.metadata.drop_all(topology.primary.engine)
     db.create_all(FBase.metadata)

@@ -64,8 +64,7 @@ def replicated_db(servers: ReplicatedServers) -> Iterator[Replicated]:
 @pytest.fixture
 def replicated(replicated_db: Replicated) -> Replicated:
     """The database, with every server up and every replica caught up (whatever ran before)."""
-    replicated_db.servers.start_all()
-    replicated_db.servers.wait_caught_up()
+    replicated_db.servers.settle()
     return replicated_db
 
 
