@@ -80,9 +80,13 @@ def browser() -> Iterator[object]:
         b.close()
 
 
-def browser_page(browser: object, base_url: str, name: str) -> Iterator[object]:
+def browser_page(
+    browser: object, base_url: str, name: str, *, javascript: bool = True
+) -> Iterator[object]:
     """A page in a fresh context on *base_url*; its full-page screenshot is kept as *name*."""
-    context = browser.new_context(base_url=base_url)  # type: ignore[attr-defined]
+    context = browser.new_context(  # type: ignore[attr-defined]
+        base_url=base_url, java_script_enabled=javascript
+    )
     context.set_default_timeout(30_000)
     pg = context.new_page()
     yield pg

@@ -52,6 +52,20 @@ def test_guest_checkout_ends_on_the_order_page(page: object) -> None:
     assert number in page.inner_text("#orders")  # type: ignore[attr-defined]
 
 
+def test_a_checkout_works_without_javascript(
+    browser: object, fleet: Fleet, request: pytest.FixtureRequest
+) -> None:
+    """Plain server-rendered HTML: search, add to the cart and check out with scripts off."""
+    pages = browser_page(browser, fleet.url, request.node.name, javascript=False)
+    page = next(pages)
+    page.goto("/?q=mug")  # type: ignore[attr-defined]
+    assert page.locator(".product").count() > 0  # type: ignore[attr-defined]
+    add_to_cart(page, "p005")
+    checkout(page, "4242 4242 4242 4242")
+    page.wait_for_selector("#thanks")  # type: ignore[attr-defined]
+    next(pages, None)  # the screenshot, then the context closes
+
+
 def test_3d_secure_checkout(page: object) -> None:
     add_to_cart(page, "p003")
     checkout(page, "4000 0000 0000 3220")
