@@ -125,3 +125,28 @@ def test_a_stream_whose_subject_another_stream_holds_is_a_configuration_error(
     finally:
         first.close()
         second.close()
+
+
+def test_a_stream_that_is_gone_is_made_again_like_a_lost_redis_group(server: str) -> None:
+    """The stream deleted (or a server that lost its store): publish and consume say
+    UnavailableError once, then make the stream and the durable consumer again, as
+    RedisStreamsLog does after NOGROUP; they used to fail, or read nothing, forever."""
+    from commercekit.analytics import JetStreamLog
+    from commercekit.errors import UnavailableError
+
+    url = f"nats://ok:right-one@{server}"
+    relay = JetStreamLog(url, stream="ck_gone", timeout_s=2)
+    consumer = JetStreamLog(url, stream="ck_gone", timeout_s=2)
+    try:
+        relay.publish([LogRecord("e1", b"{}")])
+        assert [d.event_id for d in consumer.consume(10, 0.5)] == ["e1"]
+        relay.delete_stream()
+        with pytest.raises(UnavailableError, match="ck_gone"):
+            relay.publish([LogRecord("e2", b"{}")])
+        relay.publish([LogRecord("e2", b"{}")])  # the stream was made again
+        with pytest.raises(UnavailableError, match="ck_gone"):
+            consumer.consume(10, 0.2)
+        assert [d.event_id for d in consumer.consume(10, 0.5)] == ["e2"]
+    finally:
+        relay.close()
+        consumer.close()

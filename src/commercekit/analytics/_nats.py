@@ -185,6 +185,17 @@ class JetStreamLog:
 
     async def _publish(self, records: Sequence[LogRecord]) -> None:
         js = await self._connect()
+        try:
+            await self._publish_to(js, records)
+        except self._nats.js.errors.NoStreamResponseError as exc:
+            await self._lost()
+            raise UnavailableError(
+                f"JetStream at {self._where} has no stream for {self.subject!r} (stream "
+                f"{self.stream!r} deleted, or a server that lost its store); the next call "
+                "makes it again"
+            ) from exc
+
+    async def _publish_to(self, js: Any, records: Sequence[LogRecord]) -> None:
         futures = [
             await js.publish_async(
                 self.subject,
@@ -218,6 +229,16 @@ class JetStreamLog:
         try:
             msgs = await self._sub.fetch(max_messages, timeout=max(timeout_s, 0.05))
         except TimeoutError:
+            # A durable consumer (or its stream) that is gone fetches nothing, for ever:
+            # one look-up per empty fetch tells it from an empty log.
+            try:
+                await js.consumer_info(self.stream, self.durable)
+            except self._nats.js.errors.NotFoundError as exc:
+                await self._lost()
+                raise UnavailableError(
+                    f"JetStream at {self._where} lost stream {self.stream!r} or its durable "
+                    f"consumer {self.durable!r}; the next read makes them again"
+                ) from exc
             return []
         out = []
         for msg in msgs:
@@ -233,6 +254,14 @@ class JetStreamLog:
                 )
             )
         return out
+
+    async def _lost(self) -> None:
+        """The stream or the durable consumer is gone: the next call makes them again."""
+        self._stream_ready = False
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):  # its consumer is gone already
+                await sub.unsubscribe()
 
     def acknowledge(self, deliveries: Sequence[Delivery]) -> None:
         """Acknowledge each delivery and flush, so the server has the acks on return.
