@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=8000)
+        if name == "consume":
+            p.add_argument(
+                "--consumer",
+                default="analytics-1",
+                help="its name in the event log's group (a second one, for failover)",
+            )
     sub.add_parser("seed", help="create the catalog, stock and images if the shop is empty")
     front = sub.add_parser("front", help="the front load balancer")
     front.add_argument("--host", default="127.0.0.1")
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "consume":
         from shop.services import consumer_app
 
-        _uvicorn(consumer_app(settings), args.port, args.host)
+        _uvicorn(consumer_app(settings, consumer=args.consumer), args.port, args.host)
     elif args.command == "front":
         from shop.front import run_front
 

@@ -86,8 +86,12 @@ def origin_app(settings: Settings) -> Starlette:
     )
 
 
-def consumer_app(settings: Settings) -> Starlette:
-    """The analytics consumer: relays the outbox to the event log and applies it to SQL."""
+def consumer_app(settings: Settings, *, consumer: str = "analytics-1") -> Starlette:
+    """The analytics consumer: relays the outbox to the event log and applies it to SQL.
+
+    *consumer* names it in the event log's group: a second process under
+    another name takes over what the first left unacknowledged (Redis Streams).
+    """
     metrics = PrometheusMetrics()
     shop_db = Database(
         ReplicatedTopology.from_urls(settings.database_url, list(settings.replica_urls))
@@ -96,8 +100,8 @@ def consumer_app(settings: Settings) -> Starlette:
     store = AnalyticsStore(analytics_db, funnels=[FUNNEL])
     store.create()
     relay = OutboxRelay(shop_db, OUTBOX, open_log(settings.events_url), metrics=metrics)
-    consumer = AnalyticsConsumer(
-        open_log(settings.events_url, consumer="analytics-1"),
+    applier = AnalyticsConsumer(
+        open_log(settings.events_url, consumer=consumer),
         store,
         metrics=metrics,
         poll_timeout_s=0.2,
@@ -110,7 +114,7 @@ def consumer_app(settings: Settings) -> Starlette:
         while not stop.is_set():
             try:
                 relay.run_once()
-                result = consumer.run_once()
+                result = applier.run_once()
                 state["rounds"] += 1
                 state["applied"] += result.applied
                 state["error"] = ""

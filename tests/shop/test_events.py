@@ -76,7 +76,11 @@ def test_events_reach_the_aggregates_through_the_configured_log(kind: str, tmp_p
             )
             assert placed.order is not None
             port = free_port()
-            consumer = start(["consume", "--port", str(port)], env, tmp_path / "consumer.log")
+            consumer = start(
+                ["consume", "--port", str(port), "--consumer", "analytics-7"],
+                env,
+                tmp_path / "consumer.log",
+            )
             try:
                 wait_ready(f"http://127.0.0.1:{port}/healthz", consumer)
                 deadline = time.monotonic() + 30
@@ -88,6 +92,14 @@ def test_events_reach_the_aggregates_through_the_configured_log(kind: str, tmp_p
                 stop(consumer)
             assert health["applied"] >= 2, health
             assert health["status"] == "ok", health
+            if kind == "redis":  # --consumer names it in the group (a second one for failover)
+                import redis
+
+                client = redis.Redis.from_url(REDIS_URL)
+                stream = url.partition("stream=")[2].partition("&")[0]
+                consumers = client.xinfo_consumers(stream, "analytics")
+                client.close()
+                assert [bytes(c["name"]) for c in consumers] == [b"analytics-7"], consumers
             revenue = shop.reports.revenue()
             assert [(d.orders, d.gross) for d in revenue] == [(1, placed.order.total)]
             viewed = shop.reports.funnel("checkout").total.counts[0]
