@@ -98,3 +98,34 @@ def test_a_redis_stream_that_lost_its_group_is_unavailable_once_then_read_again(
         log.close()
         client.delete(name)
         client.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite", "postgresql"])
+def test_a_sql_log_without_its_tables_says_to_create_them(url: str, tmp_path: Path) -> None:
+    """No table is no outage: waiting never makes it (SQLite said UnavailableError, so the
+    consumer and the relay backed off for ever; PostgreSQL a bare RepositoryError)."""
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy import exc as sa_exc
+
+    from commercekit.errors import ConfigurationError
+
+    if url == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_path / 'log.db'}")
+    else:
+        from tests.conftest import missing_service
+
+        engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+        try:
+            engine.connect().close()
+        except (sa_exc.OperationalError, ImportError) as exc:
+            missing_service(f"PostgreSQL is not reachable at 127.0.0.1:5432 ({exc})")
+    log = SqlEventLog(engine, prefix=f"ck_missing_{uuid.uuid4().hex[:8]}_")
+    try:
+        with pytest.raises(ConfigurationError, match=r"create\(\)"):
+            log.consume(10, 0)
+        with pytest.raises(ConfigurationError, match=r"create\(\)"):
+            log.publish([LogRecord("e1", b"{}")])
+    finally:
+        engine.dispose()

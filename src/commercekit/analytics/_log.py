@@ -33,7 +33,12 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 
-from commercekit.errors import InvalidInputError, RepositoryError, UnavailableError
+from commercekit.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    RepositoryError,
+    UnavailableError,
+)
 
 from ._sql import LongBlob
 
@@ -104,10 +109,29 @@ def _sql_errors(what: str) -> Iterator[None]:
     """The driver's errors as commercekit's: unreachable is transient, the rest is not."""
     try:
         yield
-    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
+    except sa_exc.DBAPIError as exc:
+        if _no_table(exc):  # no outage: waiting never makes the table
+            raise ConfigurationError(
+                f"the SQL event log could not {what}: its tables are missing ({exc.orig}); "
+                "call SqlEventLog.create() once, or point it at the database that has them"
+            ) from exc
+        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+            raise UnavailableError(f"the SQL event log could not {what}: {exc}") from exc
+        raise RepositoryError(f"the SQL event log could not {what}: {exc}") from exc
+    except sa_exc.TimeoutError as exc:  # the pool's: no connection came free in time
         raise UnavailableError(f"the SQL event log could not {what}: {exc}") from exc
     except sa_exc.SQLAlchemyError as exc:
         raise RepositoryError(f"the SQL event log could not {what}: {exc}") from exc
+
+
+def _no_table(exc: sa_exc.DBAPIError) -> bool:
+    """A missing table: PostgreSQL's 42P01, MySQL's 1146, SQLite's "no such table"."""
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
+    return (
+        code == "42P01" or (bool(args) and args[0] == 1146) or str(orig).startswith("no such table")
+    )
 
 
 class JsonLinesLog:
