@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -432,3 +433,33 @@ def test_run_once_holds_the_batch_on_an_error_that_says_retry(
     assert caught.value.__cause__ is not caught.value
     assert consumer.run_once().applied == 2
     assert Reports(store).dead_letters() == []
+
+
+@pytest.mark.parametrize("kind", LOGS)
+def test_a_lone_poison_message_left_pending_by_a_crash_is_parked_once_good_ones_come(
+    kind: str, tmp_path: Path
+) -> None:
+    """After a restart the log hands out what the crashed consumer held (Redis: its own
+    pending entries) first; the held poison must still meet the new messages."""
+    with open_engine(kind, tmp_path) as engine:
+        (poison,) = _views(1, prefix="poison")
+        first = engine.connect("c1")
+        first.publish([LogRecord(poison.event_id, poison.to_bytes())])
+        assert [d.event_id for d in first.consume(10, 0.05)] == [poison.event_id]  # crashed
+        log = engine.connect("c1")  # the restarted consumer
+        store = _store(_OutageStore, tmp_path)
+        store.poison = poison.event_id
+        consumer = AnalyticsConsumer(
+            log, store, poll_timeout_s=0.05, sleep=_no_wait, max_attempts=1
+        )
+        for _ in range(3):
+            with pytest.raises(TransientError):
+                consumer.run_once()
+        log.publish([LogRecord(e.event_id, e.to_bytes()) for e in _views(2)])
+        result = ApplyResult(0, 0, 0)
+        for _ in range(5):
+            with contextlib.suppress(TransientError):
+                result = consumer.run_once()
+                break
+        assert (result.applied, result.dead_lettered) == (2, 1)
+        assert Reports(store).dead_letters()[0]["event_id"] == poison.event_id

@@ -79,6 +79,7 @@ class RedisStreamsLog:
         self._response_error = redis.ResponseError
         self._group_ready = False
         self._own_pending = True  # after a restart, re-read what this consumer never acked
+        self._own_cursor: Any = "0"  # each of them once: after the last one handed out
         self._claim_cursor = "0-0"
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -102,6 +103,7 @@ class RedisStreamsLog:
                 # a deleted key): made again, from the stream's start, by the next call.
                 self._group_ready = False
                 self._own_pending = True
+                self._own_cursor = "0"
                 self._claim_cursor = "0-0"
                 raise UnavailableError(
                     f"Redis lost stream {self.stream!r} or its group {self.group!r} ({text}); "
@@ -193,13 +195,19 @@ class RedisStreamsLog:
                 client.xreadgroup,
                 self.group,
                 self.consumer,
-                {self.stream: "0"},
+                {self.stream: self._own_cursor},
                 count=max_messages,
             )
-            own = self._deliveries(got[0][1] if got else [], 2)
-            if own:
-                return own
-            self._own_pending = False
+            entries = got[0][1] if got else []
+            if entries:
+                # Handed out once: the caller holds them (one it drops comes again after
+                # claim_idle_s, through XAUTOCLAIM), and the next read goes on to new ones.
+                self._own_cursor = entries[-1][0]
+                own = self._deliveries(entries, 2)
+                if own:
+                    return own
+            else:
+                self._own_pending = False
         claimed = self._call(
             client.xautoclaim,
             self.stream,
