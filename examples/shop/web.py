@@ -83,8 +83,8 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise Forbidden("send the body as application/json")
     try:
         body = json.loads(await request.body() or b"{}")
-    except ValueError as exc:
-        raise InvalidInputError("the body is not JSON") from exc
+    except (ValueError, RecursionError):  # RecursionError: a few thousand '[' in a row
+        raise InvalidInputError("the body is not JSON") from None
     if not isinstance(body, dict):
         raise InvalidInputError("the body is a JSON object")
     return body

@@ -54,6 +54,27 @@ def test_a_poison_message_is_parked_and_the_rest_applied(tmp_path: Path) -> None
     assert "product_id" in parked["reason"]
 
 
+def test_a_line_nested_past_the_decoder_is_parked_and_the_rest_applied(tmp_path: Path) -> None:
+    """A JSON-lines file another program wrote may hold anything: a line of 100,000 '['
+    raised RecursionError out of consume (the decoder recurses once a level)."""
+    path = tmp_path / "events.jsonl"
+    log = JsonLinesLog(path)
+    good = [product_viewed("tee", Money.of("1.00", "EUR"), customer_id=f"c{i}") for i in range(3)]
+    log.publish([LogRecord(e.event_id, e.to_bytes()) for e in good[:1]])
+    with path.open("ab") as f:
+        f.write(b"[" * 100_000 + b"\n")
+        f.write(b'{"body": ' + b"[" * 100_000 + b"}\n")
+    log.publish([LogRecord(e.event_id, e.to_bytes()) for e in good[1:]])
+    store = AnalyticsStore(
+        Database(ReplicatedTopology(Node("p", sqlite_engine(tmp_path / "a.db"))))
+    )
+    store.create()
+    assert AnalyticsConsumer(log, store, poll_timeout_s=0).run(idle_exit_s=0) == 3
+    reports = Reports(store)
+    assert reports.top_products("viewed")[0].count == 3
+    assert len(reports.dead_letters()) == 2
+
+
 def test_park_is_idempotent(tmp_path: Path) -> None:
     from commercekit.analytics import Delivery
 

@@ -51,6 +51,11 @@ BAD = [
     json.dumps(
         {"event_id": "e", "event": "X", "timestamp_ms": 1, "anonymous_id": "a" * 201}
     ).encode(),
+    # Nested past the decoder's recursion: RecursionError, not a typed error, before.
+    b"[" * 100_000,
+    b'{"event_id":"e","event":"X","timestamp_ms":1,"customer_id":"c","properties":{"a":'
+    + b"[" * 100_000
+    + b"}}",
 ]
 
 

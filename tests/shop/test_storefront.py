@@ -332,3 +332,18 @@ def test_an_action_the_order_refuses_is_a_409_with_its_reason(
         refused = admin.post(f"/admin/orders/{order}/cancel", data={"csrf": token})
     assert refused.status_code == 409, refused.text
     assert "cannot go from completed to cancelled" in refused.text
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b"[1, 2]", b"[" * 100_000], ids=["text", "array", "nested"]
+)
+def test_a_json_api_body_that_is_no_json_object_is_a_400(
+    app_server: tuple[str, Path], body: bytes
+) -> None:
+    """A crafted body nested past the decoder raised RecursionError: a 500, not a 400."""
+    base, _ = app_server
+    with httpx.Client(base_url=base) as c:
+        answer = c.post("/api/cart/add", content=body, headers={"content-type": "application/json"})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"] == "InvalidInputError"
+        assert "JSON" in answer.json()["message"]

@@ -206,6 +206,8 @@ class AnalyticsEvent:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidInputError(f"the message is not JSON: {exc}") from exc
+        except RecursionError:  # the decoder recurses once a level: a few thousand '['
+            raise InvalidInputError("the message is not JSON: nested too deep") from None
         return cls.from_json(data)
 
 

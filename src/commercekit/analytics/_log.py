@@ -219,7 +219,7 @@ class JsonLinesLog:
             body = str(data["body"]).encode()  # past this, data is an object
             event_id = data.get("event_id")
             return Delivery(handle, body, event_id if isinstance(event_id, str) else None)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # nested past the decoder
             return Delivery(handle, line.rstrip(b"\n"))  # parked by the consumer
 
     def acknowledge(self, deliveries: Sequence[Delivery]) -> None:

@@ -38,6 +38,8 @@ def decode_wire(body: bytes) -> tuple[str, str, str, int, dict[str, Any]]:
         data = _DECODER.decode(body.decode())
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"the message is not JSON: {exc}") from exc
+    except RecursionError:  # the decoder recurses once a level: a few thousand '['
+        raise InvalidInputError("the message is not JSON: nested too deep") from None
     except UnsupportedTypeError as exc:
         raise InvalidInputError(str(exc)) from exc
     if type(data) is not dict:
