@@ -35,7 +35,8 @@ def server(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     conf = tmp_path / "nats.conf"
     conf.write_text(
-        f'listen: 127.0.0.1:{port}\njetstream {{ store_dir: "{tmp_path / "js"}" }}\n'
+        f"listen: 127.0.0.1:{port}\nmax_payload: 65536\n"
+        f'jetstream {{ store_dir: "{tmp_path / "js"}" }}\n'
         "authorization { users = [\n"
         "  {user: ok, password: right-one}\n"
         '  {user: nojs, password: right-one, permissions: {publish: {deny: ["$JS.API.>"]}}}\n'
@@ -150,3 +151,18 @@ def test_a_stream_that_is_gone_is_made_again_like_a_lost_redis_group(server: str
     finally:
         relay.close()
         consumer.close()
+
+
+def test_a_record_over_the_servers_max_payload_is_refused_for_good(server: str) -> None:
+    """JetStream will never take it: an InvalidInputError naming the event, not an outage the
+    relay waits out for ever."""
+    from commercekit.errors import InvalidInputError
+
+    log = _log(f"nats://ok:right-one@{server}")
+    try:
+        log.publish([LogRecord("small", b"{}")])  # type: ignore[attr-defined]
+        with pytest.raises(InvalidInputError, match="big-one") as caught:
+            log.publish([LogRecord("big-one", b"x" * 70_000)])  # type: ignore[attr-defined]
+        assert not isinstance(caught.value, TransientError)
+    finally:
+        log.close()  # type: ignore[attr-defined]

@@ -196,15 +196,25 @@ class JetStreamLog:
             ) from exc
 
     async def _publish_to(self, js: Any, records: Sequence[LogRecord]) -> None:
-        futures = [
-            await js.publish_async(
-                self.subject,
-                r.body,
-                headers={"Nats-Msg-Id": r.event_id},
-                wait_stall=self._timeout_s,
-            )
-            for r in records
-        ]
+        futures = []
+        for r in records:
+            try:
+                futures.append(
+                    await js.publish_async(
+                        self.subject,
+                        r.body,
+                        headers={"Nats-Msg-Id": r.event_id},
+                        wait_stall=self._timeout_s,
+                    )
+                )
+            except self._nats.errors.MaxPayloadError as exc:
+                # Never taken, however often it is sent: not an outage to wait out.
+                raise InvalidInputError(
+                    f"event {r.event_id!r} is {len(r.body)} bytes, more than NATS at "
+                    f"{self._where} takes in one message (max_payload "
+                    f"{getattr(self._nc, 'max_payload', '?')}); make the event smaller or "
+                    "raise the server's max_payload"
+                ) from exc
         await asyncio.wait_for(asyncio.gather(*futures), self._timeout_s)
 
     def consume(self, max_messages: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
