@@ -484,3 +484,24 @@ def test_a_lone_poison_message_left_pending_by_a_crash_is_parked_once_good_ones_
                 break
         assert (result.applied, result.dead_lettered) == (2, 1)
         assert Reports(store).dead_letters()[0]["event_id"] == poison.event_id
+
+
+def test_an_acknowledgement_that_fails_once_still_counts_each_event_once(tmp_path: Path) -> None:
+    class AckFailsOnce(JsonLinesLog):
+        failed = False
+
+        def acknowledge(self, deliveries: Sequence[Delivery]) -> None:
+            if not self.failed:
+                self.failed = True
+                raise UnavailableError("the log went away before the acknowledgement")
+            super().acknowledge(deliveries)
+
+    log = AckFailsOnce(tmp_path / "events.jsonl")
+    log.publish([LogRecord(e.event_id, e.to_bytes()) for e in _views(5)])
+    store = _store(AnalyticsStore, tmp_path)
+    metrics = InMemoryMetrics()
+    consumer = AnalyticsConsumer(log, store, poll_timeout_s=0, sleep=_no_wait, metrics=metrics)
+    assert consumer.run(idle_exit_s=0.05) == 5
+    assert metrics.value("commercekit_analytics_events_consumed_total", log="default") == 5
+    assert metrics.value("commercekit_analytics_duplicates_dropped_total", log="default") == 0
+    assert _counted(store) == 5

@@ -150,7 +150,11 @@ class AnalyticsConsumer:
             except BaseException:
                 self._carried += tally[0]  # they come back as duplicates: still counted once
                 raise
-        self.log.acknowledge(deliveries)
+        try:
+            self.log.acknowledge(deliveries)
+        except BaseException:
+            self._carried += result.applied  # applied again, they come back as duplicates
+            raise
         carried, self._carried = self._carried, 0
         result = ApplyResult(
             result.applied + carried,
