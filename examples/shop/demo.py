@@ -133,14 +133,16 @@ def _metric(text: str, name: str, **labels: str) -> float:
     )
 
 
-def _health_events(front: str, names: dict[str, str]) -> str:
-    """Each app server's health changes the front balancer counted, by its name."""
+def _health_events(front: str, names: dict[str, str], before: str = "") -> str:
+    """Each app server's health changes the front balancer counted since *before*, by name."""
     changes: dict[str, Counter[str]] = {}
-    for sample, labels, value in parse_metrics(front):
-        if sample == "commercekit_balancer_health_transitions_total" and value:
-            node = labels.get("node", "?")
-            counts = changes.setdefault(names.get(node, node), Counter())
-            counts[labels.get("to", "?")] += int(value)
+    for text, sign in ((front, 1), (before, -1)):
+        for sample, labels, value in parse_metrics(text):
+            if sample == "commercekit_balancer_health_transitions_total":
+                node = labels.get("node", "?")
+                counts = changes.setdefault(names.get(node, node), Counter())
+                counts[labels.get("to", "?")] += sign * int(value)
+    changes = {name: +counts for name, counts in changes.items() if +counts}
     parts = [
         f"{name} " + ", ".join(f"{to} {n}" for to, n in sorted(counts.items()))
         for name, counts in sorted(changes.items())
@@ -154,6 +156,8 @@ def run_demo(fleet: Fleet, *, seconds: float = 45.0, users: int = 6, out: object
     crowd = Crowd(fleet, seconds, users)
     threads = [threading.Thread(target=crowd.visitor, args=(i,), daemon=True) for i in range(users)]
     events: list[str] = []
+    # The front's health changes so far (the app servers coming up with it) are not the demo's.
+    front_before = httpx.get(fleet.url + "/metrics", timeout=5).text
     started = time.monotonic()
     for t in threads:
         t.start()
@@ -226,7 +230,7 @@ def run_demo(fleet: Fleet, *, seconds: float = 45.0, users: int = 6, out: object
         f"{misses:.0f} misses; origin fetches "
         f"{_metric(edge, 'commercekit_cdn_origin_requests_total', result='ok'):.0f} ok, "
         f"{_metric(edge, 'commercekit_cdn_origin_requests_total', result='error'):.0f} failed)",
-        "health events " + _health_events(front, names),
+        "health events " + _health_events(front, names, front_before),
         "health now    "
         + ", ".join(f"{names.get(a, a)} {state}" for a, state in health["backends"].items()),
         "failures      " + "; ".join(events),
