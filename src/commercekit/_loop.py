@@ -1,10 +1,11 @@
 """A connection pool owned by the event loop it was made on, and closed with it.
 
-An asyncio pool (an aiohttp session, an httpx ``AsyncClient``) holds sockets
-registered with one event loop, and only that loop can close them cleanly. A
-client (a payment transport, a CDN origin or purger) used inside
-``asyncio.run()`` and kept past it used to hold them open, and then leak them
-when dropped ("unclosed transport", "unclosed connector"): its loop was gone.
+An asyncio pool (an aiohttp session, an httpx ``AsyncClient``, the pools of an
+``AsyncEngine``) holds sockets registered with one event loop, and only that
+loop can close them cleanly. A client (a payment transport, a CDN origin or
+purger, an ``AsyncDatabase``) used inside ``asyncio.run()`` and kept past it
+used to hold them open, and then leak them when dropped ("unclosed
+transport", "unclosed connector"): its loop was gone.
 :class:`LoopPool` makes the ownership explicit:
 
 - the pool is made on the first call, on the running loop, and is that
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
 __all__ = ["AsyncClient", "LoopPool", "client_pool"]
 
 _P = TypeVar("_P")
+
+_ACLOSE = "'await ....aclose()' or 'async with'"
+"""How a client's user closes it, as the warning of a loop closed by hand says."""
 
 
 class AsyncClient(Protocol):
@@ -92,7 +96,34 @@ async def _keep(
         held = bound()
         if held is not None and held.pool is pool:  # no aclose() nor later loop let go of it
             held.ended = held.loop
-        await close(pool)
+        await _to_the_end(close, pool)
+
+
+async def _to_the_end(close: Callable[[_P], Awaitable[None]], pool: _P) -> None:
+    """Close *pool* to the end, even if this task is interrupted meanwhile; then re-raise that.
+
+    The loop's finalizer closes a dropped owner's keeper in a task of its own,
+    and ``asyncio.run()`` cancels every task once as it ends, that one too (it
+    reaches the keeper as ``GeneratorExit``): that cut a close of several
+    awaits (an engine's pool, a connection at a time) short. So the close runs
+    in a task of its own, shielded; if the loop's end cancelled that task as
+    well, the close is run once more (closes are idempotent) for what is left.
+    """
+    import asyncio
+
+    interrupted: BaseException | None = None
+    for _ in range(2):
+        task = asyncio.ensure_future(close(pool))
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except (asyncio.CancelledError, GeneratorExit) as exc:
+                interrupted = exc
+        if not task.cancelled():
+            break
+    if interrupted is not None:
+        raise interrupted
+    task.result()
 
 
 def _finalizing(loop: asyncio.AbstractEventLoop) -> bool:
@@ -104,7 +135,8 @@ class LoopPool(Generic[_P]):
     """A pool made by *open_pool* on the running loop, closed by *close_pool* on that loop.
 
     *is_closed* says whether a pool is closed already. *owner* names the
-    client in messages.
+    client in messages, and *how_to_close* how its user closes it (the
+    ``ResourceWarning`` of a loop closed by hand says so).
     """
 
     def __init__(
@@ -113,13 +145,16 @@ class LoopPool(Generic[_P]):
         open_pool: Callable[[], _P],
         close_pool: Callable[[_P], Awaitable[None]],
         is_closed: Callable[[_P], bool],
+        *,
+        how_to_close: str = _ACLOSE,
     ) -> None:
         self._owner = owner
+        self._how = how_to_close
         self._open = open_pool
         self._close = close_pool
         self._is_closed = is_closed
         self._bound: _Bound[_P] = _Bound()
-        weakref.finalize(self, _dropped, self._bound, is_closed, owner)
+        weakref.finalize(self, _dropped, self._bound, is_closed, owner, how_to_close)
 
     @property
     def pool(self) -> _P | None:
@@ -183,13 +218,15 @@ class LoopPool(Generic[_P]):
                 "make one per event loop"
             )
         if old.is_closed():
-            _warn_unclosed(self._owner, old, stacklevel=4)
+            _warn_unclosed(self._owner, self._how, old, stacklevel=4)
         # Dropping the keeper hands the pool to its loop's async-generator
         # finalizer, which closes it on that loop (if the loop ever runs again).
         bound.pool = bound.loop = bound.keeper = None
 
 
-def _warn_unclosed(owner: str, loop: asyncio.AbstractEventLoop, *, stacklevel: int) -> None:
+def _warn_unclosed(
+    owner: str, how: str, loop: asyncio.AbstractEventLoop, *, stacklevel: int
+) -> None:
     why = (
         "its pool was still open when its event loop closed, after the loop had finalized "
         "its async generators"
@@ -199,18 +236,17 @@ def _warn_unclosed(owner: str, loop: asyncio.AbstractEventLoop, *, stacklevel: i
     )
     warnings.warn(
         f"{owner} was not closed, and {why}, so its pooled connections could not be closed "
-        "cleanly: close it with 'await ....aclose()' or 'async with' before its event loop "
-        "ends",
+        f"cleanly: close it with {how} before its event loop ends",
         ResourceWarning,
         stacklevel=stacklevel,
     )
 
 
-def _dropped(bound: _Bound[_P], is_closed: Callable[[_P], bool], owner: str) -> None:
+def _dropped(bound: _Bound[_P], is_closed: Callable[[_P], bool], owner: str, how: str) -> None:
     """The owner was collected: say so if its pool can no longer be closed cleanly."""
     pool, loop = bound.pool, bound.loop
     if pool is not None and loop is not None and loop.is_closed() and not is_closed(pool):
-        _warn_unclosed(owner, loop, stacklevel=2)
+        _warn_unclosed(owner, how, loop, stacklevel=2)
 
 
 def client_pool(owner: str, open_client: Callable[[], _C]) -> LoopPool[_C]:

@@ -54,8 +54,9 @@ class _Task:
         self.task = task
 
     def join(self, timeout_s: float) -> None:
-        # Called inside run_sync (AsyncDatabase runs Database.close in a greenlet): the loop waits.
-        if not self.task.done():
+        # Called inside run_sync (AsyncDatabase runs Database.close in a greenlet): the loop
+        # waits. A task of another loop (one that ended) is not this loop's to await.
+        if not self.task.done() and self.task.get_loop() is asyncio.get_running_loop():
             await_(_join(self.task, timeout_s))
 
 

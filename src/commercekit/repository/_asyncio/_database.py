@@ -35,6 +35,7 @@ from commercekit.repository._typing import PositionSource, Topology
 from commercekit.typing import AsyncSleep, MonotonicClock, WallClock
 
 from ._bridge import await_, greenlet_sleep, run_sync, spawn_task
+from ._loops import loop_engines
 from ._repository import AsyncReadRepository
 from ._uow import AsyncUnitOfWork, async_session
 
@@ -113,6 +114,7 @@ class AsyncDatabase:
             wall_clock=wall_clock,
             sleep=greenlet_sleep(async_sleep(sleep, owner="AsyncDatabase")),
         )
+        self._engines = loop_engines(self._db)
 
     # -- shards -------------------------------------------------------------
 
@@ -146,7 +148,8 @@ class AsyncDatabase:
                 shard_key=shard_key,
                 key=key,
                 session_factory=async_session,
-            )
+            ),
+            self._engines,
         )
 
     async def run(
@@ -172,6 +175,7 @@ class AsyncDatabase:
                 value = await_(work(handle))
             return AsyncCommitted(value, handle)
 
+        await self._engines.get()
         return await run_sync(
             self._db._run,
             once,
@@ -187,20 +191,23 @@ class AsyncDatabase:
 
     def repository(self, model: type[T]) -> AsyncReadRepository[T]:
         """Routed reads of *model* outside any unit of work (replicas first)."""
-        return AsyncReadRepository(self._db.repository(model))
+        return AsyncReadRepository(self._db.repository(model), self._engines)
 
     # -- operations -----------------------------------------------------------
 
     async def probe(self) -> None:
         """Probe every replica now (lag, replayed position, liveness)."""
+        await self._engines.get()
         await run_sync(self._db.probe)
 
     async def create_all(self, metadata: MetaData) -> None:
         """Create *metadata*'s tables on every primary (replicas get them by replication)."""
+        await self._engines.get()
         await run_sync(self._db.create_all, metadata)
 
     async def drop_all(self, metadata: MetaData) -> None:
         """Drop *metadata*'s tables on every primary."""
+        await self._engines.get()
         await run_sync(self._db.drop_all, metadata)
 
     async def close(self, *, probe_wait_s: float = 5.0) -> None:
@@ -212,5 +219,13 @@ class AsyncDatabase:
         await run_sync(self._db.close, probe_wait_s=probe_wait_s)
 
     async def dispose(self, *, probe_wait_s: float = 5.0) -> None:
-        """:meth:`close`, then close every pooled connection of every node's engine."""
+        """:meth:`close`, then close every pooled connection of every node's engine.
+
+        The engines stay usable: a later call, on this loop or another, opens
+        new connections.
+        """
+        held = self._engines.pool
+        if held is not None:
+            held.probe_wait_s = probe_wait_s
+        await self._engines.aclose()  # this loop's pools (another running loop's: refused)
         await run_sync(self._db.dispose, probe_wait_s=probe_wait_s)

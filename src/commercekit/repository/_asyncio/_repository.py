@@ -8,8 +8,8 @@ keyset pages, version checks, routing and error mapping are the sync code's.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Hashable, Iterable, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,8 +21,14 @@ from commercekit.repository._runtime._repository import Page, Repository
 
 from ._bridge import run_sync
 
+if TYPE_CHECKING:
+    from commercekit._loop import LoopPool
+
+    from ._loops import LoopEngines
+
 __all__ = ["AsyncReadRepository", "AsyncRepository"]
 
+R = TypeVar("R")
 T = TypeVar("T")
 
 
@@ -117,28 +123,33 @@ class AsyncReadRepository(Generic[T]):
     honoured, shards fanned out and merged.
     """
 
-    __slots__ = ("_reads",)
+    __slots__ = ("_engines", "_reads")
 
-    def __init__(self, reads: ReadRepository[T]) -> None:
+    def __init__(self, reads: ReadRepository[T], engines: LoopPool[LoopEngines]) -> None:
         self._reads = reads
+        self._engines = engines  # the database's pools, taken for the running loop
+
+    async def _read(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        await self._engines.get()
+        return await run_sync(fn, *args, **kwargs)
 
     async def get(
         self, key: Any, *, token: TokenLike = None, shard_key: Hashable | None = None
     ) -> T | None:
         """The object with primary key *key*, or None."""
-        return await run_sync(self._reads.get, key, token=token, shard_key=shard_key)
+        return await self._read(self._reads.get, key, token=token, shard_key=shard_key)
 
     async def require(
         self, key: Any, *, token: TokenLike = None, shard_key: Hashable | None = None
     ) -> T:
         """The object with primary key *key*; :class:`NotFoundError` when there is none."""
-        return await run_sync(self._reads.require, key, token=token, shard_key=shard_key)
+        return await self._read(self._reads.require, key, token=token, shard_key=shard_key)
 
     async def get_many(
         self, keys: Iterable[Any], *, token: TokenLike = None, shard_key: Hashable | None = None
     ) -> list[T]:
         """The objects with these keys that exist, in the order of *keys*."""
-        return await run_sync(self._reads.get_many, keys, token=token, shard_key=shard_key)
+        return await self._read(self._reads.get_many, keys, token=token, shard_key=shard_key)
 
     async def find(
         self,
@@ -190,4 +201,6 @@ class AsyncReadRepository(Generic[T]):
         **equals: object,
     ) -> int:
         """How many rows match, summed over shards."""
-        return await run_sync(self._reads.count, *where, token=token, shard_key=shard_key, **equals)
+        return await self._read(
+            self._reads.count, *where, token=token, shard_key=shard_key, **equals
+        )

@@ -9,7 +9,7 @@ Its session is an ``AsyncSession`` over the same connection.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -22,6 +22,11 @@ from commercekit.repository._runtime._uow import UnitOfWork
 
 from ._bridge import run_sync
 from ._repository import AsyncRepository
+
+if TYPE_CHECKING:
+    from commercekit._loop import LoopPool
+
+    from ._loops import LoopEngines
 
 __all__ = ["AsyncUnitOfWork", "async_session"]
 
@@ -70,15 +75,18 @@ class AsyncUnitOfWork:
     need one query on the primary for it, paid only by callers that ask).
     """
 
-    __slots__ = ("_repos", "_uow")
+    __slots__ = ("_engines", "_repos", "_uow")
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, engines: LoopPool[LoopEngines] | None = None) -> None:
         self._repos: dict[type[Any], AsyncRepository[Any]] = {}
         self._uow = uow  # built with the async_session factory
+        self._engines = engines  # the database's pools, taken for this loop on entering
 
     # -- lifecycle ----------------------------------------------------------
 
     async def __aenter__(self) -> AsyncUnitOfWork:
+        if self._engines is not None:
+            await self._engines.get()
         await run_sync(self._uow.__enter__)
         return self
 
@@ -92,6 +100,8 @@ class AsyncUnitOfWork:
 
     async def begin(self) -> AsyncUnitOfWork:
         """Open the connection and the session (``async with`` does this)."""
+        if self._engines is not None:
+            await self._engines.get()
         await run_sync(self._uow.begin)
         return self
 
