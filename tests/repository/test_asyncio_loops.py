@@ -27,6 +27,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.util import await_
 
 from commercekit.errors import ConfigurationError, UnavailableError
 from commercekit.repository import (
@@ -34,6 +35,7 @@ from commercekit.repository import (
     AsyncUnitOfWork,
     Node,
     ReadSettings,
+    ReplicaStatus,
     ReplicatedTopology,
     async_engine_from_url,
     engine_from_url,
@@ -263,6 +265,53 @@ def test_a_loop_closed_by_hand_is_warned_of(tmp_path: Path) -> None:
     asyncio.run(db.dispose())
     with warnings.catch_warnings():  # what was warned of: the first loop's connection is lost
         warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+class _FirstProbeHangs(FakePositions):
+    """The first probe waits (on its loop) until the loop is closed under it."""
+
+    started = False
+
+    def status(self, connection: sa.Connection) -> ReplicaStatus:
+        if not self.started:
+            self.started = True
+            await_(asyncio.sleep(3600))
+        return super().status(connection)
+
+
+def test_a_probe_lost_with_a_loop_closed_by_hand_does_not_stop_later_probes(
+    tmp_path: Path,
+) -> None:
+    url = _url("sqlite", tmp_path)
+    db = _database(url)
+    positions = _FirstProbeHangs({str(tmp_path / "shop.db"): "replica1"})
+    group = db._db._groups["main"]
+    group._source = positions
+
+    async def start_a_probe() -> None:
+        await db.create_all(Base.metadata)
+        group.maybe_probe()  # a task
+        while not positions.started:
+            await asyncio.sleep(0.01)
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(start_a_probe())
+    lost = [group._probe_work]
+    loop.close()  # by hand: the probe task never ends
+    assert group._probe_lock.locked()
+
+    async def again() -> None:
+        await db.repository(Item).count()  # finds a probe due
+        assert group._probe_work is not lost[0]
+        assert group._probe_work.task.get_loop() is asyncio.get_running_loop()  # type: ignore[union-attr]
+        await db.dispose()
+
+    with pytest.warns(ResourceWarning, match="was not closed"):
+        asyncio.run(again())
+    with warnings.catch_warnings():  # what was warned of: the first loop's connections are lost
+        warnings.simplefilter("ignore", ResourceWarning)
+        lost.clear()
         gc.collect()
 
 

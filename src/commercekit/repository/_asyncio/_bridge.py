@@ -26,7 +26,7 @@ from sqlalchemy.util import await_, greenlet_spawn
 from commercekit.repository._runtime._background import Background
 from commercekit.typing import AsyncSleep
 
-__all__ = ["await_", "greenlet_sleep", "run_sync", "spawn_task"]
+__all__ = ["BackgroundTask", "await_", "greenlet_sleep", "run_sync", "spawn_task"]
 
 R = TypeVar("R")
 
@@ -47,17 +47,37 @@ def greenlet_sleep(sleep: AsyncSleep) -> Callable[[float], None]:
     return sleep_in_greenlet
 
 
-class _Task:
-    __slots__ = ("task",)
+class BackgroundTask:
+    """A probe started as a task: the :class:`Background` of an asyncio database."""
 
-    def __init__(self, task: asyncio.Task[None]) -> None:
+    __slots__ = ("_done", "task")
+
+    def __init__(self, task: asyncio.Task[None], done: Callable[[], None]) -> None:
         self.task = task
+        self._done: Callable[[], None] | None = done  # the spawn's *done*, run once
 
     def join(self, timeout_s: float) -> None:
         # Called inside run_sync (AsyncDatabase runs Database.close in a greenlet): the loop
         # waits. A task of another loop (one that ended) is not this loop's to await.
         if not self.task.done() and self.task.get_loop() is asyncio.get_running_loop():
             await_(_join(self.task, timeout_s))
+
+    def finished(self, _task: object = None) -> None:
+        """The task ended (its done callback), or never will: give back what it holds, once."""
+        done, self._done = self._done, None
+        if done is not None:
+            _tasks.discard(self.task)
+            done()
+
+    def abandon_if_lost(self) -> None:
+        """Run *done* now if the task's loop was closed with the task pending.
+
+        A loop closed by hand (without cancelling its tasks) never runs or ends
+        them: the probe lock the task holds would never be given back, and no
+        probe would run again on a later loop.
+        """
+        if not self.task.done() and self.task.get_loop().is_closed():
+            self.finished()
 
 
 async def _join(task: asyncio.Task[None], timeout_s: float) -> None:
@@ -86,11 +106,8 @@ def spawn_task(fn: Callable[[], None], name: str, done: Callable[[], None]) -> B
         with contextlib.suppress(asyncio.CancelledError):
             await greenlet_spawn(fn)
 
-    def finished(task: asyncio.Task[None]) -> None:
-        _tasks.discard(task)
-        done()
-
     task = asyncio.get_running_loop().create_task(body(), name=name)
+    handle = BackgroundTask(task, done)
     _tasks.add(task)
-    task.add_done_callback(finished)
-    return _Task(task)
+    task.add_done_callback(handle.finished)
+    return handle

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from commercekit._loop import LoopPool
 
-from ._bridge import run_sync
+from ._bridge import BackgroundTask, run_sync
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -78,6 +78,10 @@ def loop_engines(db: Database) -> LoopPool[LoopEngines]:
             for engine, pool in last[0].pools:
                 if engine.pool is pool:
                     engine.pool = pool.recreate()
+        for group in db._groups.values():  # a probe lost with a loop closed by hand
+            work = group._probe_work
+            if isinstance(work, BackgroundTask):
+                work.abandon_if_lost()
         held = LoopEngines(db, [(engine, engine.pool) for engine in db._engines()])
         last[:] = [held]
         return held
