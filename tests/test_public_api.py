@@ -149,8 +149,8 @@ SNAPSHOT: dict[str, str] = {
         AttributeValue CompositeMetrics Counter DEFAULT_MAX_SERIES_PER_METRIC Event
         EventChannel EventSink Gauge Histogram HistogramSnapshot InMemoryMetrics Metrics
         MetricsSnapshot NullMetrics OVERFLOW_TAG_VALUE OpenTelemetryMetrics
-        PrometheusMetrics QuantileSketch TRACING_AVAILABLE Tags Timer TraceContext
-        current_traceparent format_traceparent parse_traceparent refresh_tracing
+        PrometheusMetrics QuantileSketch SpanHandle TRACING_AVAILABLE Tags Timer TraceContext
+        current_span current_traceparent format_traceparent parse_traceparent refresh_tracing
         routed_request_span span traced
     """,
     "commercekit.money": """

@@ -18,7 +18,9 @@ from ._series import DEFAULT_MAX_SERIES_PER_METRIC, OVERFLOW_TAG_VALUE
 from ._sketch import QuantileSketch
 from ._tracing import (
     TRACING_AVAILABLE,
+    SpanHandle,
     TraceContext,
+    current_span,
     current_traceparent,
     format_traceparent,
     parse_traceparent,
@@ -53,9 +55,11 @@ __all__ = [
     "OpenTelemetryMetrics",
     "PrometheusMetrics",
     "QuantileSketch",
+    "SpanHandle",
     "Tags",
     "Timer",
     "TraceContext",
+    "current_span",
     "current_traceparent",
     "format_traceparent",
     "parse_traceparent",

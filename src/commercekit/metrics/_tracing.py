@@ -37,7 +37,9 @@ from commercekit.errors import InvalidInputError
 
 __all__ = [
     "TRACING_AVAILABLE",
+    "SpanHandle",
     "TraceContext",
+    "current_span",
     "current_traceparent",
     "format_traceparent",
     "parse_traceparent",
@@ -363,6 +365,28 @@ def routed_request_span(
         else:
             valid = traceparent is not None and parse_traceparent(traceparent) is not None
             yield traceparent.strip() if valid and traceparent is not None else None
+
+
+class SpanHandle(Protocol):
+    """What :func:`current_span` gives: a recording span that takes more attributes."""
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """Add or replace attributes (OpenTelemetry's ``Span.set_attributes``)."""
+        ...
+
+
+def current_span() -> SpanHandle | None:
+    """The current span when it records, else None (spans off, none current, not sampled).
+
+    Taken right after a ``with span(...)`` block is entered, it is that block's span:
+    keep it to set the attributes known only later (the node a unit of work was
+    given), also from inside nested spans. Costs one global read when nothing records.
+    """
+    trace = _trace
+    if trace is None:
+        return None
+    current = trace.get_current_span()
+    return cast("SpanHandle", current) if current.is_recording() else None
 
 
 def current_traceparent() -> str | None:

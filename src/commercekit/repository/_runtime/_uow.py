@@ -22,12 +22,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import exc as orm_exc
 
 from commercekit.balancer import Lease
-from commercekit.errors import (
-    CommitOutcomeUnknownError,
-    InvalidInputError,
-    InvalidStateError,
-)
-from commercekit.metrics import TRACING_AVAILABLE, span
+from commercekit.errors import CommitOutcomeUnknownError, InvalidInputError, InvalidStateError
+from commercekit.metrics import TRACING_AVAILABLE, SpanHandle, current_span, span
 from commercekit.repository._engines._sources import CommitTimePositions
 from commercekit.repository._engines._sqlite import BEGIN_OPTION
 from commercekit.repository._errors import ErrorKind, classify, describe, translate
@@ -41,6 +37,7 @@ from ._group import GroupRuntime
 from ._metrics import RepositoryMetrics
 from ._repository import Repository
 from ._sessions import FAIL_OVER, LOST, ReadOnlySession, SessionFactory, plain_session, rebind
+from ._spans import node_span_attributes
 
 __all__ = ["NOTICES_KEY", "UnitOfWork"]
 
@@ -93,6 +90,7 @@ class UnitOfWork:
         self._lease: Lease | None = None
         self._avoid = avoid
         """Replicas this work lost (here or in an earlier attempt): reads go elsewhere."""
+        self._traced: SpanHandle | None = None  # its span while it records, to name the node
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -125,6 +123,8 @@ class UnitOfWork:
         if role is Role.REPLICA and isinstance(session, ReadOnlySession):
             session.info[FAIL_OVER] = self._fail_over
             session.info[LOST] = self._lost
+        if self._traced is not None:
+            self._traced.set_attributes(node_span_attributes(node, role))
         return self
 
     def _fail_over(self, session: Session, exc: sa_exc.DBAPIError) -> bool:
@@ -155,18 +155,20 @@ class UnitOfWork:
         self._conn, self._node, self._role = conn, node, role
         for repo in self._repos.values():  # same session, now on another node
             repo._node = node.name
+        if self._traced is not None:  # the span names the node that serves the work
+            self._traced.set_attributes(node_span_attributes(node, role))
         self._metrics.retries["read"].inc()
         return True
 
     def __enter__(self) -> UnitOfWork:
         if not TRACING_AVAILABLE:  # no opentelemetry-api in this process: no span, not even a no-op
             return self.begin()
-        # A trace span (no-op without a tracer provider) covers the whole unit of work.
-        # Its attributes are built once per group, not per unit of work (most spans record nothing).
-        self._span = span(
-            "unit_of_work", kind="client", attributes=self._group.span_attributes[self._read_only]
-        )
+        # A span (no-op without a tracer provider) covers the whole unit of work, its attributes
+        # built once per group (most record nothing); the node's are added once it is chosen.
+        attributes = self._group.span_attributes[self._read_only]
+        self._span = span("unit_of_work", kind="client", attributes=attributes)
         self._span.__enter__()
+        self._traced = current_span()  # this span, while it records (None when spans are off)
         try:
             return self.begin()
         except BaseException as exc:
@@ -351,9 +353,8 @@ class UnitOfWork:
         if self._read_only or self._committed_at is None:
             return self._incoming
         if self._token is None:
-            self._token = ConsistencyToken.of(self._group.name, self._position()).merge(
-                self._incoming
-            )
+            mine = ConsistencyToken.of(self._group.name, self._position())
+            self._token = mine.merge(self._incoming)
         return self._token
 
     @property
