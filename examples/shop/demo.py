@@ -46,6 +46,7 @@ class Crowd:
         self.lock = threading.Lock()
         self.latencies: list[float] = []
         self.status: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()  # 5xx or transport errors, by method
         self.steps: Counter[str] = Counter()
         self.revenue = Decimal(0)
         self.images: Counter[str] = Counter()
@@ -58,10 +59,13 @@ class Crowd:
         except httpx.HTTPError as exc:
             with self.lock:
                 self.status[type(exc).__name__] += 1
+                self.failed[method] += 1
             return None
         with self.lock:
             self.latencies.append(time.perf_counter() - started)
             self.status[str(r.status_code)] += 1
+            if r.status_code >= 500:
+                self.failed[method] += 1
         return r
 
     def visitor(self, seed: int) -> None:
@@ -217,7 +221,9 @@ def run_demo(fleet: Fleet, *, seconds: float = 45.0, users: int = 6, out: object
         "== demo report ==",
         f"requests      {len(crowd.latencies)} (p50 {statistics.median(lat) * 1000:.0f} ms, "
         f"p99 {p99 * 1000:.0f} ms), statuses {dict(crowd.status)}",
-        f"errors        {errors} (5xx or transport errors seen by clients)",
+        f"errors        {errors} (5xx or transport errors seen by clients): "
+        f"{crowd.failed['GET']} GET, {crowd.failed['POST']} POST (a POST cut by the kill "
+        "is a 502, never resent: it may have run)",
         f"failovers     {_metric(front, 'shop_front_retries_total'):.0f} retried elsewhere, "
         f"{_metric(front, 'shop_front_upstream_failures_total'):.0f} upstream failures",
         f"orders        {crowd.steps['ordered']}, revenue {crowd.revenue} EUR, "

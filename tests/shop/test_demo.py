@@ -42,6 +42,11 @@ def test_the_demo_survives_its_failures_and_reports(tmp_path: Path) -> None:
         "took",
     ):
         assert heading in lines, (heading, report)
+    failed = re.match(
+        r"(\d+) \(5xx or transport errors seen by clients\): (\d+) GET, (\d+) POST", lines["errors"]
+    )
+    assert failed is not None, lines["errors"]
+    assert int(failed.group(1)) == int(failed.group(2)) + int(failed.group(3))
     orders = re.match(r"(\d+), revenue ([\d.]+) EUR", lines["orders"])
     assert orders is not None, lines["orders"]
     assert int(orders.group(1)) > 0
