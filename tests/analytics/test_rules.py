@@ -29,6 +29,29 @@ def test_promtool_checks_the_shipped_rules() -> None:
     assert "SUCCESS" in result.stdout
 
 
+def test_promtool_unit_tests_of_the_rules_pass() -> None:
+    """``commercekit.rules.test.yml``: the checkout-latency burn-rate alerts fire on slow
+    checkouts (``commercekit_commerce_checkout_seconds``), not on slow payment calls."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        missing_service("promtool is not installed (Debian package prometheus)")
+    result = subprocess.run(
+        [promtool, "test", "rules", str(Path(__file__).with_name("commercekit.rules.test.yml"))],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_the_checkout_latency_slo_is_built_on_the_checkout_histogram() -> None:
+    text = rules_file().read_text()
+    group = text[
+        text.index("commercekit-slo-checkout-latency") : text.index("commercekit-slo-origin")
+    ]
+    assert group.count('commercekit_commerce_checkout_seconds_bucket{le="2.5"}') == 7
+    assert "commercekit_payments_latency_seconds" not in group
+
+
 def test_burn_rate_alerts_follow_the_sre_workbook() -> None:
     text = rules_file().read_text()
     for slo in ("checkout_latency", "origin_errors"):

@@ -221,6 +221,28 @@ def test_bad_checkouts_are_typed(db: Database) -> None:
     assert live_reservations(shop) == 0
 
 
+def test_each_place_call_is_timed_by_how_it_ended(db: Database) -> None:
+    """``commercekit_commerce_checkout_seconds``: the checkout-latency SLO's histogram."""
+    metrics = InMemoryMetrics()
+    shop, _, _ = make_shop(db, metrics=metrics, skus={"TEE": 5, "MUG": 5, "RARE": 1})
+    paid = cart_with(shop, {"TEE": 1})
+    shop.checkout.place(paid, GOOD, region="DE")
+    shop.checkout.place(paid, GOOD, region="DE")  # replayed
+    with pytest.raises(PaymentDeclinedError):
+        shop.checkout.place(cart_with(shop, {"MUG": 1}), DECLINED, region="DE")
+    with pytest.raises(OutOfStockError):
+        shop.checkout.place(cart_with(shop, {"RARE": 2}), GOOD, region="DE")
+    with pytest.raises(EmptyCartError):
+        shop.checkout.place(shop.carts.create("EUR").id, GOOD, region="DE")
+    shop.checkout.place(cart_with(shop, {"MUG": 1}), THREE_DS, region="DE")
+    snap = metrics.snapshot()
+    name = "commercekit_commerce_checkout_seconds"
+    for outcome in ("completed", "replayed", "declined", "sold_out", "error", "action_required"):
+        timed = snap.distribution(name, outcome=outcome)
+        assert timed.count == 1, outcome
+        assert timed.max > 0, outcome
+
+
 def test_fifty_checkouts_for_ten_units_on_sqlite_threads(db: Database) -> None:
     shop, _, payments = make_shop(db, skus={"DROP": 10})
     carts = [cart_with(shop, {"DROP": 1}) for _ in range(50)]

@@ -57,6 +57,19 @@ class CommerceInstruments:
                 self._counters[key] = counter
         counter.inc(amount)
 
+    def checkout_seconds(self, outcome: str) -> Histogram:
+        """The histogram of whole ``Checkout.place`` calls, by how each ended."""
+        histogram = self._histograms.get("place:" + outcome)
+        if histogram is None:
+            with self._lock:
+                histogram = self.backend.histogram(
+                    _PREFIX + "checkout_seconds",
+                    description="time of one Checkout.place call, from the cart to its outcome",
+                    tags={"outcome": outcome},
+                )
+                self._histograms["place:" + outcome] = histogram
+        return histogram
+
     def step_seconds(self, step: str) -> Histogram:
         """The latency histogram of one checkout step."""
         histogram = self._histograms.get(step)

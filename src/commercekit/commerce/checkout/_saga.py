@@ -33,6 +33,7 @@ way back (compensation, hand-over) in ``_compensation``.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import attrs
@@ -46,6 +47,7 @@ from commercekit.errors import (
     NotFoundError,
     OperationInFlightError,
     OutOfStockError,
+    PaymentDeclinedError,
 )
 from commercekit.payments import ActionRequired, ServiceSource
 from commercekit.repository import UnitOfWork
@@ -56,6 +58,12 @@ from ._steps import CheckoutSteps
 from ._store import CheckoutRow
 
 __all__ = ["Checkout"]
+
+_FAILED: dict[type[BaseException], str] = {
+    PaymentDeclinedError: "declined",
+    OutOfStockError: "sold_out",
+}
+"""The ``outcome`` tag of a place() call that raised (by the error's class); others: error."""
 
 
 class Checkout(CheckoutSteps):
@@ -90,8 +98,33 @@ class Checkout(CheckoutSteps):
         is still running after *wait_s*. Returns an ``action`` when the
         payment needs 3-D Secure. *anonymous_id* (a guest's analytics id) is
         kept on the order and carried by its events, so a guest's browsing
-        ties to what they bought.
+        ties to what they bought. Each call's time goes to
+        ``commercekit_commerce_checkout_seconds`` by its outcome (the
+        checkout-latency SLO's histogram).
         """
+        started = time.perf_counter()
+        try:
+            result = self._check_out(cart_id, source, region, channel, return_url, anonymous_id)
+        except BaseException as exc:
+            outcome = next((o for t, o in _FAILED.items() if isinstance(exc, t)), "error")
+            self._m.checkout_seconds(outcome).record(time.perf_counter() - started)
+            raise
+        if result.action is not None:
+            outcome = "action_required"
+        else:
+            outcome = "replayed" if result.replayed else "completed"
+        self._m.checkout_seconds(outcome).record(time.perf_counter() - started)
+        return result
+
+    def _check_out(
+        self,
+        cart_id: str,
+        source: ServiceSource,
+        region: str,
+        channel: str,
+        return_url: str | None,
+        anonymous_id: str | None,
+    ) -> CheckoutResult:
         check_id(cart_id, "cart_id")
         check_id(region, "region")
         if anonymous_id is not None:
