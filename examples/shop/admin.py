@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -18,15 +20,21 @@ from starlette.routing import Route
 
 from commercekit.analytics import Reports
 from commercekit.commerce.orders import Order
-from commercekit.errors import CommerceKitError, InvalidInputError
+from commercekit.errors import CommerceKitError, InvalidInputError, NotFoundError
 from shop.charts import bar_chart, grouped_chart
 from shop.monitor import FleetMonitor, OpsFigures, describe
 
 __all__ = ["admin_routes", "business_charts", "operations_charts"]
 
 
-def business_charts(r: Reports, facts: dict[str, Any]) -> dict[str, str]:
-    """Revenue per day and currency, the funnel, top products, abandoned carts, cohorts."""
+def business_charts(
+    r: Reports, facts: dict[str, Any], product_of: Callable[[str], str] = str
+) -> dict[str, str]:
+    """Revenue per day and currency, the funnel, top products, abandoned carts, cohorts.
+
+    *product_of* names the product of what the orders' events count (their
+    lines name SKUs), so a product's variants add up to one bar.
+    """
     charts: dict[str, str] = {}
     revenue = r.revenue()
     days = sorted({d.day for d in revenue})[-14:]
@@ -44,11 +52,14 @@ def business_charts(r: Reports, facts: dict[str, Any]) -> dict[str, str]:
         [float(c) for c in funnel.total.counts],
         colour="#239b56",
     )
-    top = r.top_products("bought", limit=8)
+    bought: Counter[str] = Counter()
+    for p in r.top_products("bought", limit=100):
+        bought[product_of(p.product)] += p.count
+    top = bought.most_common(8)
     charts["top"] = bar_chart(
         "Top products (units bought)",
-        [p.product for p in top],
-        [float(p.count) for p in top],
+        [product for product, _ in top],
+        [float(n) for _, n in top],
         colour="#7d3c98",
     )
     abandoned = r.cart_abandonment()
@@ -140,6 +151,7 @@ class Admin:
     def __init__(self, app: Any) -> None:
         self.app = app  # shop.web.App: pages, sessions, CSRF
         self.shop = app.shop
+        self._products: dict[str, str] = {}
         self.monitor = FleetMonitor(
             self.shop.settings,
             lambda: self.shop.metrics.exposition()[0],
@@ -175,6 +187,17 @@ class Admin:
             return JSONResponse({"error": "sign in at /admin/login"}, 401)
         return JSONResponse(describe(await self.monitor.figures()))
 
+    def _product_of(self, sku: str) -> str:
+        """The product id of *sku* (itself when it is no SKU the catalog knows); kept."""
+        product = self._products.get(sku)
+        if product is None:
+            try:
+                product = self.shop.commerce.catalog.variant(sku).product_id
+            except (NotFoundError, InvalidInputError):
+                return sku
+            self._products[sku] = product  # a variant never moves to another product
+        return product
+
     def _business(self, token: str | None = None) -> dict[str, Any]:
         """The dashboard's figures and everyone's recent orders (``Orders.recent``).
 
@@ -184,7 +207,7 @@ class Admin:
         charts: dict[str, str] = {}
         facts: dict[str, Any] = {}
         try:
-            charts.update(business_charts(self.shop.reports, facts))
+            charts.update(business_charts(self.shop.reports, facts, self._product_of))
         except CommerceKitError as exc:
             facts["analytics_error"] = type(exc).__name__
         items = self.shop.catalog.all()

@@ -88,7 +88,7 @@ def test_product_page_has_cdn_image_urls_and_stock(app_server: tuple[str, Path])
 
 def test_product_page_shows_what_customers_also_bought(app_server: tuple[str, Path]) -> None:
     """Two products ordered together: each page shows the other (the consumer applied it)."""
-    base, _ = app_server
+    base, data = app_server
     with httpx.Client(base_url=base) as c:
         mugs = c.get("/api/products", params={"category": "mugs", "in_stock": "1"}).json()
         first, second = mugs["products"][-2:]  # not the pages the other tests order from
@@ -109,6 +109,11 @@ def test_product_page_shows_what_customers_also_bought(app_server: tuple[str, Pa
     assert title is not None
     assert first["name"] in title.group(1)
     assert "<" not in title.group(1), title.group(1)  # the page's title only
+    with _admin(base, data) as (admin, _):  # top products by product, as the other charts
+        dashboard = admin.get("/admin").text
+    top = dashboard.partition('id="chart-top"')[2].partition("</svg>")[0]
+    assert f">{second['id']}<" in top, top
+    assert f">{second['id'].upper()}-" not in top, top
 
 
 def test_cart_add_change_remove_with_csrf(app_server: tuple[str, Path]) -> None:
