@@ -3,7 +3,9 @@
 The crowd browses, searches, adds and removes, signs in and checks out with
 approved, declined and 3-D Secure cards, through the front balancer. Midway
 one app server is SIGKILLed and brought back, and the image origin fails for
-a while (the edge keeps serving the images it has). Then a report.
+a while (the edge keeps serving the images it has). Then a report, with the
+checkout funnel that ``commercekit.analytics`` computed from the events the
+shop emitted (``shop.insight``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from decimal import Decimal
 import httpx
 
 from shop.fleet import Fleet
+from shop.insight import analytics_lines
 from shop.monitor import parse_metrics
+from shop.root import build_shop
 
 __all__ = ["run_demo"]
 
@@ -154,6 +158,15 @@ def _health_events(front: str, names: dict[str, str], before: str = "") -> str:
     return "; ".join(parts) or "none"
 
 
+def _analytics(fleet: Fleet) -> list[str]:
+    """The analytics' order count and checkout funnel (``shop.insight``), read as an app does."""
+    shop = build_shop(fleet.settings)
+    try:
+        return analytics_lines(shop)
+    finally:
+        shop.close()
+
+
 def run_demo(fleet: Fleet, *, seconds: float = 45.0, users: int = 6, out: object = None) -> str:
     """Drive the crowd and the failures; return the report."""
     stream = out or sys.stdout
@@ -228,8 +241,10 @@ def run_demo(fleet: Fleet, *, seconds: float = 45.0, users: int = 6, out: object
         f"{_metric(front, 'shop_front_upstream_failures_total'):.0f} upstream failures",
         f"orders        {crowd.steps['ordered']}, revenue {crowd.revenue} EUR, "
         f"{crowd.steps['declined']} declined, {crowd.steps['3ds']} through 3-D Secure",
-        f"funnel        viewed {crowd.steps['viewed']} -> added {crowd.steps['added']} -> "
-        f"checkout {crowd.steps['checkout']} -> ordered {crowd.steps['ordered']}",
+        *_analytics(fleet),
+        f"crowd steps   viewed {crowd.steps['viewed']} -> added {crowd.steps['added']} -> "
+        f"checkout {crowd.steps['checkout']} -> ordered {crowd.steps['ordered']} "
+        "(the crowd's own counts of its requests, not customers)",
         f"images        {dict(crowd.images)} through the edge "
         f"({100 * crowd.images['200'] / served:.0f} % answered; the origin was down a while)",
         f"hit ratio     {ratio} at the edge ({hits:.0f} hits, {stale:.0f} stale, "
