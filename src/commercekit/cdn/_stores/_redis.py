@@ -31,15 +31,17 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from commercekit._loop import LoopPool
 from commercekit.cdn._message._headers import Headers
 from commercekit.cdn._message._stored import StoredResponse
 from commercekit.cdn._purge._selector import PurgeKind, PurgeSelector
 from commercekit.cdn._typing import StoredBody
-from commercekit.errors import ConfigurationError, StoreUnavailableError
+from commercekit.errors import ConfigurationError, StoreUnavailableError, UnavailableError
 from commercekit.metrics import Metrics, NullMetrics
 from commercekit.typing import WallClock
 
@@ -152,7 +154,12 @@ def _entry(key: str, d: dict[str, Any], body: bytes) -> StoredResponse:
 class RedisStore:
     """A shared store in Redis (``redis.asyncio`` client; needs the ``[redis]`` extra).
 
-    Pass a client (``redis.asyncio.Redis(...)``) or use :meth:`from_url`.
+    Pass a client (``redis.asyncio.Redis(...)``) or use :meth:`from_url`. A
+    client passed in is the caller's, and so is its event loop: use it from
+    one loop. :meth:`from_url` makes the store's own client on the event loop
+    of its first call; it belongs to that loop, which closes it as it shuts
+    down, and a later loop gets a new one (``aclose()`` or ``async with``
+    closes it at once).
     Responses larger than *max_entry_bytes* are not stored; bodies over
     *chunk_bytes* are kept as chunk keys, written while they stream in. A
     replaced or purged body stays readable *chunk_grace_s* for the reads
@@ -192,7 +199,8 @@ class RedisStore:
             raise ConfigurationError(f"chunk_grace_s must be 0 or more, got {chunk_grace_s!r}")
         if not namespace or any(c in namespace for c in "*?[]"):
             raise ConfigurationError(f"namespace {namespace!r} must be non-empty, without globs")
-        self._redis = client
+        self._redis = client  # the caller's (from_url: the first loop's, then see _clients)
+        self._clients: LoopPool[_Owned] | None = None
         self._ns = namespace
         self._max_entry = max_entry_bytes
         self._chunk = chunk_bytes
@@ -221,7 +229,7 @@ class RedisStore:
             failures=breaker_failures, reset_s=breaker_reset_s, on_open=trips.inc
         )
         self._link = ChunkLink(
-            redis=client,
+            client=self._client,
             namespace=namespace,
             chunk_bytes=chunk_bytes,
             chunk_grace_s=chunk_grace_s,
@@ -264,11 +272,38 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
-        """Connect to Redis at *url* (``redis://127.0.0.1:6379/0``)."""
+        """Connect to Redis at *url* (``redis://127.0.0.1:6379/0``), a client per event loop.
+
+        The client is the store's and belongs to the event loop of its first
+        call: that loop closes it as it shuts down (``asyncio.run()`` does),
+        and a call on a later loop makes a new one. A call from another loop
+        while the first still runs is a :class:`ConfigurationError` (make a
+        store per loop); one made as the loop finalizes async generators is a
+        :class:`StoreUnavailableError`, sent nothing.
+        """
         from commercekit._extras import require
 
         Redis = require("redis.asyncio", extra="redis", feature="RedisStore").Redis
-        return cls(Redis.from_url(url), **kwargs)
+        first = Redis.from_url(url)
+        store = cls(first, **kwargs)
+        spare = [first]
+
+        def open_client() -> _Owned:
+            return _Owned(spare.pop() if spare else Redis.from_url(url))
+
+        store._clients = LoopPool(f"RedisStore {store._ns!r}", open_client, _close, _is_closed)
+        return store
+
+    async def _client(self) -> Redis:
+        """The client of the running loop (from_url's), or the one passed in."""
+        clients = self._clients
+        if clients is None:
+            return self._redis
+        try:
+            owned = await clients.get()
+        except UnavailableError as exc:  # the loop is shutting down: nothing was sent
+            raise StoreUnavailableError(f"Redis store {self._ns!r}: {exc}") from exc
+        return owned.client
 
     def _k(self, key: str) -> str:
         return f"{self._ns}:k:{key}"
@@ -324,7 +359,7 @@ class RedisStore:
         chunked = [c for _, c in found if c is not None]
         if not chunked:
             return [entry for entry, _ in found]
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = (await self._client()).pipeline(transaction=False)
         for body in chunked:
             pipe.exists(*body.chunk_keys())
         counts = dict(zip(chunked, await self._call("read", pipe.execute(), deadline), strict=True))
@@ -345,7 +380,7 @@ class RedisStore:
         its body has been read.
         """
         fields: dict[bytes, bytes] = await self._call(
-            "read", self._redis.hgetall(self._k(key)), deadline
+            "read", (await self._client()).hgetall(self._k(key)), deadline
         )
         if not fields:
             return []
@@ -438,7 +473,7 @@ class RedisStore:
             return
         vid = _variant_id(entry)
         k = self._k(entry.key)
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = (await self._client()).pipeline(transaction=True)
         pipe.hget(k, f"m:{vid}")
         if body is not None:
             pipe.hset(k, mapping={f"m:{vid}": _meta(entry), f"b:{vid}": body})
@@ -472,11 +507,11 @@ class RedisStore:
 
         Their chunks, if any, expire with their own TTL.
         """
-        names = await self._call("trim variants", self._redis.hkeys(k))
+        names = await self._call("trim variants", (await self._client()).hkeys(k))
         keep = {f"m:{vid}".encode(), f"b:{vid}".encode(), b"soft"}
         drop = [n for n in names if n not in keep]
         if drop:
-            await self._call("trim variants", self._redis.hdel(k, *drop))
+            await self._call("trim variants", (await self._client()).hdel(k, *drop))
 
     async def delete(self, key: str, /) -> bool:
         """Remove every variant of *key* (their chunks stay readable for the grace)."""
@@ -484,7 +519,7 @@ class RedisStore:
 
     async def _hard_purge(self, keys: Sequence[str]) -> int:
         prefix = f"{self._ns}:c:"
-        script = self._redis.eval(_HARD_PURGE, len(keys), *keys, prefix, self._grace)
+        script = (await self._client()).eval(_HARD_PURGE, len(keys), *keys, prefix, self._grace)
         return int(await self._call("purge", script))
 
     def _slow_deadline(self) -> float | None:
@@ -495,7 +530,7 @@ class RedisStore:
 
     async def _scan(self, pattern: str) -> list[str]:
         found: list[str] = []
-        async for raw in self._redis.scan_iter(match=pattern, count=_SCAN_BATCH):
+        async for raw in (await self._client()).scan_iter(match=pattern, count=_SCAN_BATCH):
             found.append(raw.decode() if isinstance(raw, bytes) else raw)
         return found
 
@@ -509,7 +544,7 @@ class RedisStore:
             tag_sets = [self._t(t) for t in selector.values]
             members: set[bytes] = set()
             for tag_key in tag_sets:
-                members |= await self._call("read tags", self._redis.smembers(tag_key))
+                members |= await self._call("read tags", (await self._client()).smembers(tag_key))
             keys = sorted(self._k(m.decode()) for m in members)
         elif selector.kind is PurgeKind.PREFIX:
             keys = []
@@ -526,17 +561,50 @@ class RedisStore:
         for start in range(0, len(keys), _SCAN_BATCH):
             batch = keys[start : start + _SCAN_BATCH]
             if soft:
-                script = self._redis.eval(_SOFT_IF_EXISTS, len(batch), *batch, repr(now))
+                script = (await self._client()).eval(_SOFT_IF_EXISTS, len(batch), *batch, repr(now))
                 count += int(await self._call("soft purge", script))
             else:
                 count += await self._hard_purge(batch)
         if tag_sets and not soft:
-            await self._call("purge tags", self._redis.delete(*tag_sets))
+            await self._call("purge tags", (await self._client()).delete(*tag_sets))
         return count
 
     async def aclose(self) -> None:
-        """Close the client's connections."""
-        await self._redis.aclose()
+        """Close the client's connections (from_url's: the running loop's client)."""
+        if self._clients is None:
+            await self._redis.aclose()
+        else:
+            await self._clients.aclose()
+
+    async def __aenter__(self) -> RedisStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     def __repr__(self) -> str:
         return f"RedisStore(namespace={self._ns!r})"
+
+
+class _Owned:
+    """A client :meth:`RedisStore.from_url` made, and whether it has been closed."""
+
+    __slots__ = ("client", "closed")
+
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+        self.closed = False
+
+
+async def _close(owned: _Owned) -> None:
+    owned.closed = True
+    await owned.client.aclose()
+
+
+def _is_closed(owned: _Owned) -> bool:
+    return owned.closed

@@ -80,8 +80,8 @@ def chunk_key(namespace: str, write_id: str, index: int) -> str:
 class ChunkLink:
     """What the chunked bodies and writes of one ``RedisStore`` use of it, and all they use."""
 
-    redis: Any
-    """The store's ``redis.asyncio`` client."""
+    client: Callable[[], Awaitable[Any]]
+    """The store's ``redis.asyncio`` client for the running event loop."""
     namespace: str
     chunk_bytes: int
     chunk_grace_s: int
@@ -157,7 +157,7 @@ class ChunkedBody:
             upto = min(stop, index + batch)
             parts: list[bytes | None] = await link.call(
                 "read chunks",
-                link.redis.mget(self.chunk_keys(index, upto)),
+                (await link.client()).mget(self.chunk_keys(index, upto)),
                 link.slow_deadline(),  # megabytes a round trip: more than one lookup's deadline
             )
             for offset in range(upto - index):
@@ -190,7 +190,7 @@ async def retire(link: ChunkLink, bodies: Sequence[ChunkedBody]) -> None:
     keys = [k for body in bodies for k in body.chunk_keys()]
     if not keys:
         return
-    pipe = link.redis.pipeline(transaction=False)
+    pipe = (await link.client()).pipeline(transaction=False)
     for k in keys:
         pipe.expire(k, link.chunk_grace_s, lt=True)
     await link.call("retire chunks", pipe.execute(), None)
@@ -230,7 +230,9 @@ class RedisWriter:
         self._count += 1
         link = self._link
         await link.call(
-            "write a chunk", link.redis.set(key, data, ex=self._ttl), link.slow_deadline()
+            "write a chunk",
+            (await link.client()).set(key, data, ex=self._ttl),
+            link.slow_deadline(),
         )
 
     async def commit(self, entry: StoredResponse, /) -> None:
@@ -258,4 +260,4 @@ class RedisWriter:
         if self._count:
             keys = [chunk_key(self._link.namespace, self._id, i) for i in range(self._count)]
             self._count = 0
-            await self._link.call("drop chunks", self._link.redis.delete(*keys), None)
+            await self._link.call("drop chunks", (await self._link.client()).delete(*keys), None)

@@ -1,0 +1,153 @@
+"""RedisStore.from_url: a ``redis.asyncio`` client owned by the event loop of its first call.
+
+Against the real local Redis (db 15). Kept past ``asyncio.run()`` the store
+holds no socket, a later loop gets its own client (not "Event loop is
+closed"), another running loop is refused, and a call as the loop finalizes
+is refused as a store failure (the edge treats it as a miss).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+import threading
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from commercekit.cdn import Headers, RedisStore, StoredResponse, StoreUnavailableError
+from commercekit.errors import ConfigurationError
+from tests.conftest import missing_service
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture(autouse=True)
+def _redis() -> None:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
+    except OSError:
+        missing_service("Redis is not reachable on 127.0.0.1:6379")
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    ns = f"test:{uuid.uuid4().hex}"
+    yield ns
+
+    async def clean() -> None:
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(REDIS_URL)
+        keys = [k async for k in client.scan_iter(match=f"{ns}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+    asyncio.run(clean())
+
+
+def _entry(key: str, body: bytes) -> StoredResponse:
+    return StoredResponse(
+        key=key,
+        status=200,
+        headers=Headers([("content-type", "text/plain")]),
+        body=body,
+        request_time=1.0,
+        response_time=1.0,
+        initial_age=0.0,
+        fresh_until=10**10,
+        stale_while_revalidate_until=10**10,
+        stale_if_error_until=10**10,
+        keep_until=10**10,
+    )
+
+
+def test_from_url_serves_a_second_event_loop_and_leaks_nothing(namespace: str) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stores = [RedisStore.from_url(REDIS_URL, namespace=namespace, timeout_s=5.0)]
+
+        async def put_then_get(body: bytes) -> bytes:
+            await stores[0].put(_entry("k", body))
+            [got] = await stores[0].get("k")
+            return got.body
+
+        assert asyncio.run(put_then_get(b"one")) == b"one"
+        assert asyncio.run(put_then_get(b"two")) == b"two"  # was "Event loop is closed"
+        stores.clear()  # dropped: nothing of it is left open
+        gc.collect()
+    assert [str(w.message) for w in caught] == []
+
+
+def test_aclose_and_async_with_close_it_at_once(namespace: str) -> None:
+    async def main() -> None:
+        async with RedisStore.from_url(REDIS_URL, namespace=namespace) as store:
+            assert await store.get("k") == []
+            assert store._clients.pool is not None
+        assert store._clients.pool is None
+        assert await store.get("k") == []  # a closed store reconnects on use, on this loop
+        await store.aclose()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(main())
+        gc.collect()
+    assert [str(w.message) for w in caught] == []
+
+
+def test_another_running_loop_is_a_configuration_error(namespace: str) -> None:
+    store = RedisStore.from_url(REDIS_URL, namespace=namespace)
+    started, stop = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        await store.get("k")
+        started.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+
+    thread = threading.Thread(target=asyncio.run, args=(hold(),))
+    thread.start()
+    try:
+        assert started.wait(10)
+        with pytest.raises(ConfigurationError, match="another event loop"):
+            asyncio.run(store.get("k"))
+    finally:
+        stop.set()
+        thread.join()
+    assert asyncio.run(store.get("k")) == []  # its loop has ended: this one gets a client
+
+
+def test_a_call_as_the_loop_finalizes_is_a_store_failure(namespace: str) -> None:
+    outcomes: list[BaseException | object] = []
+    held: list[AsyncIterator[int]] = []
+    stores = [RedisStore.from_url(REDIS_URL, namespace=namespace)]
+
+    async def stream() -> AsyncIterator[int]:
+        store = stores[0]
+        try:
+            yield 1
+        finally:
+            try:
+                outcomes.append(await store.get("k"))
+            except Exception as exc:  # the test looks at what it was
+                outcomes.append(exc)
+
+    async def main() -> None:
+        assert await stores[0].get("k") == []
+        generator = stream()
+        await generator.__anext__()
+        held.append(generator)  # left open: asyncio.run() finalizes it
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(main())
+        held.clear()
+        stores.clear()
+        gc.collect()
+    [outcome] = outcomes
+    assert isinstance(outcome, StoreUnavailableError)
+    assert [str(w.message) for w in caught] == []
