@@ -8,24 +8,44 @@ very methods on the async engine's ``sync_engine`` inside
 async mode, aiosqlite, asyncmy), so the event loop is never blocked, and no
 rule is written twice. On SQLite the store's calls take turns under an
 :class:`asyncio.Lock` (SQLite has one writer, and a thread lock held across an
-await would stop the loop).
+await would stop the loop), the running loop's: a lock is bound to the loop it
+first waited on.
+
+Who owns the engine's pool, whose connections belong to one event loop
+(asyncmy's and psycopg's sockets, aiosqlite's futures):
+
+- an engine passed in is the caller's, as is its pool: the caller disposes it
+  (``await engine.dispose()``) before its loop ends, or makes one per loop. A
+  call on a later loop while the pool still holds the first loop's
+  connections fails in the driver (asyncmy: "attached to a different loop");
+  the store raises that as :class:`~commercekit.errors.ConfigurationError`;
+- :meth:`AsyncSqlAlchemyIdempotencyStore.from_url` makes the store's own
+  engine, whose pool belongs to the event loop of its first call, held by
+  :class:`commercekit._loop.LoopPool` as an ``AsyncDatabase`` holds its
+  engines' pools: that loop disposes it as it shuts down, and a later loop
+  gets a fresh one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Callable
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.util import greenlet_spawn
 
+from commercekit._loop import LoopPool
+from commercekit.errors import ConfigurationError
 from commercekit.payments._core._records import Claim, IdempotencyRecord
 from commercekit.payments._sql._idempotency import SqlAlchemyIdempotencyStore
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.pool import Pool
 
 __all__ = ["AsyncSqlAlchemyIdempotencyStore"]
 
@@ -38,6 +58,9 @@ class AsyncSqlAlchemyIdempotencyStore:
     ``await store.create_tables()`` once (or create them with your
     migrations from :attr:`metadata`); *table_prefix* as for
     :class:`SqlAlchemyIdempotencyStore`, whose records it shares.
+
+    *engine* stays the caller's, with its pool: dispose it before its event
+    loop ends (see the module's docstring), or use :meth:`from_url`.
     """
 
     def __init__(self, engine: AsyncEngine, *, table_prefix: str = "commercekit_payments_") -> None:
@@ -45,7 +68,48 @@ class AsyncSqlAlchemyIdempotencyStore:
         self._store = SqlAlchemyIdempotencyStore(
             engine.sync_engine, table_prefix=table_prefix, _serialize=False
         )
-        self._serial = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._pools: LoopPool[_LoopPool] | None = None
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, table_prefix: str = "commercekit_payments_", **engine_options: Any
+    ) -> AsyncSqlAlchemyIdempotencyStore:
+        """A store on its own engine for *url* (``mysql+asyncmy://...``, ``sqlite+aiosqlite:///...``).
+
+        *engine_options* go to ``create_async_engine``. The engine's pool
+        belongs to the event loop of the store's first call: that loop
+        disposes it as it shuts down (``asyncio.run()`` does), ``aclose()`` or
+        ``async with`` disposes it at once, and a call on a later loop gets a
+        fresh pool. A call from another loop while the first still runs is a
+        :class:`ConfigurationError` (a store per loop); one made once the loop
+        has begun finalizing async generators is an
+        :class:`~commercekit.errors.UnavailableError`, before any query.
+        """
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        store = cls(create_async_engine(url, **engine_options), table_prefix=table_prefix)
+        store._pools = _engine_pools(store._engine)
+        return store
+
+    async def aclose(self) -> None:
+        """Dispose the pool of the engine :meth:`from_url` made (a caller's engine: nothing)."""
+        if self._pools is not None:
+            await self._pools.aclose()
+
+    async def __aenter__(self) -> AsyncSqlAlchemyIdempotencyStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     @property
     def metadata(self) -> sa.MetaData:
@@ -106,17 +170,82 @@ class AsyncSqlAlchemyIdempotencyStore:
         return await self._run(self._store.unresolved, now)
 
     async def _run(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        if self._pools is not None:
+            await self._pools.get()
         async with self._turn():
-            result: _T = await greenlet_spawn(fn, *args, **kwargs)
+            try:
+                result: _T = await greenlet_spawn(fn, *args, **kwargs)
+            except RuntimeError as exc:
+                if not _other_loop(exc):
+                    raise
+                raise ConfigurationError(
+                    f"the engine of AsyncSqlAlchemyIdempotencyStore "
+                    f"({self._engine.url.render_as_string()!r}) holds connections of another "
+                    "event loop (one that has ended, or is running elsewhere): the engine is the "
+                    "caller's, so dispose it ('await engine.dispose()') before its event loop "
+                    "ends, make one per loop, or use AsyncSqlAlchemyIdempotencyStore.from_url"
+                ) from exc
             return result
 
     @contextlib.asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:
-        if self._serial is None:
+        if not self._sqlite:
             yield
             return
-        async with self._serial:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:  # a lock is bound to the first loop it waits on: one per loop
+            lock = self._locks[loop] = asyncio.Lock()
+        async with lock:
             yield
 
     def __repr__(self) -> str:
         return f"AsyncSqlAlchemyIdempotencyStore({self._engine.url.render_as_string()!r})"
+
+
+_OTHER_LOOP = ("attached to a different loop", "Event loop is closed", "different event loop")
+
+
+def _other_loop(exc: RuntimeError) -> bool:
+    """Whether *exc* is a driver using a connection of another (or a closed) event loop."""
+    return any(text in str(exc) for text in _OTHER_LOOP)
+
+
+class _LoopPool:
+    """The pool of a store's own engine as one event loop uses it."""
+
+    __slots__ = ("closed", "pool")
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.closed = False
+
+
+def _engine_pools(engine: AsyncEngine) -> LoopPool[_LoopPool]:
+    """The :class:`LoopPool` of *engine*'s pool (``from_url``'s engine, the store's own)."""
+    last: list[_LoopPool] = []
+    sync = engine.sync_engine
+
+    def take() -> _LoopPool:
+        if last and not last[0].closed and sync.pool is last[0].pool:
+            # Its loop is gone without disposing it (closed by hand), or stopped for now
+            # and will dispose it if it runs again: this loop must not share it.
+            sync.pool = sync.pool.recreate()
+        held = _LoopPool(sync.pool)
+        last[:] = [held]
+        return held
+
+    async def dispose(held: _LoopPool) -> None:
+        held.closed = True
+        if sync.pool is held.pool:
+            await engine.dispose()  # closes its connections on this loop; a fresh pool after
+        else:
+            await greenlet_spawn(held.pool.dispose)
+
+    return LoopPool(
+        "AsyncSqlAlchemyIdempotencyStore",
+        take,
+        dispose,
+        lambda held: held.closed,
+        how_to_close="'await store.aclose()' or 'async with store'",
+    )
