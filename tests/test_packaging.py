@@ -110,6 +110,11 @@ EXTRA_USES = [
     ),
     ("aiohttp", "from commercekit.payments import AiohttpTransport; AiohttpTransport()", "http"),
     ("prometheus_client", "from commercekit.metrics import PrometheusMetrics", "prometheus"),
+    (
+        "prometheus_client",
+        "from commercekit.analytics.__main__ import _metrics_server; _metrics_server(0, '::1')",
+        "prometheus",
+    ),
     ("opentelemetry", "from commercekit.metrics import OpenTelemetryMetrics", "otel"),
     ("redis", "from commercekit.analytics._redis import _redis; _redis()", "redis"),
     ("nats", "from commercekit.analytics._nats import _nats; _nats()", "nats"),
@@ -219,9 +224,6 @@ OPTIONAL_IMPORTS_ALLOWED: dict[str, str] = {
     "metrics/_prometheus.py": "loaded only by commercekit.metrics.__getattr__ (missing_extra)",
     "payments/_transports/_aiohttp.py:yarl": "aiohttp's own dependency, after require(aiohttp)",
     "repository/_engines/_deadlines.py:psycopg": "a psycopg engine's, whose driver was required",
-    # Known gap, in a folder others are working on: `consume --metrics-port` imports
-    # prometheus_client before PrometheusMetrics, so a bare ImportError; use require().
-    "analytics/__main__.py:prometheus_client": "to fix: require('prometheus_client', ...)",
 }
 
 

@@ -82,9 +82,12 @@ def _metrics_server(port: int | None, addr: str) -> tuple[Metrics | None, Any]:
     """PrometheusMetrics served at http://addr:port/metrics (the shipped alerts read them)."""
     if port is None:
         return None, None
-    import prometheus_client
-
+    from commercekit._extras import require
     from commercekit.metrics import PrometheusMetrics
+
+    prometheus_client = require(
+        "prometheus_client", extra="prometheus", feature="consume --metrics-port"
+    )
 
     metrics = PrometheusMetrics()
     try:
