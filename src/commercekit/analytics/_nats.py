@@ -7,6 +7,13 @@ durable pull consumer with explicit acknowledgement; a message not acked
 within *ack_wait_s* is delivered again. nats-py is asyncio-only: the log runs
 its own event loop on one background thread and offers a blocking API. Needs
 the ``[nats]`` extra.
+
+The connection belongs to that loop, never to the caller's: the blocking API
+serves sync code and code inside consecutive ``asyncio.run()`` calls alike
+(inside a running loop it blocks that loop for the round trip). ``close()``
+closes the connection and ends the thread; so does the log being dropped (or
+the interpreter exiting), which used to keep both for the life of the
+process: the connection's error callback held the log.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from commercekit._extras import require
@@ -86,6 +94,8 @@ class JetStreamLog:
         self._sub: Any = None
         self._stream_ready = False
         self._refusal: Exception | None = None  # what the error callback saw in this call
+        self._held: list[Any] = []  # the connection, for the finalizer (which must not hold self)
+        self._ender = weakref.finalize(self, _shut_down, self._loop, self._thread, self._held)
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
         """Run *coro* on the loop thread; its errors, or a refusal seen meanwhile, as ours.
@@ -157,8 +167,9 @@ class JetStreamLog:
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.2,
                 allow_reconnect=True,
-                error_cb=self._on_error,
+                error_cb=_weak_error_cb(weakref.ref(self)),  # the loop must not keep the log
             )
+            self._held[:] = [self._nc]
             self._js = self._nc.jetstream(timeout=self._timeout_s)
         if not self._stream_ready:
             api = self._nats.js.api
@@ -319,15 +330,47 @@ class JetStreamLog:
 
     def close(self) -> None:
         """Close the connection and stop the loop thread (a second call does nothing)."""
-        if self._loop.is_closed():
-            return
-        if self._nc is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection
-                self._run(self._nc.close(), 5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        if not self._loop.is_running():
-            self._loop.close()
+        self._ender()
+
+
+def _weak_error_cb(log: weakref.ref[JetStreamLog]) -> Callable[[Exception], Awaitable[None]]:
+    """The connection's error callback, holding the log weakly (a dropped log is collected)."""
+
+    async def on_error(exc: Exception) -> None:
+        held = log()
+        if held is not None:
+            await held._on_error(exc)
+
+    return on_error
+
+
+def _shut_down(loop: asyncio.AbstractEventLoop, thread: threading.Thread, held: list[Any]) -> None:
+    """Close the connection in *held* on *loop*, stop the loop and end *thread* (once).
+
+    Run by ``close()``, or when the log is collected or the interpreter exits.
+    """
+    if loop.is_closed():
+        return
+    if threading.current_thread() is thread:  # collected on the loop thread itself: no waiting
+        loop.create_task(_close_then_stop(held, loop))
+        return
+    if held:
+        closing = asyncio.run_coroutine_threadsafe(held[0].close(), loop)
+        with contextlib.suppress(Exception):  # closing a broken connection
+            closing.result(5)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    if not loop.is_running():
+        loop.close()
+
+
+async def _close_then_stop(held: list[Any], loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        if held:
+            with contextlib.suppress(Exception):
+                await held[0].close()
+    finally:
+        loop.stop()
 
 
 def _refusal_kind(exc: BaseException) -> str | None:
