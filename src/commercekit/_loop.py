@@ -42,7 +42,7 @@ from commercekit.errors import ConfigurationError, UnavailableError
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["AsyncClient", "LoopPool", "client_pool"]
+__all__ = ["AsyncClient", "LoopPool", "client_pool", "of_another_loop"]
 
 _P = TypeVar("_P")
 
@@ -260,3 +260,16 @@ async def _aclose_client(client: AsyncClient) -> None:
 
 def _client_closed(client: AsyncClient) -> bool:
     return client.is_closed
+
+
+_OTHER_LOOP = ("attached to a different loop", "Event loop is closed", "different event loop")
+
+
+def of_another_loop(exc: BaseException) -> bool:
+    """Whether *exc* is asyncio refusing a client of another (or a closed) event loop.
+
+    A pool the caller passed in (a ``redis.asyncio`` client, an ``AsyncEngine``)
+    and used on a later loop fails so in its driver, as a bare ``RuntimeError``;
+    its owner raises a :class:`~commercekit.errors.ConfigurationError` instead.
+    """
+    return isinstance(exc, RuntimeError) and any(text in str(exc) for text in _OTHER_LOOP)

@@ -151,3 +151,19 @@ def test_a_call_as_the_loop_finalizes_is_a_store_failure(namespace: str) -> None
     [outcome] = outcomes
     assert isinstance(outcome, StoreUnavailableError)
     assert [str(w.message) for w in caught] == []
+
+
+def test_a_callers_client_kept_past_its_loop_is_a_configuration_error(namespace: str) -> None:
+    """A client passed in is the caller's: on a later loop the store says so, typed."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS_URL)
+    store = RedisStore(client, namespace=namespace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # the caller's socket: it leaks
+        assert asyncio.run(store.get("k")) == []
+        with pytest.raises(ConfigurationError, match="another event loop") as raised:
+            asyncio.run(store.get("k"))  # was RuntimeError: Event loop is closed
+        assert not store.breaker.is_open
+        del raised, store, client
+        gc.collect()

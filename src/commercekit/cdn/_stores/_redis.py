@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from commercekit._loop import LoopPool
+from commercekit._loop import LoopPool, of_another_loop
 from commercekit.cdn._message._headers import Headers
 from commercekit.cdn._message._stored import StoredResponse
 from commercekit.cdn._purge._selector import PurgeKind, PurgeSelector
@@ -343,6 +343,15 @@ class RedisStore:
             self._breaker.failure()
             raise StoreUnavailableError(
                 f"Redis store {self._ns!r} failed to {what}: {exc}; is Redis up?"
+            ) from exc
+        except RuntimeError as exc:
+            if not of_another_loop(exc):
+                raise
+            raise ConfigurationError(
+                f"the redis.asyncio client of Redis store {self._ns!r} belongs to another event "
+                "loop (one that has ended, or runs elsewhere): a client passed in is the "
+                "caller's, so make one per loop and close it before its loop ends, or use "
+                "RedisStore.from_url, whose client belongs to the loop of each call"
             ) from exc
         self._breaker.success()
         return result

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.util import greenlet_spawn
 
-from commercekit._loop import LoopPool
+from commercekit._loop import LoopPool, of_another_loop
 from commercekit.errors import ConfigurationError
 from commercekit.payments._core._records import Claim, IdempotencyRecord
 from commercekit.payments._sql._idempotency import SqlAlchemyIdempotencyStore
@@ -176,7 +176,7 @@ class AsyncSqlAlchemyIdempotencyStore:
             try:
                 result: _T = await greenlet_spawn(fn, *args, **kwargs)
             except RuntimeError as exc:
-                if not _other_loop(exc):
+                if not of_another_loop(exc):
                     raise
                 raise ConfigurationError(
                     f"the engine of AsyncSqlAlchemyIdempotencyStore "
@@ -201,14 +201,6 @@ class AsyncSqlAlchemyIdempotencyStore:
 
     def __repr__(self) -> str:
         return f"AsyncSqlAlchemyIdempotencyStore({self._engine.url.render_as_string()!r})"
-
-
-_OTHER_LOOP = ("attached to a different loop", "Event loop is closed", "different event loop")
-
-
-def _other_loop(exc: RuntimeError) -> bool:
-    """Whether *exc* is a driver using a connection of another (or a closed) event loop."""
-    return any(text in str(exc) for text in _OTHER_LOOP)
 
 
 class _LoopPool:
