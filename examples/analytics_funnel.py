@@ -35,16 +35,18 @@ shop.create_all(outbox.metadata)
 t = 1_767_225_600_000  # 2026-01-01
 tee, mug = Money.of("20.00", "EUR"), Money.of("8.50", "EUR")
 for n in range(1, 6):
-    who = {"customer_id": f"c{n}"}
+    who = f"c{n}"
     with shop.unit_of_work() as uow:  # the shop's own writes would go here too
-        record(uow, outbox, product_viewed("tee", tee, timestamp_ms=t, **who))
+        record(uow, outbox, product_viewed("tee", tee, timestamp_ms=t, customer_id=who))
         if n <= 3:
-            record(uow, outbox, product_added("tee", tee, timestamp_ms=t + 60_000, **who))
+            record(uow, outbox, product_added("tee", tee, timestamp_ms=t + 60_000, customer_id=who))
         if n <= 2:
             items = [LineItem("tee", tee), LineItem("mug", mug, 2)]
             total = tee + mug * 2
             record(
-                uow, outbox, order_completed(f"o{n}", total, items, timestamp_ms=t + 300_000, **who)
+                uow,
+                outbox,
+                order_completed(f"o{n}", total, items, timestamp_ms=t + 300_000, customer_id=who),
             )
     t += 3_600_000
 

@@ -6,6 +6,7 @@ Run it as it is: ``python examples/money_basics.py``.
 from __future__ import annotations
 
 import decimal
+from collections.abc import Callable
 
 from commercekit.errors import CurrencyMismatchError, PrecisionError, UnsupportedTypeError
 from commercekit.money import Currency, Money
@@ -40,7 +41,7 @@ def main() -> None:
         print(f"{unit.code} ({unit.name}): minor unit exponent {minor}, one is {Money.of(1, unit)}")
 
     # Mistakes get typed errors that say what to do.
-    mistakes = [
+    mistakes: list[Callable[[], object]] = [
         lambda: Money.parse("1.005", "USD"),
         lambda: lamp + Money.of("1", "EUR"),
         lambda: Money.of(0.1, "USD"),  # type: ignore[arg-type]  # a float, refused on purpose

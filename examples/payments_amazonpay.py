@@ -34,6 +34,7 @@ from commercekit.payments import (
     AmazonPayGateway,
     AmazonPayNotifications,
     InMemoryIdempotencyStore,
+    PaymentResult,
     PaymentService,
     ProviderToken,
     SnsVerifier,
@@ -68,6 +69,7 @@ def main() -> None:
         print("send the buyer to:", action.redirect_url)
         amazon.buyer_pays(session_id)  # the buyer pays on Amazon's page and comes back
         charge = payments.complete_action("order-9")
+        assert isinstance(charge, PaymentResult)  # paid: no second action
         print("charge", charge.reference, charge.status.value, charge.amount)
         print("capture:", payments.capture("order-9", Money.of("49.90", "USD")).status.value)
         print("refund:", payments.refund("order-9", Money.of("10.00", "USD")).status.value)

@@ -13,7 +13,13 @@ import sqlalchemy as sa
 from commercekit.errors import InvalidInputError
 from commercekit.metrics import InMemoryMetrics
 from commercekit.money import Money
-from commercekit.payments import Card, PaymentService, SandboxGateway, SqlAlchemyIdempotencyStore
+from commercekit.payments import (
+    Card,
+    PaymentResult,
+    PaymentService,
+    SandboxGateway,
+    SqlAlchemyIdempotencyStore,
+)
 
 
 def main() -> None:
@@ -42,6 +48,7 @@ def main() -> None:
         declined = payments.authorize(
             "order-1002", Money.of("9.99", "EUR"), Card("4000 0000 0000 9995", 1, 2031)
         )
+        assert isinstance(declined, PaymentResult)  # a decline, not a 3-D Secure challenge
         print("declined:", declined.outcome.value, getattr(declined.decline_code, "value", None))
         payment = payments.payment("order-1001")
         print(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import decimal
+from collections.abc import Callable
 
 from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -38,12 +39,13 @@ vat = basket.multiply(decimal.Decimal("0.19"), rounding=decimal.ROUND_HALF_EVEN)
 print(f"19% VAT on {basket}, rounded half-even: {vat}")
 
 section("Bad input gets a typed error that says how to fix it")
-for attempt in (
+attempts: tuple[Callable[[], object], ...] = (
     lambda: Money.parse("1.005", "USD"),
     lambda: Money.of(0.1, "USD"),  # type: ignore[arg-type]
     lambda: Money.of("1", "USD") + Money.of("1", "EUR"),
     lambda: Money.of("1", "XYZ"),
-):
+)
+for attempt in attempts:
     try:
         attempt()
     except CommerceKitError as exc:
@@ -85,9 +87,9 @@ print("back up, every session where it was:", all(web.pick(s) == before[s] for s
 # A cache fleet that grows: the capped ring moves only about the newcomer's share.
 caches = CappedRingBalancer([f"cache-{i}:11211" for i in range(8)], table_bits=15, name="cache")
 urls = [f"/img/{i}.jpg" for i in range(2_000)]
-placed = {u: caches.pick(u) for u in urls}
+cached_on = {u: caches.pick(u) for u in urls}
 caches.add("cache-8:11211")
-moved = sum(caches.pick(u) != placed[u] for u in urls)
+moved = sum(caches.pick(u) != cached_on[u] for u in urls)
 print(f"one cache added to 8: {moved} of {len(urls)} URLs moved (ideal about {len(urls) // 9})")
 
 

@@ -107,7 +107,7 @@ class SlowStripe:
         if key in self.by_key:  # the same key: the same answer, as Stripe keeps them
             return self.by_key[key]
         manual = form.get("capture_method") == "manual"
-        intent = {
+        intent: dict[str, Any] = {
             "id": f"pi_{next(self._ids):012d}",
             "object": "payment_intent",
             "amount": int(form["amount"]),
@@ -156,11 +156,11 @@ class SlowStripe:
                 body = await reader.readexactly(int(headers.get("content-length") or 0))
                 status, payload = await self.answer(method, target, headers, body)
                 data = json.dumps(payload).encode()
-                head = (
+                answer_head = (
                     f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
                     f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
                 )
-                writer.write(head.encode() + data)
+                writer.write(answer_head.encode() + data)
                 await writer.drain()
         finally:
             self._connections.discard(task)

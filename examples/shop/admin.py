@@ -11,7 +11,7 @@ import secrets
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -23,6 +23,9 @@ from commercekit.commerce.orders import Order
 from commercekit.errors import CommerceKitError, InvalidInputError, NotFoundError
 from shop.charts import bar_chart, grouped_chart
 from shop.monitor import FleetMonitor, OpsFigures, describe
+
+if TYPE_CHECKING:  # shop.web imports this module
+    from shop.web import App
 
 __all__ = ["admin_routes", "business_charts", "operations_charts"]
 
@@ -148,8 +151,8 @@ def operations_charts(ops: OpsFigures) -> dict[str, str]:
 
 
 class Admin:
-    def __init__(self, app: Any) -> None:
-        self.app = app  # shop.web.App: pages, sessions, CSRF
+    def __init__(self, app: App) -> None:
+        self.app = app  # pages, sessions, CSRF
         self.shop = app.shop
         self._products: dict[str, str] = {}
         self.monitor = FleetMonitor(
@@ -271,7 +274,7 @@ class Admin:
         return RedirectResponse("/admin#stock", 303)
 
 
-def admin_routes(app: Any) -> list[Route]:
+def admin_routes(app: App) -> list[Route]:
     admin = Admin(app)
     return [
         Route("/admin", admin.dashboard),

@@ -91,10 +91,10 @@ def grouped_chart(
     ]
     for k, name in enumerate(names):
         colour = PALETTE[k % len(PALETTE)]
-        x = left + k * 90
+        legend_x = left + k * 90
         parts.append(
-            f'<rect x="{x}" y="26" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{x + 14}" y="35" font-size="10">{escape(name[:14])}</text>'
+            f'<rect x="{legend_x}" y="26" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{legend_x + 14}" y="35" font-size="10">{escape(name[:14])}</text>'
         )
     for i, label in enumerate(labels):
         x0 = left + i * group + group * 0.1

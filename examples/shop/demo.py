@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from decimal import Decimal
+from typing import TextIO
 
 import httpx
 
@@ -167,7 +168,9 @@ def _analytics(fleet: Fleet) -> list[str]:
         shop.close()
 
 
-def run_demo(fleet: Fleet, *, seconds: float = 45.0, users: int = 6, out: object = None) -> str:
+def run_demo(
+    fleet: Fleet, *, seconds: float = 45.0, users: int = 6, out: TextIO | None = None
+) -> str:
     """Drive the crowd and the failures; return the report."""
     stream = out or sys.stdout
     crowd = Crowd(fleet, seconds, users)
@@ -199,16 +202,16 @@ def run_demo(fleet: Fleet, *, seconds: float = 45.0, users: int = 6, out: object
                 flag.unlink(missing_ok=True)
         done = int(30 * elapsed / seconds)
         stream.write(
-            f"\r[{'#' * done}{'.' * (30 - done)}] {elapsed:4.0f}/{seconds:.0f}s "  # type: ignore[attr-defined]
+            f"\r[{'#' * done}{'.' * (30 - done)}] {elapsed:4.0f}/{seconds:.0f}s "
             f"{len(crowd.latencies)} requests, {crowd.steps['ordered']} orders"
         )
-        stream.flush()  # type: ignore[attr-defined]
+        stream.flush()
         time.sleep(0.5)
     crowd.stop.set()
     for t in threads:
         t.join(timeout=60)
     flag.unlink(missing_ok=True)
-    stream.write("\n")  # type: ignore[attr-defined]
+    stream.write("\n")
     for name in fleet.app_names():  # the report shows the fleet recovered
         fleet.wait_healthy(name, 60)
     deadline = time.monotonic() + 30

@@ -117,6 +117,11 @@ class _ResponseReader:
         self.keep_alive = False
         self.close_delimited = False  # no length and not chunked: the body ends at EOF
 
+    def feed(self, data: bytes) -> bool:
+        """Parse *data* (the parser calls the ``on_*`` methods): True once the answer is whole."""
+        self.parser.feed_data(data)
+        return self.complete
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
 
@@ -292,7 +297,7 @@ class Front:
                         break
                     raise _Broken(sent=True)
                 try:
-                    res.parser.feed_data(data)
+                    complete = res.feed(data)
                 except httptools.HttpParserError as exc:
                     raise _Broken(sent=True) from exc
                 out: list[bytes] = []
@@ -302,7 +307,7 @@ class Front:
                     chunked = self._head(req, res, extra, keep, out)
                 if chunked:
                     out += [b"%x\r\n%s\r\n" % (len(p), p) for p in res.pieces]
-                    if res.complete:
+                    if complete:
                         out.append(b"0\r\n\r\n")
                 else:
                     out += res.pieces

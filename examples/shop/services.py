@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import AsyncIterator
+from typing import TypedDict
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -38,6 +39,14 @@ FUNNEL = FunnelSpec(
     ("Product Viewed", "Product Added", "Checkout Started", "Order Completed"),
     window_s=3600,
 )
+
+
+class _ConsumerState(TypedDict):
+    """What the consumer's /healthz reports: rounds run, events applied, the last error."""
+
+    rounds: int
+    applied: int
+    error: str
 
 
 def _metrics_route(metrics: PrometheusMetrics) -> Route:
@@ -108,7 +117,7 @@ def consumer_app(settings: Settings, *, consumer: str = "analytics-1") -> Starle
         name="shop",
     )
     stop = threading.Event()
-    state = {"rounds": 0, "applied": 0, "error": ""}
+    state: _ConsumerState = {"rounds": 0, "applied": 0, "error": ""}
 
     def loop() -> None:
         while not stop.is_set():
