@@ -246,7 +246,8 @@ class Admin:
             if action == "cancel":
                 return orders.cancel(oid, reason="admin")
             if action == "refund":
-                return orders.refund(oid, order.captured - order.refunded, key=f"admin-{oid}")
+                # everything still captured, shipping included
+                return orders.refund(oid, key=f"admin-{oid}")
             raise InvalidInputError(f"no order action {action!r}")
 
         await run_in_threadpool(work)

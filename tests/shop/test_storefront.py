@@ -304,12 +304,6 @@ def test_admin_cancels_and_refunds_orders(app_server: tuple[str, Path]) -> None:
         )
 
 
-@pytest.mark.xfail(
-    reason="commerce: Orders.refund spreads a refund over the lines only (allocate_refund), "
-    "so the captured total with shipping is more than is 'left': cancel marks a paid order "
-    "cancelled, then fails to refund it (InvalidInputError), and a full refund is refused",
-    strict=True,
-)
 def test_admin_cancels_and_refunds_orders_that_paid_shipping(app_server: tuple[str, Path]) -> None:
     base, data = app_server
     (cancel, refund), cookies = _orders(base, 2, qty=1)  # under 50 EUR: 4.90 EUR shipping

@@ -53,6 +53,17 @@ class Order:
     anonymous_id: str | None = None
     """The guest's analytics id the checkout carried (ties a guest's browsing to the order)."""
 
+    @property
+    def shipping_paid(self) -> Money:
+        """The shipping the order was charged, with its tax: the total beyond its lines."""
+        return self.total - sum((ln.gross for ln in self.lines), Money.zero(self.total.currency))
+
+    @property
+    def shipping_refunded(self) -> Money:
+        """The shipping paid back so far: the refunds beyond what went to the lines."""
+        lines = sum((ln.refunded for ln in self.lines), Money.zero(self.total.currency))
+        return self.refunded - lines
+
 
 @attrs.frozen
 class OrderEvent:

@@ -11,14 +11,17 @@ never moves money twice.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from typing import cast
+
 import attrs
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, case, select, update
+from sqlalchemy.orm import Session
 
 from commercekit.commerce._events import money_text
 from commercekit.commerce._shared import check_id, rowcount
-from commercekit.commerce.pricing import allocate_refund
 from commercekit.errors import (
-    InvalidInputError,
     InvalidStateError,
     InvalidTransitionError,
 )
@@ -29,6 +32,7 @@ from commercekit.repository import UnitOfWork
 from . import _tables as t
 from ._base import OrdersBase
 from ._model import Order
+from ._refunds import REFUNDABLE, RefundPlan, plan_refund
 from ._status import OrderStatus, PaymentStatus, transition
 
 __all__ = ["OrderPayments"]
@@ -40,6 +44,7 @@ _MOVE_PAYMENT = (  # built once: SQLAlchemy keys its cache once per statement
     .values(payment_status=bindparam("b_to"), version=_o.version + 1, updated_at=bindparam("now"))
 )
 _MOVE_PAYMENT_CAPTURED = _MOVE_PAYMENT.values(captured_minor=bindparam("b_captured"))
+_REFUND_STEPS = ("refund_requested", "refunded", "refund_declined")
 
 
 class OrderPayments(OrdersBase):
@@ -123,59 +128,131 @@ class OrderPayments(OrdersBase):
             self._m.count("order_transitions_total", "payment", to.value)
         return moved
 
-    def refund(self, order_id: str, amount: Money, *, key: str) -> Order:
-        """Refund *amount* of a paid order once per *key*, spread over its lines.
+    def refund(
+        self,
+        order_id: str,
+        amount: Money | None = None,
+        *,
+        key: str,
+        shipping: bool | Money = False,
+    ) -> Order:
+        """Refund a paid order once per *key*: *amount* of goods and, if asked, *shipping*.
 
-        No line ever gets back more than it was paid; the payment is refunded
-        through :class:`PaymentService` with a key derived from the order and *key*.
+        *amount* (the goods, with their tax) is spread over the lines, no line
+        getting back more than it was paid; *shipping* True adds all the
+        shipping left (with its tax), a Money that much of it. With neither
+        (``refund(order_id, key=...)``) everything still captured is refunded.
+        Asking more than is left is :class:`InvalidInputError`, with nothing
+        written.
+
+        The refund is decided in one transaction (the order's amounts and
+        payment status, and a ``refund_requested`` entry in its log), then
+        sent to :class:`PaymentService` with a key derived from the order and
+        *key*, then recorded (``refunded`` in the log, "Order Refunded" to
+        the outbox). Calling it again with the same *key* after a crash
+        finishes that refund with the amounts first decided; it never pays
+        back twice. A declined refund is taken back off the order.
         """
         check_id(key, "refund key")
-        order = self.get(order_id)
-        if any(e.kind == "refunded" and e.data.get("key") == key for e in self.events(order_id)):
-            return order  # done already
-        if order.payment_status not in (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED):
-            raise InvalidTransitionError(
-                f"order {order.number} is {order.payment_status.value}: nothing to refund"
+        state = self._refund_state(order_id, key)
+        if state is None:
+
+            def decide(uow: UnitOfWork) -> None:
+                order = self._read(uow.session, order_id)
+                self._decide_refund(uow, order, plan_refund(order, amount, shipping), key)
+
+            self._db.run(decide)
+        elif state == "refunded":
+            return self.get(order_id)
+        elif state == "refund_declined":
+            raise InvalidStateError(
+                f"the refund {key!r} of order {order_id} was declined; refund with another key"
             )
-        if amount.currency != order.total.currency:
-            raise InvalidInputError(f"order {order.number} is in {order.total.currency.code}")
-        parts = allocate_refund(
-            amount, [ln.gross for ln in order.lines], [ln.refunded for ln in order.lines]
+        return self._finish_refund(order_id, key)
+
+    def _refund_state(self, order_id: str, key: str) -> str | None:
+        """The last step the refund *key* of the order reached (None: not asked yet)."""
+        state = None
+        for e in self.events(order_id):
+            if e.kind in _REFUND_STEPS and e.data.get("key") == key:
+                state = e.kind
+        return state
+
+    def _pending_refunds(self, order_id: str) -> list[str]:
+        """The keys of the order's refunds decided but not yet recorded as paid back or declined."""
+        pending: dict[str, None] = {}
+        for e in self.events(order_id):
+            k = str(e.data.get("key"))
+            if e.kind == "refund_requested":
+                pending[k] = None
+            elif e.kind in ("refunded", "refund_declined"):
+                pending.pop(k, None)
+        return list(pending)
+
+    def _decide_refund(self, uow: UnitOfWork, order: Order, plan: RefundPlan, key: str) -> None:
+        """Write the refund *plan* onto the order read in *uow* (compare-and-set on its version)."""
+        s = uow.session
+        full = order.refunded + plan.amount == order.captured
+        to = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
+        transition(order.payment_status, to)
+        o, ol = t.orders.c, t.order_lines.c
+        if not rowcount(
+            s.execute(
+                update(t.orders)
+                .where(o.id == order.id, o.version == order.version)
+                .values(
+                    payment_status=to.value,
+                    refunded_minor=o.refunded_minor + plan.amount.amount_minor,
+                    version=o.version + 1,
+                    updated_at=self._clock(),
+                )
+            )
+        ):
+            raise InvalidTransitionError(f"order {order.number} changed meanwhile; retry")
+        for line, part in zip(order.lines, plan.lines, strict=True):
+            if part.amount_minor:
+                s.execute(
+                    update(t.order_lines)
+                    .where(ol.order_id == order.id, ol.line_no == line.line_no)
+                    .values(refunded_minor=ol.refunded_minor + part.amount_minor)
+                )
+        self._log(
+            s,
+            order.id,
+            "refund_requested",
+            {
+                "key": key,
+                "amount_minor": plan.amount.amount_minor,
+                "shipping_minor": plan.shipping.amount_minor,
+                "lines": {
+                    str(ln.line_no): p.amount_minor
+                    for ln, p in zip(order.lines, plan.lines, strict=True)
+                },
+                "from": order.payment_status.value,
+                "to": to.value,
+            },
         )
-        if order.refunded + amount > order.captured:
-            raise InvalidInputError(f"cannot refund {amount}: more than was captured")
+
+    def _finish_refund(self, order_id: str, key: str) -> Order:
+        """Pay back the refund *key* decided earlier (idempotently) and record it once."""
+        order = self.get(order_id)
+        asked = next(
+            e.data
+            for e in reversed(self.events(order_id))
+            if e.kind == "refund_requested" and e.data.get("key") == key
+        )
+        amount = Money.from_minor(int(cast("int", asked["amount_minor"])), order.total.currency)
         result = self._payments.refund(
             order.payment_id, amount, idempotency_key=f"{order_id}:refund:{key}"
         )
         if not result.approved:
+            self._db.run(lambda uow: self._take_back(uow, order_id, key, asked), retry=True)
             raise InvalidStateError(f"the refund of order {order.number} was declined")
-        full = order.refunded + amount == order.captured
-        to = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
-        transition(order.payment_status, to)
 
-        def work(uow: UnitOfWork) -> None:
+        def record(uow: UnitOfWork) -> bool:
             s = uow.session
-            o, ol = t.orders.c, t.order_lines.c
-            if not rowcount(
-                s.execute(
-                    update(t.orders)
-                    .where(o.id == order_id, o.version == order.version)
-                    .values(
-                        payment_status=to.value,
-                        refunded_minor=o.refunded_minor + amount.amount_minor,
-                        version=o.version + 1,
-                        updated_at=self._clock(),
-                    )
-                )
-            ):
-                raise InvalidTransitionError(f"order {order.number} changed meanwhile; retry")
-            for line, part in zip(order.lines, parts, strict=True):
-                if part.amount_minor:
-                    s.execute(
-                        update(t.order_lines)
-                        .where(ol.order_id == order_id, ol.line_no == line.line_no)
-                        .values(refunded_minor=ol.refunded_minor + part.amount_minor)
-                    )
+            if self._logged(s, order_id, ("refunded",), key):
+                return False
             self._log(s, order_id, "refunded", {"key": key, "amount_minor": amount.amount_minor})
             props = self._order_properties(order) | {"total": money_text(amount)}
             self._events.money(
@@ -186,14 +263,61 @@ class OrderPayments(OrdersBase):
                 customer_id=order.customer_id,
                 anonymous_id=order.anonymous_id,
             )
+            return True
 
-        self._db.run(work)
-        self._m.count("order_transitions_total", "payment", to.value)
+        if self._db.run(record, retry=True).value:
+            self._m.count("order_transitions_total", "payment", str(asked.get("to", "refunded")))
         return self.get(order_id)
 
+    def _take_back(
+        self, uow: UnitOfWork, order_id: str, key: str, asked: Mapping[str, object]
+    ) -> None:
+        """Undo a declined refund's amounts on the order (a compensation, not a transition)."""
+        s = uow.session
+        if self._logged(s, order_id, ("refunded", "refund_declined"), key):
+            return
+        o, ol = t.orders.c, t.order_lines.c
+        back = o.refunded_minor - int(cast("int", asked["amount_minor"]))
+        s.execute(
+            update(t.orders)
+            .where(o.id == order_id)
+            .values(
+                payment_status=case(
+                    (back == 0, PaymentStatus.PAID.value),
+                    else_=PaymentStatus.PARTIALLY_REFUNDED.value,
+                ),
+                refunded_minor=back,
+                version=o.version + 1,
+                updated_at=self._clock(),
+            )
+        )
+        for line_no, part in cast("Mapping[str, int]", asked["lines"]).items():
+            if part:
+                s.execute(
+                    update(t.order_lines)
+                    .where(ol.order_id == order_id, ol.line_no == int(line_no))
+                    .values(refunded_minor=ol.refunded_minor - int(part))
+                )
+        self._log(s, order_id, "refund_declined", {"key": key})
+
+    def _logged(self, s: Session, order_id: str, kinds: tuple[str, ...], key: str) -> bool:
+        """Whether the order's log has one of *kinds* for *key*, its row locked first.
+
+        The lock (a write of the row's ``updated_at``) makes two concurrent
+        finishers of one refund take turns: the second sees the first's entry.
+        """
+        o, e = t.orders.c, t.order_events.c
+        s.execute(update(t.orders).where(o.id == order_id).values(updated_at=self._clock()))
+        found = s.execute(select(e.data).where(e.order_id == order_id, e.kind.in_(kinds))).scalars()
+        return any(json.loads(d).get("key") == key for d in found)
+
     def _settle_cancelled(self, order: Order) -> None:
-        state = self._payments.payment(order.payment_id).state
+        """Finish the payment side of a cancelled order: pending refunds, a void, what is left."""
+        for key in self._pending_refunds(order.id):
+            self._finish_refund(order.id, key)
+        order = self.get(order.id)
         if order.payment_status is PaymentStatus.AUTHORIZED:
+            state = self._payments.payment(order.payment_id).state
             if state in (PaymentState.AUTHORIZED, PaymentState.REQUIRES_ACTION):
                 self._payments.void(order.payment_id, idempotency_key=f"{order.id}:void")
                 self._move_payment(order, PaymentStatus.VOIDED)
@@ -205,7 +329,5 @@ class OrderPayments(OrdersBase):
                 captured = self._payments.payment(order.payment_id).captured_minor
                 self._move_payment(order, PaymentStatus.PAID, captured=captured)
                 order = self.get(order.id)
-        if order.payment_status in (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED):
-            left = order.captured - order.refunded
-            if left.amount_minor > 0:
-                self.refund(order.id, left, key="cancel")
+        if order.payment_status in REFUNDABLE and order.captured > order.refunded:
+            self.refund(order.id, key="cancel")

@@ -31,6 +31,7 @@ from . import _tables as t
 from ._base import order_from_rows, order_number
 from ._model import Order, OrderLine
 from ._payments import OrderPayments
+from ._refunds import REFUNDABLE, plan_refund
 from ._status import FulfilmentStatus, OrderStatus, PaymentStatus, transition
 
 __all__ = ["Orders"]
@@ -133,8 +134,13 @@ class Orders(OrderPayments):
     def cancel(self, order_id: str, *, reason: str = "customer") -> Order:
         """Cancel an unfulfilled order: stock goes back once, the payment is voided or refunded.
 
-        Calling it again on a cancelled order settles a payment left open by a
-        crash and returns the order. A fulfilled order cannot be cancelled
+        A paid order gets back everything still captured, shipping and taxes
+        included. The cancel, the stock and voucher released and the refund's
+        decision (its amounts on the order, ``refund_requested`` in its log)
+        are one transaction; the refund is sent to the payment service after
+        it, idempotently. Calling it again on a cancelled order finishes a
+        refund or a void a crash left open (exactly once) and returns the
+        order. A fulfilled order cannot be cancelled
         (:class:`InvalidTransitionError`): return its items instead.
         """
         order = self.get(order_id)
@@ -160,6 +166,10 @@ class Orders(OrderPayments):
                 )
                 if not moved:
                     return False
+                # the order as the cancel left it, read in this transaction
+                now = self._read(uow.session, order_id)
+                if now.payment_status in REFUNDABLE and now.captured > now.refunded:
+                    self._decide_refund(uow, now, plan_refund(now, None, False), "cancel")
                 self._inventory.cancel_allocation(order.reservation_id, uow=uow)
                 if order.voucher:
                     self._vouchers.release(order.voucher, order.checkout_key, uow=uow)
@@ -254,13 +264,21 @@ class Orders(OrderPayments):
         order = self.get(order_id)
         lines = {ln.sku: ln for ln in order.lines}
         owed = Money.zero(order.total.currency)
+        if refund and order.payment_status not in (*REFUNDABLE, PaymentStatus.REFUNDED):
+            # refused before the return is written, not after (a replay would fail alike)
+            raise InvalidTransitionError(
+                f"order {order.number} is {order.payment_status.value}: its returns cannot be "
+                "refunded (pass refund=False to take the items back without a refund)"
+            )
 
         def work(uow: UnitOfWork) -> dict[str, int] | None:
+            nonlocal order
             s = uow.session
             for e in self.events(order_id):
                 if e.kind == "returned" and e.data.get("key") == key:
                     done = cast("Mapping[str, int]", e.data["quantities"])
                     return {str(k): int(v) for k, v in done.items()}
+            order = self._read(s, order_id)  # in this transaction: the status counts every return
             o = t.orders.c
             returned_all = True
             _add_to_lines(
@@ -295,8 +313,12 @@ class Orders(OrderPayments):
             owed += line.gross.multiply(Fraction(qty, line.qty), rounding=decimal.ROUND_HALF_EVEN)
         if refund and owed.amount_minor:
             left = self.get(order_id)
-            owed = min(owed, left.captured - left.refunded)
-            if owed.amount_minor:
+            zero = Money.zero(owed.currency)
+            # what the lines have left (goodwill refunds took some): never more, so the
+            # refund cannot be refused after the return and its restock are written
+            on_lines = sum((ln.gross - ln.refunded for ln in left.lines), zero)
+            owed = min(owed, on_lines, left.captured - left.refunded)
+            if owed.amount_minor and left.payment_status in REFUNDABLE:
                 return self.refund(order_id, owed, key=f"return:{key}")
         return self.get(order_id)
 

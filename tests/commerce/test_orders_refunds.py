@@ -1,0 +1,321 @@
+"""Refunds and cancellation of orders that paid shipping, on SQLite and PostgreSQL.
+
+A cancel of a paid order pays back everything captured (lines, shipping, their
+taxes) with the stock back, in one outcome; a crash between its steps leaves
+what a retry finishes exactly once. Partial refunds refund shipping only when
+asked, and never more than was paid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from commercekit.commerce import Commerce, metadata
+from commercekit.commerce.inventory import verify_inventory
+from commercekit.commerce.orders import Order, OrderStatus, PaymentStatus
+from commercekit.commerce.pricing import FlatShipping
+from commercekit.errors import CurrencyMismatchError, InvalidInputError, InvalidTransitionError
+from commercekit.money import Money
+from commercekit.payments import Operation, PaymentService, SandboxGateway
+from commercekit.repository import Database, Node, ReplicatedTopology, sqlite_engine
+from tests.commerce._shop import GOOD, cart_with, check_money_invariants, make_shop, outbox_events
+
+SHIPPING = FlatShipping(
+    fees={c: Money.of(f, c) for c, f in (("EUR", "4.90"), ("JPY", "700"), ("KWD", "1.250"))}
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A database with the commerce schema: a SQLite file, or a scratch PostgreSQL database."""
+    if request.param == "sqlite":
+        engine = sqlite_engine(tmp_path / "shop.db")
+        db = Database(ReplicatedTopology(Node("primary", engine)))
+        db.create_all(metadata)
+        yield db
+        report = verify_inventory(db)
+        db.close()
+        engine.dispose()
+        assert report.ok, report.drift
+        return
+    from commercekit.repository import engine_from_url
+    from tests.integration._commerce import scratch_database
+
+    with scratch_database("postgresql://postgres@127.0.0.1:5432", "PostgreSQL") as url:
+        engine = engine_from_url(url, pool_size=5)
+        db = Database(ReplicatedTopology(Node("primary", engine)))
+        db.create_all(metadata)
+        yield db
+        report = verify_inventory(db)
+        db.close()
+        engine.dispose()
+        assert report.ok, report.drift
+
+
+def shop_with_shipping(
+    db: Database, **options: Any
+) -> tuple[Commerce, SandboxGateway, PaymentService]:
+    return make_shop(db, shipping=SHIPPING, **options)
+
+
+def paid_order(shop: Commerce, lines: dict[str, int] | None = None) -> Order:
+    order = shop.checkout.place(
+        cart_with(shop, lines or {"TEE": 2, "MUG": 1}), GOOD, region="DE"
+    ).order
+    assert order is not None
+    assert order.payment_status is PaymentStatus.PAID
+    return order
+
+
+def refunds_sent(gateway: SandboxGateway) -> int:
+    return sum(1 for _, r in gateway.operations if r.operation is Operation.REFUND)
+
+
+def test_an_order_keeps_its_shipping_and_its_tax_apart_from_its_lines(any_db: Database) -> None:
+    shop, _, _ = shop_with_shipping(any_db)
+    order = paid_order(shop)
+    # prices include 19% tax: lines 30.00, shipping 4.90 (0.78 of it tax)
+    assert order.total == order.captured == Money.of("34.90", "EUR")
+    assert order.shipping_paid == Money.of("4.90", "EUR")
+    assert order.shipping_refunded == Money.zero("EUR")
+    line_tax = sum((ln.tax for ln in order.lines), Money.zero("EUR"))
+    assert order.tax - line_tax == Money.of("0.78", "EUR")  # shipping's tax
+
+
+def test_cancelling_a_paid_order_with_shipping_refunds_everything_once(
+    any_db: Database,
+) -> None:
+    shop, gateway, payments = shop_with_shipping(any_db)
+    order = paid_order(shop)
+    cancelled = shop.orders.cancel(order.id, reason="admin")
+    assert cancelled.status is OrderStatus.CANCELLED
+    assert cancelled.payment_status is PaymentStatus.REFUNDED
+    assert cancelled.refunded == order.captured == Money.of("34.90", "EUR")
+    assert cancelled.shipping_refunded == Money.of("4.90", "EUR")
+    assert all(ln.refunded == ln.gross for ln in cancelled.lines)
+    assert payments.payment(order.payment_id).refunded_minor == 3490
+    for sku in ("TEE", "MUG"):
+        level = shop.inventory.level(sku)
+        assert (level.on_hand, level.allocated, level.reserved) == (100, 0, 0)
+    assert shop.orders.cancel(order.id) == cancelled  # again: nothing more
+    assert refunds_sent(gateway) == 1
+    events = [e["event"] for e in outbox_events(shop)]
+    assert (events.count("Order Cancelled"), events.count("Order Refunded")) == (1, 1)
+    kinds = [e.kind for e in shop.orders.events(order.id)]
+    assert kinds.count("refund_requested") == kinds.count("refunded") == 1
+    check_money_invariants(shop, payments)
+
+
+class Crash:
+    """Stands in for a call that dies once: before the real call, or after it returned."""
+
+    def __init__(self, real: Callable[..., Any], *, after: bool) -> None:
+        self.real, self.after, self.fired = real, after, False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.fired:
+            return self.real(*args, **kwargs)
+        self.fired = True
+        if not self.after:
+            raise RuntimeError("the worker died before the call")
+        self.real(*args, **kwargs)
+        raise RuntimeError("the worker died after the call")
+
+
+@pytest.mark.parametrize(
+    "where", ["before the refund", "after the refund", "before it was recorded"]
+)
+def test_a_crash_between_the_steps_of_cancel_is_finished_once_by_a_retry(
+    any_db: Database, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop, gateway, payments = shop_with_shipping(any_db)
+    order = paid_order(shop)
+    if where == "before it was recorded":
+        crash = Crash(shop.orders._events.money, after=False)
+        real_money = shop.orders._events.money
+
+        def money(uow: Any, name: str, *args: Any, **kwargs: Any) -> None:
+            if name == "Order Refunded":
+                return crash(uow, name, *args, **kwargs)  # type: ignore[no-any-return]
+            return real_money(uow, name, *args, **kwargs)
+
+        monkeypatch.setattr(shop.orders._events, "money", money)
+    else:
+        crash = Crash(payments.refund, after=where == "after the refund")
+        monkeypatch.setattr(payments, "refund", crash)
+    with pytest.raises(RuntimeError, match="died"):
+        shop.orders.cancel(order.id)
+    assert crash.fired
+    half = shop.orders.get(order.id)
+    # never cancelled without the refund decided: the cancel and the decision are one
+    assert half.status is OrderStatus.CANCELLED
+    assert half.refunded == order.captured
+    assert shop.inventory.level("TEE").allocated == 0
+    done = shop.orders.cancel(order.id)  # the retry finishes it
+    assert (done.status, done.payment_status) == (OrderStatus.CANCELLED, PaymentStatus.REFUNDED)
+    assert payments.payment(order.payment_id).refunded_minor == order.captured.amount_minor
+    assert refunds_sent(gateway) == 1  # never refunded twice
+    assert shop.orders.cancel(order.id) == done
+    assert [e["event"] for e in outbox_events(shop)].count("Order Refunded") == 1
+    check_money_invariants(shop, payments)
+
+
+def test_a_crash_inside_the_cancel_writes_nothing(
+    any_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop, gateway, payments = shop_with_shipping(any_db)
+    order = paid_order(shop)
+    crash = Crash(shop.inventory.cancel_allocation, after=False)
+    monkeypatch.setattr(shop.inventory, "cancel_allocation", crash)
+    with pytest.raises(RuntimeError, match="died"):
+        shop.orders.cancel(order.id)
+    same = shop.orders.get(order.id)
+    assert (same.status, same.payment_status, same.refunded) == (
+        OrderStatus.PLACED,
+        PaymentStatus.PAID,
+        Money.zero("EUR"),
+    )
+    assert shop.inventory.level("TEE").allocated == 2
+    assert refunds_sent(gateway) == 0
+    assert shop.orders.cancel(order.id).payment_status is PaymentStatus.REFUNDED
+    assert refunds_sent(gateway) == 1
+    check_money_invariants(shop, payments)
+
+
+def test_a_full_refund_of_a_fulfilled_order_pays_back_its_shipping(any_db: Database) -> None:
+    shop, gateway, payments = shop_with_shipping(any_db)
+    order = paid_order(shop)
+    shop.orders.fulfil(order.id, {"TEE": 2, "MUG": 1})
+    refunded = shop.orders.refund(order.id, key="full")
+    assert refunded.payment_status is PaymentStatus.REFUNDED
+    assert refunded.refunded == refunded.captured == Money.of("34.90", "EUR")
+    assert refunded.shipping_refunded == refunded.shipping_paid
+    assert shop.orders.refund(order.id, key="full") == refunded  # once per key
+    with pytest.raises(InvalidTransitionError):
+        shop.orders.refund(order.id, key="more")  # nothing left
+    assert payments.payment(order.payment_id).refunded_minor == 3490
+    assert refunds_sent(gateway) == 1
+    check_money_invariants(shop, payments)
+
+
+def test_partial_refunds_refund_shipping_only_when_asked_and_never_more_than_paid(
+    any_db: Database,
+) -> None:
+    shop, _, payments = shop_with_shipping(any_db)
+    order = paid_order(shop)
+    eur = Money.of
+    goods = shop.orders.refund(order.id, eur("5.00", "EUR"), key="goodwill")
+    assert goods.shipping_refunded == eur("0", "EUR")
+    assert sum((ln.refunded for ln in goods.lines), eur("0", "EUR")) == eur("5.00", "EUR")
+    part = shop.orders.refund(order.id, key="late", shipping=eur("1.90", "EUR"))
+    assert part.shipping_refunded == eur("1.90", "EUR")
+    assert part.payment_status is PaymentStatus.PARTIALLY_REFUNDED
+    before = shop.orders.get(order.id)
+    for kwargs in (
+        {"amount": eur("25.01", "EUR")},  # 25.00 left on the lines
+        {"shipping": eur("3.01", "EUR")},  # 3.00 of shipping left
+        {"amount": eur("1.00", "EUR"), "shipping": eur("3.01", "EUR")},
+        {"amount": eur("0", "EUR")},
+        {"amount": eur("-1", "EUR")},
+    ):
+        with pytest.raises(InvalidInputError):
+            shop.orders.refund(order.id, key="too-much", **kwargs)
+    with pytest.raises(CurrencyMismatchError):
+        shop.orders.refund(order.id, Money.of("1", "USD"), key="usd")
+    assert shop.orders.get(order.id) == before  # a refused refund writes nothing
+    rest = shop.orders.refund(order.id, eur("25.00", "EUR"), key="rest", shipping=True)
+    assert rest.payment_status is PaymentStatus.REFUNDED
+    assert rest.refunded == rest.captured
+    assert rest.shipping_refunded == rest.shipping_paid
+    assert payments.payment(order.payment_id).refunded_minor == rest.refunded.amount_minor
+    check_money_invariants(shop, payments)
+
+
+def test_a_return_after_goodwill_refunds_is_refunded_what_the_lines_have_left(
+    any_db: Database,
+) -> None:
+    shop, _, payments = shop_with_shipping(any_db)
+    order = paid_order(shop, {"TEE": 1})
+    shop.orders.fulfil(order.id, {"TEE": 1})
+    shop.orders.refund(order.id, Money.of("8.00", "EUR"), key="goodwill")
+    back = shop.orders.return_items(order.id, {"TEE": 1}, key="rma-1")
+    assert back.lines[0].refunded == back.lines[0].gross  # 2.00 more, not 10.00
+    assert back.shipping_refunded == Money.zero("EUR")
+    assert shop.inventory.level("TEE").on_hand == 100
+    check_money_invariants(shop, payments)
+
+
+def test_a_return_that_cannot_be_refunded_is_refused_before_it_is_written(
+    any_db: Database,
+) -> None:
+    shop, _, payments = shop_with_shipping(any_db, capture="fulfilment")
+    order = shop.checkout.place(cart_with(shop, {"TEE": 1}), GOOD, region="DE").order
+    assert order is not None
+    shop.orders.fulfil(order.id, {"TEE": 1})  # shipped, its payment only authorized
+    with pytest.raises(InvalidTransitionError, match="refund=False"):
+        shop.orders.return_items(order.id, {"TEE": 1}, key="rma-1")
+    assert shop.orders.get(order.id).lines[0].returned == 0
+    assert shop.inventory.level("TEE").on_hand == 99
+    back = shop.orders.return_items(order.id, {"TEE": 1}, key="rma-1", refund=False)
+    assert back.lines[0].returned == 1
+    assert shop.inventory.level("TEE").on_hand == 100
+    check_money_invariants(shop, payments)
+
+
+_REFUND = st.tuples(
+    st.integers(min_value=-5, max_value=4000),  # goods, minor units (<= 0: none)
+    st.sampled_from([False, True, 0, 1, 300, 2000]),  # shipping: no, all, or an amount
+)
+
+
+def test_partial_refunds_never_pay_back_more_than_was_captured(tmp_path: Path) -> None:
+    engine = sqlite_engine(tmp_path / "shop.db")
+    db = Database(ReplicatedTopology(Node("primary", engine)))
+    db.create_all(metadata)
+    shop, _, payments = make_shop(db, shipping=SHIPPING, skus={"TEE": 10_000, "MUG": 10_000})
+    for code, price in (("JPY", "1500"), ("KWD", "3.125")):
+        for sku in ("TEE", "MUG"):
+            shop.catalog.set_price(sku, Money.of(price, code))
+    runs = iter(range(10**6))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        code=st.sampled_from(["EUR", "JPY", "KWD"]),
+        qty=st.tuples(st.integers(1, 3), st.integers(0, 2)),
+        refunds=st.lists(_REFUND, max_size=6),
+    )
+    def check(code: str, qty: tuple[int, int], refunds: list[tuple[int, bool | int]]) -> None:
+        cart = shop.carts.create(code)
+        shop.carts.add(cart.id, "TEE", qty[0])
+        if qty[1]:
+            shop.carts.add(cart.id, "MUG", qty[1])
+        order = shop.checkout.place(cart.id, GOOD, region="DE").order
+        assert order is not None
+        unit = order.total.currency
+        for i, (goods, ship) in enumerate(refunds):
+            amount = Money.from_minor(goods, unit) if goods > 0 else None
+            shipping = ship if isinstance(ship, bool) else Money.from_minor(ship, unit)
+            with contextlib.suppress(InvalidInputError, InvalidTransitionError):  # refused
+                shop.orders.refund(order.id, amount, key=f"r{next(runs)}-{i}", shipping=shipping)
+            now = shop.orders.get(order.id)
+            assert now.refunded <= now.captured
+            assert Money.zero(unit) <= now.shipping_refunded <= now.shipping_paid
+            assert all(ln.refunded <= ln.gross for ln in now.lines)
+            paid_back = payments.payment(order.payment_id).refunded_minor
+            assert paid_back == now.refunded.amount_minor  # to the minor unit
+            full = now.refunded == now.captured
+            assert (now.payment_status is PaymentStatus.REFUNDED) == full
+
+    try:
+        check()
+        check_money_invariants(shop, payments)
+    finally:
+        db.close()
+        engine.dispose()
