@@ -467,18 +467,21 @@ def _routes(app: App) -> list[Route]:
 
 
 HOUSEKEEPING_S = 60.0
-"""How often each app server finishes stalled checkouts and expires idle carts."""
+"""How often each app server finishes stalled checkouts and refunds and expires idle carts."""
 
 
 async def housekeeping(shop: Shop, *, every_s: float, idle_s: float) -> None:
-    """Every *every_s*: ``checkout.recover()`` and ``carts.expire_abandoned(idle_s=)``.
+    """Every *every_s*: ``checkout.recover()``, ``orders.recover_refunds()`` and
+    ``carts.expire_abandoned(idle_s=)``.
 
-    Both are safe from every app server at once; a failure waits for the next round.
+    All are safe from every app server at once; a failure waits for the next round.
     """
     while True:
         await asyncio.sleep(every_s)
         with contextlib.suppress(CommerceKitError):
             await run_in_threadpool(shop.commerce.checkout.recover)
+        with contextlib.suppress(CommerceKitError):  # refunds a crash left decided, unpaid
+            await run_in_threadpool(shop.commerce.orders.recover_refunds)
         with contextlib.suppress(CommerceKitError):
             await run_in_threadpool(shop.commerce.carts.expire_abandoned, idle_s=idle_s)
 

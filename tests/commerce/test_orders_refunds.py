@@ -21,11 +21,25 @@ from commercekit.commerce import Commerce, metadata
 from commercekit.commerce.inventory import verify_inventory
 from commercekit.commerce.orders import Order, OrderStatus, PaymentStatus
 from commercekit.commerce.pricing import FlatShipping
-from commercekit.errors import CurrencyMismatchError, InvalidInputError, InvalidTransitionError
+from commercekit.errors import (
+    CurrencyMismatchError,
+    InvalidInputError,
+    InvalidStateError,
+    InvalidTransitionError,
+)
 from commercekit.money import Money
-from commercekit.payments import Operation, PaymentService, SandboxGateway
+from commercekit.payments import (
+    DeclineCode,
+    Operation,
+    Outcome,
+    PaymentResult,
+    PaymentService,
+    PaymentState,
+    SandboxGateway,
+)
 from commercekit.repository import Database, Node, ReplicatedTopology, sqlite_engine
 from tests.commerce._shop import GOOD, cart_with, check_money_invariants, make_shop, outbox_events
+from tests.commerce.conftest import FakeClock
 
 SHIPPING = FlatShipping(
     fees={c: Money.of(f, c) for c, f in (("EUR", "4.90"), ("JPY", "700"), ("KWD", "1.250"))}
@@ -129,13 +143,15 @@ class Crash:
         raise RuntimeError("the worker died after the call")
 
 
+@pytest.mark.parametrize("finish", ["cancel again", "recover"])
 @pytest.mark.parametrize(
     "where", ["before the refund", "after the refund", "before it was recorded"]
 )
 def test_a_crash_between_the_steps_of_cancel_is_finished_once_by_a_retry(
-    any_db: Database, where: str, monkeypatch: pytest.MonkeyPatch
+    any_db: Database, where: str, finish: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shop, gateway, payments = shop_with_shipping(any_db)
+    clock = FakeClock()
+    shop, gateway, payments = shop_with_shipping(any_db, clock=clock)
     order = paid_order(shop)
     if where == "before it was recorded":
         crash = Crash(shop.orders._events.money, after=False)
@@ -158,7 +174,12 @@ def test_a_crash_between_the_steps_of_cancel_is_finished_once_by_a_retry(
     assert half.status is OrderStatus.CANCELLED
     assert half.refunded == order.captured
     assert shop.inventory.level("TEE").allocated == 0
-    done = shop.orders.cancel(order.id)  # the retry finishes it
+    if finish == "recover":  # the periodic job, once the refund is no longer in flight
+        assert shop.orders.recover_refunds() == []
+        clock.advance(61)
+        assert shop.orders.recover_refunds() == [order.id]
+        assert shop.orders.recover_refunds() == []
+    done = shop.orders.cancel(order.id)  # the retry finishes it (or finds it finished)
     assert (done.status, done.payment_status) == (OrderStatus.CANCELLED, PaymentStatus.REFUNDED)
     assert payments.payment(order.payment_id).refunded_minor == order.captured.amount_minor
     assert refunds_sent(gateway) == 1  # never refunded twice
@@ -319,3 +340,37 @@ def test_partial_refunds_never_pay_back_more_than_was_captured(tmp_path: Path) -
     finally:
         db.close()
         engine.dispose()
+
+
+def test_a_declined_refund_is_taken_back_off_the_order(
+    any_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop, _, payments = shop_with_shipping(any_db)
+    order = paid_order(shop)
+    before = shop.orders.refund(order.id, Money.of("3.00", "EUR"), key="first")
+
+    def declined(payment_id: str, amount: Money, *, idempotency_key: str) -> PaymentResult:
+        return PaymentResult(
+            Operation.REFUND,
+            Outcome.DECLINED,
+            "ref",
+            amount,
+            PaymentState.CAPTURED,
+            "sandbox",
+            decline_code=DeclineCode.PROCESSING_ERROR,
+        )
+
+    monkeypatch.setattr(payments, "refund", declined)
+    with pytest.raises(InvalidStateError, match="declined"):
+        shop.orders.refund(order.id, key="second", shipping=True)
+    after = shop.orders.get(order.id)
+    assert (after.refunded, after.payment_status) == (before.refunded, before.payment_status)
+    assert after.lines == before.lines
+    assert after.shipping_refunded == Money.zero("EUR")
+    with pytest.raises(InvalidStateError, match="another key"):
+        shop.orders.refund(order.id, key="second", shipping=True)
+    monkeypatch.undo()
+    again = shop.orders.refund(order.id, key="third", shipping=True)
+    assert again.shipping_refunded == again.shipping_paid
+    assert payments.payment(order.payment_id).refunded_minor == again.refunded.amount_minor
+    check_money_invariants(shop, payments)

@@ -28,7 +28,7 @@ def test_upgrading_an_empty_postgres_database_gives_the_metadata() -> None:
             upgrade(engine)
             with engine.connect() as conn:
                 context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-                assert context.get_current_revision() == "0005"
+                assert context.get_current_revision() == "0006"
                 diff = compare_metadata(context, metadata)
                 tables = set(sa.inspect(conn).get_table_names())
             assert diff == []

@@ -1,4 +1,5 @@
-"""Each app server runs the shop's housekeeping: stalled checkouts recovered, idle carts expired."""
+"""Each app server runs the shop's housekeeping: stalled checkouts and refunds recovered, idle
+carts expired."""
 
 from __future__ import annotations
 
@@ -25,22 +26,27 @@ def test_housekeeping_recovers_checkouts_and_expires_idle_carts_every_round() ->
         calls.append("recover")
         return []
 
+    def recover_refunds() -> list[str]:
+        calls.append("refunds")
+        return []
+
     def expire_abandoned(*, idle_s: float) -> int:
         calls.append(("expire", idle_s))
-        if len(calls) == 2:
+        if len(calls) == 3:
             raise StoreUnavailableError("the Redis cart store could not list idle carts")
         return 0
 
     shop: Any = SimpleNamespace(
         commerce=SimpleNamespace(
             checkout=SimpleNamespace(recover=recover),
+            orders=SimpleNamespace(recover_refunds=recover_refunds),
             carts=SimpleNamespace(expire_abandoned=expire_abandoned),
         )
     )
 
     async def run() -> None:
         task = asyncio.create_task(web.housekeeping(shop, every_s=0.01, idle_s=864000.0))
-        while len(calls) < 6:
+        while len(calls) < 9:
             await asyncio.sleep(0.01)
         task.cancel()
 
@@ -60,4 +66,4 @@ def test_housekeeping_recovers_checkouts_and_expires_idle_carts_every_round() ->
     assert not thread.is_alive()
     assert failed == []
     # a round that failed (Redis down) did not stop the next ones
-    assert calls[:6] == ["recover", ("expire", 864000.0)] * 3
+    assert calls[:9] == ["recover", "refunds", ("expire", 864000.0)] * 3

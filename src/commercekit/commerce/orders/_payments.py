@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 from commercekit.commerce._events import money_text
 from commercekit.commerce._shared import check_id, rowcount
 from commercekit.errors import (
+    CommerceKitError,
+    InvalidInputError,
     InvalidStateError,
     InvalidTransitionError,
 )
@@ -203,6 +205,7 @@ class OrderPayments(OrdersBase):
                 .values(
                     payment_status=to.value,
                     refunded_minor=o.refunded_minor + plan.amount.amount_minor,
+                    refunds_pending=o.refunds_pending + 1,
                     version=o.version + 1,
                     updated_at=self._clock(),
                 )
@@ -253,6 +256,12 @@ class OrderPayments(OrdersBase):
             s = uow.session
             if self._logged(s, order_id, ("refunded",), key):
                 return False
+            o = t.orders.c
+            s.execute(
+                update(t.orders)
+                .where(o.id == order_id)
+                .values(refunds_pending=o.refunds_pending - 1)
+            )
             self._log(s, order_id, "refunded", {"key": key, "amount_minor": amount.amount_minor})
             props = self._order_properties(order) | {"total": money_text(amount)}
             self._events.money(
@@ -287,6 +296,7 @@ class OrderPayments(OrdersBase):
                     else_=PaymentStatus.PARTIALLY_REFUNDED.value,
                 ),
                 refunded_minor=back,
+                refunds_pending=o.refunds_pending - 1,
                 version=o.version + 1,
                 updated_at=self._clock(),
             )
@@ -310,6 +320,38 @@ class OrderPayments(OrdersBase):
         s.execute(update(t.orders).where(o.id == order_id).values(updated_at=self._clock()))
         found = s.execute(select(e.data).where(e.order_id == order_id, e.kind.in_(kinds))).scalars()
         return any(json.loads(d).get("key") == key for d in found)
+
+    def recover_refunds(self, *, older_than_s: float = 60.0, limit: int = 100) -> list[str]:
+        """Finish refunds a crash left decided but not paid back; the ids of their orders.
+
+        Looks at orders whose last change is at least *older_than_s* old (a
+        refund in flight is left to its caller) with a refund pending, at most
+        *limit* of them, and carries each pending refund on exactly as a
+        second call with its key would: paid back once, recorded once. Run it
+        beside ``Checkout.recover()``. An order whose refund fails again is
+        left for the next run, the others are still finished.
+        """
+        if older_than_s < 0 or limit < 1:
+            raise InvalidInputError("older_than_s is >= 0 and limit >= 1")
+        o = t.orders.c
+        query = (
+            select(o.id)
+            .where(o.refunds_pending > 0, o.updated_at <= self._clock() - older_than_s)
+            .order_by(o.updated_at)
+            .limit(limit)
+        )
+        ids = list(
+            self._db.run(lambda u: u.session.execute(query).scalars().all(), retry=True).value
+        )
+        done: list[str] = []
+        for order_id in ids:
+            try:
+                for key in self._pending_refunds(order_id):
+                    self._finish_refund(order_id, key)
+            except CommerceKitError:  # declined, provider down: the next run tries again
+                continue
+            done.append(order_id)
+        return done
 
     def _settle_cancelled(self, order: Order) -> None:
         """Finish the payment side of a cancelled order: pending refunds, a void, what is left."""

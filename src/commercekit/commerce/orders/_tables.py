@@ -45,7 +45,10 @@ orders = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # refunds decided and not yet paid back (or declined): Orders.recover_refunds' work
+    Column("refunds_pending", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_ck_orders_customer", "customer_id", "created_at"),
+    Index("ix_ck_orders_refunds_pending", "refunds_pending"),
     # Orders.recent's keyset order: a page is an index range, not a sort of the table
     Index("ix_ck_orders_created", "created_at", "id"),
 )
