@@ -13,7 +13,7 @@ import attrs
 from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from commercekit.metrics import InMemoryMetrics
+from commercekit.metrics import InMemoryMetrics, MetricsSnapshot
 from commercekit.repository import (
     AsyncDatabase,
     Database,
@@ -57,10 +57,13 @@ def run_histories(
     seed: int = 7,
     on_progress: Callable[[int], None] | None = None,
     base_key: int = 0,
+    before_read: Callable[[], None] | None = None,
 ) -> Tally:
     """Each history writes a new value to a random key, then reads the key back.
 
     Each thread owns its keys, so the value just written is the only right answer.
+    *before_read* runs between the write and the read (e.g. wait until every
+    replica has applied the write).
     """
     tally = Tally()
     lock = threading.Lock()
@@ -84,6 +87,8 @@ def run_histories(
                         items.update(found, value=value)
 
                 token = db.run(write, retry=True).token
+                if before_read is not None:
+                    before_read()
                 got = repo.get(key, token=token if with_tokens else None)
                 stale = got is None or got.value != value
             except Exception:  # counted and reported by the test
@@ -126,10 +131,12 @@ def run_async_histories(
     keys_per_task: int = 100,
     seed: int = 7,
     base_key: int = 0,
-) -> tuple[Tally, float]:
+    before_read: Callable[[], None] | None = None,
+) -> tuple[Tally, InMemoryMetrics]:
     """The histories of :func:`run_histories` through an :class:`AsyncDatabase`, as tasks.
 
-    Returns the tally and the share of reads the replicas served.
+    *before_read* (blocking) runs on a worker thread between each write and its
+    read. Returns the tally and the metrics of that database.
     """
     tally = Tally()
 
@@ -151,6 +158,8 @@ def run_async_histories(
 
             try:
                 token = await (await db.run(write, retry=True)).token()
+                if before_read is not None:
+                    await asyncio.to_thread(before_read)
                 got = await repo.get(key, token=token if with_tokens else None)
             except Exception:  # counted and reported by the test
                 tally.failures += 1
@@ -160,8 +169,9 @@ def run_async_histories(
             tally.histories += 1
             tally.stale += got is None or got.value != value
 
-    async def main() -> float:
-        metrics = InMemoryMetrics()
+    metrics = InMemoryMetrics()
+
+    async def main() -> None:
         topology = ReplicatedTopology.from_urls(
             primary_url, list(replica_urls), asyncio=True, pool_size=8
         )
@@ -171,11 +181,9 @@ def run_async_histories(
             await asyncio.gather(*(worker(db, t) for t in range(tasks)))
         finally:
             await db.dispose()
-        replica, primary = reads(metrics)
-        return replica / max(replica + primary, 1)
 
-    share = asyncio.run(main())
-    return tally, share
+    asyncio.run(main())
+    return tally, metrics
 
 
 @contextmanager
@@ -201,4 +209,34 @@ def reads(metrics: InMemoryMetrics) -> tuple[float, float]:
     return (
         metrics.value(f"{M}reads_total", role="replica"),
         metrics.value(f"{M}reads_total", role="primary"),
+    )
+
+
+@attrs.frozen
+class Served:
+    """Where routed reads went between two snapshots, and why the primary served any."""
+
+    replica: float
+    primary: float
+    fallbacks: dict[str, float]
+    """Reads the primary served, by reason (reasons seen only)."""
+    waits_timed_out: float
+    """Token waits on a replica that ran out of ``token_wait_s``."""
+
+
+def served(metrics: InMemoryMetrics, since: MetricsSnapshot | None = None) -> Served:
+    """What :class:`Served` says of the reads since *since* (None: since the start)."""
+    now = metrics.snapshot()
+
+    def delta(name: str) -> dict[tuple[tuple[str, str], ...], float]:
+        before = {} if since is None else since.series(f"{M}{name}")
+        return {k: v - before.get(k, 0.0) for k, v in now.series(f"{M}{name}").items()}
+
+    by_role = {dict(k)["role"]: v for k, v in delta("reads_total").items()}
+    waits = {dict(k)["outcome"]: v for k, v in delta("token_waits_total").items()}
+    return Served(
+        replica=by_role.get("replica", 0.0),
+        primary=by_role.get("primary", 0.0),
+        fallbacks={dict(k)["reason"]: v for k, v in delta("fallbacks_total").items() if v},
+        waits_timed_out=waits.get("timeout", 0.0),
     )
