@@ -27,6 +27,7 @@ against the builtin keeps working (``except ValueError`` catches bad input,
      │    ├── OutOfStockError .................. not enough stock left: sold out
      │    └── VoucherExhaustedError ............ a voucher's usage limit is reached
      ├── InvalidStateError ..................... not allowed in the object's current state
+     │    ├── CartFrozenError .................. a cart being checked out takes no change
      │    ├── ReadOnlyError .................... a write in read-only work or on a replica
      │    └── InvalidTransitionError ........... a status change its transition table refuses
      ├── PaymentDeclinedError .................. the payment provider declined: ask for another card

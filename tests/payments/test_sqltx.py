@@ -96,7 +96,9 @@ def test_a_deadlock_victim_runs_again_and_both_transactions_commit(engine: sa.En
         for t in threads:
             t.join(timeout=30)
         assert failures == []
-        assert min(attempts.values()) == 1 < max(attempts.values())  # the victim ran again
+        # A victim ran again (a loaded machine has seen both chosen as victims in turn),
+        # and each transaction committed once: 2 + 2.
+        assert max(attempts.values()) > 1
         with engine.connect() as conn:
             assert conn.execute(sa.text(f"SELECT sum(n) FROM {table}")).scalar() == 4
     finally:
