@@ -31,11 +31,11 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from commercekit._closing import AsyncClosing
 from commercekit._loop import LoopPool, of_another_loop
 from commercekit.cdn._message._headers import Headers
 from commercekit.cdn._message._stored import StoredResponse
@@ -151,7 +151,7 @@ def _entry(key: str, d: dict[str, Any], body: bytes) -> StoredResponse:
     )
 
 
-class RedisStore:
+class RedisStore(AsyncClosing):
     """A shared store in Redis (``redis.asyncio`` client; needs the ``[redis]`` extra).
 
     Pass a client (``redis.asyncio.Redis(...)``) or use :meth:`from_url`. A
@@ -584,17 +584,6 @@ class RedisStore:
             await self._redis.aclose()
         else:
             await self._clients.aclose()
-
-    async def __aenter__(self) -> RedisStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"RedisStore(namespace={self._ns!r})"

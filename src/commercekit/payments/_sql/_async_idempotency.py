@@ -32,11 +32,11 @@ import asyncio
 import contextlib
 import weakref
 from collections.abc import AsyncIterator, Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.util import greenlet_spawn
 
+from commercekit._closing import AsyncClosing
 from commercekit._loop import LoopPool, of_another_loop
 from commercekit.errors import ConfigurationError
 from commercekit.payments._core._records import Claim, IdempotencyRecord
@@ -52,7 +52,7 @@ __all__ = ["AsyncSqlAlchemyIdempotencyStore"]
 _T = TypeVar("_T")
 
 
-class AsyncSqlAlchemyIdempotencyStore:
+class AsyncSqlAlchemyIdempotencyStore(AsyncClosing):
     """An :class:`AsyncIdempotencyStore` in the same two tables, through an :class:`AsyncEngine`.
 
     ``await store.create_tables()`` once (or create them with your
@@ -99,17 +99,6 @@ class AsyncSqlAlchemyIdempotencyStore:
         """Dispose the pool of the engine :meth:`from_url` made (a caller's engine: nothing)."""
         if self._pools is not None:
             await self._pools.aclose()
-
-    async def __aenter__(self) -> AsyncSqlAlchemyIdempotencyStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     @property
     def metadata(self) -> sa.MetaData:
