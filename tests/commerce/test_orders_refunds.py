@@ -9,6 +9,7 @@ asked, and never more than was paid.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -373,4 +374,54 @@ def test_a_declined_refund_is_taken_back_off_the_order(
     again = shop.orders.refund(order.id, key="third", shipping=True)
     assert again.shipping_refunded == again.shipping_paid
     assert payments.payment(order.payment_id).refunded_minor == again.refunded.amount_minor
+    check_money_invariants(shop, payments)
+
+
+def test_two_concurrent_refunds_with_one_key_decide_it_once(
+    any_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop, gateway, payments = shop_with_shipping(any_db)
+    order = paid_order(shop)
+    orders = shop.orders
+    first_decided, second_looked = threading.Event(), threading.Event()
+    real_state, real_finish = orders._refund_state, orders._finish_refund
+
+    def state(order_id: str, key: str) -> str | None:
+        seen = real_state(order_id, key)  # both callers see the key unused ...
+        if threading.current_thread().name == "second":
+            second_looked.set()
+            first_decided.wait(5)  # ... and the second goes on once the first decided
+        else:
+            second_looked.wait(5)
+        return seen
+
+    def finish(order_id: str, key: str) -> Order:
+        if threading.current_thread().name == "first":
+            first_decided.set()
+        return real_finish(order_id, key)
+
+    monkeypatch.setattr(orders, "_refund_state", state)
+    monkeypatch.setattr(orders, "_finish_refund", finish)
+    out: dict[str, object] = {}
+
+    def call() -> None:
+        name = threading.current_thread().name
+        try:
+            out[name] = orders.refund(order.id, Money.of("5.00", "EUR"), key="k1").refunded
+        except Exception as e:
+            out[name] = e
+
+    threads = [threading.Thread(target=call, name=n) for n in ("first", "second")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert out == {"first": Money.of("5.00", "EUR"), "second": Money.of("5.00", "EUR")}
+    after = orders.get(order.id)
+    assert after.refunded == Money.of("5.00", "EUR")
+    assert payments.payment(order.payment_id).refunded_minor == 500
+    assert refunds_sent(gateway) == 1
+    kinds = [e.kind for e in orders.events(order.id)]
+    assert kinds.count("refund_requested") == kinds.count("refunded") == 1
+    assert orders.recover_refunds(older_than_s=0) == []
     check_money_invariants(shop, payments)

@@ -159,12 +159,17 @@ class OrderPayments(OrdersBase):
         state = self._refund_state(order_id, key)
         if state is None:
 
-            def decide(uow: UnitOfWork) -> None:
-                order = self._read(uow.session, order_id)
-                self._decide_refund(uow, order, plan_refund(order, amount, shipping), key)
+            def decide(uow: UnitOfWork) -> str | None:
+                # looked at again under the order's row lock: of two callers with one
+                # key, the later one finds the earlier one's decision and finishes it
+                seen = self._locked_state(uow.session, order_id, key)
+                if seen is None:
+                    order = self._read(uow.session, order_id)
+                    self._decide_refund(uow, order, plan_refund(order, amount, shipping), key)
+                return seen
 
-            self._db.run(decide)
-        elif state == "refunded":
+            state = self._db.run(decide).value
+        if state == "refunded":
             return self.get(order_id)
         elif state == "refund_declined":
             raise InvalidStateError(
@@ -310,16 +315,33 @@ class OrderPayments(OrdersBase):
                 )
         self._log(s, order_id, "refund_declined", {"key": key})
 
-    def _logged(self, s: Session, order_id: str, kinds: tuple[str, ...], key: str) -> bool:
-        """Whether the order's log has one of *kinds* for *key*, its row locked first.
+    def _locked_steps(self, s: Session, order_id: str) -> list[tuple[str, str]]:
+        """The order's refund steps (kind, key), oldest first, its row locked first.
 
         The lock (a write of the row's ``updated_at``) makes two concurrent
-        finishers of one refund take turns: the second sees the first's entry.
+        deciders or finishers of one order take turns: the second sees the
+        first's entries.
         """
         o, e = t.orders.c, t.order_events.c
         s.execute(update(t.orders).where(o.id == order_id).values(updated_at=self._clock()))
-        found = s.execute(select(e.data).where(e.order_id == order_id, e.kind.in_(kinds))).scalars()
-        return any(json.loads(d).get("key") == key for d in found)
+        rows = s.execute(
+            select(e.kind, e.data)
+            .where(e.order_id == order_id, e.kind.in_(_REFUND_STEPS))
+            .order_by(e.id)
+        ).all()
+        return [(str(k), str(json.loads(d).get("key"))) for k, d in rows]
+
+    def _locked_state(self, s: Session, order_id: str, key: str) -> str | None:
+        """:meth:`_refund_state` read under the order's row lock."""
+        state = None
+        for kind, k in self._locked_steps(s, order_id):
+            if k == key:
+                state = kind
+        return state
+
+    def _logged(self, s: Session, order_id: str, kinds: tuple[str, ...], key: str) -> bool:
+        """Whether the order's log has one of *kinds* for *key*, its row locked first."""
+        return any(k == key and kind in kinds for kind, k in self._locked_steps(s, order_id))
 
     def recover_refunds(self, *, older_than_s: float = 60.0, limit: int = 100) -> list[str]:
         """Finish refunds a crash left decided but not paid back; the ids of their orders.
