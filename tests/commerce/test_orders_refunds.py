@@ -425,3 +425,36 @@ def test_two_concurrent_refunds_with_one_key_decide_it_once(
     assert kinds.count("refund_requested") == kinds.count("refunded") == 1
     assert orders.recover_refunds(older_than_s=0) == []
     check_money_invariants(shop, payments)
+
+
+def test_caller_keys_never_meet_the_keys_of_cancels_and_returns(any_db: Database) -> None:
+    shop, gateway, payments = shop_with_shipping(any_db)
+    order = paid_order(shop, {"TEE": 2})
+    for key in ("cancel", "cancel:1", "return:rma-1"):
+        with pytest.raises(InvalidInputError, match="reserved"):
+            shop.orders.refund(order.id, Money.of("3.00", "EUR"), key=key)
+    assert shop.orders.get(order.id).refunded == Money.zero("EUR")
+    assert refunds_sent(gateway) == 0
+    shop.orders.fulfil(order.id, {"TEE": 2})
+    shop.orders.refund(order.id, Money.of("1.00", "EUR"), key="rma-1")
+    back = shop.orders.return_items(order.id, {"TEE": 1}, key="rma-1")  # its own refund
+    assert back.refunded == Money.of("11.00", "EUR")
+    assert payments.payment(order.payment_id).refunded_minor == 1100
+    check_money_invariants(shop, payments)
+
+
+def test_a_cancel_refunds_everything_after_a_refund_logged_under_cancel(
+    any_db: Database,
+) -> None:
+    shop, gateway, payments = shop_with_shipping(any_db)
+    order = paid_order(shop)
+    # a caller's refund keyed "cancel", as written before the key was reserved
+    shop.orders._refund(order.id, Money.of("3.00", "EUR"), key="cancel", shipping=False)
+    done = shop.orders.cancel(order.id, reason="admin")
+    assert (done.status, done.payment_status) == (OrderStatus.CANCELLED, PaymentStatus.REFUNDED)
+    assert done.refunded == done.captured == Money.of("34.90", "EUR")
+    assert payments.payment(order.payment_id).refunded_minor == 3490
+    assert shop.orders.cancel(order.id) == done
+    assert refunds_sent(gateway) == 2
+    assert shop.orders.recover_refunds(older_than_s=0) == []
+    check_money_invariants(shop, payments)

@@ -9,6 +9,10 @@ outbox): of two concurrent changes exactly one wins, and the loser gets an
 never moves money twice.
 """
 
+# Longer than 400 lines because a refund's three steps (decide, pay back, record), the
+# log they read under the order's row lock and the recovery that carries them on are one
+# piece: each step's exactly-once guarantee rests on how the others read the log.
+
 from __future__ import annotations
 
 import json
@@ -47,6 +51,7 @@ _MOVE_PAYMENT = (  # built once: SQLAlchemy keys its cache once per statement
 )
 _MOVE_PAYMENT_CAPTURED = _MOVE_PAYMENT.values(captured_minor=bindparam("b_captured"))
 _REFUND_STEPS = ("refund_requested", "refunded", "refund_declined")
+_RESERVED = ("cancel:", "return:")  # with "cancel": the keys of cancels' and returns' refunds
 
 
 class OrderPayments(OrdersBase):
@@ -154,8 +159,23 @@ class OrderPayments(OrdersBase):
         the outbox). Calling it again with the same *key* after a crash
         finishes that refund with the amounts first decided; it never pays
         back twice. A declined refund is taken back off the order.
+
+        The keys ``cancel``, ``cancel:...`` and ``return:...`` name the
+        refunds of a cancel and of :meth:`return_items`; asked here they are
+        :class:`InvalidInputError`.
         """
         check_id(key, "refund key")
+        if key == "cancel" or key.startswith(_RESERVED):
+            raise InvalidInputError(
+                f"refund key {key!r} is reserved: 'cancel', 'cancel:...' and 'return:...' "
+                "name the refunds of cancels and returns"
+            )
+        return self._refund(order_id, amount, key=key, shipping=shipping)
+
+    def _refund(
+        self, order_id: str, amount: Money | None, *, key: str, shipping: bool | Money
+    ) -> Order:
+        """:meth:`refund` with any key (a cancel's and a return's own too)."""
         state = self._refund_state(order_id, key)
         if state is None:
 
@@ -199,6 +219,8 @@ class OrderPayments(OrdersBase):
     def _decide_refund(self, uow: UnitOfWork, order: Order, plan: RefundPlan, key: str) -> None:
         """Write the refund *plan* onto the order read in *uow* (compare-and-set on its version)."""
         s = uow.session
+        if any(k == key for _, k in self._steps(s, order.id)):
+            raise InvalidStateError(f"order {order.number} has had a refund {key!r} already")
         full = order.refunded + plan.amount == order.captured
         to = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
         transition(order.payment_status, to)
@@ -322,8 +344,14 @@ class OrderPayments(OrdersBase):
         deciders or finishers of one order take turns: the second sees the
         first's entries.
         """
-        o, e = t.orders.c, t.order_events.c
+        o = t.orders.c
         s.execute(update(t.orders).where(o.id == order_id).values(updated_at=self._clock()))
+        return self._steps(s, order_id)
+
+    @staticmethod
+    def _steps(s: Session, order_id: str) -> list[tuple[str, str]]:
+        """The order's refund steps (kind, key), oldest first, read in *s*."""
+        e = t.order_events.c
         rows = s.execute(
             select(e.kind, e.data)
             .where(e.order_id == order_id, e.kind.in_(_REFUND_STEPS))
@@ -338,6 +366,20 @@ class OrderPayments(OrdersBase):
             if k == key:
                 state = kind
         return state
+
+    def _cancel_key(self, s: Session, order_id: str) -> str:
+        """A key for a cancel's refund that the order's log has not used.
+
+        ``cancel`` first, then ``cancel:1``, ``cancel:2``...: each attempt to
+        settle a cancel gets a fresh one, as does an order whose log holds a
+        caller's ``cancel`` from before the keys were reserved.
+        """
+        used = {k for _, k in self._steps(s, order_id)}
+        key, n = "cancel", 0
+        while key in used:
+            n += 1
+            key = f"cancel:{n}"
+        return key
 
     def _logged(self, s: Session, order_id: str, kinds: tuple[str, ...], key: str) -> bool:
         """Whether the order's log has one of *kinds* for *key*, its row locked first."""
@@ -394,4 +436,5 @@ class OrderPayments(OrdersBase):
                 self._move_payment(order, PaymentStatus.PAID, captured=captured)
                 order = self.get(order.id)
         if order.payment_status in REFUNDABLE and order.captured > order.refunded:
-            self.refund(order.id, key="cancel")
+            key = self._db.run(lambda u: self._cancel_key(u.session, order.id)).value
+            self._refund(order.id, None, key=key, shipping=False)

@@ -169,7 +169,8 @@ class Orders(OrderPayments):
                 # the order as the cancel left it, read in this transaction
                 now = self._read(uow.session, order_id)
                 if now.payment_status in REFUNDABLE and now.captured > now.refunded:
-                    self._decide_refund(uow, now, plan_refund(now, None, False), "cancel")
+                    key = self._cancel_key(uow.session, order_id)
+                    self._decide_refund(uow, now, plan_refund(now, None, False), key)
                 self._inventory.cancel_allocation(order.reservation_id, uow=uow)
                 if order.voucher:
                     self._vouchers.release(order.voucher, order.checkout_key, uow=uow)
@@ -319,7 +320,7 @@ class Orders(OrderPayments):
             on_lines = sum((ln.gross - ln.refunded for ln in left.lines), zero)
             owed = min(owed, on_lines, left.captured - left.refunded)
             if owed.amount_minor and left.payment_status in REFUNDABLE:
-                return self.refund(order_id, owed, key=f"return:{key}")
+                return self._refund(order_id, owed, key=f"return:{key}", shipping=False)
         return self.get(order_id)
 
 
