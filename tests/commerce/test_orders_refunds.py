@@ -458,3 +458,67 @@ def test_a_cancel_refunds_everything_after_a_refund_logged_under_cancel(
     assert refunds_sent(gateway) == 2
     assert shop.orders.recover_refunds(older_than_s=0) == []
     check_money_invariants(shop, payments)
+
+
+def _declining(payments: PaymentService, suffix: str = "") -> Callable[..., PaymentResult]:
+    """payments.refund, declining every refund whose key ends with *suffix*."""
+    real = payments.refund
+
+    def refund(payment_id: str, amount: Money, *, idempotency_key: str) -> PaymentResult:
+        if not idempotency_key.endswith(suffix):
+            return real(payment_id, amount, idempotency_key=idempotency_key)
+        return PaymentResult(
+            Operation.REFUND,
+            Outcome.DECLINED,
+            "ref",
+            amount,
+            PaymentState.CAPTURED,
+            "sandbox",
+            decline_code=DeclineCode.PROCESSING_ERROR,
+        )
+
+    return refund
+
+
+@pytest.mark.parametrize("finish", ["cancel again", "recover"])
+def test_a_cancel_whose_refund_was_declined_is_refunded_by_the_next_attempt(
+    any_db: Database, finish: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop, _, payments = shop_with_shipping(any_db)
+    order = paid_order(shop)
+    monkeypatch.setattr(payments, "refund", _declining(payments))
+    with pytest.raises(InvalidStateError, match="declined"):
+        shop.orders.cancel(order.id)
+    half = shop.orders.get(order.id)
+    assert (half.status, half.payment_status) == (OrderStatus.CANCELLED, PaymentStatus.PAID)
+    monkeypatch.undo()  # the provider takes refunds again
+    if finish == "recover":
+        assert shop.orders.recover_refunds(older_than_s=0) == [order.id]
+        assert shop.orders.recover_refunds(older_than_s=0) == []
+    done = shop.orders.cancel(order.id)
+    assert (done.status, done.payment_status) == (OrderStatus.CANCELLED, PaymentStatus.REFUNDED)
+    assert done.refunded == done.captured
+    assert payments.payment(order.payment_id).refunded_minor == 3490
+    assert shop.orders.recover_refunds(older_than_s=0) == []
+    check_money_invariants(shop, payments)
+
+
+def test_a_goodwill_refund_declined_around_a_cancel_is_refunded_by_the_cancel(
+    any_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop, _, payments = shop_with_shipping(any_db)
+    order = paid_order(shop)
+    crash = Crash(payments.refund, after=False)
+    monkeypatch.setattr(payments, "refund", crash)
+    with pytest.raises(RuntimeError, match="died"):  # decided, never paid back
+        shop.orders.refund(order.id, Money.of("3.00", "EUR"), key="goodwill")
+    monkeypatch.setattr(payments, "refund", _declining(payments, ":goodwill"))
+    with pytest.raises(InvalidStateError, match="declined"):
+        shop.orders.cancel(order.id)
+    done = shop.orders.cancel(order.id)
+    assert (done.status, done.payment_status) == (OrderStatus.CANCELLED, PaymentStatus.REFUNDED)
+    assert done.refunded == done.captured == Money.of("34.90", "EUR")
+    assert payments.payment(order.payment_id).refunded_minor == 3490
+    assert shop.orders.cancel(order.id) == done
+    assert shop.orders.recover_refunds(older_than_s=0) == []
+    check_money_invariants(shop, payments)

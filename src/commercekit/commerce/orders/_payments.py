@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import cast
 
 import attrs
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import and_, bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from commercekit.commerce._events import money_text
@@ -207,14 +207,8 @@ class OrderPayments(OrdersBase):
 
     def _pending_refunds(self, order_id: str) -> list[str]:
         """The keys of the order's refunds decided but not yet recorded as paid back or declined."""
-        pending: dict[str, None] = {}
-        for e in self.events(order_id):
-            k = str(e.data.get("key"))
-            if e.kind == "refund_requested":
-                pending[k] = None
-            elif e.kind in ("refunded", "refund_declined"):
-                pending.pop(k, None)
-        return list(pending)
+        steps = [(e.kind, str(e.data.get("key"))) for e in self.events(order_id)]
+        return _pending_keys(steps)
 
     def _decide_refund(self, uow: UnitOfWork, order: Order, plan: RefundPlan, key: str) -> None:
         """Write the refund *plan* onto the order read in *uow* (compare-and-set on its version)."""
@@ -232,7 +226,6 @@ class OrderPayments(OrdersBase):
                 .values(
                     payment_status=to.value,
                     refunded_minor=o.refunded_minor + plan.amount.amount_minor,
-                    refunds_pending=o.refunds_pending + 1,
                     version=o.version + 1,
                     updated_at=self._clock(),
                 )
@@ -262,6 +255,7 @@ class OrderPayments(OrdersBase):
                 "to": to.value,
             },
         )
+        self._recount(s, order.id)
 
     def _finish_refund(self, order_id: str, key: str) -> Order:
         """Pay back the refund *key* decided earlier (idempotently) and record it once."""
@@ -283,13 +277,8 @@ class OrderPayments(OrdersBase):
             s = uow.session
             if self._logged(s, order_id, ("refunded",), key):
                 return False
-            o = t.orders.c
-            s.execute(
-                update(t.orders)
-                .where(o.id == order_id)
-                .values(refunds_pending=o.refunds_pending - 1)
-            )
             self._log(s, order_id, "refunded", {"key": key, "amount_minor": amount.amount_minor})
+            self._recount(s, order_id)
             props = self._order_properties(order) | {"total": money_text(amount)}
             self._events.money(
                 uow,
@@ -323,7 +312,6 @@ class OrderPayments(OrdersBase):
                     else_=PaymentStatus.PARTIALLY_REFUNDED.value,
                 ),
                 refunded_minor=back,
-                refunds_pending=o.refunds_pending - 1,
                 version=o.version + 1,
                 updated_at=self._clock(),
             )
@@ -336,6 +324,7 @@ class OrderPayments(OrdersBase):
                     .values(refunded_minor=ol.refunded_minor - int(part))
                 )
         self._log(s, order_id, "refund_declined", {"key": key})
+        self._recount(s, order_id)
 
     def _locked_steps(self, s: Session, order_id: str) -> list[tuple[str, str]]:
         """The order's refund steps (kind, key), oldest first, its row locked first.
@@ -367,6 +356,29 @@ class OrderPayments(OrdersBase):
                 state = kind
         return state
 
+    def _recount(self, s: Session, order_id: str) -> None:
+        """Set the order's ``refunds_pending`` from its log and row, in *s* (row locked).
+
+        The refunds decided and not yet paid back or declined, plus one for a
+        cancelled order still holding captured money no refund covers (a
+        cancel's refund the provider declined): the work
+        :meth:`recover_refunds` finds through the column's index.
+        """
+        o = t.orders.c
+        owed = case(
+            (
+                and_(
+                    o.status == OrderStatus.CANCELLED.value,
+                    o.payment_status.in_([p.value for p in REFUNDABLE]),
+                    o.captured_minor > o.refunded_minor,
+                ),
+                1,
+            ),
+            else_=0,
+        )
+        pending = len(_pending_keys(self._steps(s, order_id)))
+        s.execute(update(t.orders).where(o.id == order_id).values(refunds_pending=owed + pending))
+
     def _cancel_key(self, s: Session, order_id: str) -> str:
         """A key for a cancel's refund that the order's log has not used.
 
@@ -391,9 +403,11 @@ class OrderPayments(OrdersBase):
         Looks at orders whose last change is at least *older_than_s* old (a
         refund in flight is left to its caller) with a refund pending, at most
         *limit* of them, and carries each pending refund on exactly as a
-        second call with its key would: paid back once, recorded once. Run it
-        beside ``Checkout.recover()``. An order whose refund fails again is
-        left for the next run, the others are still finished.
+        second call with its key would: paid back once, recorded once. A
+        cancelled order still holding captured money (its refund declined) is
+        settled as ``cancel()`` again would, under a fresh key. Run it beside
+        ``Checkout.recover()``. An order whose refund fails again is left for
+        the next run, the others are still finished.
         """
         if older_than_s < 0 or limit < 1:
             raise InvalidInputError("older_than_s is >= 0 and limit >= 1")
@@ -410,17 +424,32 @@ class OrderPayments(OrdersBase):
         done: list[str] = []
         for order_id in ids:
             try:
-                for key in self._pending_refunds(order_id):
-                    self._finish_refund(order_id, key)
+                order = self.get(order_id)
+                if order.status is OrderStatus.CANCELLED:
+                    self._settle_cancelled(order)
+                else:
+                    for key in self._pending_refunds(order_id):
+                        self._finish_refund(order_id, key)
             except CommerceKitError:  # declined, provider down: the next run tries again
                 continue
             done.append(order_id)
         return done
 
     def _settle_cancelled(self, order: Order) -> None:
-        """Finish the payment side of a cancelled order: pending refunds, a void, what is left."""
+        """Finish the payment side of a cancelled order: pending refunds, a void, what is left.
+
+        Every pending refund is tried (the first failure raised after the
+        others); what the capture still holds is then refunded under a fresh
+        ``cancel:<n>`` key, so a declined attempt never blocks the next one.
+        """
+        failed: CommerceKitError | None = None
         for key in self._pending_refunds(order.id):
-            self._finish_refund(order.id, key)
+            try:
+                self._finish_refund(order.id, key)
+            except CommerceKitError as e:
+                failed = failed or e
+        if failed is not None:
+            raise failed
         order = self.get(order.id)
         if order.payment_status is PaymentStatus.AUTHORIZED:
             state = self._payments.payment(order.payment_id).state
@@ -438,3 +467,14 @@ class OrderPayments(OrdersBase):
         if order.payment_status in REFUNDABLE and order.captured > order.refunded:
             key = self._db.run(lambda u: self._cancel_key(u.session, order.id)).value
             self._refund(order.id, None, key=key, shipping=False)
+
+
+def _pending_keys(steps: list[tuple[str, str]]) -> list[str]:
+    """The keys of *steps* (kind, key) decided but not yet paid back or declined."""
+    pending: dict[str, None] = {}
+    for kind, key in steps:
+        if kind == "refund_requested":
+            pending[key] = None
+        elif kind in ("refunded", "refund_declined"):
+            pending.pop(key, None)
+    return list(pending)
