@@ -17,16 +17,19 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import update
 
 from commercekit.commerce import Commerce, metadata
 from commercekit.commerce.inventory import verify_inventory
 from commercekit.commerce.orders import Order, OrderStatus, PaymentStatus
+from commercekit.commerce.orders import _tables as t
 from commercekit.commerce.pricing import FlatShipping
 from commercekit.errors import (
     CurrencyMismatchError,
     InvalidInputError,
     InvalidStateError,
     InvalidTransitionError,
+    UnavailableError,
 )
 from commercekit.money import Money
 from commercekit.payments import (
@@ -521,4 +524,46 @@ def test_a_goodwill_refund_declined_around_a_cancel_is_refunded_by_the_cancel(
     assert payments.payment(order.payment_id).refunded_minor == 3490
     assert shop.orders.cancel(order.id) == done
     assert shop.orders.recover_refunds(older_than_s=0) == []
+    check_money_invariants(shop, payments)
+
+
+def test_recover_refunds_is_not_starved_by_orders_it_cannot_finish(
+    any_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    shop, _, payments = shop_with_shipping(any_db, clock=clock)
+    drifted, failing, crashed = (paid_order(shop) for _ in range(3))
+    # a count left above zero with nothing pending (as the same-key race wrote it)
+    o = t.orders.c
+    any_db.run(
+        lambda u: u.session.execute(
+            update(t.orders).where(o.id == drifted.id).values(refunds_pending=1)
+        )
+    )
+    clock.advance(1)
+    real = payments.refund
+
+    def refund(payment_id: str, amount: Money, *, idempotency_key: str) -> PaymentResult:
+        if payment_id == failing.payment_id:
+            raise UnavailableError("the provider is down")
+        return real(payment_id, amount, idempotency_key=idempotency_key)
+
+    monkeypatch.setattr(payments, "refund", refund)
+    with pytest.raises(UnavailableError):
+        shop.orders.refund(failing.id, Money.of("5.00", "EUR"), key="k1")
+    clock.advance(1)
+    with monkeypatch.context() as m:
+        m.setattr(payments, "refund", Crash(real, after=False))
+        with pytest.raises(RuntimeError, match="died"):
+            shop.orders.refund(crashed.id, Money.of("5.00", "EUR"), key="k2")
+    clock.advance(61)
+    assert shop.orders.recover_refunds(limit=1) == [drifted.id]  # its count set back
+    assert shop.orders.recover_refunds(limit=1) == []  # the failing one, sent to the back
+    clock.advance(61)
+    assert shop.orders.recover_refunds(limit=1) == [crashed.id]
+    assert payments.payment(crashed.payment_id).refunded_minor == 500
+    monkeypatch.undo()
+    clock.advance(61)
+    assert shop.orders.recover_refunds() == [failing.id]
+    assert shop.orders.recover_refunds() == []
     check_money_invariants(shop, payments)

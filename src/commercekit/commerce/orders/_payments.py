@@ -15,6 +15,7 @@ never moves money twice.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import cast
@@ -407,7 +408,9 @@ class OrderPayments(OrdersBase):
         cancelled order still holding captured money (its refund declined) is
         settled as ``cancel()`` again would, under a fresh key. Run it beside
         ``Checkout.recover()``. An order whose refund fails again is left for
-        the next run, the others are still finished.
+        the next run, behind the others (its ``updated_at`` moves on), and
+        the others are still finished; an order found with nothing to do has
+        its count set back from its log, so none holds a place in the queue.
         """
         if older_than_s < 0 or limit < 1:
             raise InvalidInputError("older_than_s is >= 0 and limit >= 1")
@@ -431,9 +434,16 @@ class OrderPayments(OrdersBase):
                     for key in self._pending_refunds(order_id):
                         self._finish_refund(order_id, key)
             except CommerceKitError:  # declined, provider down: the next run tries again
+                self._db.run(functools.partial(self._recount_locked, order_id=order_id), retry=True)
                 continue
+            self._db.run(functools.partial(self._recount_locked, order_id=order_id), retry=True)
             done.append(order_id)
         return done
+
+    def _recount_locked(self, uow: UnitOfWork, order_id: str) -> None:
+        """Lock the order's row (its ``updated_at`` moves to now) and :meth:`_recount` it."""
+        self._locked_steps(uow.session, order_id)
+        self._recount(uow.session, order_id)
 
     def _settle_cancelled(self, order: Order) -> None:
         """Finish the payment side of a cancelled order: pending refunds, a void, what is left.
