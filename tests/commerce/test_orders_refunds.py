@@ -567,3 +567,29 @@ def test_recover_refunds_is_not_starved_by_orders_it_cannot_finish(
     assert shop.orders.recover_refunds() == [failing.id]
     assert shop.orders.recover_refunds() == []
     check_money_invariants(shop, payments)
+
+
+@pytest.mark.parametrize("how", ["refund", "cancel"])
+def test_a_partly_captured_order_is_refunded_what_its_capture_holds(
+    any_db: Database, how: str
+) -> None:
+    shop, gateway, payments = shop_with_shipping(any_db)
+    order = paid_order(shop)
+    o = t.orders.c
+    any_db.run(  # 30.00 of 34.90 captured
+        lambda u: u.session.execute(
+            update(t.orders).where(o.id == order.id).values(captured_minor=3000)
+        )
+    )
+    if how == "cancel":
+        done = shop.orders.cancel(order.id)
+        assert done.status is OrderStatus.CANCELLED
+    else:
+        done = shop.orders.refund(order.id, key="full")
+    assert done.payment_status is PaymentStatus.REFUNDED
+    assert done.refunded == done.captured == Money.of("30.00", "EUR")
+    assert all(ln.refunded <= ln.gross for ln in done.lines)
+    assert Money.zero("EUR") < done.shipping_refunded < done.shipping_paid  # a share of each
+    assert payments.payment(order.payment_id).refunded_minor == 3000
+    assert refunds_sent(gateway) == 1
+    assert shop.orders.recover_refunds(older_than_s=0) == []

@@ -49,7 +49,8 @@ def plan_refund(order: Order, goods: Money | None, shipping: bool | Money) -> Re
     """Plan a refund of *goods* (over the lines) and *shipping* of *order*, or raise.
 
     *goods* None and *shipping* False: everything still captured (lines and
-    shipping). *shipping* True: all the shipping left; a Money: that much of
+    shipping; of a partial capture, what it holds, spread over both in
+    proportion to what each has left). *shipping* True: all the shipping left; a Money: that much of
     it. Asking more than a line, the shipping or the capture has left is
     :class:`InvalidInputError`; an order that is not paid,
     :class:`InvalidTransitionError`.
@@ -61,7 +62,14 @@ def plan_refund(order: Order, goods: Money | None, shipping: bool | Money) -> Re
     zero = Money.zero(order.total.currency)
     lines_left = sum((ln.gross - ln.refunded for ln in order.lines), zero)
     ship_left = order.shipping_paid - order.shipping_refunded
-    if goods is None and shipping is False:  # a full refund: what is left of both
+    if goods is None and shipping is False:  # a full refund: what is left of both ...
+        capture_left = order.captured - order.refunded
+        if zero < capture_left < lines_left + ship_left:  # ... that the capture holds
+            parts = capture_left.allocate(
+                [(ln.gross - ln.refunded).amount_minor for ln in order.lines]
+                + [ship_left.amount_minor]
+            )
+            return RefundPlan(capture_left, parts[:-1], parts[-1])
         goods_part, ship_part = lines_left, ship_left
     else:
         goods_part = zero if goods is None else _check(order, "the goods", goods)
