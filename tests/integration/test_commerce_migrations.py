@@ -4,6 +4,8 @@ matches the metadata exactly, and downgrades back to nothing.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
@@ -39,3 +41,30 @@ def test_upgrading_an_empty_postgres_database_gives_the_metadata() -> None:
             assert set(sa.inspect(engine).get_table_names()) == {VERSION_TABLE}
         finally:
             engine.dispose()
+
+
+def test_sqlite_downgrades_and_upgrades_again_with_orders_in_it(tmp_path: Path) -> None:
+    """A batch rebuild of ck_orders (0006) keeps the rows its lines and events point at."""
+    from commercekit.commerce.migrations import downgrade, upgrade
+    from commercekit.repository import Database, Node, ReplicatedTopology, sqlite_engine
+    from tests.commerce._shop import make_shop
+    from tests.commerce.test_orders_refunds import SHIPPING, paid_order
+
+    engine = sqlite_engine(tmp_path / "shop.db")
+    db = Database(ReplicatedTopology(Node("primary", engine)))
+    try:
+        upgrade(engine)
+        shop, _, _ = make_shop(db, shipping=SHIPPING)
+        order = paid_order(shop)
+        shop.orders.cancel(order.id)
+        downgrade(engine, "0005")
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # on again
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+            rows = conn.exec_driver_sql("SELECT id, refunds_pending FROM ck_orders").all()
+        assert rows == [(order.id, 0)]
+        assert len(shop.orders.events(order.id)) > 1
+    finally:
+        db.close()
+        engine.dispose()
