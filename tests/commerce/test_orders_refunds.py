@@ -593,3 +593,40 @@ def test_a_partly_captured_order_is_refunded_what_its_capture_holds(
     assert payments.payment(order.payment_id).refunded_minor == 3000
     assert refunds_sent(gateway) == 1
     assert shop.orders.recover_refunds(older_than_s=0) == []
+
+
+def test_a_return_is_refunded_after_a_refund_logged_under_its_key(any_db: Database) -> None:
+    shop, gateway, payments = shop_with_shipping(any_db)
+    order = paid_order(shop, {"TEE": 2})
+    shop.orders.fulfil(order.id, {"TEE": 2})
+    # a caller's refund keyed "return:rma-1", as written before the key was reserved
+    shop.orders._refund(order.id, Money.of("1.00", "EUR"), key="return:rma-1", shipping=False)
+    back = shop.orders.return_items(order.id, {"TEE": 1}, key="rma-1")
+    assert back.refunded == Money.of("11.00", "EUR")
+    assert payments.payment(order.payment_id).refunded_minor == 1100
+    assert shop.orders.return_items(order.id, {"TEE": 1}, key="rma-1") == back  # once per key
+    assert shop.inventory.level("TEE").on_hand == 99
+    assert refunds_sent(gateway) == 2
+    check_money_invariants(shop, payments)
+
+
+def test_two_concurrent_returns_with_one_key_count_it_once(any_db: Database) -> None:
+    shop, _, payments = shop_with_shipping(any_db)
+    for _ in range(3):
+        order = paid_order(shop, {"TEE": 2})
+        shop.orders.fulfil(order.id, {"TEE": 2})
+        start = threading.Barrier(2)
+
+        def call(order_id: str = order.id, start: threading.Barrier = start) -> None:
+            start.wait()
+            shop.orders.return_items(order_id, {"TEE": 1}, key="rma")
+
+        threads = [threading.Thread(target=call) for _ in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        back = shop.orders.get(order.id)
+        assert back.lines[0].returned == 1
+        assert back.refunded == Money.of("10.00", "EUR")
+    check_money_invariants(shop, payments)

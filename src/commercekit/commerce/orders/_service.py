@@ -12,11 +12,12 @@ never moves money twice.
 from __future__ import annotations
 
 import decimal
+import json
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from commercekit.commerce._shared import check_id, check_quantity, new_id, rowcount
@@ -272,15 +273,27 @@ class Orders(OrderPayments):
                 "refunded (pass refund=False to take the items back without a refund)"
             )
 
-        def work(uow: UnitOfWork) -> dict[str, int] | None:
+        def work(uow: UnitOfWork) -> tuple[dict[str, int] | None, str]:
             nonlocal order
             s = uow.session
-            for e in self.events(order_id):
-                if e.kind == "returned" and e.data.get("key") == key:
-                    done = cast("Mapping[str, int]", e.data["quantities"])
-                    return {str(k): int(v) for k, v in done.items()}
+            o, e = t.orders.c, t.order_events.c
+            # the row locked first: of two calls with one key, the later finds the earlier's
+            s.execute(update(t.orders).where(o.id == order_id).values(updated_at=self._clock()))
+            used = {k for _, k in self._steps(s, order_id)}
+            query = select(e.data).where(e.order_id == order_id, e.kind == "returned")
+            for data in s.execute(query.order_by(e.id)).scalars():
+                done = json.loads(data)
+                their = str(done.get("refund_key", f"return:{done.get('key')}"))
+                if done.get("key") == key:
+                    quantities = cast("Mapping[str, int]", done["quantities"])
+                    return {str(k): int(v) for k, v in quantities.items()}, their
+                used.add(their)
+            # return:<key>, or a fresh return:<key>:<n> when an older log used it
+            refund_key, n = f"return:{key}", 0
+            while refund_key in used:
+                n += 1
+                refund_key = f"return:{key}:{n}"
             order = self._read(s, order_id)  # in this transaction: the status counts every return
-            o = t.orders.c
             returned_all = True
             _add_to_lines(
                 s,
@@ -300,12 +313,13 @@ class Orders(OrderPayments):
                 .where(o.id == order_id)
                 .values(fulfilment_status=to.value, version=o.version + 1)
             )
-            self._log(s, order_id, "returned", {"key": key, "quantities": wanted})
-            return None
+            record = {"key": key, "quantities": wanted, "refund_key": refund_key}
+            self._log(s, order_id, "returned", record)
+            return None, refund_key
 
         # A replay of *key* finishes what a crash after the record left undone:
         # the restock and the refund below are each idempotent by their key.
-        recorded = self._db.run(work).value
+        recorded, refund_key = self._db.run(work).value
         if recorded is not None:
             wanted = recorded
         for sku, qty in sorted(wanted.items()):
@@ -320,7 +334,7 @@ class Orders(OrderPayments):
             on_lines = sum((ln.gross - ln.refunded for ln in left.lines), zero)
             owed = min(owed, on_lines, left.captured - left.refunded)
             if owed.amount_minor and left.payment_status in REFUNDABLE:
-                return self._refund(order_id, owed, key=f"return:{key}", shipping=False)
+                return self._refund(order_id, owed, key=refund_key, shipping=False)
         return self.get(order_id)
 
 
