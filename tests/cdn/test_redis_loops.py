@@ -10,44 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import socket
 import threading
-import uuid
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from commercekit.cdn import Headers, RedisStore, StoredResponse, StoreUnavailableError
 from commercekit.errors import ConfigurationError
-from tests.conftest import missing_service
+from tests.cdn.conftest import REDIS_URL
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
-
-
-@pytest.fixture(autouse=True)
-def _redis() -> None:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
-    except OSError:
-        missing_service("Redis is not reachable on 127.0.0.1:6379")
-
-
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    ns = f"test:{uuid.uuid4().hex}"
-    yield ns
-
-    async def clean() -> None:
-        from redis.asyncio import Redis
-
-        client = Redis.from_url(REDIS_URL)
-        keys = [k async for k in client.scan_iter(match=f"{ns}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-
-    asyncio.run(clean())
+pytestmark = pytest.mark.usefixtures("require_redis")
 
 
 def _entry(key: str, body: bytes) -> StoredResponse:

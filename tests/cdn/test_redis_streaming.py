@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import socket
 import tracemalloc
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -41,12 +39,11 @@ from commercekit.cdn import (
     StoreUnavailableError,
 )
 from commercekit.cdn._stores._redis_chunks import ChunkedBody
-from tests.conftest import missing_service
+from tests.cdn.conftest import REDIS_URL
 
 from ._loopback import PATTERN, StreamingServer, pattern_bytes
 from .test_streaming import digest, fetch, peak_while, proxy
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 # These tests are about streaming, not deadlines: a loaded CI machine must not trip the store's.
 SLACK_TIMEOUT_S = 10.0
 MiB = 1024 * 1024
@@ -54,29 +51,7 @@ NOW = 1_000.0
 KEY = "https://video.shop.test/intro.mp4"
 
 
-@pytest.fixture(autouse=True)
-def _redis() -> None:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
-    except OSError:
-        missing_service("Redis is not reachable on 127.0.0.1:6379")
-
-
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    ns = f"test:{uuid.uuid4().hex}"
-    yield ns
-
-    async def clean() -> None:
-        from redis.asyncio import Redis
-
-        client = Redis.from_url(REDIS_URL)
-        keys = [k async for k in client.scan_iter(match=f"{ns}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-
-    asyncio.run(clean())
+pytestmark = pytest.mark.usefixtures("require_redis")
 
 
 @asynccontextmanager
