@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import MetaData
 from sqlalchemy.engine import CursorResult
 
+from commercekit._retry import RetryPolicy
 from commercekit.errors import InvalidInputError, InvalidStateError, UnsupportedTypeError
 from commercekit.typing import WallClock
 
@@ -60,12 +61,17 @@ metadata = MetaData(
 """The commerce schema: every service's tables (``ck_`` prefix), for ``create_all`` and Alembic."""
 
 
+_CONFLICT_WAITS = RetryPolicy(initial_wait_s=0.001, max_wait_s=0.05)
+_CONFLICT_RNG = random.Random()
+
+
 def conflict_backoff_s(attempt: int) -> float:
     """A full-jitter wait before retry *attempt* (0-based) of a write that lost a race.
 
-    At most 1 ms, doubling to at most 50 ms, so writers that keep colliding spread out.
+    The project's one retry wait (:meth:`RetryPolicy.wait_s`): at most 1 ms,
+    doubling to at most 50 ms, so writers that keep colliding spread out.
     """
-    return random.uniform(0.0, min(0.05, 0.001 * 2**attempt))
+    return _CONFLICT_WAITS.wait_s(attempt + 1, None, _CONFLICT_RNG)
 
 
 def new_id() -> str:

@@ -278,8 +278,7 @@ class Orders(OrderPayments):
             s = uow.session
             o, e = t.orders.c, t.order_events.c
             # the row locked first: of two calls with one key, the later finds the earlier's
-            s.execute(update(t.orders).where(o.id == order_id).values(updated_at=self._clock()))
-            used = {k for _, k in self._steps(s, order_id)}
+            used = {k for _, k in self._locked_steps(s, order_id)}
             query = select(e.data).where(e.order_id == order_id, e.kind == "returned")
             for data in s.execute(query.order_by(e.id)).scalars():
                 done = json.loads(data)
