@@ -151,20 +151,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             json.dump(_report(Reports(store), args.kind, args.arg), sys.stdout, indent=2)
             sys.stdout.write("\n")
             return 0
-        metrics, server = _metrics_server(args.metrics_port, args.metrics_addr)
         log = open_log(args.log, consumer=args.consumer)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        consumer = AnalyticsConsumer(
-            log, store, batch_size=args.batch, metrics=metrics, name=args.consumer or "default"
-        )
         try:
-            applied = consumer.run(stop=stop, idle_exit_s=args.idle_exit_s)
+            # started once the log opened, stopped however the run ends: a bad --batch
+            # or a log that fails must not leave the port served
+            metrics, server = _metrics_server(args.metrics_port, args.metrics_addr)
+            try:
+                stop = threading.Event()
+                signal.signal(signal.SIGTERM, lambda *_: stop.set())
+                consumer = AnalyticsConsumer(
+                    log,
+                    store,
+                    batch_size=args.batch,
+                    metrics=metrics,
+                    name=args.consumer or "default",
+                )
+                applied = consumer.run(stop=stop, idle_exit_s=args.idle_exit_s)
+            finally:
+                if server is not None:
+                    server.shutdown()
+                    server.server_close()
         finally:
             log.close()
-            if server is not None:
-                server.shutdown()
-                server.server_close()
         print(json.dumps({"applied": applied}))
         return 0
     except CommerceKitError as exc:
