@@ -118,7 +118,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        reason = "wrk is not installed (apt-get install wrk)"
+        if args.json:  # what would have been measured, no verdict
+            targets = [f"meets_{page}_{k}" for page in ("json", "html") for k in ("rps", "p99")]
+            print(json.dumps({"skipped": reason, "targets": targets}))
+            return 0
+        print(reason, file=sys.stderr)
         return 2
     seconds, rounds = (2, 1) if args.quick else (5, 3)
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,7 +176,9 @@ def main() -> int:
         )
         report[f"{page}_rps_ratio"] = rps_ratio
         report[f"{page}_p99_ratio"] = p99_ratio
-        report[f"meets_{page}_rps"] = rps_ratio >= 0.85
+        # a front that fails requests does not meet it, however fast its answers
+        front_failed = any(r["errors"] for r in runs["front"])
+        report[f"meets_{page}_rps"] = rps_ratio >= 0.85 and not front_failed
         report[f"meets_{page}_p99"] = p99_ratio <= 1.5
     print(json.dumps(report, indent=2) if args.json else "\n".join(lines))
     return 0
