@@ -127,7 +127,13 @@ async def _to_the_end(close: Callable[[_P], Awaitable[None]], pool: _P) -> None:
 
 
 def _finalizing(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether *loop* has begun ``shutdown_asyncgens()`` (asyncio's loops say so)."""
+    """Whether *loop* has begun ``shutdown_asyncgens()`` (asyncio's loops say so).
+
+    Only asyncio's own loops show it (a private attribute, read defensively);
+    uvloop keeps it in C, where this reads False. There the portable guard is
+    the pool's keeper: once the loop finalized it, :meth:`LoopPool.get`
+    refuses, but a first call racing that moment may still open a pool.
+    """
     return bool(getattr(loop, "_asyncgens_shutdown_called", False))
 
 
