@@ -198,6 +198,40 @@ def test_an_empty_log_reads_empty(engine: Engine) -> None:
     assert log.consume(10, 0) == []
 
 
+def test_an_empty_read_waits_its_timeout_without_spinning(engine: Engine) -> None:
+    """``consume(n, timeout_s)`` on an empty log blocks up to *timeout_s*, idle.
+
+    A consumer loop relies on it for its pace: a log that answered at once
+    would have the loop poll as fast as the CPU allows (a whole core while idle).
+    """
+    log = engine.connect("c1")
+    log.consume(10, 0)  # connect, create the group: not part of the wait
+    started, cpu = time.monotonic(), time.thread_time()
+    assert log.consume(10, 0.4) == []
+    waited, spent = time.monotonic() - started, time.thread_time() - cpu
+    assert waited >= 0.35, f"{engine.kind} answered an empty read after {waited:.3f} s"
+    assert spent < 0.1, f"{engine.kind} spent {spent:.3f} s of CPU waiting 0.4 s"
+
+
+def test_a_record_published_during_a_wait_ends_it(engine: Engine) -> None:
+    import threading
+
+    log = engine.connect("c1")
+    log.consume(10, 0)
+    publisher = engine.connect("p1")
+    timer = threading.Timer(0.2, publisher.publish, args=(_records(1),))
+    timer.start()
+    try:
+        started = time.monotonic()
+        got = log.consume(10, 5.0)
+        took = time.monotonic() - started
+    finally:
+        timer.join()
+    assert _ids(got) == ["e0"]
+    assert took < 2.0, f"{engine.kind} returned a record published at 0.2 s after {took:.2f} s"
+    log.acknowledge(got)
+
+
 def test_a_read_takes_at_most_what_it_asks_for_and_what_is_there(engine: Engine) -> None:
     log = engine.connect("c1")
     log.publish(_records(5))

@@ -40,6 +40,33 @@ def _upstream_connections(metrics: str) -> float:
     )
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process *pid* so far (Linux's /proc)."""
+    import os
+    from pathlib import Path
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_an_idle_fleet_spends_next_to_no_cpu(fleet: Fleet) -> None:
+    """With no visitors, no process polls as fast as it can.
+
+    The analytics consumer once spun a whole core on an empty SQLite event log
+    (its reads came back at once instead of waiting), which took CPU from the
+    app servers under load. Health checks, flushes and polls cost a few ms a second.
+    """
+    for name in fleet.procs:
+        assert fleet.wait_healthy(name, 60), f"{name} is not serving"
+    time.sleep(1.0)  # the seed's events applied, the start-up work done
+    pids = {n: p.popen.pid for n, p in fleet.procs.items() if p.popen is not None}
+    before = {n: _cpu_s(pid) for n, pid in pids.items()}
+    time.sleep(3.0)
+    spent = {n: round(_cpu_s(pid) - before[n], 2) for n, pid in pids.items()}
+    busy = {n: s for n, s in spent.items() if s > 0.25}  # a spinner takes >= 1 s of 3 s
+    assert not busy, f"processes busy while the fleet is idle (CPU s in 3 s): {spent}"
+
+
 def test_visitors_stick_to_one_app_server(fleet: Fleet) -> None:
     seen: Counter[str] = Counter()
     for _ in range(12):
