@@ -15,11 +15,12 @@ requests/s and p99 <= 1.5x the direct p99, for each page. Each figure is the
 median of the rounds. The script reports; it does not fail on a missed target.
 
 Process layout (2 cores, nothing pinned): *direct* is wrk -> app-1; *front*
-is wrk -> front -> app-1 and app-2, all of them (plus the edge, the origin and
-the analytics consumer, idle here) sharing the cores. Beside req/s the script
-reports the CPU time each process spent per request (``/proc/<pid>/stat``),
-which a loaded machine disturbs less than req/s: the front's own cost is
-``front_cpu_us`` against the app servers' ``app_cpu_us``.
+is wrk -> front -> app-1 and app-2, all of them (plus the edge and the origin,
+idle here, and the analytics consumer, which applies a Product Viewed event per
+request in both rounds) sharing the cores. Beside req/s the script reports the
+CPU time each process spent per request (``/proc/<pid>/stat``), which a loaded
+machine disturbs less than req/s: the front's own cost is ``front_cpu_us``
+against the app servers' ``app_cpu_us`` and the consumer's ``analytics_cpu_us``.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def measured(url: str, seconds: int, script: str, pids: dict[str, int]) -> dict[
     spent = {n: cpu_s(p) - before[n] for n, p in pids.items()}
     done = max(1.0, figures["rps"] * seconds)
     figures["front_cpu_us"] = spent["front"] / done * 1e6
-    figures["app_cpu_us"] = sum(v for n, v in spent.items() if n != "front") / done * 1e6
+    figures["app_cpu_us"] = sum(v for n, v in spent.items() if n.startswith("app-")) / done * 1e6
+    figures["analytics_cpu_us"] = spent["analytics"] / done * 1e6
     return figures
 
 
@@ -141,7 +143,7 @@ def main() -> int:
             pids = {
                 n: p.popen.pid
                 for n, p in fleet.procs.items()
-                if p.popen is not None and (n == "front" or n.startswith("app-"))
+                if p.popen is not None and (n in ("front", "analytics") or n.startswith("app-"))
             }
             results: dict[str, dict[str, list[dict[str, float]]]] = {}
             for page, path in (("json", "/api/products/p001"), ("html", "/products/p001")):
@@ -157,7 +159,7 @@ def main() -> int:
     report: dict[str, object] = {"rounds": rounds, "seconds": seconds}
     lines = [
         f"{'page':<6}{'path':<8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-        f"{'front cpu us/req':>18}{'apps cpu us/req':>17}"
+        f"{'front cpu us/req':>18}{'apps cpu us/req':>17}{'analytics us/req':>18}"
     ]
     for page, runs in results.items():
         med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in runs.items()}
@@ -166,6 +168,7 @@ def main() -> int:
             lines.append(
                 f"{page:<6}{k:<8}{f['rps']:>10.0f}{f['p50_ms']:>9.2f}{f['p99_ms']:>9.2f}"
                 f"{f['errors']:>8.0f}{f['front_cpu_us']:>18.0f}{f['app_cpu_us']:>17.0f}"
+                f"{f['analytics_cpu_us']:>18.0f}"
             )
             report[f"{page}_{k}"] = f
         rps_ratio = med["front"]["rps"] / med["direct"]["rps"]
