@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -386,25 +387,21 @@ def test_two_concurrent_refunds_with_one_key_decide_it_once(
     shop, gateway, payments = shop_with_shipping(any_db)
     order = paid_order(shop)
     orders = shop.orders
-    first_decided, second_looked = threading.Event(), threading.Event()
-    real_state, real_finish = orders._refund_state, orders._finish_refund
+    first_locked, second_asked = threading.Event(), threading.Event()
+    real_steps = orders._locked_steps
 
-    def state(order_id: str, key: str) -> str | None:
-        seen = real_state(order_id, key)  # both callers see the key unused ...
+    def locked_steps(s: Any, order_id: str, **kwargs: Any) -> Any:
         if threading.current_thread().name == "second":
-            second_looked.set()
-            first_decided.wait(5)  # ... and the second goes on once the first decided
-        else:
-            second_looked.wait(5)
-        return seen
+            first_locked.wait(5)
+            second_asked.set()  # ... and the second asks for the lock the first holds
+            return real_steps(s, order_id, **kwargs)
+        steps = real_steps(s, order_id, **kwargs)  # the first holds the order's lock ...
+        first_locked.set()
+        second_asked.wait(5)
+        time.sleep(0.2)  # the second is waiting on the row now
+        return steps
 
-    def finish(order_id: str, key: str) -> Order:
-        if threading.current_thread().name == "first":
-            first_decided.set()
-        return real_finish(order_id, key)
-
-    monkeypatch.setattr(orders, "_refund_state", state)
-    monkeypatch.setattr(orders, "_finish_refund", finish)
+    monkeypatch.setattr(orders, "_locked_steps", locked_steps)
     out: dict[str, object] = {}
 
     def call() -> None:
@@ -629,4 +626,40 @@ def test_two_concurrent_returns_with_one_key_count_it_once(any_db: Database) -> 
         back = shop.orders.get(order.id)
         assert back.lines[0].returned == 1
         assert back.refunded == Money.of("10.00", "EUR")
+    check_money_invariants(shop, payments)
+
+
+@contextlib.contextmanager
+def log_reads(db: Database) -> Iterator[list[str]]:
+    """The SELECTs of the order log (``order_events``) sent while the block runs."""
+    from sqlalchemy import event
+
+    engine = db._engines()[0]
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        text = statement.lstrip().upper()
+        if text.startswith("SELECT") and "ORDER_EVENTS" in text:
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_refund_reads_the_order_log_once_per_transaction(any_db: Database) -> None:
+    """Deciding reads the log once (under the row lock), recording once: not again per step."""
+    shop, _, payments = shop_with_shipping(any_db)
+    order = paid_order(shop)
+    with log_reads(any_db) as reads:
+        shop.orders.refund(order.id, Money.of("5.00", "EUR"), key="k1")
+    assert len(reads) == 2
+    with log_reads(any_db) as reads:
+        shop.orders.refund(order.id, Money.of("5.00", "EUR"), key="k1")  # done: one look
+    assert len(reads) == 1
+    with log_reads(any_db) as reads:
+        shop.orders.cancel(order.id)
+    assert len(reads) == 3  # the cancel's transaction, the pending refunds, the record
     check_money_invariants(shop, payments)

@@ -52,6 +52,8 @@ _MOVE_PAYMENT = (  # built once: SQLAlchemy keys its cache once per statement
 )
 _MOVE_PAYMENT_CAPTURED = _MOVE_PAYMENT.values(captured_minor=bindparam("b_captured"))
 _REFUND_STEPS = ("refund_requested", "refunded", "refund_declined")
+Step = tuple[str, str, Mapping[str, object]]
+"""A refund step of an order's log: its kind, its refund's key, its data."""
 _RESERVED = ("cancel:", "return:")  # with "cancel": the keys of cancels' and returns' refunds
 
 
@@ -177,44 +179,42 @@ class OrderPayments(OrdersBase):
         self, order_id: str, amount: Money | None, *, key: str, shipping: bool | Money
     ) -> Order:
         """:meth:`refund` with any key (a cancel's and a return's own too)."""
-        state = self._refund_state(order_id, key)
-        if state is None:
 
-            def decide(uow: UnitOfWork) -> str | None:
-                # looked at again under the order's row lock: of two callers with one
-                # key, the later one finds the earlier one's decision and finishes it
-                seen = self._locked_state(uow.session, order_id, key)
-                if seen is None:
-                    order = self._read(uow.session, order_id)
-                    self._decide_refund(uow, order, plan_refund(order, amount, shipping), key)
+        def decide(uow: UnitOfWork) -> tuple[str, Mapping[str, object]]:
+            # one read of the log, under the order's row lock: of two callers with one
+            # key, the later one finds the earlier one's decision and finishes it
+            steps = self._locked_steps(uow.session, order_id)
+            seen = _last_step(steps, key)
+            if seen is not None:
                 return seen
+            order = self._read(uow.session, order_id)
+            plan = plan_refund(order, amount, shipping)
+            return "refund_requested", self._decide_refund(uow, order, plan, key, steps)
 
-            state = self._db.run(decide).value
+        state, asked = self._db.run(decide).value
         if state == "refunded":
             return self.get(order_id)
         elif state == "refund_declined":
             raise InvalidStateError(
                 f"the refund {key!r} of order {order_id} was declined; refund with another key"
             )
-        return self._finish_refund(order_id, key)
+        return self._finish_refund(order_id, key, asked)
 
-    def _refund_state(self, order_id: str, key: str) -> str | None:
-        """The last step the refund *key* of the order reached (None: not asked yet)."""
-        state = None
-        for e in self.events(order_id):
-            if e.kind in _REFUND_STEPS and e.data.get("key") == key:
-                state = e.kind
-        return state
+    def _pending_refunds(self, order_id: str) -> list[tuple[str, Mapping[str, object]]]:
+        """The order's refunds decided but not yet paid back or declined: (key, decision)."""
+        steps = self._db.run(lambda u: self._steps(u.session, order_id), retry=True).value
+        return _pending(steps)
 
-    def _pending_refunds(self, order_id: str) -> list[str]:
-        """The keys of the order's refunds decided but not yet recorded as paid back or declined."""
-        steps = [(e.kind, str(e.data.get("key"))) for e in self.events(order_id)]
-        return _pending_keys(steps)
+    def _decide_refund(
+        self, uow: UnitOfWork, order: Order, plan: RefundPlan, key: str, steps: list[Step]
+    ) -> Mapping[str, object]:
+        """Write the refund *plan* onto the order read in *uow* (compare-and-set on its version).
 
-    def _decide_refund(self, uow: UnitOfWork, order: Order, plan: RefundPlan, key: str) -> None:
-        """Write the refund *plan* onto the order read in *uow* (compare-and-set on its version)."""
+        *steps* are the order's refund steps read in *uow* since its row was
+        locked. Returns the decision as logged (``refund_requested``'s data).
+        """
         s = uow.session
-        if any(k == key for _, k in self._steps(s, order.id)):
+        if any(k == key for _, k, _ in steps):
             raise InvalidStateError(f"order {order.number} has had a refund {key!r} already")
         full = order.refunded + plan.amount == order.captured
         to = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
@@ -240,32 +240,24 @@ class OrderPayments(OrdersBase):
                     .where(ol.order_id == order.id, ol.line_no == line.line_no)
                     .values(refunded_minor=ol.refunded_minor + part.amount_minor)
                 )
-        self._log(
-            s,
-            order.id,
-            "refund_requested",
-            {
-                "key": key,
-                "amount_minor": plan.amount.amount_minor,
-                "shipping_minor": plan.shipping.amount_minor,
-                "lines": {
-                    str(ln.line_no): p.amount_minor
-                    for ln, p in zip(order.lines, plan.lines, strict=True)
-                },
-                "from": order.payment_status.value,
-                "to": to.value,
+        asked: dict[str, object] = {
+            "key": key,
+            "amount_minor": plan.amount.amount_minor,
+            "shipping_minor": plan.shipping.amount_minor,
+            "lines": {
+                str(ln.line_no): p.amount_minor
+                for ln, p in zip(order.lines, plan.lines, strict=True)
             },
-        )
-        self._recount(s, order.id)
+            "from": order.payment_status.value,
+            "to": to.value,
+        }
+        self._log(s, order.id, "refund_requested", asked)
+        self._recount(s, order.id, [*steps, ("refund_requested", key, asked)])
+        return asked
 
-    def _finish_refund(self, order_id: str, key: str) -> Order:
-        """Pay back the refund *key* decided earlier (idempotently) and record it once."""
+    def _finish_refund(self, order_id: str, key: str, asked: Mapping[str, object]) -> Order:
+        """Pay back the refund *key* decided earlier as *asked* (idempotently); record it once."""
         order = self.get(order_id)
-        asked = next(
-            e.data
-            for e in reversed(self.events(order_id))
-            if e.kind == "refund_requested" and e.data.get("key") == key
-        )
         amount = Money.from_minor(int(cast("int", asked["amount_minor"])), order.total.currency)
         result = self._payments.refund(
             order.payment_id, amount, idempotency_key=f"{order_id}:refund:{key}"
@@ -276,10 +268,12 @@ class OrderPayments(OrdersBase):
 
         def record(uow: UnitOfWork) -> bool:
             s = uow.session
-            if self._logged(s, order_id, ("refunded",), key):
+            steps = self._locked_steps(s, order_id)
+            if _logged(steps, ("refunded",), key):
                 return False
-            self._log(s, order_id, "refunded", {"key": key, "amount_minor": amount.amount_minor})
-            self._recount(s, order_id)
+            done = {"key": key, "amount_minor": amount.amount_minor}
+            self._log(s, order_id, "refunded", done)
+            self._recount(s, order_id, [*steps, ("refunded", key, done)])
             props = self._order_properties(order) | {"total": money_text(amount)}
             self._events.money(
                 uow,
@@ -300,7 +294,8 @@ class OrderPayments(OrdersBase):
     ) -> None:
         """Undo a declined refund's amounts on the order (a compensation, not a transition)."""
         s = uow.session
-        if self._logged(s, order_id, ("refunded", "refund_declined"), key):
+        steps = self._locked_steps(s, order_id)
+        if _logged(steps, ("refunded", "refund_declined"), key):
             return
         o, ol = t.orders.c, t.order_lines.c
         back = o.refunded_minor - int(cast("int", asked["amount_minor"]))
@@ -325,40 +320,39 @@ class OrderPayments(OrdersBase):
                     .values(refunded_minor=ol.refunded_minor - int(part))
                 )
         self._log(s, order_id, "refund_declined", {"key": key})
-        self._recount(s, order_id)
+        self._recount(s, order_id, [*steps, ("refund_declined", key, {"key": key})])
 
-    def _locked_steps(self, s: Session, order_id: str) -> list[tuple[str, str]]:
-        """The order's refund steps (kind, key), oldest first, its row locked first.
+    def _locked_steps(self, s: Session, order_id: str, *, also: tuple[str, ...] = ()) -> list[Step]:
+        """The order's refund steps (kind, key, data), oldest first, its row locked first.
 
         The lock (a write of the row's ``updated_at``) makes two concurrent
         deciders or finishers of one order take turns: the second sees the
-        first's entries.
+        first's entries. *also* adds entries of other kinds to the one read.
         """
         o = t.orders.c
         s.execute(update(t.orders).where(o.id == order_id).values(updated_at=self._clock()))
-        return self._steps(s, order_id)
+        return self._steps(s, order_id, also=also)
 
     @staticmethod
-    def _steps(s: Session, order_id: str) -> list[tuple[str, str]]:
-        """The order's refund steps (kind, key), oldest first, read in *s*."""
+    def _steps(s: Session, order_id: str, *, also: tuple[str, ...] = ()) -> list[Step]:
+        """The order's refund steps (kind, key, data), oldest first, read in *s* (and *also*)."""
         e = t.order_events.c
         rows = s.execute(
             select(e.kind, e.data)
-            .where(e.order_id == order_id, e.kind.in_(_REFUND_STEPS))
+            .where(e.order_id == order_id, e.kind.in_((*_REFUND_STEPS, *also)))
             .order_by(e.id)
         ).all()
-        return [(str(k), str(json.loads(d).get("key"))) for k, d in rows]
+        steps: list[Step] = []
+        for kind, text in rows:
+            data = json.loads(text)
+            steps.append((str(kind), str(data.get("key")), data))
+        return steps
 
-    def _locked_state(self, s: Session, order_id: str, key: str) -> str | None:
-        """:meth:`_refund_state` read under the order's row lock."""
-        state = None
-        for kind, k in self._locked_steps(s, order_id):
-            if k == key:
-                state = kind
-        return state
+    def _recount(self, s: Session, order_id: str, steps: list[Step]) -> None:
+        """Set the order's ``refunds_pending`` from its *steps* and row, in *s* (row locked).
 
-    def _recount(self, s: Session, order_id: str) -> None:
-        """Set the order's ``refunds_pending`` from its log and row, in *s* (row locked).
+        *steps* are the order's refund steps as of now: read in *s* under the
+        row lock, with the entries *s* has logged since.
 
         The refunds decided and not yet paid back or declined, plus one for a
         cancelled order still holding captured money no refund covers (a
@@ -377,26 +371,23 @@ class OrderPayments(OrdersBase):
             ),
             else_=0,
         )
-        pending = len(_pending_keys(self._steps(s, order_id)))
+        pending = len(_pending(steps))
         s.execute(update(t.orders).where(o.id == order_id).values(refunds_pending=owed + pending))
 
-    def _cancel_key(self, s: Session, order_id: str) -> str:
-        """A key for a cancel's refund that the order's log has not used.
+    @staticmethod
+    def _cancel_key(steps: list[Step]) -> str:
+        """A key for a cancel's refund that the order's refund *steps* have not used.
 
         ``cancel`` first, then ``cancel:1``, ``cancel:2``...: each attempt to
         settle a cancel gets a fresh one, as does an order whose log holds a
         caller's ``cancel`` from before the keys were reserved.
         """
-        used = {k for _, k in self._steps(s, order_id)}
+        used = {k for _, k, _ in steps}
         key, n = "cancel", 0
         while key in used:
             n += 1
             key = f"cancel:{n}"
         return key
-
-    def _logged(self, s: Session, order_id: str, kinds: tuple[str, ...], key: str) -> bool:
-        """Whether the order's log has one of *kinds* for *key*, its row locked first."""
-        return any(k == key and kind in kinds for kind, k in self._locked_steps(s, order_id))
 
     def recover_refunds(self, *, older_than_s: float = 60.0, limit: int = 100) -> list[str]:
         """Finish refunds a crash left decided but not paid back; the ids of their orders.
@@ -431,8 +422,8 @@ class OrderPayments(OrdersBase):
                 if order.status is OrderStatus.CANCELLED:
                     self._settle_cancelled(order)
                 else:
-                    for key in self._pending_refunds(order_id):
-                        self._finish_refund(order_id, key)
+                    for key, asked in self._pending_refunds(order_id):
+                        self._finish_refund(order_id, key, asked)
             except CommerceKitError:  # declined, provider down: the next run tries again
                 self._db.run(functools.partial(self._recount_locked, order_id=order_id), retry=True)
                 continue
@@ -442,8 +433,7 @@ class OrderPayments(OrdersBase):
 
     def _recount_locked(self, uow: UnitOfWork, order_id: str) -> None:
         """Lock the order's row (its ``updated_at`` moves to now) and :meth:`_recount` it."""
-        self._locked_steps(uow.session, order_id)
-        self._recount(uow.session, order_id)
+        self._recount(uow.session, order_id, self._locked_steps(uow.session, order_id))
 
     def _settle_cancelled(self, order: Order) -> None:
         """Finish the payment side of a cancelled order: pending refunds, a void, what is left.
@@ -453,9 +443,9 @@ class OrderPayments(OrdersBase):
         ``cancel:<n>`` key, so a declined attempt never blocks the next one.
         """
         failed: CommerceKitError | None = None
-        for key in self._pending_refunds(order.id):
+        for key, asked in self._pending_refunds(order.id):
             try:
-                self._finish_refund(order.id, key)
+                self._finish_refund(order.id, key, asked)
             except CommerceKitError as e:
                 failed = failed or e
         if failed is not None:
@@ -475,16 +465,33 @@ class OrderPayments(OrdersBase):
                 self._move_payment(order, PaymentStatus.PAID, captured=captured)
                 order = self.get(order.id)
         if order.payment_status in REFUNDABLE and order.captured > order.refunded:
-            key = self._db.run(lambda u: self._cancel_key(u.session, order.id)).value
-            self._refund(order.id, None, key=key, shipping=False)
+            steps = self._db.run(lambda u: self._steps(u.session, order.id), retry=True).value
+            self._refund(order.id, None, key=self._cancel_key(steps), shipping=False)
 
 
-def _pending_keys(steps: list[tuple[str, str]]) -> list[str]:
-    """The keys of *steps* (kind, key) decided but not yet paid back or declined."""
-    pending: dict[str, None] = {}
-    for kind, key in steps:
+def _pending(steps: list[Step]) -> list[tuple[str, Mapping[str, object]]]:
+    """The refunds of *steps* decided but not yet paid back or declined: (key, decision)."""
+    pending: dict[str, Mapping[str, object]] = {}
+    for kind, key, data in steps:
         if kind == "refund_requested":
-            pending[key] = None
+            pending[key] = data
         elif kind in ("refunded", "refund_declined"):
             pending.pop(key, None)
-    return list(pending)
+    return list(pending.items())
+
+
+def _last_step(steps: list[Step], key: str) -> tuple[str, Mapping[str, object]] | None:
+    """The last step the refund *key* reached and its decision (None: not asked yet)."""
+    last: str | None = None
+    asked: Mapping[str, object] = {}
+    for kind, k, data in steps:
+        if k == key:
+            last = kind
+            if kind == "refund_requested":
+                asked = data
+    return None if last is None else (last, asked)
+
+
+def _logged(steps: list[Step], kinds: tuple[str, ...], key: str) -> bool:
+    """Whether *steps* hold one of *kinds* for *key*."""
+    return any(k == key and kind in kinds for kind, k, _ in steps)

@@ -12,12 +12,11 @@ never moves money twice.
 from __future__ import annotations
 
 import decimal
-import json
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from commercekit.commerce._shared import check_id, check_quantity, new_id, rowcount
@@ -170,8 +169,9 @@ class Orders(OrderPayments):
                 # the order as the cancel left it, read in this transaction
                 now = self._read(uow.session, order_id)
                 if now.payment_status in REFUNDABLE and now.captured > now.refunded:
-                    key = self._cancel_key(uow.session, order_id)
-                    self._decide_refund(uow, now, plan_refund(now, None, False), key)
+                    steps = self._steps(uow.session, order_id)  # the row is locked (moved above)
+                    key = self._cancel_key(steps)
+                    self._decide_refund(uow, now, plan_refund(now, None, False), key, steps)
                 self._inventory.cancel_allocation(order.reservation_id, uow=uow)
                 if order.voucher:
                     self._vouchers.release(order.voucher, order.checkout_key, uow=uow)
@@ -276,12 +276,14 @@ class Orders(OrderPayments):
         def work(uow: UnitOfWork) -> tuple[dict[str, int] | None, str]:
             nonlocal order
             s = uow.session
-            o, e = t.orders.c, t.order_events.c
-            # the row locked first: of two calls with one key, the later finds the earlier's
-            used = {k for _, k in self._locked_steps(s, order_id)}
-            query = select(e.data).where(e.order_id == order_id, e.kind == "returned")
-            for data in s.execute(query.order_by(e.id)).scalars():
-                done = json.loads(data)
+            o = t.orders.c
+            # the row locked first: of two calls with one key, the later finds the earlier's;
+            # one read of the log gives the refunds' keys and the returns recorded
+            entries = self._locked_steps(s, order_id, also=("returned",))
+            used = {k for kind, k, _ in entries if kind != "returned"}
+            for kind, _, done in entries:
+                if kind != "returned":
+                    continue
                 their = str(done.get("refund_key", f"return:{done.get('key')}"))
                 if done.get("key") == key:
                     quantities = cast("Mapping[str, int]", done["quantities"])
