@@ -663,3 +663,45 @@ def test_a_refund_reads_the_order_log_once_per_transaction(any_db: Database) -> 
         shop.orders.cancel(order.id)
     assert len(reads) == 3  # the cancel's transaction, the pending refunds, the record
     check_money_invariants(shop, payments)
+
+
+def test_two_concurrent_returns_of_one_order_refund_no_more_than_is_left(
+    any_db: Database,
+) -> None:
+    """Two returns (two keys) of one order at once, after a goodwill refund took most of what
+    the lines had: both are taken back, and the refunds together pay back what was left on the
+    lines, once, as one after the other would; neither fails after its return was written."""
+    shop, _, payments = shop_with_shipping(any_db)
+    for _ in range(3):
+        order = paid_order(shop, {"TEE": 1, "MUG": 1})
+        shop.orders.fulfil(order.id, {"TEE": 1, "MUG": 1})
+        shop.orders.refund(order.id, Money.of("12.00", "EUR"), key="goodwill")
+        start = threading.Barrier(2)
+        out: dict[str, object] = {}
+
+        def call(
+            sku: str,
+            order_id: str = order.id,
+            start: threading.Barrier = start,
+            out: dict[str, object] = out,
+        ) -> None:
+            start.wait()
+            try:
+                out[sku] = shop.orders.return_items(order_id, {sku: 1}, key=f"rma-{sku}")
+            except Exception as e:
+                out[sku] = e
+
+        threads = [threading.Thread(target=call, args=(sku,)) for sku in ("TEE", "MUG")]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert all(isinstance(v, Order) for v in out.values()), out
+        back = shop.orders.get(order.id)
+        assert [ln.returned for ln in back.lines] == [1, 1]
+        assert back.refunded == Money.of("20.00", "EUR")  # the lines' 20.00, not 28.00
+        assert back.shipping_refunded == Money.zero("EUR")
+        assert payments.payment(order.payment_id).refunded_minor == 2000
+    assert shop.inventory.level("TEE").on_hand == shop.inventory.level("MUG").on_hand == 100
+    assert shop.orders.recover_refunds(older_than_s=0) == []
+    check_money_invariants(shop, payments)

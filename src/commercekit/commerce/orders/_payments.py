@@ -176,9 +176,22 @@ class OrderPayments(OrdersBase):
         return self._refund(order_id, amount, key=key, shipping=shipping)
 
     def _refund(
-        self, order_id: str, amount: Money | None, *, key: str, shipping: bool | Money
+        self,
+        order_id: str,
+        amount: Money | None,
+        *,
+        key: str,
+        shipping: bool | Money,
+        capped: bool = False,
     ) -> Order:
-        """:meth:`refund` with any key (a cancel's and a return's own too)."""
+        """:meth:`refund` with any key (a cancel's and a return's own too).
+
+        *capped* (a return's refund): *amount* of goods is at most what is
+        refunded, never more than the lines and the capture have left as read
+        under the order's row lock, and nothing when that is nothing; so a
+        refund decided beside another (a concurrent return's) is never refused
+        after its return was written.
+        """
 
         def decide(uow: UnitOfWork) -> tuple[str, Mapping[str, object]]:
             # one read of the log, under the order's row lock: of two callers with one
@@ -188,11 +201,16 @@ class OrderPayments(OrdersBase):
             if seen is not None:
                 return seen
             order = self._read(uow.session, order_id)
-            plan = plan_refund(order, amount, shipping)
+            goods = amount
+            if capped and goods is not None:
+                goods = _refundable(order, goods)
+                if not goods.amount_minor:
+                    return "nothing", {}
+            plan = plan_refund(order, goods, shipping)
             return "refund_requested", self._decide_refund(uow, order, plan, key, steps)
 
         state, asked = self._db.run(decide).value
-        if state == "refunded":
+        if state in ("refunded", "nothing"):
             return self.get(order_id)
         elif state == "refund_declined":
             raise InvalidStateError(
@@ -467,6 +485,15 @@ class OrderPayments(OrdersBase):
         if order.payment_status in REFUNDABLE and order.captured > order.refunded:
             steps = self._db.run(lambda u: self._steps(u.session, order.id), retry=True).value
             self._refund(order.id, None, key=self._cancel_key(steps), shipping=False)
+
+
+def _refundable(order: Order, goods: Money) -> Money:
+    """*goods*, at most what *order*'s lines and capture have left to refund (zero: none)."""
+    zero = Money.zero(goods.currency)
+    if order.payment_status not in REFUNDABLE:
+        return zero
+    on_lines = sum((ln.gross - ln.refunded for ln in order.lines), zero)
+    return max(zero, min(goods, on_lines, order.captured - order.refunded))
 
 
 def _pending(steps: list[Step]) -> list[tuple[str, Mapping[str, object]]]:

@@ -328,14 +328,10 @@ class Orders(OrderPayments):
             line = lines[sku]
             owed += line.gross.multiply(Fraction(qty, line.qty), rounding=decimal.ROUND_HALF_EVEN)
         if refund and owed.amount_minor:
-            left = self.get(order_id)
-            zero = Money.zero(owed.currency)
-            # what the lines have left (goodwill refunds took some): never more, so the
-            # refund cannot be refused after the return and its restock are written
-            on_lines = sum((ln.gross - ln.refunded for ln in left.lines), zero)
-            owed = min(owed, on_lines, left.captured - left.refunded)
-            if owed.amount_minor and left.payment_status in REFUNDABLE:
-                return self._refund(order_id, owed, key=refund_key, shipping=False)
+            # capped at what the lines and the capture have left (goodwill refunds, a
+            # concurrent return took some), as read under the order's lock: never more,
+            # so the refund cannot be refused after the return and its restock are written
+            return self._refund(order_id, owed, key=refund_key, shipping=False, capped=True)
         return self.get(order_id)
 
 
