@@ -197,6 +197,38 @@ def test_a_lost_reply_with_another_write_in_between_applies_the_change_once(
     assert carts.get(cart.id).version == 3
 
 
+def test_a_write_that_lost_a_watch_race_reads_again_without_asking_for_its_mark(
+    store: RedisCartStore, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An EXEC refused because a watched cart changed wrote nothing (Redis answered it): the
+    store reads again and reapplies at once, with no EXISTS of the write's mark."""
+    carts = Carts(store=store)
+    other = Carts(store=RedisCartStore.from_url(REDIS_URL, prefix=prefix))
+    cart = carts.create("EUR")
+    sent: list[str] = []
+    real_command = store._r.execute_command
+
+    def command(*args: Any, **kwargs: Any) -> Any:
+        sent.append(str(args[0]).upper())
+        return real_command(*args, **kwargs)
+
+    monkeypatch.setattr(store._r, "execute_command", command)
+    real = redis.client.Pipeline.execute
+    raced: list[bool] = []
+
+    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not raced and self.watching:
+            raced.append(True)
+            other.add(cart.id, "CAP", 1)  # another app server, between our WATCH and our EXEC
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    assert carts.add(cart.id, "MUG", 2).lines == {"CAP": 1, "MUG": 2}
+    assert raced
+    assert "EXISTS" not in sent
+    assert carts.get(cart.id).version == 3
+
+
 class ExecDropper:
     """A loopback proxy to the machine's Redis that drops the connection at every EXEC."""
 

@@ -14,11 +14,12 @@ same ``EXEC`` that grows the customer's.
 Every write also sets ``<prefix>w:<stamp>``, a mark with a random stamp of
 its own and a short expiry, in the same ``MULTI``. redis-py resends nothing
 under a ``WATCH``: a connection lost around ``EXEC`` surfaces as a refused
-``EXEC`` (a ``WatchError``), as does a real conflict. Either way the store asks
+``EXEC`` (a ``WatchError``), as does a real conflict. An ``EXEC`` Redis
+answered with nil (a watched cart changed) wrote nothing: the change is read
+again and reapplied after a short, jittered backoff. Otherwise the store asks
 whether the mark exists: if it does the write was kept (done, whoever wrote the
 cart since), so a lost reply never applies a change twice. If it does not, a
-lost connection is :class:`StoreUnavailableError` (nothing was changed) and a
-real conflict is read again and reapplied after a short, jittered backoff.
+lost connection is :class:`StoreUnavailableError` (nothing was changed).
 
 Every write sets the key's time to live again (*ttl_s*, 10 days by default):
 a cart nobody touches disappears from Redis by itself (then ``get`` says
@@ -202,7 +203,9 @@ class RedisCartStore:
                     pipe.execute()
                     return tuple(written)
                 except self._watch_error as exc:
-                    if sent and self._kept(mark, exc):
+                    if self._refused(exc):
+                        pass  # EXEC answered: a watched cart changed and nothing was written
+                    elif sent and self._kept(mark, exc):
                         return tuple(written)  # the EXEC whose reply was lost had been kept
                     if self._connection_lost(exc):
                         raise self._unavailable("write a cart", exc) from exc
@@ -331,6 +334,14 @@ class RedisCartStore:
         """
         cause = exc.__cause__ or exc.__context__
         return isinstance(cause, self._lost) or "occurred while watching" in str(exc)
+
+    def _refused(self, exc: BaseException) -> bool:
+        """True when Redis answered the ``EXEC`` with nil: a watched key changed, nothing written.
+
+        That answer came back, so there is no write to look for (no ``EXISTS``
+        of the mark); any other ``WatchError`` may hide a kept ``EXEC``.
+        """
+        return str(exc) == "Watched variable changed." and not self._connection_lost(exc)
 
     def _kept(self, mark: str, exc: BaseException) -> bool:
         """Whether the ``EXEC`` that set *mark* was kept (its reply was lost with *exc*)."""
