@@ -21,9 +21,9 @@ Who owns the engine's pool, whose connections belong to one event loop
   the store raises that as :class:`~commercekit.errors.ConfigurationError`;
 - :meth:`AsyncSqlAlchemyIdempotencyStore.from_url` makes the store's own
   engine, whose pool belongs to the event loop of its first call, held by
-  :class:`commercekit._loop.LoopPool` as an ``AsyncDatabase`` holds its
-  engines' pools: that loop disposes it as it shuts down, and a later loop
-  gets a fresh one.
+  :func:`commercekit._loop_engines.engine_pools` as an ``AsyncDatabase``
+  holds its engines' pools: that loop disposes it as it shuts down, and a
+  later loop gets a fresh one.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from commercekit._closing import AsyncClosing
 from commercekit._loop import LoopPool, of_another_loop
+from commercekit._loop_engines import LoopEngines, engine_pools
 from commercekit.errors import ConfigurationError
 from commercekit.payments._core._records import Claim, IdempotencyRecord
 from commercekit.payments._sql._idempotency import SqlAlchemyIdempotencyStore
@@ -45,7 +46,6 @@ from commercekit.payments._sql._idempotency import SqlAlchemyIdempotencyStore
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.ext.asyncio import AsyncEngine
-    from sqlalchemy.pool import Pool
 
 __all__ = ["AsyncSqlAlchemyIdempotencyStore"]
 
@@ -72,7 +72,7 @@ class AsyncSqlAlchemyIdempotencyStore(AsyncClosing):
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
-        self._pools: LoopPool[_LoopPool] | None = None
+        self._pools: LoopPool[LoopEngines] | None = None
 
     @classmethod
     def from_url(
@@ -92,7 +92,11 @@ class AsyncSqlAlchemyIdempotencyStore(AsyncClosing):
         from sqlalchemy.ext.asyncio import create_async_engine
 
         store = cls(create_async_engine(url, **engine_options), table_prefix=table_prefix)
-        store._pools = _engine_pools(store._engine)
+        store._pools = engine_pools(
+            "AsyncSqlAlchemyIdempotencyStore",
+            lambda: [store._engine.sync_engine],
+            how_to_close="'await store.aclose()' or 'async with store'",
+        )
         return store
 
     async def aclose(self) -> None:
@@ -190,43 +194,3 @@ class AsyncSqlAlchemyIdempotencyStore(AsyncClosing):
 
     def __repr__(self) -> str:
         return f"AsyncSqlAlchemyIdempotencyStore({self._engine.url.render_as_string()!r})"
-
-
-class _LoopPool:
-    """The pool of a store's own engine as one event loop uses it."""
-
-    __slots__ = ("closed", "pool")
-
-    def __init__(self, pool: Pool) -> None:
-        self.pool = pool
-        self.closed = False
-
-
-def _engine_pools(engine: AsyncEngine) -> LoopPool[_LoopPool]:
-    """The :class:`LoopPool` of *engine*'s pool (``from_url``'s engine, the store's own)."""
-    last: list[_LoopPool] = []
-    sync = engine.sync_engine
-
-    def take() -> _LoopPool:
-        if last and not last[0].closed and sync.pool is last[0].pool:
-            # Its loop is gone without disposing it (closed by hand), or stopped for now
-            # and will dispose it if it runs again: this loop must not share it.
-            sync.pool = sync.pool.recreate()
-        held = _LoopPool(sync.pool)
-        last[:] = [held]
-        return held
-
-    async def dispose(held: _LoopPool) -> None:
-        held.closed = True
-        if sync.pool is held.pool:
-            await engine.dispose()  # closes its connections on this loop; a fresh pool after
-        else:
-            await greenlet_spawn(held.pool.dispose)
-
-    return LoopPool(
-        "AsyncSqlAlchemyIdempotencyStore",
-        take,
-        dispose,
-        lambda held: held.closed,
-        how_to_close="'await store.aclose()' or 'async with store'",
-    )

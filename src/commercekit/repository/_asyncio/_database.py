@@ -226,6 +226,6 @@ class AsyncDatabase:
         """
         held = self._engines.pool
         if held is not None:
-            held.probe_wait_s = probe_wait_s
+            held.wait_s = probe_wait_s
         await self._engines.aclose()  # this loop's pools (another running loop's: refused)
         await run_sync(self._db.dispose, probe_wait_s=probe_wait_s)
