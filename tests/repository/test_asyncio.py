@@ -167,6 +167,33 @@ def test_dispose_closes_every_pooled_connection_of_both_twins(tmp_path: Path) ->
         topology.dispose()  # a sync call cannot close what the loop must
 
 
+def test_dispose_disposes_each_engine_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop's pools are disposed once: not by the loop's release and again after it."""
+    from sqlalchemy import Engine
+
+    disposed: list[int] = []
+    real = Engine.dispose
+
+    def dispose(self: Engine, close: bool = True) -> None:
+        disposed.append(id(self))
+        real(self, close)
+
+    monkeypatch.setattr(Engine, "dispose", dispose)
+
+    async def main(*, use: bool) -> list[int]:
+        topology = _group(tmp_path, f"once-{use}", replica=True)
+        db = AsyncDatabase(topology)
+        if use:
+            await db.create_all(Base.metadata)
+        disposed.clear()
+        await db.dispose()
+        return sorted(disposed)
+
+    for use in (True, False):  # the loop's pools held, and none taken yet
+        engines = asyncio.run(main(use=use))
+        assert len(engines) == len(set(engines)) == 2, engines
+
+
 def test_a_missing_async_driver_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 

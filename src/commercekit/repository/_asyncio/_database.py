@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
 import attrs
-from sqlalchemy import MetaData
+from sqlalchemy import Engine, MetaData
 
 from commercekit._retry import async_sleep
 from commercekit.metrics import Metrics
@@ -225,7 +225,16 @@ class AsyncDatabase:
         new connections.
         """
         held = self._engines.pool
-        if held is not None:
+        done: list[Engine] = []
+        if held is not None and not held.closed:
             held.wait_s = probe_wait_s
+            done = held.disposed  # filled as aclose() releases this loop's pools
         await self._engines.aclose()  # this loop's pools (another running loop's: refused)
-        await run_sync(self._db.dispose, probe_wait_s=probe_wait_s)
+        await run_sync(self._close_and_dispose, probe_wait_s, done)
+
+    def _close_and_dispose(self, probe_wait_s: float, done: list[Engine]) -> None:
+        """:meth:`Database.dispose`, but each engine once: those in *done* were just disposed."""
+        self._db.close(probe_wait_s=probe_wait_s)
+        for engine in self._db._engines():
+            if not any(engine is d for d in done):
+                engine.dispose()
