@@ -185,9 +185,9 @@ def _untag(item: object) -> object:
         raise InvalidInputError("malformed page cursor")
     tag, raw = item
     if tag == "v":
-        if raw is None or isinstance(raw, bool | int | float | str):
-            return raw
-        raise InvalidInputError("malformed page cursor")  # no array or object is a key value
+        # a JSON scalar: decode_cursor reads at most 2 levels deep (the list of
+        # values, each a [tag, raw] pair), so *raw* is never an array or object
+        return raw
     if not isinstance(raw, str):
         raise InvalidInputError("malformed page cursor")
     parse: dict[str, Callable[[str], object]] = {
