@@ -14,6 +14,7 @@ import threading
 import warnings
 from collections.abc import AsyncIterator
 
+import attrs
 import pytest
 
 from commercekit.cdn import Headers, RedisStore, StoredResponse, StoreUnavailableError
@@ -140,3 +141,47 @@ def test_a_callers_client_kept_past_its_loop_is_a_configuration_error(namespace:
         assert not store.breaker.is_open
         del raised, store, client
         gc.collect()
+
+
+def test_each_call_asks_for_the_loops_client_once(namespace: str) -> None:
+    """The client is resolved once per store call, not once per Redis command it sends."""
+    from commercekit.cdn import PurgeKind, PurgeSelector
+
+    store = RedisStore.from_url(REDIS_URL, namespace=namespace, chunk_bytes=1024, max_variants=1)
+    assert store._clients is not None
+    real = store._clients.get
+    asked: list[int] = []
+
+    async def get() -> object:
+        asked.append(1)
+        return await real()
+
+    store._clients.get = get  # type: ignore[method-assign]
+
+    def tagged(key: str, body: bytes, variant: str) -> StoredResponse:
+        entry = _entry(key, body)
+        tags = frozenset({"a", "b"})
+        return attrs.evolve(entry, vary=("x",), variant=(variant,), tags=tags)
+
+    by_tag = PurgeSelector(PurgeKind.TAG, ("a", "b"))
+    everything = PurgeSelector(PurgeKind.ALL)
+
+    async def main() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for name, call in (
+            ("put", lambda: store.put(tagged("k", b"x" * 10, "1"))),
+            ("put over a variant", lambda: store.put(tagged("k", b"y" * 10, "2"))),
+            ("get", lambda: store.get("k")),
+            ("put chunked", lambda: store.put(tagged("c", b"z" * 4000, "1"))),
+            ("get chunked", lambda: store.get("c")),
+            ("purge by tag", lambda: store.purge(by_tag, soft=True, now=2.0)),
+            ("purge all", lambda: store.purge(everything, soft=False, now=3.0)),
+        ):
+            asked.clear()
+            await call()
+            counts[name] = len(asked)
+        await store.aclose()
+        return counts
+
+    counts = asyncio.run(main())
+    assert counts == dict.fromkeys(counts, 1)

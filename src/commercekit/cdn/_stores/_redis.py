@@ -364,11 +364,12 @@ class RedisStore(AsyncClosing):
         streamed); one whose chunks are not all there (evicted) is a miss.
         """
         deadline = self._deadline()
-        found = await self._lookup(key, deadline)
+        r = await self._client()
+        found = await self._lookup(r, key, deadline)
         chunked = [c for _, c in found if c is not None]
         if not chunked:
             return [entry for entry, _ in found]
-        pipe = (await self._client()).pipeline(transaction=False)
+        pipe = r.pipeline(transaction=False)
         for body in chunked:
             pipe.exists(*body.chunk_keys())
         counts = dict(zip(chunked, await self._call("read", pipe.execute(), deadline), strict=True))
@@ -381,16 +382,14 @@ class RedisStore(AsyncClosing):
         return out
 
     async def _lookup(
-        self, key: str, deadline: float | None = None
+        self, r: Redis, key: str, deadline: float | None = None
     ) -> list[tuple[StoredResponse, ChunkedBody | None]]:
         """Return the variants of *key* (soft purges applied), a large body as its manifest.
 
         An entry with a :class:`ChunkedBody` has ``body == b""``; nothing of
         its body has been read.
         """
-        fields: dict[bytes, bytes] = await self._call(
-            "read", (await self._client()).hgetall(self._k(key)), deadline
-        )
+        fields: dict[bytes, bytes] = await self._call("read", r.hgetall(self._k(key)), deadline)
         if not fields:
             return []
         soft_raw = fields.get(b"soft")
@@ -421,25 +420,26 @@ class RedisStore(AsyncClosing):
         if entry.size > self._max_entry:
             return
         stored = entry.stored_body
+        r = await self._client()  # once for the whole put, not once per command
         if isinstance(stored, ChunkedBody) and stored.link is self._link:
-            await self._commit(entry, None, stored.manifest(), keep=stored)
+            await self._commit(entry, None, stored.manifest(), keep=stored, client=r)
             return  # a revalidated entry: its chunks are already here
         if stored is not None:
-            await self._copy(entry, stored)
+            await self._copy(entry, stored, r)
             return
         if len(entry.body) > self._chunk:
-            writer = self.open_write(entry, length=len(entry.body))
+            writer = self._open_write(entry, len(entry.body), r)
             if writer is not None:
                 view = memoryview(entry.body)
                 for start in range(0, len(view), self._chunk):
                     await writer.write(view[start : start + self._chunk].tobytes())
                 await writer.commit(entry)
             return
-        await self._commit(entry, entry.body, None)
+        await self._commit(entry, entry.body, None, client=r)
 
-    async def _copy(self, entry: StoredResponse, stored: StoredBody) -> None:
+    async def _copy(self, entry: StoredResponse, stored: StoredBody, r: Redis) -> None:
         """Store a body another store keeps (read as a stream, written as chunks)."""
-        writer = self.open_write(entry, length=stored.length)
+        writer = self._open_write(entry, stored.length, r)
         if writer is None:
             return
         stream = stored.open()
@@ -456,10 +456,16 @@ class RedisStore(AsyncClosing):
 
     def open_write(self, entry: StoredResponse, /, *, length: int | None) -> RedisWriter | None:
         """Start a streaming write of *entry*: chunks go out as they fill, the manifest last."""
+        return self._open_write(entry, length, None)
+
+    def _open_write(
+        self, entry: StoredResponse, length: int | None, r: Redis | None
+    ) -> RedisWriter | None:
+        """:meth:`open_write` with the running loop's client *r*, if known already."""
         ttl = math.ceil(entry.keep_until - self._clock())
         if ttl <= 0 or (length is not None and entry.size + length > self._max_entry):
             return None
-        return RedisWriter(self._link, entry, ttl)
+        return RedisWriter(self._link, entry, ttl, client=r)
 
     async def _commit(
         self,
@@ -469,12 +475,14 @@ class RedisStore(AsyncClosing):
         ttl: int | None = None,
         *,
         keep: ChunkedBody | None = None,
+        client: Redis | None = None,
     ) -> None:
         """Make *entry* the variant's current version: *body* inline, or *manifest*'s chunks.
 
         The old version is read in the same transaction that replaces it, and
         its chunks (if any, and not the same write) are retired to the grace.
         *keep* (the manifest's own chunks, stored before) live as long as the entry.
+        *client* is the running loop's, when the caller has it already.
         """
         if ttl is None:
             ttl = math.ceil(entry.keep_until - self._clock())
@@ -482,7 +490,8 @@ class RedisStore(AsyncClosing):
             return
         vid = _variant_id(entry)
         k = self._k(entry.key)
-        pipe = (await self._client()).pipeline(transaction=True)
+        r = client if client is not None else await self._client()
+        pipe = r.pipeline(transaction=True)
         pipe.hget(k, f"m:{vid}")
         if body is not None:
             pipe.hset(k, mapping={f"m:{vid}": _meta(entry), f"b:{vid}": body})
@@ -502,33 +511,33 @@ class RedisStore(AsyncClosing):
         done = await self._call("write", pipe.execute())
         old = done[0]
         if done[4 if body is not None else 5] > 2 * self._max_variants + 1:
-            await self._trim(k, vid)
+            await self._trim(r, k, vid)
         try:
             before = json.loads(old).get("c") if old else None
             replaced = ChunkedBody.from_manifest(self._link, entry.key, before) if before else None
         except (ValueError, IndexError, TypeError, AttributeError):
             replaced = None  # a corrupt manifest: its chunks expire with their TTL
         if replaced is not None and (manifest is None or replaced.write_id != str(manifest[0])):
-            await retire(self._link, [replaced])
+            await retire(self._link, [replaced], r)
 
-    async def _trim(self, k: str, vid: str) -> None:
+    async def _trim(self, r: Redis, k: str, vid: str) -> None:
         """Drop every variant of hash *k* but *vid* (too many: ``Vary`` on a field that varies).
 
         Their chunks, if any, expire with their own TTL.
         """
-        names = await self._call("trim variants", (await self._client()).hkeys(k))
+        names = await self._call("trim variants", r.hkeys(k))
         keep = {f"m:{vid}".encode(), f"b:{vid}".encode(), b"soft"}
         drop = [n for n in names if n not in keep]
         if drop:
-            await self._call("trim variants", (await self._client()).hdel(k, *drop))
+            await self._call("trim variants", r.hdel(k, *drop))
 
     async def delete(self, key: str, /) -> bool:
         """Remove every variant of *key* (their chunks stay readable for the grace)."""
-        return bool(await self._hard_purge([self._k(key)]))
+        return bool(await self._hard_purge(await self._client(), [self._k(key)]))
 
-    async def _hard_purge(self, keys: Sequence[str]) -> int:
+    async def _hard_purge(self, r: Redis, keys: Sequence[str]) -> int:
         prefix = f"{self._ns}:c:"
-        script = (await self._client()).eval(_HARD_PURGE, len(keys), *keys, prefix, self._grace)
+        script = r.eval(_HARD_PURGE, len(keys), *keys, prefix, self._grace)
         return int(await self._call("purge", script))
 
     def _slow_deadline(self) -> float | None:
@@ -537,9 +546,9 @@ class RedisStore(AsyncClosing):
             return None
         return asyncio.get_running_loop().time() + max(self._timeout * 40, 10.0)
 
-    async def _scan(self, pattern: str) -> list[str]:
+    async def _scan(self, r: Redis, pattern: str) -> list[str]:
         found: list[str] = []
-        async for raw in (await self._client()).scan_iter(match=pattern, count=_SCAN_BATCH):
+        async for raw in r.scan_iter(match=pattern, count=_SCAN_BATCH):
             found.append(raw.decode() if isinstance(raw, bytes) else raw)
         return found
 
@@ -547,35 +556,36 @@ class RedisStore(AsyncClosing):
         """Remove (hard) or mark stale from *now* (soft) the keys *selector* picks."""
         prefix = f"{self._ns}:k:"
         tag_sets: list[str] = []
+        r = await self._client()  # once for the whole purge, not once per command
         if selector.kind is PurgeKind.URL:
             keys = [self._k(v) for v in selector.values]
         elif selector.kind is PurgeKind.TAG:
             tag_sets = [self._t(t) for t in selector.values]
             members: set[bytes] = set()
             for tag_key in tag_sets:
-                members |= await self._call("read tags", (await self._client()).smembers(tag_key))
+                members |= await self._call("read tags", r.smembers(tag_key))
             keys = sorted(self._k(m.decode()) for m in members)
         elif selector.kind is PurgeKind.PREFIX:
             keys = []
             for value in selector.values:
                 pattern = prefix + _escape_glob(value) + "*"
-                keys += await self._call("scan", self._scan(pattern), self._slow_deadline())
+                keys += await self._call("scan", self._scan(r, pattern), self._slow_deadline())
         else:
-            keys = await self._call("scan", self._scan(prefix + "*"), self._slow_deadline())
+            keys = await self._call("scan", self._scan(r, prefix + "*"), self._slow_deadline())
             if not soft:
                 tag_sets = await self._call(
-                    "scan", self._scan(f"{self._ns}:t:*"), self._slow_deadline()
+                    "scan", self._scan(r, f"{self._ns}:t:*"), self._slow_deadline()
                 )
         count = 0
         for start in range(0, len(keys), _SCAN_BATCH):
             batch = keys[start : start + _SCAN_BATCH]
             if soft:
-                script = (await self._client()).eval(_SOFT_IF_EXISTS, len(batch), *batch, repr(now))
+                script = r.eval(_SOFT_IF_EXISTS, len(batch), *batch, repr(now))
                 count += int(await self._call("soft purge", script))
             else:
-                count += await self._hard_purge(batch)
+                count += await self._hard_purge(r, batch)
         if tag_sets and not soft:
-            await self._call("purge tags", (await self._client()).delete(*tag_sets))
+            await self._call("purge tags", r.delete(*tag_sets))
         return count
 
     async def aclose(self) -> None:

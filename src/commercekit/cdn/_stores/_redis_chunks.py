@@ -39,7 +39,7 @@ import io
 import math
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -76,6 +76,22 @@ def chunk_key(namespace: str, write_id: str, index: int) -> str:
     return f"{namespace}:c:{write_id}:{index}"
 
 
+class Commit(Protocol):
+    """The store's commit of an entry (``RedisStore._commit``), as a :class:`ChunkLink` holds it."""
+
+    def __call__(
+        self,
+        entry: StoredResponse,
+        body: bytes | None,
+        manifest: list[Any] | None,
+        ttl: int | None = None,
+        *,
+        client: Any = None,
+    ) -> Awaitable[None]:
+        """Make *entry* current; *client* is the running loop's, when the caller has it."""
+        ...
+
+
 @attrs.frozen(eq=False)
 class ChunkLink:
     """What the chunked bodies and writes of one ``RedisStore`` use of it, and all they use."""
@@ -91,7 +107,7 @@ class ChunkLink:
     """Await one Redis round trip (a coroutine) within a deadline, through the store's breaker."""
     slow_deadline: Callable[[], float | None]
     """The deadline of a round trip that moves megabytes."""
-    commit: Callable[[StoredResponse, bytes | None, list[Any] | None, int], Awaitable[None]]
+    commit: Commit
     """Make an entry current: its body inline, or its manifest's chunks, for a TTL."""
 
 
@@ -153,11 +169,12 @@ class ChunkedBody:
         link, size = self.link, self.chunk_bytes
         batch = max(1, min(_READ_BATCH_KEYS, _READ_BATCH_BYTES // size))
         index, stop = first // size, last // size + 1
+        r = await link.client()  # once for the whole read, not once per batch
         while index < stop:
             upto = min(stop, index + batch)
             parts: list[bytes | None] = await link.call(
                 "read chunks",
-                (await link.client()).mget(self.chunk_keys(index, upto)),
+                r.mget(self.chunk_keys(index, upto)),
                 link.slow_deadline(),  # megabytes a round trip: more than one lookup's deadline
             )
             for offset in range(upto - index):
@@ -185,12 +202,16 @@ class ChunkedBody:
         )
 
 
-async def retire(link: ChunkLink, bodies: Sequence[ChunkedBody]) -> None:
-    """Cut the chunks of versions no longer current to the grace (``EXPIRE .. LT``)."""
+async def retire(link: ChunkLink, bodies: Sequence[ChunkedBody], client: Any = None) -> None:
+    """Cut the chunks of versions no longer current to the grace (``EXPIRE .. LT``).
+
+    *client* is the running loop's client, when the caller has it already.
+    """
     keys = [k for body in bodies for k in body.chunk_keys()]
     if not keys:
         return
-    pipe = (await link.client()).pipeline(transaction=False)
+    r = client if client is not None else await link.client()
+    pipe = r.pipeline(transaction=False)
     for k in keys:
         pipe.expire(k, link.chunk_grace_s, lt=True)
     await link.call("retire chunks", pipe.execute(), None)
@@ -199,8 +220,11 @@ async def retire(link: ChunkLink, bodies: Sequence[ChunkedBody]) -> None:
 class RedisWriter:
     """A streaming write of one entry into a ``RedisStore`` (see the module docstring)."""
 
-    def __init__(self, link: ChunkLink, entry: StoredResponse, ttl_s: int) -> None:
+    def __init__(
+        self, link: ChunkLink, entry: StoredResponse, ttl_s: int, *, client: Any = None
+    ) -> None:
         self._link = link
+        self._client = client  # the running loop's: resolved once, at the first need
         self._overhead = entry.size
         self._ttl = ttl_s + link.chunk_grace_s  # a read that starts at keep_until can finish
         self._id = secrets.token_hex(8)
@@ -231,9 +255,15 @@ class RedisWriter:
         link = self._link
         await link.call(
             "write a chunk",
-            (await link.client()).set(key, data, ex=self._ttl),
+            (await self._redis()).set(key, data, ex=self._ttl),
             link.slow_deadline(),
         )
+
+    async def _redis(self) -> Any:
+        """The running loop's client, asked of the store once per writer."""
+        if self._client is None:
+            self._client = await self._link.client()
+        return self._client
 
     async def commit(self, entry: StoredResponse, /) -> None:
         """Write the last chunk, then the manifest (the entry becomes visible)."""
@@ -245,13 +275,13 @@ class RedisWriter:
             return
         if self._count == 0:  # shorter than one chunk: kept in the hash, as put keeps it
             body, self._pending = bytes(self._pending), bytearray()
-            await self._link.commit(entry, body, None, ttl)
+            await self._link.commit(entry, body, None, ttl, client=await self._redis())
             return
         if self._pending:
             await self._flush(bytes(self._pending))
             self._pending = bytearray()
         manifest = [self._id, self._count, self._length, self._size]
-        await self._link.commit(entry, None, manifest, ttl)
+        await self._link.commit(entry, None, manifest, ttl, client=await self._redis())
 
     async def abort(self) -> None:
         """Delete the chunks written so far (no manifest named them: no reader can hold them)."""
@@ -260,4 +290,4 @@ class RedisWriter:
         if self._count:
             keys = [chunk_key(self._link.namespace, self._id, i) for i in range(self._count)]
             self._count = 0
-            await self._link.call("drop chunks", (await self._link.client()).delete(*keys), None)
+            await self._link.call("drop chunks", (await self._redis()).delete(*keys), None)
