@@ -166,3 +166,50 @@ def test_a_record_over_the_servers_max_payload_is_refused_for_good(server: str) 
         assert not isinstance(caught.value, TransientError)
     finally:
         log.close()  # type: ignore[attr-defined]
+
+
+def test_a_consumer_reads_its_lag_without_a_round_trip_per_batch_or_empty_fetch(
+    server: str, tmp_path: Path
+) -> None:
+    """The lag after a batch comes from the fetched messages' metadata, and an idle consumer
+    looks its durable consumer up once an idle stretch, not once per empty fetch; the lag gauge
+    still ends at 0 and follows a new backlog."""
+    from commercekit.analytics import AnalyticsConsumer, AnalyticsStore, JetStreamLog
+    from commercekit.testing import InMemoryMetrics
+    from tests.analytics.test_consumer import _store, _views
+
+    url = f"nats://ok:right-one@{server}"
+    relay = JetStreamLog(url, stream="ck_lag", timeout_s=2)
+    log = JetStreamLog(url, stream="ck_lag", timeout_s=2)
+    metrics = InMemoryMetrics()
+    consumer = AnalyticsConsumer(
+        log, _store(AnalyticsStore, tmp_path), batch_size=10, poll_timeout_s=0.05, metrics=metrics
+    )
+    try:
+        relay.publish([LogRecord(e.event_id, e.to_bytes()) for e in _views(25)])
+        assert consumer.run_once().applied == 10  # connects and subscribes
+        asked: list[str] = []
+        real = log._nc.request
+
+        async def request(subject: str, *args: object, **kwargs: object) -> object:
+            asked.append(subject)
+            return await real(subject, *args, **kwargs)
+
+        log._nc.request = request
+        assert metrics.value("commercekit_analytics_consumer_lag", log="default") == 15
+        assert consumer.run_once().applied == 10
+        assert metrics.value("commercekit_analytics_consumer_lag", log="default") == 5
+        assert consumer.run_once().applied == 5
+        assert metrics.value("commercekit_analytics_consumer_lag", log="default") == 0
+        for _ in range(5):
+            assert consumer.run_once().applied == 0
+        assert [s for s in asked if ".CONSUMER.INFO." in s] == [asked[0]]  # one look, idle
+        relay.publish([LogRecord(e.event_id, e.to_bytes()) for e in _views(12, prefix="n")])
+        assert consumer.run_once().applied == 10
+        assert metrics.value("commercekit_analytics_consumer_lag", log="default") == 2
+        assert consumer.run_once().applied == 2
+        assert metrics.value("commercekit_analytics_consumer_lag", log="default") == 0
+        assert log.lag() == log.pending() == 0
+    finally:
+        relay.close()
+        log.close()

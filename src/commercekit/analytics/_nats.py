@@ -16,6 +16,10 @@ the interpreter exiting), which used to keep both for the life of the
 process: the connection's error callback held the log.
 """
 
+# Longer than 400 lines because the log's loop thread, the refusals nats-py reports only to a
+# callback, and the consume path's bookkeeping (a lost durable consumer, the lag kept from
+# the fetched messages) share one connection's state: split, each part would reach into it.
+
 from __future__ import annotations
 
 import asyncio
@@ -40,6 +44,7 @@ T = TypeVar("T")
 
 _logger = logging.getLogger("commercekit.analytics")
 _POLL_S = 0.05  # how often a waiting call looks for a refusal the error callback saw
+_LOOK_EVERY_S = 5.0  # how often an idle log looks its durable consumer up
 
 
 def _nats() -> Any:
@@ -93,6 +98,9 @@ class JetStreamLog:
         self._js: Any = None
         self._sub: Any = None
         self._stream_ready = False
+        self._seen_at: float | None = None  # when the durable consumer was last found there
+        self._unread: int | None = None  # after the last fetch (None: ask the server)
+        self._unacked: set[int] = set()  # stream sequences handed out, not acknowledged
         self._refusal: Exception | None = None  # what the error callback saw in this call
         self._held: list[Any] = []  # the connection, for the finalizer (which must not hold self)
         self._ender = weakref.finalize(self, _shut_down, self._loop, self._thread, self._held)
@@ -250,20 +258,28 @@ class JetStreamLog:
         try:
             msgs = await self._sub.fetch(max_messages, timeout=max(timeout_s, 0.05))
         except TimeoutError:
-            # A durable consumer (or its stream) that is gone fetches nothing, for ever:
-            # one look-up per empty fetch tells it from an empty log.
-            try:
-                await js.consumer_info(self.stream, self.durable)
-            except self._nats.js.errors.NotFoundError as exc:
-                await self._lost()
-                raise UnavailableError(
-                    f"JetStream at {self._where} lost stream {self.stream!r} or its durable "
-                    f"consumer {self.durable!r}; the next read makes them again"
-                ) from exc
+            self._unread = None
+            # A durable consumer (or its stream) that is gone fetches nothing, for ever: a
+            # look-up tells it from an empty log, at the first empty fetch after messages
+            # and then every _LOOK_EVERY_S while the log stays empty (not every fetch).
+            seen = self._seen_at
+            if seen is None or time.monotonic() - seen >= _LOOK_EVERY_S:
+                try:
+                    ci = await js.consumer_info(self.stream, self.durable)
+                except self._nats.js.errors.NotFoundError as exc:
+                    await self._lost()
+                    raise UnavailableError(
+                        f"JetStream at {self._where} lost stream {self.stream!r} or its durable "
+                        f"consumer {self.durable!r}; the next read makes them again"
+                    ) from exc
+                self._seen(ci)
             return []
+        self._seen_at = None  # the next empty fetch looks the consumer up again
+        self._unread = int(msgs[-1].metadata.num_pending or 0) if msgs else None
         out = []
         for msg in msgs:
             meta = msg.metadata
+            self._unacked.add(int(meta.sequence.stream))
             headers = msg.headers or {}
             out.append(
                 Delivery(
@@ -276,9 +292,21 @@ class JetStreamLog:
             )
         return out
 
+    def _seen(self, ci: Any) -> int:
+        """The durable consumer was found (*ci*, its info): keep when, and what it had left.
+
+        Returns its pending count (unread plus in flight, this log's and others').
+        """
+        self._seen_at = time.monotonic()
+        left = int(ci.num_pending or 0) + int(ci.num_ack_pending or 0)
+        self._unread = max(0, left - len(self._unacked))  # all but what this log holds
+        return left
+
     async def _lost(self) -> None:
         """The stream or the durable consumer is gone: the next call makes them again."""
         self._stream_ready = False
+        self._seen_at, self._unread = None, None
+        self._unacked.clear()
         sub, self._sub = self._sub, None
         if sub is not None:
             with contextlib.suppress(Exception):  # its consumer is gone already
@@ -298,16 +326,31 @@ class JetStreamLog:
             with contextlib.suppress(self._nats.errors.MsgAlreadyAckdError):
                 await msg.ack()
         await self._nc.flush(timeout=self._timeout_s)
+        for msg in msgs:
+            self._unacked.discard(int(msg.metadata.sequence.stream))
 
     def pending(self) -> int:
         """Messages the durable consumer has not had acknowledged (unread plus in flight)."""
 
         async def info() -> int:
             js = await self._connect()
-            ci = await js.consumer_info(self.stream, self.durable)
-            return int(ci.num_pending or 0) + int(ci.num_ack_pending or 0)
+            return self._seen(await js.consumer_info(self.stream, self.durable))
 
         return self._run(info())
+
+    def lag(self) -> int:
+        """:meth:`pending` as this log last saw it, without a round trip where it can.
+
+        After a fetch that returned messages: those the durable consumer had
+        left after the last of them (their metadata says so), plus those this
+        log handed out and has not had acknowledged; messages another
+        consumer of the same durable holds in flight then are not counted
+        (the consumer's lag gauge after a batch). After an empty fetch (or
+        none yet): :meth:`pending`, asked of the server.
+        """
+        if self._unread is None:
+            return self.pending()
+        return self._unread + len(self._unacked)
 
     def stream_messages(self) -> int:
         """Messages stored in the stream (a republished event id counts once)."""
