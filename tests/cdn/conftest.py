@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import missing_service
-
 REDIS_URL = "redis://127.0.0.1:6379/15"
-
-
-@pytest.fixture
-def require_redis() -> None:
-    """Skip (or fail, under COMMERCEKIT_REQUIRE_SERVICES=1) without a reachable Redis."""
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
-    except OSError:
-        missing_service("Redis is not reachable on 127.0.0.1:6379")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import asyncio
 import gc
 import json
 import warnings
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from commercekit.cdn import (
@@ -22,6 +22,7 @@ from commercekit.cdn import (
     Request,
 )
 from commercekit.errors import UnavailableError, is_transient
+from tests._loops import call_as_the_loop_finalizes
 
 from ._loopback import Answer, LoopbackServer, Seen
 
@@ -87,40 +88,19 @@ def test_async_with_closes_them() -> None:
 
 def test_a_call_as_asyncio_run_finalizes_async_generators_is_refused_unsent() -> None:
     """From an async generator's ``finally`` at the loop's end: nothing sent, typed, no leak."""
-    outcomes: list[BaseException | int] = []
-    held: list[AsyncIterator[int]] = []
 
-    with LoopbackServer(_ok) as server, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        origins = [HttpOrigin(server.url)]
+    async def first(origin: HttpOrigin) -> None:
+        assert (await origin.fetch(Request("GET", server.url + "/x"))).status == 200
 
-        async def stream() -> AsyncIterator[int]:
-            origin = origins[0]
-            try:
-                yield 1
-            finally:
-                try:
-                    outcomes.append(
-                        (await origin.fetch(Request("GET", server.url + "/late"))).status
-                    )
-                except Exception as exc:  # the test looks at what it was
-                    outcomes.append(exc)
+    async def late(origin: HttpOrigin) -> int:
+        return (await origin.fetch(Request("GET", server.url + "/late"))).status
 
-        async def main() -> None:
-            assert (await origins[0].fetch(Request("GET", server.url + "/x"))).status == 200
-            generator = stream()
-            await generator.__anext__()
-            held.append(generator)  # left open: asyncio.run() finalizes it
-
-        asyncio.run(main())
-        held.clear()
-        origins.clear()
-        gc.collect()
+    with LoopbackServer(_ok) as server:
+        call = call_as_the_loop_finalizes(lambda: HttpOrigin(server.url), late, first=first)
         assert [s.path for s in server.seen] == ["/x"]
-    [outcome] = outcomes
-    assert isinstance(outcome, UnavailableError)
-    assert is_transient(outcome)
-    assert [str(w.message) for w in caught] == []
+    assert isinstance(call.outcome, UnavailableError)
+    assert is_transient(call.outcome)
+    assert call.warnings == []
 
 
 def test_cloudfront_purges_at_once_on_a_second_event_loop() -> None:

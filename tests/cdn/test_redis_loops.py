@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import threading
 import warnings
-from collections.abc import AsyncIterator
 
 import attrs
 import pytest
 
 from commercekit.cdn import Headers, RedisStore, StoredResponse, StoreUnavailableError
 from commercekit.errors import ConfigurationError
+from tests._loops import another_loop_holds, call_as_the_loop_finalizes
 from tests.cdn.conftest import REDIS_URL
 
 pytestmark = pytest.mark.usefixtures("require_redis")
@@ -75,56 +74,25 @@ def test_aclose_and_async_with_close_it_at_once(namespace: str) -> None:
 
 def test_another_running_loop_is_a_configuration_error(namespace: str) -> None:
     store = RedisStore.from_url(REDIS_URL, namespace=namespace)
-    started, stop = threading.Event(), threading.Event()
-
-    async def hold() -> None:
-        await store.get("k")
-        started.set()
-        while not stop.is_set():
-            await asyncio.sleep(0.01)
-
-    thread = threading.Thread(target=asyncio.run, args=(hold(),))
-    thread.start()
-    try:
-        assert started.wait(10)
-        with pytest.raises(ConfigurationError, match="another event loop"):
-            asyncio.run(store.get("k"))
-    finally:
-        stop.set()
-        thread.join()
+    with (
+        another_loop_holds(lambda: store.get("k")),
+        pytest.raises(ConfigurationError, match="another event loop"),
+    ):
+        asyncio.run(store.get("k"))
     assert asyncio.run(store.get("k")) == []  # its loop has ended: this one gets a client
 
 
 def test_a_call_as_the_loop_finalizes_is_a_store_failure(namespace: str) -> None:
-    outcomes: list[BaseException | object] = []
-    held: list[AsyncIterator[int]] = []
-    stores = [RedisStore.from_url(REDIS_URL, namespace=namespace)]
+    async def first(store: RedisStore) -> None:
+        assert await store.get("k") == []
 
-    async def stream() -> AsyncIterator[int]:
-        store = stores[0]
-        try:
-            yield 1
-        finally:
-            try:
-                outcomes.append(await store.get("k"))
-            except Exception as exc:  # the test looks at what it was
-                outcomes.append(exc)
-
-    async def main() -> None:
-        assert await stores[0].get("k") == []
-        generator = stream()
-        await generator.__anext__()
-        held.append(generator)  # left open: asyncio.run() finalizes it
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        asyncio.run(main())
-        held.clear()
-        stores.clear()
-        gc.collect()
-    [outcome] = outcomes
-    assert isinstance(outcome, StoreUnavailableError)
-    assert [str(w.message) for w in caught] == []
+    late = call_as_the_loop_finalizes(
+        lambda: RedisStore.from_url(REDIS_URL, namespace=namespace),
+        lambda store: store.get("k"),
+        first=first,
+    )
+    assert isinstance(late.outcome, StoreUnavailableError)
+    assert late.warnings == []
 
 
 def test_a_callers_client_kept_past_its_loop_is_a_configuration_error(namespace: str) -> None:

@@ -19,7 +19,7 @@ from commercekit.cdn import (
     StoredResponse,
     TieredStore,
 )
-from tests.conftest import missing_service
+from tests.conftest import need_redis
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -52,21 +52,10 @@ async def tiered_store(clock: ManualClock) -> AsyncIterator[CacheStore]:
         yield TieredStore(MemoryStore(1_000_000, clock=clock), far)
 
 
-def _redis_reachable() -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(params=["memory", "redis", "tiered"])
 def factory(request: pytest.FixtureRequest) -> object:
     if request.param in ("redis", "tiered"):
-        if not _redis_reachable():
-            missing_service("Redis is not reachable on 127.0.0.1:6379")
+        need_redis()
         return redis_store if request.param == "redis" else tiered_store
     return memory_store
 

@@ -61,7 +61,7 @@ from commercekit.errors import (
     PurgeUnavailableError,
 )
 from tests.cdn._loopback import QuietHandler, Served
-from tests.conftest import missing_service
+from tests.conftest import need_redis
 
 TOKEN = "s3cret-T0ken"
 URLS = [f"https://shop.test/img/{i}.png" for i in range(70)]
@@ -373,20 +373,10 @@ FACTORIES: dict[str, Callable[..., object]] = {
 }
 
 
-def _redis_reachable() -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(params=list(FACTORIES))
 def factory(request: pytest.FixtureRequest) -> Callable[..., object]:
-    if request.param == "redis" and not _redis_reachable():
-        missing_service("Redis is not reachable on 127.0.0.1:6379")
+    if request.param == "redis":
+        need_redis()
     return FACTORIES[request.param]
 
 

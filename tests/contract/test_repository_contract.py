@@ -34,10 +34,9 @@ from commercekit.repository import (
     StaleVersionError,
     Versioned,
     async_engine_from_url,
-    engine_from_url,
     sqlite_engine,
 )
-from tests.conftest import missing_service
+from tests.conftest import server_engine
 from tests.repository.blocking import Blocking
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -58,20 +57,6 @@ class Product(Versioned, Base):
     price_minor: Mapped[int]
 
 
-def _server_engine(url: str, what: str) -> sa.Engine:
-    try:
-        engine = engine_from_url(url, connect_timeout_s=3)
-    except ImportError as exc:
-        missing_service(f"the {what} driver is not installed ({exc})")
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except sa.exc.DBAPIError as exc:
-        engine.dispose()
-        missing_service(f"{what} is not reachable at {url} ({exc.orig})")
-    return engine
-
-
 BACKENDS = [
     (kind, mode) for kind in ("sqlite", "postgresql", "mariadb") for mode in ("sync", "async")
 ]
@@ -85,9 +70,9 @@ def database(
     if kind == "sqlite":
         engine = sqlite_engine(Path(tmp_path_factory.mktemp("contract")) / "shop.db")
     elif kind == "postgresql":
-        engine = _server_engine(POSTGRES_URL, "PostgreSQL")
+        engine = server_engine(POSTGRES_URL, "PostgreSQL")
     else:
-        engine = _server_engine(MARIADB_URL, "MariaDB")
+        engine = server_engine(MARIADB_URL, "MariaDB")
     if mode == "async":
         url = engine.url.set(drivername=engine.url.get_backend_name())
         engine.dispose()

@@ -30,15 +30,7 @@ from commercekit.cdn import (
 from tests.conftest import missing_service
 from tests.integration._servers import free_port
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _redis() -> None:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
-    except OSError:
-        missing_service("Redis is not reachable on 127.0.0.1:6379")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_redis")]
 
 
 def test_edges_share_responses_and_purges_through_redis() -> None:

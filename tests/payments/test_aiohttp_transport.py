@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
-import threading
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +25,7 @@ from commercekit.payments import (
     HttpResponse,
 )
 from commercekit.payments._transports._aiohttp import default_async_transport
+from tests._loops import another_loop_holds, call_as_the_loop_finalizes
 
 from .tls_server import tls_server
 
@@ -178,48 +178,35 @@ def test_a_call_while_asyncio_run_finalizes_async_generators_is_refused_unsent(
     refused before anything is sent, with an error that says it is safe to
     send again from a live loop, and no pool is left open or warned about.
     """
-    outcomes: list[BaseException | int] = []
-    held: list[AsyncIterator[int]] = []
+    sent: list[int] = []
+
+    def after_run(transport: AiohttpTransport | AsyncHttpxTransport) -> None:
+        sent.append(behaviour.requests)
+        pool = transport._pool.pool
+        assert pool is None or (pool.closed if kind is AiohttpTransport else pool.is_closed)
+
+    async def first(transport: AiohttpTransport | AsyncHttpxTransport) -> None:
+        if used_before:
+            await transport.handle(HttpRequest("GET", url + "/"))
+
+    async def late(transport: AiohttpTransport | AsyncHttpxTransport) -> int:
+        # clean-up that calls the provider, as the loop finalizes the generator
+        return (await transport.handle(HttpRequest("GET", url))).status
+
     with tls_server() as (url, certificate, behaviour):
-        transports = [kind(ssl_context=certificate.client_context())]  # dropped at the end
-
-        async def stream() -> AsyncIterator[int]:
-            transport = transports[0]
-            try:
-                yield 1
-            finally:  # clean-up that calls the provider, as the loop finalizes the generator
-                try:
-                    outcomes.append((await transport.handle(HttpRequest("GET", url))).status)
-                except Exception as exc:
-                    outcomes.append(exc)
-
-        async def main() -> None:
-            if used_before:
-                await transports[0].handle(HttpRequest("GET", url + "/"))
-            generator = stream()
-            await generator.__anext__()
-            held.append(generator)  # left open: asyncio.run() finalizes it
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            asyncio.run(main())
-            sent = behaviour.requests
-            pool = transports[0]._pool.pool
-            assert pool is None or (pool.closed if kind is AiohttpTransport else pool.is_closed)
-            held.clear()
-            transports.clear()
-            del pool
-            for _ in range(3):
-                gc.collect()
-        assert sent == int(used_before)  # the late call sent nothing
-        [outcome] = outcomes
-        assert isinstance(outcome, UnavailableError)
-        assert "nothing was sent" in str(outcome)
-        assert is_transient(outcome)
+        call = call_as_the_loop_finalizes(
+            lambda: kind(ssl_context=certificate.client_context()),
+            late,
+            first=first,
+            after_run=after_run,
+        )
+        assert sent == [int(used_before)]  # the late call sent nothing
+        assert isinstance(call.outcome, UnavailableError)
+        assert "nothing was sent" in str(call.outcome)
+        assert is_transient(call.outcome)
         _wait_until(lambda: behaviour.closed == behaviour.connections)
         assert behaviour.closed == behaviour.connections
-    texts = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
-    assert texts == []
+    assert call.resource_warnings == []
 
 
 @pytest.mark.parametrize("kind", [AiohttpTransport, AsyncHttpxTransport])
@@ -261,24 +248,13 @@ def test_aclose_while_asyncio_run_finalizes_async_generators_closes_once(
 def test_one_transport_serves_one_running_loop_at_a_time() -> None:
     with tls_server() as (url, certificate, _behaviour):
         transport = AiohttpTransport(ssl_context=certificate.client_context())
-        started, release = threading.Event(), threading.Event()
-
-        async def hold() -> None:
-            await transport.handle(HttpRequest("GET", url + "/"))
-            started.set()
-            while not release.is_set():
-                await asyncio.sleep(0.01)
-            await transport.aclose()
-
-        other = threading.Thread(target=asyncio.run, args=(hold(),))
-        other.start()
-        try:
-            assert started.wait(5)
-            with pytest.raises(ConfigurationError, match="make one per event loop"):
-                asyncio.run(transport.handle(HttpRequest("GET", url + "/")))
-        finally:
-            release.set()
-            other.join(5)
+        with (
+            another_loop_holds(
+                lambda: transport.handle(HttpRequest("GET", url + "/")), last=transport.aclose
+            ),
+            pytest.raises(ConfigurationError, match="make one per event loop"),
+        ):
+            asyncio.run(transport.handle(HttpRequest("GET", url + "/")))
 
 
 def test_the_async_gateways_default_to_it_and_close_it() -> None:

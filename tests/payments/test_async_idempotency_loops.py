@@ -14,18 +14,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import threading
 import uuid
 import warnings
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from commercekit.errors import ConfigurationError, UnavailableError
 from commercekit.payments import AsyncSqlAlchemyIdempotencyStore
-from tests.conftest import missing_service
+from tests._loops import another_loop_holds, call_as_the_loop_finalizes
+from tests.conftest import missing_service, server_engine
 
 MARIADB_URL = "mysql+asyncmy://root@127.0.0.1:3306/test"
 
@@ -35,14 +33,7 @@ def _mariadb() -> str:
         __import__("asyncmy")
     except ImportError:
         missing_service("asyncmy is not installed (pip install 'commercekit[mysql]')")
-    engine = sa.create_engine("mysql+pymysql://root@127.0.0.1:3306/test")
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except sa.exc.OperationalError as exc:
-        missing_service(f"MariaDB is not reachable on 127.0.0.1:3306 ({exc.orig})")
-    finally:
-        engine.dispose()
+    server_engine("mysql://root@127.0.0.1:3306/test", "MariaDB").dispose()
     return MARIADB_URL
 
 
@@ -146,57 +137,21 @@ def test_another_running_loop_is_a_configuration_error(tmp_path: Path) -> None:
     store = AsyncSqlAlchemyIdempotencyStore.from_url(
         f"sqlite+aiosqlite:///{tmp_path / 'idem.db'}", table_prefix=_prefix()
     )
-    started, stop = threading.Event(), threading.Event()
-
-    async def hold() -> None:
-        await store.create_tables()
-        started.set()
-        while not stop.is_set():
-            await asyncio.sleep(0.01)
-
-    thread = threading.Thread(target=asyncio.run, args=(hold(),))
-    thread.start()
-    try:
-        assert started.wait(10)
-        with pytest.raises(ConfigurationError, match="another event loop"):
-            asyncio.run(store.get("k"))
-    finally:
-        stop.set()
-        thread.join()
+    with (
+        another_loop_holds(store.create_tables),
+        pytest.raises(ConfigurationError, match="another event loop"),
+    ):
+        asyncio.run(store.get("k"))
     assert asyncio.run(store.get("k")) is None  # its loop has ended: this one gets the pool
 
 
 def test_a_call_as_the_loop_finalizes_is_refused(tmp_path: Path) -> None:
-    outcomes: list[BaseException | object] = []
-    held: list[AsyncIterator[int]] = []
-    stores = [
-        AsyncSqlAlchemyIdempotencyStore.from_url(
+    late = call_as_the_loop_finalizes(
+        lambda: AsyncSqlAlchemyIdempotencyStore.from_url(
             f"sqlite+aiosqlite:///{tmp_path / 'idem.db'}", table_prefix=_prefix()
-        )
-    ]
-
-    async def stream() -> AsyncIterator[int]:
-        store = stores[0]
-        try:
-            yield 1
-        finally:
-            try:
-                outcomes.append(await store.get("k"))
-            except Exception as exc:  # the test looks at what it was
-                outcomes.append(exc)
-
-    async def main() -> None:
-        await stores[0].create_tables()
-        generator = stream()
-        await generator.__anext__()
-        held.append(generator)  # left open: asyncio.run() finalizes it
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        asyncio.run(main())
-        held.clear()
-        stores.clear()
-        gc.collect()
-    [outcome] = outcomes
-    assert isinstance(outcome, UnavailableError)
-    assert [str(w.message) for w in caught] == []
+        ),
+        lambda store: store.get("k"),
+        first=lambda store: store.create_tables(),
+    )
+    assert isinstance(late.outcome, UnavailableError)
+    assert late.warnings == []

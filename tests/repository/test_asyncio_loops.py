@@ -38,9 +38,8 @@ from commercekit.repository import (
     ReplicaStatus,
     ReplicatedTopology,
     async_engine_from_url,
-    engine_from_url,
 )
-from tests.conftest import missing_service
+from tests.conftest import server_engine
 
 from .fakes import FakePositions
 
@@ -96,17 +95,7 @@ def _url(kind: str, tmp_path: Path) -> str:
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'shop.db'}"
     url, what = (POSTGRES_URL, "PostgreSQL") if kind == "postgresql" else (MARIADB_URL, "MariaDB")
-    try:
-        engine = engine_from_url(url, connect_timeout_s=3)
-    except ImportError as exc:
-        missing_service(f"the {what} driver is not installed ({exc})")
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except sa.exc.DBAPIError as exc:
-        missing_service(f"{what} is not reachable at {url} ({exc.orig})")
-    finally:
-        engine.dispose()
+    server_engine(url, what).dispose()
     return url
 
 
