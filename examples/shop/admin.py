@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections import Counter
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -20,7 +18,7 @@ from starlette.routing import Route
 
 from commercekit.analytics import Reports
 from commercekit.commerce.orders import Order
-from commercekit.errors import CommerceKitError, InvalidInputError, NotFoundError
+from commercekit.errors import CommerceKitError, InvalidInputError
 from shop.charts import bar_chart, grouped_chart
 from shop.monitor import FleetMonitor, OpsFigures, describe
 
@@ -30,13 +28,11 @@ if TYPE_CHECKING:  # shop.web imports this module
 __all__ = ["admin_routes", "business_charts", "operations_charts"]
 
 
-def business_charts(
-    r: Reports, facts: dict[str, Any], product_of: Callable[[str], str] = str
-) -> dict[str, str]:
+def business_charts(r: Reports, facts: dict[str, Any]) -> dict[str, str]:
     """Revenue per day and currency, the funnel, top products, abandoned carts, cohorts.
 
-    *product_of* names the product of what the orders' events count (their
-    lines name SKUs), so a product's variants add up to one bar.
+    Top products are by product: the orders' events name each line's product
+    in ``product_id`` (and the variant in ``sku``), so variants add up to one bar.
     """
     charts: dict[str, str] = {}
     revenue = r.revenue()
@@ -55,10 +51,7 @@ def business_charts(
         [float(c) for c in funnel.total.counts],
         colour="#239b56",
     )
-    bought: Counter[str] = Counter()
-    for p in r.top_products("bought", limit=100):
-        bought[product_of(p.product)] += p.count
-    top = bought.most_common(8)
+    top = [(p.product, p.count) for p in r.top_products("bought", limit=8)]
     charts["top"] = bar_chart(
         "Top products (units bought)",
         [product for product, _ in top],
@@ -154,7 +147,6 @@ class Admin:
     def __init__(self, app: App) -> None:
         self.app = app  # pages, sessions, CSRF
         self.shop = app.shop
-        self._products: dict[str, str] = {}
         self.monitor = FleetMonitor(
             self.shop.settings,
             lambda: self.shop.metrics.exposition()[0],
@@ -190,17 +182,6 @@ class Admin:
             return JSONResponse({"error": "sign in at /admin/login"}, 401)
         return JSONResponse(describe(await self.monitor.figures()))
 
-    def _product_of(self, sku: str) -> str:
-        """The product id of *sku* (itself when it is no SKU the catalog knows); kept."""
-        product = self._products.get(sku)
-        if product is None:
-            try:
-                product = self.shop.commerce.catalog.variant(sku).product_id
-            except (NotFoundError, InvalidInputError):
-                return sku
-            self._products[sku] = product  # a variant never moves to another product
-        return product
-
     def _business(self, token: str | None = None) -> dict[str, Any]:
         """The dashboard's figures and everyone's recent orders (``Orders.recent``).
 
@@ -210,7 +191,7 @@ class Admin:
         charts: dict[str, str] = {}
         facts: dict[str, Any] = {}
         try:
-            charts.update(business_charts(self.shop.reports, facts, self._product_of))
+            charts.update(business_charts(self.shop.reports, facts))
         except CommerceKitError as exc:
             facts["analytics_error"] = type(exc).__name__
         items = self.shop.catalog.all()

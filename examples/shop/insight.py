@@ -95,8 +95,8 @@ def analytics_lines(
     )
     lines = [
         f"analytics     {state}: {counted} of the {len(orders)} orders in the database "
-        f"counted ({guests} by guests; a buyer who signed in browsed as a visitor, so "
-        "the funnel follows guests to the order)",
+        f"counted ({guests} by guests; a buyer who signed in is one person with their "
+        "browsing before the sign-in)",
     ]
     if funnel is not None:
         lines.append("funnel        " + funnel_line(funnel))

@@ -39,7 +39,6 @@ from commercekit.errors import (
     CommerceKitError,
     ConflictError,
     DuplicateError,
-    InvalidInputError,
     NotFoundError,
 )
 from commercekit.metrics import PrometheusMetrics
@@ -327,30 +326,17 @@ class Shop:
     def also_bought(self, product_id: str, k: int = 4) -> list[str]:
         """ "Customers who bought this also bought": product ids, best first (none if unknown).
 
-        The commerce layer's Order Completed names each line's product by its
-        SKU, so the aggregates pair SKUs: the product's variants are asked, and
-        each answer is mapped back to its product (an answer that is no SKU is
-        taken as a product id). Kept for 5 s per product and app server.
+        The orders' events name each line's product in ``product_id``, so the
+        aggregates pair products. Kept for 5 s per product and app server.
         """
         now = time.monotonic()
         kept = self._also.get(product_id)
         if kept is not None and now - kept[0] < 5.0:
             return kept[1]
-        catalog = self.commerce.catalog
-        scores: dict[str, float] = {}
         try:
-            product = catalog.product(product_id)
-            for key in (product_id, *(v.sku for v in product.variants)):
-                for r in self.reports.also_bought(key, k=k + len(product.variants)):
-                    try:
-                        other = catalog.variant(r.product).product_id
-                    except (NotFoundError, InvalidInputError):
-                        other = r.product
-                    if other != product_id:
-                        scores[other] = max(scores.get(other, 0.0), r.score)
+            found = [r.product for r in self.reports.also_bought(product_id, k=k)]
         except CommerceKitError:
             return []
-        found = sorted(scores, key=lambda p: (-scores[p], p))[:k]
         if len(self._also) > 10_000:
             self._also.clear()
         self._also[product_id] = (now, found)

@@ -7,6 +7,7 @@ the same access-log line as the app servers.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import AsyncIterator
 from typing import TypedDict
@@ -26,7 +27,8 @@ from commercekit.analytics import (
 )
 from commercekit.cdn import AssetManifest
 from commercekit.commerce import OUTBOX
-from commercekit.errors import CommerceKitError
+from commercekit.commerce.catalog import Catalog
+from commercekit.errors import CommerceKitError, NotFoundError
 from commercekit.metrics import PrometheusMetrics
 from commercekit.repository import Database, ReplicatedTopology
 from shop.observe import ObserveMiddleware
@@ -106,7 +108,17 @@ def consumer_app(settings: Settings, *, consumer: str = "analytics-1") -> Starle
         ReplicatedTopology.from_urls(settings.database_url, list(settings.replica_urls))
     )
     analytics_db = Database(ReplicatedTopology.from_urls(settings.analytics_url))
-    store = AnalyticsStore(analytics_db, funnels=[FUNNEL])
+    catalog = Catalog(shop_db)
+
+    @functools.lru_cache(maxsize=4096)
+    def product_of(sku: str) -> str | None:
+        """The product of a SKU, for order events written before they named products."""
+        try:
+            return catalog.variant(sku).product_id
+        except NotFoundError:  # not a SKU (a product id already): kept as it is
+            return None
+
+    store = AnalyticsStore(analytics_db, funnels=[FUNNEL], product_of=product_of)
     store.create()
     relay = OutboxRelay(shop_db, OUTBOX, open_log(settings.events_url), metrics=metrics)
     applier = AnalyticsConsumer(

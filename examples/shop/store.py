@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from commercekit.analytics import (
     LineItem,
     checkout_started,
+    identify,
     product_added,
     product_removed,
     product_viewed,
@@ -275,7 +276,12 @@ class Storefront:
     # -- signing in ------------------------------------------------------------------------
 
     async def sign_in(self, s: Session, email: str, password: str) -> bool:
-        """Sign in (or open an account); the guest cart merges into the customer's."""
+        """Sign in (or open an account); the guest cart merges into the customer's.
+
+        Emits Segment's ``identify`` (the customer id and the session's
+        anonymous id), so the analytics count the visitor's browsing before
+        the sign-in and their orders after it as one person's.
+        """
         if "@" not in email or len(password) < 6:
             raise InvalidInputError("enter an email address and a password of 6+ characters")
         customer_id, created = await self.shop.sign_in(email, password)
@@ -292,6 +298,7 @@ class Storefront:
         s.data["customer"] = customer_id
         s.data["email"] = email.strip().lower()
         s.data["cart"] = await run_in_threadpool(merge)
+        self.shop.track(identify(customer_id, s.sid))
         return created
 
     # -- checkout --------------------------------------------------------------------------

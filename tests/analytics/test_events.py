@@ -35,7 +35,10 @@ def test_decode_wire_reads_what_from_bytes_reads() -> None:
     for e in generate(300, seed=3):
         body = e.to_bytes()
         event = AnalyticsEvent.from_bytes(body)
-        want = (event.event_id, event.name, event.who, event.timestamp_ms, dict(event.properties))
+        props = dict(event.properties)
+        if event.name == "Identify":  # the consumer reads the id it links, as an alias has it
+            props = {"previous_id": event.anonymous_id}
+        want = (event.event_id, event.name, event.who, event.timestamp_ms, props)
         assert decode_wire(body) == want
 
 
@@ -51,6 +54,13 @@ BAD = [
     json.dumps(
         {"event_id": "e", "event": "X", "timestamp_ms": 1, "anonymous_id": "a" * 201}
     ).encode(),
+    # Identity events that link nothing: no id to link, no customer, or an id to itself.
+    b'{"event_id":"e","event":"Identify","timestamp_ms":1,"customer_id":"c","properties":{}}',
+    b'{"event_id":"e","event":"Identify","timestamp_ms":1,"anonymous_id":"a","properties":{}}',
+    b'{"event_id":"e","event":"Identify","timestamp_ms":1,"customer_id":"c","anonymous_id":"c"}',
+    b'{"event_id":"e","event":"Alias","timestamp_ms":1,"customer_id":"c","properties":{}}',
+    b'{"event_id":"e","event":"Alias","timestamp_ms":1,"customer_id":"c",'
+    b'"properties":{"previous_id":7}}',
     # Nested past the decoder's recursion: RecursionError, not a typed error, before.
     b"[" * 100_000,
     b'{"event_id":"e","event":"X","timestamp_ms":1,"customer_id":"c","properties":{"a":'

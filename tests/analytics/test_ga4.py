@@ -14,11 +14,15 @@ import pytest
 from commercekit.analytics import (
     GA4Client,
     LineItem,
+    alias,
     checkout_started,
     ga4_event,
+    ga4_payload,
+    identify,
     order_completed,
     order_refunded,
     product_added,
+    product_viewed,
     products_searched,
 )
 from commercekit.errors import InvalidInputError, UnavailableError
@@ -108,3 +112,29 @@ def test_checkout_and_refund_carry_ga4s_required_parameters() -> None:
     assert refund["name"] == "refund"
     assert refund["params"]["transaction_id"] == "o-1"
     assert (refund["params"]["value"].text, refund["params"]["currency"]) == ("5.00", "EUR")
+
+
+def test_a_visitor_signing_in_goes_out_with_user_id_from_the_sign_in_on(
+    collector: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """GA4's user_id is the request's: events before and after sign-in go in two requests
+    of the same client, the later ones (the sign-in's ``login`` first) with the user id."""
+    url, received = collector
+    eur = Money.of("20.00", "EUR")
+    events = [
+        product_viewed("tee", eur, sku="TEE-M", anonymous_id="v7", timestamp_ms=1_000),
+        identify("cus_1", "v7", timestamp_ms=2_000),
+        product_added("tee", eur, sku="TEE-M", customer_id="cus_1", anonymous_id="v7"),
+    ]
+    assert GA4Client("G-X", "s", endpoint=url).send(events) == 2
+    before, after = (json.loads(r["body"]) for r in received)
+    assert before["client_id"] == after["client_id"] == "v7"
+    assert "user_id" not in before
+    assert after["user_id"] == "cus_1"
+    assert [e["name"] for e in before["events"]] == ["view_item"]
+    assert [e["name"] for e in after["events"]] == ["login", "add_to_cart"]
+    (item,) = before["events"][0]["params"]["items"]
+    assert (item["item_id"], item["item_variant"]) == ("tee", "TEE-M")
+    assert ga4_event(alias("v7", "cus_1"))["name"] == "login"
+    with pytest.raises(InvalidInputError, match="one user"):
+        ga4_payload(events[1:] + events[:1], client_id="v7")

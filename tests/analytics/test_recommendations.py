@@ -71,3 +71,40 @@ def test_planted_pairs_are_in_each_others_top_10(tmp_path: Path) -> None:
     noise = reports.also_bought("p7", k=10)
     assert all(0 < r.score <= 1 for r in noise)
     assert reports.also_bought("unknown") == []
+
+
+def test_reports_count_products_by_product_id_and_read_the_old_sku_shape(tmp_path: Path) -> None:
+    """Segment's shape (the product in product_id, the variant in sku) counts by product; an
+    order line of the shape commercekit wrote before (the SKU in product_id, sku equal to
+    it) still reads, and counts under its product when the store can map SKUs."""
+    price = Money.of("5.00", "EUR")
+    new = order_completed(
+        "o1",
+        price * 3,
+        [LineItem("tee", price, 2, sku="TEE-M"), LineItem("mug", price, sku="MUG-1")],
+        customer_id="c1",
+        timestamp_ms=1,
+    )
+    old_body = (
+        b'{"event_id":"old-1","event":"Order Completed","timestamp_ms":2,"customer_id":"c2",'
+        b'"properties":{"order_id":"o0","total":"10.00","revenue":"10.00","currency":"EUR",'
+        b'"products":[{"product_id":"TEE-L","sku":"TEE-L","price":"5.00","quantity":1},'
+        b'{"product_id":"MUG-1","sku":"MUG-1","price":"5.00","quantity":1}]}}'
+    )
+    skus = {"TEE-M": "tee", "TEE-L": "tee", "MUG-1": "mug"}
+    for product_of, bought in (
+        (skus.get, {"tee": 3, "mug": 2}),
+        (None, {"tee": 2, "mug": 1, "TEE-L": 1, "MUG-1": 1}),  # as the reports had them
+    ):
+        engine = sqlite_engine(tmp_path / f"{product_of is None}.db")
+        store = AnalyticsStore(
+            Database(ReplicatedTopology(Node("p", engine))), product_of=product_of
+        )
+        store.create()
+        result = store.apply([Delivery("1", new.to_bytes()), Delivery("2", old_body)])
+        assert result.applied == 2
+        reports = Reports(store)
+        assert {p.product: p.count for p in reports.top_products("bought")} == bought
+        if product_of is not None:
+            assert [r.product for r in reports.also_bought("tee")] == ["mug"]
+            assert {p.product for p in reports.product_revenue()} == {"tee", "mug"}

@@ -70,7 +70,9 @@ def test_a_checkout_places_one_paid_order_and_replays_it(db: Database, clock: Fa
     parsed = AnalyticsEvent.from_json(events[0])  # the analytics pipeline's wire form
     assert parsed.name == "Order Completed"
     assert parsed.event_id == events[0]["event_id"]
-    assert [p["product_id"] for p in parsed.properties["products"]] == ["MUG", "TEE"]
+    # Segment's spec: the product's id in product_id, the variant bought in sku
+    assert [p["product_id"] for p in parsed.properties["products"]] == ["p-MUG", "p-TEE"]
+    assert [p["sku"] for p in parsed.properties["products"]] == ["MUG", "TEE"]
     assert [s for s, outcome, _ in shop.checkout.steps(result.checkout_id)] == [
         "started",
         "place_order",
@@ -447,7 +449,9 @@ def test_browsing_events_go_through_the_metrics_hook_with_unique_ids(db: Databas
         "Payment Info Entered",
     ]
     assert events[0].name == "ecommerce.product_added"
-    assert events[0].attributes["product_id"] == "TEE"
+    assert events[0].attributes["product_id"] == "p-TEE"  # the product; the variant in sku
+    assert events[0].attributes["sku"] == "TEE"
+    assert (events[2].attributes["product_id"], events[2].attributes["sku"]) == ("p-MUG", "MUG")
     assert len({e.attributes["event_id"] for e in events}) == len(events)
 
 

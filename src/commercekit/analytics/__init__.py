@@ -17,11 +17,14 @@ from ._consumer import AnalyticsConsumer
 from ._dashboard import dashboard_file, dashboard_from_catalogue, rules_file
 from ._events import (
     ECOMMERCE_EVENTS,
+    IDENTITY_EVENTS,
     AnalyticsEvent,
     LineItem,
+    alias,
     checkout_started,
     ecommerce_event,
     from_metrics_event,
+    identify,
     order_completed,
     order_refunded,
     product_added,
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ECOMMERCE_EVENTS",
     "GA4_EVENT_NAMES",
+    "IDENTITY_EVENTS",
     "AnalyticsConsumer",
     "AnalyticsEvent",
     "AnalyticsStore",
@@ -81,6 +85,7 @@ __all__ = [
     "RevenueDay",
     "SearchCount",
     "SqlEventLog",
+    "alias",
     "checkout_started",
     "dashboard_file",
     "dashboard_from_catalogue",
@@ -88,6 +93,7 @@ __all__ = [
     "from_metrics_event",
     "ga4_event",
     "ga4_payload",
+    "identify",
     "open_log",
     "order_completed",
     "order_refunded",

@@ -4,8 +4,11 @@
 (``Order Completed`` -> ``purchase`` with ``transaction_id``, ``value``,
 ``currency`` and ``items``); ``GA4Client`` sends batches to the Measurement
 Protocol (``POST /mp/collect?measurement_id=...&api_secret=...``, at most 25
-events per request). Money goes out as a JSON number written from its exact
-decimal text, never through a float. The API secret never appears in a repr
+events per request). GA4's ``user_id`` belongs to a request, so events go in
+requests per client and customer: a visitor's events before sign-in go
+without it, those from the sign-in (``Identify`` -> ``login``) on with it.
+Money goes out as a JSON number written from its exact decimal text, never
+through a float. The API secret never appears in a repr
 or an error.
 """
 
@@ -42,6 +45,8 @@ GA4_EVENT_NAMES = {
     "Promotion Clicked": "select_promotion",
     "Product Added to Wishlist": "add_to_wishlist",
     "Product Shared": "share",
+    "Identify": "login",
+    "Alias": "login",
 }
 """Segment e-commerce names and the GA4 recommended event each becomes."""
 
@@ -91,6 +96,7 @@ def ga4_event(event: AnalyticsEvent) -> dict[str, Any]:
         params["items"] = [
             {
                 "item_id": item["product_id"],
+                **({"item_variant": item["sku"]} if item.get("sku") else {}),
                 **({"price": _number(item["price"])} if "price" in item else {}),
                 "quantity": int(item.get("quantity", 1)),
             }
@@ -113,10 +119,20 @@ def _dump(value: Any) -> str:
 
 
 def ga4_payload(events: Sequence[AnalyticsEvent], *, client_id: str) -> str:
-    """The Measurement Protocol JSON body for up to 25 events of one client."""
+    """The Measurement Protocol JSON body for up to 25 events of one client and one user.
+
+    The events' customer id is the request's ``user_id``; events of several
+    customers (or of a customer and a visitor not signed in) raise
+    :class:`InvalidInputError`: send them in separate requests (``GA4Client`` does).
+    """
     if not 1 <= len(events) <= _MAX_BATCH:
         raise InvalidInputError(
             f"a GA4 request carries 1 to {_MAX_BATCH} events, got {len(events)}"
+        )
+    if len({e.customer_id for e in events}) > 1:
+        raise InvalidInputError(
+            "a GA4 request's user_id is one user's: these events name several customers "
+            "(or a customer and a visitor not signed in)"
         )
     # Each event carries its own time: the request's timestamp_micros is only the default
     # of events without one (GA4's hierarchy), so a batch keeps its events' order in time.
@@ -154,15 +170,22 @@ class GA4Client:
         return f"GA4Client(measurement_id={self.measurement_id!r}, endpoint={self.endpoint!r})"
 
     def send(self, events: Sequence[AnalyticsEvent]) -> int:
-        """Send *events*, grouped by client and in batches of 25; returns requests made."""
-        by_client: dict[str, list[AnalyticsEvent]] = {}
+        """Send *events*, grouped by client and user, in batches of 25; returns requests made.
+
+        The client is the event's anonymous id (the customer id without one; an
+        ``Alias``'s previous id), the user its customer id.
+        """
+        by_client: dict[tuple[str, str | None], list[AnalyticsEvent]] = {}
         for e in events:
-            by_client.setdefault(e.anonymous_id or e.who, []).append(e)
+            client = e.anonymous_id or e.who
+            if e.name == "Alias" and e.anonymous_id is None:
+                client = str(e.properties.get("previous_id", client))
+            by_client.setdefault((client, e.customer_id), []).append(e)
         query = urllib.parse.urlencode(
             {"measurement_id": self.measurement_id, "api_secret": self._secret}
         )
         sent = 0
-        for client_id, batch in by_client.items():
+        for (client_id, _user), batch in by_client.items():
             for i in range(0, len(batch), _MAX_BATCH):
                 body = ga4_payload(batch[i : i + _MAX_BATCH], client_id=client_id).encode()
                 request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above

@@ -279,10 +279,15 @@ class Reports:
 
     def cart_abandonment(self) -> CartAbandonment:
         """Share of customers who added to a cart and ordered nothing at or after that."""
-        c = self.schema.carts
+        c, it = self.schema.carts, self.schema.identities
+        person = func.coalesce(it.c.person, c.c.customer)
+        earliest_add = func.min(c.c.first_add_ms)  # per person: the ids of one, as one
         carts = abandoned = 0
         for first_add, last_order in self._rows(
-            select(c.c.first_add_ms, c.c.last_order_ms).where(c.c.first_add_ms.is_not(None))
+            select(earliest_add, func.max(c.c.last_order_ms))
+            .select_from(c.outerjoin(it, it.c.source == c.c.customer))
+            .group_by(person)
+            .having(earliest_add.is_not(None))
         ):
             carts += 1
             abandoned += last_order is None or last_order < first_add
@@ -303,17 +308,21 @@ class Reports:
     def cohorts(self, *, weeks: int = 8) -> list[Cohort]:
         """Weekly retention of first-purchase cohorts for weeks 0 to *weeks* - 1."""
         _count("weeks", weeks)
-        cw = self.schema.customer_weeks
-        first = (
-            select(cw.c.customer, func.min(cw.c.week).label("w0"))
-            .group_by(cw.c.customer)
+        cw, it = self.schema.customer_weeks, self.schema.identities
+        pw = (
+            select(func.coalesce(it.c.person, cw.c.customer).label("person"), cw.c.week)
+            .select_from(cw.outerjoin(it, it.c.source == cw.c.customer))
+            .distinct()
             .subquery()
+        )
+        first = (
+            select(pw.c.person, func.min(pw.c.week).label("w0")).group_by(pw.c.person).subquery()
         )
         counts: dict[str, list[int]] = defaultdict(lambda: [0] * weeks)
         for w0, week, n in self._rows(
-            select(first.c.w0, cw.c.week, func.count())
-            .join(first, first.c.customer == cw.c.customer)
-            .group_by(first.c.w0, cw.c.week)
+            select(first.c.w0, pw.c.week, func.count())
+            .join(first, first.c.person == pw.c.person)
+            .group_by(first.c.w0, pw.c.week)
         ):
             k = (dt.date.fromisoformat(week) - dt.date.fromisoformat(w0)).days // 7
             if 0 <= k < weeks:
@@ -329,9 +338,11 @@ class Reports:
         s = self.schema
         ic, co = s.item_counts, s.co_counts
         rows = self._rows(
-            select(co.c.b, co.c.n, ic.c.n).join(ic, ic.c.product == co.c.b).where(co.c.a == product)
+            select(co.c.b, co.c.n, ic.c.n)
+            .join(ic, ic.c.product == co.c.b)
+            .where(co.c.a == product, co.c.n > 0)
         )
-        own = self._rows(select(ic.c.n).where(ic.c.product == product))
+        own = self._rows(select(ic.c.n).where(ic.c.product == product, ic.c.n > 0))
         if not own:
             return []
         n_a = int(own[0][0])

@@ -43,6 +43,7 @@ class Schema:
     item_customers: Table
     item_counts: Table
     co_counts: Table
+    identities: Table
 
     @classmethod
     def build(cls, metadata: MetaData, prefix: str) -> Schema:
@@ -172,6 +173,18 @@ class Schema:
                 Column("a", String(_NAME), primary_key=True),
                 Column("b", String(_NAME), primary_key=True),
                 Column("n", _big(), nullable=False),
+                **_CLUSTERED,
+            ),
+            # The winning link of each linked id: the earliest Identify or Alias naming it
+            # (by timestamp, then event id), so the winner never depends on arrival order.
+            identities=Table(
+                f"{p}identities",
+                metadata,
+                Column("source", String(_NAME), primary_key=True),
+                Column("person", String(_NAME), nullable=False),
+                Column("ts_ms", _big(), nullable=False),
+                Column("event_id", String(_ID), nullable=False),
+                Index(f"ix_{p}identities_person", "person"),
                 **_CLUSTERED,
             ),
         )

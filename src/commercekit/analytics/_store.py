@@ -15,11 +15,11 @@ import datetime as dt
 import functools
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
-from sqlalchemy import MetaData, bindparam, select
+from sqlalchemy import Connection, MetaData, bindparam, delete, select
 
 from commercekit.errors import CommerceKitError, DuplicateError, InvalidInputError
 from commercekit.money import Money
@@ -122,22 +122,98 @@ def _is_id(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= 200
 
 
-def _lines(props: Any, currency: str) -> list[tuple[str, int, int]]:
+ProductOf = Callable[[str], "str | None"]
+
+
+def product_key(p: Any, product_of: ProductOf | None = None) -> str:
+    """The product a Segment product object counts under: its ``product_id``.
+
+    Both shapes are read: the spec's (``product_id`` the product, ``sku`` the
+    variant) and the one commercekit's order events had before, whose
+    ``product_id`` held the SKU (``sku`` equal to it): *product_of* maps such
+    a SKU to its product (None keeps the SKU, as the reports had it).
+    """
+    product_id = p.get("product_id") if isinstance(p, dict) else None
+    if not _is_id(product_id):
+        raise InvalidInputError(f"a product needs a product_id of 1 to 200 characters, got {p!r}")
+    if product_of is not None and p.get("sku") == product_id:
+        mapped = product_of(product_id)
+        if _is_id(mapped):
+            return str(mapped)
+    return str(product_id)
+
+
+def _lines(props: Any, currency: str, product_of: ProductOf | None) -> list[tuple[str, int, int]]:
     products = props.get("products", [])
     if not isinstance(products, list):
         raise InvalidInputError("'products' is a list")
     out = []
     for p in products:
-        if not isinstance(p, dict) or not _is_id(p.get("product_id")):
-            raise InvalidInputError(
-                f"a product needs a product_id of 1 to 200 characters, got {p!r}"
-            )
+        product = product_key(p, product_of)
         q = p.get("quantity", 1)
         if isinstance(q, bool) or not isinstance(q, int) or q < 1:
             raise InvalidInputError(f"a quantity is a positive int, got {q!r}")
         price = _money({"price": p.get("price"), "currency": currency}, "price")
-        out.append((p["product_id"], price.amount_minor, q))
+        out.append((product, price.amount_minor, q))
     return out
+
+
+Link = tuple[int, str, str]  # (timestamp_ms, event_id, person): the least one wins
+
+
+class _People:
+    """Who is who, before and after one batch's links (the ids the batch needs, looked up).
+
+    A linked id's events are its person's; an id no link names is a person itself
+    (one hop: a link's person is taken as it is, even if it is linked in turn).
+    """
+
+    def __init__(self, before: dict[str, Link], after: dict[str, Link]) -> None:
+        self.before = before  # source -> winning link, for every id looked up that has one
+        self.after = after
+        self.changed = [x for x in after if self.person(x, False) != self.person(x)]
+        self.members_before: dict[str, set[str]] = defaultdict(set)
+        self.members_after: dict[str, set[str]] = defaultdict(set)
+
+    def person(self, who: str, after: bool = True) -> str:
+        link = (self.after if after else self.before).get(who)
+        return who if link is None else link[2]
+
+    def relinked(self) -> set[str]:
+        """The persons whose ids changed: each relinked id's old and new person, and itself."""
+        out: set[str] = set()
+        for x in self.changed:
+            out.update((x, self.person(x, False), self.person(x)))
+        return out
+
+    def members(self, person: str, after: bool = True) -> set[str]:
+        """The ids whose events are *person*'s."""
+        found = set((self.members_after if after else self.members_before)[person])
+        if self.person(person, after) == person:
+            found.add(person)
+        return found
+
+
+def _count_pairs(
+    items: Counter[str],
+    pairs: Counter[tuple[str, str]],
+    changed: set[str],
+    within: set[str],
+    sign: int,
+) -> None:
+    """Count *sign* for each item of *changed* and each ordered pair of *within* touching one.
+
+    With *within* a person's items and *changed* those it gained (or lost, with
+    the set before), this is the difference of the person's pairs, in
+    O(|changed| * |within|) rather than |within| squared.
+    """
+    for a in changed:
+        items[a] += sign
+        for b in within:
+            if b != a:
+                pairs[(a, b)] += sign
+                if b not in changed:
+                    pairs[(b, a)] += sign
 
 
 class _Batch:
@@ -153,13 +229,27 @@ class _Batch:
         self.weeks: set[tuple[str, str]] = set()
         self.purchases: dict[str, list[str]] = defaultdict(list)
         self.funnel_rows: list[dict[str, Any]] = []
+        self.links: dict[str, tuple[Link, str]] = {}  # source -> (least link, its event id)
 
-    def add(self, name: str, who: str, ts: int, props: Any, funnels: Sequence[FunnelSpec]) -> None:
+    def add(
+        self,
+        event: Wire,
+        funnels: Sequence[FunnelSpec],
+        product_of: ProductOf | None,
+    ) -> None:
+        event_id, name, who, ts, props = event
+        if name == "Identify" or name == "Alias":
+            link = (ts, event_id, who)
+            source = props["previous_id"]  # decode_wire checked it
+            held = self.links.get(source)
+            if held is None or link < held[0]:
+                self.links[source] = (link, event_id)
+            return
         day = day_of(ts)
         if name == "Order Completed":
             total = _money(props, "total")
             cur = total.currency.code
-            lines = _lines(props, cur)
+            lines = _lines(props, cur, product_of)
             self.revenue[(day, cur, "orders")] += 1
             self.revenue[(day, cur, "gross_minor")] += total.amount_minor
             for product, price, q in lines:
@@ -174,10 +264,9 @@ class _Batch:
             self.revenue[(day, total.currency.code, "refunds")] += 1
             self.revenue[(day, total.currency.code, "refunded_minor")] += total.amount_minor
         elif name in ("Product Viewed", "Product Added"):
-            product_id = props.get("product_id")
-            if not _is_id(product_id):
+            if not _is_id(props.get("product_id")):
                 raise InvalidInputError(f"{name!r} needs a product_id of 1 to 200 characters")
-            product = str(product_id)
+            product = product_key(props, product_of)
             q = props.get("quantity", 1) if name == "Product Added" else 1
             if isinstance(q, bool) or not isinstance(q, int) or q < 1:
                 raise InvalidInputError(f"a quantity is a positive int, got {q!r}")
@@ -206,6 +295,14 @@ class AnalyticsStore:
 
     *funnels* are the funnels kept up to date. Create the tables with
     :meth:`create`. Reports are in :mod:`commercekit.analytics` (``Reports``).
+    *product_of* maps a SKU to its product id for order lines in the shape
+    commercekit wrote before 0.x (``product_id`` holding the SKU); see
+    :func:`product_key`.
+
+    Every per-person aggregate (funnels, cart abandonment, cohorts, also
+    bought) counts an event under its person: an id linked by ``Identify`` or
+    ``Alias`` is its customer's, whenever the link arrives (see "Identity" in
+    ``docs/analytics.md``).
     """
 
     def __init__(
@@ -216,10 +313,12 @@ class AnalyticsStore:
         metadata: MetaData | None = None,
         prefix: str = "ck_analytics_",
         clock: Any = None,
+        product_of: ProductOf | None = None,
     ) -> None:
         import time
 
         self.db = db
+        self.product_of = product_of
         self.funnels = tuple(funnels)
         names = [f.name for f in self.funnels]
         if len(set(names)) != len(names):
@@ -239,6 +338,14 @@ class AnalyticsStore:
         )
         self._q_funnel_progress = select(fp.c.customer, fp.c.day, fp.c.reached).where(
             fp.c.funnel == name, fp.c.customer.in_(ids)
+        )
+        self._d_funnel_progress = delete(fp).where(fp.c.funnel == name, fp.c.customer.in_(ids))
+        it = sc.identities
+        self._q_links = select(it.c.source, it.c.ts_ms, it.c.event_id, it.c.person).where(
+            it.c.source.in_(ids)
+        )
+        self._q_members = select(it.c.source, it.c.ts_ms, it.c.event_id, it.c.person).where(
+            it.c.person.in_(ids)
         )
 
     def create(self) -> None:
@@ -309,7 +416,7 @@ class AnalyticsStore:
         for _key, event, d, reason in fresh:
             if event is not None:
                 try:
-                    batch.add(event[1], event[2], event[3], event[4], funnels)
+                    batch.add(event, funnels, self.product_of)
                     continue
                 except InvalidInputError as exc:
                     reason = str(exc)
@@ -401,75 +508,143 @@ class AnalyticsStore:
             [{"customer": c, "week": w} for c, w in b.weeks],
             keys=("customer", "week"),
         )
-        self._copurchases(uow, b.purchases)
-        self._funnels(uow, b.funnel_rows)
+        people = self._people(conn, b)
+        self._copurchases(uow, b.purchases, people)
+        self._funnels(uow, b.funnel_rows, people)
 
-    def _copurchases(self, uow: UnitOfWork, purchases: dict[str, list[str]]) -> None:
-        """Item-to-item counts: customers per item, and customers per pair of items."""
-        if not purchases:
+    def _links(self, conn: Connection, ids: Iterable[str]) -> dict[str, Link]:
+        found: dict[str, Link] = {}
+        for chunk in _chunks(sorted(ids)):
+            for source, ts, event_id, person in conn.execute(self._q_links, {"ids": chunk}):
+                found[source] = (int(ts), event_id, person)
+        return found
+
+    def _people(self, conn: Connection, b: _Batch) -> _People:
+        """Resolve the batch's ids to persons, and store its links that win (the earliest)."""
+        sources = set(b.purchases) | {r["customer"] for r in b.funnel_rows} | set(b.links)
+        if not sources:
+            return _People({}, {})  # a batch of revenue, searches and refunds only
+        before = self._links(conn, sources)
+        after = dict(before)
+        wins = []
+        for source, (link, event_id) in b.links.items():
+            held = after.get(source)
+            if held is None or link < held:
+                after[source] = link
+                wins.append(
+                    {"source": source, "person": link[2], "ts_ms": link[0], "event_id": event_id}
+                )
+        people = _People(before, after)
+        # The persons whose events change: the batch's, and both sides of each relinked id.
+        persons = {people.person(x) for x in sources} | people.relinked()
+        more = self._links(conn, persons - sources)  # is each of them linked itself?
+        before.update(more)
+        after.update(more)
+        for chunk in _chunks(sorted(persons)):
+            for source, ts, event_id, person in conn.execute(self._q_members, {"ids": chunk}):
+                link = (int(ts), event_id, person)  # as stored: the state before the batch
+                before.setdefault(source, link)
+                after.setdefault(source, link)
+                people.members_before[person].add(source)
+                if people.person(source) == person:
+                    people.members_after[person].add(source)
+        for source in people.changed:
+            people.members_after[people.person(source)].add(source)
+        upsert(
+            conn,
+            self.schema.identities,
+            wins,
+            keys=("source",),
+            replace=("person", "ts_ms", "event_id"),
+        )
+        return people
+
+    def _copurchases(
+        self, uow: UnitOfWork, purchases: dict[str, list[str]], people: _People
+    ) -> None:
+        """Item-to-item counts: persons per item, and persons per pair of items.
+
+        ``item_customers`` keeps what each id bought; a person's items are those
+        of their ids. For each person the batch changes (new purchases, an id
+        linked to them or away from them) the counts move by the difference
+        between the person's items before and after.
+        """
+        persons = {people.person(x) for x in purchases} | people.relinked()
+        if not persons:
             return
         s, conn = self.schema, uow.session.connection()
+        members = {p: (people.members(p, False), people.members(p)) for p in persons}
+        ids = sorted(set().union(*(old | new for old, new in members.values())))
         owned: dict[str, set[str]] = defaultdict(set)
-        t = s.item_customers
-        for chunk in _chunks(list(purchases)):
+        for chunk in _chunks(ids):
             for customer, product in conn.execute(self._q_owned, {"ids": chunk}):
                 owned[customer].add(product)
         items: Counter[str] = Counter()
         pairs: Counter[tuple[str, str]] = Counter()
-        new_rows = []
-        for customer, products in purchases.items():
-            have = owned[customer]
-            for p in products:
-                if p in have:
-                    continue
-                items[p] += 1
-                for q in have:
-                    pairs[(p, q)] += 1
-                    pairs[(q, p)] += 1
-                have.add(p)
-                new_rows.append({"customer": customer, "product": p})
+        for old_ids, new_ids in members.values():
+            old = set().union(*(owned[x] for x in old_ids))
+            new = set().union(
+                *(owned[x] for x in new_ids), *(purchases.get(x, ()) for x in new_ids)
+            )
+            _count_pairs(items, pairs, new - old, new, 1)
+            _count_pairs(items, pairs, old - new, old, -1)
+        new_rows = [
+            {"customer": x, "product": p}
+            for x, products in purchases.items()
+            for p in sorted(set(products) - owned[x])
+        ]
         if new_rows:
-            insert_rows(conn, t, new_rows)
+            insert_rows(conn, s.item_customers, new_rows)
         upsert(
             conn,
             s.item_counts,
-            [{"product": p, "n": n} for p, n in items.items()],
+            [{"product": p, "n": n} for p, n in items.items() if n],
             keys=("product",),
             add=("n",),
         )
         upsert(
             conn,
             s.co_counts,
-            [{"a": a, "b": b, "n": n} for (a, b), n in pairs.items()],
+            [{"a": a, "b": b, "n": n} for (a, b), n in pairs.items() if n],
             keys=("a", "b"),
             add=("n",),
         )
 
-    def _funnels(self, uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
-        if not rows:
+    def _funnels(self, uow: UnitOfWork, rows: list[dict[str, Any]], people: _People) -> None:
+        relinked = people.relinked()
+        if not rows and not relinked:
             return
         s, conn = self.schema, uow.session.connection()
-        insert_rows(conn, s.funnel_events, rows)
+        if rows:
+            insert_rows(conn, s.funnel_events, rows)
         for spec in self.funnels:
-            who = sorted({r["customer"] for r in rows if r["funnel"] == spec.name})
+            mine = {people.person(r["customer"]) for r in rows if r["funnel"] == spec.name}
+            who = sorted(mine | relinked)
+            if not who:
+                continue
+            ids = {p: people.members(p) for p in who}
             times: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
-            for chunk in _chunks(who):
+            for chunk in _chunks(sorted(set().union(*ids.values()))):
                 params = {"funnel": spec.name, "ids": chunk}
                 for customer, step, ts in conn.execute(self._q_funnel_times, params):
-                    times[customer][step].append(ts)
+                    times[people.person(customer)][step].append(ts)
             before: dict[str, tuple[str, int]] = {}
             for chunk in _chunks(who):
                 params = {"funnel": spec.name, "ids": chunk}
                 for customer, day, reached in conn.execute(self._q_funnel_progress, params):
                     before[customer] = (day, reached)
             out = []
+            gone = []
             counts: Counter[tuple[str, int]] = Counter()
             for customer in who:
                 got = progress(times[customer], len(spec.steps), spec.window_s * 1000)
-                if got is None:
+                old = before.get(customer)
+                if got is None:  # not a person who entered (any more): an id linked away
+                    if old is not None:
+                        counts[old] -= 1
+                        gone.append(customer)
                     continue
                 entered, reached, convert = got
-                old = before.get(customer)
                 new = (day_of(entered), reached)
                 if old != new:
                     counts[new] += 1
@@ -485,6 +660,8 @@ class AnalyticsStore:
                         "convert_ms": convert,
                     }
                 )
+            for chunk in _chunks(gone):
+                conn.execute(self._d_funnel_progress, {"funnel": spec.name, "ids": chunk})
             upsert(
                 conn,
                 s.funnel_progress,

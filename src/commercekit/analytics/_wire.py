@@ -12,7 +12,7 @@ from typing import Any
 
 from commercekit.errors import InvalidInputError, UnsupportedTypeError
 
-from ._events import _check_identity
+from ._events import _check_identity, linked_id
 
 __all__ = ["decode_wire"]
 
@@ -33,6 +33,8 @@ def decode_wire(body: bytes) -> tuple[str, str, str, int, dict[str, Any]]:
 
     The consumer's path: the same rules as :meth:`AnalyticsEvent.from_bytes`
     without building the event object. Malformed input raises InvalidInputError.
+    An identity event (``Identify``, ``Alias``) comes back with the customer id
+    as *who* and the id it links in ``properties["previous_id"]``.
     """
     try:
         data = _DECODER.decode(body.decode())
@@ -54,4 +56,6 @@ def decode_wire(body: bytes) -> tuple[str, str, str, int, dict[str, Any]]:
     if type(props) is not dict:
         raise InvalidInputError(f"event properties are a mapping, got {type(props).__name__}")
     who: str = customer_id if customer_id is not None else anonymous_id  # type: ignore[assignment]  # _check_identity ensured one
+    if name == "Identify" or name == "Alias":
+        props = {"previous_id": linked_id(name, customer_id, anonymous_id, props)}
     return event_id, name, who, ts, props

@@ -89,7 +89,7 @@ class Commerce:
         carts = Carts(
             db,
             store=cart_store,
-            sku_exists=catalog.has_sku,
+            product_of=catalog.product_of,
             on_event=events.browse,
             metrics=m,
             clock=clock,

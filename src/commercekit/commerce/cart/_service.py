@@ -5,7 +5,10 @@ writes it back only if nobody wrote it meanwhile (the store's compare-and-set
 on the cart's version). A writer that lost the race reads again and reapplies
 its change (bounded retries), so two app servers writing one cart never lose
 an add. Adding never checks stock (that is the checkout's job); it checks the
-SKU exists when a *sku_exists* callable (the catalog's) is given.
+SKU exists when a *product_of* callable (the catalog's ``product_of``: the
+SKU's product id, None for a SKU not sold) or a *sku_exists* one is given.
+Product Added and Product Removed name the product in ``product_id`` (from
+*product_of*; the SKU without it) and the variant in ``sku``.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class Carts:
         *,
         store: CartStore | None = None,
         sku_exists: Callable[[str], bool] | None = None,
+        product_of: Callable[[str], str | None] | None = None,
         on_event: Callable[[str, dict[str, str | int]], object] | None = None,
         metrics: Metrics | CommerceInstruments | None = None,
         clock: WallClock = wall_clock,
@@ -95,6 +99,7 @@ class Carts:
             store = SqlCartStore(db)
         self._store = store
         self._sku_exists = sku_exists
+        self._product_of = product_of
         self._on_event = on_event
         self._m = (
             metrics if isinstance(metrics, CommerceInstruments) else CommerceInstruments(metrics)
@@ -150,9 +155,9 @@ class Carts:
 
     def add(self, cart_id: str, sku: str, qty: int = 1) -> Cart:
         """Add *qty* of *sku* to the cart."""
-        self._check_sku(sku)
+        product = self._check_sku(sku)
         cart = self._write(cart_id, "add", lambda s: s.add(sku, qty))
-        self._emit("Product Added", cart, sku=sku, product_id=sku, quantity=qty)
+        self._emit("Product Added", cart, sku=sku, product_id=product, quantity=qty)
         return cart
 
     def set_quantity(self, cart_id: str, sku: str, qty: int) -> Cart:
@@ -164,7 +169,9 @@ class Carts:
     def remove(self, cart_id: str, sku: str) -> Cart:
         """Remove the line of *sku* (a no-op when it is not there)."""
         cart = self._write(cart_id, "remove", lambda s: s.remove(sku))
-        self._emit("Product Removed", cart, sku=sku, product_id=sku)
+        if self._on_event is not None:
+            product = (self._product_of(sku) if self._product_of else None) or sku
+            self._emit("Product Removed", cart, sku=sku, product_id=product)
         return cart
 
     def set_voucher(self, cart_id: str, code: str | None) -> Cart:
@@ -258,10 +265,17 @@ class Carts:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _check_sku(self, sku: str) -> None:
+    def _check_sku(self, sku: str) -> str:
+        """Refuse a SKU the catalog does not sell; its product id (the SKU when unknown)."""
         check_id(sku, "sku")
+        if self._product_of is not None:
+            product = self._product_of(sku)
+            if product is None:
+                raise UnknownSkuError(f"no product variant has SKU {sku!r}")
+            return product
         if self._sku_exists is not None and not self._sku_exists(sku):
             raise UnknownSkuError(f"no product variant has SKU {sku!r}")
+        return sku
 
     def _write(
         self,

@@ -194,6 +194,18 @@ class Catalog:
             return False
         return variant.active
 
+    def product_of(self, sku: str) -> str | None:
+        """The product id of *sku* when an active variant of an active product has it, else None.
+
+        One read: what :meth:`has_sku` answers, with the product (``Carts``
+        uses it to check a SKU and name its product in Segment's events).
+        """
+        try:
+            variant = self.variant(sku)
+        except UnknownSkuError:
+            return None
+        return variant.product_id if variant.active else None
+
     def variant(self, sku: str, *, token: TokenLike = None) -> Variant:
         """The variant with *sku*, or :class:`UnknownSkuError`."""
         check_id(sku, "sku")

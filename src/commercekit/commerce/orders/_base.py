@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from commercekit.commerce._events import BusinessEvents, money_text
 from commercekit.commerce._instruments import CommerceInstruments
 from commercekit.commerce._shared import check_id
+from commercekit.commerce.catalog._tables import variants
 from commercekit.commerce.inventory import Inventory
 from commercekit.commerce.pricing import Vouchers
 from commercekit.errors import InvalidInputError, NotFoundError
@@ -235,7 +236,22 @@ class OrdersBase:
         )
 
     @staticmethod
-    def _order_properties(order: Order) -> dict[str, object]:
+    def _order_properties(order: Order, s: Session) -> dict[str, object]:
+        """Segment's order properties; each line's ``product_id`` is its variant's product.
+
+        The products are read from the catalog in the caller's transaction (one
+        indexed read); a SKU the catalog does not know is its own product id.
+        """
+        skus = sorted({ln.sku for ln in order.lines})
+        product_of = (
+            dict(
+                s.execute(
+                    select(variants.c.sku, variants.c.product_id).where(variants.c.sku.in_(skus))
+                ).all()
+            )
+            if skus
+            else {}
+        )
         return {
             "order_id": order.id,
             "checkout_id": order.checkout_key,
@@ -249,7 +265,7 @@ class OrdersBase:
             "currency": order.total.currency.code,
             "products": [
                 {
-                    "product_id": ln.sku,
+                    "product_id": product_of.get(ln.sku, ln.sku),
                     "sku": ln.sku,
                     "quantity": ln.qty,
                     "price": money_text(ln.unit_price),

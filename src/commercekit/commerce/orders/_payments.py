@@ -292,7 +292,7 @@ class OrderPayments(OrdersBase):
             done = {"key": key, "amount_minor": amount.amount_minor}
             self._log(s, order_id, "refunded", done)
             self._recount(s, order_id, [*steps, ("refunded", key, done)])
-            props = self._order_properties(order) | {"total": money_text(amount)}
+            props = self._order_properties(order, s) | {"total": money_text(amount)}
             self._events.money(
                 uow,
                 "Order Refunded",

@@ -122,7 +122,7 @@ class Orders(OrderPayments):
             uow,
             "Order Completed",
             order_id,
-            self._order_properties(order),
+            self._order_properties(order, s),
             customer_id=order.customer_id,
             anonymous_id=anonymous_id,
         )
@@ -176,7 +176,7 @@ class Orders(OrderPayments):
                 if order.voucher:
                     self._vouchers.release(order.voucher, order.checkout_key, uow=uow)
                 self._log(uow.session, order_id, "cancelled", {"reason": reason})
-                props = self._order_properties(order) | {"reason": reason}
+                props = self._order_properties(order, uow.session) | {"reason": reason}
                 self._events.money(
                     uow,
                     "Order Cancelled",
