@@ -8,6 +8,7 @@ for analytics and ownership: a signed-in customer id or the session id.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +23,12 @@ from commercekit.analytics import (
     product_viewed,
     products_searched,
 )
-from commercekit.commerce.cart import Cart
-from commercekit.commerce.checkout import CheckoutResult
+from commercekit.commerce.cart import Cart, CartStatus
+from commercekit.commerce.checkout import CheckoutResult, CheckoutStatus
 from commercekit.commerce.orders import Order
 from commercekit.errors import (
+    CartFrozenError,
+    CommerceKitError,
     InvalidInputError,
     InvalidStateError,
     NotFoundError,
@@ -93,12 +96,15 @@ class CartLine:
 
 @dataclass(frozen=True)
 class CartView:
+    """The session's open cart, priced; *checkouts*: its checkouts waiting for 3-D Secure."""
+
     cart_id: str | None
     lines: tuple[CartLine, ...]
     subtotal: Money
     shipping: Money
     tax: Money
     total: Money
+    checkouts: tuple[str, ...] = ()
 
     @property
     def count(self) -> int:
@@ -123,6 +129,9 @@ class CartView:
             "tax": str(self.tax.amount),
             "total": str(self.total.amount),
             "currency": self.total.currency.code,
+            "checkout_in_progress": [
+                {"checkout_id": c, "challenge": f"/api/checkout/3ds/{c}"} for c in self.checkouts
+            ],
         }
 
 
@@ -193,6 +202,22 @@ class Storefront:
         s.data["cart"] = cart.id
         return cart.id
 
+    def _change(self, s: Session, cart_id: str, change: Callable[[str], object]) -> None:
+        """Run *change* on the session's cart; a frozen one leaves it for a new open cart.
+
+        A checkout freezes its cart until it ends (while a 3-D Secure challenge
+        is open, for instance). As Oscar does with a frozen basket, the change
+        goes into a new open cart that becomes the session's, and the checkout
+        goes on with the lines it froze; should it fail, :meth:`complete_3ds`
+        merges the new cart back into the one it opens again.
+        """
+        try:
+            change(cart_id)
+        except CartFrozenError:
+            fresh = self.c.carts.create(self.shop.settings.currency, customer_id=s.customer_id)
+            s.data["cart"] = fresh.id
+            change(fresh.id)
+
     def _listing_for(self, sku: str) -> Listing:
         variant = self.c.catalog.variant(sku)
         return self.shop.catalog.get(variant.product_id)
@@ -202,7 +227,7 @@ class Storefront:
             listing = self._listing_for(sku)
             cart_id = self._cart_id(s, create=True)
             assert cart_id is not None
-            self.c.carts.add(cart_id, sku, qty)
+            self._change(s, cart_id, lambda c: self.c.carts.add(c, sku, qty))
             return listing
 
         listing = await run_in_threadpool(work)
@@ -217,7 +242,9 @@ class Storefront:
             raise NotFoundError("the cart is empty")
         if qty <= 0:
             return await self.remove(s, sku)
-        await run_in_threadpool(self.c.carts.set_quantity, str(cart_id), sku, qty)
+        await run_in_threadpool(
+            self._change, s, str(cart_id), lambda c: self.c.carts.set_quantity(c, sku, qty)
+        )
         return await self.cart(s)
 
     async def remove(self, s: Session, sku: str) -> CartView:
@@ -226,8 +253,14 @@ class Storefront:
             raise NotFoundError("the cart is empty")
 
         def work() -> tuple[Listing, int]:
-            before = self.c.carts.get(str(cart_id)).lines.get(sku, 0)
-            self.c.carts.remove(str(cart_id), sku)
+            before = 0
+
+            def change(cid: str) -> None:
+                nonlocal before
+                before = self.c.carts.get(cid).lines.get(sku, 0)
+                self.c.carts.remove(cid, sku)
+
+            self._change(s, str(cart_id), change)
             return self._listing_for(sku), before
 
         listing, before = await run_in_threadpool(work)
@@ -238,9 +271,19 @@ class Storefront:
     async def cart(self, s: Session) -> CartView:
         return await run_in_threadpool(self._cart_view, s)
 
+    def _waiting(self, s: Session) -> tuple[str, ...]:
+        """The session's checkouts still waiting for their 3-D Secure challenge."""
+        waiting = []
+        for checkout_id in s.data.get("3ds", {}):
+            with contextlib.suppress(NotFoundError):
+                if self.c.checkout.status(checkout_id) is CheckoutStatus.ACTION_REQUIRED:
+                    waiting.append(str(checkout_id))
+        return tuple(waiting)
+
     def _cart_view(self, s: Session) -> CartView:
         settings = self.shop.settings
         zero = Money.of("0", settings.currency)
+        waiting = self._waiting(s)
         cart_id = s.data.get("cart")
         cart: Cart | None = None
         if cart_id is not None:
@@ -248,11 +291,13 @@ class Storefront:
                 cart = self.c.carts.get(str(cart_id))
             except NotFoundError:
                 s.data.pop("cart", None)
-        if cart is None or cart.empty or cart.status.value != "open":
-            # a frozen cart (a checkout running, or a 3-D Secure challenge) stays the session's
-            if cart is not None and cart.status.value not in ("open", "frozen"):
+        if cart is None or cart.empty or cart.status is not CartStatus.OPEN:
+            # a frozen cart (a checkout running, or a 3-D Secure challenge) stays the
+            # session's until a change goes into a new one (see _change)
+            if cart is not None and cart.status not in (CartStatus.OPEN, CartStatus.FROZEN):
                 s.data.pop("cart", None)
-            return CartView(None if cart is None else cart.id, (), zero, zero, zero, zero)
+            cid = None if cart is None else cart.id
+            return CartView(cid, (), zero, zero, zero, zero, waiting)
         quote = self.c.pricing.quote(cart.lines, cart.currency, region=settings.region)
         lines = []
         for sku, qty in sorted(cart.lines.items()):
@@ -270,7 +315,7 @@ class Storefront:
                 )
             )
         return CartView(
-            cart.id, tuple(lines), quote.subtotal, quote.shipping, quote.tax, quote.total
+            cart.id, tuple(lines), quote.subtotal, quote.shipping, quote.tax, quote.total, waiting
         )
 
     # -- signing in ------------------------------------------------------------------------
@@ -336,16 +381,21 @@ class Storefront:
             pending = dict(s.data.get("3ds", {}))
             pending[result.checkout_id] = result.action.reference
             s.data["3ds"] = pending
+            held = dict(s.data.get("held", {}))  # the cart each challenge's checkout froze
+            held[result.checkout_id] = str(cart_id)
+            s.data["held"] = held
             return Checkout3DS(result.checkout_id, result.action.reference, result.action.amount)
-        await self._placed(s, result.order)
+        await self._placed(s, result.order, str(cart_id))
         return result
 
     async def complete_3ds(self, s: Session, checkout_id: str, passed: bool) -> CheckoutResult:
         """Answer the challenge as the customer did, then carry the checkout on."""
         pending = dict(s.data.get("3ds", {}))
+        held = dict(s.data.get("held", {}))
         reference = pending.get(checkout_id)
         if reference is None:
             raise NotFoundError("no 3-D Secure challenge is waiting for this checkout")
+        frozen = held.get(checkout_id)
 
         def work() -> CheckoutResult:
             # Answered already (a second click): carry on with the first answer.
@@ -355,16 +405,42 @@ class Storefront:
 
         try:
             result = await run_in_threadpool(work)
+        except CommerceKitError:
+            if frozen is not None:
+                await run_in_threadpool(self._restore, s, str(frozen))
+            raise
         finally:
             pending.pop(checkout_id, None)
             s.data["3ds"] = pending
-        await self._placed(s, result.order)
+            held.pop(checkout_id, None)
+            s.data["held"] = held
+        await self._placed(s, result.order, None if frozen is None else str(frozen))
         return result
 
-    async def _placed(self, s: Session, order: Order | None) -> None:
+    def _restore(self, s: Session, cart_id: str) -> None:
+        """After a failed checkout, its cart (open again) is the session's once more,
+        with the lines of any cart started meanwhile merged in (Oscar's
+        ``restore_frozen_basket``). A cart still frozen is left as it is."""
+        try:
+            cart = self.c.carts.get(cart_id)
+        except NotFoundError:
+            return
+        if cart.status is not CartStatus.OPEN:
+            return
+        current = s.data.get("cart")
+        if current is not None and str(current) != cart_id:
+            # gone or ordered meanwhile: nothing to merge
+            with contextlib.suppress(NotFoundError, InvalidStateError):
+                self.c.carts.merge(str(current), cart_id)
+        s.data["cart"] = cart_id
+
+    async def _placed(self, s: Session, order: Order | None, cart_id: str | None) -> None:
+        """The order of the checkout of *cart_id* is placed: that cart is no longer the
+        session's (a cart started while its 3-D Secure challenge was open stays)."""
         if order is None:
             return
-        s.data.pop("cart", None)
+        if cart_id is None or str(s.data.get("cart")) == cart_id:
+            s.data.pop("cart", None)
         # A guest's orders are found again through the session (the order carries its
         # anonymous id); a customer's through Orders.for_customer.
         mine = list(s.data.get("orders", []))[-9:]

@@ -1,0 +1,151 @@
+"""A change to the cart while its checkout waits for 3-D Secure goes into a new open cart.
+
+The checkout froze the cart (``CartStatus.FROZEN``) before the payment; the
+buyer adds from another tab meanwhile. As Oscar does with a frozen basket,
+the session gets a new open cart for the change, the cart page says a checkout
+is in progress and links to its challenge, and the challenge still completes
+the frozen cart's lines only. A failed challenge opens the frozen cart again
+with the new cart's lines merged in. One app server is uvicorn in a thread of
+this process (real HTTP on loopback) over SQLite.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.shop._procs import csrf_of, free_port, shop_env
+from tests.shop.test_storefront import ADDRESS
+
+THREE_DS = "4000000000003220"
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    import uvicorn
+    from shop.root import build_shop
+    from shop.seed import seed
+    from shop.settings import Settings
+    from shop.web import create_app
+
+    settings = Settings.from_env(
+        shop_env(tmp_path_factory.mktemp("shop-frozen"), SHOP_SEED_PRODUCTS="6")
+    )
+    shop = build_shop(settings)
+    seed(shop)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, shop), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="shop-frozen", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive(), "uvicorn stopped at start"
+            assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        shop.close()
+
+
+@pytest.fixture
+def client(app_url: str) -> Iterator[httpx.Client]:
+    """A new visitor."""
+    with httpx.Client(base_url=app_url) as c:
+        yield c
+
+
+def two_skus(c: httpx.Client) -> tuple[str, str]:
+    skus = []
+    for p in c.get("/api/products", params={"in_stock": "1"}).json()["products"]:
+        stock = c.get(f"/api/products/{p['id']}").json()["stock"]
+        skus.append(next(s for s, n in stock.items() if n > 3))
+    return skus[0], skus[1]
+
+
+def lines(cart: dict[str, object]) -> dict[str, int]:
+    return {ln["sku"]: ln["qty"] for ln in cart["lines"]}  # type: ignore[attr-defined]
+
+
+def test_the_json_api_adds_to_a_new_cart_during_3ds(client: httpx.Client) -> None:
+    first, second = two_skus(client)
+    client.post("/api/cart/add", json={"sku": first, "qty": 1})
+    frozen = client.get("/api/cart").json()["cart_id"]
+    paused = client.post("/api/checkout", json={**ADDRESS, "card_number": THREE_DS})
+    assert paused.status_code == 202, paused.text
+    cid, challenge = paused.json()["checkout_id"], paused.json()["challenge"]
+
+    added = client.post("/api/cart/add", json={"sku": second, "qty": 2})
+    assert added.status_code == 200, added.text
+    cart = added.json()
+    assert cart["cart_id"] != frozen
+    assert lines(cart) == {second: 2}
+    assert cart["checkout_in_progress"] == [{"checkout_id": cid, "challenge": challenge}]
+    changed = client.post("/api/cart/set", json={"sku": second, "qty": 3})
+    assert lines(changed.json()) == {second: 3}
+
+    done = client.post(challenge, json={"outcome": "pass"})
+    assert done.status_code == 201, done.text
+    assert {ln["sku"]: ln["qty"] for ln in done.json()["order"]["lines"]} == {first: 1}
+    after = client.get("/api/cart").json()
+    assert lines(after) == {second: 3}  # the new cart is the session's cart still
+    assert after["checkout_in_progress"] == []
+
+
+def test_the_cart_page_links_to_the_challenge_after_an_add_during_3ds(
+    client: httpx.Client,
+) -> None:
+    first, second = two_skus(client)
+    pid = client.get("/api/products").json()["products"][0]["id"]
+    token = csrf_of(client.get(f"/products/{pid}").text)
+    client.post("/cart/add", data={"sku": first, "qty": "2", "csrf": token})
+    r = client.post("/checkout", data={**ADDRESS, "card_number": THREE_DS, "csrf": token})
+    assert r.status_code == 303
+    challenge = r.headers["location"]
+    assert challenge.startswith("/checkout/3ds/")
+
+    added = client.post("/cart/add", data={"sku": second, "qty": "1", "csrf": token})
+    assert added.status_code == 303, added.text  # not the error page
+    page = client.get("/cart")
+    assert page.status_code == 200
+    assert 'id="checkout-in-progress"' in page.text
+    assert f'href="{challenge}"' in page.text
+    assert re.search(rf'class="line" data-sku="{re.escape(second)}"', page.text)
+    assert f'data-sku="{first}"' not in page.text
+
+    assert "Confirm payment" in client.get(challenge).text
+    done = client.post(challenge, data={"outcome": "pass", "csrf": token})
+    assert done.status_code == 303
+    order = client.get("/api/orders/" + done.headers["location"].split("/")[2].split("?")[0])
+    assert {ln["sku"]: ln["qty"] for ln in order.json()["lines"]} == {first: 2}
+    page = client.get("/cart").text
+    assert 'id="checkout-in-progress"' not in page
+    assert f'data-sku="{second}"' in page
+
+
+def test_a_failed_challenge_opens_the_frozen_cart_with_the_new_lines_merged(
+    client: httpx.Client,
+) -> None:
+    first, second = two_skus(client)
+    client.post("/api/cart/add", json={"sku": first, "qty": 1})
+    frozen = client.get("/api/cart").json()["cart_id"]
+    paused = client.post("/api/checkout", json={**ADDRESS, "card_number": THREE_DS})
+    client.post("/api/cart/add", json={"sku": second, "qty": 1})
+    failed = client.post(paused.json()["challenge"], json={"outcome": "fail"})
+    assert failed.status_code == 402, failed.text
+    cart = client.get("/api/cart").json()
+    assert cart["cart_id"] == frozen
+    assert lines(cart) == {first: 1, second: 1}
+    assert cart["checkout_in_progress"] == []
+    placed = client.post("/api/checkout", json={**ADDRESS, "card_number": "4242424242424242"})
+    assert placed.status_code == 201, placed.text
+    assert {ln["sku"] for ln in placed.json()["order"]["lines"]} == {first, second}
