@@ -11,13 +11,31 @@ from shop.settings import Settings, redact_url
 __all__ = ["main"]
 
 
-def _uvicorn(app: object, port: int, host: str = "127.0.0.1") -> None:
+def _uvicorn(app: object, port: int, host: str = "127.0.0.1", what: str = "serving") -> None:
+    """Serve *app* on *host*:*port* (0: a free port), after printing the URL it listens on.
+
+    The socket is bound here, before uvicorn starts, so the port printed for
+    ``--port 0`` is the one the kernel chose and already held.
+    """
+    import socket
+
     import uvicorn
 
-    uvicorn.run(
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    print(f"{what} on http://{shown}:{bound}", flush=True)
+    config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
-        port=port,
+        port=bound,
         loop="uvloop",
         http="httptools",
         access_log=False,  # each app logs one line per request itself (shop.observe)
@@ -26,6 +44,15 @@ def _uvicorn(app: object, port: int, host: str = "127.0.0.1") -> None:
         log_level="warning",
         timeout_graceful_shutdown=10,
     )
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn raises Ctrl-C again once it has shut down
+        pass
+    finally:
+        sock.close()
+    if not server.started:
+        sys.exit(3)  # uvicorn's startup-failure code, as uvicorn.run exits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,19 +99,27 @@ def main(argv: list[str] | None = None) -> int:
 
         shop = build_shop(settings)
         seed(shop)
-        _uvicorn(create_app(settings, shop), args.port, args.host)
+        _uvicorn(create_app(settings, shop), args.port, args.host, "app server")
     elif args.command == "origin":
         from shop.services import origin_app
 
-        _uvicorn(origin_app(settings), args.port, args.host)
+        _uvicorn(origin_app(settings), args.port, args.host, "image origin")
     elif args.command == "consume":
         from shop.services import consumer_app
 
-        _uvicorn(consumer_app(settings, consumer=args.consumer), args.port, args.host)
+        _uvicorn(
+            consumer_app(settings, consumer=args.consumer),
+            args.port,
+            args.host,
+            "analytics consumer",
+        )
     elif args.command == "front":
+        from shop.fleet import free_port
         from shop.front import run_front
 
-        run_front([b.strip() for b in args.backends.split(",") if b.strip()], args.host, args.port)
+        # --port 0: a port free now (the front binds it itself, and prints it)
+        port = args.port or free_port(args.host)
+        run_front([b.strip() for b in args.backends.split(",") if b.strip()], args.host, port)
     elif args.command == "demo":
         import socket
 
@@ -93,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
 
         port = args.port
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:  # taken: use a free one
+            # 0, or taken: a free one (the fleet prints the URL it chose)
+            if port == 0 or probe.connect_ex(("127.0.0.1", port)) == 0:
                 port = free_port()
         fleet = Fleet(settings, apps=2, front_port=port)
         try:
@@ -117,9 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         import signal
         import threading
 
-        from shop.fleet import Fleet
+        from shop.fleet import Fleet, free_port
 
-        fleet = Fleet(settings, apps=args.apps, front_port=args.port)
+        # --port 0: a free one (the fleet prints the URL it chose)
+        fleet = Fleet(settings, apps=args.apps, front_port=args.port or free_port())
         try:
             fleet.start()
             print(fleet.describe(), flush=True)
