@@ -21,6 +21,7 @@ from commercekit.commerce.orders import Order
 from commercekit.errors import CommerceKitError, InvalidInputError
 from shop.charts import bar_chart, grouped_chart
 from shop.monitor import FleetMonitor, OpsFigures, describe
+from shop.promql import PrometheusMonitor
 
 if TYPE_CHECKING:  # shop.web imports this module
     from shop.web import App
@@ -83,8 +84,15 @@ def business_charts(r: Reports, facts: dict[str, Any]) -> dict[str, str]:
 
 
 def operations_charts(ops: OpsFigures) -> dict[str, str]:
-    """Per app server rate, latency and errors; balancer; CDN; statements; replica lag."""
+    """Per app server rate, latency and errors; balancer; CDN; statements; replica lag.
+
+    Figures Prometheus could not give (``ops.unavailable``) draw every chart
+    empty, saying why.
+    """
     when = "since start" if ops.window_s is None else f"last {ops.window_s:.0f} s"
+    if ops.source == "prometheus":
+        when += ", Prometheus"
+    why = ops.unavailable
     names = [s.name for s in ops.servers]
     charts = {
         "ops-rps": bar_chart(
@@ -92,6 +100,7 @@ def operations_charts(ops: OpsFigures) -> dict[str, str]:
             names,
             [s.rps for s in ops.servers],
             colour="#566573",
+            empty=why or "no data yet",
         ),
         "ops-latency": grouped_chart(
             f"Latency per app server, ms ({when})",
@@ -101,6 +110,7 @@ def operations_charts(ops: OpsFigures) -> dict[str, str]:
                 "p99": [s.p99_ms or 0.0 for s in ops.servers],
             },
             unit=" ms",
+            empty=why or "no data yet",
         ),
         "ops-errors": bar_chart(
             f"Error rate per app server, % 5xx ({when})",
@@ -108,6 +118,7 @@ def operations_charts(ops: OpsFigures) -> dict[str, str]:
             [s.error_rate * 100 for s in ops.servers],
             unit="%",
             colour="#c0392b",
+            empty=why or "no data yet",
         ),
     }
     nodes = list(ops.balancer)
@@ -116,7 +127,7 @@ def operations_charts(ops: OpsFigures) -> dict[str, str]:
         "Front balancer: health and ejections per app server",
         nodes,
         {k: [ops.balancer[n][k] for n in nodes] for k in keys},
-        empty="no front balancer (one app server)",
+        empty=why or "no front balancer (one app server)",
     )
     cdn = ops.cdn
     served = cdn["hits"] + cdn["stale"] + cdn["misses"]
@@ -126,19 +137,21 @@ def operations_charts(ops: OpsFigures) -> dict[str, str]:
         list(cdn) if served or cdn["origin ok"] or cdn["origin error"] else [],
         list(cdn.values()) if served or cdn["origin ok"] or cdn["origin error"] else [],
         colour="#148f77",
+        empty=why or "no data yet",
     )
     charts["db-statements"] = bar_chart(
         "SQL statements by node (primary / replica, since start)",
         list(ops.statements),
         list(ops.statements.values()),
         colour="#2e86c1",
+        empty=why or "no data yet",
     )
     charts["db-lag"] = grouped_chart(
         "Replica lag, ms (last probe)",
         list(ops.replica_lag_ms),
         {"lag": list(ops.replica_lag_ms.values())},
         unit=" ms",
-        empty="this topology has no replicas" if not ops.replicas else "no probe yet",
+        empty=why or ("this topology has no replicas" if not ops.replicas else "no probe yet"),
     )
     return charts
 
@@ -147,11 +160,15 @@ class Admin:
     def __init__(self, app: App) -> None:
         self.app = app  # pages, sessions, CSRF
         self.shop = app.shop
-        self.monitor = FleetMonitor(
-            self.shop.settings,
-            lambda: self.shop.metrics.exposition()[0],
-            replicas=len(self.shop.settings.replica_urls),
-        )
+        settings = self.shop.settings
+        replicas = len(settings.replica_urls)
+        self.monitor: FleetMonitor | PrometheusMonitor
+        if settings.prometheus_url:  # ask Prometheus (PromQL) rather than scrape the fleet
+            self.monitor = PrometheusMonitor(settings.prometheus_url, replicas)
+        else:
+            self.monitor = FleetMonitor(
+                settings, lambda: self.shop.metrics.exposition()[0], replicas=replicas
+            )
 
     def signed_in(self, request: Request) -> bool:
         return bool(request.session.get("admin"))
@@ -174,7 +191,13 @@ class Admin:
             return RedirectResponse("/admin/login", 303)
         ops = await self.monitor.figures()
         data = await run_in_threadpool(self._business, request.session.get("admin_token"))
-        return self.app.page(request, "admin.html", ops_charts=operations_charts(ops), **data)
+        return self.app.page(
+            request,
+            "admin.html",
+            ops_charts=operations_charts(ops),
+            ops_unavailable=ops.unavailable,
+            **data,
+        )
 
     async def ops_json(self, request: Request) -> Response:
         """The operations figures as JSON (what the charts draw), for scripts and tests."""

@@ -17,8 +17,13 @@ def bar_chart(
     width: int = 480,
     height: int = 200,
     colour: str = "#2e86c1",
+    empty: str = "no data yet",
 ) -> str:
-    """A vertical bar chart as an inline ``<svg>`` (one ``rect.bar`` per value)."""
+    """A vertical bar chart as an inline ``<svg>`` (one ``rect.bar`` per value).
+
+    *empty* is what it says when it has no values (and its ``data-empty``, as
+    :func:`grouped_chart`'s).
+    """
     n = max(1, len(values))
     top = max([*values, 0.0]) or 1.0
     left, bottom, plot_h = 48, 40, height - 70
@@ -26,7 +31,9 @@ def bar_chart(
     bar_w = max(2.0, slot * 0.7)
     parts = [
         f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+        f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg"'
+        + (f' data-empty="{escape(empty)}"' if not values else "")
+        + ">",
         f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
         f'<line x1="{left}" y1="{height - bottom}" x2="{width - 10}" y2="{height - bottom}" '
         'stroke="#999"/>',
@@ -48,7 +55,7 @@ def bar_chart(
     if not values:
         parts.append(
             f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" '
-            'fill="#888">no data yet</text>'
+            f'fill="#888">{escape(empty)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -6,7 +6,8 @@ port (``SHOP_EDGE_ADMIN_URL``); with no front it reads its own metrics. Rates
 are taken between this scrape and the one before it (an earlier view of the
 dashboard, at most five minutes old), or since each process started when
 there is none. In production, point Prometheus at the same endpoints
-(docs/deploy.md) and ask it instead; this keeps the embedded shop free of it.
+(docs/deploy.md) and set ``SHOP_PROMETHEUS_URL``: the admin asks it instead
+(:mod:`shop.promql`); this keeps the embedded shop free of it.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class OpsFigures:
     statements: dict[str, float]  # "<role> <node>" -> statements in the window
     replica_lag_ms: dict[str, float]  # replica node -> lag at its last probe
     replicas: int  # replicas configured (0: the topology has none)
+    source: str = "scrape"  # "scrape": each process's /metrics; "prometheus": PromQL
+    unavailable: str | None = None  # why there are no figures (Prometheus down or slow)
 
 
 def _sum(samples: Iterable[Sample], name: str, where: Callable[[dict[str, str]], bool]) -> float:
@@ -291,4 +294,6 @@ def describe(figures: OpsFigures) -> dict[str, Any]:
         "statements": figures.statements,
         "replica_lag_ms": figures.replica_lag_ms,
         "replicas": figures.replicas,
+        "source": figures.source,
+        "unavailable": figures.unavailable,
     }

@@ -69,7 +69,9 @@ class Settings:
 
     The defaults are one machine with no services: SQLite (one file, WAL) for
     the shop, an SQLite event log and an SQLite analytics database, all under
-    *data_dir*, and images served by the app server itself. *cart_store*
+    *data_dir*, and images served by the app server itself. With
+    *prometheus_url*, the admin's live operations charts are asked of that
+    Prometheus (PromQL) instead of each process's ``/metrics``. *cart_store*
     ``"redis"`` keeps the carts in the Redis at *cart_redis_url* (each for
     *cart_ttl_s* after its last change) instead of the shop's database.
     """
@@ -83,6 +85,7 @@ class Settings:
     front_url: str
     edge_admin_url: str
     edge_redis_url: str
+    prometheus_url: str
     secret_key: str = field(repr=False)
     admin_password: str = field(repr=False)
     server_name: str = "app"
@@ -130,6 +133,7 @@ class Settings:
             front_url=_env(env, "FRONT_URL", "").rstrip("/"),
             edge_admin_url=_env(env, "EDGE_ADMIN_URL", "").rstrip("/"),
             edge_redis_url=_env(env, "EDGE_REDIS_URL", ""),
+            prometheus_url=_env(env, "PROMETHEUS_URL", "").rstrip("/"),
             secret_key=_env(env, "SECRET_KEY", "") or _secret(data_dir),
             admin_password=_env(env, "ADMIN_PASSWORD", "") or _secret(data_dir, "admin.password"),
             server_name=_env(env, "SERVER_NAME", "app"),

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -69,3 +76,58 @@ def csrf_of(html: str) -> str:
     found = CSRF.search(html)
     assert found is not None, "the page has no form with a CSRF token"
     return found.group(1)
+
+
+def prom_query(base: str, promql: str) -> list[dict[str, Any]]:
+    """An instant query's result rows from the Prometheus at *base*."""
+    url = f"{base}/api/v1/query?query={urllib.parse.quote(promql)}"
+    with urllib.request.urlopen(url, timeout=5) as response:  # loopback only
+        result: list[dict[str, Any]] = json.loads(response.read())["data"]["result"]
+        return result
+
+
+@contextlib.contextmanager
+def prometheus(jobs: dict[str, list[str]], folder: Path) -> Iterator[str]:
+    """Debian's Prometheus scraping *jobs* (name -> targets) every second; its URL.
+
+    Waits until every target was scraped up; skips (fails under
+    REQUIRE_SERVICES) when the binary is not installed.
+    """
+    from tests.conftest import missing_service
+
+    binary = shutil.which("prometheus")
+    if binary is None:
+        missing_service("prometheus is not installed (Debian package prometheus)")
+    config = folder / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n"
+        + "".join(
+            f"  - job_name: {job}\n    static_configs: [{{targets: {json.dumps(targets)}}}]\n"
+            for job, targets in jobs.items()
+        )
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary, f"--config.file={config}", f"--storage.tsdb.path={folder / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(f"{base}/-/ready", proc, 60)
+        want = sum(len(t) for t in jobs.values())
+        up: dict[str, float] = {}
+        deadline = time.monotonic() + 60
+        while (
+            want and time.monotonic() < deadline and (len(up) < want or set(up.values()) != {1.0})
+        ):
+            assert proc.poll() is None, "prometheus exited"
+            up = {r["metric"]["instance"]: float(r["value"][1]) for r in prom_query(base, "up")}
+            time.sleep(0.5)
+        assert len(up) == want, up
+        assert not up or set(up.values()) == {1.0}, up  # every target scraped
+        yield base
+    finally:
+        stop(proc)

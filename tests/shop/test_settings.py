@@ -21,6 +21,7 @@ SAMPLES = {
     "front_url": "http://lb1:8000",
     "edge_admin_url": "http://img1:9090",
     "edge_redis_url": "redis://redis1:6379/1",
+    "prometheus_url": "http://prom1:9090/",
     "secret_key": "a-secret-from-the-store",
     "admin_password": "an-admin-password",
     "server_name": "app7",
