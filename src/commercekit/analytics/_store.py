@@ -172,8 +172,15 @@ class _People:
         self.before = before  # source -> winning link, for every id looked up that has one
         self.after = after
         self.changed = [x for x in after if self.person(x, False) != self.person(x)]
+        self.now: dict[str, str] = {}  # id -> person after the batch, for the ids looked up
+        self.moved: set[str] = set()  # relinked(), once settled
         self.members_before: dict[str, set[str]] = defaultdict(set)
         self.members_after: dict[str, set[str]] = defaultdict(set)
+
+    def settle(self) -> None:
+        """Freeze the lookups once every id the batch needs is known (the hot path's maps)."""
+        self.now = {x: link[2] for x, link in self.after.items()}
+        self.moved = self.relinked()
 
     def person(self, who: str, after: bool = True) -> str:
         link = (self.after if after else self.before).get(who)
@@ -550,6 +557,7 @@ class AnalyticsStore:
                     people.members_after[person].add(source)
         for source in people.changed:
             people.members_after[people.person(source)].add(source)
+        people.settle()
         upsert(
             conn,
             self.schema.identities,
@@ -569,7 +577,8 @@ class AnalyticsStore:
         linked to them or away from them) the counts move by the difference
         between the person's items before and after.
         """
-        persons = {people.person(x) for x in purchases} | people.relinked()
+        now = people.now
+        persons = {now.get(x, x) for x in purchases} | people.moved
         if not persons:
             return
         s, conn = self.schema, uow.session.connection()
@@ -611,14 +620,14 @@ class AnalyticsStore:
         )
 
     def _funnels(self, uow: UnitOfWork, rows: list[dict[str, Any]], people: _People) -> None:
-        relinked = people.relinked()
+        relinked, now = people.moved, people.now
         if not rows and not relinked:
             return
         s, conn = self.schema, uow.session.connection()
         if rows:
             insert_rows(conn, s.funnel_events, rows)
         for spec in self.funnels:
-            mine = {people.person(r["customer"]) for r in rows if r["funnel"] == spec.name}
+            mine = {now.get(r["customer"], r["customer"]) for r in rows if r["funnel"] == spec.name}
             who = sorted(mine | relinked)
             if not who:
                 continue
@@ -627,7 +636,7 @@ class AnalyticsStore:
             for chunk in _chunks(sorted(set().union(*ids.values()))):
                 params = {"funnel": spec.name, "ids": chunk}
                 for customer, step, ts in conn.execute(self._q_funnel_times, params):
-                    times[people.person(customer)][step].append(ts)
+                    times[now.get(customer, customer)][step].append(ts)
             before: dict[str, tuple[str, int]] = {}
             for chunk in _chunks(who):
                 params = {"funnel": spec.name, "ids": chunk}
