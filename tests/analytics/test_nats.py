@@ -169,7 +169,7 @@ def test_a_record_over_the_servers_max_payload_is_refused_for_good(server: str) 
 
 
 def test_a_consumer_reads_its_lag_without_a_round_trip_per_batch_or_empty_fetch(
-    server: str, tmp_path: Path
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The lag after a batch comes from the fetched messages' metadata, and an idle consumer
     looks its durable consumer up once an idle stretch, not once per empty fetch; the lag gauge
@@ -178,6 +178,9 @@ def test_a_consumer_reads_its_lag_without_a_round_trip_per_batch_or_empty_fetch(
     from commercekit.testing import InMemoryMetrics
     from tests.analytics.test_consumer import _store, _views
 
+    # the idle looks every 5 s (the log's and the consumer's) kept out of a slow machine's run
+    monkeypatch.setattr("commercekit.analytics._nats._LOOK_EVERY_S", 3600.0)
+    monkeypatch.setattr("commercekit.analytics._consumer._IDLE_LAG_EVERY_S", 3600.0)
     url = f"nats://ok:right-one@{server}"
     relay = JetStreamLog(url, stream="ck_lag", timeout_s=2)
     log = JetStreamLog(url, stream="ck_lag", timeout_s=2)
@@ -204,6 +207,9 @@ def test_a_consumer_reads_its_lag_without_a_round_trip_per_batch_or_empty_fetch(
         for _ in range(5):
             assert consumer.run_once().applied == 0
         assert [s for s in asked if ".CONSUMER.INFO." in s] == [asked[0]]  # one look, idle
+        monkeypatch.setattr("commercekit.analytics._nats._LOOK_EVERY_S", 0.0)
+        assert consumer.run_once().applied == 0
+        assert len([s for s in asked if ".CONSUMER.INFO." in s]) == 2  # and again in a while
         relay.publish([LogRecord(e.event_id, e.to_bytes()) for e in _views(12, prefix="n")])
         assert consumer.run_once().applied == 10
         assert metrics.value("commercekit_analytics_consumer_lag", log="default") == 2

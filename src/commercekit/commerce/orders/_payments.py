@@ -186,9 +186,9 @@ class OrderPayments(OrdersBase):
     ) -> Order:
         """:meth:`refund` with any key (a cancel's and a return's own too).
 
-        *capped* (a return's refund): *amount* of goods is at most what is
-        refunded, never more than the lines and the capture have left as read
-        under the order's row lock, and nothing when that is nothing; so a
+        *capped* (a return's refund): the goods refunded are *amount* at most,
+        cut to what the lines and the capture have left as read under the
+        order's row lock, and nothing is refunded when nothing is left; so a
         refund decided beside another (a concurrent return's) is never refused
         after its return was written.
         """
