@@ -114,12 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             "analytics consumer",
         )
     elif args.command == "front":
-        from shop.fleet import free_port
         from shop.front import run_front
 
-        # --port 0: a port free now (the front binds it itself, and prints it)
-        port = args.port or free_port(args.host)
-        run_front([b.strip() for b in args.backends.split(",") if b.strip()], args.host, port)
+        # --port 0: the front binds a free port and prints which
+        run_front([b.strip() for b in args.backends.split(",") if b.strip()], args.host, args.port)
     elif args.command == "demo":
         import socket
 

@@ -7,9 +7,10 @@
   **passive ejection** (:class:`OutlierDetection`: connection failures and
   502/503/504 answers reported per server).
 * **Retries** a request on the visitor's next server when the connection to
-  its server fails before any response byte came back: always when the
-  connection could not be opened (nothing was sent), and for idempotent
-  methods (GET, HEAD, PUT, DELETE, OPTIONS) when it broke after sending.
+  its server fails before any of its answer reached the client (answers are
+  held until whole or 64 KB): always when the connection could not be opened
+  (nothing was sent), and for idempotent methods (GET, HEAD, PUT, DELETE,
+  OPTIONS) when it broke after sending.
 * ``X-Forwarded-For`` / ``-Proto`` / ``-Host``; keep-alive on both sides
   (a pool of idle connections per server); request bodies in either framing
   (chunked ones are forwarded with a ``Content-Length``), responses streamed
@@ -64,6 +65,7 @@ HOP = frozenset(
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 MAX_TRIES = 3  # servers one request may be tried on
 MAX_BODY = 1 << 20
+HOLD_BYTES = 1 << 16  # an answer is relayed once whole or past this: before, a failure is retried
 REASONS: dict[int, bytes] = {200: b"OK"}  # filled from HTTPStatus as statuses are seen
 
 
@@ -265,9 +267,12 @@ class Front:
     ) -> tuple[int, bool]:
         """Send *req* to *node* and stream the answer to *client*: (status, client keep-alive).
 
-        Each read from the app server becomes one write to the client (head and
-        body together when they came together): on loopback every write is a
-        segment the kernel delivers, so fewer writes is less CPU on both sides.
+        The answer is held until it is whole or passes :data:`HOLD_BYTES`, then
+        streamed: an app server that dies before that (SIGKILLed between its
+        head and its body, say) has sent the client nothing, so an idempotent
+        request is tried on the next server instead of ending in a cut answer.
+        Holding also makes a small answer one write to the client (on loopback
+        every write is a segment the kernel delivers: fewer is less CPU).
         """
         reader, writer, reused = await self._connect(node)
         try:
@@ -276,7 +281,9 @@ class Front:
             writer.close()
             raise _Broken(sent=not reused) from exc
         res = _ResponseReader()
-        started = chunked = False
+        headed = started = chunked = False  # head made; something relayed to the client
+        out: list[bytes] = []  # made, not yet relayed
+        held = 0
         keep = req.keep_alive and not self.draining
         # One deadline for the whole answer, kept by sweep(): a timer per request
         # costs more than the rest of the bookkeeping (the app servers answer in
@@ -291,18 +298,17 @@ class Front:
                 if writer in self.timed_out:
                     raise _Broken(sent=True)
                 if not data:
-                    if started and res.close_delimited:  # the close ends this body
+                    if headed and res.close_delimited:  # the close ends this body
                         res.complete = True
-                        _send(client, b"0\r\n\r\n")
+                        out.append(b"0\r\n\r\n")
                         break
                     raise _Broken(sent=True)
                 try:
                     complete = res.feed(data)
                 except httptools.HttpParserError as exc:
                     raise _Broken(sent=True) from exc
-                out: list[bytes] = []
-                if res.headers_done and not started:
-                    started = True
+                if res.headers_done and not headed:
+                    headed = True
                     keep = keep and not self.draining  # a drain that began meanwhile closes it
                     chunked = self._head(req, res, extra, keep, out)
                 if chunked:
@@ -311,12 +317,17 @@ class Front:
                         out.append(b"0\r\n\r\n")
                 else:
                     out += res.pieces
+                held += len(data)
                 res.pieces.clear()
-                if out:
+                if headed and (started or held > HOLD_BYTES) and not res.complete:
+                    started = True
                     _send(client, b"".join(out))
+                    out.clear()
                     if client.transport.get_write_buffer_size() > 1 << 16:
                         with contextlib.suppress(OSError):
                             await client.drain()
+            _send(client, b"".join(out))  # the whole answer, or its last part
+            started = True
         except _Broken:
             writer.close()
             if started:  # the client saw a partial answer: close it so it knows
@@ -612,7 +623,8 @@ async def serve_front(front: Front, host: str, port: int, drain_s: float = 10.0)
                 front.sweep_idle()
 
     sweeping = asyncio.create_task(sweeper())
-    print(f"front balancer on http://{host}:{port} over {', '.join(front.backends)}", flush=True)
+    bound = server.sockets[0].getsockname()[1]  # the port given, or the one port 0 chose
+    print(f"front balancer on http://{host}:{bound} over {', '.join(front.backends)}", flush=True)
     try:
         await stop.wait()
     finally:

@@ -67,15 +67,36 @@ def test_an_idle_fleet_spends_next_to_no_cpu(fleet: Fleet) -> None:
     assert not busy, f"processes busy while the fleet is idle (CPU s in 3 s): {spent}"
 
 
+def _health_changes(fleet: Fleet) -> float:
+    """How many health changes (up, down, ejected) the front's balancer has seen."""
+    text = httpx.get(fleet.url + "/metrics", timeout=10).text
+    return sum(
+        float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith("commercekit_balancer_health_transitions_total{")
+    )
+
+
 def test_visitors_stick_to_one_app_server(fleet: Fleet) -> None:
+    """A visitor's requests all go to one app server while the servers' health holds.
+
+    A round during which the balancer saw a health change (a probe that timed
+    out on a loaded machine) may move its visitor, as it should: that round is
+    run again, at most 12 times; a move without a health change fails.
+    """
     seen: Counter[str] = Counter()
-    for _ in range(12):
+    excused = 0
+    while sum(seen.values()) < 12:
+        changes = _health_changes(fleet)
         with httpx.Client(base_url=fleet.url) as c:
             first = c.get("/api/cart").headers["x-served-by"]
             assert "sid" in c.cookies
-            assert c.get("/api/cart").headers["x-served-by"] == first
-            assert c.get("/api/orders").headers["x-served-by"] == first
-            seen[first] += 1
+            then = [c.get(path).headers["x-served-by"] for path in ("/api/cart", "/api/orders")]
+        if then != [first, first] and _health_changes(fleet) != changes and excused < 12:
+            excused += 1
+            continue
+        assert then == [first, first], f"a visitor moved with no health change: {first}, {then}"
+        seen[first] += 1
     assert set(seen) == {"app-1", "app-2"}, seen
 
 

@@ -122,6 +122,115 @@ def test_a_body_ended_by_the_close_is_rechunked_whole() -> None:
     assert b"".join(chunks[1::2]) == b"hello world"
 
 
+def _dies_after_its_head(hits: list[str]) -> Callable[..., Coroutine[Any, Any, None]]:
+    """An app server that sends a response head, then dies (SIGKILLed between head and body)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        hits.append("dying")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.transport.abort()  # a reset, as a killed process's socket
+
+    return handler
+
+
+def _answers(hits: list[str], body: bytes) -> Callable[..., Coroutine[Any, Any, None]]:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(65536):
+            hits.append("answered")
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+        writer.close()
+
+    return handler
+
+
+def _two_servers(request: bytes) -> tuple[bytes, list[str]]:
+    """*request* through a front over a server that dies after its head and a good one."""
+
+    async def scenario() -> tuple[bytes, list[str]]:
+        hits: list[str] = []
+        dying, dying_port = await _serve(_dies_after_its_head(hits))
+        good, good_port = await _serve(_answers(hits, b"hello"))
+        backends = [f"127.0.0.1:{dying_port}", f"127.0.0.1:{good_port}"]
+        front = Front(backends, log=io.StringIO())
+        # The visitor whose first server is the dying one.
+        sid = next(f"v{i}" for i in range(1000) if front.pool.pick(f"v{i}") == backends[0])
+        try:
+            answer = await _ask(front, request.replace(b"SID", sid.encode()), b"hello")
+        finally:
+            for conns in front.idle.values():  # the pooled connection to the good one
+                for _, w, _ in conns:
+                    w.close()
+            await asyncio.sleep(0.05)  # the good server's handler sees the close
+            dying.close()
+            good.close()
+        return answer, hits
+
+    return _run(scenario)
+
+
+def test_a_get_whose_server_dies_after_its_head_is_answered_by_the_next() -> None:
+    answer, hits = _two_servers(b"GET /p HTTP/1.1\r\nHost: shop\r\nCookie: sid=SID\r\n\r\n")
+    assert hits == ["dying", "answered"]
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+    assert answer.endswith(b"\r\n\r\nhello"), answer  # one whole answer, not a cut one
+
+
+def test_a_post_whose_server_dies_after_its_head_is_a_502_never_resent() -> None:
+    answer, hits = _two_servers(
+        b"POST /p HTTP/1.1\r\nHost: shop\r\nCookie: sid=SID\r\ncontent-length: 2\r\n\r\n{}"
+    )
+    assert hits == ["dying"]
+    assert answer.startswith(b"HTTP/1.1 502 "), answer
+
+
+def test_a_large_answer_is_streamed_before_it_is_whole() -> None:
+    """Past HOLD_BYTES the client gets what came while the server is still sending."""
+    from shop.front import HOLD_BYTES
+
+    async def scenario() -> tuple[int, bytes]:
+        release = asyncio.Event()
+
+        async def big(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(65536)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % (HOLD_BYTES * 3))
+            writer.write(b"x" * (HOLD_BYTES * 2))
+            await writer.drain()
+            await release.wait()  # the rest only once the client saw the first part
+            writer.write(b"x" * HOLD_BYTES)
+            await writer.drain()
+            writer.close()
+
+        upstream, port = await _serve(big)
+        front = Front([f"127.0.0.1:{port}"], log=io.StringIO())
+        server, front_port = await _serve(front.connection)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", front_port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: shop\r\n\r\n")
+            seen = b""
+            while len(seen) < HOLD_BYTES:  # before the server sent the whole body
+                seen += await asyncio.wait_for(reader.read(1 << 20), 10)
+            early = len(seen)
+            release.set()
+            while not seen.endswith(b"x" * 16) or seen.count(b"x") < HOLD_BYTES * 3:
+                seen += await asyncio.wait_for(reader.read(1 << 20), 10)
+            writer.close()
+            for conns in front.idle.values():
+                for _, w, _ in conns:
+                    w.close()
+            return early, seen
+        finally:
+            server.close()
+            upstream.close()
+
+    early, answer = _run(scenario)
+    assert early >= HOLD_BYTES
+    assert answer.partition(b"\r\n\r\n")[2] == b"x" * (HOLD_BYTES * 3)
+
+
 class _Slow(http.server.BaseHTTPRequestHandler):
     """An app server whose ``/slow`` answers after 1 s (``/healthz`` at once)."""
 
