@@ -258,6 +258,8 @@ class JetStreamLog:
         try:
             msgs = await self._sub.fetch(max_messages, timeout=max(timeout_s, 0.05))
         except TimeoutError:
+            msgs = []  # nats-py also answers an empty fetch with an empty list
+        if not msgs:
             self._unread = None
             # A durable consumer (or its stream) that is gone fetches nothing, for ever: a
             # look-up tells it from an empty log, at the first empty fetch after messages
@@ -275,7 +277,7 @@ class JetStreamLog:
                 self._seen(ci)
             return []
         self._seen_at = None  # the next empty fetch looks the consumer up again
-        self._unread = int(msgs[-1].metadata.num_pending or 0) if msgs else None
+        self._unread = int(msgs[-1].metadata.num_pending or 0)
         out = []
         for msg in msgs:
             meta = msg.metadata
