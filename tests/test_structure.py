@@ -38,7 +38,7 @@ MARKER_WITHIN_LINES = 40
 # Modules over 400 lines that do not say why yet, in folders others are reworking.
 LONG_ALLOWED: dict[str, str] = {
     # analytics: the aggregate store, being reworked with the consumer.
-    "commercekit/analytics/_store.py": "analytics",
+    "commercekit/analytics/_store/_store.py": "analytics",
 }
 
 # Folders of more than 15 modules, being grouped into sub-packages by others.

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from commercekit.analytics import Delivery, LogRecord
-from commercekit.analytics._log import _limits
+from commercekit.analytics._logs._log import _limits
 
 __all__ = ["InMemoryEventLog"]
 

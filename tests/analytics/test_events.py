@@ -25,7 +25,7 @@ from commercekit.analytics import (
     product_viewed,
     products_searched,
 )
-from commercekit.analytics._wire import decode_wire
+from commercekit.analytics._events._wire import decode_wire
 from commercekit.errors import InvalidInputError, NotFoundError, UnsupportedTypeError
 from commercekit.money import Money
 from tests.analytics._history import generate, malformed_bodies

@@ -179,8 +179,8 @@ def test_a_consumer_reads_its_lag_without_a_round_trip_per_batch_or_empty_fetch(
     from tests.analytics.test_consumer import _store, _views
 
     # the idle looks every 5 s (the log's and the consumer's) kept out of a slow machine's run
-    monkeypatch.setattr("commercekit.analytics._nats._LOOK_EVERY_S", 3600.0)
-    monkeypatch.setattr("commercekit.analytics._consumer._IDLE_LAG_EVERY_S", 3600.0)
+    monkeypatch.setattr("commercekit.analytics._logs._nats._LOOK_EVERY_S", 3600.0)
+    monkeypatch.setattr("commercekit.analytics._pipeline._consumer._IDLE_LAG_EVERY_S", 3600.0)
     url = f"nats://ok:right-one@{server}"
     relay = JetStreamLog(url, stream="ck_lag", timeout_s=2)
     log = JetStreamLog(url, stream="ck_lag", timeout_s=2)
@@ -207,7 +207,7 @@ def test_a_consumer_reads_its_lag_without_a_round_trip_per_batch_or_empty_fetch(
         for _ in range(5):
             assert consumer.run_once().applied == 0
         assert [s for s in asked if ".CONSUMER.INFO." in s] == [asked[0]]  # one look, idle
-        monkeypatch.setattr("commercekit.analytics._nats._LOOK_EVERY_S", 0.0)
+        monkeypatch.setattr("commercekit.analytics._logs._nats._LOOK_EVERY_S", 0.0)
         assert consumer.run_once().applied == 0
         assert len([s for s in asked if ".CONSUMER.INFO." in s]) == 2  # and again in a while
         relay.publish([LogRecord(e.event_id, e.to_bytes()) for e in _views(12, prefix="n")])

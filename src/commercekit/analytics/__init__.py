@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._consumer import AnalyticsConsumer
-from ._dashboard import dashboard_file, dashboard_from_catalogue, rules_file
-from ._events import (
+from ._events._event import (
     ECOMMERCE_EVENTS,
     IDENTITY_EVENTS,
     AnalyticsEvent,
@@ -32,12 +30,13 @@ from ._events import (
     product_viewed,
     products_searched,
 )
-from ._funnel import FunnelSpec
-from ._ga4 import GA4_EVENT_NAMES, GA4Client, ga4_event, ga4_payload
-from ._log import Delivery, EventLog, JsonLinesLog, LogRecord, SqlEventLog
-from ._logs import open_log
-from ._relay import LogSink, OutboxRelay, record
-from ._reports import (
+from ._events._ga4 import GA4_EVENT_NAMES, GA4Client, ga4_event, ga4_payload
+from ._logs._log import Delivery, EventLog, JsonLinesLog, LogRecord, SqlEventLog
+from ._logs._open import open_log
+from ._pipeline._consumer import AnalyticsConsumer
+from ._pipeline._relay import LogSink, OutboxRelay, record
+from ._reports._dashboard import dashboard_file, dashboard_from_catalogue, rules_file
+from ._reports._reports import (
     CartAbandonment,
     Cohort,
     FunnelDay,
@@ -49,11 +48,12 @@ from ._reports import (
     RevenueDay,
     SearchCount,
 )
-from ._store import AnalyticsStore, ApplyResult
+from ._store._funnel import FunnelSpec
+from ._store._store import AnalyticsStore, ApplyResult
 
 if TYPE_CHECKING:
-    from ._nats import JetStreamLog
-    from ._redis import RedisStreamsLog
+    from ._logs._nats import JetStreamLog
+    from ._logs._redis import RedisStreamsLog
 
 __all__ = [
     "ECOMMERCE_EVENTS",
@@ -105,7 +105,7 @@ __all__ = [
     "rules_file",
 ]
 
-_OPTIONAL = {"RedisStreamsLog": "._redis", "JetStreamLog": "._nats"}
+_OPTIONAL = {"RedisStreamsLog": "._logs._redis", "JetStreamLog": "._logs._nats"}
 
 
 def __getattr__(name: str) -> Any:

@@ -21,12 +21,12 @@ from commercekit.errors import CommerceKitError, ConfigurationError, InvalidInpu
 from commercekit.metrics import Metrics
 from commercekit.repository import Database, Node, ReplicatedTopology, engine_from_url
 
-from ._consumer import AnalyticsConsumer
-from ._dashboard import dashboard_from_catalogue
-from ._funnel import FunnelSpec
-from ._logs import open_log
-from ._reports import Reports
-from ._store import AnalyticsStore
+from ._logs._open import open_log
+from ._pipeline._consumer import AnalyticsConsumer
+from ._reports._dashboard import dashboard_from_catalogue
+from ._reports._reports import Reports
+from ._store._funnel import FunnelSpec
+from ._store._store import AnalyticsStore
 
 __all__ = ["main", "parse_funnel"]
 

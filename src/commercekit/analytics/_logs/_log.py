@@ -34,14 +34,13 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 
+from commercekit.analytics._sql import LongBlob
 from commercekit.errors import (
     ConfigurationError,
     InvalidInputError,
     RepositoryError,
     UnavailableError,
 )
-
-from ._sql import LongBlob
 
 __all__ = ["Delivery", "EventLog", "JsonLinesLog", "LogRecord", "SqlEventLog"]
 

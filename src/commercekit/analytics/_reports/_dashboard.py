@@ -18,7 +18,7 @@ from commercekit.errors import InvalidInputError
 
 __all__ = ["dashboard_file", "dashboard_from_catalogue", "rules_file"]
 
-_RULES = Path(__file__).with_name("rules")
+_RULES = Path(__file__).parent.parent / "rules"
 _ROW = re.compile(r"^\|\s*`(commercekit_[a-z0-9_]+)`\s*\|\s*(counter|gauge|histogram)\s*\|(.*)$")
 
 

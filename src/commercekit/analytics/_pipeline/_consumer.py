@@ -18,6 +18,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from commercekit.analytics._logs._log import Delivery, EventLog, _limits
+from commercekit.analytics._store._store import AnalyticsStore, ApplyResult
 from commercekit.errors import (
     CommerceKitError,
     InvalidInputError,
@@ -27,9 +29,6 @@ from commercekit.errors import (
     UnavailableError,
 )
 from commercekit.metrics import Metrics, NullMetrics
-
-from ._log import Delivery, EventLog, _limits
-from ._store import AnalyticsStore, ApplyResult
 
 __all__ = ["AnalyticsConsumer"]
 

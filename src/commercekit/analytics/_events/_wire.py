@@ -12,7 +12,7 @@ from typing import Any
 
 from commercekit.errors import InvalidInputError, UnsupportedTypeError
 
-from ._events import _check_identity, linked_id
+from ._event import _check_identity, linked_id
 
 __all__ = ["decode_wire"]
 

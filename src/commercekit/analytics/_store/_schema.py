@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table
 
-from ._sql import LongText
+from commercekit.analytics._sql import LongText
 
 __all__ = ["Schema"]
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from commercekit.errors import InvalidInputError, UnavailableError
 
-from ._events import AnalyticsEvent
+from ._event import AnalyticsEvent
 
 __all__ = ["GA4_EVENT_NAMES", "GA4Client", "ga4_event", "ga4_payload"]
 

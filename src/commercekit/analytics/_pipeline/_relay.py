@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from commercekit.analytics._events._event import AnalyticsEvent, from_metrics_event
+from commercekit.analytics._logs._log import EventLog, LogRecord
 from commercekit.errors import TransientError
 from commercekit.metrics import Event, Metrics, NullMetrics
 from commercekit.repository import Database, Outbox, OutboxClaim, UnitOfWork
-
-from ._events import AnalyticsEvent, from_metrics_event
-from ._log import EventLog, LogRecord
 
 __all__ = ["LogSink", "OutboxRelay", "record"]
 

@@ -21,15 +21,15 @@ from typing import Any
 import attrs
 from sqlalchemy import Connection, MetaData, bindparam, delete, select
 
+from commercekit.analytics._events._wire import decode_wire
+from commercekit.analytics._logs._log import Delivery
+from commercekit.analytics._sql import insert_rows, upsert
 from commercekit.errors import CommerceKitError, DuplicateError, InvalidInputError
 from commercekit.money import Money
 from commercekit.repository import Database, UnitOfWork
 
 from ._funnel import FunnelSpec, progress
-from ._log import Delivery
 from ._schema import Schema
-from ._sql import insert_rows, upsert
-from ._wire import decode_wire
 
 __all__ = ["AnalyticsStore", "ApplyResult"]
 

@@ -15,10 +15,9 @@ from typing import Any
 import attrs
 from sqlalchemy import desc, func, select
 
+from commercekit.analytics._store._store import AnalyticsStore
 from commercekit.errors import InvalidInputError, NotFoundError, UnsupportedTypeError
 from commercekit.money import Money
-
-from ._store import AnalyticsStore
 
 __all__ = [
     "CartAbandonment",

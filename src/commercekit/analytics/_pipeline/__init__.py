@@ -1,0 +1,3 @@
+"""Events moving: the outbox relay (outbox to log, at least once) and the consumer loop
+(log to store), with their metrics.
+"""
