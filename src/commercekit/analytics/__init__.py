@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._events._event import (
-    ECOMMERCE_EVENTS,
-    IDENTITY_EVENTS,
-    AnalyticsEvent,
+from ._events._event import ECOMMERCE_EVENTS, IDENTITY_EVENTS, AnalyticsEvent
+from ._events._ga4 import GA4_EVENT_NAMES, GA4Client, ga4_event, ga4_payload
+from ._events._segment import (
     LineItem,
     alias,
     checkout_started,
@@ -30,9 +29,10 @@ from ._events._event import (
     product_viewed,
     products_searched,
 )
-from ._events._ga4 import GA4_EVENT_NAMES, GA4Client, ga4_event, ga4_payload
-from ._logs._log import Delivery, EventLog, JsonLinesLog, LogRecord, SqlEventLog
+from ._logs._jsonl import JsonLinesLog
+from ._logs._log import Delivery, EventLog, LogRecord
 from ._logs._open import open_log
+from ._logs._sql_table import SqlEventLog
 from ._pipeline._consumer import AnalyticsConsumer
 from ._pipeline._relay import LogSink, OutboxRelay, record
 from ._reports._dashboard import dashboard_file, dashboard_from_catalogue, rules_file

@@ -12,7 +12,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from commercekit.errors import InvalidInputError
 
-from ._log import EventLog, JsonLinesLog, SqlEventLog
+from ._jsonl import JsonLinesLog
+from ._log import EventLog
+from ._sql_table import SqlEventLog
 
 __all__ = ["open_log"]
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from commercekit.analytics._events._event import AnalyticsEvent, from_metrics_event
+from commercekit.analytics._events._event import AnalyticsEvent
+from commercekit.analytics._events._segment import from_metrics_event
 from commercekit.analytics._logs._log import EventLog, LogRecord
 from commercekit.errors import TransientError
 from commercekit.metrics import Event, Metrics, NullMetrics
