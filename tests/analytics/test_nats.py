@@ -219,3 +219,36 @@ def test_a_consumer_reads_its_lag_without_a_round_trip_per_batch_or_empty_fetch(
     finally:
         relay.close()
         log.close()
+
+
+def test_a_fetch_that_brings_more_than_asked_hands_out_the_rest_next(
+    server: str, tmp_path: Path
+) -> None:
+    """nats-py's fetch hands out every message its queue holds, answers to earlier pulls that
+    timed out included, which can be more than asked: a read still takes at most what it
+    asks for, and the rest comes first in the next read, counted in the lag meanwhile."""
+    from commercekit.analytics import JetStreamLog
+
+    log = JetStreamLog(f"nats://ok:right-one@{server}", stream="ck_more", timeout_s=2)
+    try:
+        log.publish([LogRecord(f"e{i}", b"{}") for i in range(12)])
+        assert log.consume(1, 1.0)[0].event_id == "e0"
+        real = log._sub.fetch
+
+        async def more(batch: int, timeout: float) -> object:  # as after a timed-out pull
+            return await real(batch + 2, timeout=timeout)
+
+        log._sub.fetch = more
+        first = log.consume(5, 1.0)
+        assert [d.event_id for d in first] == ["e1", "e2", "e3", "e4", "e5"]
+        assert log.lag() == 12  # 6 handed out, not acknowledged; 2 held here; 4 unread
+        second = log.consume(5, 1.0)
+        assert [d.event_id for d in second][:2] == ["e6", "e7"]
+        log.acknowledge(first + second)
+        rest = log.consume(10, 1.0)
+        log.acknowledge(rest)
+        got = [d.event_id for d in first + second + rest]
+        assert sorted(got, key=lambda e: int(e[1:])) == [f"e{i}" for i in range(1, 12)]
+        assert len(got) == len(set(got))
+    finally:
+        log.close()

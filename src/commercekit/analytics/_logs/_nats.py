@@ -101,6 +101,7 @@ class JetStreamLog:
         self._seen_at: float | None = None  # when the durable consumer was last found there
         self._unread: int | None = None  # after the last fetch (None: ask the server)
         self._unacked: set[int] = set()  # stream sequences handed out, not acknowledged
+        self._spare: list[Any] = []  # fetched past what a read asked for: the next read's first
         self._refusal: Exception | None = None  # what the error callback saw in this call
         self._held: list[Any] = []  # the connection, for the finalizer (which must not hold self)
         self._ender = weakref.finalize(self, _shut_down, self._loop, self._thread, self._held)
@@ -255,6 +256,9 @@ class JetStreamLog:
                     max_ack_pending=-1,
                 ),
             )
+        if self._spare:
+            msgs, self._spare = self._spare[:max_messages], self._spare[max_messages:]
+            return self._handed(msgs)
         try:
             msgs = await self._sub.fetch(max_messages, timeout=max(timeout_s, 0.05))
         except TimeoutError:
@@ -278,6 +282,13 @@ class JetStreamLog:
             return []
         self._seen_at = None  # the next empty fetch looks the consumer up again
         self._unread = int(msgs[-1].metadata.num_pending or 0)
+        # nats-py's fetch hands out every message its queue holds, answers to earlier
+        # pulls that timed out included: past max_messages they wait for the next read.
+        msgs, self._spare = msgs[:max_messages], msgs[max_messages:]
+        return self._handed(msgs)
+
+    def _handed(self, msgs: Sequence[Any]) -> list[Delivery]:
+        """*msgs* as deliveries, noted as handed out and not acknowledged."""
         out = []
         for msg in msgs:
             meta = msg.metadata
@@ -301,7 +312,7 @@ class JetStreamLog:
         """
         self._seen_at = time.monotonic()
         left = int(ci.num_pending or 0) + int(ci.num_ack_pending or 0)
-        self._unread = max(0, left - len(self._unacked))  # all but what this log holds
+        self._unread = max(0, left - len(self._unacked) - len(self._spare))  # but what it holds
         return left
 
     async def _lost(self) -> None:
@@ -309,6 +320,7 @@ class JetStreamLog:
         self._stream_ready = False
         self._seen_at, self._unread = None, None
         self._unacked.clear()
+        self._spare.clear()  # the lost consumer's: the server delivers them again
         sub, self._sub = self._sub, None
         if sub is not None:
             with contextlib.suppress(Exception):  # its consumer is gone already
@@ -352,7 +364,7 @@ class JetStreamLog:
         """
         if self._unread is None:
             return self.pending()
-        return self._unread + len(self._unacked)
+        return self._unread + len(self._spare) + len(self._unacked)
 
     def stream_messages(self) -> int:
         """Messages stored in the stream (a republished event id counts once)."""
