@@ -44,6 +44,7 @@ class Schema:
     item_counts: Table
     co_counts: Table
     identities: Table
+    writer: Table
 
     @classmethod
     def build(cls, metadata: MetaData, prefix: str) -> Schema:
@@ -186,5 +187,13 @@ class Schema:
                 Column("event_id", String(_ID), nullable=False),
                 Index(f"ix_{p}identities_person", "person"),
                 **_CLUSTERED,
+            ),
+            # One row that every batch updates first: concurrent batches take turns, so each
+            # reads the per-person state (funnels, co-purchases, links) the last one left.
+            writer=Table(
+                f"{p}writer",
+                metadata,
+                Column("id", Integer, primary_key=True, autoincrement=False),
+                Column("batches", _big(), nullable=False),
             ),
         )

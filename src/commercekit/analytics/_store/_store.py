@@ -94,7 +94,11 @@ class AnalyticsStore:
 
         Two consumers may hold the same message at once (a claimed entry of a
         slow consumer); the second to commit its event ids hits the unique key
-        and runs again, now finding them processed.
+        and runs again, now finding them processed. Batches of several
+        consumers take turns: each transaction first updates the store's
+        ``writer`` row, so the next one reads the per-person state (funnel
+        progress, a person's purchases and links) this one wrote, not a
+        snapshot from before it.
         """
         for attempt in range(3):
             try:
@@ -123,6 +127,10 @@ class AnalyticsStore:
     def _apply(self, uow: UnitOfWork, deliveries: Sequence[Delivery]) -> ApplyResult:
         s = self.schema
         conn = uow.session.connection()
+        # The transaction's first statement, a write: it waits for a concurrent batch to
+        # end, and no read came before it (MariaDB's repeatable read takes its snapshot
+        # at the first read, PostgreSQL's read committed at each statement).
+        upsert(conn, s.writer, [{"id": 1, "batches": 1}], keys=("id",), add=("batches",))
         parsed: list[tuple[str, Wire | None, Delivery, str]] = []
         seen: set[str] = set()
         duplicates = 0
