@@ -51,9 +51,10 @@ SHIPPING = FlatShipping(
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """A database with the commerce schema: a SQLite file, or a scratch PostgreSQL database."""
+    """A database with the commerce schema: a SQLite file, or a scratch PostgreSQL or MariaDB
+    database."""
     if request.param == "sqlite":
         engine = sqlite_engine(tmp_path / "shop.db")
         db = Database(ReplicatedTopology(Node("primary", engine)))
@@ -67,7 +68,11 @@ def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]
     from commercekit.repository import engine_from_url
     from tests.integration._commerce import scratch_database
 
-    with scratch_database("postgresql://postgres@127.0.0.1:5432", "PostgreSQL") as url:
+    server, what = {
+        "postgresql": ("postgresql://postgres@127.0.0.1:5432", "PostgreSQL"),
+        "mariadb": ("mysql://root@127.0.0.1:3306", "MariaDB"),
+    }[request.param]
+    with scratch_database(server, what) as url:
         engine = engine_from_url(url, pool_size=5)
         db = Database(ReplicatedTopology(Node("primary", engine)))
         db.create_all(metadata)

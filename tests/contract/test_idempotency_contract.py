@@ -146,6 +146,19 @@ def test_a_new_key_is_claimed_and_pending(store: IdempotencyStore) -> None:
     assert store.get("missing") is None
 
 
+def test_a_lease_keeps_a_times_fractions_at_todays_epoch(store: IdempotencyStore) -> None:
+    """Unix seconds of today, not of 1970: MariaDB's FLOAT (single precision) kept such a time
+    to the nearest 128 s, so a lease ended up to a minute early or late."""
+    now = 1_800_000_000.25
+    begin(store, "k1", now=now)
+    record = store.get("k1")
+    assert record is not None
+    assert record.lease_expires_at == now + LEASE
+    with pytest.raises(OperationInFlightError) as info:
+        begin(store, "k1", owner="w2", now=now + 10)
+    assert info.value.retry_after_s == pytest.approx(LEASE - 10)
+
+
 def test_a_completed_key_replays_its_result(store: IdempotencyStore) -> None:
     begin(store, "k1")
     store.complete("k1", owner="w1", result='{"ok":1}', now=1001.0)

@@ -30,7 +30,7 @@ def test_upgrading_an_empty_postgres_database_gives_the_metadata() -> None:
             upgrade(engine)
             with engine.connect() as conn:
                 context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-                assert context.get_current_revision() == "0006"
+                assert context.get_current_revision() == "0007"
                 diff = compare_metadata(context, metadata)
                 tables = set(sa.inspect(conn).get_table_names())
             assert diff == []
@@ -68,3 +68,29 @@ def test_sqlite_downgrades_and_upgrades_again_with_orders_in_it(tmp_path: Path) 
     finally:
         db.close()
         engine.dispose()
+
+
+def test_mariadb_keeps_timestamps_in_double_precision_from_0007() -> None:
+    """MariaDB's FLOAT is single precision: a time near 1.8e9 s was kept to the nearest 128 s
+    (a lease or an expiry a minute off). 0007 makes every time column DOUBLE; down is FLOAT."""
+    from commercekit.commerce.migrations import downgrade, upgrade
+
+    def types(engine: sa.Engine) -> set[str]:
+        found = set()
+        for table in ("ck_orders", "ck_checkouts", "ck_reservations", "ck_vouchers"):
+            for col in sa.inspect(engine).get_columns(table):
+                if col["name"] in ("updated_at", "lease_until", "expires_at", "ends_at"):
+                    found.add(type(col["type"]).__name__)
+        return found
+
+    with h.scratch_database(h.MARIADB, "MariaDB") as url:
+        engine = engine_from_url(url)
+        try:
+            upgrade(engine, "0006")
+            assert types(engine) == {"FLOAT"}
+            upgrade(engine)
+            assert types(engine) == {"DOUBLE"}
+            downgrade(engine, "0006")
+            assert types(engine) == {"FLOAT"}
+        finally:
+            engine.dispose()

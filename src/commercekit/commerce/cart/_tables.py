@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, String, Table, Text
+from sqlalchemy import Column, Double, Index, Integer, String, Table, Text
 
 from commercekit.commerce._shared import metadata
 
@@ -19,8 +19,8 @@ carts = Table(
     Column("version", Integer, nullable=False),
     # open -> completed | merged | expired; open -> frozen (a checkout) -> completed | open
     Column("status", String(16), nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("updated_at", Float, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
     Index("ix_ck_carts_customer", "customer_id"),
     Index("ix_ck_carts_status_updated", "status", "updated_at"),
 )

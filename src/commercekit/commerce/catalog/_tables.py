@@ -6,7 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    Float,
+    Double,
     ForeignKey,
     Index,
     PrimaryKeyConstraint,
@@ -31,7 +31,7 @@ products = Table(
     Column("attributes", Text, nullable=False),  # JSON object of str -> str
     Column("images", Text, nullable=False),  # JSON list of logical asset names
     Column("active", Boolean, nullable=False),
-    Column("created_at", Float, nullable=False),
+    Column("created_at", Double, nullable=False),
     # listing filters (see _search.py): case-folded name and attribute values; the
     # attribute pairs as ["name","value"]; binary collation on MariaDB (exact matches)
     Column("search_text", _MATCHED_TEXT, nullable=True),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
-    Float,
+    Double,
     Index,
     Integer,
     String,
@@ -30,7 +30,7 @@ checkouts = Table(
     Column("status", String(24), nullable=False),
     Column("step", String(24), nullable=False),
     Column("lease_owner", String(40), nullable=True),
-    Column("lease_until", Float, nullable=False),
+    Column("lease_until", Double, nullable=False),
     Column("customer_id", String(64), nullable=True),
     # the guest's analytics id, carried into the order and its events
     Column("anonymous_id", String(64), nullable=True),
@@ -39,8 +39,8 @@ checkouts = Table(
     Column("quote", Text, nullable=True),
     Column("order_id", String(64), nullable=True),
     Column("error", String(200), nullable=True),
-    Column("created_at", Float, nullable=False),
-    Column("updated_at", Float, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
     UniqueConstraint("cart_id", "attempt", name="uq_ck_checkouts_cart_attempt"),
     Index("ix_ck_checkouts_status_lease", "status", "lease_until"),
     # recover() finds ended attempts whose cart (outside the database) is not settled yet
@@ -57,6 +57,6 @@ checkout_steps = Table(
     Column("step", String(24), nullable=False),
     Column("outcome", String(24), nullable=False),
     Column("detail", String(200), nullable=True),
-    Column("at", Float, nullable=False),
+    Column("at", Double, nullable=False),
     Index("ix_ck_checkout_steps_checkout", "checkout_id", "id"),
 )

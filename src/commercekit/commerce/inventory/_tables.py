@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import (
     CheckConstraint,
     Column,
-    Float,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -45,8 +45,8 @@ reservations = Table(
     Column("id", String(64), primary_key=True),
     # live -> released | expired | committed; committed -> cancelled (allocation released)
     Column("status", String(16), nullable=False),
-    Column("expires_at", Float, nullable=False),
-    Column("created_at", Float, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("created_at", Double, nullable=False),
     Index("ix_ck_reservations_status_expires", "status", "expires_at"),
 )
 
@@ -70,5 +70,5 @@ moves = Table(
     Column("sku", String(64), nullable=False),
     Column("location", String(64), nullable=False),
     Column("delta", Integer, nullable=False),
-    Column("at", Float, nullable=False),
+    Column("at", Double, nullable=False),
 )

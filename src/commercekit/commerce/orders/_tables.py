@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
-    Float,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -43,8 +43,8 @@ orders = Table(
     Column("reservation_id", String(64), nullable=False),
     Column("voucher", String(64), nullable=True),
     Column("version", Integer, nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("updated_at", Float, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
     # refunds decided and not yet paid back (or declined): Orders.recover_refunds' work
     Column("refunds_pending", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_ck_orders_customer", "customer_id", "created_at"),
@@ -79,6 +79,6 @@ order_events = Table(
     Column("order_id", String(64), ForeignKey("ck_orders.id"), nullable=False),
     Column("kind", String(48), nullable=False),
     Column("data", Text, nullable=False),
-    Column("at", Float, nullable=False),
+    Column("at", Double, nullable=False),
     Index("ix_ck_order_events_order", "order_id", "id"),
 )

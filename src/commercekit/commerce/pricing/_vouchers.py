@@ -15,7 +15,7 @@ import attrs
 from sqlalchemy import (
     BigInteger,
     Column,
-    Float,
+    Double,
     Integer,
     PrimaryKeyConstraint,
     String,
@@ -50,8 +50,8 @@ vouchers = Table(
     Column("currency", String(3), nullable=True),
     Column("max_uses", Integer, nullable=True),
     Column("used", Integer, nullable=False),
-    Column("starts_at", Float, nullable=True),
-    Column("ends_at", Float, nullable=True),
+    Column("starts_at", Double, nullable=True),
+    Column("ends_at", Double, nullable=True),
 )
 
 voucher_uses = Table(
@@ -59,7 +59,7 @@ voucher_uses = Table(
     metadata,
     Column("code", String(64), nullable=False),
     Column("use_key", String(128), nullable=False),
-    Column("at", Float, nullable=False),
+    Column("at", Double, nullable=False),
     PrimaryKeyConstraint("code", "use_key"),
 )
 

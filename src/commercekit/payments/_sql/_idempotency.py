@@ -72,10 +72,10 @@ class SqlAlchemyIdempotencyStore:
             sa.Column("request", sa.Text, nullable=False),
             sa.Column("status", sa.String(16), nullable=False),
             sa.Column("owner", sa.String(64), nullable=True),
-            sa.Column("lease_expires_at", sa.Float, nullable=False),
-            sa.Column("created_at", sa.Float, nullable=False),
+            sa.Column("lease_expires_at", sa.Double, nullable=False),
+            sa.Column("created_at", sa.Double, nullable=False),
             sa.Column("result", sa.Text, nullable=True),
-            sa.Column("completed_at", sa.Float, nullable=True),
+            sa.Column("completed_at", sa.Double, nullable=True),
         )
         self._scopes = sa.Table(
             f"{table_prefix}idempotency_scopes",
