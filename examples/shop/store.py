@@ -420,7 +420,11 @@ class Storefront:
     def _restore(self, s: Session, cart_id: str) -> None:
         """After a failed checkout, its cart (open again) is the session's once more,
         with the lines of any cart started meanwhile merged in (Oscar's
-        ``restore_frozen_basket``). A cart still frozen is left as it is."""
+        ``restore_frozen_basket``). A cart still frozen is left as it is.
+
+        A visitor who signed in meanwhile has a cart of the customer's: the
+        frozen cart (a guest's) goes into it instead, so the next order is the
+        customer's, not a guest cart's with nobody's name on it."""
         try:
             cart = self.c.carts.get(cart_id)
         except NotFoundError:
@@ -428,6 +432,13 @@ class Storefront:
         if cart.status is not CartStatus.OPEN:
             return
         current = s.data.get("cart")
+        if s.customer_id is not None and cart.customer_id != s.customer_id:
+            if current is None:
+                mine = self.c.carts.create(cart.currency, customer_id=s.customer_id)
+                current = s.data["cart"] = mine.id
+            with contextlib.suppress(NotFoundError, InvalidStateError):
+                self.c.carts.merge(cart_id, str(current))
+            return
         if current is not None and str(current) != cart_id:
             # gone or ordered meanwhile: nothing to merge
             with contextlib.suppress(NotFoundError, InvalidStateError):

@@ -149,3 +149,28 @@ def test_a_failed_challenge_opens_the_frozen_cart_with_the_new_lines_merged(
     placed = client.post("/api/checkout", json={**ADDRESS, "card_number": "4242424242424242"})
     assert placed.status_code == 201, placed.text
     assert {ln["sku"] for ln in placed.json()["order"]["lines"]} == {first, second}
+
+
+def test_a_visitor_who_signs_in_during_3ds_keeps_a_cart_of_their_own_when_it_fails(
+    client: httpx.Client,
+) -> None:
+    """A guest's checkout waits for 3-D Secure; the guest signs in (the frozen cart cannot
+    merge, so the customer gets a cart of their own) and the challenge then fails. The lines
+    the checkout froze go into the customer's cart: opening the guest's cart again as the
+    session's, with the customer's merged into it, made the next order a guest cart's order
+    that belonged to nobody (no customer, no anonymous id)."""
+    first, second = two_skus(client)
+    client.post("/api/cart/add", json={"sku": first, "qty": 1})
+    paused = client.post("/api/checkout", json={**ADDRESS, "card_number": THREE_DS})
+    assert paused.status_code == 202, paused.text
+    email = f"frozen-{paused.json()['checkout_id'][:8]}@example.com"
+    signed = client.post("/api/signin", json={"email": email, "password": "secret-1"})
+    assert signed.status_code == 200, signed.text
+    client.post("/api/cart/add", json={"sku": second, "qty": 1})
+    failed = client.post(paused.json()["challenge"], json={"outcome": "fail"})
+    assert failed.status_code == 402, failed.text
+    assert lines(client.get("/api/cart").json()) == {first: 1, second: 1}
+    placed = client.post("/api/checkout", json={**ADDRESS, "card_number": "4242424242424242"})
+    assert placed.status_code == 201, placed.text
+    order = placed.json()["order"]
+    assert [o["id"] for o in client.get("/api/orders").json()["orders"]] == [order["id"]]
