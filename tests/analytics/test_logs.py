@@ -129,3 +129,41 @@ def test_a_sql_log_without_its_tables_says_to_create_them(url: str, tmp_path: Pa
             log.publish([LogRecord("e1", b"{}")])
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_a_sql_log_reader_never_skips_a_message_committed_after_a_later_one(kind: str) -> None:
+    """Two publishers at once: the first has inserted (sequence 1) and not committed yet when
+    the second publishes. The second now waits for the first, so its message commits after
+    1. Before, it committed as 2 at once, the reader read it, and, past 2, never read 1 (until
+    a restart read from the group's offset again)."""
+    import threading
+    import time
+
+    from sqlalchemy import event
+
+    from tests.repository.test_outbox import _server_db
+
+    for engine in _server_db(kind):
+        log = SqlEventLog(engine)
+        log.create()
+        go = threading.Event()
+        first = threading.Thread(target=log.publish, args=([LogRecord("first", b"1")],))
+
+        @event.listens_for(engine, "commit")
+        def hold(conn: object, first: threading.Thread = first, go: threading.Event = go) -> None:
+            if threading.current_thread() is first and not go.is_set():
+                go.wait(10)  # the first publisher's commit waits for the test
+
+        first.start()
+        time.sleep(0.3)  # inserted, at its commit
+        second = threading.Thread(target=log.publish, args=([LogRecord("second", b"2")],))
+        second.start()
+        time.sleep(0.3)  # committed (before), or waiting for the first (now)
+        read = [d.event_id for d in log.consume(10, 0)]
+        go.set()
+        first.join(10)
+        second.join(10)
+        read += [d.event_id for d in log.consume(10, 0.5)]
+        read += [d.event_id for d in log.consume(10, 0.5)]
+        assert sorted(read) == ["first", "second"], read

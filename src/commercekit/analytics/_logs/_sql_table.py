@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from sqlalchemy import BigInteger, Column, Engine, Integer, MetaData, String, Table, select
 from sqlalchemy import exc as sa_exc
 
-from commercekit.analytics._sql import LongBlob
+from commercekit.analytics._sql import LongBlob, upsert
 from commercekit.errors import ConfigurationError, RepositoryError, UnavailableError
 
 from ._log import Delivery, LogRecord, _limits, _polled
@@ -50,7 +50,11 @@ class SqlEventLog:
     """An event log in SQL: ``<prefix>messages`` and ``<prefix>offsets`` (one row per group).
 
     Create the tables with :meth:`create`. Messages are read in sequence
-    order; one consumer per group.
+    order; one consumer per group. Publishers take turns on the one row of
+    ``<prefix>publisher`` before they insert, so sequence numbers commit in
+    order: a reader past sequence *n* never meets a smaller one committed
+    later (two transactions inserting at once could commit 6 before 5, and
+    the reader that had read 6 skipped 5).
     """
 
     def __init__(
@@ -82,11 +86,17 @@ class SqlEventLog:
             Column("grp", String(100), primary_key=True),
             Column("seq", BigInteger, nullable=False),
         )
+        self.publisher = Table(
+            f"{prefix}publisher",
+            self.metadata,
+            Column("id", Integer, primary_key=True, autoincrement=False),
+            Column("batches", BigInteger, nullable=False),
+        )
         self._read_pos: int | None = None
         self._acked: set[int] = set()
 
     def create(self) -> None:
-        """Create the two tables if they are missing."""
+        """Create the tables that are missing (messages, offsets, publisher)."""
         self.metadata.create_all(self._engine)
 
     def publish(self, records: Sequence[LogRecord]) -> None:
@@ -96,6 +106,9 @@ class SqlEventLog:
         # Unreachable is transient (UnavailableError); a record the database refuses for
         # good (an id past 64 characters) is a RepositoryError, never waited out.
         with _sql_errors("publish"), self._engine.begin() as conn:
+            # First, a write that waits for a publisher still in its transaction: the
+            # sequence numbers are drawn after it committed, so they commit in order.
+            upsert(conn, self.publisher, [{"id": 1, "batches": 1}], keys=("id",), add=("batches",))
             conn.execute(
                 self.messages.insert(),
                 [{"event_id": r.event_id, "key": r.key, "body": r.body} for r in records],
