@@ -272,12 +272,31 @@ class Storefront:
         return await run_in_threadpool(self._cart_view, s)
 
     def _waiting(self, s: Session) -> tuple[str, ...]:
-        """The session's checkouts still waiting for their 3-D Secure challenge."""
+        """The session's checkouts still waiting for their 3-D Secure challenge.
+
+        A challenge left unanswered ends when its window runs out
+        (``Checkout.recover()`` opens its cart again): that cart comes back
+        to the session as after a failed challenge (:meth:`_restore`), and
+        the challenge is forgotten.
+        """
+        pending = dict(s.data.get("3ds", {}))
+        held = dict(s.data.get("held", {}))
         waiting = []
-        for checkout_id in s.data.get("3ds", {}):
-            with contextlib.suppress(NotFoundError):
-                if self.c.checkout.status(checkout_id) is CheckoutStatus.ACTION_REQUIRED:
+        for checkout_id in list(pending):
+            try:
+                status = self.c.checkout.status(checkout_id)
+            except NotFoundError:
+                status = None
+            if status is CheckoutStatus.ACTION_REQUIRED or status is CheckoutStatus.RUNNING:
+                if status is CheckoutStatus.ACTION_REQUIRED:
                     waiting.append(str(checkout_id))
+                continue  # (running: being answered now, its request carries it on)
+            frozen = held.pop(checkout_id, None)
+            pending.pop(checkout_id, None)
+            if frozen is not None and status in (CheckoutStatus.FAILED, CheckoutStatus.COMPENSATED):
+                self._restore(s, str(frozen))
+        if len(pending) != len(s.data.get("3ds", {})):
+            s.data["3ds"], s.data["held"] = pending, held
         return tuple(waiting)
 
     def _cart_view(self, s: Session) -> CartView:

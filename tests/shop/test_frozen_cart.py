@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +27,8 @@ THREE_DS = "4000000000003220"
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    """The app's URL and its Shop (for what the background worker would do meanwhile)."""
     import uvicorn
     from shop.root import build_shop
     from shop.seed import seed
@@ -50,11 +52,16 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             assert thread.is_alive(), "uvicorn stopped at start"
             assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
             time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", shop
     finally:
         server.should_exit = True
         thread.join(timeout=15)
         shop.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(served: tuple[str, Any]) -> str:
+    return served[0]
 
 
 @pytest.fixture
@@ -174,3 +181,33 @@ def test_a_visitor_who_signs_in_during_3ds_keeps_a_cart_of_their_own_when_it_fai
     assert placed.status_code == 201, placed.text
     order = placed.json()["order"]
     assert [o["id"] for o in client.get("/api/orders").json()["orders"]] == [order["id"]]
+
+
+def test_a_challenge_left_to_expire_gives_the_frozen_lines_back_to_the_session(
+    client: httpx.Client, served: tuple[str, Any]
+) -> None:
+    """The buyer never answers the challenge and adds to a new cart meanwhile; the 3-D Secure
+    window runs out and ``Checkout.recover()`` (the app's background worker) opens the frozen
+    cart again. The session's cart then has both carts' lines, as after a failed challenge:
+    the frozen cart's lines had been left in a cart no session held."""
+    import sqlalchemy as sa
+
+    from commercekit.commerce.checkout import CheckoutStatus
+
+    shop = served[1]
+    first, second = two_skus(client)
+    client.post("/api/cart/add", json={"sku": first, "qty": 1})
+    paused = client.post("/api/checkout", json={**ADDRESS, "card_number": THREE_DS})
+    assert paused.status_code == 202, paused.text
+    cid = paused.json()["checkout_id"]
+    client.post("/api/cart/add", json={"sku": second, "qty": 1})
+    with shop.db.unit_of_work() as uow:  # the window ran out
+        uow.session.execute(
+            sa.text("UPDATE ck_checkouts SET lease_until = 0 WHERE id = :id"), {"id": cid}
+        )
+    shop.commerce.checkout.recover()
+    assert shop.commerce.checkout.status(cid) is not CheckoutStatus.ACTION_REQUIRED
+    for _ in range(2):  # and the session keeps it
+        cart = client.get("/api/cart").json()
+        assert lines(cart) == {first: 1, second: 1}
+        assert cart["checkout_in_progress"] == []
