@@ -225,6 +225,11 @@ def test_another_running_loop_is_a_configuration_error(tmp_path: Path) -> None:
         async def elsewhere() -> None:
             with pytest.raises(ConfigurationError, match="in use on another event loop"):
                 await db.repository(Item).count()
+            # Every routed read asks for the running loop's pools, pages and lists too.
+            with pytest.raises(ConfigurationError, match="in use on another event loop"):
+                await db.repository(Item).find()
+            with pytest.raises(ConfigurationError, match="in use on another event loop"):
+                await db.repository(Item).list()
             with pytest.raises(ConfigurationError, match="one per event loop"):
                 async with db.unit_of_work():
                     pass

@@ -162,7 +162,7 @@ class AsyncReadRepository(Generic[T]):
         **equals: object,
     ) -> Page[T]:
         """One keyset page; across shards, pages merge in order."""
-        return await run_sync(
+        return await self._read(
             self._reads.find,
             *where,
             order_by=order_by,
@@ -183,7 +183,7 @@ class AsyncReadRepository(Generic[T]):
         **equals: object,
     ) -> builtins.list[T]:
         """Every match (up to *limit*), merged in order across shards."""
-        return await run_sync(
+        return await self._read(
             self._reads.list,
             *where,
             order_by=order_by,
