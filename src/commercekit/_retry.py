@@ -163,6 +163,23 @@ class RetryPolicy:
             if self.attempts < 2 or not is_transient(exc):
                 raise
             first: BaseException = exc
+        return self._again(work, first, sleep=sleep, rng=rng, on_retry=on_retry)
+
+    def _again(
+        self,
+        work: Callable[[], _T],
+        first: BaseException,
+        *,
+        sleep: Sleep = time.sleep,
+        rng: random.Random | None = None,
+        on_retry: Callable[[BaseException], None] | None = None,
+    ) -> _T:
+        """:meth:`call` from its first retry, after *work*'s first attempt raised *first*.
+
+        For a caller that runs the first attempt itself, to spare the common
+        path a frame: *first* must be an error :meth:`call` retries (the
+        policy allows a second attempt and it is transient).
+        """
         sleep = sync_sleep(sleep, owner="RetryPolicy.call")
         rng = rng if rng is not None else random.Random()
         if on_retry is not None:

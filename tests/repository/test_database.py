@@ -402,3 +402,30 @@ def test_a_loss_in_nested_work_is_not_the_outer_unit_of_work_s_loss(
     assert "r1" not in outer._avoid
     assert _ejected(g.db, "main", "r2") is (inner == "replica")
     assert g.metrics.value(f"{M}replica_ejections_total", group="main", node="r1") == 0
+
+
+def test_a_database_without_replicas_reads_from_the_primary_and_retries_there(
+    tmp_path: Path,
+) -> None:
+    """The routed reads of a single-node group: counted, retried, translated, connection back."""
+    primary = sqlite_engine(tmp_path / "p.db")
+    Base.metadata.create_all(primary)
+    metrics = InMemoryMetrics()
+    db = Database(ReplicatedTopology(Node("primary", primary)), metrics=metrics)
+    with db.unit_of_work() as uow:
+        uow.repository(Customer).add(customer(1))
+    outage = Outage(primary)
+    assert db.repository(Customer).require(1).id == 1
+    assert [c.id for c in db.repository(Customer).find()] == [1]
+    assert metrics.value(f"{M}reads_total", role="primary") == 2
+    assert metrics.value(f"{M}fallbacks_total", reason="no_replica") == 2
+    outage.on = True  # every attempt loses its connection: retried, then raised translated
+    with pytest.raises(DatabaseUnavailableError, match="primary"):
+        db.repository(Customer).get(1)
+    assert outage.failed == 3  # RetryPolicy's 3 attempts
+    assert metrics.value(f"{M}retries_total", work="read") == 2
+    assert metrics.value(f"{M}reads_total", role="primary") == 2
+    assert primary.pool.checkedout() == 0  # type: ignore[attr-defined]
+    outage.on = False
+    assert db.repository(Customer).get(1) is not None
+    assert metrics.value(f"{M}reads_total", role="primary") == 3

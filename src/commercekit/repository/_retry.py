@@ -11,23 +11,41 @@ The policy itself is commercekit's one :class:`~commercekit._retry.RetryPolicy`
 
 from __future__ import annotations
 
-import time
+import functools
 from collections.abc import Callable
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 from commercekit._retry import RetryPolicy
+from commercekit.errors import is_transient
 
 __all__ = ["RetryPolicy", "call_with_retries"]
 
+P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def call_with_retries(
-    fn: Callable[[], R],
     policy: RetryPolicy,
-    *,
     on_retry: Callable[[], None],
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None],
+    fn: Callable[P, R],
+    /,
+    *args: P.args,
+    **kwargs: P.kwargs,
 ) -> R:
-    """Call *fn*; while it raises a transient error, wait and call it again, up to policy."""
-    return policy.call(fn, sleep=sleep, on_retry=lambda _exc: on_retry())
+    """Call *fn* with the arguments; while it raises a transient error, call it again, up to policy.
+
+    :meth:`RetryPolicy.call`, with the first attempt run here and its
+    arguments passed on: every routed read and every retried unit of work
+    goes through it, and the common path (the first attempt served) costs
+    this one frame, with no closure built for it.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        if policy.attempts < 2 or not is_transient(exc):
+            raise
+        first: BaseException = exc
+    return policy._again(
+        functools.partial(fn, *args, **kwargs), first, sleep=sleep, on_retry=lambda _exc: on_retry()
+    )

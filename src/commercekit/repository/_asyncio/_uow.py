@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from commercekit.repository._policy._routing import Role
 from commercekit.repository._policy._token import ConsistencyToken
-from commercekit.repository._runtime._sessions import REBIND, ReadOnlySession
+from commercekit.repository._runtime._sessions import REBIND, FailOverSession
 from commercekit.repository._runtime._uow import UnitOfWork
 
 from ._bridge import run_sync
@@ -46,7 +46,7 @@ def async_session(conn: Connection, read_only: bool) -> Session:
     keeps the ``AsyncSession`` in its ``info``, with how to move both to
     another connection when a read-only unit of work fails over.
     """
-    kind = ReadOnlySession if read_only else Session
+    kind = FailOverSession if read_only else Session
     options: dict[str, Any] = {"autoflush": False} if read_only else {}
     session = AsyncSession(
         AsyncConnection._retrieve_proxy_for_target(conn),

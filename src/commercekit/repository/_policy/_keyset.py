@@ -202,9 +202,13 @@ def _untag(item: object) -> object:
     return parse[tag](raw)
 
 
+_CURSOR_JSON = json.JSONEncoder(separators=(",", ":"))
+"""``json.dumps(..., separators=...)`` without building an encoder on every page."""
+
+
 def encode_cursor(values: Sequence[object]) -> str:
     """An opaque, URL-safe cursor for *values*."""
-    text = json.dumps([_tag(v) for v in values], separators=(",", ":"))
+    text = _CURSOR_JSON.encode([_tag(v) for v in values])
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 

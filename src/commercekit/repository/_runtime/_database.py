@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, MetaData, event
@@ -109,6 +109,8 @@ class Database:
             nodes.extend((group.name, r.name, Role.REPLICA) for r in group.replicas)
         backend = metrics or NullMetrics()
         self._metrics = RepositoryMetrics(backend, nodes)
+        self._read_retried = self._metrics.retries["read"].inc
+        self._work_retried = self._metrics.retries["unit_of_work"].inc
         self._policy = policy or RoutingPolicy()
         self._retry = retry or RetryPolicy()
         self._sleep = sync_sleep(sleep, owner=type(self).__name__)
@@ -129,6 +131,9 @@ class Database:
             )
             for group in groups
         }
+        self._guards = {name: self._guard(name) for name in self._groups}
+        self._only_group = tuple(self._groups.values())
+        """Every read's groups when there is one group (built once)."""
 
         self._placement = shard_placement(list(self._groups))
         self._shard_keys = dict(shard_keys or {})
@@ -212,7 +217,7 @@ class Database:
 
     def _group(self, shard_key: Hashable | None) -> GroupRuntime:
         if len(self._groups) == 1:
-            return next(iter(self._groups.values()))
+            return self._only_group[0]
         if shard_key is None:
             raise InvalidInputError(
                 f"this database has {len(self._groups)} shards: pass shard_key= to pick one"
@@ -270,7 +275,7 @@ class Database:
             read_only=read_only,
             token=self._token(token),
             key=key,
-            guard=self._guard(group.name),
+            guard=self._guards[group.name],
             metrics=self._metrics,
             wall_clock=self._wall_clock,
             session_factory=session_factory,
@@ -329,7 +334,7 @@ class Database:
             once,
             retrying=read_only or retry,
             policy=self._retry,
-            on_retry=self._metrics.retries["unit_of_work"].inc,
+            on_retry=self._work_retried,
             sleep=self._sleep,
         )
 
@@ -356,10 +361,7 @@ class Database:
         wanted = None if token is None else token.get(group.name)
         try:
             return call_with_retries(
-                lambda: group.run_read(fn, wanted, None),
-                self._retry,
-                on_retry=self._metrics.retries["read"].inc,
-                sleep=self._sleep,
+                self._retry, self._read_retried, self._sleep, group.run_read, fn, wanted, None
             )
         except CommerceKitError as exc:
             self._metrics.error(exc)
@@ -367,9 +369,9 @@ class Database:
 
     def _groups_for(
         self, model: type[Any], shard_key: Hashable | None, key: Any = None
-    ) -> list[GroupRuntime]:
+    ) -> Sequence[GroupRuntime]:
         if len(self._groups) == 1:
-            return list(self._groups.values())
+            return self._only_group
         if shard_key is not None:
             return [self._groups[self.shard_for(shard_key)]]
         attr = self._shard_keys.get(model)

@@ -8,7 +8,6 @@ module carries the decisions out on connections and reports what it learns
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -42,6 +41,7 @@ from commercekit.repository._typing import PositionSource, Topology, TopologyNod
 from commercekit.typing import MonotonicClock, WallClock
 
 from ._background import Background, Spawn, spawn_thread
+from ._leases import ReadLease, close_quietly
 from ._metrics import RepositoryMetrics
 from ._replicas import ReplicaSet
 from ._settings import ReadSettings
@@ -112,6 +112,15 @@ class GroupRuntime:
             for read_only in (False, True)
         }
         """A unit of work's trace-span attributes (by read-only), built once."""
+        self.notices = self.primary.engine.dialect.name == "postgresql"
+        """Whether the primary's connections collect server notices (only PostgreSQL's do)."""
+        self._primary_only = Route(
+            (Target(self.primary.name, Role.PRIMARY),), FallbackReason.NO_REPLICA
+        )
+        """The route of every read while the group has no replica (built once)."""
+        self._count_primary_read = metrics.reads[Role.PRIMARY].inc
+        self._count_replica_read = metrics.reads[Role.REPLICA].inc
+        self._count_no_replica = metrics.fallbacks[FallbackReason.NO_REPLICA].inc
         self._probe_lock = threading.Lock()
         self._probe_work: Background | None = None
         self._next_probe_s = float("-inf")
@@ -208,9 +217,11 @@ class GroupRuntime:
         replica that has just left service). Replicas in *avoid* (lost by this
         read's earlier attempt, maybe not yet ejected) are left out.
         """
+        if not self.replicas:  # route_read's answer for no replica, without the work
+            return self._primary_only, None  # (a read-only unit of work's route)
         now = self._clock()
         order, lease = self.replica_set.order(key)
-        read = _ReadLease(self.replica_set, lease)
+        read = ReadLease(self.replica_set, lease)
         try:
             views = self.replica_set.views(order, now)
             if avoid:
@@ -256,7 +267,32 @@ class GroupRuntime:
         the primary); after a second failure it goes to the primary. Errors on
         the primary are raised, translated.
         """
+        if not self.replicas:
+            return self._read_on_primary(fn)
         return self._serve(fn, wanted, key, keep_open=False)[3]  # type: ignore[return-value]
+
+    def _read_on_primary(self, fn: ReadFn[R]) -> R:
+        """:meth:`_attempt` of the one-target route a group without replicas gets (``NO_REPLICA``).
+
+        Without the probe check, the route and the lease: a single-node database pays for no
+        replica logic on every read.
+        """
+        node = self.primary
+        conn: Connection | None = None
+        try:
+            conn = node.engine.connect()
+            result = fn(conn, node, Role.PRIMARY)
+        except BaseException as exc:  # a cancelled task (asyncio) gives its connection back too
+            if conn is not None:
+                close_quietly(conn)
+            error = translate(exc, node=node.name) if isinstance(exc, Exception) else exc
+            if error is exc:
+                raise
+            raise error from exc
+        close_quietly(conn)
+        self._count_primary_read()
+        self._count_no_replica()
+        return result
 
     def acquire_read(
         self, wanted: Position | None, key: Hashable | None, avoid: frozenset[str] = _NONE
@@ -281,7 +317,7 @@ class GroupRuntime:
     ) -> tuple[Connection, TopologyNode, Role, R | None, Lease | None]:
         self.maybe_probe()
         route, lease = self.route(wanted, key, avoid)
-        read = _ReadLease(self.replica_set, lease)
+        read = ReadLease(self.replica_set, lease)
         try:
             conn, node, role, result = self._attempt(fn, wanted, route, read, keep_open=keep_open)
         except BaseException:
@@ -296,7 +332,7 @@ class GroupRuntime:
         fn: ReadFn[R] | None,
         wanted: Position | None,
         route: Route,
-        read: _ReadLease,
+        read: ReadLease,
         *,
         keep_open: bool,
     ) -> tuple[Connection, TopologyNode, Role, R | None]:
@@ -323,7 +359,7 @@ class GroupRuntime:
                 result = None if fn is None else fn(conn, node, target.role)
             except Exception as exc:
                 if conn is not None:
-                    _close_quietly(conn)
+                    close_quietly(conn)
                 error = translate(exc, node=node.name)
                 if target.role is Role.REPLICA:
                     if isinstance(error, DatabaseUnavailableError):
@@ -342,53 +378,17 @@ class GroupRuntime:
                 raise error from exc
             except BaseException:  # a cancelled task (asyncio) gives its connection back too
                 if conn is not None:
-                    _close_quietly(conn)
+                    close_quietly(conn)
                 raise
             if not keep_open:
-                _close_quietly(conn)  # the read is done; a failure to close changes nothing
+                close_quietly(conn)  # the read is done; a failure to close changes nothing
             if target.role is Role.REPLICA:
                 self.replica_set.report_success(target.name)
-                self._metrics.reads[Role.REPLICA].inc()
+                self._count_replica_read()
             else:
-                self._metrics.reads[Role.PRIMARY].inc()
-                if reason is not None:
+                self._count_primary_read()
+                if reason is FallbackReason.NO_REPLICA:
+                    self._count_no_replica()
+                elif reason is not None:
                     self._metrics.fallbacks[reason].inc()
             return conn, node, target.role, result
-
-
-class _ReadLease:
-    """The balancer lease of one read: on the replica it runs on now, none on the primary.
-
-    A read that fails over to another target moves its lease there, so every
-    replica read counts as that replica's load while it runs, and each lease is
-    released exactly once (``read.lease`` is None once released or handed on).
-    """
-
-    __slots__ = ("_replicas", "lease")
-
-    def __init__(self, replicas: ReplicaSet, lease: Lease | None) -> None:
-        self._replicas = replicas
-        self.lease = lease
-
-    def follow(self, target: Target) -> None:
-        """Hold the lease on *target* if it is a replica (moving it there), else none."""
-        on_replica = target.role is Role.REPLICA
-        lease, self.lease = self.lease, None
-        if lease is not None:
-            if on_replica and lease.node == target.name:
-                self.lease = lease
-                return
-            lease.release()
-        if on_replica:
-            self.lease = self._replicas.lease(target.name)
-
-    def release(self) -> None:
-        """Release the lease held, if any (once: later calls do nothing)."""
-        lease, self.lease = self.lease, None
-        if lease is not None:
-            lease.release()
-
-
-def _close_quietly(conn: Connection) -> None:
-    with contextlib.suppress(Exception):  # the connection is already broken
-        conn.close()

@@ -67,13 +67,13 @@ class ReadRepository(Generic[T]):
             with ReadOnlySession(bind=conn, autoflush=False) as session:
                 return op(Repository(model, session, node=node.name))
 
-        return [
-            # No affinity: routed reads spread by load (a primary key as affinity key
-            # would pin a hot row to one replica). For affinity, use a read-only
-            # unit of work opened with key=.
-            db._read_in(group, read, parsed)
-            for group in (groups or db._groups_for(model, shard_key, key))
-        ]
+        # No affinity: routed reads spread by load (a primary key as affinity key
+        # would pin a hot row to one replica). For affinity, use a read-only
+        # unit of work opened with key=.
+        chosen = groups or db._groups_for(model, shard_key, key)
+        if len(chosen) == 1:
+            return [db._read_in(chosen[0], read, parsed)]
+        return [db._read_in(group, read, parsed) for group in chosen]
 
     def get(
         self, key: Any, *, token: TokenLike = None, shard_key: Hashable | None = None

@@ -48,6 +48,8 @@ def run_attempts(
     commit. Each attempt's unit of work avoids the replicas earlier attempts
     lost (*make* gets their names), even those the balancer has not ejected yet.
     """
+    if not retrying:
+        return once(make(frozenset()))
     avoid: frozenset[str] = frozenset()
 
     def attempt() -> R:
@@ -58,6 +60,4 @@ def run_attempts(
         finally:
             avoid = uow._avoid
 
-    if not retrying:
-        return attempt()
-    return call_with_retries(attempt, policy, on_retry=on_retry, sleep=sleep)
+    return call_with_retries(policy, on_retry, sleep, attempt)

@@ -15,6 +15,7 @@ __all__ = [
     "FAIL_OVER",
     "LOST",
     "REBIND",
+    "FailOverSession",
     "ReadOnlySession",
     "SessionFactory",
     "plain_session",
@@ -57,7 +58,23 @@ def _plain_select(statement: Any) -> bool:
 
 
 class ReadOnlySession(Session):
-    """A session whose ORM flushes refuse to write (a read-only unit of work).
+    """A session whose ORM flushes refuse to write (a routed read, a read-only unit of work).
+
+    A routed read runs in one on the node its executor chose, which moves the
+    read to the next node itself when this one fails: the session adds nothing
+    to a statement but the refusal to flush changes.
+    """
+
+    def flush(self, objects: Any = None) -> None:
+        if self.new or self.deleted or self.dirty:
+            raise ReadOnlyError(
+                "a read-only unit of work cannot write; open one with read_only=False"
+            )
+        super().flush(objects)
+
+
+class FailOverSession(ReadOnlySession):
+    """The session of a read-only unit of work: read-only, with fail-over under its first statement.
 
     A read-only unit of work on a replica whose first statement loses the
     replica runs that statement again on another node (the unit of work's
@@ -85,20 +102,13 @@ class ReadOnlySession(Session):
             del self.info[FAIL_OVER]  # a statement was served here: no moving from now on
         return result
 
-    def flush(self, objects: Any = None) -> None:
-        if self.new or self.deleted or self.dirty:
-            raise ReadOnlyError(
-                "a read-only unit of work cannot write; open one with read_only=False"
-            )
-        super().flush(objects)
-
 
 SessionFactory = Callable[[Connection, bool], Session]
 """Builds a unit of work's session on its connection (the bool: read-only)."""
 
 
 def plain_session(conn: Connection, read_only: bool) -> Session:
-    """The session of a sync unit of work: read-only ones refuse ORM writes."""
+    """The session of a sync unit of work: read-only ones refuse ORM writes and fail over."""
     if read_only:
-        return ReadOnlySession(bind=conn, autoflush=False)
+        return FailOverSession(bind=conn, autoflush=False)
     return Session(bind=conn, expire_on_commit=False)

@@ -1,10 +1,9 @@
 """``UnitOfWork``: one transaction on one node, from its first statement to its end.
 
-A unit of work that may write runs on its group's primary; a read-only one on
-a single replica (one that has replayed the caller's token) or the primary.
-As a context manager it commits when the block ends normally and rolls back
-when it raises. After a commit, ``token`` is the consistency token that makes
-later reads see this commit.
+A unit of work that may write runs on its group's primary; a read-only one on a single replica
+(one that has replayed the caller's token) or the primary. As a context manager it commits when
+the block ends normally and rolls back when it raises. After a commit, ``token`` is the
+consistency token that makes later reads see this commit.
 """
 
 from __future__ import annotations
@@ -34,9 +33,10 @@ from commercekit.repository._typing import PositionSource, TopologyNode
 from commercekit.typing import WallClock
 
 from ._group import GroupRuntime
+from ._leases import close_quietly
 from ._metrics import RepositoryMetrics
 from ._repository import Repository
-from ._sessions import FAIL_OVER, LOST, ReadOnlySession, SessionFactory, plain_session, rebind
+from ._sessions import FAIL_OVER, LOST, FailOverSession, SessionFactory, plain_session, rebind
 from ._spans import node_span_attributes
 
 __all__ = ["NOTICES_KEY", "UnitOfWork"]
@@ -120,7 +120,7 @@ class UnitOfWork:
             self.close()
             raise
         self._conn, self._node, self._role, self._session = conn, node, role, session
-        if role is Role.REPLICA and isinstance(session, ReadOnlySession):
+        if role is Role.REPLICA and isinstance(session, FailOverSession):
             session.info[FAIL_OVER] = self._fail_over
             session.info[LOST] = self._lost
         if self._traced is not None:
@@ -258,7 +258,8 @@ class UnitOfWork:
             self._fail(exc, committing=False)
         if self._conn is None:
             raise InvalidStateError("the unit of work has no connection to flush on")
-        notices: list[str] | None = self._conn.connection.info.get(NOTICES_KEY)
+        pg = self._group.notices  # only a PostgreSQL primary collects notices
+        notices: list[str] | None = self._conn.connection.info.get(NOTICES_KEY) if pg else None
         if notices:
             notices.clear()
         try:
@@ -297,8 +298,7 @@ class UnitOfWork:
                 self._session.close()
         finally:
             if self._conn is not None:
-                with contextlib.suppress(Exception):  # closing a broken connection
-                    self._conn.close()
+                close_quietly(self._conn)  # a broken connection's close raises nothing here
             lease, self._lease = self._lease, None
             if lease is not None:
                 lease.release()  # the replica's load, for the balancer: once, whatever happened
