@@ -8,6 +8,7 @@ import pytest
 
 from commercekit.commerce.cart import Carts, CartStatus
 from commercekit.errors import (
+    DatabaseUnavailableError,
     InvalidInputError,
     InvalidStateError,
     NotFoundError,
@@ -117,3 +118,37 @@ def test_bad_input_is_typed_and_changes_nothing(carts: Carts) -> None:
     other = carts.create("USD")
     with pytest.raises(InvalidInputError):
         carts.merge(other.id, cart.id)
+
+
+def test_a_catalog_error_refuses_a_change_before_writing(db: Database, clock: FakeClock) -> None:
+    """The product is looked up before the write: a failing lookup changes nothing."""
+    events: list[tuple[str, dict[str, str | int]]] = []
+    down = False
+
+    def product_of(sku: str) -> str | None:
+        if down:
+            raise DatabaseUnavailableError("the catalog is unavailable")
+        return "P-" + sku if sku in KNOWN else None
+
+    carts = Carts(
+        db, product_of=product_of, on_event=lambda n, p: events.append((n, p)), clock=clock
+    )
+    cart = carts.create("EUR")
+    carts.add(cart.id, "MUG", 2)
+    down = True
+    for call in (
+        lambda: carts.remove(cart.id, "MUG"),
+        lambda: carts.add(cart.id, "MUG"),
+        lambda: carts.set_quantity(cart.id, "MUG", 5),
+    ):
+        with pytest.raises(DatabaseUnavailableError):
+            call()
+        assert carts.get(cart.id).lines == {"MUG": 2}  # not applied, as reported
+        assert carts.get(cart.id).version == 2
+    down = False
+    carts.remove(cart.id, "MUG")
+    assert carts.get(cart.id).lines == {}
+    assert events[-1] == (
+        "Product Removed",
+        {"cart_id": cart.id, "sku": "MUG", "product_id": "P-MUG"},
+    )

@@ -167,11 +167,18 @@ class Carts:
         return self._write(cart_id, "set", lambda s: s.set(sku, qty))
 
     def remove(self, cart_id: str, sku: str) -> Cart:
-        """Remove the line of *sku* (a no-op when it is not there)."""
+        """Remove the line of *sku* (a no-op when it is not there).
+
+        The product for Product Removed is looked up before the write: a
+        catalog that fails refuses the remove rather than report a failure
+        for a line that was removed.
+        """
+        product = sku
+        if self._on_event is not None and self._product_of is not None:
+            check_id(sku, "sku")
+            product = self._product_of(sku) or sku  # a SKU no longer sold: its SKU
         cart = self._write(cart_id, "remove", lambda s: s.remove(sku))
-        if self._on_event is not None:
-            product = (self._product_of(sku) if self._product_of else None) or sku
-            self._emit("Product Removed", cart, sku=sku, product_id=product)
+        self._emit("Product Removed", cart, sku=sku, product_id=product)
         return cart
 
     def set_voucher(self, cart_id: str, code: str | None) -> Cart:
