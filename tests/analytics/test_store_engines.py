@@ -140,3 +140,41 @@ def test_a_sql_log_refusing_a_record_is_not_reported_as_down(engine: Engine) -> 
     assert not isinstance(caught.value, TransientError)
     log.publish([LogRecord("e1", b"{}")])
     assert [d.event_id for d in log.consume(10, 0)] == ["e1"]
+
+
+def test_ids_differing_only_in_case_or_trailing_spaces_are_different_keys(engine: Engine) -> None:
+    """Customer, anonymous and product ids are compared exactly: on MariaDB the server's
+    default collation compares case-insensitively and ignores trailing spaces, so ``Abc``
+    and ``abc`` shared one cart, one cohort row and one product count, and the identity
+    link of one anonymous id replaced the other's."""
+    from sqlalchemy import select
+
+    from commercekit.analytics import LineItem, identify, order_completed, product_viewed
+    from commercekit.money import Money
+
+    eur = Money.of("5.00", "EUR")
+    events = [
+        product_viewed("Tee", eur, anonymous_id="Visitor"),
+        product_viewed("tee", eur, anonymous_id="visitor"),
+        product_viewed("tee ", eur, anonymous_id="visitor "),
+        identify("Abc", "Visitor"),
+        identify("abc", "visitor"),
+        identify("abc ", "visitor "),
+        order_completed("o1", eur, [LineItem("Tee", eur)], customer_id="Abc"),
+        order_completed("o2", eur, [LineItem("tee", eur)], customer_id="abc"),
+        order_completed("o3", eur, [LineItem("tee ", eur)], customer_id="abc "),
+    ]
+    store = AnalyticsStore(Database(ReplicatedTopology(Node("primary", engine))))
+    store.create()
+    result = store.apply([Delivery(str(i), e.to_bytes()) for i, e in enumerate(events)])
+    assert (result.applied, result.duplicates, result.dead_lettered) == (9, 0, 0)
+    reports = Reports(store)
+    viewed = {(p.product, p.count) for p in reports.top_products("viewed")}
+    assert viewed == {("Tee", 1), ("tee", 1), ("tee ", 1)}
+    bought = {(p.product, p.count) for p in reports.top_products("bought")}
+    assert bought == {("Tee", 1), ("tee", 1), ("tee ", 1)}
+    assert [c.size for c in reports.cohorts()] == [3]
+    it = store.schema.identities
+    with engine.connect() as conn:
+        links = set(conn.execute(select(it.c.source, it.c.person)))
+    assert links == {("Visitor", "Abc"), ("visitor", "abc"), ("visitor ", "abc ")}

@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table
 
-from commercekit.analytics._sql import LongText
+from commercekit.analytics._sql import ExactString, LongText
 
 __all__ = ["Schema"]
 
@@ -56,15 +56,15 @@ class Schema:
             processed=Table(
                 f"{p}processed",
                 metadata,
-                Column("event_id", String(_ID), primary_key=True),
+                Column("event_id", ExactString(_ID), primary_key=True),
                 **_CLUSTERED,
             ),
             dead_letters=Table(
                 f"{p}dead_letters",
                 metadata,
                 Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-                Column("handle", String(_NAME), nullable=False),
-                Column("event_id", String(_ID), nullable=True),
+                Column("handle", ExactString(_NAME), nullable=False),
+                Column("event_id", ExactString(_ID), nullable=True),
                 Column("reason", String(1000), nullable=False),
                 Column("body", long_text, nullable=False),
                 Column("at_ms", _big(), nullable=False),
@@ -73,8 +73,8 @@ class Schema:
                 f"{p}funnel_events",
                 metadata,
                 Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-                Column("funnel", String(100), nullable=False),
-                Column("customer", String(_NAME), nullable=False),
+                Column("funnel", ExactString(100), nullable=False),
+                Column("customer", ExactString(_NAME), nullable=False),
                 Column("step", Integer, nullable=False),
                 Column("ts_ms", _big(), nullable=False),
                 Index(f"ix_{p}funnel_events_who", "funnel", "customer"),
@@ -82,8 +82,8 @@ class Schema:
             funnel_progress=Table(
                 f"{p}funnel_progress",
                 metadata,
-                Column("funnel", String(100), primary_key=True),
-                Column("customer", String(_NAME), primary_key=True),
+                Column("funnel", ExactString(100), primary_key=True),
+                Column("customer", ExactString(_NAME), primary_key=True),
                 Column("day", String(10), nullable=False),
                 Column("entered_ms", _big(), nullable=False),
                 Column("reached", Integer, nullable=False),
@@ -95,7 +95,7 @@ class Schema:
             funnel_counts=Table(
                 f"{p}funnel_counts",
                 metadata,
-                Column("funnel", String(100), primary_key=True),
+                Column("funnel", ExactString(100), primary_key=True),
                 Column("day", String(10), primary_key=True),
                 Column("reached", Integer, primary_key=True),
                 Column("n", _big(), nullable=False),
@@ -116,7 +116,7 @@ class Schema:
                 f"{p}product_revenue",
                 metadata,
                 Column("day", String(10), primary_key=True),
-                Column("product", String(_NAME), primary_key=True),
+                Column("product", ExactString(_NAME), primary_key=True),
                 Column("currency", String(3), primary_key=True),
                 Column("quantity", _big(), nullable=False),
                 Column("revenue_minor", _big(), nullable=False),
@@ -126,7 +126,7 @@ class Schema:
                 f"{p}product_counts",
                 metadata,
                 Column("day", String(10), primary_key=True),
-                Column("product", String(_NAME), primary_key=True),
+                Column("product", ExactString(_NAME), primary_key=True),
                 Column("kind", String(10), primary_key=True),
                 Column("n", _big(), nullable=False),
                 **_CLUSTERED,
@@ -134,7 +134,7 @@ class Schema:
             carts=Table(
                 f"{p}carts",
                 metadata,
-                Column("customer", String(_NAME), primary_key=True),
+                Column("customer", ExactString(_NAME), primary_key=True),
                 Column("first_add_ms", _big(), nullable=True),
                 Column("last_order_ms", _big(), nullable=True),
                 **_CLUSTERED,
@@ -142,7 +142,7 @@ class Schema:
             searches=Table(
                 f"{p}searches",
                 metadata,
-                Column("query", String(_NAME), primary_key=True),
+                Column("query", ExactString(_NAME), primary_key=True),
                 Column("searches", _big(), nullable=False),
                 Column("no_result", _big(), nullable=False),
                 **_CLUSTERED,
@@ -150,29 +150,29 @@ class Schema:
             customer_weeks=Table(
                 f"{p}customer_weeks",
                 metadata,
-                Column("customer", String(_NAME), primary_key=True),
+                Column("customer", ExactString(_NAME), primary_key=True),
                 Column("week", String(10), primary_key=True),
                 **_CLUSTERED,
             ),
             item_customers=Table(
                 f"{p}item_customers",
                 metadata,
-                Column("customer", String(_NAME), primary_key=True),
-                Column("product", String(_NAME), primary_key=True),
+                Column("customer", ExactString(_NAME), primary_key=True),
+                Column("product", ExactString(_NAME), primary_key=True),
                 **_CLUSTERED,
             ),
             item_counts=Table(
                 f"{p}item_counts",
                 metadata,
-                Column("product", String(_NAME), primary_key=True),
+                Column("product", ExactString(_NAME), primary_key=True),
                 Column("n", _big(), nullable=False),
                 **_CLUSTERED,
             ),
             co_counts=Table(
                 f"{p}co_counts",
                 metadata,
-                Column("a", String(_NAME), primary_key=True),
-                Column("b", String(_NAME), primary_key=True),
+                Column("a", ExactString(_NAME), primary_key=True),
+                Column("b", ExactString(_NAME), primary_key=True),
                 Column("n", _big(), nullable=False),
                 **_CLUSTERED,
             ),
@@ -181,10 +181,10 @@ class Schema:
             identities=Table(
                 f"{p}identities",
                 metadata,
-                Column("source", String(_NAME), primary_key=True),
-                Column("person", String(_NAME), nullable=False),
+                Column("source", ExactString(_NAME), primary_key=True),
+                Column("person", ExactString(_NAME), nullable=False),
                 Column("ts_ms", _big(), nullable=False),
-                Column("event_id", String(_ID), nullable=False),
+                Column("event_id", ExactString(_ID), nullable=False),
                 Index(f"ix_{p}identities_person", "person"),
                 **_CLUSTERED,
             ),
