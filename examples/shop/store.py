@@ -297,7 +297,31 @@ class Storefront:
                 self._restore(s, str(frozen))
         if len(pending) != len(s.data.get("3ds", {})):
             s.data["3ds"], s.data["held"] = pending, held
+        self._unfrozen(s)
         return tuple(waiting)
+
+    def _unfrozen(self, s: Session) -> None:
+        """Guest carts a sign-in could not merge (a checkout of theirs was running).
+
+        A checkout that failed opened its cart again: the cart goes into the
+        customer's (:meth:`_restore`); one still running is kept for later, and
+        one that ordered (or merged since) is forgotten.
+        """
+        unmerged = list(s.data.get("unmerged", []))
+        if not unmerged:
+            return
+        keep = []
+        for cart_id in unmerged:
+            try:
+                status = self.c.carts.get(str(cart_id)).status
+            except NotFoundError:
+                continue
+            if status is CartStatus.FROZEN:
+                keep.append(cart_id)
+            elif status is CartStatus.OPEN:
+                self._restore(s, str(cart_id))
+        if keep != unmerged:
+            s.data["unmerged"] = keep
 
     def _cart_view(self, s: Session) -> CartView:
         settings = self.shop.settings
@@ -354,9 +378,13 @@ class Storefront:
         def merge() -> str | None:
             into = self.c.carts.create(self.shop.settings.currency, customer_id=customer_id)
             if guest_cart is not None:
-                # gone, ordered, or frozen by a checkout still running: nothing to merge
-                with contextlib.suppress(NotFoundError, InvalidStateError):
+                try:
                     self.c.carts.merge(str(guest_cart), into.id)
+                except CartFrozenError:
+                    # frozen by a checkout still running: merged should it fail (_unfrozen)
+                    s.data["unmerged"] = [*s.data.get("unmerged", []), str(guest_cart)]
+                except (NotFoundError, InvalidStateError):
+                    pass  # gone or ordered: nothing to merge
             return into.id
 
         s.data["customer"] = customer_id
@@ -384,18 +412,25 @@ class Storefront:
                     **s.ident(),
                 )
             )
-        s.data["address"] = address
-        result: CheckoutResult = await run_in_threadpool(
-            lambda: self.c.checkout.place(
-                str(cart_id),
-                card,
-                region=self.shop.settings.region,
-                return_url="/checkout/3ds",
-                # A guest's order events carry the id its browsing events did, so the
-                # funnel and cart abandonment join them to the order.
-                anonymous_id=None if s.customer_id else s.sid,
+        try:
+            result: CheckoutResult = await run_in_threadpool(
+                lambda: self.c.checkout.place(
+                    str(cart_id),
+                    card,
+                    region=self.shop.settings.region,
+                    return_url="/checkout/3ds",
+                    # A guest's order events carry the id its browsing events did, so the
+                    # funnel and cart abandonment join them to the order.
+                    anonymous_id=None if s.customer_id else s.sid,
+                )
             )
-        )
+        except CommerceKitError:
+            # The checkout opened its cart again. The session (a cookie) is left as it
+            # was when unchanged: a sign-in from another tab meanwhile answered with a
+            # newer one, which merges the cart once it is open (_unfrozen).
+            await run_in_threadpool(self._restore, s, str(cart_id))
+            raise
+        s.data["address"] = address
         if result.action is not None:
             pending = dict(s.data.get("3ds", {}))
             pending[result.checkout_id] = result.action.reference
@@ -462,7 +497,8 @@ class Storefront:
             # gone or ordered meanwhile: nothing to merge
             with contextlib.suppress(NotFoundError, InvalidStateError):
                 self.c.carts.merge(str(current), cart_id)
-        s.data["cart"] = cart_id
+        if current is None or str(current) != cart_id:
+            s.data["cart"] = cart_id  # (left unwritten when it is so already)
 
     async def _placed(self, s: Session, order: Order | None, cart_id: str | None) -> None:
         """The order of the checkout of *cart_id* is placed: that cart is no longer the

@@ -211,3 +211,48 @@ def test_a_challenge_left_to_expire_gives_the_frozen_lines_back_to_the_session(
         cart = client.get("/api/cart").json()
         assert lines(cart) == {first: 1, second: 1}
         assert cart["checkout_in_progress"] == []
+
+
+def test_a_visitor_who_signs_in_during_a_checkout_that_fails_keeps_its_lines(
+    client: httpx.Client, served: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A guest's checkout (no 3-D Secure) is waiting for the payment; the guest signs in from
+    another tab (the frozen cart cannot merge, so the customer gets a cart of their own) and
+    the card is then declined. The checkout opens the guest's cart again: its lines go into
+    the customer's cart. They had been left in a cart no session held (and the declined
+    checkout's answer had carried the guest's session back, signing the visitor out)."""
+    shop = served[1]
+    first, second = two_skus(client)
+    client.post("/api/cart/add", json={"sku": first, "qty": 1})
+    paying, signed_in = threading.Event(), threading.Event()
+    authorize = shop.gateway.authorize
+
+    def slow_authorize(*args: Any, **kwargs: Any) -> Any:
+        paying.set()
+        assert signed_in.wait(30), "the sign-in did not happen"
+        return authorize(*args, **kwargs)
+
+    monkeypatch.setattr(shop.gateway, "authorize", slow_authorize)
+    answers: list[httpx.Response] = []
+    declined_card = {**ADDRESS, "card_number": "4000000000000002"}
+    tab = threading.Thread(
+        target=lambda: answers.append(client.post("/api/checkout", json=declined_card))
+    )
+    tab.start()
+    try:
+        assert paying.wait(30), "the checkout did not reach the payment"
+        email = f"declined-{first[:6].lower()}-{time.monotonic_ns()}@example.com"
+        signed = client.post("/api/signin", json={"email": email, "password": "secret-1"})
+        assert signed.status_code == 200, signed.text
+        client.post("/api/cart/add", json={"sku": second, "qty": 1})
+    finally:
+        signed_in.set()
+        tab.join(30)
+    monkeypatch.undo()
+    assert answers, "the checkout did not answer"
+    assert answers[0].status_code == 402, answers[0].text
+    assert lines(client.get("/api/cart").json()) == {first: 1, second: 1}
+    placed = client.post("/api/checkout", json={**ADDRESS, "card_number": "4242424242424242"})
+    assert placed.status_code == 201, placed.text
+    order = placed.json()["order"]
+    assert [o["id"] for o in client.get("/api/orders").json()["orders"]] == [order["id"]]
