@@ -253,15 +253,22 @@ class Storefront:
             raise NotFoundError("the cart is empty")
 
         def work() -> tuple[Listing, int]:
-            before = 0
-
-            def change(cid: str) -> None:
-                nonlocal before
-                before = self.c.carts.get(cid).lines.get(sku, 0)
-                self.c.carts.remove(cid, sku)
-
-            self._change(s, str(cart_id), change)
-            return self._listing_for(sku), before
+            # Unlike an add, a remove never starts a new cart (see _change): the line
+            # is in the frozen cart (the checkout's, refused) or in none (nothing to do).
+            cart = self.c.carts.get(str(cart_id))
+            before = cart.lines.get(sku, 0)
+            frozen = cart.status is CartStatus.FROZEN
+            if not frozen:
+                try:
+                    self.c.carts.remove(cart.id, sku)
+                except CartFrozenError:
+                    frozen = True  # a checkout froze it meanwhile
+            if frozen and before:
+                raise CartFrozenError(
+                    "this item is in a checkout waiting for its 3-D Secure challenge:"
+                    " answer the challenge (a failed one gives the cart back) to change it"
+                )
+            return self._listing_for(sku), 0 if frozen else before
 
         listing, before = await run_in_threadpool(work)
         if before:

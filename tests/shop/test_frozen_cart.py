@@ -256,3 +256,36 @@ def test_a_visitor_who_signs_in_during_a_checkout_that_fails_keeps_its_lines(
     assert placed.status_code == 201, placed.text
     order = placed.json()["order"]
     assert [o["id"] for o in client.get("/api/orders").json()["orders"]] == [order["id"]]
+
+
+def test_removing_a_line_of_the_frozen_cart_during_3ds_starts_no_cart(
+    client: httpx.Client,
+) -> None:
+    """During the challenge the frozen cart's lines are the checkout's: removing one is
+    refused (409, saying why) and creates no cart, and removing a line that is in no cart
+    changes nothing. Either had left the session an empty new cart in place of the frozen
+    one, and the 409 had been a 200 that removed nothing."""
+    first, second = two_skus(client)
+    client.post("/api/cart/add", json={"sku": first, "qty": 1})
+    frozen = client.get("/api/cart").json()["cart_id"]
+    paused = client.post("/api/checkout", json={**ADDRESS, "card_number": THREE_DS})
+    assert paused.status_code == 202, paused.text
+
+    refused = client.post("/api/cart/remove", json={"sku": first})
+    assert refused.status_code == 409, refused.text
+    assert "3-D Secure" in refused.json()["message"]
+    nothing = client.post("/api/cart/remove", json={"sku": second})
+    assert nothing.status_code == 200, nothing.text
+    assert nothing.json()["cart_id"] == frozen  # no new (empty) cart
+    zero = client.post("/api/cart/set", json={"sku": first, "qty": 0})
+    assert zero.status_code == 409, zero.text
+    assert client.get("/api/cart").json()["cart_id"] == frozen
+
+    failed = client.post(paused.json()["challenge"], json={"outcome": "fail"})
+    assert failed.status_code == 402, failed.text
+    cart = client.get("/api/cart").json()
+    assert cart["cart_id"] == frozen
+    assert lines(cart) == {first: 1}
+    removed = client.post("/api/cart/remove", json={"sku": first})
+    assert removed.status_code == 200, removed.text
+    assert lines(removed.json()) == {}
