@@ -178,3 +178,34 @@ def test_ids_differing_only_in_case_or_trailing_spaces_are_different_keys(engine
     with engine.connect() as conn:
         links = set(conn.execute(select(it.c.source, it.c.person)))
     assert links == {("Visitor", "Abc"), ("visitor", "abc"), ("visitor ", "abc ")}
+
+
+def test_two_consumers_parking_the_same_message_park_it_once(engine: Engine) -> None:
+    """Two consumers holding the same poison message park it at once: the second waits for
+    the first (both take the store's writer row, as batches do) and finds it parked; a
+    second insert of its key is taken as done, never raised as DuplicateError."""
+    import threading
+
+    store = AnalyticsStore(Database(ReplicatedTopology(Node("primary", engine))))
+    store.create()
+    messages = [Delivery(str(i), f"poison {i}".encode(), f"m{i}") for i in range(20)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def consume() -> None:
+        for d in messages:
+            try:
+                barrier.wait(30)
+                store.park(d, "refused")
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=consume) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    parked = Reports(store).dead_letters()
+    assert sorted(p["handle"] for p in parked) == sorted(d.handle for d in messages)
+    assert store.is_processed([f"m{i}" for i in range(20)]) == {f"m{i}" for i in range(20)}

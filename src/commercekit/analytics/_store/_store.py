@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-from sqlalchemy import MetaData, bindparam, select
+from sqlalchemy import Connection, MetaData, bindparam, select
 
 from commercekit.analytics._events._wire import decode_wire
 from commercekit.analytics._logs._log import Delivery
@@ -109,10 +109,18 @@ class AnalyticsStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def park(self, delivery: Delivery, reason: str) -> None:
-        """Park one delivery in ``dead_letters`` (once, keyed like a processed event)."""
+        """Park one delivery in ``dead_letters`` (once, keyed like a processed event).
+
+        It takes its turn on the ``writer`` row as a batch does, so two
+        consumers parking the same message at once park it once: the second
+        waits for the first and finds the message processed. A second insert
+        of its key (a store whose other writers skip the turn) means it is
+        parked already, and is taken as done.
+        """
 
         def work(uow: UnitOfWork) -> None:
             s, conn = self.schema, uow.session.connection()
+            self._take_turn(conn)
             key = _message_key(delivery)
             with contextlib.suppress(InvalidInputError):  # keyed as _apply keys it: by the
                 key = _stored_key(decode_wire(delivery.body)[0])  # event's id, when it is one
@@ -122,15 +130,25 @@ class AnalyticsStore:
             row = _dead_letter(delivery, delivery.event_id, reason, int(self._clock() * 1000))
             insert_rows(conn, s.dead_letters, [row])
 
-        self.db.run(work, retry=True)
+        for attempt in range(3):
+            try:
+                self.db.run(work, retry=True)
+                return
+            except DuplicateError:  # parked by another consumer: run again, finding it so
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _take_turn(self, conn: Connection) -> None:
+        # The transaction's first statement, a write: it waits for a concurrent batch to
+        # end, and no read came before it (MariaDB's repeatable read takes its snapshot
+        # at the first read, PostgreSQL's read committed at each statement).
+        upsert(conn, self.schema.writer, [{"id": 1, "batches": 1}], keys=("id",), add=("batches",))
 
     def _apply(self, uow: UnitOfWork, deliveries: Sequence[Delivery]) -> ApplyResult:
         s = self.schema
         conn = uow.session.connection()
-        # The transaction's first statement, a write: it waits for a concurrent batch to
-        # end, and no read came before it (MariaDB's repeatable read takes its snapshot
-        # at the first read, PostgreSQL's read committed at each statement).
-        upsert(conn, s.writer, [{"id": 1, "batches": 1}], keys=("id",), add=("batches",))
+        self._take_turn(conn)
         parsed: list[tuple[str, Wire | None, Delivery, str]] = []
         seen: set[str] = set()
         duplicates = 0
