@@ -252,11 +252,20 @@ class Storefront:
         if cart_id is None:
             raise NotFoundError("the cart is empty")
 
-        def work() -> tuple[Listing, int]:
+        def work() -> tuple[Listing | None, int]:
             # Unlike an add, a remove never starts a new cart (see _change): the line
             # is in the frozen cart (the checkout's, refused) or in none (nothing to do).
             cart = self.c.carts.get(str(cart_id))
             before = cart.lines.get(sku, 0)
+            # The listing (for Product Removed) is read before the write: a catalog
+            # that fails refuses the remove rather than report one that was made.
+            listing: Listing | None = None
+            try:
+                listing = self._listing_for(sku)
+            except NotFoundError:
+                if not before:
+                    raise
+                # a line whose product the shop no longer lists: removed all the same
             frozen = cart.status is CartStatus.FROZEN
             if not frozen:
                 try:
@@ -268,10 +277,10 @@ class Storefront:
                     "this item is in a checkout waiting for its 3-D Secure challenge:"
                     " answer the challenge (a failed one gives the cart back) to change it"
                 )
-            return self._listing_for(sku), 0 if frozen else before
+            return listing, 0 if frozen else before
 
         listing, before = await run_in_threadpool(work)
-        if before:
+        if before and listing is not None:
             self.shop.track(product_removed(listing.id, listing.price, before, **s.ident()))
         return await self.cart(s)
 

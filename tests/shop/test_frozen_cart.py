@@ -289,3 +289,25 @@ def test_removing_a_line_of_the_frozen_cart_during_3ds_starts_no_cart(
     removed = client.post("/api/cart/remove", json={"sku": first})
     assert removed.status_code == 200, removed.text
     assert lines(removed.json()) == {}
+
+
+def test_a_remove_the_catalog_fails_for_changes_nothing(
+    client: httpx.Client, served: tuple[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing (for Product Removed) is read before the line is removed: a catalog that
+    fails answers 503 and the line is still there. It had been removed, answered 503."""
+    from commercekit.errors import DatabaseUnavailableError
+
+    shop = served[1]
+    first, second = two_skus(client)
+    client.post("/api/cart/add", json={"sku": first, "qty": 1})
+    client.post("/api/cart/add", json={"sku": second, "qty": 1})
+
+    def down(product_id: str) -> Any:
+        raise DatabaseUnavailableError("the catalog is unavailable")
+
+    monkeypatch.setattr(shop.catalog, "get", down)
+    failed = client.post("/api/cart/remove", json={"sku": second})
+    monkeypatch.undo()
+    assert failed.status_code == 503, failed.text
+    assert lines(client.get("/api/cart").json()) == {first: 1, second: 1}
