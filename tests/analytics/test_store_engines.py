@@ -209,3 +209,22 @@ def test_two_consumers_parking_the_same_message_park_it_once(engine: Engine) -> 
     parked = Reports(store).dead_letters()
     assert sorted(p["handle"] for p in parked) == sorted(d.handle for d in messages)
     assert store.is_processed([f"m{i}" for i in range(20)]) == {f"m{i}" for i in range(20)}
+
+
+def test_sql_log_groups_differing_only_in_case_keep_their_own_offsets(engine: Engine) -> None:
+    """Consumer groups ``Analytics`` and ``analytics`` of one SqlEventLog read the log each
+    for itself: on MariaDB the offsets' key compared case-insensitively, so the second
+    group started where the first had acknowledged and never read those messages."""
+    from commercekit.analytics import LogRecord, SqlEventLog
+
+    first = SqlEventLog(engine, group="Analytics")
+    first.create()
+    first.publish([LogRecord(f"e{i}", b"{}") for i in range(3)])
+    first.acknowledge(first.consume(10, 0))
+    first.close()
+    for group in ("analytics", "analytics "):
+        other = SqlEventLog(engine, group=group)
+        delivered = other.consume(10, 0)
+        assert [d.event_id for d in delivered] == ["e0", "e1", "e2"], group
+        other.acknowledge(delivered)
+        other.close()

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from sqlalchemy import BigInteger, Column, Engine, Integer, MetaData, String, Table, select
 from sqlalchemy import exc as sa_exc
 
-from commercekit.analytics._sql import LongBlob, upsert
+from commercekit.analytics._sql import ExactString, LongBlob, upsert
 from commercekit.errors import ConfigurationError, RepositoryError, UnavailableError
 
 from ._log import Delivery, LogRecord, _limits, _polled
@@ -83,7 +83,7 @@ class SqlEventLog:
         self.offsets = Table(
             f"{prefix}offsets",
             self.metadata,
-            Column("grp", String(100), primary_key=True),
+            Column("grp", ExactString(100), primary_key=True),
             Column("seq", BigInteger, nullable=False),
         )
         self.publisher = Table(
