@@ -30,7 +30,7 @@ def test_upgrading_an_empty_postgres_database_gives_the_metadata() -> None:
             upgrade(engine)
             with engine.connect() as conn:
                 context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-                assert context.get_current_revision() == "0007"
+                assert context.get_current_revision() == "0008"
                 diff = compare_metadata(context, metadata)
                 tables = set(sa.inspect(conn).get_table_names())
             assert diff == []
@@ -92,5 +92,35 @@ def test_mariadb_keeps_timestamps_in_double_precision_from_0007() -> None:
             assert types(engine) == {"DOUBLE"}
             downgrade(engine, "0006")
             assert types(engine) == {"FLOAT"}
+        finally:
+            engine.dispose()
+
+
+def test_mariadb_compares_outbox_event_ids_exactly_from_0008() -> None:
+    """The outbox's unique event id ignored case and trailing spaces on MariaDB (``e1``
+    after ``E1`` was "stored already" and dropped). 0008 makes it binary; down is as made."""
+    from commercekit.commerce.migrations import downgrade, upgrade
+
+    query = sa.text(
+        "SELECT collation_name FROM information_schema.columns WHERE table_schema = DATABASE()"
+        " AND table_name = 'commercekit_outbox' AND column_name = 'event_id'"
+    )
+    with h.scratch_database(h.MARIADB, "MariaDB") as url:
+        engine = engine_from_url(url)
+        try:
+            upgrade(engine, "0007")
+            with engine.connect() as conn:
+                assert conn.scalar(query) != "utf8mb4_nopad_bin"
+            upgrade(engine)
+            with engine.connect() as conn:
+                assert conn.scalar(query) == "utf8mb4_nopad_bin"
+                assert "uq_commercekit_outbox_event_id" in {
+                    i["name"] for i in sa.inspect(conn).get_indexes("commercekit_outbox")
+                } | {
+                    u["name"] for u in sa.inspect(conn).get_unique_constraints("commercekit_outbox")
+                }
+            downgrade(engine, "0007")
+            with engine.connect() as conn:
+                assert conn.scalar(query) != "utf8mb4_nopad_bin"
         finally:
             engine.dispose()

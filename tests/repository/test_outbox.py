@@ -249,3 +249,16 @@ def test_event_ids_are_time_ordered_uuid7() -> None:
     parsed = uuid.UUID(ids[0])
     assert (parsed.version, parsed.variant) == (7, uuid.RFC_4122)
     assert len({new_event_id(5) for _ in range(100)}) == 100
+
+
+def test_event_ids_differing_only_in_case_or_trailing_spaces_are_different_events(
+    setup: tuple[Database, Outbox, Table],
+) -> None:
+    """On MariaDB the event id's unique key compared case-insensitively and ignored
+    trailing spaces: appending ``e1`` after ``E1`` returned False and the event was lost."""
+    db, outbox, _ = setup
+    with db.unit_of_work() as uow:
+        for eid in ("E1", "e1", "e1 "):
+            assert outbox.append(uow, topic="orders", payload={}, event_id=eid), eid
+    with db.unit_of_work() as uow:
+        assert sorted(e.event_id for e in outbox.events(uow)) == ["E1", "e1", "e1 "]

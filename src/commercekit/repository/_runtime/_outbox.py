@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 from commercekit.errors import InvalidInputError, ReadOnlyError, UnsupportedTypeError
 from commercekit.typing import WallClock
 
+from ._exact import ExactId
 from ._uow import UnitOfWork
 
 __all__ = ["Outbox", "OutboxClaim", "OutboxEvent", "new_event_id"]
@@ -152,7 +153,7 @@ class Outbox:
                 primary_key=True,
                 autoincrement=True,
             ),
-            Column("event_id", String(_MAX_ID), nullable=False, unique=True),
+            Column("event_id", ExactId(_MAX_ID), nullable=False, unique=True),
             Column("topic", String(_MAX_NAME), nullable=False),
             Column("key", String(_MAX_NAME), nullable=True),
             Column(
