@@ -18,9 +18,11 @@ from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, LargeBinary, String, Table, Text, func
+from sqlalchemy import Connection, LargeBinary, Table, Text, func
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from commercekit.repository._runtime._exact import ExactId as ExactString
 
 __all__ = ["ExactString", "LongBlob", "LongText", "bulk", "insert_rows", "upsert"]
 
@@ -55,38 +57,6 @@ class LongBlob(TypeDecorator[bytes]):
 
             return mysql.LONGBLOB()
         return LargeBinary()
-
-
-class ExactString(TypeDecorator[str]):
-    """``VARCHAR(length)`` compared exactly: byte for byte, trailing spaces included.
-
-    For ids and other keys. SQLite and PostgreSQL compare text that way;
-    MySQL's and MariaDB's default collations compare case-insensitively and
-    pad with spaces, so ``Abc``, ``abc`` and ``abc `` were one key there. On
-    MariaDB the column is ``utf8mb4_nopad_bin``, on MySQL ``utf8mb4_0900_bin``
-    (8.0 and later).
-    """
-
-    impl = String
-    cache_ok = True
-
-    def __init__(self, length: int) -> None:
-        super().__init__(length)
-        self.length = length
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        """The dialect's type (MySQL's module is loaded by then: it is the one in use)."""
-        if dialect.name in _MYSQL:
-            from sqlalchemy.dialects import mysql
-
-            collation = exact_collation(dialect)
-            return mysql.VARCHAR(self.length, charset="utf8mb4", collation=collation)
-        return String(self.length)
-
-
-def exact_collation(dialect: Dialect) -> str:
-    """The binary, no-pad utf8mb4 collation of a MySQL or MariaDB *dialect*."""
-    return "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
 
 
 _COMPILED: dict[tuple[Any, ...], tuple[str, tuple[str, ...] | None]] = {}

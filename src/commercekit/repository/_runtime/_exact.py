@@ -14,8 +14,10 @@ __all__ = ["ExactId"]
 class ExactId(TypeDecorator[str]):
     """``VARCHAR`` compared byte for byte, trailing spaces included, on every engine.
 
-    MySQL's and MariaDB's default collations ignore case and trailing spaces,
-    so ``E1`` and ``e1`` were one event id there: the column is
+    For ids and other keys (the outbox's event ids, the analytics store's and
+    SQL event log's keys). SQLite and PostgreSQL compare text that way; MySQL's
+    and MariaDB's default collations compare case-insensitively and pad with
+    spaces, so ``E1``, ``e1`` and ``e1 `` were one key there: the column is
     ``utf8mb4_nopad_bin`` on MariaDB, ``utf8mb4_0900_bin`` on MySQL 8.
     """
 
