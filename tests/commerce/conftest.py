@@ -7,10 +7,12 @@ reservations, allocated = what committed ones still hold.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from commercekit.commerce import metadata
 from commercekit.commerce.inventory import verify_inventory
@@ -35,9 +37,12 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    engine = sqlite_engine(tmp_path / "shop.db")
+@contextlib.contextmanager
+def checked_database(engine: sa.Engine) -> Iterator[Database]:
+    """A Database on *engine* with the commerce schema; its inventory checked when it closes.
+
+    The engine is disposed of at the end, after the check.
+    """
     database = Database(ReplicatedTopology(Node("primary", engine)))
     database.create_all(metadata)
     yield database
@@ -45,3 +50,9 @@ def db(tmp_path: Path) -> Iterator[Database]:
     database.close()
     engine.dispose()
     assert report.ok, report.drift
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    with checked_database(sqlite_engine(tmp_path / "shop.db")) as database:
+        yield database

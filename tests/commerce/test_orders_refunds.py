@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 
 from commercekit.commerce import Commerce, metadata
-from commercekit.commerce.inventory import verify_inventory
 from commercekit.commerce.orders import Order, OrderStatus, PaymentStatus
 from commercekit.commerce.orders import _tables as t
 from commercekit.commerce.pricing import FlatShipping
@@ -44,7 +43,7 @@ from commercekit.payments import (
 )
 from commercekit.repository import Database, Node, ReplicatedTopology, sqlite_engine
 from tests.commerce._shop import GOOD, cart_with, check_money_invariants, make_shop, outbox_events
-from tests.commerce.conftest import FakeClock
+from tests.commerce.conftest import FakeClock, checked_database
 
 SHIPPING = FlatShipping(
     fees={c: Money.of(f, c) for c, f in (("EUR", "4.90"), ("JPY", "700"), ("KWD", "1.250"))}
@@ -56,14 +55,8 @@ def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]
     """A database with the commerce schema: a SQLite file, or a scratch PostgreSQL or MariaDB
     database."""
     if request.param == "sqlite":
-        engine = sqlite_engine(tmp_path / "shop.db")
-        db = Database(ReplicatedTopology(Node("primary", engine)))
-        db.create_all(metadata)
-        yield db
-        report = verify_inventory(db)
-        db.close()
-        engine.dispose()
-        assert report.ok, report.drift
+        with checked_database(sqlite_engine(tmp_path / "shop.db")) as db:
+            yield db
         return
     from commercekit.repository import engine_from_url
     from tests.integration._commerce import scratch_database
@@ -72,15 +65,11 @@ def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]
         "postgresql": ("postgresql://postgres@127.0.0.1:5432", "PostgreSQL"),
         "mariadb": ("mysql://root@127.0.0.1:3306", "MariaDB"),
     }[request.param]
-    with scratch_database(server, what) as url:
-        engine = engine_from_url(url, pool_size=5)
-        db = Database(ReplicatedTopology(Node("primary", engine)))
-        db.create_all(metadata)
+    with (
+        scratch_database(server, what) as url,
+        checked_database(engine_from_url(url, pool_size=5)) as db,
+    ):
         yield db
-        report = verify_inventory(db)
-        db.close()
-        engine.dispose()
-        assert report.ok, report.drift
 
 
 def shop_with_shipping(
