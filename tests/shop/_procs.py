@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -67,6 +68,64 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def shop_in_thread(
+    env: dict[str, str], name: str, *, seed: bool = True
+) -> Iterator[tuple[str, Any]]:
+    """An app server with *env*'s settings, uvicorn in a thread named *name*: its URL and Shop.
+
+    Real HTTP on loopback without a process of its own (a new process would
+    spend longer importing than most tests run). The catalog is seeded unless
+    *seed* is false; the server stops and the Shop closes at the end.
+    """
+    import uvicorn
+    from shop.root import build_shop
+    from shop.seed import seed as seed_shop
+    from shop.settings import Settings
+    from shop.web import create_app
+
+    settings = Settings.from_env(env)
+    shop = build_shop(settings)
+    try:
+        if seed:
+            seed_shop(shop)
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings, shop),
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                access_log=False,
+            )
+        )
+        thread = threading.Thread(target=server.run, name=name, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not server.started:
+                assert thread.is_alive(), "uvicorn stopped at start"
+                assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
+                time.sleep(0.02)
+            yield f"http://127.0.0.1:{port}", shop
+        finally:
+            server.should_exit = True
+            thread.join(timeout=15)
+    finally:
+        shop.close()
+
+
+CHECKOUT_ADDRESS = {
+    "name": "Ada Lovelace",
+    "line1": "Main St 1",
+    "city": "Berlin",
+    "postcode": "10115",
+    "country": "DE",
+}
+# The checkout form's fields but the card number.
+ADDRESS = {**CHECKOUT_ADDRESS, "expiry": "12/30", "cvc": "123"}
 
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')

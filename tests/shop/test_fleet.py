@@ -14,15 +14,8 @@ import pytest
 from shop.fleet import Fleet
 from shop.root import build_shop
 
-ADDRESS = {
-    "name": "Ada Lovelace",
-    "line1": "Main St 1",
-    "city": "Berlin",
-    "postcode": "10115",
-    "country": "DE",
-    "expiry": "12/30",
-    "cvc": "123",
-}
+from tests.shop._procs import ADDRESS
+
 SERVED_BY = re.compile(r"served by (app-\d)")
 
 

@@ -20,8 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.shop._procs import csrf_of, free_port, shop_env
-from tests.shop.test_storefront import ADDRESS
+from tests.shop._procs import ADDRESS, csrf_of, shop_env, shop_in_thread
 
 THREE_DS = "4000000000003220"
 
@@ -29,34 +28,9 @@ THREE_DS = "4000000000003220"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
     """The app's URL and its Shop (for what the background worker would do meanwhile)."""
-    import uvicorn
-    from shop.root import build_shop
-    from shop.seed import seed
-    from shop.settings import Settings
-    from shop.web import create_app
-
-    settings = Settings.from_env(
-        shop_env(tmp_path_factory.mktemp("shop-frozen"), SHOP_SEED_PRODUCTS="6")
-    )
-    shop = build_shop(settings)
-    seed(shop)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, shop), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="shop-frozen", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive(), "uvicorn stopped at start"
-            assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}", shop
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        shop.close()
+    env = shop_env(tmp_path_factory.mktemp("shop-frozen"), SHOP_SEED_PRODUCTS="6")
+    with shop_in_thread(env, "shop-frozen") as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

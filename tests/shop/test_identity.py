@@ -10,15 +10,7 @@ from commercekit.analytics import AnalyticsConsumer, AnalyticsStore, OutboxRelay
 from commercekit.commerce import OUTBOX
 from commercekit.payments import Card
 from commercekit.repository import Database, ReplicatedTopology
-from tests.shop._procs import shop_env
-
-ADDRESS = {
-    "name": "Ada Lovelace",
-    "line1": "Main St 1",
-    "city": "Berlin",
-    "postcode": "10115",
-    "country": "DE",
-}
+from tests.shop._procs import CHECKOUT_ADDRESS, shop_env
 
 
 def test_browsing_before_sign_in_and_the_order_after_count_as_one_person(tmp_path: Path) -> None:
@@ -43,7 +35,7 @@ def test_browsing_before_sign_in_and_the_order_after_count_as_one_person(tmp_pat
                 await front.add(visitor, sku)
                 await front.sign_in(visitor, "ada@example.com", "secret-1")
                 placed = await front.checkout(
-                    visitor, Card("4242424242424242", 12, 2030, cvv="123"), ADDRESS
+                    visitor, Card("4242424242424242", 12, 2030, cvv="123"), CHECKOUT_ADDRESS
                 )
                 assert not hasattr(placed, "challenge")
             finally:

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.shop._procs import csrf_of, free_port, shop_env
+from tests.shop._procs import csrf_of, shop_env, shop_in_thread
 from tests.shop.conftest import browser_page
 
 pytestmark = pytest.mark.integration
@@ -35,12 +35,6 @@ def pg_app(
     The app server is uvicorn in a thread of this process (real HTTP on
     loopback): a new process would spend longer importing than the test runs.
     """
-    import uvicorn
-    from shop.root import build_shop
-    from shop.seed import seed
-    from shop.settings import Settings
-    from shop.web import create_app
-
     from tests.integration._servers import PgCluster
 
     assert isinstance(pg_cluster, PgCluster)
@@ -60,33 +54,9 @@ def pg_app(
         SHOP_REPLICA_URLS=url("standby1"),
         SHOP_SERVER_NAME="app-pg",
     )
-    settings = Settings.from_env(env)
-    shop = build_shop(settings)
-    seed(shop)
-    cluster.wait_caught_up()  # the standby has the catalog before the first read
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, shop),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, name="shop-pg", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive(), "uvicorn stopped at start"
-            assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}", data, cluster
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        shop.close()
+    with shop_in_thread(env, "shop-pg") as (url, _):
+        cluster.wait_caught_up()  # the standby has the catalog before the first read
+        yield url, data, cluster
 
 
 def replica_statements(base: str) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import httpx
 import pytest
 from shop.fleet import Fleet
 
-from tests.shop._procs import ROOT, free_port, prom_query, prometheus, shop_env
+from tests.shop._procs import ROOT, free_port, prom_query, prometheus, shop_env, shop_in_thread
 from tests.shop.test_storefront import _admin
 
 pytestmark = pytest.mark.integration
@@ -59,33 +58,8 @@ def test_prometheus_scrapes_every_process_with_the_documented_jobs(
 @contextlib.contextmanager
 def admin_server(env: dict[str, str], *, seed: bool) -> Iterator[str]:
     """An app server (uvicorn in a thread of this process) with *env*'s settings; its URL."""
-    import uvicorn
-    from shop.root import build_shop
-    from shop.seed import seed as seed_shop
-    from shop.settings import Settings
-    from shop.web import create_app
-
-    settings = Settings.from_env(env)
-    shop = build_shop(settings)
-    if seed:
-        seed_shop(shop)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, shop), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="shop-admin", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive(), "uvicorn stopped at start"
-            assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        shop.close()
+    with shop_in_thread(env, "shop-admin", seed=seed) as (url, _):
+        yield url
 
 
 def test_the_admin_reads_its_operations_charts_from_prometheus(

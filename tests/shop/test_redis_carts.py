@@ -11,8 +11,6 @@ closed in Redis.
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,18 +19,14 @@ import httpx
 import pytest
 
 from tests.commerce.test_cart_store_contract import REDIS_URL, drop_prefix, redis_store
-from tests.shop._procs import free_port, shop_env
-from tests.shop.test_storefront import ADDRESS, in_stock_sku
+from tests.shop._procs import ADDRESS, shop_env, shop_in_thread
+from tests.shop.test_storefront import in_stock_sku
 
 
 @pytest.fixture(scope="module")
 def redis_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """(app server URL, the carts' Redis key prefix)."""
-    import uvicorn
-    from shop.root import build_shop
-    from shop.seed import seed
     from shop.settings import Settings
-    from shop.web import create_app
 
     prefix = f"ck-test:shop:{uuid.uuid4().hex[:12]}:"
     redis_store(prefix).close()  # skips (fails under REQUIRE_SERVICES) without Redis
@@ -45,33 +39,11 @@ def redis_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, s
         SHOP_SEED_PRODUCTS="6",
         SHOP_SERVER_NAME="app-redis",
     )
-    settings = Settings.from_env(env)
-    assert settings.cart_store == "redis"
-    shop = build_shop(settings)
-    seed(shop)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, shop),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, name="shop-redis", daemon=True)
-    thread.start()
+    assert Settings.from_env(env).cart_store == "redis"
     try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive(), "uvicorn stopped at start"
-            assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}", prefix
+        with shop_in_thread(env, "shop-redis") as (url, _):
+            yield url, prefix
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        shop.close()
         drop_prefix(prefix)
 
 

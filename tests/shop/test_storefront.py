@@ -14,17 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from commercekit.analytics import SqlEventLog
-from tests.shop._procs import csrf_of
-
-ADDRESS = {
-    "name": "Ada Lovelace",
-    "line1": "Main St 1",
-    "city": "Berlin",
-    "postcode": "10115",
-    "country": "DE",
-    "expiry": "12/30",
-    "cvc": "123",
-}
+from tests.shop._procs import ADDRESS, csrf_of
 
 
 def in_stock_sku(c: httpx.Client, product_id: str | None = None) -> tuple[str, str]:
