@@ -182,6 +182,17 @@ def order_refunded(order_id: str, total: Money, **ident: Any) -> AnalyticsEvent:
     )
 
 
+def _link_ident(call: str, ids: Mapping[str, str], ident: Mapping[str, Any]) -> dict[str, Any]:
+    # What identify and alias check alike: two distinct ids, then the identity keywords.
+    # (An id that is one of the call's parameters cannot come in **ident: Python refuses it.)
+    for key, value in ids.items():
+        _text(key, value)
+    first, second = ids.values()
+    if first == second:
+        raise InvalidInputError(f"{call} links two ids, got {first!r} twice")
+    return _ident(ident)
+
+
 def identify(
     customer_id: str, anonymous_id: str, *, traits: Mapping[str, Any] | None = None, **ident: Any
 ) -> AnalyticsEvent:
@@ -192,14 +203,8 @@ def identify(
     one, as the customer's (see "Identity" in ``docs/analytics.md``).
     *traits* are Segment's traits (plain JSON; keep secrets out of them).
     """
-    _text("customer_id", customer_id)
-    _text("anonymous_id", anonymous_id)
-    if customer_id == anonymous_id:
-        raise InvalidInputError(f"identify links two ids, got {customer_id!r} twice")
-    ident = _ident(ident)
-    for key in ("customer_id", "anonymous_id"):
-        if key in ident:
-            raise InvalidInputError(f"{key} is identify's own argument")
+    ids = {"customer_id": customer_id, "anonymous_id": anonymous_id}
+    ident = _link_ident("identify", ids, ident)
     props = {} if traits is None else {"traits": dict(traits)}
     return AnalyticsEvent(
         "Identify", props, customer_id=customer_id, anonymous_id=anonymous_id, **ident
@@ -208,14 +213,9 @@ def identify(
 
 def alias(previous_id: str, customer_id: str, **ident: Any) -> AnalyticsEvent:
     """``Alias``: the events of *previous_id* are customer *customer_id*'s (Segment's alias)."""
-    _text("previous_id", previous_id)
-    _text("customer_id", customer_id)
-    if previous_id == customer_id:
-        raise InvalidInputError(f"alias links two ids, got {customer_id!r} twice")
-    ident = _ident(ident)
-    for key in ("customer_id", "anonymous_id"):
-        if key in ident:
-            raise InvalidInputError(f"{key} is alias's own argument")
+    ident = _link_ident("alias", {"previous_id": previous_id, "customer_id": customer_id}, ident)
+    if "anonymous_id" in ident:
+        raise InvalidInputError("anonymous_id is alias's own argument")
     return AnalyticsEvent("Alias", {"previous_id": previous_id}, customer_id=customer_id, **ident)
 
 
