@@ -11,8 +11,8 @@ transaction, and counts as processed.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import attrs
 from sqlalchemy import Connection, MetaData, bindparam, select
@@ -31,6 +31,8 @@ from ._per_person import PerPerson
 from ._schema import Schema
 
 __all__ = ["AnalyticsStore", "ApplyResult"]
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -100,13 +102,7 @@ class AnalyticsStore:
         progress, a person's purchases and links) this one wrote, not a
         snapshot from before it.
         """
-        for attempt in range(3):
-            try:
-                return self.db.run(lambda uow: self._apply(uow, deliveries), retry=True).value
-            except DuplicateError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._run(lambda uow: self._apply(uow, deliveries))
 
     def park(self, delivery: Delivery, reason: str) -> None:
         """Park one delivery in ``dead_letters`` (once, keyed like a processed event).
@@ -130,11 +126,19 @@ class AnalyticsStore:
             row = _dead_letter(delivery, delivery.event_id, reason, int(self._clock() * 1000))
             insert_rows(conn, s.dead_letters, [row])
 
+        self._run(work)
+
+    def _run(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Run *work* in one transaction (retried whole on a transient failure).
+
+        A unique-key clash (a concurrent consumer committed the same event ids,
+        or parked the same message, first) runs it again: it then finds them
+        processed.
+        """
         for attempt in range(3):
             try:
-                self.db.run(work, retry=True)
-                return
-            except DuplicateError:  # parked by another consumer: run again, finding it so
+                return self.db.run(work, retry=True).value
+            except DuplicateError:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
